@@ -1,0 +1,1 @@
+"""The protobuf contracts: code generation and the registry of event types."""
