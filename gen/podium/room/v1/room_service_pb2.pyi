@@ -1062,3 +1062,46 @@ class DenySpeakRequestResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DenySpeakRequestResponse: _TypeAlias = DenySpeakRequestResponse  # noqa: Y015
+
+@_typing.final
+class GetMediaEndpointRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SPACE_ID_FIELD_NUMBER: _builtins.int
+    space_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        space_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["space_id", b"space_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetMediaEndpointRequest: _TypeAlias = GetMediaEndpointRequest  # noqa: Y015
+
+@_typing.final
+class GetMediaEndpointResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ADDRESS_FIELD_NUMBER: _builtins.int
+    RELAY_ID_FIELD_NUMBER: _builtins.int
+    address: _builtins.str
+    """host:port of the relay's gRPC server."""
+    relay_id: _builtins.str
+    """The relay instance's id on the hash ring."""
+    def __init__(
+        self,
+        *,
+        address: _builtins.str = ...,
+        relay_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "relay_id", b"relay_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetMediaEndpointResponse: _TypeAlias = GetMediaEndpointResponse  # noqa: Y015

@@ -149,6 +149,11 @@ class RoomServiceStub:
                 request_serializer=podium_dot_room_dot_v1_dot_room__service__pb2.DenySpeakRequestRequest.SerializeToString,
                 response_deserializer=podium_dot_room_dot_v1_dot_room__service__pb2.DenySpeakRequestResponse.FromString,
                 _registered_method=True)
+        self.GetMediaEndpoint = channel.unary_unary(
+                '/podium.room.v1.RoomService/GetMediaEndpoint',
+                request_serializer=podium_dot_room_dot_v1_dot_room__service__pb2.GetMediaEndpointRequest.SerializeToString,
+                response_deserializer=podium_dot_room_dot_v1_dot_room__service__pb2.GetMediaEndpointResponse.FromString,
+                _registered_method=True)
 
 
 class RoomServiceServicer:
@@ -313,6 +318,13 @@ class RoomServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetMediaEndpoint(self, request, context):
+        """Which media relay serves the Space (consistent hashing over the configured relays).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RoomServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -425,6 +437,11 @@ def add_RoomServiceServicer_to_server(servicer, server):
                     servicer.DenySpeakRequest,
                     request_deserializer=podium_dot_room_dot_v1_dot_room__service__pb2.DenySpeakRequestRequest.FromString,
                     response_serializer=podium_dot_room_dot_v1_dot_room__service__pb2.DenySpeakRequestResponse.SerializeToString,
+            ),
+            'GetMediaEndpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMediaEndpoint,
+                    request_deserializer=podium_dot_room_dot_v1_dot_room__service__pb2.GetMediaEndpointRequest.FromString,
+                    response_serializer=podium_dot_room_dot_v1_dot_room__service__pb2.GetMediaEndpointResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1026,6 +1043,33 @@ class RoomService:
             '/podium.room.v1.RoomService/DenySpeakRequest',
             podium_dot_room_dot_v1_dot_room__service__pb2.DenySpeakRequestRequest.SerializeToString,
             podium_dot_room_dot_v1_dot_room__service__pb2.DenySpeakRequestResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMediaEndpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/podium.room.v1.RoomService/GetMediaEndpoint',
+            podium_dot_room_dot_v1_dot_room__service__pb2.GetMediaEndpointRequest.SerializeToString,
+            podium_dot_room_dot_v1_dot_room__service__pb2.GetMediaEndpointResponse.FromString,
             options,
             channel_credentials,
             insecure,

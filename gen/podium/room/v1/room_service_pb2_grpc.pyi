@@ -82,6 +82,8 @@ class RoomServiceStub:
     """Approves a request to speak; the user becomes a speaker. Host or co-host."""
     DenySpeakRequest: _grpc.UnaryUnaryMultiCallable[_room_service_pb2.DenySpeakRequestRequest, _room_service_pb2.DenySpeakRequestResponse]
     """Denies a request to speak. Host or co-host."""
+    GetMediaEndpoint: _grpc.UnaryUnaryMultiCallable[_room_service_pb2.GetMediaEndpointRequest, _room_service_pb2.GetMediaEndpointResponse]
+    """Which media relay serves the Space (consistent hashing over the configured relays)."""
 
 @_typing.type_check_only
 class RoomServiceAsyncStub(RoomServiceStub):
@@ -137,6 +139,8 @@ class RoomServiceAsyncStub(RoomServiceStub):
     """Approves a request to speak; the user becomes a speaker. Host or co-host."""
     DenySpeakRequest: _aio.UnaryUnaryMultiCallable[_room_service_pb2.DenySpeakRequestRequest, _room_service_pb2.DenySpeakRequestResponse]  # type: ignore[assignment]
     """Denies a request to speak. Host or co-host."""
+    GetMediaEndpoint: _aio.UnaryUnaryMultiCallable[_room_service_pb2.GetMediaEndpointRequest, _room_service_pb2.GetMediaEndpointResponse]  # type: ignore[assignment]
+    """Which media relay serves the Space (consistent hashing over the configured relays)."""
 
 class RoomServiceServicer(metaclass=_abc_1.ABCMeta):
     """RoomService owns a Space's lifecycle, membership and roles.
@@ -321,5 +325,13 @@ class RoomServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_room_service_pb2.DenySpeakRequestResponse, _abc.Awaitable[_room_service_pb2.DenySpeakRequestResponse]]:
         """Denies a request to speak. Host or co-host."""
+
+    @_abc_1.abstractmethod
+    def GetMediaEndpoint(
+        self,
+        request: _room_service_pb2.GetMediaEndpointRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_room_service_pb2.GetMediaEndpointResponse, _abc.Awaitable[_room_service_pb2.GetMediaEndpointResponse]]:
+        """Which media relay serves the Space (consistent hashing over the configured relays)."""
 
 def add_RoomServiceServicer_to_server(servicer: RoomServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

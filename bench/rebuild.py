@@ -1,0 +1,145 @@
+"""Projection rebuild rate against raw aiokafka consumption of the same topic.
+
+Writes N realistic room events (Spaces created and started, listeners joining,
+leaving, asking to speak, being approved) to a fresh topic, then in the same
+run measures:
+  raw        an AIOKafkaConsumer reading every record (no decoding),
+  projection the room's SpaceDirectory rebuilt by the ProjectionRunner
+             (decode envelope and payload, dedupe by stream version, evolve).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from aiokafka import AIOKafkaProducer
+
+from libs.config.settings import PodiumSettings
+from libs.events.envelope import Causation, wrap
+from libs.events.kafka import make_reader, partitions_of
+from libs.events.topics import DEAD_LETTER, TopicSpec, ensure_topics
+from libs.projection.runner import ProjectionRunner
+from podium.room.v1 import room_events_pb2 as ev
+from podium.room.v1 import room_types_pb2 as types
+from services.room.projections.space_directory import SpaceDirectory
+
+
+@dataclass
+class RebuildResult:
+    events: int
+    raw_seconds: float
+    projection_seconds: float
+
+    @property
+    def raw_rate(self) -> float:
+        return self.events / self.raw_seconds
+
+    @property
+    def projection_rate(self) -> float:
+        return self.events / self.projection_seconds
+
+    @property
+    def ratio(self) -> float:
+        return self.projection_rate / self.raw_rate
+
+
+def space_story(space_id: str, listeners: int) -> list:
+    """One Space's events: created, started, listeners come and go, one speaks."""
+    host = f"host-{space_id}"
+    events = [
+        ev.SpaceCreated(
+            space_id=space_id, host_user_id=host, title="bench", join_policy=types.JOIN_POLICY_ANYONE
+        ),
+        ev.SpaceStarted(space_id=space_id, host_user_id=host),
+        ev.ParticipantJoined(space_id=space_id, user_id=host, role=types.ROLE_HOST),
+    ]
+    for i in range(listeners):
+        user = f"u{i}-{space_id[:8]}"
+        events.append(ev.ParticipantJoined(space_id=space_id, user_id=user, role=types.ROLE_LISTENER))
+        if i % 10 == 0:
+            events.append(ev.SpeakRequested(space_id=space_id, user_id=user))
+        if i % 7 == 0:
+            events.append(ev.ParticipantLeft(space_id=space_id, user_id=user))
+    return events
+
+
+async def write_events(settings: PodiumSettings, topic: TopicSpec, total: int, per_space: int = 500) -> int:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers, linger_ms=20, max_batch_size=1 << 20
+    )
+    await producer.start()
+    written = 0
+    now = datetime.now(UTC)
+    cause = Causation("bench", "bench", "bench")
+    try:
+        while written < total:
+            space_id = str(uuid.uuid4())
+            story = space_story(space_id, per_space)[: total - written]
+            futures = []
+            for version, payload in enumerate(story, start=1):
+                envelope = wrap(
+                    payload,
+                    producer="room",
+                    stream_id=f"space-{space_id}",
+                    version=version,
+                    space_id=space_id,
+                    occurred_at=now,
+                    causation=cause,
+                )
+                futures.append(
+                    await producer.send(topic.name, envelope.SerializeToString(), key=space_id.encode())
+                )
+            await asyncio.gather(*futures)
+            written += len(story)
+    finally:
+        await producer.stop()
+    return written
+
+
+async def raw_consume(settings: PodiumSettings, topic: TopicSpec, expected: int) -> float:
+    reader = make_reader(settings, "bench-raw")
+    await reader.start()
+    try:
+        parts = await partitions_of(reader, topic.name)
+        reader.assign(parts)
+        await reader.seek_to_beginning(*parts)
+        count = 0
+        started = time.perf_counter()
+        while count < expected:
+            batch = await reader.getmany(timeout_ms=200, max_records=2000)
+            count += sum(len(records) for records in batch.values())
+        return time.perf_counter() - started
+    finally:
+        await reader.stop()
+
+
+class _Directory(SpaceDirectory):
+    def __init__(self, topic: TopicSpec):
+        super().__init__()
+        self.topics = (topic,)
+
+
+async def projection_rebuild(settings: PodiumSettings, topic: TopicSpec, expected: int) -> float:
+    directory = _Directory(topic)
+    runner = ProjectionRunner(settings, directory, client_id="bench-rebuild")
+    await runner.start()
+    try:
+        await runner.caught_up.wait()
+        assert runner.stats.applied == expected, (runner.stats, expected)
+        assert runner.stats.caught_up_after is not None
+        return runner.stats.caught_up_after
+    finally:
+        await runner.stop()
+
+
+async def run(settings: PodiumSettings, events: int) -> RebuildResult:
+    topic = TopicSpec(f"bench.rebuild.{uuid.uuid4().hex[:8]}.v1", "benchmark copy of the room topic")
+    await ensure_topics(settings.kafka_bootstrap_servers, (topic, DEAD_LETTER), settings.topic_partitions, 1)
+    written = await write_events(settings, topic, events)
+    raw = await raw_consume(settings, topic, written)
+    projection = await projection_rebuild(settings, topic, written)
+    return RebuildResult(written, raw, projection)

@@ -1,0 +1,629 @@
+"""Every benchmark, against the real stack, in one run: `python -m bench`.
+
+    python -m bench                      # all seven, full size (several minutes)
+    python -m bench --quick              # short durations: a smoke test
+    python -m bench --only append,rebuild
+
+Benchmarks, in order: fanout, commands, rebuild, append, presence, moderation,
+replay. Each starts what it needs (embedded broker, a fresh database on the
+local PostgreSQL, service processes) and tears it down. Each result has the
+measured numbers, its targets (a bound or a ratio) and whether each is met,
+the CPU seconds of every process it ran, and the load average around it.
+Afterwards the benchmark furthest from a target is run again with py-spy
+attached to its service process (or to this process, for the in-process
+ones), and the top functions are saved ("where the time goes").
+
+Writes bench/results/<timestamp>.json and .md, and replaces the generated
+section of bench/RESULTS.md (between the markers), keeping the rest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import SimpleNamespace
+
+import psutil
+
+from bench import stack as bench_stack
+from bench.profiling import CpuMeter, Profiler
+
+HERE = Path(__file__).parent
+RESULTS_DIR = HERE / "results"
+RESULTS_MD = HERE / "RESULTS.md"
+BEGIN = "<!-- bench:generated:begin (python -m bench writes this section; edit outside it) -->"
+END = "<!-- bench:generated:end -->"
+
+
+# Targets
+
+
+def target(name: str, measured, bound: float, kind: str, unit: str = "", note: str = "") -> dict:
+    """kind: '>=' (at least) or '<=' / '<' (at most). `shortfall` > 1 means missed by that factor."""
+    ok = measured == measured and measured is not None  # not NaN / None
+    if kind == ">=":
+        met = ok and measured >= bound
+        shortfall = (bound / measured) if ok and measured > 0 else float("inf")
+    else:
+        met = ok and (measured < bound if kind == "<" else measured <= bound)
+        shortfall = (measured / bound) if ok and bound > 0 else float("inf")
+    return {
+        "name": name,
+        "measured": measured,
+        "target": f"{kind} {bound:g}{unit}",
+        "unit": unit,
+        "met": bool(met),
+        "shortfall": round(shortfall, 2) if shortfall != float("inf") else None,
+        **({"note": note} if note else {}),
+    }
+
+
+def info(name: str, measured, unit: str = "", note: str = "") -> dict:
+    """A measured figure with no target."""
+    return {"name": name, "measured": measured, "target": "none (reported)", "met": None, "unit": unit} | (
+        {"note": note} if note else {}
+    )
+
+
+# The benchmarks
+
+
+async def fanout(quick: bool) -> dict:
+    from bench import media_fanout
+
+    argv = ["--subscribers", "10", "--seconds", "3", "--warmup", "1", "--subscriber-processes", "1"]
+    args = media_fanout.parse_args(argv if quick else [])
+    raw = await media_fanout.main(args)
+    relay, naive = raw["relay"], raw.get("naive", {})
+    nominal = args.subscribers * 10 * 50
+    lat = relay["latency_ms"]
+    return {
+        "raw": raw,
+        "summary": f"{args.subscribers} gateways x 10 speakers x 50 frames/s, {args.seconds:g} s window",
+        "targets": [
+            target(
+                "frame deliveries/s", relay["deliveries_per_s"], 50_000 if not quick else nominal, ">=", "/s"
+            ),
+            target("frames lost at nominal load", relay["lost_in_window"], 0, "<="),
+            target("p99 publish → receive", lat["p99"], 20, "<", " ms"),
+            target("p99.9 publish → receive", lat["p99.9"], 40, "<", " ms"),
+            info("p50 publish → receive", lat["p50"], " ms"),
+            target(
+                "deliveries/s vs naive per-frame streaming",
+                raw.get("ratio_deliveries"),
+                1,
+                ">=",
+                "x",
+                note=f"naive {naive.get('deliveries_per_s')}/s, p99 {naive.get('latency_ms', {}).get('p99')} ms; "
+                f"server CPU per delivery naive/relay = {raw.get('ratio_cpu_per_delivery')}x",
+            ),
+        ],
+        "profile_service": "media-relay",
+    }
+
+
+async def commands(quick: bool) -> dict:
+    from bench import room
+
+    args = SimpleNamespace(
+        rate=200 if quick else 1000,
+        duration=2 if quick else 10,
+        spaces=10 if quick else 50,
+        rebuild_events=0,
+        skip_commands=False,
+        skip_rebuild=True,
+    )
+    raw = await room.main(args)
+    j = raw["joins"]
+    return {
+        "raw": raw,
+        "summary": f"JoinSpace open loop at {args.rate}/s for {args.duration} s over {args.spaces} Spaces",
+        "targets": [
+            target(
+                "JoinSpace/s sustained",
+                j["sustained_joins_per_s"],
+                1000 if not quick else args.rate,
+                ">=",
+                "/s",
+            ),
+            target("p99 command → visible in another process", j["visible_p99_ms"], 50, "<", " ms"),
+            info("p50 command → visible", j["visible_p50_ms"], " ms"),
+            info("p99 command → gRPC answer", j["ack_p99_ms"], " ms"),
+            info(
+                "acknowledged / planned", f"{j['acknowledged']}/{j['planned']}", note=f"errors {j['errors']}"
+            ),
+        ],
+        "profile_service": "room",
+    }
+
+
+async def rebuild(quick: bool) -> dict:
+    from bench.rebuild import run as run_rebuild
+    from bench.stack import BenchStack
+    from libs.config.settings import PodiumSettings
+
+    events = 10_000 if quick else 200_000
+    async with BenchStack() as stack:
+        r = await run_rebuild(PodiumSettings(kafka_bootstrap_servers=stack.bootstrap), events)
+    return {
+        "raw": {
+            "events": r.events,
+            "raw_events_per_s": round(r.raw_rate),
+            "projection_events_per_s": round(r.projection_rate),
+            "ratio": round(r.ratio, 3),
+        },
+        "summary": f"{r.events:,} room events, 6 partitions, read twice in the same run",
+        "targets": [
+            info("projection rebuild events/s", round(r.projection_rate), "/s"),
+            info("raw aiokafka events/s", round(r.raw_rate), "/s"),
+            target("rebuild vs raw aiokafka", round(r.ratio, 3), 0.5, ">=", "x"),
+        ],
+        "profile_service": "self",
+    }
+
+
+async def append(quick: bool) -> dict:
+    from bench import append as bench_append
+
+    events = 200 if quick else 4_000
+    raw = await bench_append.run(events, 10, 8, (8_000, 2_000))
+    targets = []
+    for shape in ("single", "batch"):
+        s = raw[shape]
+        label = "1 event per append" if shape == "single" else f"{s['events_per_append']} events per append"
+        targets += [
+            info(f"podium append events/s ({label})", s["podium"]["events_per_s"], "/s"),
+            info(
+                f"vs raw asyncpg ({label})",
+                s["ratio_vs_raw"],
+                "x",
+                note=f"raw {s['raw_asyncpg']['events_per_s']}/s",
+            ),
+            target(
+                f"vs eventsourcing library ({label})",
+                s["ratio_vs_eventsourcing"],
+                2,
+                ">=",
+                "x",
+                note=f"eventsourcing {s['eventsourcing']['events_per_s']}/s",
+            ),
+        ]
+    return {
+        "raw": raw,
+        "summary": f"{events:,} events per shape and writer, {raw['concurrency']} connections each, "
+        f"{raw['postgresql']}, synchronous_commit={raw['synchronous_commit']}",
+        "targets": targets,
+        "profile_service": "self",
+    }
+
+
+async def presence(quick: bool) -> dict:
+    from bench import presence as bench_presence
+
+    args = SimpleNamespace(
+        listeners=10_000 if quick else 100_000,
+        spaces=100 if quick else 1_000,
+        gateways=10,
+        batch=1_000 if quick else 2_000,
+        rate=5_000 if quick else 20_000,
+        duration=3 if quick else 15,
+        drain_timeout=30 if quick else 90,
+    )
+    raw = await bench_presence.main(args)
+    return {
+        "raw": raw,
+        "summary": f"{args.listeners:,} listeners in {args.spaces:,} Spaces, {args.gateways} gateways; "
+        f"heartbeats offered at {args.rate:,}/s for {args.duration} s",
+        "targets": [
+            target(
+                "heartbeat entries per CPU-second (one core)",
+                raw["entries_per_cpu_second"],
+                20_000,
+                ">=",
+                "/s",
+            ),
+            info("entries/s end to end (wall clock, shared cores)", raw["processed_entries_per_s"], "/s"),
+            target("listeners wrongly timed out", raw["wrong_timeouts"], 0, "<="),
+            target(
+                "heartbeat backlog left after the drain wait",
+                raw["heartbeat_records_not_committed_at_end"],
+                0,
+                "<=",
+                note=f"records; {raw['connected_seen']:,} of {args.listeners:,} joins seen",
+            ),
+            info(
+                "memory per 10,000 present users",
+                raw["rss_per_10k_users_mb"],
+                " MB",
+                note=f"RSS growth over {raw.get('present_when_rss_read', args.listeners):,} users present",
+            ),
+        ],
+        "profile_service": "presence",
+    }
+
+
+async def moderation(quick: bool) -> dict:
+    from bench import mute_forwarding
+
+    args = mute_forwarding.parse_args(["--spaces", "3", "--speakers", "3"] if quick else [])
+    raw = await mute_forwarding.main(args)
+    a, e = raw["stopped_after_ack_ms"], raw["stopped_after_event_reached_relay_ms"]
+    return {
+        "raw": raw,
+        "summary": f"{raw['mutes_planned']} mutes at {args.rate:g}/s over {args.spaces} Spaces, "
+        "each speaker publishing 50 frames/s around its mute",
+        "targets": [
+            target("p99 MuteParticipant ack → last frame forwarded", a["p99"], 200, "<", " ms"),
+            info("p50 ack → last frame forwarded", a["p50"], " ms"),
+            target("p99 mute reached the relay → first frame refused", e["p99"], 200, "<", " ms"),
+            info(
+                "mutes acknowledged / speakers whose frames were refused",
+                f"{raw['mutes_acknowledged']}/{raw['speakers_with_frames_refused']}",
+            ),
+        ],
+        "profile_service": "media-relay",
+    }
+
+
+async def replay(quick: bool) -> dict:
+    from bench import replay as bench_replay
+
+    args = SimpleNamespace(
+        minutes=0.5 if quick else 5, speakers=3, streams=10 if quick else 100, stream_rate=20
+    )
+    raw = await bench_replay.main(args)
+    f = raw["service_finalize"]
+    return {
+        "raw": raw,
+        "summary": f"{raw['recording_seconds']} s recorded by {args.speakers} speakers; "
+        f"{args.streams} StreamReplay calls each from the start and with a seek, open loop at "
+        f"{args.stream_rate:g}/s",
+        "targets": [
+            target(
+                "finalizing: seconds of recording per second",
+                f["recording_s_per_s"],
+                1,
+                ">=",
+                " s/s",
+                note="bound set here (faster than real time); the issue gives none",
+            ),
+            info("finalizing: seconds of recording per replay CPU-second",
+                 round(raw["recording_seconds"] / f["replay_cpu_s"], 1) if f["replay_cpu_s"] else None),
+            target("StreamReplay start p95", raw["stream_start"]["p95_ms"], 100, "<", " ms",
+                   note="bound set here; the issue gives none"),
+            target("StreamReplay seek p95", raw["seek"]["p95_ms"], 100, "<", " ms",
+                   note="bound set here; the issue gives none"),
+        ],
+        "profile_service": "replay",
+    }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    name: str
+    title: str
+    run: Callable[[bool], Awaitable[dict]]
+
+
+BENCHMARKS = (
+    Benchmark("fanout", "Relay fan-out", fanout),
+    Benchmark("commands", "Commands", commands),
+    Benchmark("rebuild", "Projection rebuild", rebuild),
+    Benchmark("append", "Event append", append),
+    Benchmark("presence", "Presence", presence),
+    Benchmark("moderation", "Moderation: mute → forwarding stopped", moderation),
+    Benchmark("replay", "Replay", replay),
+)
+
+
+# The run
+
+
+def git(*args: str) -> str:
+    return subprocess.run(["git", *args], capture_output=True, text=True, cwd=HERE.parent).stdout.strip()
+
+
+def machine() -> dict:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": model or platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+    }
+
+
+def header() -> dict:
+    dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    return {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "commit": git("rev-parse", "--short", "HEAD") + (" (with uncommitted changes)" if dirty else ""),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+async def run_one(bench: Benchmark, quick: bool, meter: CpuMeter) -> dict:
+    load_before = [round(x, 2) for x in os.getloadavg()]
+    before = meter.snapshot()
+    started = time.perf_counter()
+    try:
+        result = await bench.run(quick)
+        result["error"] = None
+    except Exception as e:  # one broken benchmark does not lose the others' results
+        import traceback
+
+        traceback.print_exc()
+        result = {"error": f"{type(e).__name__}: {e}", "targets": [], "raw": {}}
+    result["wall_seconds"] = round(time.perf_counter() - started, 1)
+    result["cpu_seconds"] = CpuMeter.delta(before, meter.snapshot())
+    result["load_average_before"] = load_before
+    result["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+    result["title"] = bench.title
+    return result
+
+
+def worst(results: dict) -> tuple[str, dict] | None:
+    """The benchmark whose target is missed by the largest factor."""
+    candidates = [
+        (t["shortfall"] if t["shortfall"] is not None else float("inf"), name, t)
+        for name, r in results.items()
+        for t in r.get("targets", [])
+        if t.get("met") is False
+    ]
+    if not candidates:
+        return None
+    _, name, t = max(candidates, key=lambda c: c[0])
+    return name, t
+
+
+async def profile(bench: Benchmark, service: str, quick: bool, out: Path) -> dict:
+    """Runs `bench` again with py-spy attached to `service` (or to this process for 'self')."""
+    profiler = None
+    if service == "self":
+        profiler = Profiler(os.getpid(), out, label="the benchmark process itself (in-process benchmark)")
+        profiler.start()
+    else:
+        bench_stack.PROFILE.clear()
+        bench_stack.PROFILE.update({"service": service, "out": out})
+    try:
+        await bench.run(quick)
+    finally:
+        if profiler is None:
+            profiler = bench_stack.PROFILE.get("profiler")
+            bench_stack.PROFILE.clear()
+        if profiler is not None:
+            profiler.stop()
+    if profiler is None:
+        return {"error": f"no {service} process was started"}
+    return profiler.summary()
+
+
+async def main(names: list[str], quick: bool, do_profile: bool, stamp: str, force_profile: str = "") -> dict:
+    os.environ.setdefault("PODIUM_LOG_LEVEL", "WARNING")
+    report = {**header(), "quick": quick, "benchmarks": {}}
+    meter = CpuMeter()
+    meter.start()
+    machine_before = psutil.cpu_times()
+    began = time.perf_counter()
+    try:
+        for bench in BENCHMARKS:
+            if bench.name not in names:
+                continue
+            print(f"== {bench.name} ==", flush=True)
+            report["benchmarks"][bench.name] = await run_one(bench, quick, meter)
+            print(json.dumps(report["benchmarks"][bench.name]["targets"], indent=1), flush=True)
+        report["benchmarks_wall_seconds"] = round(time.perf_counter() - began, 1)
+        found = worst(report["benchmarks"])
+        if force_profile and force_profile in report["benchmarks"]:
+            found = (force_profile, next(
+                (t for t in report["benchmarks"][force_profile]["targets"] if t.get("met") is False),
+                {"name": "chosen with --profile", "measured": "", "target": "", "shortfall": None},
+            ))  # fmt: skip
+        if do_profile and found:
+            name, missed = found
+            bench = next(b for b in BENCHMARKS if b.name == name)
+            service = report["benchmarks"][name].get("profile_service", "self")
+            print(f"== profiling {name} ({service}): furthest from a target: {missed['name']} ==", flush=True)
+            RESULTS_DIR.mkdir(exist_ok=True)
+            started = time.perf_counter()
+            summary = await profile(bench, service, quick, RESULTS_DIR / f"{stamp}-{name}.pyspy.txt")
+            report["profile"] = {
+                "benchmark": name,
+                "service": service,
+                "why": f"{missed['name']}: measured {missed['measured']}, target {missed['target']} "
+                + (
+                    f"(missed by {missed['shortfall']}x)" if missed["shortfall"] else "(a bound of 0, missed)"
+                ),
+                "note": "A second run of that benchmark, with the profiler attached",
+                "wall_seconds": round(time.perf_counter() - started, 1),
+                **summary,
+            }
+    finally:
+        meter.stop()
+    report["total_wall_seconds"] = round(time.perf_counter() - began, 1)
+    report["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    report["machine_cpu_during_run"] = machine_share(machine_before, psutil.cpu_times(), report)
+    return report
+
+
+def machine_share(before, after, report: dict) -> dict:
+    """How busy the whole machine was during the run, and how much of that was ours."""
+    spent = {f: getattr(after, f) - getattr(before, f) for f in after._fields}
+    total = sum(spent.values()) or 1.0
+    ours = sum(sum(r.get("cpu_seconds", {}).values()) for r in report["benchmarks"].values())
+    busy = total - spent.get("idle", 0.0) - spent.get("iowait", 0.0)
+    return {
+        "busy_share": round(busy / total, 3),
+        "steal_share": round(spent.get("steal", 0.0) / total, 3),
+        "benchmark_processes_share": round(ours / total, 3),
+        "other_work_share": round(max(0.0, busy - ours) / total, 3),
+    }
+
+
+# Writing it down
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:,.2f}".rstrip("0").rstrip(".") if abs(v) < 1000 else f"{v:,.0f}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return str(v)
+
+
+def markdown(report: dict) -> str:
+    m = report["machine"]
+    lines = [
+        f"### {report['date']} · `python -m bench{' --quick' if report['quick'] else ''}`",
+        "",
+        f"- **Machine:** {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, {m['os']}, Python {m['python']}",
+        f"- **Commit:** {report['commit']}",
+        f"- **Load average** (1, 5, 15 min) at start {report['load_average_at_start']}, "
+        f"at end {report['load_average_at_end']} (the 2 cores are shared with other work)",
+        *(
+            [
+                f"- **Machine CPU during the run:** {c['busy_share']:.0%} busy, of which the benchmarks' "
+                f"processes {c['benchmark_processes_share']:.0%} and other work {c['other_work_share']:.0%}; "
+                f"steal {c['steal_share']:.0%}"
+            ]
+            if (c := report.get("machine_cpu_during_run"))
+            else []
+        ),
+        f"- **Took** {report['total_wall_seconds']:.0f} s "
+        f"({report.get('benchmarks_wall_seconds', 0):.0f} s of benchmarks"
+        + (
+            f", {report['profile']['wall_seconds']:.0f} s the profiled re-run)"
+            if report.get("profile")
+            else ")"
+        ),
+        "",
+        "| # | Benchmark | Measure | Measured | Target | Met? |",
+        "|---|---|---|---|---|---|",
+    ]
+    for i, r in enumerate(report["benchmarks"].values(), start=1):
+        if r.get("error"):
+            lines.append(f"| {i} | {r['title']} | **failed** | {r['error']} | | |")
+            continue
+        for t in r["targets"]:
+            unit = t.get("unit", "")
+            met = {True: "yes", False: "**no**", None: "—"}[t["met"]]
+            note = f" ({t['note']})" if t.get("note") else ""
+            lines.append(
+                f"| {i} | {r['title']} | {t['name']}{note} | {_fmt(t['measured'])}{unit} | {t['target']} | {met} |"
+            )
+    lines += [
+        "",
+        "Per benchmark: what ran, wall time, load average before → after, and CPU seconds by process:",
+        "",
+    ]
+    for name, r in report["benchmarks"].items():
+        cpu = ", ".join(f"{k} {v:.2f}" for k, v in r["cpu_seconds"].items())
+        lines.append(
+            f"- **{r['title']}** (`--only {name}`): {r.get('summary', '')}; {r['wall_seconds']:.0f} s, "
+            f"load {r['load_average_before'][0]} → {r['load_average_after'][0]}; CPU-s: {cpu}"
+        )
+    p = report.get("profile")
+    if p:
+        lines += [
+            "",
+            f"**Where the time goes** — {p['benchmark']}, furthest from its target ({p['why']}). "
+            f"{p.get('note', '')}: {p.get('method', '')}, {p.get('samples', 0):,} samples.",
+        ]
+        if p.get("error"):
+            lines.append(f"Profiling failed: {p['error']}")
+        else:
+            lines += ["", "| Own time | Function | | Incl. callees | Function |", "|---|---|---|---|---|"]
+            for a, b in zip(p["top_own"][:12], p["top_inclusive"][:12], strict=False):
+                lines.append(
+                    f"| {a['share']:.1%} | `{a['function']}` | | {b['share']:.1%} | `{b['function']}` |"
+                )
+    return "\n".join(lines) + "\n"
+
+
+def update_results_md(section: str) -> None:
+    text = RESULTS_MD.read_text() if RESULTS_MD.exists() else "# Benchmark results\n"
+    block = f"{BEGIN}\n## Latest full run (generated)\n\n{section}\n{END}"
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        _, tail = rest.split(END, 1)
+        text = head + block + tail
+    else:
+        first, _, rest = text.partition("\n## ")
+        text = f"{first.rstrip()}\n\n{block}\n\n## {rest}" if rest else f"{text.rstrip()}\n\n{block}\n"
+    RESULTS_MD.write_text(text)
+
+
+def cli(argv=None) -> dict:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--only", default="", help="comma-separated: " + ",".join(b.name for b in BENCHMARKS))
+    parser.add_argument("--quick", action="store_true", help="short durations (a smoke test)")
+    parser.add_argument("--no-profile", action="store_true", help="skip the profiled re-run")
+    parser.add_argument(
+        "--no-update",
+        action="store_true",
+        help="do not touch bench/RESULTS.md (only a complete run without --quick updates it)",
+    )
+    parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
+    parser.add_argument(
+        "--profile", default="", metavar="NAME", help="profile this benchmark instead of the furthest miss"
+    )
+    parser.add_argument(
+        "--render", type=Path, metavar="JSON", help="only rewrite the Markdown (and RESULTS.md) from a result"
+    )
+    args = parser.parse_args(argv)
+    if args.render:
+        report = json.loads(args.render.read_text())
+        if (p := report.get("profile")) and p.get("raw_profile") and Path(p["raw_profile"]).exists():
+            pid = int(p["method"].split("--pid ")[1].split()[0])
+            again = Profiler(pid, Path(p["raw_profile"]), label=p["method"].split("(", 1)[1].rstrip(")"))
+            p.update(again.summary())
+        if p:
+            p["why"] = p["why"].replace("(missed by Nonex)", "(a bound of 0, missed)")
+            args.render.write_text(json.dumps(report, indent=2, default=str))
+        section = markdown(report)
+        args.render.with_suffix(".md").write_text(section)
+        if not (report["quick"] or args.no_update) and report.get("complete", True):
+            update_results_md(section)
+        print(section)
+        return report
+    known = [b.name for b in BENCHMARKS]
+    names = [n.strip() for n in args.only.split(",") if n.strip()] or known
+    if unknown := sorted(set(names) - set(known)):
+        parser.error(f"unknown benchmark(s) {unknown}; choose from {known}")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    from libs.config.runtime import run
+
+    do_profile = bool(args.profile) or not (args.no_profile or args.quick)
+    report = run(main(names, args.quick, do_profile, stamp, args.profile), "uvloop")
+    report["complete"] = names == known
+    args.results_dir.mkdir(parents=True, exist_ok=True)
+    json_path = args.results_dir / f"{stamp}.json"
+    md_path = args.results_dir / f"{stamp}.md"
+    json_path.write_text(json.dumps(report, indent=2, default=str))
+    section = markdown(report)
+    md_path.write_text(section)
+    # Only a complete, full-size run replaces the recorded one.
+    if not (args.no_update or args.quick) and report["complete"]:
+        update_results_md(section)
+    print(section)
+    print(f"wrote {json_path} and {md_path} in {report['total_wall_seconds']:.0f} s")
+    return report

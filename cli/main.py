@@ -1,0 +1,417 @@
+"""The `podium` command: the front door to the dev stack and its tools."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+app = typer.Typer(help="Podium: live social audio Spaces. Start here: `podium up`.", no_args_is_help=True)
+log_app = typer.Typer(help="Operate the event log.", no_args_is_help=True)
+app.add_typer(log_app, name="log")
+events_app = typer.Typer(help="Read Podium's event stream (for analysts).", no_args_is_help=True)
+app.add_typer(events_app, name="events")
+console = Console()
+
+
+def _secret() -> str:
+    from libs.config.settings import PodiumSettings
+
+    return PodiumSettings().jwt_secret.get_secret_value()
+
+
+@app.command()
+def up() -> None:
+    """Start the broker, the database and every service; Ctrl-C stops them all."""
+    asyncio.run(_up())
+
+
+def _status_table(stack, statuses: dict[str, str]) -> Table:
+    table = Table(title="Podium", show_lines=False)
+    table.add_column("component")
+    table.add_column("address")
+    table.add_column("status")
+    table.add_row("broker", stack.bootstrap, "[green]up" if stack.bootstrap else "starting")
+    table.add_row(
+        "postgresql",
+        stack.database.url if stack.database else "",
+        stack.database.source if stack.database else "",
+    )
+    colours = {"SERVING": "green", "NOT_SERVING": "yellow", "DOWN": "red", "STARTING": "yellow"}
+    for service in stack.services:
+        status = statuses.get(service.spec.name, "STARTING")
+        table.add_row(service.spec.name, service.address, f"[{colours.get(status, 'white')}]{status}")
+    return table
+
+
+async def _up() -> None:
+    from libs.devstack.stack import Stack
+    from libs.devstack.supervisor import ServiceFailed
+
+    stack = Stack()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        console.print("starting the broker and the database…")
+        try:
+            await stack.start_infrastructure()
+        except (RuntimeError, TimeoutError) as e:
+            console.print(f"[red]{e}[/red]")
+            raise typer.Exit(1) from e
+        statuses: dict[str, str] = {}
+        services = stack.plan_services()
+        try:
+            for service in services:
+                service.launch()
+        except ServiceFailed as e:
+            console.print(f"[red]{e}[/red]")
+            raise typer.Exit(1) from e
+        with Live(_status_table(stack, statuses), console=console, refresh_per_second=4) as live:
+            while not stop.is_set():
+                for service in services:
+                    statuses[service.spec.name] = await service.health() if service.running else "EXITED"
+                live.update(_status_table(stack, statuses))
+                if all(s == "SERVING" for s in statuses.values()):
+                    break
+                if any(s == "EXITED" for s in statuses.values()):
+                    failed = [s for s in services if not s.running]
+                    for service in failed:
+                        console.print(f"[red]{service.spec.name} exited[/red]:\n{service.output_tail()}")
+                    raise typer.Exit(1)
+                await asyncio.sleep(0.25)
+        console.print()
+        if not stop.is_set():
+            stack.write_state()
+            for service in services:
+                console.print(f"{service.spec.name}: {service.address}")
+            console.print(f"broker: {stack.bootstrap}")
+            console.print(
+                "[bold green]Podium is up.[/] Try `podium demo` in another terminal. Ctrl-C stops everything."
+            )
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
+            for service in services:
+                if not service.running:
+                    console.print(
+                        f"[red]{service.spec.name} exited unexpectedly[/red]:\n{service.output_tail()}"
+                    )
+                    stop.set()
+    finally:
+        console.print("stopping…")
+        await stack.stop()
+        console.print("stopped.")
+
+
+@app.command()
+def token(
+    user_id: str = typer.Argument(..., help="The user id (the token's `sub`)."),
+    role: list[str] = typer.Option([], "--role", help="Extra roles, e.g. trust-and-safety."),
+    ttl: int = typer.Option(3600, help="Lifetime in seconds."),
+) -> None:
+    """Print a development bearer token for USER_ID, signed with PODIUM_JWT_SECRET."""
+    from libs.auth.tokens import mint_token
+    from libs.config.settings import PodiumSettings
+
+    settings = PodiumSettings()
+    typer.echo(mint_token(_secret(), user_id, audience=settings.jwt_audience, ttl_seconds=ttl, roles=role))
+
+
+@app.command()
+def demo(
+    room: str = typer.Option("", help="Room service address; default: the one `podium up` started."),
+    moderation: str = typer.Option("", help="Moderation service address; default: from `podium up`."),
+    presence: str = typer.Option("", help="Presence service address; default: from `podium up`."),
+) -> None:
+    """Drive a realistic Space over gRPC and print its timeline, read back from the services."""
+    import grpc
+
+    from libs.devstack.demo import run_demo
+    from libs.devstack.stack import read_state
+
+    if not room:
+        try:
+            services = read_state()["services"]
+        except FileNotFoundError as e:
+            console.print(f"[red]{e}[/red]")
+            raise typer.Exit(2) from e
+        room = services["room"]
+        moderation = moderation or services.get("moderation", "")
+        presence = presence or services.get("presence", "")
+    try:
+        timeline = asyncio.run(run_demo(room, _secret(), moderation, presence))
+    except grpc.aio.AioRpcError as e:
+        console.print(f"[red]{e.code().name}[/red]: {e.details()} (is the stack up at {room}?)")
+        raise typer.Exit(1) from e
+    console.print(f"[bold]Space {timeline.space_id}[/bold]")
+    for i, step in enumerate(timeline.steps, 1):
+        console.print(f"{i:2}. [cyan]{step.actor}[/cyan] {step.action}  → [bold]{step.state}[/bold]")
+        console.print(f"      in the Space: {', '.join(step.participants) or 'nobody'}")
+        if step.requests:
+            console.print(f"      asking to speak: {', '.join(step.requests)}")
+        if step.muted:
+            console.print(f"      muted: {', '.join(step.muted)}")
+        if step.listening is not None:
+            console.print(f"      connected now (presence): {step.listening}")
+
+
+@events_app.command("tail")
+def events_tail(
+    topic: list[str] = typer.Option(
+        [],
+        "--topic",
+        help="Topic(s) to read; default: every Podium event topic (room, moderation, presence).",
+    ),
+    space: str = typer.Option("", "--space", help="Only this Space's events."),
+    event_type: str = typer.Option("", "--type", help="Only this event type (full or short name)."),
+    from_beginning: bool = typer.Option(
+        False, "--from-beginning", help="Start at the oldest event, not now."
+    ),
+    follow: bool = typer.Option(True, "--follow/--no-follow", help="Keep waiting for new events."),
+    as_json_lines: bool = typer.Option(False, "--json", help="One JSON object per event."),
+    bootstrap: str = typer.Option(
+        "", help="Kafka bootstrap servers; default: KAFKA_BOOTSTRAP_SERVERS or `podium up`'s."
+    ),
+) -> None:
+    """Print events as they are (or were) published, decoded."""
+    from libs.config.settings import PodiumSettings
+    from libs.events.tail import Filters, TailError, as_json, as_line, tail
+    from libs.events.topics import MODERATION_EVENTS, PRESENCE_EVENTS, ROOM_EVENTS
+
+    bootstrap = _bootstrap_or_exit(bootstrap)
+    topics = topic or [ROOM_EVENTS.name, MODERATION_EVENTS.name, PRESENCE_EVENTS.name]
+    settings = PodiumSettings(kafka_bootstrap_servers=bootstrap)
+
+    async def run() -> None:
+        async for envelope, payload in tail(
+            settings, topics, Filters(space, event_type), from_beginning=from_beginning, follow=follow
+        ):
+            typer.echo(as_json(envelope, payload) if as_json_lines else as_line(envelope, payload))
+
+    try:
+        asyncio.run(run())
+    except TailError as e:
+        console.print(f"[red]{e}[/red]")
+        raise typer.Exit(2) from e
+    except KeyboardInterrupt:
+        pass
+
+
+def _bootstrap_or_exit(bootstrap: str) -> str:
+    bootstrap = bootstrap or os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "")
+    if bootstrap:
+        return bootstrap
+    from libs.devstack.stack import read_state
+
+    try:
+        return read_state()["bootstrap"]
+    except FileNotFoundError as e:
+        console.print(f"[red]{e}[/red] (or pass --bootstrap, or set KAFKA_BOOTSTRAP_SERVERS)")
+        raise typer.Exit(2) from e
+
+
+def _time_or_exit(value: str, option: str, default):
+    from datetime import UTC, datetime
+
+    if not value:
+        return default
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as e:
+        console.print(
+            f"[red]{option} {value!r} is not an ISO 8601 time[/red] (for example 2026-11-24T12:00:00Z)"
+        )
+        raise typer.Exit(2) from e
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@events_app.command("export")
+def events_export(
+    since: str = typer.Option("", "--since", help="ISO 8601 time; default: the beginning."),
+    until: str = typer.Option("", "--until", help="ISO 8601 time (exclusive); default: now."),
+    fmt: str = typer.Option("jsonl", "--format", help="jsonl or parquet."),
+    out: Path = typer.Option(..., "--out", help="The file to write."),
+    topic: list[str] = typer.Option([], "--topic", help="Topic(s); default: every Podium event topic."),
+    bootstrap: str = typer.Option(
+        "", help="Kafka bootstrap servers; default: KAFKA_BOOTSTRAP_SERVERS or `podium up`'s."
+    ),
+) -> None:
+    """Export events from a time range, one row per event (Parquet: the payload in typed columns)."""
+    from datetime import UTC, datetime
+
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+
+    from libs.config.settings import PodiumSettings
+    from libs.events.export import collect, write
+    from libs.events.tail import TailError
+    from libs.events.topics import MODERATION_EVENTS, PRESENCE_EVENTS, ROOM_EVENTS
+
+    if fmt not in ("jsonl", "parquet"):
+        console.print(f"[red]--format {fmt!r}: use jsonl or parquet[/red]")
+        raise typer.Exit(2)
+    start = _time_or_exit(since, "--since", datetime(1970, 1, 1, tzinfo=UTC))
+    end = _time_or_exit(until, "--until", datetime.now(UTC))
+    settings = PodiumSettings(kafka_bootstrap_servers=_bootstrap_or_exit(bootstrap))
+    topics = topic or [ROOM_EVENTS.name, MODERATION_EVENTS.name, PRESENCE_EVENTS.name]
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), console=console, transient=True
+    ) as progress:
+        task = progress.add_task("reading events: 0", total=None)
+        count = 0
+
+        def tick() -> None:
+            nonlocal count
+            count += 1
+            if count % 500 == 0:
+                progress.update(task, description=f"reading events: {count}")
+
+        try:
+            events = asyncio.run(collect(settings, topics, start, end, tick))
+        except TailError as e:
+            console.print(f"[red]{e}[/red]")
+            raise typer.Exit(2) from e
+        progress.update(task, description=f"writing {len(events)} events to {out}")
+        written = write(events, out, fmt)
+    console.print(f"wrote {written} events to {out} ({fmt})")
+
+
+@app.command()
+def state(
+    space: str = typer.Option(..., "--space", help="The Space's id."),
+    at: str = typer.Option("", "--at", help="An ISO 8601 time, e.g. 2026-11-24T12:00:00Z; default: now."),
+    bootstrap: str = typer.Option(
+        "", help="Kafka bootstrap servers; default: KAFKA_BOOTSTRAP_SERVERS or `podium up`'s."
+    ),
+) -> None:
+    """Show a Space as it was at a moment, rebuilt from the room's events in the log."""
+    from datetime import UTC, datetime
+
+    from libs.config.settings import PodiumSettings
+    from libs.domain.decider import fold
+    from libs.events.tail import TailError, space_history
+    from libs.events.topics import ROOM_EVENTS
+    from services.room.domain.evolve import evolve
+    from services.room.domain.state import INITIAL
+    from services.room.domain.view import participants_view, space_view
+
+    moment = _time_or_exit(at, "--at", datetime.now(UTC))
+    bootstrap = _bootstrap_or_exit(bootstrap)
+    settings = PodiumSettings(kafka_bootstrap_servers=bootstrap)
+
+    async def rebuild():
+        history = await space_history(settings, ROOM_EVENTS.name, space, until=moment)
+        return fold(evolve, INITIAL, history)
+
+    try:
+        space_state = asyncio.run(rebuild())
+    except TailError as e:
+        console.print(f"[red]{e}[/red]")
+        raise typer.Exit(2) from e
+    if not space_state.exists:
+        console.print(f"[red]no events for Space {space} at or before {moment.isoformat()}[/red]")
+        raise typer.Exit(1)
+    view = space_view(space_state)
+    from podium.room.v1 import room_types_pb2 as types
+
+    console.print(
+        f"[bold]{view.title}[/bold] ({space}) at {moment.isoformat()}: "
+        f"{types.SpaceState.Name(view.state).removeprefix('SPACE_STATE_').lower()}, version {view.version}"
+    )
+    console.print(
+        f"host {view.host_user_id}; co-hosts: {', '.join(view.co_host_user_ids) or 'none'}; "
+        f"speakers: {', '.join(view.speaker_user_ids) or 'none'}"
+    )
+    people = [
+        f"{p.user_id} ({types.Role.Name(p.role).removeprefix('ROLE_').lower()})"
+        for p in participants_view(space_state)
+    ]
+    console.print(f"in the Space ({len(people)}): {', '.join(people) or 'nobody'}")
+
+
+@app.command()
+def report(
+    space: str = typer.Option(..., "--space", help="The Space's id."),
+    png: Path = typer.Option(None, "--png", help="Also write a plot: listeners over time and speaking time."),
+    bootstrap: str = typer.Option(
+        "", help="Kafka bootstrap servers; default: KAFKA_BOOTSTRAP_SERVERS or `podium up`'s."
+    ),
+) -> None:
+    """Summarise a Space from its events: listeners, speaking time, requests to speak, joins by source."""
+    from libs.analytics.space_report import build, plot
+    from libs.config.settings import PodiumSettings
+    from libs.events.tail import TailError, space_history
+    from libs.events.topics import ROOM_EVENTS
+
+    settings = PodiumSettings(kafka_bootstrap_servers=_bootstrap_or_exit(bootstrap))
+
+    try:
+        events = asyncio.run(space_history(settings, ROOM_EVENTS.name, space))
+    except TailError as e:
+        console.print(f"[red]{e}[/red]")
+        raise typer.Exit(2) from e
+    if not events:
+        console.print(f"[red]no events for Space {space}[/red]")
+        raise typer.Exit(1)
+    summary = build(space, events)
+    table = Table(title=f"{summary.title} ({space})", show_header=False)
+    duration = summary.duration
+    wait = summary.median_wait_seconds
+    for name, value in [
+        ("host", summary.host_user_id),
+        ("duration", f"{duration.total_seconds() / 60:.1f} min" if duration else "still live"),
+        ("peak listeners", summary.peak_listeners),
+        ("unique listeners", summary.unique_listeners),
+        ("listener-minutes", f"{summary.listener_minutes:.1f}"),
+        ("joins by source", ", ".join(f"{k}: {v}" for k, v in summary.joins_by_source.items())),
+        ("requests to speak", f"{summary.speak_requests} ({summary.speak_requests_approved} approved)"),
+        ("median wait to speak", f"{wait:.0f} s" if wait is not None else "-"),
+        ("speaking time", ", ".join(f"{u}: {s / 60:.1f} min" for u, s in summary.speaking_seconds.items())),
+    ]:
+        table.add_row(name, str(value))
+    console.print(table)
+    if png is not None:
+        plot(summary, png)
+        console.print(f"wrote {png}")
+
+
+@log_app.command("reseed")
+def reseed_log(
+    service: str = typer.Option("room", help="The service whose events to publish again."),
+    database_url: str = typer.Option("", help="Default: DATABASE_URL, or the running stack's database."),
+) -> None:
+    """Queue every event of SERVICE for publishing again, in order (after a broker lost its log)."""
+    import asyncpg
+
+    from libs.eventstore.relay import reseed
+
+    if not database_url:
+        database_url = os.environ.get("DATABASE_URL", "")
+    if not database_url:
+        from libs.devstack.stack import read_state
+
+        database_url = read_state()["database"]
+    schema = service.replace("-", "_")
+
+    async def run() -> dict[str, int]:
+        pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+        try:
+            topics = [r["topic"] for r in await pool.fetch(f"SELECT DISTINCT topic FROM {schema}.events")]
+            return {topic: await reseed(pool, schema, topic) for topic in topics}
+        finally:
+            await pool.close()
+
+    for topic, count in asyncio.run(run()).items():
+        console.print(f"{topic}: {count} events queued; the relay publishes them now")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,117 @@
+"""Each service's settings class accepts the environment its manifest gives it.
+
+For every service in the overlays, the environment is assembled as Kubernetes would
+(its ConfigMaps, literal values, Secrets replaced by stand-ins, the pod name for
+fieldRefs) and the service's own settings class (`services.<module>.settings`) is
+built from it: a value it rejects (a relay ring that does not parse, an unknown
+event loop) fails. So does a PODIUM_* variable that no setting reads: a typo
+would otherwise be silently ignored.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import os
+from contextlib import contextmanager
+
+from pydantic import AliasChoices, ValidationError
+from pydantic_settings import BaseSettings
+
+from deploy.check.catalogue import SERVICES, DeployedService
+from deploy.check.render import Render
+
+# Read by no settings class yet, on purpose: documented in docs/operations.md.
+RESERVED = {"PODIUM_METRICS_PORT": "the metrics endpoint of the observability work (issue 5)"}
+SECRET_STAND_INS = {
+    "DATABASE_URL": "postgresql://podium:stand-in@podium-db-rw:5432/podium",
+    "PODIUM_JWT_SECRET": "stand-in-secret-of-a-decent-length-0123456789",
+}
+
+
+def settings_class(svc: DeployedService) -> type[BaseSettings]:
+    module = importlib.import_module(f"{svc.module}.settings")
+    classes = [
+        c
+        for _, c in inspect.getmembers(module, inspect.isclass)
+        if issubclass(c, BaseSettings) and c.__module__ == module.__name__
+    ]
+    if len(classes) != 1:
+        raise LookupError(f"{module.__name__} should define one settings class, found {classes}")
+    return classes[0]
+
+
+def env_names(cls: type[BaseSettings]) -> set[str]:
+    prefix = cls.model_config.get("env_prefix", "")
+    names = set()
+    for name, field in cls.model_fields.items():
+        alias = field.validation_alias
+        if isinstance(alias, AliasChoices):
+            names |= {c for c in alias.choices if isinstance(c, str)}
+        elif isinstance(alias, str):
+            names.add(alias)
+        else:
+            names.add(f"{prefix}{name}".upper())
+    return names
+
+
+def pod_environment(render: Render, svc: DeployedService) -> dict[str, str]:
+    workload = render.get(svc.kind, svc.name)
+    if workload is None:
+        return {}
+    container = workload["spec"]["template"]["spec"]["containers"][0]
+    env: dict[str, str] = {}
+    for ref in container.get("envFrom", []):
+        cm = render.get("ConfigMap", ref.get("configMapRef", {}).get("name", ""))
+        env.update((cm or {}).get("data", {}))
+    for item in container.get("env", []):
+        if "value" in item:
+            env[item["name"]] = item["value"]
+        elif "secretKeyRef" in item.get("valueFrom", {}):
+            env[item["name"]] = SECRET_STAND_INS.get(item["name"], "stand-in")
+        elif "fieldRef" in item.get("valueFrom", {}):
+            env[item["name"]] = f"{svc.name}-0"
+    return env
+
+
+@contextmanager
+def _environment(env: dict[str, str]):
+    saved = dict(os.environ)
+    try:
+        for key in [k for k in os.environ if k.startswith(("PODIUM_", "OTEL_")) or k in SECRET_STAND_INS]:
+            del os.environ[key]
+        os.environ.pop("KAFKA_BOOTSTRAP_SERVERS", None)
+        os.environ.update(env)
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def check_settings(renders: list[Render]) -> list[str]:
+    problems = []
+    for render in renders:
+        if not render.name.startswith("overlays/"):
+            continue
+        for svc in SERVICES:
+            env = pod_environment(render, svc)
+            if not env:
+                continue
+            where = f"{render.name}: {svc.name}"
+            try:
+                cls = settings_class(svc)
+            except (ImportError, LookupError) as e:
+                problems.append(f"{where}: cannot load its settings class: {e}")
+                continue
+            known = env_names(cls)
+            for key in sorted(k for k in env if k.startswith("PODIUM_")):
+                if key not in known and key not in RESERVED:
+                    problems.append(f"{where}: {key} is read by no setting of {cls.__name__} (a typo?)")
+            with _environment(env):
+                try:
+                    cls()
+                except ValidationError as e:
+                    for error in e.errors():
+                        field = ".".join(map(str, error["loc"]))
+                        problems.append(f"{where}: {cls.__name__}.{field}: {error['msg']}")
+    return problems

@@ -1,0 +1,1 @@
+"""Figures about Spaces computed from the event log."""

@@ -1,0 +1,1 @@
+"""Running commands against event-sourced streams."""

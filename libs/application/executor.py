@@ -1,0 +1,308 @@
+"""The command executor: load a stream, decide, append, answer. Shared by every service.
+
+    state  = fold(evolve, events of the stream)      (cached, topped up from the store)
+    events = decide(command, state, context)          (pure; raises DomainError)
+    append(events, expected_version)                  (one statement, with the outbox)
+
+Group commit. Commands for one stream queue up behind each other; whoever
+arrives first runs the queue in batches: it decides each command in turn on the
+state the previous ones produced, then appends all their events and stored
+responses in one statement. A hot Space (thousands joining at once) costs one
+database round trip per batch, not per command, and each caller still gets
+its own answer or its own rejection. A command whose decision fails is
+rejected alone; the others in its batch go ahead.
+
+Concurrency with other replicas. The cached state is trusted for the first
+try. A concurrent writer makes the append fail on `(stream_id, version)`; the
+batch is then decided again on the state reloaded from the store, up to
+`max_attempts` times, then every caller gets ABORTED. A rejection is never
+returned on the strength of the cache alone: it is confirmed on fresh state.
+
+Idempotency. With a `request_id`, the response is stored in the same
+statement as the events, under a unique key. A retry's record collides with
+it, so the retry's append fails whole and the caller gets the stored response;
+a retry that would now be rejected also gets the stored response. The same id
+with a different request is rejected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from google.protobuf.message import Message
+
+from libs.domain.decider import Context, Decider, fold
+from libs.domain.errors import Aborted, DomainError, FieldViolation, InvalidArgument
+from libs.domain.identifiers import MAX_ID_LENGTH, id_problem
+from libs.events.envelope import Causation
+from libs.events.topics import TopicSpec
+from libs.eventstore.store import (
+    ConcurrencyConflict,
+    DuplicateRequest,
+    EventStore,
+    IdempotencyRecord,
+    NewEvent,
+    StoredResponse,
+)
+
+S = TypeVar("S")
+C = TypeVar("C")
+R = TypeVar("R", bound=Message)
+
+
+@dataclass(frozen=True)
+class RequestKey:
+    """Identifies one logical request: who sent it, to which method, with which id."""
+
+    key: str
+    fingerprint: str
+
+    @classmethod
+    def of(cls, user_id: str, method: str, request_id: str, request: Message) -> RequestKey | None:
+        if not request_id:
+            return None
+        if id_problem(request_id) is not None:
+            raise InvalidArgument(
+                f"request_id must be at most {MAX_ID_LENGTH} printable characters",
+                [FieldViolation("request_id", f"at most {MAX_ID_LENGTH} printable characters")],
+            )
+        digest = hashlib.sha256(request.SerializeToString(deterministic=True)).hexdigest()
+        return cls(f"{user_id}:{method}:{request_id}", digest)
+
+
+@dataclass
+class _Call:
+    command: Any
+    context: Context
+    causation: Causation
+    respond: Callable[[Any, list[Message]], Message]
+    response_type: type[Message]
+    request_key: RequestKey | None
+    future: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+@dataclass
+class _Stream:
+    space_id: str
+    key: str
+    queue: list[_Call] = field(default_factory=list)
+
+
+class CommandExecutor(Generic[C, S]):
+    def __init__(
+        self,
+        store: EventStore,
+        decider: Decider[C, S],
+        topic: TopicSpec,
+        *,
+        max_attempts: int = 5,
+        max_batch: int = 256,
+        cache_size: int = 10_000,
+    ):
+        self.store = store
+        self.decider = decider
+        self.topic = topic
+        self.max_attempts = max_attempts
+        self.max_batch = max_batch
+        self._cache: OrderedDict[str, tuple[S, int]] = OrderedDict()
+        self._cache_size = cache_size
+        self._streams: dict[str, _Stream] = {}
+        self.stats = {"commands": 0, "appends": 0, "conflicts": 0, "replayed": 0}
+
+    async def load(self, stream_id: str, *, refresh: bool = True) -> tuple[S, int]:
+        """The stream's state and version: the cached value, topped up from the store.
+
+        With `refresh=False` a cached stream is trusted as it is; the append's
+        version check still catches a stale cache.
+        """
+        cached = self._cache.get(stream_id)
+        if cached is not None and not refresh:
+            return cached
+        state, version = cached or (self.decider.initial_state, 0)
+        recorded = await self.store.load(stream_id, after_version=version)
+        if recorded:
+            state = fold(self.decider.evolve, state, ((r.payload, r.occurred_at) for r in recorded))
+            version = recorded[-1].version
+        self._remember(stream_id, state, version)
+        return state, version
+
+    async def execute(
+        self,
+        *,
+        stream_id: str,
+        space_id: str,
+        command: C,
+        context: Context,
+        causation: Causation,
+        respond: Callable[[S, list[Message]], R],
+        response_type: type[R],
+        request_key: RequestKey | None = None,
+        key: str | None = None,
+    ) -> R:
+        """Runs one command; returns `respond(state after, events)` or raises its rejection.
+
+        The stream's records are keyed by `key` on the topic (default: the Space id).
+        """
+        call = _Call(command, context, causation, respond, response_type, request_key)
+        self.stats["commands"] += 1
+        stream = self._streams.get(stream_id)
+        if stream is None:
+            stream = self._streams[stream_id] = _Stream(space_id, key if key is not None else space_id)
+            stream.queue.append(call)
+            asyncio.get_running_loop().create_task(self._drain(stream_id, stream))
+        else:
+            stream.queue.append(call)
+        return await call.future
+
+    async def _drain(self, stream_id: str, stream: _Stream) -> None:
+        try:
+            while stream.queue:
+                batch, rest = _take_batch(stream.queue, self.max_batch)
+                stream.queue[:] = rest
+                try:
+                    await self._run_batch(stream_id, stream, batch)
+                except BaseException as e:  # an unexpected failure answers every waiting caller
+                    for call in batch:
+                        if not call.future.done():
+                            call.future.set_exception(e)
+                    if isinstance(e, asyncio.CancelledError):
+                        raise
+        finally:
+            for call in stream.queue:
+                if not call.future.done():
+                    call.future.set_exception(Aborted("the service is shutting down", reason="SHUTTING_DOWN"))
+            self._streams.pop(stream_id, None)
+
+    async def _run_batch(self, stream_id: str, stream: _Stream, batch: list[_Call]) -> None:
+        # Retries are not looked up first: a retry's idempotency record collides with the
+        # stored one, which fails the whole append (DuplicateRequest), and then it is answered
+        # from the store. That saves a round trip on every batch that is not a retry.
+        pending = batch
+        trust_cache = True
+        for _attempt in range(self.max_attempts):
+            if not pending:
+                return
+            state, version = await self.load(stream_id, refresh=not trust_cache)
+            decided = self._decide_all(pending, state, trusted=trust_cache)
+            if decided is None:  # a rejection on cached state: decide again on fresh state
+                trust_cache = False
+                continue
+            new_state, events, records, outcomes = decided
+            if events or records:
+                try:
+                    await self.store.append(
+                        stream_id=stream_id,
+                        space_id=stream.space_id,
+                        topic=self.topic.name,
+                        expected_version=version,
+                        events=events,
+                        idempotency=records,
+                        key=stream.key,
+                    )
+                except ConcurrencyConflict:
+                    self.stats["conflicts"] += 1
+                    trust_cache = False
+                    continue
+                except DuplicateRequest:
+                    # Another replica answered one of these requests first: answer from its record.
+                    pending = await self._answer_retries(pending)
+                    trust_cache = False
+                    continue
+                self.stats["appends"] += 1
+                self._remember(stream_id, new_state, version + len(events))
+            retried = [c for c, o in outcomes if isinstance(o, BaseException) and c.request_key]
+            if retried:
+                await self._answer_retries(retried)
+            for call, outcome in outcomes:
+                if call.future.done():  # a rejected retry, answered with its first result
+                    continue
+                if isinstance(outcome, BaseException):
+                    call.future.set_exception(outcome)
+                else:
+                    call.future.set_result(outcome)
+            return
+        for call in pending:
+            call.future.set_exception(
+                Aborted(
+                    f"stream {stream_id} kept changing under {self.max_attempts} attempts; retry the call",
+                    reason="CONCURRENCY_CONFLICT",
+                )
+            )
+
+    def _decide_all(self, calls: list[_Call], state: S, *, trusted: bool):
+        events: list[NewEvent] = []
+        records: list[IdempotencyRecord] = []
+        outcomes: list[tuple[_Call, Message | BaseException]] = []
+        for call in calls:
+            try:
+                decided = self.decider.decide(call.command, state, call.context)
+            except DomainError as rejection:
+                if trusted:
+                    return None
+                outcomes.append((call, rejection))
+                continue
+            now: datetime = call.context.now
+            state = fold(self.decider.evolve, state, ((e, now) for e in decided))
+            response = call.respond(state, decided)
+            events.extend(NewEvent(e, now, call.causation) for e in decided)
+            if call.request_key:
+                records.append(
+                    IdempotencyRecord(
+                        call.request_key.key, call.request_key.fingerprint, response.SerializeToString()
+                    )
+                )
+            outcomes.append((call, response))
+        return state, events, records, outcomes
+
+    async def _answer_retries(self, calls: list[_Call]) -> list[_Call]:
+        """Answers calls whose request_id was already answered; returns the rest."""
+        keys = [c.request_key.key for c in calls if c.request_key]
+        stored = await self.store.stored_responses(keys) if keys else {}
+        rest = []
+        for call in calls:
+            record = stored.get(call.request_key.key) if call.request_key else None
+            if record is None:
+                rest.append(call)
+                continue
+            self.stats["replayed"] += 1
+            try:
+                call.future.set_result(_replay(record, call.request_key, call.response_type()))
+            except InvalidArgument as e:
+                call.future.set_exception(e)
+        return rest
+
+    def _remember(self, stream_id: str, state: S, version: int) -> None:
+        self._cache[stream_id] = (state, version)
+        self._cache.move_to_end(stream_id)
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+
+
+def _take_batch(queue: list[_Call], limit: int) -> tuple[list[_Call], list[_Call]]:
+    """Up to `limit` calls from the front, leaving a repeated request_id for the next batch."""
+    batch, rest, keys = [], [], set()
+    for call in queue:
+        key = call.request_key.key if call.request_key else None
+        if len(batch) >= limit or (key is not None and key in keys):
+            rest.append(call)
+            continue
+        if key is not None:
+            keys.add(key)
+        batch.append(call)
+    return batch, rest
+
+
+def _replay(stored: StoredResponse, request_key: RequestKey, parsed: Message) -> Message:
+    if stored.fingerprint != request_key.fingerprint:
+        raise InvalidArgument(
+            "request_id was already used for a different request; use a new request_id",
+            reason="REQUEST_ID_REUSED",
+        )
+    parsed.ParseFromString(stored.response)
+    return parsed

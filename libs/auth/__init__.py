@@ -1,0 +1,1 @@
+"""Bearer tokens: minting and verifying the JWTs that carry a caller's identity."""

@@ -1,0 +1,92 @@
+"""`podium up`: the whole suite on one machine, on embedded defaults.
+
+Broker: KAFKA_BOOTSTRAP_SERVERS, else an embedded one. Database: DATABASE_URL,
+else 127.0.0.1:5432 if it answers, else an embedded PostgreSQL. Then every
+service in the catalogue, each on its default port (or its PODIUM_<NAME>_PORT).
+The addresses go to `.podium/stack.json` so `podium demo` can find them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from libs.devstack.broker import SERVICE_ENV, EmbeddedBroker
+from libs.devstack.catalogue import SERVICES, metrics_port
+from libs.devstack.database import ResolvedDatabase, ensure_database, resolve_database
+from libs.devstack.supervisor import ServiceProcess
+
+STATE_DIR = Path(".podium")
+STATE_FILE = STATE_DIR / "stack.json"
+DATABASE_NAME = "podium"
+
+
+@dataclass
+class Stack:
+    state_dir: Path = STATE_DIR
+    broker: EmbeddedBroker | None = None
+    bootstrap: str = ""
+    database: ResolvedDatabase | None = None
+    services: list[ServiceProcess] = field(default_factory=list)
+
+    async def start_infrastructure(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+            self.bootstrap = os.environ["KAFKA_BOOTSTRAP_SERVERS"]
+        else:
+            self.broker = EmbeddedBroker(
+                port=int(os.environ.get("PODIUM_BROKER_PORT", "9092")), log_path=self.state_dir / "broker.log"
+            )
+            await self.broker.start()
+            self.bootstrap = self.broker.bootstrap
+        self.database = await resolve_database(self.state_dir / "pgdata")
+        if self.database.source != "DATABASE_URL":
+            # Our own database on a shared server, so Podium's schemas stay out of `postgres`.
+            self.database.url = await ensure_database(self.database.url, DATABASE_NAME)
+
+    def plan_services(self) -> list[ServiceProcess]:
+        assert self.database is not None
+        env = {"DATABASE_URL": self.database.url, "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap}
+        if self.broker is not None:
+            env |= SERVICE_ENV
+        ports = {spec.name: int(os.environ.get(spec.port_env, spec.default_port)) for spec in SERVICES}
+        if "PODIUM_ROOM_MEDIA_RELAYS" not in os.environ:
+            # GetMediaEndpoint hands out the relay this stack really runs, wherever its port is.
+            env |= {"PODIUM_ROOM_MEDIA_RELAYS": f"relay-0=127.0.0.1:{ports['media-relay']}"}
+        self.services = [
+            ServiceProcess(
+                spec,
+                ports[spec.name],
+                env | {"PODIUM_METRICS_PORT": str(metrics_port(spec))},
+                log_path=self.state_dir / f"{spec.name}.log",
+            )
+            for spec in SERVICES
+        ]
+        return self.services
+
+    def write_state(self) -> None:
+        STATE_FILE.parent.mkdir(parents=True, exist_ok=True)
+        state = {
+            "bootstrap": self.bootstrap,
+            "database": self.database.url if self.database else "",
+            "services": {s.spec.name: s.address for s in self.services},
+        }
+        (self.state_dir / "stack.json").write_text(json.dumps(state, indent=2))
+
+    async def stop(self) -> None:
+        for service in reversed(self.services):
+            await service.stop()
+        if self.broker:
+            self.broker.stop()
+        if self.database:
+            self.database.stop()
+        (self.state_dir / "stack.json").unlink(missing_ok=True)
+
+
+def read_state(state_dir: Path = STATE_DIR) -> dict:
+    path = state_dir / "stack.json"
+    if not path.exists():
+        raise FileNotFoundError(f"no running stack found ({path} is missing): start one with `podium up`")
+    return json.loads(path.read_text())

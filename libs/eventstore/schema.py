@@ -1,0 +1,87 @@
+"""Tables of one service's event store, in that service's own schema.
+
+- `events`: append-only; `(stream_id, version)` is unique, which is the
+  optimistic-concurrency check. `global_position` orders the whole store.
+- `outbox`: what the relay still has to publish, written in the same
+  transaction as `events`.
+- `idempotency`: the first response to each `request_id`, written in the same
+  transaction as the events it produced.
+- `relay_state`: how many records the relay has seen acknowledged per topic, to
+  notice a broker that lost its log.
+
+A statement trigger on `outbox` wakes the relay (NOTIFY `<schema>_outbox`),
+so every writer of the outbox wakes it without having to remember to.
+"""
+
+from __future__ import annotations
+
+import re
+
+import asyncpg
+
+_IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+DDL = """
+CREATE SCHEMA IF NOT EXISTS {s};
+CREATE TABLE IF NOT EXISTS {s}.events (
+    global_position bigserial PRIMARY KEY,
+    event_id uuid NOT NULL UNIQUE,
+    stream_id text NOT NULL,
+    version bigint NOT NULL CHECK (version > 0),
+    space_id text NOT NULL,
+    event_type text NOT NULL,
+    occurred_at timestamptz NOT NULL,
+    topic text NOT NULL,
+    record_key text NOT NULL,
+    envelope bytea NOT NULL,
+    UNIQUE (stream_id, version)
+);
+-- Stores created before record keys were kept: their records were keyed by Space id.
+ALTER TABLE {s}.events ADD COLUMN IF NOT EXISTS record_key text;
+UPDATE {s}.events SET record_key = space_id WHERE record_key IS NULL;
+ALTER TABLE {s}.events ALTER COLUMN record_key SET NOT NULL;
+CREATE INDEX IF NOT EXISTS events_topic_position ON {s}.events (topic, global_position);
+CREATE TABLE IF NOT EXISTS {s}.outbox (
+    position bigserial PRIMARY KEY,
+    global_position bigint NOT NULL,
+    topic text NOT NULL,
+    key text NOT NULL,
+    envelope bytea NOT NULL
+);
+CREATE TABLE IF NOT EXISTS {s}.idempotency (
+    key text PRIMARY KEY,
+    fingerprint text NOT NULL,
+    response bytea NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS {s}.relay_state (
+    topic text PRIMARY KEY,
+    published_count bigint NOT NULL DEFAULT 0
+);
+CREATE OR REPLACE FUNCTION {s}.notify_outbox() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('{s}_outbox', '');
+    RETURN NULL;
+END $$;
+DROP TRIGGER IF EXISTS outbox_notify ON {s}.outbox;
+CREATE TRIGGER outbox_notify AFTER INSERT ON {s}.outbox
+    FOR EACH STATEMENT EXECUTE FUNCTION {s}.notify_outbox();
+"""
+
+
+def quoted(schema: str) -> str:
+    if not _IDENT.match(schema):
+        raise ValueError(f"schema name {schema!r} must be a lower-case SQL identifier")
+    return schema
+
+
+async def migrate(pool: asyncpg.Pool, schema: str) -> None:
+    """Creates the schema's tables if missing; safe when replicas start at once."""
+    s = quoted(schema)
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"podium-migrate-{s}")
+        await conn.execute(DDL.format(s=s))
+
+
+def notify_channel(schema: str) -> str:
+    return f"{quoted(schema)}_outbox"

@@ -1,0 +1,1 @@
+"""The gRPC server kit: auth, error mapping, health, reflection and graceful drain."""

@@ -1,0 +1,63 @@
+"""AIP-158 pagination: page sizes and opaque page tokens bound to their query.
+
+A page token encodes where the next page starts and a digest of the query's
+filters, so a token reused with different filters is rejected rather than
+silently skipping results.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+from libs.domain.errors import FieldViolation, InvalidArgument
+
+T = TypeVar("T")
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 1000
+
+
+@dataclass(frozen=True)
+class Page:
+    offset: int
+    size: int
+    query_digest: str
+
+
+def parse_page(page_size: int, page_token: str, query: object = "") -> Page:
+    if page_size < 0:
+        raise InvalidArgument(
+            "page_size must not be negative", [FieldViolation("page_size", "must be 0 (default) or positive")]
+        )
+    size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+    digest = hashlib.sha256(json.dumps(query, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    if not page_token:
+        return Page(0, size, digest)
+    try:
+        data = json.loads(base64.urlsafe_b64decode(page_token.encode() + b"=="))
+        offset, token_digest = int(data["o"]), str(data["q"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise InvalidArgument(
+            "page_token is not a token this API issued", [FieldViolation("page_token", "malformed")]
+        ) from e
+    if token_digest != digest or offset < 0:
+        raise InvalidArgument(
+            "page_token belongs to a query with different filters; restart without a page_token",
+            [FieldViolation("page_token", "does not match the request's filters")],
+        )
+    return Page(offset, size, digest)
+
+
+def paginate(items: Sequence[T], page: Page) -> tuple[list[T], str]:
+    """The page's items and the token for the next page ('' after the last page)."""
+    chunk = list(items[page.offset : page.offset + page.size])
+    end = page.offset + len(chunk)
+    if end >= len(items):
+        return chunk, ""
+    raw = json.dumps({"o": end, "q": page.query_digest}).encode()
+    return chunk, base64.urlsafe_b64encode(raw).decode().rstrip("=")

@@ -1,0 +1,112 @@
+"""The shell every service's composition root wires its parts into.
+
+    shell = ServiceShell(settings, schema="room", producer="room", publishes=(ROOM_EVENTS,), ...)
+    async with shell:                       # pool, schema migration, event store
+        shell.add_projection(SpaceDirectory())
+        add_RoomServiceServicer_to_server(api, shell.host.server)
+        await shell.serve(port)             # until SIGTERM/SIGINT
+
+`serve` starts the gRPC server (health NOT_SERVING), the outbox relay and the
+projection runners, waits until every projection has caught up, starts the
+background tasks, flips health to SERVING, and on a stop signal drains in the
+reverse order.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Protocol
+
+from libs.auth.tokens import TokenVerifier
+from libs.config.settings import PodiumSettings
+from libs.events.topics import DEAD_LETTER, TopicSpec
+from libs.eventstore.pool import create_pool
+from libs.eventstore.relay import OutboxRelay
+from libs.eventstore.schema import migrate
+from libs.eventstore.store import EventStore
+from libs.grpckit.handlers import Authenticator
+from libs.grpckit.server import GrpcHost
+from libs.projection.runner import Projection, ProjectionRunner
+
+log = logging.getLogger(__name__)
+
+
+def authenticator_for(settings: PodiumSettings) -> Authenticator:
+    secret = settings.jwt_secret.get_secret_value()
+    return Authenticator(TokenVerifier(secret, settings.jwt_audience, settings.jwt_leeway_seconds))
+
+
+class Background(Protocol):
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
+class ServiceShell:
+    def __init__(
+        self,
+        settings: PodiumSettings,
+        *,
+        schema: str,
+        producer: str,
+        publishes: tuple[TopicSpec, ...],
+        service_names: Iterable[str],
+    ):
+        self.settings = settings
+        self.schema = schema
+        self.producer = producer
+        self.publishes = publishes
+        self.host = GrpcHost(settings, service_names)
+        secret = settings.jwt_secret.get_secret_value()
+        self.authenticator = Authenticator(
+            TokenVerifier(secret, settings.jwt_audience, settings.jwt_leeway_seconds)
+        )
+        self.runners: list[ProjectionRunner] = []
+        self.background: list[Background] = []
+        self.pool = None
+        self.store: EventStore | None = None
+
+    async def __aenter__(self) -> ServiceShell:
+        self.pool = await create_pool(self.settings)
+        await migrate(self.pool, self.schema)
+        self.store = EventStore(self.pool, self.schema, producer=self.producer)
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        if self.pool is not None:
+            await self.pool.close()
+
+    def add_projection(self, projection: Projection) -> ProjectionRunner:
+        runner = ProjectionRunner(
+            self.settings, projection, client_id=f"podium-{self.producer}-{projection.name}"
+        )
+        self.runners.append(runner)
+        return runner
+
+    def add_background(self, task: Background) -> None:
+        self.background.append(task)
+
+    async def serve(self, bind_host: str, port: int) -> None:
+        assert self.pool is not None, "use `async with shell:` first"
+        relay = OutboxRelay(self.settings, self.pool, self.schema, (*self.publishes, DEAD_LETTER))
+        self.host.install_signal_handlers()
+        await self.host.start(f"{bind_host}:{port}")
+        await relay.start()
+        try:
+            for runner in self.runners:
+                await runner.start()
+            for runner in self.runners:
+                await runner.caught_up.wait()
+            for task in self.background:
+                await task.start()
+            await self.host.serving()
+            print(f"{self.producer} service ready on port {self.host.port}", flush=True)
+            await self.host.wait_for_stop_signal()
+            log.info("stopping")
+            await self.host.stop()
+        finally:
+            for task in reversed(self.background):
+                await task.stop()
+            for runner in reversed(self.runners):
+                await runner.stop()
+            await relay.stop(drain_seconds=self.settings.shutdown_grace_seconds)

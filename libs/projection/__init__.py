@@ -1,0 +1,1 @@
+"""The read side: rebuilding views from the event log."""

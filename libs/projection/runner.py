@@ -1,0 +1,272 @@
+"""The projection runner: builds a view by reading its topics from the beginning.
+
+It assigns itself every partition of the topics it reads (no consumer group:
+each replica builds its own complete view), starts at the earliest offset and
+applies events in partition order. It is idempotent: it remembers the last
+version it applied for each stream (producer + stream id), so a duplicate or
+redelivered event changes nothing.
+
+A version that skips ahead means earlier events are missing from what this
+runner has read (for example when the broker lost its log and the relay is
+still reseeding it). The event is held back, and the partition is read again
+from the beginning; held events are applied as soon as the missing ones arrive.
+
+Records that cannot be decoded or applied go to the dead-letter topic with the
+reason in their headers, and are skipped.
+
+`caught_up` turns true once every partition reached the end offset it had when
+the runner started; health reports NOT_SERVING until then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import NamedTuple, Protocol
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from google.protobuf.message import DecodeError, Message
+
+from libs.config.settings import PodiumSettings
+from libs.events.envelope import EventEnvelope, unwrap
+from libs.events.kafka import make_producer, make_reader, partitions_of
+from libs.events.registry import UnknownEventType
+from libs.events.topics import DEAD_LETTER, TopicSpec, ensure_topics
+from libs.projection.ordering import StreamGate, Verdict
+from libs.telemetry.metrics import PROJECTION_CAUGHT_UP, PROJECTION_LAG
+from libs.telemetry.tracing import consume_span
+
+log = logging.getLogger(__name__)
+
+
+class ConsumedEvent(NamedTuple):
+    envelope: EventEnvelope
+    payload: Message
+    topic: str
+    partition: int
+    offset: int
+
+
+class Projection(Protocol):
+    """A view built from events. `apply` may be a plain or an async function."""
+
+    name: str
+    topics: tuple[TopicSpec, ...]
+
+    def apply(self, event: ConsumedEvent) -> Awaitable[None] | None: ...
+
+
+@dataclass
+class RunnerStats:
+    applied: int = 0
+    duplicates: int = 0
+    held: int = 0
+    dead_lettered: int = 0
+    rescans: int = 0
+    started_at: float = field(default_factory=time.monotonic)
+    caught_up_after: float | None = None
+
+
+class ProjectionRunner:
+    def __init__(
+        self,
+        settings: PodiumSettings,
+        projection: Projection,
+        *,
+        client_id: str | None = None,
+        rescan_cooldown: float = 2.0,
+        on_caught_up: Callable[[], None] | None = None,
+    ):
+        self.settings = settings
+        self.projection = projection
+        self.client_id = client_id or f"podium-projection-{projection.name}"
+        self.rescan_cooldown = rescan_cooldown
+        self.stats = RunnerStats()
+        self.caught_up = asyncio.Event()
+        self._on_caught_up = on_caught_up
+        self._gate: StreamGate[ConsumedEvent] = StreamGate()
+        self._last_rescan: dict[TopicPartition, float] = {}
+        self._targets: dict[TopicPartition, int] = {}
+        self._positions: dict[TopicPartition, int] = {}
+        self._consumer: AIOKafkaConsumer | None = None
+        self._dead_letters: AIOKafkaProducer | None = None
+        self._task: asyncio.Task | None = None
+        self._is_async = inspect.iscoroutinefunction(projection.apply)
+
+    async def start(self) -> None:
+        topics = (*self.projection.topics, DEAD_LETTER)
+        await ensure_topics(
+            self.settings.kafka_bootstrap_servers,
+            topics,
+            self.settings.topic_partitions,
+            self.settings.topic_replication_factor,
+        )
+        self._consumer = make_reader(self.settings, self.client_id)
+        await self._consumer.start()
+        parts: list[TopicPartition] = []
+        for spec in self.projection.topics:
+            parts.extend(await partitions_of(self._consumer, spec.name))
+        self._consumer.assign(parts)
+        await self._consumer.seek_to_beginning(*parts)
+        ends = await self._consumer.end_offsets(parts)
+        begins = await self._consumer.beginning_offsets(parts)
+        self._targets = {tp: end for tp, end in ends.items() if end > begins.get(tp, 0)}
+        self._dead_letters = make_producer(self.settings, client_id=f"{self.client_id}-dlq")
+        await self._dead_letters.start()
+        self.stats.started_at = time.monotonic()
+        PROJECTION_LAG.labels(self.projection.name).set_function(self.lag)
+        PROJECTION_CAUGHT_UP.labels(self.projection.name).set_function(lambda: float(self.caught_up.is_set()))
+        if not self._targets:
+            self._mark_caught_up()
+        self._task = asyncio.create_task(self._run(), name=f"projection-{self.projection.name}")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._consumer:
+            await self._consumer.stop()
+        if self._dead_letters:
+            await self._dead_letters.stop()
+
+    def lag(self) -> int:
+        """Records on the broker that this runner has not read yet (as of its last fetch)."""
+        if not self._consumer:
+            return 0
+        total = 0
+        for tp in self._consumer.assignment():
+            high = self._consumer.highwater(tp)
+            if high is None:
+                continue
+            total += max(0, high - self._positions.get(tp, 0))
+        return total
+
+    async def _run(self) -> None:
+        consumer = self._consumer
+        assert consumer is not None
+        while True:
+            batches = await consumer.getmany(timeout_ms=200, max_records=5000)
+            for tp, records in batches.items():
+                await self._handle_batch(tp, records)
+            if not self.caught_up.is_set():
+                await self._check_caught_up()
+
+    async def _check_caught_up(self) -> None:
+        consumer = self._consumer
+        assert consumer is not None
+        for tp, target in self._targets.items():
+            if await consumer.position(tp) < target:
+                return
+        self._mark_caught_up()
+
+    def _mark_caught_up(self) -> None:
+        if self.caught_up.is_set():
+            return
+        self.stats.caught_up_after = time.monotonic() - self.stats.started_at
+        self.caught_up.set()
+        log.info(
+            "projection %s caught up: %d events in %.2fs",
+            self.projection.name,
+            self.stats.applied,
+            self.stats.caught_up_after,
+        )
+        if self._on_caught_up:
+            self._on_caught_up()
+
+    async def _handle_batch(self, tp: TopicPartition, records) -> None:
+        """The hot path: plain function calls per record; awaits only where a record needs one."""
+        gate, stats, positions = self._gate, self.stats, self._positions
+        apply, is_async = self.projection.apply, self._is_async
+        topic, partition = tp.topic, tp.partition
+        for record in records:
+            # A record before the furthest offset read is being read again (a rescan): it was
+            # handled the first time, so it is never dead-lettered twice.
+            first_read = record.offset >= positions.get(tp, 0)
+            if first_read:
+                positions[tp] = record.offset + 1
+            try:
+                envelope = EventEnvelope.FromString(record.value)
+                payload = unwrap(envelope)
+            except (DecodeError, UnknownEventType) as e:
+                if first_read:
+                    await self._dead_letter(record, f"undecodable: {e}")
+                continue
+            event = ConsumedEvent(envelope, payload, topic, partition, record.offset)
+            verdict, ready = gate.offer(
+                (envelope.producer, envelope.stream_id), envelope.stream_version, event
+            )
+            if verdict is Verdict.DUPLICATE:
+                stats.duplicates += 1
+                continue
+            if verdict is Verdict.HELD:
+                stats.held = gate.held_count
+                self._rescan(tp, event)
+                continue
+            # Live events continue their command's trace; a rebuild is no request's work.
+            traced = self.caught_up.is_set()
+            for item in ready:
+                span = (
+                    consume_span(
+                        topic,
+                        record.headers if item is event else None,
+                        item.envelope.traceparent,
+                        **{
+                            "podium.projection": self.projection.name,
+                            "podium.space_id": item.envelope.space_id,
+                        },
+                    )
+                    if traced
+                    else contextlib.nullcontext()
+                )
+                try:
+                    with span:
+                        if is_async:
+                            await apply(item)
+                        else:
+                            apply(item)
+                except Exception as e:
+                    log.exception(
+                        "projection %s could not apply %s", self.projection.name, item.envelope.event_type
+                    )
+                    if item is event:
+                        await self._dead_letter(record, f"apply failed: {e!r}")
+                stats.applied += 1
+            if len(ready) > 1:
+                stats.held = gate.held_count
+
+    def _rescan(self, tp: TopicPartition, event: ConsumedEvent) -> None:
+        """Reads the partition again from the beginning, to find the versions before `event`."""
+        now = time.monotonic()
+        if now - self._last_rescan.get(tp, -1e9) <= self.rescan_cooldown:
+            return
+        self._last_rescan[tp] = now
+        self.stats.rescans += 1
+        log.warning(
+            "projection %s: %s/%s skipped to version %d; re-reading %s from the beginning",
+            self.projection.name,
+            event.envelope.producer,
+            event.envelope.stream_id,
+            event.envelope.stream_version,
+            tp,
+        )
+        assert self._consumer is not None
+        self._consumer.seek(tp, 0)
+
+    async def _dead_letter(self, record, reason: str) -> None:
+        self.stats.dead_lettered += 1
+        log.error("dead-lettering %s:%s@%s: %s", record.topic, record.partition, record.offset, reason)
+        assert self._dead_letters is not None
+        headers = [
+            ("podium.reason", reason.encode()[:1000]),
+            ("podium.source", f"{record.topic}:{record.partition}:{record.offset}".encode()),
+            ("podium.consumer", self.projection.name.encode()),
+        ]
+        await self._dead_letters.send_and_wait(
+            DEAD_LETTER.name, value=record.value, key=record.key, headers=headers
+        )

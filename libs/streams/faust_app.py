@@ -1,0 +1,95 @@
+"""The faust app and topics every Podium stream processor (presence, analytics) uses.
+
+In-memory table stores recovered from their changelogs, acks from all
+replicas, idempotence as configured (off against the dev broker), and short
+rebalance timeouts so a restarted replica takes its partitions back quickly.
+Podium topics are raw bytes both ways: the processors decode protobuf
+themselves.
+"""
+
+from __future__ import annotations
+
+import faust
+from aiokafka.partitioner import murmur2
+
+from libs.config.settings import PodiumSettings
+from libs.events.topics import TopicSpec
+
+
+def partition_of(key: str, partitions: int) -> int:
+    """Kafka's default partitioner (murmur2), as every client computes it."""
+    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+
+
+def make_faust_app(
+    app_id: str,
+    settings: PodiumSettings,
+    *,
+    producer_batch_bytes: int = 16_384,
+    canonical_url: str | None = None,
+    standby_replicas: int = 1,
+) -> faust.App:
+    """`canonical_url` is what the other members of the group learn as this one's address (faust's
+    assignor shares it), so a replica can send a query about a key to the replica that owns it."""
+    extra = {"canonical_url": canonical_url} if canonical_url else {}
+    return faust.App(
+        app_id,
+        broker=[f"kafka://{server}" for server in settings.kafka_bootstrap_servers.split(",")],
+        store="memory://",
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replication_factor,
+        producer_enable_idempotence=settings.kafka_enable_idempotence,
+        producer_acks=-1,
+        producer_max_batch_size=producer_batch_bytes,
+        web_enabled=False,
+        broker_rebalance_timeout=5,
+        broker_session_timeout=6,
+        broker_heartbeat_interval=1,
+        consumer_auto_offset_reset="earliest",
+        table_standby_replicas=standby_replicas,
+        **extra,
+    )
+
+
+def raw_topic(app: faust.App, spec: TopicSpec, partitions: int, **options):
+    """A Podium topic as faust sees it: bytes keys and values."""
+    return app.topic(
+        spec.name,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=partitions,
+        **options,
+    )
+
+
+class PartitionIndex:
+    """Which of a table's keys (Space ids) live on a partition: murmur2, computed once per key.
+
+    A tick sent to every partition must touch only the Spaces of its own partition, since only
+    that partition's stream may write their table values.
+    """
+
+    def __init__(self, partitions: int):
+        self.partitions = partitions
+        self._partition_of: dict[str, int] = {}
+
+    def keys_on(self, keys, partition: int) -> list[str]:
+        on = []
+        for key in list(keys):
+            owner = self._partition_of.get(key)
+            if owner is None:
+                owner = self._partition_of[key] = partition_of(key, self.partitions)
+            if owner == partition:
+                on.append(key)
+        return on
+
+    def forget(self, key: str) -> None:
+        self._partition_of.pop(key, None)
+
+
+async def send_to_every_partition(topic, value: bytes, partitions: int) -> None:
+    """One record to each partition of `topic`: a clock tick every partition's stream sees in order."""
+    for partition in range(partitions):
+        await topic.send(value=value, partition=partition)

@@ -1,0 +1,61 @@
+"""Prometheus metrics, served over HTTP on `PODIUM_METRICS_PORT` by every service.
+
+The names a platform team alerts on (docs/operations.md lists the alerts):
+
+    podium_grpc_requests_total{method, code}       calls handled, by final status
+    podium_grpc_request_seconds{method}            latency histogram
+    podium_outbox_backlog{schema}                  events committed, not yet on the broker
+    podium_outbox_published_total{schema}          events the relay published
+    podium_projection_lag_records{projection}      records on the broker not yet applied
+    podium_projection_caught_up{projection}        1 once the view has caught up
+    podium_media_frames_total{direction}           relay frames: in, out, dropped, refused
+    podium_live_spaces                             live Spaces (room)
+    podium_space_participants{role}                participants of live Spaces, by role (room)
+"""
+
+from __future__ import annotations
+
+import logging
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+log = logging.getLogger(__name__)
+
+COMMANDS = Counter(
+    "podium_grpc_requests", "gRPC calls handled, by method and final status code.", ["method", "code"]
+)
+COMMAND_SECONDS = Histogram(
+    "podium_grpc_request_seconds",
+    "Time to handle a gRPC call (for streams: until the stream ends).",
+    ["method"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0),
+)
+OUTBOX_BACKLOG = Gauge(
+    "podium_outbox_backlog", "Events committed but not yet published to the broker.", ["schema"]
+)
+OUTBOX_PUBLISHED = Counter("podium_outbox_published", "Events the outbox relay published.", ["schema"])
+PROJECTION_LAG = Gauge(
+    "podium_projection_lag_records",
+    "Records on the broker that the projection has not applied.",
+    ["projection"],
+)
+PROJECTION_CAUGHT_UP = Gauge(
+    "podium_projection_caught_up", "1 once the projection has caught up with the log.", ["projection"]
+)
+MEDIA_FRAMES = Counter(
+    "podium_media_frames",
+    "Frames at the media relay: in (admitted), out (delivered to subscribers), dropped (slow subscribers), refused.",
+    ["direction"],
+)
+LIVE_SPACES = Gauge("podium_live_spaces", "Spaces that are live now.")
+SPACE_PARTICIPANTS = Gauge("podium_space_participants", "Participants of live Spaces, by role.", ["role"])
+
+
+def serve_metrics(port: int) -> int:
+    """Serves /metrics on `port` (0: any free port); returns the port. Negative: disabled."""
+    if port < 0:
+        return -1
+    server, _ = start_http_server(port)
+    bound = server.server_port
+    log.info("metrics on http://0.0.0.0:%d/metrics", bound)
+    return bound

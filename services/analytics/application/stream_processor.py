@@ -1,0 +1,164 @@
+"""Analytics' stream processor, on faust: the event log in, derived figures out.
+
+Agents read the room, media and replay topics (all keyed by Space id, with the
+same partition count, so co-partitioned) and one internal clock topic. They
+keep two tables: `space-stats` (a Space's running figures, keyed by Space id)
+and `space-members` (each user's state in a Space, keyed `space|user`, written
+from the Space's partition). Both survive restarts through their changelogs.
+
+Out go `podium.analytics.space_stats.v1` (SpaceStats: on every closed window
+while the Space is live, on its end, and again whenever a late talking or
+replay event changes an ended Space's figures) and
+`podium.analytics.listeners_per_minute.v1` (ListenersInWindow). Windows close
+when a room event passes their end, or when a clock tick, itself a record in
+the log, passes their end plus the allowed lateness. The figures are the pure
+fold of `services.analytics.domain.space_stats`, so they depend on event time
+only: a rebuild from the log publishes the same values.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from libs.config.settings import PodiumSettings
+from libs.events.envelope import EventEnvelope, occurred_at, unwrap
+from libs.events.topics import (
+    ANALYTICS_LISTENERS_PER_MINUTE,
+    ANALYTICS_SPACE_STATS,
+    ANALYTICS_TICKS,
+    MEDIA_EVENTS,
+    REPLAY_EVENTS,
+    ROOM_EVENTS,
+    TopicSpec,
+)
+from libs.streams.faust_app import PartitionIndex, make_faust_app, raw_topic, send_to_every_partition
+from podium.analytics.v1 import analytics_stats_pb2 as an
+from podium.room.v1 import room_events_pb2 as rev
+from services.analytics.domain.space_stats import (
+    apply_replay,
+    apply_room,
+    apply_talking,
+    close_windows,
+    empty,
+    is_live,
+    snapshot,
+)
+
+log = logging.getLogger(__name__)
+
+
+class AnalyticsStreams:
+    def __init__(
+        self,
+        settings: PodiumSettings,
+        *,
+        window_seconds: int = 60,
+        lateness_seconds: float = 5.0,
+        tick_seconds: float = 5.0,
+        producer_batch_bytes: int = 16_384,
+        app_id: str = "podium-analytics",
+    ):
+        self.window_seconds = window_seconds
+        self.lateness_seconds = lateness_seconds
+        self.partitions = settings.topic_partitions
+        self.index = PartitionIndex(self.partitions)
+        self.app = make_faust_app(app_id, settings, producer_batch_bytes=producer_batch_bytes)
+        self.stats = self.app.Table("space-stats", default=None, partitions=self.partitions, key_type=str)
+        self.members = self.app.Table("space-members", default=None, partitions=self.partitions, key_type=str)
+        self.out_stats = self._topic(ANALYTICS_SPACE_STATS)
+        self.out_windows = self._topic(ANALYTICS_LISTENERS_PER_MINUTE)
+        self.ticks = self._topic(ANALYTICS_TICKS, retention=ANALYTICS_TICKS.retention_ms / 1000)
+        self.app.agent(self._topic(ROOM_EVENTS), name="fold-room")(self._fold_room)
+        self.app.agent(self._topic(MEDIA_EVENTS), name="fold-talking")(self._fold_talking)
+        self.app.agent(self._topic(REPLAY_EVENTS), name="fold-replay")(self._fold_replay)
+        self.app.agent(self.ticks, name="close-windows")(self._close_windows)
+        self.app.timer(tick_seconds, name="analytics-clock")(self._tick)
+        self.published = 0
+
+    def _topic(self, spec: TopicSpec, **options):
+        return raw_topic(self.app, spec, self.partitions, **options)
+
+    async def _fold_room(self, stream):
+        async for envelope, payload in self._envelopes(stream):
+            space_id = envelope.space_id
+            if not space_id:
+                continue
+            stats = self.stats.get(space_id) or empty(space_id, self.window_seconds)
+            at = occurred_at(envelope).timestamp()
+            # Windows this event passes close first, so their figures are as of their end.
+            await self._publish_windows(stats, close_windows(stats, at) if is_live(stats) else [])
+            closed = apply_room(stats, self.members, payload, at, envelope.stream_version)
+            self.stats[space_id] = stats
+            await self._publish_windows(stats, closed)
+            if isinstance(payload, rev.SpaceEnded):
+                await self._publish_stats(snapshot(stats, at, final=True))
+
+    async def _fold_talking(self, stream):
+        async for envelope, payload in self._envelopes(stream):
+            stats = self.stats.get(envelope.space_id)
+            if stats is not None and apply_talking(
+                stats, envelope.stream_id, envelope.stream_version, payload
+            ):
+                self.stats[envelope.space_id] = stats
+                await self._republish_if_ended(stats)
+
+    async def _fold_replay(self, stream):
+        async for envelope, payload in self._envelopes(stream):
+            stats = self.stats.get(envelope.space_id)
+            if stats is not None and apply_replay(
+                stats, envelope.stream_id, envelope.stream_version, payload
+            ):
+                self.stats[envelope.space_id] = stats
+                await self._republish_if_ended(stats)
+
+    async def _close_windows(self, stream):
+        """A tick closes the windows of this partition's live Spaces that ended before it, less
+        the allowed lateness."""
+        async for event in stream.events():
+            now = (event.message.timestamp or time.time() * 1000) / 1000
+            for space_id in self.index.keys_on(self.stats.keys(), event.message.partition):
+                stats = self.stats[space_id]
+                if not is_live(stats):
+                    continue
+                closed = close_windows(stats, now - self.lateness_seconds)
+                if closed:
+                    self.stats[space_id] = stats
+                    await self._publish_windows(stats, closed)
+
+    async def _envelopes(self, stream):
+        async for event in stream.events():
+            try:
+                envelope = EventEnvelope.FromString(event.value)
+                payload = unwrap(envelope)
+            except Exception:  # the producing service's own consumers dead-letter these
+                log.warning("skipping an undecodable record at %s", event.message.tp)
+                continue
+            yield envelope, payload
+
+    async def _publish_windows(self, stats: dict, closed: list[an.ListenersInWindow]) -> None:
+        if not closed:
+            return
+        for window in closed:
+            await self._send(self.out_windows, stats["space_id"], window)
+        end = closed[-1].window_start.ToSeconds() + closed[-1].window_seconds
+        if stats["ended_at"] is None or end <= stats["ended_at"]:
+            await self._publish_stats(snapshot(stats, end))
+
+    async def _republish_if_ended(self, stats: dict) -> None:
+        if stats["ended_at"] is not None:
+            await self._publish_stats(snapshot(stats, stats["ended_at"], final=True))
+
+    async def _publish_stats(self, figures: an.SpaceStats) -> None:
+        await self._send(self.out_stats, figures.space_id, figures)
+
+    async def _send(self, topic, space_id: str, message) -> None:
+        await topic.send(
+            key=space_id.encode(),
+            value=message.SerializeToString(deterministic=True),
+            headers=[("podium-type", message.DESCRIPTOR.full_name.encode())],
+        )
+        self.published += 1
+
+    async def _tick(self) -> None:
+        await send_to_every_partition(self.ticks, an.AnalyticsTick().SerializeToString(), self.partitions)

@@ -1,0 +1,74 @@
+"""The analytics service's composition root: a faust app, and a gRPC server for health only.
+
+    python -m services.analytics
+
+It keeps no PostgreSQL state: its tables recover from their changelogs, and
+its outputs are derived topics for analysts. Health says SERVING once the
+tables have recovered.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from libs.config.runtime import run
+from libs.events.topics import (
+    ANALYTICS_LISTENERS_PER_MINUTE,
+    ANALYTICS_SPACE_STATS,
+    ANALYTICS_TICKS,
+    MEDIA_EVENTS,
+    REPLAY_EVENTS,
+    ROOM_EVENTS,
+    ensure_topics,
+)
+from libs.grpckit.server import GrpcHost
+from libs.telemetry.setup import configure_telemetry
+from services.analytics.application.stream_processor import AnalyticsStreams
+from services.analytics.settings import AnalyticsSettings
+
+log = logging.getLogger("podium.analytics")
+
+SERVICE_NAME = "podium.analytics.v1.Analytics"
+
+
+async def serve(settings: AnalyticsSettings) -> None:
+    await ensure_topics(
+        settings.kafka_bootstrap_servers,
+        (
+            ROOM_EVENTS,
+            MEDIA_EVENTS,
+            REPLAY_EVENTS,
+            ANALYTICS_TICKS,
+            ANALYTICS_SPACE_STATS,
+            ANALYTICS_LISTENERS_PER_MINUTE,
+        ),
+        settings.topic_partitions,
+        settings.topic_replication_factor,
+    )
+    streams = AnalyticsStreams(
+        settings,
+        window_seconds=settings.analytics_window_seconds,
+        lateness_seconds=settings.analytics_lateness_seconds,
+        tick_seconds=settings.analytics_tick_seconds,
+        producer_batch_bytes=settings.analytics_producer_batch_bytes,
+        app_id=settings.analytics_app_id,
+    )
+    host = GrpcHost(settings, [SERVICE_NAME])
+    host.install_signal_handlers()
+    await host.start(f"{settings.analytics_bind_host}:{settings.analytics_port}")
+    await streams.app.start()
+    try:
+        await streams.app.tables.recovery.completed.wait()
+        await host.serving()
+        print(f"analytics service ready on port {host.port}", flush=True)
+        await host.wait_for_stop_signal()
+        await host.stop()
+    finally:
+        await streams.app.producer.flush()
+        await streams.app.stop()
+
+
+def main() -> None:
+    settings = AnalyticsSettings()
+    configure_telemetry(settings, "analytics")
+    run(serve(settings), settings.event_loop)

@@ -1,0 +1,3 @@
+from services.media_relay.main import main
+
+main()

@@ -1,0 +1,3 @@
+from services.moderation.main import main
+
+main()

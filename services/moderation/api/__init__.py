@@ -1,0 +1,1 @@
+"""The ModerationService gRPC API."""

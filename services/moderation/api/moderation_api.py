@@ -1,0 +1,229 @@
+"""The ModerationService servicer: requests become moderation commands; queries read views."""
+
+from __future__ import annotations
+
+from libs.domain.errors import NotFound, PermissionDenied
+from libs.events.ids import new_id
+from libs.grpckit.handlers import Authenticator, Caller, unary
+from libs.grpckit.pagination import paginate, parse_page
+from libs.grpckit.rate_limits import REPORT, RateLimiter
+from libs.grpckit.validation import require_id
+from podium.moderation.v1 import moderation_service_pb2 as pb
+from podium.moderation.v1 import moderation_service_pb2_grpc
+from podium.moderation.v1 import moderation_types_pb2 as mt
+from podium.room.v1 import room_types_pb2 as rt
+from services.moderation.application.moderation_commands import ModerationCommands
+from services.moderation.domain import commands as cmd
+from services.moderation.domain.decide import TRUST_AND_SAFETY
+from services.moderation.projections.report_index import ReportIndex
+from services.moderation.projections.room_roles import RoomRoles
+
+
+class ModerationApi(moderation_service_pb2_grpc.ModerationServiceServicer):
+    def __init__(
+        self,
+        authenticator: Authenticator,
+        commands: ModerationCommands,
+        roles: RoomRoles,
+        reports: ReportIndex,
+        limits: RateLimiter | None = None,
+    ):
+        self.authenticator = authenticator
+        self.commands = commands
+        self.room = roles
+        self.reports = reports
+        self.limits = limits or RateLimiter({})
+
+    def _space(self, space_id: str) -> str:
+        space_id = require_id(space_id, "space_id")
+        if not self.room.known(space_id):
+            raise NotFound(f"space {space_id!r} does not exist", reason="SPACE_NOT_FOUND")
+        return space_id
+
+    async def _on_space(self, space_id, command, caller, request, method, response_type, respond=None):
+        return await self.commands.on_space(
+            space_id,
+            command,
+            caller,
+            request,
+            method,
+            respond or (lambda _s, _e: response_type()),
+            response_type,
+        )
+
+    @unary
+    async def MuteParticipant(
+        self, request: pb.MuteParticipantRequest, caller: Caller
+    ) -> pb.MuteParticipantResponse:
+        space_id, user_id = self._space(request.space_id), require_id(request.user_id, "user_id")
+        command = cmd.MuteParticipant(space_id, user_id, self.room.roles(space_id, caller.user_id, user_id))
+        return await self._on_space(
+            space_id, command, caller, request, "MuteParticipant", pb.MuteParticipantResponse,
+            lambda state, _e: pb.MuteParticipantResponse(kind=state.mutes.get(user_id, mt.MUTE_KIND_UNSPECIFIED)),
+        )  # fmt: skip
+
+    @unary
+    async def UnmuteParticipant(
+        self, request: pb.UnmuteParticipantRequest, caller: Caller
+    ) -> pb.UnmuteParticipantResponse:
+        space_id, user_id = self._space(request.space_id), require_id(request.user_id, "user_id")
+        command = cmd.UnmuteParticipant(space_id, user_id, self.room.roles(space_id, caller.user_id, user_id))
+        return await self._on_space(
+            space_id, command, caller, request, "UnmuteParticipant", pb.UnmuteParticipantResponse
+        )
+
+    @unary
+    async def RemoveParticipant(
+        self, request: pb.RemoveParticipantRequest, caller: Caller
+    ) -> pb.RemoveParticipantResponse:
+        space_id, user_id = self._space(request.space_id), require_id(request.user_id, "user_id")
+        command = cmd.RemoveParticipant(
+            space_id, user_id, request.reason, self.room.roles(space_id, caller.user_id, user_id)
+        )
+        return await self._on_space(
+            space_id, command, caller, request, "RemoveParticipant", pb.RemoveParticipantResponse
+        )
+
+    @unary
+    async def BlockUser(self, request: pb.BlockUserRequest, caller: Caller) -> pb.BlockUserResponse:
+        return await self.commands.on_blocks(
+            cmd.BlockUser(request.user_id), caller, request, "BlockUser", pb.BlockUserResponse
+        )
+
+    @unary
+    async def UnblockUser(self, request: pb.UnblockUserRequest, caller: Caller) -> pb.UnblockUserResponse:
+        return await self.commands.on_blocks(
+            cmd.UnblockUser(request.user_id), caller, request, "UnblockUser", pb.UnblockUserResponse
+        )
+
+    @unary
+    async def ListBlockedUsers(
+        self, request: pb.ListBlockedUsersRequest, caller: Caller
+    ) -> pb.ListBlockedUsersResponse:
+        page = parse_page(request.page_size, request.page_token, caller.user_id)
+        blocked = sorted((await self.commands.block_list(caller.user_id)).blocked)
+        users, token = paginate(blocked, page)
+        return pb.ListBlockedUsersResponse(user_ids=users, next_page_token=token)
+
+    @unary
+    async def ReportSpace(self, request: pb.ReportSpaceRequest, caller: Caller) -> pb.ReportSpaceResponse:
+        space_id = self._space(request.space_id)
+        with self.limits.charge(REPORT, caller.user_id):
+            report_id = new_id()
+            command = cmd.ReportSpace(
+                space_id, report_id, request.reason, request.text, self.room.roles(space_id, caller.user_id)
+            )
+            return await self._on_space(
+                space_id, command, caller, request, "ReportSpace", pb.ReportSpaceResponse,
+                lambda _s, _e: pb.ReportSpaceResponse(report_id=report_id),
+            )  # fmt: skip
+
+    @unary
+    async def ReportParticipant(
+        self, request: pb.ReportParticipantRequest, caller: Caller
+    ) -> pb.ReportParticipantResponse:
+        space_id, user_id = self._space(request.space_id), require_id(request.user_id, "user_id")
+        with self.limits.charge(REPORT, caller.user_id):
+            report_id = new_id()
+            roles = self.room.roles(space_id, caller.user_id, user_id)
+            command = cmd.ReportParticipant(space_id, report_id, user_id, request.reason, request.text, roles)
+
+            # Whether this report tips the speaker into an automatic mute is decided afterwards, by
+            # the report-window stream (application/report_windows.py).
+            return await self._on_space(
+                space_id, command, caller, request, "ReportParticipant", pb.ReportParticipantResponse,
+                lambda _s, _e: pb.ReportParticipantResponse(report_id=report_id),
+            )  # fmt: skip
+
+    def _require_trust_and_safety(self, caller: Caller) -> None:
+        if TRUST_AND_SAFETY not in caller.identity.roles:
+            raise PermissionDenied(
+                "this needs the trust-and-safety role in your token", reason="NOT_TRUST_AND_SAFETY"
+            )
+
+    @unary
+    async def ListReports(self, request: pb.ListReportsRequest, caller: Caller) -> pb.ListReportsResponse:
+        self._require_trust_and_safety(caller)
+        since = request.since.seconds if request.HasField("since") else 0
+        query = [request.space_id, request.state, request.reason, since]
+        page = parse_page(request.page_size, request.page_token, query)
+        reports, token = paginate(
+            self.reports.query(request.space_id, request.state, request.reason, since), page
+        )
+        return pb.ListReportsResponse(reports=reports, next_page_token=token)
+
+    @unary
+    async def ResolveReport(
+        self, request: pb.ResolveReportRequest, caller: Caller
+    ) -> pb.ResolveReportResponse:
+        self._require_trust_and_safety(caller)
+        space_id = self._space(request.space_id)
+        report_id = require_id(request.report_id, "report_id")
+        command = cmd.ResolveReport(space_id, report_id, request.resolution, request.note)
+
+        def respond(state, _events) -> pb.ResolveReportResponse:
+            record = state.reports[report_id]
+            report = mt.Report(
+                report_id=record.report_id,
+                space_id=space_id,
+                reporter_user_id=record.reporter_user_id,
+                target_user_id=record.target_user_id,
+                reason=record.reason,
+                text=record.text,
+                state=mt.REPORT_STATE_RESOLVED,
+                resolution=record.resolution,
+                resolved_by_user_id=record.resolver_user_id,
+            )
+            report.reported_at.FromDatetime(record.reported_at)
+            if record.resolved_at:
+                report.resolved_at.FromDatetime(record.resolved_at)
+            return pb.ResolveReportResponse(report=report)
+
+        return await self._on_space(
+            space_id, command, caller, request, "ResolveReport", pb.ResolveReportResponse, respond
+        )
+
+    @unary
+    async def GetModerationLog(
+        self, request: pb.GetModerationLogRequest, caller: Caller
+    ) -> pb.GetModerationLogResponse:
+        space_id = self._space(request.space_id)
+        roles = self.room.roles(space_id, caller.user_id)
+        manages = roles.actor in (rt.ROLE_HOST, rt.ROLE_CO_HOST) or roles.host_user_id == caller.user_id
+        if TRUST_AND_SAFETY not in caller.identity.roles and not manages:
+            raise PermissionDenied(
+                "only the host, co-hosts and trust and safety can read the moderation log",
+                reason="NOT_HOST_OR_CO_HOST",
+            )
+        page = parse_page(request.page_size, request.page_token, space_id)
+        actions = []
+        for recorded in await self.commands.space_log(space_id):
+            e = recorded.payload
+            action = mt.ModerationAction(
+                event_type=recorded.envelope.event_type,
+                actor_user_id=recorded.envelope.actor_user_id,
+                target_user_id=getattr(e, "target_user_id", "") or getattr(e, "user_id", ""),
+                reason=_reason_of(e),
+            )
+            action.occurred_at.CopyFrom(recorded.envelope.occurred_at)
+            actions.append(action)
+        chunk, token = paginate(actions, page)
+        return pb.GetModerationLogResponse(actions=chunk, next_page_token=token)
+
+
+def _reason_of(event) -> str:
+    if hasattr(event, "kind"):
+        why = ""
+        if event.kind == mt.MUTE_KIND_AUTO and event.report_ids:
+            why = (
+                f": {event.distinct_reporters} people reported them within {event.window_seconds} s"
+                f" (reports {', '.join(event.report_ids)})"
+            )
+        return mt.MuteKind.Name(event.kind) + why
+    if hasattr(event, "lifted"):
+        return "lifted " + mt.MuteKind.Name(event.lifted)
+    if hasattr(event, "resolution"):
+        return mt.Resolution.Name(event.resolution) + (f": {event.note}" if event.note else "")
+    if hasattr(event, "reason") and isinstance(event.reason, int):
+        return mt.ReportReason.Name(event.reason) + (f": {event.text}" if getattr(event, "text", "") else "")
+    return getattr(event, "reason", "")

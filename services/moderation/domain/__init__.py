@@ -1,0 +1,1 @@
+"""The moderation domain: mutes, removals, blocks and reports. Pure."""

@@ -1,0 +1,1 @@
+"""Views moderation builds from the log."""

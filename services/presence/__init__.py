@@ -1,0 +1,1 @@
+"""The presence service: who is connected to which Space, right now."""

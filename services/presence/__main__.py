@@ -1,0 +1,3 @@
+from services.presence.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""The PresenceService gRPC API."""

@@ -1,0 +1,1 @@
+"""The presence stream processor (faust) and its wiring."""

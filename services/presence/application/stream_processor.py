@@ -1,0 +1,185 @@
+"""Presence's stream processor, on faust: heartbeats in, presence events out.
+
+One faust app per process. Its single agent reads `podium.presence.heartbeats.v1`
+(keyed by Space id) and keeps one table, `presence-by-space`, keyed the same
+way, so the table is co-partitioned with its source and survives restarts
+through its changelog. Three kinds of record arrive:
+
+- a gateway's heartbeat batch for one Space: joins and reconnects;
+- a gateway loss, sent to every partition: that gateway's users time out;
+A second agent follows the room's topic (co-partitioned: same key, same
+partition count) and drops users the room says have left.
+
+- a clock tick, sent to every partition by the timer: users whose heartbeats
+  stopped time out. Expiry runs inside the stream (faust tables can only be
+  written from a stream), so it is ordered with the heartbeats of its partition.
+
+Time is event time (each record's timestamp): a processing backlog delays a
+timeout but cannot cause a wrong one.
+
+Events go to `podium.presence.events.v1` in the common envelope, with a
+per-Space version kept in the same table value.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+
+from libs.config.settings import PodiumSettings
+from libs.events.envelope import Causation, EventEnvelope, occurred_at, unwrap, wrap
+from libs.events.ids import new_id
+from libs.events.topics import PRESENCE_EVENTS, PRESENCE_HEARTBEATS, ROOM_EVENTS, TopicSpec
+from libs.streams.faust_app import PartitionIndex, make_faust_app, raw_topic, send_to_every_partition
+from podium.presence.v1 import presence_types_pb2 as pt
+from podium.room.v1 import room_events_pb2 as rev
+from services.presence.domain.space_presence import (
+    HEARTBEATS,
+    ROOM,
+    PresenceRules,
+    already_applied,
+    beat,
+    drop_gateway,
+    empty,
+    expire,
+    leave,
+)
+
+log = logging.getLogger(__name__)
+
+PRODUCER = "presence"
+
+
+class PresenceStreams:
+    def __init__(
+        self,
+        settings: PodiumSettings,
+        rules: PresenceRules,
+        *,
+        tick_seconds: float = 1.0,
+        producer_batch_bytes: int = 16_384,
+        advertised_address: str = "",
+        standby_replicas: int = 1,
+    ):
+        self.settings = settings
+        self.rules = rules
+        self.partitions = settings.topic_partitions
+        self.app = make_faust_app(
+            "podium-presence",
+            settings,
+            producer_batch_bytes=producer_batch_bytes,
+            canonical_url=f"http://{advertised_address}" if advertised_address else None,
+            standby_replicas=standby_replicas,
+        )
+        self.heartbeats = self._topic(PRESENCE_HEARTBEATS, retention=PRESENCE_HEARTBEATS.retention_ms / 1000)
+        self.events = self._topic(PRESENCE_EVENTS)
+        self.table = self.app.Table(
+            "presence-by-space",
+            default=None,
+            partitions=self.partitions,
+            key_type=str,
+            help="Each Space's present users, recent leavers, counts and event version.",
+        )
+        self.room_events = self._topic(ROOM_EVENTS)
+        self.app.agent(self.room_events, name="follow-room-leaves")(self._follow_room)
+        self.processed = 0
+        self.started_at = time.time()
+        self.index = PartitionIndex(self.partitions)
+        self.app.agent(self.heartbeats, name="track-presence")(self._track)
+        self.app.timer(tick_seconds, name="presence-clock")(self._tick)
+
+    def _topic(self, spec: TopicSpec, **options):
+        return raw_topic(self.app, spec, self.partitions, **options)
+
+    async def _track(self, stream):
+        """Applies heartbeats, gateway losses and clock ticks to the presence table."""
+        async for event in stream.events():
+            signal = pt.HeartbeatBatch.FromString(event.value)
+            # Event time: when the record was written, not when it is processed. Ticks are records
+            # in the same partitions, so a backlog delays a timeout but never causes one.
+            now = event.message.timestamp or time.time()
+            partition, offset = event.message.partition, event.message.offset
+            if signal.tick or signal.gateway_disconnected:
+                for space_id in self.index.keys_on(self.table.keys(), partition):
+                    state = self.table[space_id]
+                    if already_applied(state, HEARTBEATS, offset):
+                        continue
+                    if signal.tick:
+                        produced = expire(state, now, self.rules, floor=self.started_at)
+                    else:
+                        produced = drop_gateway(state, signal.gateway_id, now)
+                    if produced:
+                        await self._publish(state, produced)
+                        self._persist(space_id, state, now)
+            else:
+                state = self.table.get(signal.space_id)
+                if state is None:
+                    state = empty(signal.space_id)
+                if already_applied(state, HEARTBEATS, offset):
+                    self.processed += 1
+                    continue
+                produced = beat(state, signal.gateway_id, list(signal.user_ids), now, self.rules)
+                await self._publish(state, produced)
+                if produced or now - state.get("persisted_at", 0) > self.rules.timeout_seconds / 3:
+                    self._persist(signal.space_id, state, now)
+                # Otherwise only last-seen times moved: the value is updated in place in memory, and
+                # written to the changelog at most every third of the timeout, not on every beat.
+            self.processed += 1
+
+    async def _follow_room(self, stream):
+        """Drops users the room says have left, and everyone when a Space ends.
+
+        The room topic is keyed by Space id with the same partition count, so it is
+        co-partitioned with the heartbeats and may write the same table.
+        """
+        async for event in stream.events():
+            try:
+                envelope = EventEnvelope.FromString(event.value)
+                payload = unwrap(envelope)
+            except Exception:  # not ours to dead-letter: the room's own consumers do that
+                continue
+            state = self.table.get(envelope.space_id)
+            if state is None or already_applied(state, ROOM, event.message.offset):
+                continue
+            if isinstance(payload, rev.ParticipantLeft):
+                leaving = [payload.user_id]
+            elif isinstance(payload, rev.SpaceEnded):
+                leaving = list(state["present"])
+            else:
+                continue
+            if any(u in state["present"] for u in leaving):
+                at = occurred_at(envelope).timestamp()
+                leave(state, leaving, at)
+                self._persist(envelope.space_id, state, at)
+
+    def _persist(self, space_id: str, state: dict, now: float) -> None:
+        state["persisted_at"] = now
+        self.table[space_id] = state
+
+    async def _publish(self, state: dict, events: list) -> None:
+        if not events:
+            return
+        now = datetime.now(UTC)
+        causation = Causation(PRODUCER, new_id(), "presence-heartbeats")
+        for payload in events:
+            state["version"] += 1
+            envelope = wrap(
+                payload,
+                producer=PRODUCER,
+                stream_id=f"presence-{state['space_id']}",
+                version=state["version"],
+                space_id=state["space_id"],
+                occurred_at=now,
+                causation=causation,
+            )
+            await self.events.send(key=state["space_id"].encode(), value=envelope.SerializeToString())
+
+    async def _tick(self) -> None:
+        """Every second, a tick to each partition, so expiry runs inside the stream."""
+        await send_to_every_partition(
+            self.heartbeats, pt.HeartbeatBatch(tick=True).SerializeToString(), self.partitions
+        )
+
+    def space(self, space_id: str) -> dict | None:
+        return self.table.get(space_id)

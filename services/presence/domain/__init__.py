@@ -1,0 +1,1 @@
+"""Presence rules over one Space: heartbeats, reconnects, timeouts, counts. Pure."""

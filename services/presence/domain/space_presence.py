@@ -1,0 +1,126 @@
+"""One Space's presence, as a plain value a faust table can store, and the rules over it.
+
+    beat(state, gateway, users, now)   -> events   (joins and reconnects)
+    expire(state, now)                 -> events   (timeouts)
+    drop_gateway(state, gateway, now)  -> events   (a gateway is gone)
+
+Each mutates the state dict it is given (it is the table's value, written back
+by the caller) and returns the events to publish. A user who comes back within
+`reconnect_grace` of timing out is a reconnect, not a new join. Counts follow:
+current, peak and unique users present.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from google.protobuf.message import Message
+
+from podium.presence.v1 import presence_events_pb2 as ev
+
+
+@dataclass(frozen=True)
+class PresenceRules:
+    timeout_seconds: float = 30.0
+    reconnect_grace_seconds: float = 60.0
+
+
+# A Space's value records, per source topic, the offset of the last record applied to it. After a
+# crash the table (from its changelog) may be ahead of the committed offsets, since there are no
+# transactions here, so the records since the last commit are delivered again: they are skipped,
+# and no record is applied twice (a heartbeat replayed onto a later state would corrupt the counts).
+HEARTBEATS, ROOM = "heartbeats_offset", "room_offset"
+
+
+def already_applied(state: dict, source: str, offset: int) -> bool:
+    """True if `state` already reflects the record at `offset` of `source`; else marks it applied."""
+    if offset <= state.get(source, -1):
+        return True
+    state[source] = offset
+    return False
+
+
+def empty(space_id: str) -> dict:
+    return {
+        "space_id": space_id,
+        "present": {},  # user -> [gateway, connected_at, last_seen]
+        "gone": {},  # user -> [gateway, timed_out_at]: inside the reconnect grace
+        "unique": [],  # every user ever present, in order of first arrival
+        "peak": 0,
+        "version": 0,  # of this Space's presence event stream
+    }
+
+
+def beat(state: dict, gateway: str, users: list[str], now: float, rules: PresenceRules) -> list[Message]:
+    events: list[Message] = []
+    present, gone = state["present"], state["gone"]
+    seen = set(state["unique"])
+    left = state.get("left", {})
+    for user in users:
+        entry = present.get(user)
+        if entry is not None:
+            entry[0], entry[2] = gateway, now
+            continue
+        if user in left:
+            if now <= left[user]:
+                continue  # a heartbeat from before the room saw them leave
+            del left[user]
+        returning = gone.pop(user, None)
+        recent = returning is not None and now - returning[1] <= rules.reconnect_grace_seconds
+        kind = ev.CONNECT_KIND_RECONNECT if recent else ev.CONNECT_KIND_NEW
+        present[user] = [gateway, now, now]
+        if user not in seen:
+            seen.add(user)
+            state["unique"].append(user)
+        events.append(
+            ev.ParticipantConnected(space_id=state["space_id"], user_id=user, gateway_id=gateway, kind=kind)
+        )
+    state["peak"] = max(state["peak"], len(present))
+    return events
+
+
+def _time_out(state: dict, user: str, now: float, cause: int) -> Message:
+    gateway = state["present"].pop(user)[0]
+    state["gone"][user] = [gateway, now]
+    return ev.ParticipantTimedOut(space_id=state["space_id"], user_id=user, gateway_id=gateway, cause=cause)
+
+
+def expire(state: dict, now: float, rules: PresenceRules, floor: float = 0.0) -> list[Message]:
+    """Times out users silent for longer than the timeout.
+
+    `floor` is when this process started: nobody is timed out for heartbeats
+    it could not have seen (the last-seen times restored from the changelog
+    may be a little old).
+    """
+    late = [
+        u for u, (_g, _c, last) in state["present"].items() if now - max(last, floor) > rules.timeout_seconds
+    ]
+    events = [_time_out(state, u, now, ev.TIMEOUT_CAUSE_HEARTBEATS_MISSED) for u in late]
+    forgotten = [u for u, (_g, at) in state["gone"].items() if now - at > rules.reconnect_grace_seconds]
+    for user in forgotten:
+        del state["gone"][user]
+    return events
+
+
+def drop_gateway(state: dict, gateway: str, now: float) -> list[Message]:
+    held = [u for u, entry in state["present"].items() if entry[0] == gateway]
+    return [_time_out(state, u, now, ev.TIMEOUT_CAUSE_GATEWAY_DISCONNECTED) for u in held]
+
+
+def counts(state: dict) -> tuple[int, int, int]:
+    """(current, peak, unique) users present."""
+    return len(state["present"]), state["peak"], len(state["unique"])
+
+
+def leave(state: dict, users: list[str], at: float) -> None:
+    """The room says these users left (or the Space ended) at `at`: they are not present any more.
+
+    No event: the room's own event already says so, and this is not a timeout,
+    so no reconnect grace either. Heartbeats written before `at` that arrive
+    later (they travel on another topic) do not bring the user back.
+    """
+    left = state.setdefault("left", {})
+    for user in users:
+        state["present"].pop(user, None)
+        state["gone"].pop(user, None)
+        left[user] = at

@@ -1,0 +1,1 @@
+"""Views presence builds from the log."""

@@ -1,0 +1,183 @@
+"""Who is in each Space, with role, mute, raised hand and connection: the "who's here" view.
+
+Built from four topics: the room's (membership, roles, requests to speak),
+moderation's (mutes), presence's own (connections) and the media relay's
+(who is talking). Each Space keeps its
+members and the flags separately, so the flags are right whichever topic's
+event arrives first. Every change goes to the Space's watchers.
+
+A watcher has a bounded queue. When it is full the watcher is not waited for:
+its queue is dropped and it is marked to receive a fresh snapshot, so a slow
+gateway never slows the others or the projection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from libs.events.topics import MEDIA_EVENTS, MODERATION_EVENTS, PRESENCE_EVENTS, ROOM_EVENTS
+from libs.projection.runner import ConsumedEvent
+from podium.media.v1 import media_events_pb2 as media
+from podium.moderation.v1 import moderation_events_pb2 as mev
+from podium.presence.v1 import presence_events_pb2 as pev
+from podium.presence.v1 import presence_types_pb2 as pt
+from podium.room.v1 import room_events_pb2 as rev
+from podium.room.v1 import room_types_pb2 as rt
+
+ROLE_ORDER = {rt.ROLE_HOST: 0, rt.ROLE_CO_HOST: 1, rt.ROLE_SPEAKER: 2, rt.ROLE_LISTENER: 3}
+JOINED, UPDATED, LEFT = (
+    pt.MEMBER_CHANGE_KIND_JOINED,
+    pt.MEMBER_CHANGE_KIND_UPDATED,
+    pt.MEMBER_CHANGE_KIND_LEFT,
+)
+
+
+@dataclass
+class Board:
+    roles: dict[str, int] = field(default_factory=dict)  # members, in joining order
+    muted: set[str] = field(default_factory=set)
+    hands: set[str] = field(default_factory=set)
+    connected: set[str] = field(default_factory=set)
+    speaking: set[str] = field(default_factory=set)
+
+    def member(self, user_id: str) -> pt.SpaceMember:
+        return pt.SpaceMember(
+            user_id=user_id,
+            role=self.roles.get(user_id, rt.ROLE_UNSPECIFIED),
+            muted=user_id in self.muted,
+            hand_raised=user_id in self.hands,
+            connected=user_id in self.connected,
+            speaking=user_id in self.speaking,
+        )
+
+
+class Watcher:
+    def __init__(self, space_id: str, capacity: int):
+        self.space_id = space_id
+        self.queue: asyncio.Queue[pt.MemberChange] = asyncio.Queue(maxsize=capacity)
+        self.needs_snapshot = True
+        self.wake = asyncio.Event()
+        self.wake.set()
+
+    def offer(self, change: pt.MemberChange) -> None:
+        if self.needs_snapshot:
+            return  # the coming snapshot includes it
+        try:
+            self.queue.put_nowait(change)
+        except asyncio.QueueFull:
+            self.needs_snapshot = True
+            self.queue = asyncio.Queue(maxsize=self.queue.maxsize)
+        self.wake.set()
+
+
+class SpaceBoard:
+    name = "presence-space-board"
+    topics = (ROOM_EVENTS, MODERATION_EVENTS, PRESENCE_EVENTS, MEDIA_EVENTS)
+
+    def __init__(self, watcher_capacity: int = 1000):
+        self.boards: dict[str, Board] = {}
+        self.watchers: dict[str, set[Watcher]] = {}
+        self.watcher_capacity = watcher_capacity
+        self._connected_in: dict[str, set[str]] = {}  # user -> Spaces the log says they are connected to
+
+    def apply(self, event: ConsumedEvent) -> None:
+        e = event.payload
+        space_id = event.envelope.space_id
+        if not space_id:
+            return  # blocks are keyed by host, not by Space
+        board = self.boards.setdefault(space_id, Board())
+        self._index_connections(space_id, board, e)
+        for kind, user_id in self._change(board, e):
+            change = pt.MemberChange(kind=kind, member=board.member(user_id))
+            if kind == LEFT:
+                change.member.role = rt.ROLE_UNSPECIFIED
+            for watcher in self.watchers.get(space_id, ()):
+                watcher.offer(change)
+
+    def _index_connections(self, space_id: str, board: Board, e) -> None:
+        """Keeps who-is-connected-where, and drops connections the room ended (a leave, the end)."""
+        match e:
+            case pev.ParticipantConnected():
+                self._connected_in.setdefault(e.user_id, set()).add(space_id)
+                return
+            case pev.ParticipantTimedOut() | rev.ParticipantLeft():
+                gone = [e.user_id]
+                board.connected.discard(e.user_id)
+            case rev.SpaceEnded():
+                gone = list(board.connected)
+                board.connected.clear()
+            case _:
+                return
+        for user_id in gone:
+            spaces = self._connected_in.get(user_id)
+            if spaces is not None:
+                spaces.discard(space_id)
+                if not spaces:
+                    del self._connected_in[user_id]
+
+    def connected_in(self, user_id: str) -> list[str]:
+        """The Spaces the log says `user_id` is connected to (normally one)."""
+        return sorted(self._connected_in.get(user_id, ()))
+
+    @staticmethod
+    def _change(board: Board, e) -> list[tuple[int, str]]:
+        match e:
+            case rev.ParticipantJoined():
+                board.roles[e.user_id] = e.role or rt.ROLE_LISTENER
+                return [(JOINED, e.user_id)]
+            case rev.ParticipantLeft():
+                board.hands.discard(e.user_id)
+                board.speaking.discard(e.user_id)
+                return [(LEFT, e.user_id)] if board.roles.pop(e.user_id, None) is not None else []
+            case rev.SpaceEnded():
+                gone = list(board.roles)
+                board.roles.clear()
+                board.hands.clear()
+                board.speaking.clear()
+                return [(LEFT, u) for u in gone]
+            case rev.CoHostAdded() | rev.SpeakerAdded() | rev.CoHostRemoved() | rev.SpeakerRemoved():
+                if e.user_id not in board.roles:
+                    return []
+                added = {rev.CoHostAdded: rt.ROLE_CO_HOST, rev.SpeakerAdded: rt.ROLE_SPEAKER}
+                board.roles[e.user_id] = added.get(type(e), rt.ROLE_LISTENER)
+                board.hands.discard(e.user_id)
+                return [(UPDATED, e.user_id)]
+            case rev.SpeakRequested():
+                board.hands.add(e.user_id)
+            case rev.SpeakRequestWithdrawn() | rev.SpeakRequestApproved() | rev.SpeakRequestDenied():
+                board.hands.discard(e.user_id)
+            case mev.ParticipantMuted():
+                board.muted.add(e.user_id)
+            case mev.ParticipantUnmuted():
+                board.muted.discard(e.user_id)
+            case pev.ParticipantConnected():
+                board.connected.add(e.user_id)
+            case pev.ParticipantTimedOut():
+                board.connected.discard(e.user_id)
+            case media.SpeakerStartedTalking():
+                board.speaking.add(e.user_id)
+            case media.SpeakerStoppedTalking():
+                board.speaking.discard(e.user_id)
+            case _:
+                return []
+        user_id = e.user_id
+        return [(UPDATED, user_id)] if user_id in board.roles else []
+
+    def snapshot(self, space_id: str) -> list[pt.SpaceMember]:
+        board = self.boards.get(space_id, Board())
+        order = {u: i for i, u in enumerate(board.roles)}
+        members = sorted(board.roles, key=lambda u: (ROLE_ORDER.get(board.roles[u], 9), order[u]))
+        return [board.member(u) for u in members]
+
+    def watch(self, space_id: str) -> Watcher:
+        watcher = Watcher(space_id, self.watcher_capacity)
+        self.watchers.setdefault(space_id, set()).add(watcher)
+        return watcher
+
+    def unwatch(self, watcher: Watcher) -> None:
+        watchers = self.watchers.get(watcher.space_id)
+        if watchers is not None:
+            watchers.discard(watcher)
+            if not watchers:
+                del self.watchers[watcher.space_id]

@@ -1,0 +1,48 @@
+"""The presence service's settings."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from libs.config.settings import PodiumSettings
+from services.presence.domain.space_presence import PresenceRules
+
+
+class PresenceSettings(PodiumSettings):
+    presence_port: int = Field(50052, ge=0, le=65535, description="Port of the presence gRPC server.")
+    presence_bind_host: str = Field("0.0.0.0", description="Interface the presence gRPC server binds.")
+    presence_advertised_host: str = Field(
+        "127.0.0.1",
+        description="The address other presence replicas reach this one's gRPC server at (in Kubernetes, "
+        "the pod IP); queries about a Space are forwarded to the replica that owns it.",
+    )
+    presence_standby_replicas: int = Field(
+        1,
+        ge=0,
+        description="Standby copies of each table partition kept warm on other replicas, for a quick "
+        "takeover when a replica dies. Queries are always answered by the owning replica.",
+    )
+    presence_timeout_seconds: float = Field(
+        30, gt=0, description="Missed heartbeats for this long drop a user."
+    )
+    presence_reconnect_grace_seconds: float = Field(
+        60, ge=0, description="A user back within this long after a timeout is a reconnect, not a new join."
+    )
+    presence_tick_seconds: float = Field(1.0, gt=0, description="How often timeouts are checked.")
+    presence_max_entries_per_report: int = Field(
+        50_000, gt=0, description="Entries one ReportPresence may carry."
+    )
+
+    presence_producer_batch_bytes: int = Field(
+        16_384,
+        ge=1,
+        description=(
+            "batch.size of the stream producer (table changelog, events, ticks). Leave the default on "
+            "Apache Kafka. The embedded Tansu broker reports a partition's end offset as the last batch's "
+            "base offset + 1, so after a multi-record batch faust's table recovery stops short and loses "
+            "the newest table values; the dev stack and the tests set 1 (one record per batch) against it."
+        ),
+    )
+
+    def rules(self) -> PresenceRules:
+        return PresenceRules(self.presence_timeout_seconds, self.presence_reconnect_grace_seconds)

@@ -1,0 +1,3 @@
+from services.replay.main import main
+
+main()

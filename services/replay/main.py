@@ -1,0 +1,70 @@
+"""The replay service's composition root: wiring only.
+
+    python -m services.replay
+
+Its events (finalized, deleted, listened) go to `podium.replay.events.v1`
+through its own `replay` schema, which also holds the finalizing jobs. It reads
+the room topic and its own (the replay catalog), the room, moderation and
+media topics (each Space's history, for timelines and time travel), and the
+recording topic when it finalizes a Space.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from libs.config.runtime import run
+from libs.events.topics import REPLAY_EVENTS
+from libs.grpckit.shell import ServiceShell
+from libs.telemetry.setup import configure_telemetry
+from podium.replay.v1 import replay_service_pb2, replay_service_pb2_grpc
+from services.replay.api.replay_api import ReplayApi
+from services.replay.application.finalizer import Finalizer, RetentionSweeper, delete_files
+from services.replay.application.replay_commands import ReplayCommands
+from services.replay.infrastructure.blob_store import LocalDirectoryBlobStore
+from services.replay.infrastructure.jobs import JobStore
+from services.replay.projections.replay_catalog import ReplayCatalog
+from services.replay.projections.space_history import SpaceHistory
+from services.replay.settings import ReplaySettings
+
+SERVICE_NAME = replay_service_pb2.DESCRIPTOR.services_by_name["ReplayService"].full_name
+
+
+async def serve(settings: ReplaySettings) -> None:
+    shell = ServiceShell(
+        settings, schema="replay", producer="replay", publishes=(REPLAY_EVENTS,), service_names=[SERVICE_NAME]
+    )
+    async with shell:
+        jobs = JobStore(shell.pool, "replay")
+        await jobs.migrate()
+        blobs = LocalDirectoryBlobStore(settings.replay_blob_dir)
+        commands = ReplayCommands(shell.store)
+        catalog = ReplayCatalog(on_deleted=lambda space_id: delete_files(blobs, space_id))
+        finalizer = Finalizer(
+            settings,
+            jobs,
+            commands,
+            catalog,
+            blobs,
+            delay=timedelta(seconds=settings.replay_finalize_delay_seconds),
+            poll_seconds=settings.replay_finalize_poll_seconds,
+        )
+        catalog.on_recorded_end = finalizer.enqueue
+        history = SpaceHistory()
+        shell.add_projection(catalog)
+        shell.add_projection(history)
+        shell.add_background(finalizer)
+        shell.add_background(
+            RetentionSweeper(
+                commands, catalog, blobs, settings.retention(), settings.replay_retention_sweep_seconds
+            )
+        )
+        api = ReplayApi(shell.authenticator, commands, catalog, history, jobs, blobs, settings.retention())
+        replay_service_pb2_grpc.add_ReplayServiceServicer_to_server(api, shell.host.server)
+        await shell.serve(settings.replay_bind_host, settings.replay_port)
+
+
+def main() -> None:
+    settings = ReplaySettings()
+    configure_telemetry(settings, "replay")
+    run(serve(settings), settings.event_loop)

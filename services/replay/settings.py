@@ -1,0 +1,35 @@
+"""The replay service's settings."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pydantic import Field
+
+from libs.config.settings import PodiumSettings
+
+
+class ReplaySettings(PodiumSettings):
+    replay_port: int = Field(50055, ge=0, le=65535, description="Port of the replay gRPC server.")
+    replay_bind_host: str = Field("0.0.0.0", description="Interface the replay gRPC server binds.")
+    replay_blob_dir: str = Field(
+        ".podium/replays",
+        description="Directory of the local blob store that holds recordings (a PersistentVolume in Kubernetes).",
+    )
+    replay_retention_days: float = Field(
+        30, ge=0, description="How long a replay is kept after it is finalized; then it is deleted."
+    )
+    replay_retention_sweep_seconds: float = Field(
+        60, gt=0, description="How often expired replays are looked for."
+    )
+    replay_finalize_delay_seconds: float = Field(
+        2.0,
+        ge=0,
+        description="Wait after a recorded Space ends before finalizing, for the relay's last chunks to land.",
+    )
+    replay_finalize_poll_seconds: float = Field(
+        1.0, gt=0, description="How often the finalizer looks for jobs when nothing woke it."
+    )
+
+    def retention(self) -> timedelta:
+        return timedelta(days=self.replay_retention_days)

@@ -1,0 +1,3 @@
+from services.room.main import main
+
+main()

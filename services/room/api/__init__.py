@@ -1,0 +1,1 @@
+"""The RoomService gRPC API: protobuf in, commands and queries, protobuf out."""

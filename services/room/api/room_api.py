@@ -1,0 +1,385 @@
+"""The RoomService servicer: requests become commands or queries, answers become protobuf.
+
+Every method authenticates the caller from the bearer token (the `@unary`
+decorator) and maps domain rejections to canonical gRPC statuses. Mutations
+run through SpaceCommands; GetSpace, ListParticipants and ListSpeakRequests
+read the Space's stream (read-your-writes); ListSpaces reads the directory
+projection.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from google.protobuf.message import Message
+
+from libs.domain.errors import NotFound, PermissionDenied, Validator
+from libs.events.ids import new_id
+from libs.grpckit.handlers import Authenticator, Caller, unary
+from libs.grpckit.pagination import paginate, parse_page
+from libs.grpckit.rate_limits import INVITE, JOIN, SPEAK_REQUEST, RateLimiter
+from libs.grpckit.validation import duration_field, require_id, timestamp_field
+from libs.routing.hash_ring import HashRing, Node
+from podium.room.v1 import room_service_pb2 as pb
+from podium.room.v1 import room_service_pb2_grpc, room_types_pb2
+from services.room.application.invite_links import InviteLinks
+from services.room.application.space_commands import SpaceCommands
+from services.room.domain import commands as cmd
+from services.room.domain.state import Space
+from services.room.domain.view import participants_view, space_view, speak_requests_view
+from services.room.projections.moderation_reactions import ModerationReactions
+from services.room.projections.space_directory import SpaceDirectory
+
+MAX_INVITE_LINK_TTL = timedelta(days=7)
+UPDATABLE_FIELDS = ("title", "description", "join_policy", "scheduled_start", "recording_enabled")
+
+
+def _space_response(response_type):
+    def respond(state: Space, _events: list[Message]):
+        return response_type(space=space_view(state))
+
+    return respond
+
+
+class RoomApi(room_service_pb2_grpc.RoomServiceServicer):
+    def __init__(
+        self,
+        authenticator: Authenticator,
+        commands: SpaceCommands,
+        directory: SpaceDirectory,
+        invite_links: InviteLinks,
+        default_link_ttl: timedelta,
+        moderation: ModerationReactions,
+        media_relays: HashRing | None = None,
+        limits: RateLimiter | None = None,
+    ):
+        self.authenticator = authenticator
+        self.commands = commands
+        self.directory = directory
+        self.invite_links = invite_links
+        self.default_link_ttl = default_link_ttl
+        self.moderation = moderation
+        self.media_relays = media_relays or HashRing([Node("relay-0", "127.0.0.1:50054")])
+        self.limits = limits or RateLimiter({})
+
+    async def _mutate(self, space_id: str, command, caller: Caller, request, method: str, response_type):
+        return await self.commands.run(
+            space_id,
+            command,
+            caller,
+            method=method,
+            request=request,
+            request_id=getattr(request, "request_id", ""),
+            respond=_space_response(response_type),
+            response_type=response_type,
+        )
+
+    async def _existing(self, space_id: str) -> Space:
+        state = await self.commands.current(space_id)
+        if not state.exists:
+            raise NotFound(f"space {space_id!r} does not exist", reason="SPACE_NOT_FOUND")
+        return state
+
+    # Lifecycle
+
+    @unary
+    async def CreateSpace(self, request: pb.CreateSpaceRequest, caller: Caller) -> pb.CreateSpaceResponse:
+        space_id = new_id()
+        command = cmd.CreateSpace(
+            space_id=space_id,
+            title=request.title,
+            description=request.description,
+            join_policy=request.join_policy,
+            scheduled_start=timestamp_field(request.scheduled_start, "scheduled_start")
+            if request.HasField("scheduled_start")
+            else None,
+            recording_enabled=request.recording_enabled,
+        )
+        return await self._mutate(space_id, command, caller, request, "CreateSpace", pb.CreateSpaceResponse)
+
+    @unary
+    async def UpdateSpace(self, request: pb.UpdateSpaceRequest, caller: Caller) -> pb.UpdateSpaceResponse:
+        space_id = require_id(request.space_id, "space_id")
+        paths = list(request.update_mask.paths)
+        check = Validator()
+        check.check(
+            bool(paths), "update_mask", f"list the fields to change, from {', '.join(UPDATABLE_FIELDS)}"
+        )
+        for path in paths:
+            check.check(path in UPDATABLE_FIELDS, "update_mask", f"{path!r} cannot be updated")
+        check.raise_if_any("UpdateSpace needs a valid update_mask")
+        command = cmd.UpdateSpace(
+            space_id=space_id,
+            title=request.title if "title" in paths else None,
+            description=request.description if "description" in paths else None,
+            join_policy=request.join_policy if "join_policy" in paths else None,
+            scheduled_start=timestamp_field(request.scheduled_start, "scheduled_start")
+            if "scheduled_start" in paths
+            else None,
+            recording_enabled=request.recording_enabled if "recording_enabled" in paths else None,
+        )
+        return await self._mutate(space_id, command, caller, request, "UpdateSpace", pb.UpdateSpaceResponse)
+
+    @unary
+    async def GetSpace(self, request: pb.GetSpaceRequest, caller: Caller) -> pb.GetSpaceResponse:
+        state = await self._existing(require_id(request.space_id, "space_id"))
+        return pb.GetSpaceResponse(space=space_view(state))
+
+    @unary
+    async def ListSpaces(self, request: pb.ListSpacesRequest, caller: Caller) -> pb.ListSpacesResponse:
+        check = Validator()
+        for value in request.states:
+            check.check(
+                value in room_types_pb2.SpaceState.values()
+                and value != room_types_pb2.SPACE_STATE_UNSPECIFIED,
+                "states",
+                f"{value} is not a SpaceState",
+            )
+        check.raise_if_any()
+        states = frozenset(request.states)
+        page = parse_page(request.page_size, request.page_token, [sorted(states), request.host_user_id])
+        spaces, next_token = paginate(self.directory.query(states, request.host_user_id), page)
+        return pb.ListSpacesResponse(spaces=[space_view(s) for s in spaces], next_page_token=next_token)
+
+    @unary
+    async def StartSpace(self, request: pb.StartSpaceRequest, caller: Caller) -> pb.StartSpaceResponse:
+        space_id = require_id(request.space_id, "space_id")
+        return await self._mutate(
+            space_id, cmd.StartSpace(space_id=space_id), caller, request, "StartSpace", pb.StartSpaceResponse
+        )
+
+    @unary
+    async def EndSpace(self, request: pb.EndSpaceRequest, caller: Caller) -> pb.EndSpaceResponse:
+        space_id = require_id(request.space_id, "space_id")
+        return await self._mutate(
+            space_id, cmd.EndSpace(space_id=space_id), caller, request, "EndSpace", pb.EndSpaceResponse
+        )
+
+    @unary
+    async def CancelSpace(self, request: pb.CancelSpaceRequest, caller: Caller) -> pb.CancelSpaceResponse:
+        space_id = require_id(request.space_id, "space_id")
+        return await self._mutate(
+            space_id,
+            cmd.CancelSpace(space_id=space_id),
+            caller,
+            request,
+            "CancelSpace",
+            pb.CancelSpaceResponse,
+        )
+
+    # Membership
+
+    @unary
+    async def JoinSpace(self, request: pb.JoinSpaceRequest, caller: Caller) -> pb.JoinSpaceResponse:
+        space_id = require_id(request.space_id, "space_id")
+        with self.limits.charge(JOIN, caller.user_id):
+            link_id = (
+                self.invite_links.link_id_for(request.invite_token, space_id)
+                if request.invite_token
+                else None
+            )
+
+            def respond(state: Space, _events):
+                participant = state.participants.get(caller.user_id)
+                role = participant.role if participant else room_types_pb2.ROLE_UNSPECIFIED
+                return pb.JoinSpaceResponse(space=space_view(state), role=role)
+
+            return await self.commands.run(
+                space_id,
+                cmd.JoinSpace(
+                    space_id=space_id,
+                    invite_link_id=link_id,
+                    barred=self.moderation.is_barred(space_id, caller.user_id),
+                    blocked_by=self.moderation.blocked_by(caller.user_id),
+                ),
+                caller,
+                method="JoinSpace",
+                request=request,
+                request_id=request.request_id,
+                respond=respond,
+                response_type=pb.JoinSpaceResponse,
+            )
+
+    @unary
+    async def LeaveSpace(self, request: pb.LeaveSpaceRequest, caller: Caller) -> pb.LeaveSpaceResponse:
+        space_id = require_id(request.space_id, "space_id")
+        return await self._mutate(
+            space_id, cmd.LeaveSpace(space_id=space_id), caller, request, "LeaveSpace", pb.LeaveSpaceResponse
+        )
+
+    @unary
+    async def ListParticipants(
+        self, request: pb.ListParticipantsRequest, caller: Caller
+    ) -> pb.ListParticipantsResponse:
+        space_id = require_id(request.space_id, "space_id")
+        page = parse_page(request.page_size, request.page_token, space_id)
+        state = await self._existing(space_id)
+        everyone = participants_view(state)
+        participants, next_token = paginate(everyone, page)
+        return pb.ListParticipantsResponse(
+            participants=participants, next_page_token=next_token, total_size=len(everyone)
+        )
+
+    # Invites
+
+    @unary
+    async def InviteUsers(self, request: pb.InviteUsersRequest, caller: Caller) -> pb.InviteUsersResponse:
+        space_id = require_id(request.space_id, "space_id")
+        with self.limits.charge(INVITE, caller.user_id):
+            command = cmd.InviteUsers(space_id=space_id, user_ids=tuple(request.user_ids))
+            return await self._mutate(
+                space_id, command, caller, request, "InviteUsers", pb.InviteUsersResponse
+            )
+
+    @unary
+    async def CreateInviteLink(
+        self, request: pb.CreateInviteLinkRequest, caller: Caller
+    ) -> pb.CreateInviteLinkResponse:
+        space_id = require_id(request.space_id, "space_id")
+        with self.limits.charge(INVITE, caller.user_id):
+            ttl = duration_field(request.ttl, "ttl") if request.HasField("ttl") else self.default_link_ttl
+            check = Validator()
+            check.check(ttl > timedelta(0), "ttl", "must be positive")
+            check.check(ttl <= MAX_INVITE_LINK_TTL, "ttl", "must be at most 7 days")
+            check.raise_if_any()
+            link_id = new_id()
+            expires_at = self.commands.clock() + ttl
+
+            def respond(_state: Space, _events):
+                link = self.invite_links.issue(space_id, link_id, expires_at)
+                response = pb.CreateInviteLinkResponse(link_id=link.link_id, token=link.token, url=link.url)
+                response.expires_at.FromDatetime(link.expires_at)
+                return response
+
+            return await self.commands.run(
+                space_id,
+                cmd.CreateInviteLink(space_id=space_id, link_id=link_id, expires_at=expires_at),
+                caller,
+                method="CreateInviteLink",
+                request=request,
+                request_id=request.request_id,
+                respond=respond,
+                response_type=pb.CreateInviteLinkResponse,
+            )
+
+    # Roles
+
+    @unary
+    async def AddCoHost(self, request: pb.AddCoHostRequest, caller: Caller) -> pb.AddCoHostResponse:
+        space_id = require_id(request.space_id, "space_id")
+        command = cmd.AddCoHost(space_id=space_id, user_id=require_id(request.user_id, "user_id"))
+        return await self._mutate(space_id, command, caller, request, "AddCoHost", pb.AddCoHostResponse)
+
+    @unary
+    async def RemoveCoHost(self, request: pb.RemoveCoHostRequest, caller: Caller) -> pb.RemoveCoHostResponse:
+        space_id = require_id(request.space_id, "space_id")
+        command = cmd.RemoveCoHost(space_id=space_id, user_id=require_id(request.user_id, "user_id"))
+        return await self._mutate(space_id, command, caller, request, "RemoveCoHost", pb.RemoveCoHostResponse)
+
+    @unary
+    async def InviteToSpeak(
+        self, request: pb.InviteToSpeakRequest, caller: Caller
+    ) -> pb.InviteToSpeakResponse:
+        space_id = require_id(request.space_id, "space_id")
+        command = cmd.InviteToSpeak(space_id=space_id, user_id=require_id(request.user_id, "user_id"))
+        return await self._mutate(
+            space_id, command, caller, request, "InviteToSpeak", pb.InviteToSpeakResponse
+        )
+
+    @unary
+    async def RevokeSpeaker(
+        self, request: pb.RevokeSpeakerRequest, caller: Caller
+    ) -> pb.RevokeSpeakerResponse:
+        space_id = require_id(request.space_id, "space_id")
+        command = cmd.RevokeSpeaker(space_id=space_id, user_id=require_id(request.user_id, "user_id"))
+        return await self._mutate(
+            space_id, command, caller, request, "RevokeSpeaker", pb.RevokeSpeakerResponse
+        )
+
+    @unary
+    async def StepDown(self, request: pb.StepDownRequest, caller: Caller) -> pb.StepDownResponse:
+        space_id = require_id(request.space_id, "space_id")
+        return await self._mutate(
+            space_id, cmd.StepDown(space_id=space_id), caller, request, "StepDown", pb.StepDownResponse
+        )
+
+    # Requests to speak
+
+    @unary
+    async def RequestToSpeak(
+        self, request: pb.RequestToSpeakRequest, caller: Caller
+    ) -> pb.RequestToSpeakResponse:
+        space_id = require_id(request.space_id, "space_id")
+        with self.limits.charge(SPEAK_REQUEST, caller.user_id):
+
+            def respond(state: Space, _events):
+                queue = [r.user_id for r in speak_requests_view(state)]
+                position = queue.index(caller.user_id) + 1 if caller.user_id in queue else 0
+                return pb.RequestToSpeakResponse(position=position)
+
+            return await self.commands.run(
+                space_id,
+                cmd.RequestToSpeak(space_id=space_id),
+                caller,
+                method="RequestToSpeak",
+                request=request,
+                request_id=request.request_id,
+                respond=respond,
+                response_type=pb.RequestToSpeakResponse,
+            )
+
+    @unary
+    async def WithdrawSpeakRequest(
+        self, request: pb.WithdrawSpeakRequestRequest, caller: Caller
+    ) -> pb.WithdrawSpeakRequestResponse:
+        space_id = require_id(request.space_id, "space_id")
+        command = cmd.WithdrawSpeakRequest(space_id=space_id)
+        return await self._mutate(
+            space_id, command, caller, request, "WithdrawSpeakRequest", pb.WithdrawSpeakRequestResponse
+        )
+
+    @unary
+    async def ListSpeakRequests(
+        self, request: pb.ListSpeakRequestsRequest, caller: Caller
+    ) -> pb.ListSpeakRequestsResponse:
+        space_id = require_id(request.space_id, "space_id")
+        page = parse_page(request.page_size, request.page_token, space_id)
+        state = await self._existing(space_id)
+        if not state.is_manager(caller.user_id):
+            raise PermissionDenied(
+                "only the host and co-hosts can list requests to speak", reason="NOT_HOST_OR_CO_HOST"
+            )
+        requests, next_token = paginate(speak_requests_view(state), page)
+        return pb.ListSpeakRequestsResponse(requests=requests, next_page_token=next_token)
+
+    @unary
+    async def ApproveSpeakRequest(
+        self, request: pb.ApproveSpeakRequestRequest, caller: Caller
+    ) -> pb.ApproveSpeakRequestResponse:
+        space_id = require_id(request.space_id, "space_id")
+        command = cmd.ApproveSpeakRequest(space_id=space_id, user_id=require_id(request.user_id, "user_id"))
+        return await self._mutate(
+            space_id, command, caller, request, "ApproveSpeakRequest", pb.ApproveSpeakRequestResponse
+        )
+
+    @unary
+    async def DenySpeakRequest(
+        self, request: pb.DenySpeakRequestRequest, caller: Caller
+    ) -> pb.DenySpeakRequestResponse:
+        space_id = require_id(request.space_id, "space_id")
+        command = cmd.DenySpeakRequest(space_id=space_id, user_id=require_id(request.user_id, "user_id"))
+        return await self._mutate(
+            space_id, command, caller, request, "DenySpeakRequest", pb.DenySpeakRequestResponse
+        )
+
+    # Media
+
+    @unary
+    async def GetMediaEndpoint(
+        self, request: pb.GetMediaEndpointRequest, caller: Caller
+    ) -> pb.GetMediaEndpointResponse:
+        """The relay serving the Space: consistent hashing of its id over the configured relays."""
+        space_id = require_id(request.space_id, "space_id")
+        await self._existing(space_id)
+        relay = self.media_relays.node_for(space_id)
+        return pb.GetMediaEndpointResponse(address=relay.address, relay_id=relay.node_id)

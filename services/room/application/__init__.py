@@ -1,0 +1,1 @@
+"""Room use cases: commands run against Space streams, invite links, the abandoned-Space sweeper."""

@@ -1,0 +1,1 @@
+"""The room domain: Space lifecycle, membership and roles. Pure: no I/O, no clocks, no gRPC."""

@@ -1,0 +1,144 @@
+"""Room commands, in the imperative. The acting user is never in a command:
+it comes from the verified token, through the decide Context."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class CreateSpace:
+    space_id: str
+    title: str
+    description: str = ""
+    join_policy: int = 0
+    scheduled_start: datetime | None = None
+    recording_enabled: bool = False
+
+
+@dataclass(frozen=True)
+class UpdateSpace:
+    """Fields left as None are unchanged."""
+
+    space_id: str
+    title: str | None = None
+    description: str | None = None
+    join_policy: int | None = None
+    scheduled_start: datetime | None = None
+    recording_enabled: bool | None = None
+
+
+@dataclass(frozen=True)
+class StartSpace:
+    space_id: str
+
+
+@dataclass(frozen=True)
+class EndSpace:
+    space_id: str
+
+
+@dataclass(frozen=True)
+class CancelSpace:
+    space_id: str
+
+
+@dataclass(frozen=True)
+class EndAbandonedSpace:
+    """Issued by the service itself when no host or co-host has been present for the grace period."""
+
+    space_id: str
+
+
+@dataclass(frozen=True)
+class JoinSpace:
+    space_id: str
+    invite_link_id: str | None = None  # from a link token whose signature the application checked
+    barred: bool = False  # moderation removed the user from this Space
+    blocked_by: frozenset[str] = frozenset()  # hosts who have blocked the user
+
+
+@dataclass(frozen=True)
+class LeaveSpace:
+    space_id: str
+
+
+@dataclass(frozen=True)
+class TimeOutParticipant:
+    """Presence lost the user's connection."""
+
+    space_id: str
+    user_id: str
+
+
+@dataclass(frozen=True)
+class RemoveParticipant:
+    """Moderation removed the user; they may not rejoin this Space."""
+
+    space_id: str
+    user_id: str
+
+
+@dataclass(frozen=True)
+class InviteUsers:
+    space_id: str
+    user_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CreateInviteLink:
+    space_id: str
+    link_id: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class AddCoHost:
+    space_id: str
+    user_id: str
+
+
+@dataclass(frozen=True)
+class RemoveCoHost:
+    space_id: str
+    user_id: str
+
+
+@dataclass(frozen=True)
+class InviteToSpeak:
+    space_id: str
+    user_id: str
+
+
+@dataclass(frozen=True)
+class RevokeSpeaker:
+    space_id: str
+    user_id: str
+
+
+@dataclass(frozen=True)
+class StepDown:
+    space_id: str
+
+
+@dataclass(frozen=True)
+class RequestToSpeak:
+    space_id: str
+
+
+@dataclass(frozen=True)
+class WithdrawSpeakRequest:
+    space_id: str
+
+
+@dataclass(frozen=True)
+class ApproveSpeakRequest:
+    space_id: str
+    user_id: str
+
+
+@dataclass(frozen=True)
+class DenySpeakRequest:
+    space_id: str
+    user_id: str

@@ -1,0 +1,20 @@
+"""The room's limits: Twitter Spaces' numbers, configurable per deployment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+
+@dataclass(frozen=True)
+class RoomLimits:
+    max_co_hosts: int = 2
+    max_speakers: int = 10  # besides the host and co-hosts: 13 voices in all
+    min_title: int = 1
+    max_title: int = 70
+    max_description: int = 500
+    max_invitees_per_call: int = 100
+    max_user_id: int = 128
+    max_speak_requests: int = 1000
+    abandoned_grace: timedelta = timedelta(minutes=5)
+    max_invite_link_ttl: timedelta = timedelta(days=7)

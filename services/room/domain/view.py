@@ -1,0 +1,62 @@
+"""Room state as the protobuf views the API returns."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from google.protobuf.message import Message
+
+from podium.room.v1 import room_types_pb2 as types
+from services.room.domain.state import Space
+
+ROLE_ORDER = {types.ROLE_HOST: 0, types.ROLE_CO_HOST: 1, types.ROLE_SPEAKER: 2, types.ROLE_LISTENER: 3}
+
+
+def _set_time(message: Message, name: str, value: datetime | None) -> None:
+    if value is not None:
+        getattr(message, name).FromDatetime(value)
+
+
+def space_view(state: Space) -> types.Space:
+    # Co-hosts and speakers are always participants, so this is O(1) however big the Space.
+    present_host = 1 if state.host_user_id in state.participants else 0
+    listeners = len(state.participants) - present_host - len(state.co_hosts) - len(state.speakers)
+    view = types.Space(
+        space_id=state.space_id,
+        title=state.title,
+        description=state.description,
+        host_user_id=state.host_user_id,
+        join_policy=state.join_policy,
+        state=state.state,
+        recording_enabled=state.recording_enabled,
+        co_host_user_ids=list(state.co_hosts),
+        speaker_user_ids=list(state.speakers),
+        participant_count=len(state.participants),
+        listener_count=listeners,
+        version=state.version,
+    )
+    for name in ("scheduled_start", "created_at", "started_at", "ended_at"):
+        _set_time(view, name, getattr(state, name))
+    return view
+
+
+def participants_view(state: Space) -> list[types.Participant]:
+    """Everyone present: the host, then co-hosts, speakers and listeners, each in joining order."""
+    ordered = sorted(
+        state.participants.values(), key=lambda p: (ROLE_ORDER.get(p.role, 9), p.joined_at, p.user_id)
+    )
+    views = []
+    for participant in ordered:
+        view = types.Participant(user_id=participant.user_id, role=participant.role)
+        view.joined_at.FromDatetime(participant.joined_at)
+        views.append(view)
+    return views
+
+
+def speak_requests_view(state: Space) -> list[types.SpeakRequest]:
+    views = []
+    for user_id, requested_at in state.speak_requests:
+        view = types.SpeakRequest(user_id=user_id)
+        view.requested_at.FromDatetime(requested_at)
+        views.append(view)
+    return views

@@ -1,0 +1,68 @@
+"""The room service's composition root: wiring only.
+
+    python -m services.room
+
+Its events go to `podium.room.events.v1` through its own `room` schema. It
+reads back the room topic for the Space directory, the moderation topic to
+carry out removals and blocks, and the presence topic to turn timed-out
+connections into leaves. Health says SERVING once all three have caught up.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from libs.config.runtime import run
+from libs.events.topics import ROOM_EVENTS
+from libs.grpckit.rate_limits import rate_limiter
+from libs.grpckit.shell import ServiceShell
+from libs.telemetry.metrics import LIVE_SPACES, SPACE_PARTICIPANTS
+from libs.telemetry.setup import configure_telemetry
+from podium.room.v1 import room_service_pb2, room_service_pb2_grpc
+from services.room.api.room_api import RoomApi
+from services.room.application.abandoned_sweeper import AbandonedSpaceSweeper
+from services.room.application.invite_links import InviteLinks
+from services.room.application.space_commands import SpaceCommands
+from services.room.projections.moderation_reactions import ModerationReactions
+from services.room.projections.presence_reactions import PresenceReactions
+from services.room.projections.space_directory import ROLE_NAMES, SpaceDirectory
+from services.room.settings import RoomSettings
+
+log = logging.getLogger("podium.room")
+
+SERVICE_NAME = room_service_pb2.DESCRIPTOR.services_by_name["RoomService"].full_name
+
+
+async def serve(settings: RoomSettings) -> None:
+    shell = ServiceShell(
+        settings, schema="room", producer="room", publishes=(ROOM_EVENTS,), service_names=[SERVICE_NAME]
+    )
+    async with shell:
+        commands = SpaceCommands(shell.store, settings.limits())
+        directory, moderation = SpaceDirectory(), ModerationReactions(commands)
+        shell.add_projection(directory)
+        LIVE_SPACES.set_function(lambda: directory.live_census()[0])
+        for role in ROLE_NAMES.values():
+            SPACE_PARTICIPANTS.labels(role).set_function(lambda role=role: directory.live_census()[1][role])
+        shell.add_projection(moderation)
+        shell.add_projection(PresenceReactions(commands))
+        shell.add_background(AbandonedSpaceSweeper(commands, directory, settings.room_sweep_interval_seconds))
+        api = RoomApi(
+            shell.authenticator,
+            commands,
+            directory,
+            InviteLinks(settings.jwt_secret.get_secret_value(), settings.room_invite_link_base_url),
+            timedelta(seconds=settings.room_default_invite_link_ttl_seconds),
+            moderation,
+            settings.media_relays(),
+            rate_limiter(settings),
+        )
+        room_service_pb2_grpc.add_RoomServiceServicer_to_server(api, shell.host.server)
+        await shell.serve(settings.room_bind_host, settings.room_port)
+
+
+def main() -> None:
+    settings = RoomSettings()
+    configure_telemetry(settings, "room")
+    run(serve(settings), settings.event_loop)

@@ -1,0 +1,1 @@
+"""Views of Spaces rebuilt from the room topic."""

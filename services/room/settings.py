@@ -1,0 +1,51 @@
+"""The room service's settings: the shared ones plus its port, limits and timings."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pydantic import Field, field_validator
+
+from libs.config.settings import PodiumSettings
+from libs.routing.hash_ring import HashRing, parse_nodes
+from services.room.domain.limits import RoomLimits
+
+
+class RoomSettings(PodiumSettings):
+    room_port: int = Field(50051, ge=0, le=65535, description="Port of the room gRPC server.")
+    room_bind_host: str = Field("0.0.0.0", description="Interface the room gRPC server binds.")
+    room_max_co_hosts: int = Field(2, ge=0, description="Co-hosts per Space besides the host.")
+    room_max_speakers: int = Field(10, ge=0, description="Speakers per Space besides the host and co-hosts.")
+    room_abandoned_grace_seconds: float = Field(
+        300, ge=0, description="A live Space with no host or co-host present for this long ends itself."
+    )
+    room_sweep_interval_seconds: float = Field(
+        5, gt=0, description="How often abandoned Spaces are looked for."
+    )
+    room_invite_link_base_url: str = Field(
+        "https://podium.example/i/", description="Prefix of shareable invite link URLs; the token follows it."
+    )
+    room_default_invite_link_ttl_seconds: int = Field(
+        86400, gt=0, description="Lifetime of an invite link when the request gives none."
+    )
+
+    room_media_relays: str = Field(
+        "relay-0=127.0.0.1:50054",
+        description="The media relay instances GetMediaEndpoint hashes Spaces over: id=host:port, comma-separated.",
+    )
+
+    @field_validator("room_media_relays")
+    @classmethod
+    def _relays_parse(cls, value: str) -> str:
+        parse_nodes(value)
+        return value
+
+    def media_relays(self) -> HashRing:
+        return HashRing(parse_nodes(self.room_media_relays))
+
+    def limits(self) -> RoomLimits:
+        return RoomLimits(
+            max_co_hosts=self.room_max_co_hosts,
+            max_speakers=self.room_max_speakers,
+            abandoned_grace=timedelta(seconds=self.room_abandoned_grace_seconds),
+        )

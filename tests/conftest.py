@@ -1,0 +1,110 @@
+"""Session fixtures for integration tests: a real broker, a fresh database, service processes.
+
+The broker is the embedded Tansu binary on a free port, unless
+KAFKA_BOOTSTRAP_SERVERS points at one. The database is a fresh, uniquely named
+database on the server `resolve_database` finds (DATABASE_URL, else
+127.0.0.1:5432, else an embedded PostgreSQL), dropped at the end. Everything is
+started lazily: unit tests start nothing. The helpers live in `tests/support/`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable
+from pathlib import Path
+
+import pytest
+
+from libs.devstack.database import resolve_database
+from tests.support.auth import token as mint_test_token
+from tests.support.channels import open_channel
+from tests.support.infrastructure import fresh_database, running_broker
+from tests.support.services import RunningService, start_service
+
+
+@pytest.fixture(scope="session")
+def run_dir(tmp_path_factory) -> Path:
+    """Where brokers, databases and services of this run keep their logs."""
+    return tmp_path_factory.mktemp("podium")
+
+
+@pytest.fixture(scope="session")
+async def broker(run_dir):
+    """The session's broker: `.bootstrap`, and `.restart()` (empties it) when it is the embedded one."""
+    async with running_broker(run_dir) as running:
+        yield running
+
+
+@pytest.fixture
+async def private_broker(run_dir):
+    """An embedded broker of the test's own, for tests that wipe it."""
+    async with running_broker(run_dir, external_ok=False) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+async def database_server(run_dir):
+    server = await resolve_database(run_dir / "pgdata")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+async def database_url(database_server):
+    """A fresh database for the session, dropped at the end."""
+    async with fresh_database(database_server.url) as url:
+        yield url
+
+
+@pytest.fixture
+async def private_database_url(database_server):
+    """A database of the test's own, for tests that pair services with a private broker."""
+    async with fresh_database(database_server.url) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+async def service_factory(broker, database_url, run_dir):
+    """`await service_factory("room", broker=..., database=..., env=...)` -> a SERVING RunningService.
+
+    Every process started through it is killed at the end of the session.
+    """
+    started: list[RunningService] = []
+
+    async def start(
+        name: str, *, broker=broker, database: str = database_url, env: dict[str, str] | None = None
+    ) -> RunningService:
+        running = await start_service(
+            name, bootstrap=broker.bootstrap, database_url=database, log_dir=run_dir, env=env
+        )
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        running.kill()
+        # Closing the channel cancels any call still open on it. A call left open keeps grpc's
+        # completion queue busy, and its shutdown (on garbage collection, at the end of the
+        # session) then waits for it forever.
+        await running.channel.close()
+
+
+@pytest.fixture(scope="session")
+def token():
+    """`token(user_id, roles=())` -> a valid bearer JWT for the services under test."""
+
+    def make(user_id: str, roles: Iterable[str] = ()) -> str:
+        return mint_test_token(user_id, roles)
+
+    return make
+
+
+@pytest.fixture
+async def channel():
+    """`await channel(address)` -> a connected async gRPC channel, closed after the test."""
+    async with contextlib.AsyncExitStack() as stack:
+
+        async def open_(address: str):
+            return await stack.enter_async_context(open_channel(address))
+
+        yield open_

@@ -1,0 +1,34 @@
+"""Fault scenarios: each runs on a broker and a database of its own, since faults wipe or stop them."""
+
+from __future__ import annotations
+
+import pytest
+
+#: Presence forgets a user 3 s after their last heartbeat, so it settles quickly after a load.
+PRESENCE_ENV = {
+    "PODIUM_PRESENCE_TIMEOUT_SECONDS": "3",
+    "PODIUM_PRESENCE_RECONNECT_GRACE_SECONDS": "30",
+    "PODIUM_PRESENCE_TICK_SECONDS": "0.3",
+}
+
+#: The load is the point here, not the per-user rate limits.
+NO_RATE_LIMITS = {
+    "PODIUM_RATE_LIMIT_JOINS_PER_MINUTE": "0",
+    "PODIUM_RATE_LIMIT_SPEAK_REQUESTS_PER_MINUTE": "0",
+}
+
+
+@pytest.fixture
+def stack(service_factory, private_broker, private_database_url):
+    """`await stack("room", "moderation", ...)` -> {name: RunningService} on this test's broker and database."""
+
+    async def start(*names: str, env: dict[str, str] | None = None):
+        running = {}
+        for name in names:
+            extra = {**NO_RATE_LIMITS, **(PRESENCE_ENV if name == "presence" else {}), **(env or {})}
+            running[name] = await service_factory(
+                name, broker=private_broker, database=private_database_url, env=extra
+            )
+        return running
+
+    return start

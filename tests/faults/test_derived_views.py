@@ -1,0 +1,142 @@
+"""SIGKILL analytics and replay mid-load: what they derive still equals a fresh derivation from the log.
+
+The Space is recorded and its host speaks real Opus through the media relay
+while the load runs. Analytics (faust) is killed and restarted, then replay.
+After the Space ends:
+
+- analytics' final `SpaceStats` on its topic has the figures `podium report`
+  computes from the room topic (listener-minutes, speaking time, requests to
+  speak and their median wait, peak and unique listeners), and a rebuild with
+  fresh state (a new app id) publishes the same record;
+- the replay is READY, and its duration is the span of the recording chunks
+  the relay wrote to `podium.media.recording.v1`: nothing recorded was lost
+  or counted twice across the replay service's crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from libs.analytics.space_report import build
+from libs.config.settings import PodiumSettings
+from libs.events.tail import space_history
+from libs.events.topics import MEDIA_RECORDING, ROOM_EVENTS
+from podium.media.v1 import media_types_pb2 as mt
+from podium.replay.v1 import replay_types_pb2 as rt
+from tests.faults.audio import LiveAudio
+from tests.faults.support import Load, assert_sound, converge, judge, record, stored_events
+from tests.integration.analytics.test_analytics_stream import FAST as ANALYTICS_FAST
+from tests.integration.analytics.test_analytics_stream import _final
+from tests.integration.media_relay.gateway import read_topic, stamp_seconds
+from tests.integration.replay.conftest import FAST_FINALIZE, ReplayClient, until_ready
+
+pytestmark = [pytest.mark.faults, pytest.mark.integration]
+
+FRAME_SECONDS = 0.02
+
+
+def _recorded_span(records, space_id: str) -> tuple[float, int]:
+    """Seconds from the first recorded frame's capture to the end of the last, and frames recorded."""
+    chunks = [mt.RecordingChunk.FromString(r.value) for r in records if r.key == space_id.encode()]
+    captured = sorted({stamp_seconds(f.captured_at) for c in chunks for f in c.frames})
+    return captured[-1] - captured[0] + FRAME_SECONDS, len(captured)
+
+
+def _quiet_for(seconds: float):
+    """An `until` for read_topic: true once records stopped arriving for `seconds` (the whole topic read)."""
+    seen = {"count": -1, "since": time.monotonic()}
+
+    def until(records) -> bool:
+        if len(records) != seen["count"]:
+            seen["count"], seen["since"] = len(records), time.monotonic()
+        return bool(records) and time.monotonic() - seen["since"] >= seconds
+
+    return until
+
+
+async def test_sigkilled_analytics_and_replay_derive_what_the_log_says(
+    stack, private_broker, private_database_url, tmp_path
+):
+    services = await stack("room", "moderation", "presence", "media-relay")
+    services |= await stack("replay", env={"PODIUM_REPLAY_BLOB_DIR": str(tmp_path), **FAST_FINALIZE})
+    services |= await stack("analytics", env=ANALYTICS_FAST)
+    room, moderation, presence = services["room"], services["moderation"], services["presence"]
+    load = Load(room.channel, moderation=moderation.channel, presence=presence.channel, prefix="d")
+    space_id = await load.setup(recording=True)
+    audio = LiveAudio(services["media-relay"].channel, space_id, load.host.user_id)
+    await audio.start()
+    load.start()
+    down: dict[str, float] = {}
+    try:
+        for victim in ("analytics", "replay"):
+            await asyncio.sleep(1.5)
+            services[victim].kill()
+            killed = time.monotonic()
+            await asyncio.sleep(0.5)
+            await services[victim].restart()
+            down[victim] = round(time.monotonic() - killed, 2)
+        await asyncio.sleep(1.5)
+        history = await load.finish()
+        convergence = await converge(
+            bootstrap=private_broker.bootstrap,
+            database_url=private_database_url,
+            space_id=space_id,
+            room=room.channel,
+            moderation=moderation.channel,
+            presence=presence.channel,
+            load=load,
+        )
+        await load.host.EndSpace(space_id=space_id)
+    finally:
+        await load.close()
+        await audio.close()
+    events = {s: await stored_events(private_database_url, s, space_id) for s in ("room", "moderation")}
+    verdict = judge(history, events)
+    assert_sound(verdict, convergence)
+
+    # Analytics: the final figures equal a derivation from the room topic.
+    stats, stats_offsets = await _final(private_broker.bootstrap, space_id, timeout=60)
+    final = stats[-1]
+    settings = PodiumSettings(kafka_bootstrap_servers=private_broker.bootstrap)
+    report = build(space_id, await space_history(settings, ROOM_EVENTS.name, space_id))
+    assert (final.peak_listeners, final.unique_listeners) == (report.peak_listeners, report.unique_listeners)
+    assert (final.speak_requests, final.speak_requests_approved) == (
+        report.speak_requests,
+        report.speak_requests_approved,
+    )
+    assert final.listener_minutes == pytest.approx(report.listener_minutes, abs=1e-6)
+    assert dict(final.speaking_role_seconds) == pytest.approx(report.speaking_seconds, abs=1e-6)
+    assert final.median_wait_seconds == pytest.approx(report.median_wait_seconds or 0.0, abs=1e-6)
+    assert report.speak_requests > 0 and report.unique_listeners >= len(load.listeners)
+
+    # ...and fresh state rebuilt from the log publishes the same final record.
+    rebuilt_service = (
+        await stack("analytics", env=ANALYTICS_FAST | {"PODIUM_ANALYTICS_APP_ID": "analytics-after-faults"})
+    )["analytics"]
+    rebuilt, _ = await _final(private_broker.bootstrap, space_id, after=stats_offsets, timeout=60)
+    await rebuilt_service.stop()
+    assert rebuilt[-1] == final
+
+    # Replay: READY, as long as the recording the relay wrote.
+    replay = await until_ready(ReplayClient(services["replay"].channel, "d-listener"), space_id, timeout=60)
+    recorded = await read_topic(private_broker.bootstrap, MEDIA_RECORDING.name, _quiet_for(1.0), timeout=20)
+    span, frames = _recorded_span(recorded, space_id)
+    duration = replay.duration.ToTimedelta().total_seconds()
+    assert replay.state == rt.REPLAY_STATE_READY and list(replay.speaker_ids) == [load.host.user_id]
+    assert abs(duration - span) <= FRAME_SECONDS, (duration, span)
+
+    record(
+        "sigkill-analytics-replay",
+        verdict,
+        convergence,
+        history,
+        down_seconds=down,
+        audio=audio.summary(),
+        recorded_frames=frames,
+        replay_duration_seconds=round(duration, 3),
+        recorded_span_seconds=round(span, 3),
+        listener_minutes=round(final.listener_minutes, 4),
+    )

@@ -1,0 +1,96 @@
+"""SIGSTOP for 5 s, then SIGCONT (a long GC pause, a frozen VM) of the room service and of presence.
+
+While room is stopped its calls hit the clients' deadline (or UNAVAILABLE); they
+are retried with the same request_id, so after SIGCONT the room may receive the
+same request several times at once: it must apply it once. Presence frozen for
+longer than its timeout must come back to the heartbeating set. The host speaks
+through the media relay throughout: the room's pause never silences it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+
+import pytest
+
+from tests.faults.audio import RESUME_SECONDS, LiveAudio
+from tests.faults.support import Load, assert_sound, converge, judge, record, stored_events
+
+pytestmark = [pytest.mark.faults, pytest.mark.integration]
+
+PAUSE = 5.0
+
+
+async def _pause(service, seconds: float) -> None:
+    pid = service.process.process.pid
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        await asyncio.sleep(seconds)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
+async def test_a_5s_pause_of_room_then_presence_is_retried_without_duplicates(
+    stack, private_broker, private_database_url
+):
+    services = await stack("room", "moderation", "presence", "media-relay")
+    room, moderation, presence = services["room"], services["moderation"], services["presence"]
+    load = Load(room.channel, moderation=moderation.channel, presence=presence.channel, prefix="p")
+    space_id = await load.setup()
+    audio = LiveAudio(services["media-relay"].channel, space_id, load.host.user_id)
+    await audio.start()
+    load.start()
+    audio_gap: dict[str, float] = {}
+    try:
+        await asyncio.sleep(1.5)
+        before = load.history.error_codes("room")
+        paused_at = time.time()
+        await _pause(room, PAUSE)
+        audio_gap["room"] = audio.longest_gap(paused_at, time.time())
+        await asyncio.sleep(1.5)
+        room_failures = load.history.error_codes("room") - before
+        heartbeats_failed = load.history.heartbeats_failed
+        await _pause(presence, PAUSE)
+        await asyncio.sleep(1.5)
+        presence_failures = load.history.heartbeats_failed - heartbeats_failed
+        history = await load.finish()
+        convergence = await converge(
+            bootstrap=private_broker.bootstrap,
+            database_url=private_database_url,
+            space_id=space_id,
+            room=room.channel,
+            moderation=moderation.channel,
+            presence=presence.channel,
+            load=load,
+        )
+    finally:
+        await load.close()
+        await audio.close()
+    events = {s: await stored_events(private_database_url, s, space_id) for s in ("room", "moderation")}
+    verdict = judge(history, events)
+    retried = [c for c in history.calls if c.outcome == "acknowledged" and c.attempts > 1]
+    record(
+        "pause-5s-room-presence",
+        verdict,
+        convergence,
+        history,
+        retried_then_acknowledged=len(retried),
+        room_errors_in_pause=dict(room_failures),
+        heartbeats_failed_in_pause=presence_failures,
+        errors=dict(history.error_codes()),
+        audio=audio.summary(),
+        audio_longest_gap_seconds_in_pause={k: round(v, 3) for k, v in audio_gap.items()},
+    )
+    # The pause was felt: calls hit their deadline (or UNAVAILABLE), and were retried.
+    assert room_failures["DEADLINE_EXCEEDED"] + room_failures["UNAVAILABLE"] > 0, room_failures
+    assert presence_failures > 0
+    assert retried  # the same request_id was sent again, and applied once (judge)
+    assert_sound(verdict, convergence)
+    # Audio does not go through the room service: its pause never silences it. (Presence frozen past
+    # its timeout times everyone out, the host too, so the room takes the host out and the relay
+    # rightly stops forwarding them: no audio check there. A 5 s pause of the relay itself is not
+    # here yet: audio did not come back within 10 s of SIGCONT. Open, issue 7.)
+    assert all(gap < RESUME_SECONDS for gap in audio_gap.values()), audio_gap

@@ -1,0 +1,208 @@
+"""The `podium` command's tools: a token that services accept, and a manual reseed of the log."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import uuid
+from datetime import UTC, datetime
+
+import asyncpg
+import pytest
+
+from libs.auth.tokens import TokenVerifier
+from libs.config.settings import DEV_JWT_SECRET
+from libs.events.envelope import Causation
+from libs.eventstore.schema import migrate
+from libs.eventstore.store import EventStore, NewEvent
+from podium.room.v1 import room_events_pb2
+
+pytestmark = pytest.mark.integration
+
+
+def _podium(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "cli", *args], capture_output=True, text=True, env=env, timeout=60
+    )
+
+
+def test_podium_token_prints_a_token_the_services_accept():
+    result = _podium("token", "alice", "--role", "trust-and-safety", "--ttl", "60")
+    assert result.returncode == 0, result.stderr
+    identity = TokenVerifier(DEV_JWT_SECRET, "podium").verify(result.stdout.strip())
+    assert identity.user_id == "alice" and identity.roles == {"trust-and-safety"}
+
+
+async def test_podium_log_reseed_queues_every_event_again_in_order(private_database_url):
+    database_url = private_database_url  # its own: the shared room service publishes the shared outbox
+    import os
+
+    schema = "room"
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    try:
+        await migrate(pool, schema)
+        store = EventStore(pool, schema, producer="room")
+        space = f"cli-{uuid.uuid4().hex[:8]}"
+        now = datetime.now(UTC)
+        events = [room_events_pb2.SpaceCancelled(space_id=space)] * 3
+        await store.append(
+            stream_id=f"space-{space}",
+            space_id=space,
+            topic="podium.room.events.v1",
+            expected_version=0,
+            events=[NewEvent(e, now, Causation("u", "c", "c")) for e in events],
+        )
+        total = await pool.fetchval("SELECT count(*) FROM room.events WHERE topic = 'podium.room.events.v1'")
+        await pool.execute("DELETE FROM room.outbox")
+        result = _podium(
+            "log", "reseed", "--service", "room", "--database-url", database_url, env=dict(os.environ)
+        )
+        assert result.returncode == 0, result.stderr
+        assert f"podium.room.events.v1: {total} events queued" in result.stdout
+        queued = await pool.fetch("SELECT global_position FROM room.outbox ORDER BY position")
+        positions = [r["global_position"] for r in queued]
+        assert len(positions) == total and positions == sorted(positions)
+    finally:
+        await pool.close()
+
+
+async def test_podium_events_tail_prints_a_spaces_events_decoded(room, broker):
+    import json as jsonlib
+    import os
+
+    from tests.integration.clients import RoomClient
+
+    host = RoomClient(room.channel, "tail-host")
+    space_id = (await host.CreateSpace(title="tailed")).space.space_id
+    await host.StartSpace(space_id=space_id)
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap}
+    args = ("events", "tail", "--from-beginning", "--no-follow", "--space", space_id)
+    for _ in range(50):  # until the relay has published both events
+        result = _podium(*args, "--json", env=env)
+        assert result.returncode == 0, result.stderr
+        lines = [jsonlib.loads(line) for line in result.stdout.splitlines()]
+        if len(lines) >= 3:
+            break
+        await asyncio.sleep(0.2)
+    assert [line["eventType"] for line in lines] == [
+        "podium.room.v1.SpaceCreated",
+        "podium.room.v1.SpaceStarted",
+        "podium.room.v1.ParticipantJoined",
+    ]
+    assert lines[0]["payload"]["title"] == "tailed" and lines[0]["actorUserId"] == "tail-host"
+    readable = _podium(*args, "--type", "SpaceStarted", env=env)
+    assert readable.stdout.count("\n") == 1 and "SpaceStarted by tail-host" in readable.stdout
+
+
+def test_podium_events_tail_explains_bad_input():
+    unreachable = _podium("events", "tail", "--no-follow", "--bootstrap", "127.0.0.1:1")
+    assert unreachable.returncode == 2 and "cannot reach the broker" in unreachable.stdout
+
+
+async def test_podium_events_tail_names_an_unknown_topic(broker):
+    result = _podium(
+        "events", "tail", "--no-follow", "--topic", "podium.nope.v1", "--bootstrap", broker.bootstrap
+    )
+    assert result.returncode == 2 and "no topic podium.nope.v1" in result.stdout
+
+
+async def test_podium_state_shows_a_space_as_it_was_at_a_moment(room, broker):
+    import os
+    from datetime import UTC, datetime
+
+    from tests.integration.clients import RoomClient
+
+    host, ann = RoomClient(room.channel, "state-host"), RoomClient(room.channel, "state-ann")
+    space_id = (await host.CreateSpace(title="time travel")).space.space_id
+    await host.StartSpace(space_id=space_id)
+    await ann.JoinSpace(space_id=space_id)
+    await asyncio.sleep(0.05)
+    before_end = datetime.now(UTC).isoformat()
+    await asyncio.sleep(0.05)
+    await host.EndSpace(space_id=space_id)
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap}
+    for _ in range(50):  # until the relay has published the end
+        now = _podium("state", "--space", space_id, env=env)
+        if "ended" in now.stdout:
+            break
+        await asyncio.sleep(0.2)
+    assert "ended" in now.stdout and "nobody" in now.stdout
+    earlier = _podium("state", "--space", space_id, "--at", before_end, env=env)
+    assert earlier.returncode == 0, earlier.stderr
+    assert "live" in earlier.stdout and "state-ann (listener)" in earlier.stdout
+    bad = _podium("state", "--space", space_id, "--at", "yesterday-ish", env=env)
+    assert bad.returncode == 2 and "not an ISO 8601 time" in bad.stdout
+
+
+async def test_podium_events_export_writes_parquet_with_typed_columns(room, broker, tmp_path):
+    import os
+    from datetime import UTC, datetime, timedelta
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from tests.integration.clients import RoomClient
+
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    host = RoomClient(room.channel, "export-host")
+    space_id = (await host.CreateSpace(title="exported", recording_enabled=True)).space.space_id
+    await host.StartSpace(space_id=space_id)
+    await RoomClient(room.channel, "export-ann").JoinSpace(space_id=space_id)
+    await asyncio.sleep(1.0)  # published by the relay
+    until = datetime.now(UTC)
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap}
+    out = tmp_path / "events.parquet"
+    result = _podium(
+        "events", "export", "--since", since.isoformat(), "--until", until.isoformat(),
+        "--format", "parquet", "--out", str(out), "--topic", "podium.room.events.v1", env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    table = pq.read_table(out)
+    mine = table.filter(pa.compute.equal(table["space_id"], space_id))
+    assert mine.num_rows == 4  # created, started, host joined, ann joined
+    assert table.schema.field("stream_version").type == pa.int64()
+    assert table.schema.field("occurred_at").type == pa.timestamp("us", tz="UTC")
+    assert table.schema.field("payload_recording_enabled").type == pa.bool_()
+    rows = mine.to_pylist()
+    assert rows[0]["payload_title"] == "exported" and rows[0]["payload_recording_enabled"] is True
+    assert rows[3]["payload_role"] == "ROLE_LISTENER" and rows[3]["payload_title"] is None
+    assert all(since <= r["occurred_at"] < until for r in table.to_pylist())
+    jsonl = tmp_path / "events.jsonl"
+    again = _podium(
+        "events", "export", "--until", until.isoformat(), "--out", str(jsonl),
+        "--topic", "podium.room.events.v1", env=env,
+    )  # fmt: skip
+    assert again.returncode == 0 and space_id in jsonl.read_text()
+    bad = _podium("events", "export", "--format", "csv", "--out", str(jsonl), env=env)
+    assert bad.returncode == 2 and "use jsonl or parquet" in bad.stdout
+
+
+async def test_podium_report_summarises_a_space_and_plots_it(room, broker, tmp_path):
+    import os
+
+    from tests.integration.clients import RoomClient
+
+    host, ann, ben = (RoomClient(room.channel, u) for u in ("report-host", "report-ann", "report-ben"))
+    space_id = (await host.CreateSpace(title="reported")).space.space_id
+    await host.StartSpace(space_id=space_id)
+    await ann.JoinSpace(space_id=space_id)
+    await ben.JoinSpace(space_id=space_id)
+    await ann.RequestToSpeak(space_id=space_id)
+    await host.ApproveSpeakRequest(space_id=space_id, user_id="report-ann")
+    await ben.LeaveSpace(space_id=space_id)
+    await host.EndSpace(space_id=space_id)
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap, "COLUMNS": "200"}
+    png = tmp_path / "report.png"
+    for _ in range(50):  # until the relay has published the end
+        result = _podium("report", "--space", space_id, "--png", str(png), env=env)
+        if "still live" not in result.stdout and result.returncode == 0:
+            break
+        await asyncio.sleep(0.2)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (
+        "peak listeners" in result.stdout
+        and "│ 2" in result.stdout.split("peak listeners")[1].splitlines()[0]
+    )
+    assert "1 (1 approved)" in result.stdout
+    assert png.read_bytes()[:4] == b"\x89PNG"

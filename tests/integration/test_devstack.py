@@ -1,0 +1,209 @@
+"""The dev stack itself: the embedded broker, database resolution, and `podium up` + `podium demo`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import asyncpg
+import grpc
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from libs.config.settings import DEV_JWT_SECRET
+from libs.devstack.broker import EmbeddedBroker, free_port
+from libs.devstack.catalogue import SERVICES
+from libs.devstack.database import LOCAL_URL, answers, create_database, drop_database, resolve_database
+from libs.devstack.demo import run_demo
+from podium.room.v1 import room_service_pb2, room_service_pb2_grpc
+from tests.integration.clients import RoomClient
+
+pytestmark = pytest.mark.integration
+
+
+async def _produce_and_count(bootstrap: str, topic: str) -> int:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, b"hello", key=b"k")
+    finally:
+        await producer.stop()
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or {0}]
+        return sum((await consumer.end_offsets(partitions)).values())
+    finally:
+        await consumer.stop()
+
+
+async def test_the_embedded_broker_serves_kafka_and_loses_everything_on_restart(tmp_path):
+    broker = EmbeddedBroker(log_path=tmp_path / "broker.log")
+    await broker.start()
+    try:
+        assert await _produce_and_count(broker.bootstrap, "devstack.check") == 1
+        await broker.restart()
+        consumer = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap)
+        await consumer.start()
+        try:
+            assert "devstack.check" not in await consumer.topics()
+        finally:
+            await consumer.stop()
+    finally:
+        broker.stop()
+    assert not broker.running
+
+
+async def test_database_resolution_prefers_database_url_then_the_local_server(
+    tmp_path, monkeypatch, database_url
+):
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    resolved = await resolve_database(tmp_path / "pgdata")
+    assert (resolved.url, resolved.source) == (database_url, "DATABASE_URL")
+    monkeypatch.delenv("DATABASE_URL")
+    if not await answers(LOCAL_URL):
+        pytest.skip("no local PostgreSQL on 127.0.0.1:5432")
+    resolved = await resolve_database(tmp_path / "pgdata")
+    assert resolved.source == "local"
+    name = f"podium_dev_{uuid.uuid4().hex[:8]}"
+    url = await create_database(resolved.url, name)
+    conn = await asyncpg.connect(url)
+    assert await conn.fetchval("SELECT current_database()") == name
+    await conn.close()
+    await drop_database(resolved.url, name)
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _children(pid: int) -> set[int]:
+    """Direct children of `pid`, from /proc."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+async def test_podium_up_runs_the_demo_and_stops_cleanly_on_ctrl_c(tmp_path):
+    # Every port picked free: the defaults (50051-50056) sit in Linux's ephemeral range, where an
+    # outbound connection of an earlier test can hold one.
+    ports = {spec.name: free_port() for spec in SERVICES}
+    room_port, moderation_port, presence_port = ports["room"], ports["moderation"], ports["presence"]
+    broker_port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS",)},
+        **{spec.port_env: str(ports[spec.name]) for spec in SERVICES},
+        "PODIUM_BROKER_PORT": str(broker_port),
+        "COLUMNS": "200",
+    }
+    up = subprocess.Popen(
+        [sys.executable, "-m", "cli", "up"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    output: list[str] = []
+    try:
+        async with asyncio.timeout(120):
+            while True:
+                line = await asyncio.to_thread(up.stdout.readline)
+                assert line, "podium up exited early:\n" + "".join(output)
+                output.append(line)
+                if "Podium is up" in line:
+                    break
+        assert f"room: 127.0.0.1:{room_port}" in "".join(output)
+        assert (Path(tmp_path) / ".podium" / "stack.json").exists()
+        timeline = await run_demo(
+            f"127.0.0.1:{room_port}",
+            DEV_JWT_SECRET,
+            f"127.0.0.1:{moderation_port}",
+            f"127.0.0.1:{presence_port}",
+        )
+        steps = {step.action.split(" (")[0].split(":")[0]: step for step in timeline.steps}
+        actions = [step.action for step in timeline.steps]
+        assert actions[0].startswith("creates") and actions[-1] == "ends the Space"
+        assert steps["mutes ana"].muted == ["ana"]
+        assert "dan (listener)" not in steps["removes dan for spam"].participants
+        assert any(a.startswith("tries to rejoin and is refused: PERMISSION_DENIED") for a in actions)
+        assert timeline.steps[-2].participants == ["maya (host)", "ben (co-host)", "ana (speaker)"]
+        assert timeline.steps[-2].listening == 3  # maya, ben and ana still connected
+        assert max(step.listening or 0 for step in timeline.steps) == 5
+        assert timeline.steps[-1].state == "ended"
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{room_port}") as room_channel:
+            host = RoomClient(room_channel, "devstack-media")
+            space_id = (await host.CreateSpace(title="where is the audio")).space.space_id
+            endpoint = await host.GetMediaEndpoint(space_id=space_id)
+        assert endpoint.address == f"127.0.0.1:{ports['media-relay']}"  # the relay this stack runs
+        children = _children(up.pid)
+        assert len(children) >= 2, f"expected the broker and the room service under podium up: {children}"
+    finally:
+        up.send_signal(signal.SIGINT)
+        rest = await asyncio.to_thread(up.communicate, timeout=60)
+    assert up.returncode == 0, "".join(output) + rest[0]
+    assert "stopped." in rest[0]
+    assert not _listening(room_port) and not _listening(broker_port)
+    assert not [pid for pid in children if _alive(pid)], "podium up left processes behind"
+    assert not (Path(tmp_path) / ".podium" / "stack.json").exists()
+
+
+async def test_a_service_process_stops_gracefully_and_restarts_on_its_port(service_factory, channel, token):
+    room = await service_factory("room")
+    health = health_pb2_grpc.HealthStub(await channel(room.address))
+    reply = await health.Check(health_pb2.HealthCheckRequest(service="podium.room.v1.RoomService"))
+    assert reply.status == health_pb2.HealthCheckResponse.SERVING
+    stub = room_service_pb2_grpc.RoomServiceStub(room.channel)
+    metadata = (("authorization", f"Bearer {token('devstack-host')}"),)
+    created = await stub.CreateSpace(
+        room_service_pb2.CreateSpaceRequest(title="lifecycle"), metadata=metadata
+    )
+
+    await room.terminate()  # SIGTERM: drains and exits on its own
+    assert not room.running and room.process.process.returncode == 0
+    assert not _listening(room.process.port)
+
+    await room.restart()  # same port; the view is rebuilt from the log before SERVING
+    got = await stub.GetSpace(
+        room_service_pb2.GetSpaceRequest(space_id=created.space.space_id), metadata=metadata, timeout=10
+    )
+    assert got.space.title == "lifecycle"
+    await room.stop()
+
+
+async def test_without_any_server_an_embedded_postgresql_starts(tmp_path):
+    from libs.devstack.database import ensure_database, start_embedded
+
+    embedded = start_embedded(tmp_path / "pgdata")
+    try:
+        url = await ensure_database(embedded.url, "podium")
+        conn = await asyncpg.connect(url)
+        try:
+            assert await conn.fetchval("SELECT current_database()") == "podium"
+            assert (await conn.fetchval("SHOW server_version")).split(".")[0].isdigit()
+        finally:
+            await conn.close()
+    finally:
+        embedded.stop()

@@ -1,0 +1,83 @@
+"""Service processes under test: real `python -m services.<name>` processes on free ports."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import grpc
+
+from libs.devstack.broker import SERVICE_ENV, free_port
+from libs.devstack.catalogue import service
+from libs.devstack.supervisor import ServiceProcess
+from tests.support.channels import keep_grpc_aio_engine_alive
+
+
+class RunningService:
+    """One service process that is SERVING, with a channel to it that survives restarts."""
+
+    def __init__(self, process: ServiceProcess):
+        keep_grpc_aio_engine_alive()
+        self.process = process
+        self.channel = grpc.aio.insecure_channel(process.address)
+
+    @property
+    def address(self) -> str:
+        return self.process.address
+
+    @property
+    def running(self) -> bool:
+        return self.process.running
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would: no drain, no cleanup."""
+        self.process.kill()
+
+    async def terminate(self, grace: float = 15.0) -> None:
+        """SIGTERM and wait for a graceful exit (SIGKILL after `grace` seconds); the channel stays open."""
+        await self.process.stop(grace)
+
+    async def restart(self, timeout: float = 60.0) -> None:
+        """Kills the process if it still runs, starts a new one on the same port, waits for SERVING."""
+        self.process.kill()
+        await self.process.start(timeout)
+
+    async def stop(self) -> None:
+        """Terminates the process and closes the channel."""
+        await self.terminate()
+        await self.channel.close()
+
+
+def service_environment(name: str, bootstrap: str, database_url: str, extra: dict[str, str] | None = None):
+    return {
+        "DATABASE_URL": database_url,
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "PODIUM_LOG_LEVEL": "INFO",
+        **SERVICE_ENV,
+        "PODIUM_METRICS_PORT": "0",
+        f"PODIUM_{name.upper().replace('-', '_')}_BIND_HOST": "127.0.0.1",
+        **(extra or {}),
+    }
+
+
+async def start_service(
+    name: str,
+    *,
+    bootstrap: str,
+    database_url: str,
+    log_dir: Path,
+    env: dict[str, str] | None = None,
+    timeout: float = 60.0,
+) -> RunningService:
+    """Starts service `name` from the catalogue on a free port and waits until it is SERVING.
+
+    On failure the error carries the tail of the process's output (its log is in `log_dir`).
+    """
+    process = ServiceProcess(
+        service(name),
+        free_port(),
+        service_environment(name, bootstrap, database_url, env),
+        log_path=log_dir / f"{name}-{uuid.uuid4().hex[:6]}.log",
+    )
+    await process.start(timeout)
+    return RunningService(process)

@@ -1,0 +1,110 @@
+"""The "who's here" board: flags from three topics, changes to watchers, slow watchers resynced."""
+
+from datetime import UTC, datetime
+
+from libs.events.envelope import Causation, wrap
+from libs.projection.runner import ConsumedEvent
+from podium.moderation.v1 import moderation_events_pb2 as mev
+from podium.presence.v1 import presence_events_pb2 as pev
+from podium.presence.v1 import presence_types_pb2 as pt
+from podium.room.v1 import room_events_pb2 as rev
+from podium.room.v1 import room_types_pb2 as rt
+from services.presence.projections.space_board import SpaceBoard
+
+S = "s"
+
+
+def consumed(payload) -> ConsumedEvent:
+    envelope = wrap(
+        payload,
+        producer="p",
+        stream_id="x",
+        version=1,
+        space_id=S,
+        occurred_at=datetime.now(UTC),
+        causation=Causation("a", "c", "c"),
+    )
+    return ConsumedEvent(envelope, payload, "t", 0, 0)
+
+
+def feed(board, *payloads):
+    for payload in payloads:
+        board.apply(consumed(payload))
+
+
+def test_members_carry_role_mute_hand_and_connection_in_role_order():
+    board = SpaceBoard()
+    feed(
+        board,
+        pev.ParticipantConnected(space_id=S, user_id="ann"),  # presence may come before the room's join
+        rev.ParticipantJoined(space_id=S, user_id="ann", role=rt.ROLE_LISTENER),
+        rev.ParticipantJoined(space_id=S, user_id="host", role=rt.ROLE_HOST),
+        rev.ParticipantJoined(space_id=S, user_id="sam", role=rt.ROLE_LISTENER),
+        rev.SpeakerAdded(space_id=S, user_id="sam"),
+        mev.ParticipantMuted(space_id=S, user_id="sam"),
+        rev.SpeakRequested(space_id=S, user_id="ann"),
+    )
+    members = [(m.user_id, m.role, m.muted, m.hand_raised, m.connected) for m in board.snapshot(S)]
+    assert members == [
+        ("host", rt.ROLE_HOST, False, False, False),
+        ("sam", rt.ROLE_SPEAKER, True, False, False),
+        ("ann", rt.ROLE_LISTENER, False, True, True),
+    ]
+
+
+def test_watchers_get_changes_in_order_and_a_slow_one_is_resynced():
+    board = SpaceBoard(watcher_capacity=2)
+    fast, slow = board.watch(S), board.watch(S)
+    fast.needs_snapshot = slow.needs_snapshot = False  # as after their first snapshot
+    feed(board, rev.ParticipantJoined(space_id=S, user_id="a", role=rt.ROLE_LISTENER))
+    feed(board, rev.SpeakRequested(space_id=S, user_id="a"))
+    changes = [fast.queue.get_nowait() for _ in range(2)]
+    assert [c.kind for c in changes] == [pt.MEMBER_CHANGE_KIND_JOINED, pt.MEMBER_CHANGE_KIND_UPDATED]
+    assert changes[1].member.hand_raised
+    feed(board, rev.ParticipantLeft(space_id=S, user_id="a"))
+    assert fast.queue.get_nowait().kind == pt.MEMBER_CHANGE_KIND_LEFT
+    assert slow.needs_snapshot and slow.queue.empty()  # overflowed: it gets a snapshot, not a backlog
+    board.unwatch(fast)
+    board.unwatch(slow)
+    assert S not in board.watchers
+
+
+def test_speaking_follows_the_relays_talking_events_and_watchers_see_it():
+    from podium.media.v1 import media_events_pb2 as media
+
+    board = SpaceBoard()
+    feed(board, rev.ParticipantJoined(space_id=S, user_id="host", role=rt.ROLE_HOST))
+    watcher = board.watch(S)
+    watcher.needs_snapshot = False  # the snapshot was sent; changes follow
+    feed(board, media.SpeakerStartedTalking(space_id=S, user_id="host"))
+    assert [m.speaking for m in board.snapshot(S)] == [True]
+    feed(board, media.SpeakerStoppedTalking(space_id=S, user_id="host", talked_ms=900))
+    assert [m.speaking for m in board.snapshot(S)] == [False]
+    changes = [watcher.queue.get_nowait() for _ in range(watcher.queue.qsize())]
+    assert [c.member.speaking for c in changes if c.kind == pt.MEMBER_CHANGE_KIND_UPDATED] == [True, False]
+
+
+def test_the_board_knows_where_each_user_is_connected():
+    board = SpaceBoard()
+    other = "t"
+
+    def in_other(payload):
+        envelope = consumed(payload).envelope
+        envelope.space_id = other
+        return ConsumedEvent(envelope, payload, "t", 0, 0)
+
+    feed(
+        board,
+        pev.ParticipantConnected(space_id=S, user_id="ann"),
+        pev.ParticipantConnected(space_id=S, user_id="bo"),
+    )
+    board.apply(in_other(pev.ParticipantConnected(space_id=other, user_id="ann")))
+    assert board.connected_in("ann") == [S, other] and board.connected_in("bo") == [S]
+    feed(board, pev.ParticipantTimedOut(space_id=S, user_id="ann"))
+    assert board.connected_in("ann") == [other]
+    feed(
+        board, rev.ParticipantJoined(space_id=S, user_id="bo"), rev.ParticipantLeft(space_id=S, user_id="bo")
+    )
+    assert board.connected_in("bo") == []
+    board.apply(in_other(rev.SpaceEnded(space_id=other)))
+    assert board.connected_in("ann") == [] and board.connected_in("nobody") == []

@@ -1,0 +1,101 @@
+"""Presence rules over one Space: joins, reconnects, timeouts, gateway loss, counts."""
+
+from podium.presence.v1 import presence_events_pb2 as ev
+from services.presence.domain.space_presence import PresenceRules, beat, counts, drop_gateway, empty, expire
+
+RULES = PresenceRules(timeout_seconds=30, reconnect_grace_seconds=60)
+
+
+def kinds(events):
+    return [
+        (type(e).__name__, e.user_id, getattr(e, "kind", None) or getattr(e, "cause", None)) for e in events
+    ]
+
+
+def test_first_heartbeat_is_a_join_and_later_ones_are_silent():
+    state = empty("s")
+    assert kinds(beat(state, "gw", ["a", "b"], 0, RULES)) == [
+        ("ParticipantConnected", "a", ev.CONNECT_KIND_NEW),
+        ("ParticipantConnected", "b", ev.CONNECT_KIND_NEW),
+    ]
+    assert beat(state, "gw", ["a", "b"], 10, RULES) == []
+    assert counts(state) == (2, 2, 2)
+
+
+def test_missed_heartbeats_time_out_only_after_the_timeout():
+    state = empty("s")
+    beat(state, "gw", ["a", "b"], 0, RULES)
+    beat(state, "gw", ["b"], 25, RULES)
+    assert expire(state, 30, RULES) == []
+    assert kinds(expire(state, 31, RULES)) == [
+        ("ParticipantTimedOut", "a", ev.TIMEOUT_CAUSE_HEARTBEATS_MISSED)
+    ]
+    assert counts(state) == (1, 2, 2)
+
+
+def test_coming_back_within_the_grace_is_a_reconnect_and_later_a_new_join():
+    state = empty("s")
+    beat(state, "gw", ["a"], 0, RULES)
+    expire(state, 31, RULES)
+    assert kinds(beat(state, "gw", ["a"], 50, RULES)) == [
+        ("ParticipantConnected", "a", ev.CONNECT_KIND_RECONNECT)
+    ]
+    expire(state, 81, RULES)
+    expire(state, 200, RULES)  # grace over: forgotten
+    assert kinds(beat(state, "gw", ["a"], 201, RULES)) == [("ParticipantConnected", "a", ev.CONNECT_KIND_NEW)]
+    assert counts(state) == (1, 1, 1)  # unique counts people, not sessions
+
+
+def test_a_lost_gateway_drops_only_its_users():
+    state = empty("s")
+    beat(state, "gw-a", ["a1", "a2"], 0, RULES)
+    beat(state, "gw-b", ["b1"], 0, RULES)
+    dropped = drop_gateway(state, "gw-a", 5)
+    assert sorted(e.user_id for e in dropped) == ["a1", "a2"]
+    assert {e.cause for e in dropped} == {ev.TIMEOUT_CAUSE_GATEWAY_DISCONNECTED}
+    assert set(state["present"]) == {"b1"}
+
+
+def test_a_user_moving_to_another_gateway_stays_present():
+    state = empty("s")
+    beat(state, "gw-a", ["a"], 0, RULES)
+    assert beat(state, "gw-b", ["a"], 1, RULES) == []
+    assert drop_gateway(state, "gw-a", 2) == []
+
+
+def test_a_room_leave_drops_the_user_and_older_heartbeats_do_not_bring_them_back():
+    from services.presence.domain.space_presence import leave
+
+    state = empty("s")
+    beat(state, "gw", ["a", "b"], 0, RULES)
+    leave(state, ["a"], at=10)
+    assert set(state["present"]) == {"b"}
+    assert beat(state, "gw", ["a", "b"], 9, RULES) == []  # written before the leave, read after it
+    assert set(state["present"]) == {"b"}
+    assert kinds(beat(state, "gw", ["a"], 11, RULES)) == [("ParticipantConnected", "a", ev.CONNECT_KIND_NEW)]
+
+
+def test_records_delivered_again_after_a_crash_are_not_applied_twice():
+    """The restart case the SIGKILL test once caught: the table recovered from its changelog is
+    ahead of the committed offsets, and the heartbeats since are delivered again."""
+    from services.presence.domain.space_presence import HEARTBEATS, ROOM, already_applied
+
+    def apply(state, offset, gateway, users, now):
+        return [] if already_applied(state, HEARTBEATS, offset) else beat(state, gateway, users, now, RULES)
+
+    state = empty("s")
+    apply(state, 0, "gw", [f"u{i}" for i in range(5)], 0)
+    apply(state, 1, "gw", ["u0", "u1", "u2"], 1)
+    assert not already_applied(state, HEARTBEATS, 2)
+    drop_gateway(state, "gw", 2)
+    apply(state, 3, "gw2", ["u0", "late"], 3)
+    assert counts(state) == (2, 5, 6)
+    for offset, gateway, users in (
+        (0, "gw", [f"u{i}" for i in range(5)]),
+        (1, "gw", ["u0"]),
+        (3, "gw2", ["late"]),
+    ):
+        assert apply(state, offset, gateway, users, 4) == []  # delivered again: skipped
+    assert counts(state) == (2, 5, 6)
+    assert not already_applied(state, ROOM, 0)  # each source topic has its own offsets
+    assert already_applied(state, ROOM, 0)

@@ -1,0 +1,62 @@
+"""The protobuf views the API returns, read straight from state."""
+
+from __future__ import annotations
+
+from datetime import UTC
+
+from libs.domain.decider import fold
+from podium.room.v1 import room_events_pb2 as ev
+from podium.room.v1 import room_types_pb2 as types
+from services.room.domain.evolve import evolve
+from services.room.domain.state import INITIAL
+from services.room.domain.view import participants_view, space_view, speak_requests_view
+from tests.unit.room.given import HOST, NOW, SPACE, at, co_hosts, created, joined, live, requested, speakers
+
+
+def timed(events, start_seconds: int = 0):
+    return [(event, at(start_seconds + i)) for i, event in enumerate(events)]
+
+
+def test_space_view_counts_and_times():
+    log = timed([*live(), *co_hosts("co"), *speakers("s1", "s2"), *joined("l1", "l2", "l3")])
+    state = fold(evolve, INITIAL, log)
+    view = space_view(state)
+    assert (view.space_id, view.title, view.host_user_id) == (SPACE, "Audio", HOST)
+    assert view.state == types.SPACE_STATE_LIVE and view.join_policy == types.JOIN_POLICY_ANYONE
+    assert list(view.co_host_user_ids) == ["co"] and list(view.speaker_user_ids) == ["s1", "s2"]
+    assert (view.participant_count, view.listener_count) == (7, 3)
+    assert view.version == state.version == len(log)
+    assert view.created_at.ToDatetime(tzinfo=UTC) == NOW
+    assert view.started_at.ToDatetime(tzinfo=UTC) == at(1)
+    assert not view.HasField("ended_at") and not view.HasField("scheduled_start")
+
+
+def test_space_view_without_the_host_present_and_when_scheduled():
+    state = fold(
+        evolve, INITIAL, timed([*live(), *joined("l"), ev.ParticipantLeft(space_id=SPACE, user_id=HOST)])
+    )
+    assert (space_view(state).participant_count, space_view(state).listener_count) == (1, 1)
+    scheduled = fold(evolve, INITIAL, timed([created(scheduled_start=at(3600))]))
+    view = space_view(scheduled)
+    assert view.state == types.SPACE_STATE_SCHEDULED
+    assert view.scheduled_start.ToDatetime(tzinfo=UTC) == at(3600)
+
+
+def test_participants_view_orders_by_role_then_joining_time():
+    log = timed([*live(), *joined("late-listener"), *speakers("spk"), *co_hosts("co"), *joined("last")])
+    views = participants_view(fold(evolve, INITIAL, log))
+    assert [(p.user_id, p.role) for p in views] == [
+        (HOST, types.ROLE_HOST),
+        ("co", types.ROLE_CO_HOST),
+        ("spk", types.ROLE_SPEAKER),
+        ("late-listener", types.ROLE_LISTENER),
+        ("last", types.ROLE_LISTENER),
+    ]
+    assert views[0].joined_at.ToDatetime(tzinfo=UTC) == at(2)
+
+
+def test_speak_requests_view_is_the_queue_oldest_first():
+    state = fold(evolve, INITIAL, timed([*live(), *requested("b", "a")]))
+    views = speak_requests_view(state)
+    assert [r.user_id for r in views] == ["b", "a"]
+    assert views[0].requested_at.ToDatetime(tzinfo=UTC) < views[1].requested_at.ToDatetime(tzinfo=UTC)
