@@ -74,6 +74,15 @@ async def _publish_rejected(channel, user: str, request) -> grpc.aio.AioRpcError
     return caught.value
 
 
+def lost_to_a_racing_write(error: grpc.aio.AioRpcError) -> bool:
+    """True when the client's own send failed as the call closed, hiding the server's status."""
+    return (
+        error.code() == grpc.StatusCode.INTERNAL
+        and error.details() == "Internal error from Core"
+        and "SendMessageOperation" in (error.debug_error_string() or "")
+    )
+
+
 async def test_two_speakers_reach_three_gateways_and_a_slow_one_only_loses_its_own_frames(
     relay, room, tones, broker
 ):
@@ -261,11 +270,17 @@ async def test_ending_the_space_closes_publish_and_subscribe_streams(relay, room
         await asyncio.wait_for(call, 5)
     assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert caught.value.details() == "space ended"
-    # And a stream with frames flowing.
+    # And a stream with frames flowing: it ends too. When a frame is on its way out as the relay
+    # closes the call, grpc aio reports the failed send as a client-side INTERNAL error in place of
+    # the relay's status (grpc 1.85 `_write` -> `set_internal_error`); the relay's answer is then
+    # what the gateway's next Publish gets.
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await asyncio.wait_for(talking, 5)
-    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    assert caught.value.details() == "space ended"
+    if not lost_to_a_racing_write(caught.value):
+        assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert caught.value.details() == "space ended"
+    again = await _publish_rejected(relay.channel, "end-spk", frame(space_id, "end-spk", 0, tones[440][0]))
+    assert again.code() == grpc.StatusCode.FAILED_PRECONDITION and again.details() == "space ended"
     await asyncio.wait_for(listening, 5)
     assert gateway.status == grpc.StatusCode.OK
     assert len(gateway.of("end-spk")) >= 15
