@@ -19,7 +19,7 @@ from libs.devstack.database import resolve_database
 from tests.support.auth import token as mint_test_token
 from tests.support.channels import open_channel
 from tests.support.infrastructure import fresh_database, running_broker
-from tests.support.services import RunningService, start_service
+from tests.support.services import ServiceFactory
 
 
 @pytest.fixture(scope="session")
@@ -67,26 +67,22 @@ async def private_database_url(database_server):
 async def service_factory(broker, database_url, run_dir):
     """`await service_factory("room", broker=..., database=..., env=...)` -> a SERVING RunningService.
 
-    Every process started through it is killed at the end of the session.
+    A process on the session's broker and database lives until the session ends. One on a broker
+    or database of a test's own is killed when that test ends (`stop_test_services`): left running,
+    it would retry its vanished broker for the rest of the session, burning CPU.
     """
-    started: list[RunningService] = []
+    factory = ServiceFactory(broker, database_url, run_dir)
+    yield factory
+    await factory.stop(factory.session_scoped)
 
-    async def start(
-        name: str, *, broker=broker, database: str = database_url, env: dict[str, str] | None = None
-    ) -> RunningService:
-        running = await start_service(
-            name, bootstrap=broker.bootstrap, database_url=database, log_dir=run_dir, env=env
-        )
-        started.append(running)
-        return running
 
-    yield start
-    for running in started:
-        running.kill()
-        # Closing the channel cancels any call still open on it. A call left open keeps grpc's
-        # completion queue busy, and its shutdown (on garbage collection, at the end of the
-        # session) then waits for it forever.
-        await running.channel.close()
+@pytest.fixture(autouse=True)
+async def stop_test_services(request):
+    """Kills, at the end of each test, the services it started on its own broker or database."""
+    yield
+    if "service_factory" in request.fixturenames:
+        factory = request.getfixturevalue("service_factory")
+        await factory.stop(factory.test_scoped)
 
 
 @pytest.fixture(scope="session")

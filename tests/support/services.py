@@ -81,3 +81,36 @@ async def start_service(
     )
     await process.start(timeout)
     return RunningService(process)
+
+
+class ServiceFactory:
+    """Starts services for tests and remembers which to kill when: at the end of the session, or
+    at the end of the test, for those on a broker or database that is not the session's."""
+
+    def __init__(self, broker, database_url: str, log_dir: Path):
+        self.broker = broker
+        self.database_url = database_url
+        self.log_dir = log_dir
+        self.session_scoped: list[RunningService] = []
+        self.test_scoped: list[RunningService] = []
+
+    async def __call__(
+        self, name: str, *, broker=None, database: str | None = None, env: dict[str, str] | None = None
+    ) -> RunningService:
+        broker = broker or self.broker
+        database = database or self.database_url
+        running = await start_service(
+            name, bootstrap=broker.bootstrap, database_url=database, log_dir=self.log_dir, env=env
+        )
+        shared = broker is self.broker and database == self.database_url
+        (self.session_scoped if shared else self.test_scoped).append(running)
+        return running
+
+    async def stop(self, services: list[RunningService]) -> None:
+        """SIGKILLs them and closes their channels."""
+        while services:
+            running = services.pop()
+            running.kill()
+            # Closing the channel cancels any call still open on it. A call left open keeps grpc's
+            # completion queue busy, and its shutdown (on garbage collection) then waits forever.
+            await running.channel.close()
