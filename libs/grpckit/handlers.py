@@ -91,35 +91,54 @@ def unary(method: Callable[..., Awaitable]):
 
 
 def server_stream(method: Callable[..., AsyncIterator]):
+    """A server stream that ends with UNAVAILABLE when the server drains (see `end_streams`)."""
     name = method.__name__
 
     @functools.wraps(method)
     async def handler(self, request, context: grpc.aio.ServicerContext):
         set_space(getattr(request, "space_id", ""))
         task = asyncio.current_task()
-        _open_streams.add(task)
+        items = None
         with _measured(name, context):
             try:
                 caller = self.authenticator.authenticate(context)
-                async for item in method(self, request, caller):
+                items = aiter(method(self, request, caller))
+                while not _draining.is_set():
+                    # Cancellable only while waiting on our own source: a cancel that lands while
+                    # grpc sends an item leaves the call open until the server's grace ends.
+                    _waiting_streams.add(task)
+                    try:
+                        item = await anext(items)
+                    except StopAsyncIteration:
+                        return
+                    finally:
+                        _waiting_streams.discard(task)
                     yield item
+                await _shutting_down(context)
             except grpc.aio.AbortError:
                 raise
             except asyncio.CancelledError:
                 if not _draining.is_set():
                     raise
-                await context.abort(
-                    grpc.StatusCode.UNAVAILABLE, "the server is shutting down; reconnect (to another replica)"
-                )
+                await _shutting_down(context)
             except (DomainError, Exception) as e:
                 await abort(context, e, name)
             finally:
-                _open_streams.discard(task)
+                _waiting_streams.discard(task)
+                if items is not None:
+                    await items.aclose()  # runs the source's cleanup (a watcher leaves its board)
 
     return handler
 
 
-_open_streams: set[asyncio.Task] = set()
+async def _shutting_down(context: grpc.aio.ServicerContext) -> None:
+    await context.abort(
+        grpc.StatusCode.UNAVAILABLE, "the server is shutting down; reconnect (to another replica)"
+    )
+
+
+#: Stream handlers parked on their source (a queue of changes or frames), safe to cancel.
+_waiting_streams: set[asyncio.Task] = set()
 _draining = asyncio.Event()
 
 
@@ -128,13 +147,15 @@ def end_streams() -> int:
 
     Called on shutdown, before the server drains its unary calls: a stream (a
     gateway's WatchSpace or Subscribe) would otherwise hold the drain for the
-    whole grace period. Returns how many it ended.
+    whole grace period. A stream waiting for its next item is cancelled at once; one
+    whose item grpc is sending ends as soon as the send completes. Returns how many
+    were waiting.
     """
     _draining.set()
-    streams = [t for t in _open_streams if not t.done()]
-    for task in streams:
+    waiting = [t for t in _waiting_streams if not t.done()]
+    for task in waiting:
         task.cancel()
-    return len(streams)
+    return len(waiting)
 
 
 @contextlib.contextmanager

@@ -79,7 +79,11 @@ class GrpcHost:
         calls given `shutdown_grace_seconds` to finish."""
         began = time.monotonic()
         ended = end_streams()
-        log.info("stopping: %d open streams ended with UNAVAILABLE; draining unary calls", ended)
+        log.info(
+            "stopping: %d waiting streams ended with UNAVAILABLE (any others end after their current send);"
+            " draining unary calls",
+            ended,
+        )
         await self.health.enter_graceful_shutdown()
         await self.server.stop(self.settings.shutdown_grace_seconds)
         log.info("gRPC server stopped after %.2f s", time.monotonic() - began)

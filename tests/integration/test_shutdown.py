@@ -34,13 +34,6 @@ async def _within(awaitable, timeout: float, what: str, service=None):
         raise AssertionError(f"no {what} within {timeout} s{tail}") from None
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known gap (issue 5): in about 1 CI run in 3 the stream task is cancelled at SIGTERM "
-    "('stopping: 1 open streams ended') yet the call stays open until the drain's grace runs out; "
-    "cancelling grpc's RPC task does not always end the call. Fix: end streams from inside the "
-    "handler (race each item against the drain) instead of cancelling the task.",
-)
 async def test_sigterm_ends_watch_streams_with_unavailable_and_exits_cleanly(
     service_factory, private_broker, private_database_url
 ):
