@@ -83,6 +83,7 @@ def apply_room(
     if version <= stats["room_version"]:
         return []  # a duplicate delivery
     stats["room_version"] = version
+    members = MembersAsOf(members, version)
     closed = close_windows(stats, at) if is_live(stats) else []
     _advance(stats, at)
     match event:
@@ -226,6 +227,43 @@ def _advance(stats: dict, at: float) -> None:
         stats["listener_seconds"] += stats["listeners"] * (at - stats["last_at"])
     if stats["last_at"] is None or at > stats["last_at"]:
         stats["last_at"] = at
+
+
+class MembersAsOf(MutableMapping):
+    """The members table as room event `version` must see it.
+
+    The Space's figures and its members are two tables, written one after the other with no
+    transaction. A crash between the writes leaves a member already changed by an event whose
+    figures were lost; the event is then folded again, and must see the member as it was before.
+    So each entry records the version that wrote it and the entry it replaced. (The writes reach
+    the broker in the order they are made, so a member is at most that one event ahead.)
+    """
+
+    def __init__(self, table: MutableMapping[str, dict], version: int):
+        self.table, self.version = table, version
+
+    def __getitem__(self, key: str) -> dict:
+        entry = self.table[key]
+        if entry.get("version") == self.version:
+            if entry.get("prior") is None:
+                raise KeyError(key)
+            return entry["prior"]
+        return entry
+
+    def __setitem__(self, key: str, value: dict) -> None:
+        prior = self.get(key)
+        if prior is not None:
+            prior = {k: v for k, v in prior.items() if k not in ("version", "prior")}
+        self.table[key] = {**value, "version": self.version, "prior": prior}
+
+    def __delitem__(self, key: str) -> None:
+        del self.table[key]
+
+    def __iter__(self):
+        return iter(self.table)
+
+    def __len__(self) -> int:
+        return len(self.table)
 
 
 def _leaves(stats: dict, members: MutableMapping[str, dict], user: str, at: float) -> None:

@@ -110,3 +110,21 @@ def test_duplicates_change_nothing_and_interleavings_do_not_matter():
         assert dict(final.talking_seconds) == {"maya": 2.0, "ana": 2.5} and final.replay_listens == 1
         results.add(final.SerializeToString(deterministic=True))
     assert len(results) == 1
+
+
+def test_a_crash_between_writing_members_and_the_figures_folds_the_event_once():
+    import copy
+
+    whole, _, whole_windows = _fold(SCRIPT)
+    for crash_at in range(1, len(SCRIPT) + 1):
+        stats, members, windows = empty(S, MINUTE), {}, []
+        for version, (event, when) in enumerate(SCRIPT, start=1):
+            if version == crash_at:
+                # The members write reached the changelog; the figures' write did not. After the
+                # restart the event is delivered again, onto the figures as they were before it.
+                before = copy.deepcopy(stats)
+                apply_room(stats, members, event, when.timestamp(), version)
+                stats = before
+            windows += apply_room(stats, members, event, when.timestamp(), version)
+        assert stats == whole, f"crash at event {crash_at}"
+        assert windows == whole_windows
