@@ -75,6 +75,7 @@ class AnalyticsStreams:
         self.app.agent(self.ticks, name="close-windows")(self._close_windows)
         self.app.timer(tick_seconds, name="analytics-clock")(self._tick)
         self.published = 0
+        self._seen: set[str] = set()
 
     def _topic(self, spec: TopicSpec, **options):
         return raw_topic(self.app, spec, self.partitions, **options)
@@ -85,6 +86,12 @@ class AnalyticsStreams:
             if not space_id:
                 continue
             stats = self.stats.get(space_id) or empty(space_id, self.window_seconds)
+            if space_id not in self._seen:
+                self._seen.add(space_id)
+                log.info(
+                    "space %s: first room event since start is version %d; the table holds version %d",
+                    space_id, envelope.stream_version, stats["room_version"],
+                )  # fmt: skip
             at = occurred_at(envelope).timestamp()
             # Windows this event passes close first, so their figures are as of their end.
             await self._publish_windows(stats, close_windows(stats, at) if is_live(stats) else [])
@@ -92,6 +99,10 @@ class AnalyticsStreams:
             self.stats[space_id] = stats
             await self._publish_windows(stats, closed)
             if isinstance(payload, rev.SpaceEnded):
+                log.info(
+                    "space %s ended at version %d: %d speak requests",
+                    space_id, envelope.stream_version, stats["requests"],
+                )  # fmt: skip
                 await self._publish_stats(snapshot(stats, at, final=True))
 
     async def _fold_talking(self, stream):
