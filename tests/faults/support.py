@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -417,6 +419,16 @@ def record(
     with RESULTS.open("a") as f:
         f.write(json.dumps(line, sort_keys=True) + "\n")
     return line
+
+
+async def pause(service, seconds: float) -> None:
+    """SIGSTOP the service's process for `seconds` (a long GC pause, a frozen VM), then SIGCONT."""
+    pid = service.process.process.pid
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        await asyncio.sleep(seconds)
+    finally:
+        os.kill(pid, signal.SIGCONT)
 
 
 def assert_sound(verdict: Verdict, convergence: Convergence) -> None:

@@ -1,7 +1,9 @@
-"""SIGKILL analytics and replay mid-load: what they derive still equals a fresh derivation from the log.
+"""SIGKILL, then SIGSTOP for 5 s, analytics and replay mid-load: what they derive still equals a fresh
+derivation from the log.
 
 The Space is recorded and its host speaks real Opus through the media relay
-while the load runs. Analytics (faust) is killed and restarted, then replay.
+while the load runs. Analytics (faust) is killed and restarted, then replay; then
+each is frozen for 5 s.
 After the Space ends:
 
 - a rebuild of analytics with fresh state (a new app id) publishes a final
@@ -28,7 +30,7 @@ from libs.events.topics import MEDIA_RECORDING, ROOM_EVENTS
 from podium.media.v1 import media_types_pb2 as mt
 from podium.replay.v1 import replay_types_pb2 as rt
 from tests.faults.audio import LiveAudio
-from tests.faults.support import Load, assert_sound, converge, judge, record, stored_events
+from tests.faults.support import Load, assert_sound, converge, judge, pause, record, stored_events
 from tests.integration.analytics.test_analytics_stream import FAST as ANALYTICS_FAST
 from tests.integration.analytics.test_analytics_stream import _final
 from tests.integration.media_relay.gateway import read_topic, stamp_seconds
@@ -79,6 +81,9 @@ async def test_sigkilled_analytics_and_replay_derive_what_the_log_says(
             await asyncio.sleep(0.5)
             await services[victim].restart()
             down[victim] = round(time.monotonic() - killed, 2)
+        for victim in ("analytics", "replay"):  # and each frozen for 5 s
+            await asyncio.sleep(1.0)
+            await pause(services[victim], 5.0)
         await asyncio.sleep(1.5)
         history = await load.finish()
         convergence = await converge(

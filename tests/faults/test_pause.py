@@ -10,27 +10,16 @@ through the media relay throughout: the room's pause never silences it.
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import time
 
 import pytest
 
 from tests.faults.audio import RESUME_SECONDS, LiveAudio
-from tests.faults.support import Load, assert_sound, converge, judge, record, stored_events
+from tests.faults.support import Load, assert_sound, converge, judge, pause, record, stored_events
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
 PAUSE = 5.0
-
-
-async def _pause(service, seconds: float) -> None:
-    pid = service.process.process.pid
-    os.kill(pid, signal.SIGSTOP)
-    try:
-        await asyncio.sleep(seconds)
-    finally:
-        os.kill(pid, signal.SIGCONT)
 
 
 async def test_a_5s_pause_of_each_service_is_retried_without_duplicates(
@@ -48,21 +37,21 @@ async def test_a_5s_pause_of_each_service_is_retried_without_duplicates(
         await asyncio.sleep(1.5)
         before = load.history.error_codes("room")
         paused_at = time.time()
-        await _pause(room, PAUSE)
+        await pause(room, PAUSE)
         audio_gap["room"] = audio.longest_gap(paused_at, time.time())
         await asyncio.sleep(1.5)
         room_failures = load.history.error_codes("room") - before
         before = load.history.error_codes("moderation")
-        await _pause(moderation, PAUSE)
+        await pause(moderation, PAUSE)
         await asyncio.sleep(1.5)
         moderation_failures = load.history.error_codes("moderation") - before
         # The relay itself: frames queue up in the speaker's connection while it is frozen, and
         # after SIGCONT the listener hears it again at once (no reconnect needed).
-        await _pause(services["media-relay"], PAUSE)
+        await pause(services["media-relay"], PAUSE)
         relay_resumed = await audio.resumed_after(time.time())
         await asyncio.sleep(1.5)
         heartbeats_failed = load.history.heartbeats_failed
-        await _pause(presence, PAUSE)
+        await pause(presence, PAUSE)
         await asyncio.sleep(1.5)
         presence_failures = load.history.heartbeats_failed - heartbeats_failed
         history = await load.finish()
