@@ -108,6 +108,7 @@ class Load:
         prefix: str = "f",
     ):
         self.prefix = prefix
+        self.channels = {"room": room, "moderation": moderation, "presence": presence}
         self.host = RoomClient(room, f"{prefix}-host")
         self.host_moderation = ModerationClient(moderation, f"{prefix}-host") if moderation else None
         self.gateway = PresenceClient(presence, "gateway-faults") if presence else None
@@ -335,6 +336,26 @@ async def room_view(room: grpc.aio.Channel, space_id: str, user: str = "f-observ
 class Convergence:
     seconds: float
     mismatches: list[str]
+
+
+async def settle(load: Load, bootstrap: str, database_url: str, timeout: float = 30.0) -> Convergence:
+    """`converge` for the load's Space over every view its calls went to."""
+    return await converge(
+        bootstrap=bootstrap,
+        database_url=database_url,
+        space_id=load.space_id,
+        room=load.channels["room"],
+        moderation=load.channels["moderation"],
+        presence=load.channels["presence"],
+        load=load,
+        timeout=timeout,
+    )
+
+
+async def judge_stored(history: History, database_url: str, space_id: str) -> Verdict:
+    """`judge` against the room's and moderation's stored events of the Space."""
+    events = {s: await stored_events(database_url, s, space_id) for s in ("room", "moderation")}
+    return judge(history, events)
 
 
 async def converge(

@@ -20,7 +20,7 @@ import time
 import pytest
 
 from tests.faults.audio import RESUME_SECONDS, LiveAudio
-from tests.faults.support import Load, assert_sound, converge, judge, record, stored_events
+from tests.faults.support import Load, assert_sound, judge_stored, record, settle
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
@@ -45,21 +45,11 @@ async def test_broker_restarted_empty_is_reseeded_and_views_converge(
         audio_gap = audio.longest_gap(restarted_at, time.time())
         history = await load.finish()
         await audio.flowing()
-        convergence = await converge(
-            bootstrap=private_broker.bootstrap,
-            database_url=private_database_url,
-            space_id=space_id,
-            room=room.channel,
-            moderation=moderation.channel,
-            presence=presence.channel,
-            load=load,
-            timeout=40,
-        )
+        convergence = await settle(load, private_broker.bootstrap, private_database_url, timeout=40)
     finally:
         await load.close()
         await audio.close()
-    events = {s: await stored_events(private_database_url, s, space_id) for s in ("room", "moderation")}
-    verdict = judge(history, events)
+    verdict = await judge_stored(history, private_database_url, space_id)
     record(
         "broker-restarted-empty",
         verdict,

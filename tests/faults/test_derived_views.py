@@ -30,7 +30,7 @@ from libs.events.topics import MEDIA_RECORDING, ROOM_EVENTS
 from podium.media.v1 import media_types_pb2 as mt
 from podium.replay.v1 import replay_types_pb2 as rt
 from tests.faults.audio import LiveAudio
-from tests.faults.support import Load, assert_sound, converge, judge, pause, record, stored_events
+from tests.faults.support import Load, assert_sound, judge_stored, pause, record, settle
 from tests.integration.analytics.test_analytics_stream import FAST as ANALYTICS_FAST
 from tests.integration.analytics.test_analytics_stream import _final
 from tests.integration.media_relay.gateway import read_topic, stamp_seconds
@@ -86,21 +86,12 @@ async def test_sigkilled_analytics_and_replay_derive_what_the_log_says(
             await pause(services[victim], 5.0)
         await asyncio.sleep(1.5)
         history = await load.finish()
-        convergence = await converge(
-            bootstrap=private_broker.bootstrap,
-            database_url=private_database_url,
-            space_id=space_id,
-            room=room.channel,
-            moderation=moderation.channel,
-            presence=presence.channel,
-            load=load,
-        )
+        convergence = await settle(load, private_broker.bootstrap, private_database_url)
         await load.host.EndSpace(space_id=space_id)
     finally:
         await load.close()
         await audio.close()
-    events = {s: await stored_events(private_database_url, s, space_id) for s in ("room", "moderation")}
-    verdict = judge(history, events)
+    verdict = await judge_stored(history, private_database_url, space_id)
     assert_sound(verdict, convergence)
 
     # Analytics: the final figures equal a derivation from the room topic (`podium report`'s).

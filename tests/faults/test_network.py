@@ -20,7 +20,7 @@ from libs.devstack.broker import EmbeddedBroker, broker_binary, free_port
 from libs.events.kafka import make_reader
 from tests.faults.audio import RESUME_SECONDS, LiveAudio
 from tests.faults.proxy import Proxy
-from tests.faults.support import Load, assert_sound, converge, judge, record, stored_events
+from tests.faults.support import Load, assert_sound, judge_stored, record, settle
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
@@ -123,20 +123,11 @@ async def test_latency_and_connection_resets_to_the_broker(
         audio_gap = audio.longest_gap(faults_began, time.time())
         history = await load.finish()
         await audio.flowing()
-        convergence = await converge(
-            bootstrap=proxied_broker.bootstrap,
-            database_url=private_database_url,
-            space_id=space_id,
-            room=room.channel,
-            moderation=moderation.channel,
-            presence=presence.channel,
-            load=load,
-        )
+        convergence = await settle(load, proxied_broker.bootstrap, private_database_url)
     finally:
         await load.close()
         await audio.close()
-    events = {s: await stored_events(private_database_url, s, space_id) for s in ("room", "moderation")}
-    verdict = judge(history, events)
+    verdict = await judge_stored(history, private_database_url, space_id)
     record(
         "broker-latency-250ms-and-3-resets",
         verdict,

@@ -15,7 +15,7 @@ import time
 import pytest
 
 from tests.faults.audio import RESUME_SECONDS, LiveAudio
-from tests.faults.support import Load, assert_sound, converge, judge, pause, record, stored_events
+from tests.faults.support import Load, assert_sound, judge_stored, pause, record, settle
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
@@ -55,20 +55,11 @@ async def test_a_5s_pause_of_each_service_is_retried_without_duplicates(
         await asyncio.sleep(1.5)
         presence_failures = load.history.heartbeats_failed - heartbeats_failed
         history = await load.finish()
-        convergence = await converge(
-            bootstrap=private_broker.bootstrap,
-            database_url=private_database_url,
-            space_id=space_id,
-            room=room.channel,
-            moderation=moderation.channel,
-            presence=presence.channel,
-            load=load,
-        )
+        convergence = await settle(load, private_broker.bootstrap, private_database_url)
     finally:
         await load.close()
         await audio.close()
-    events = {s: await stored_events(private_database_url, s, space_id) for s in ("room", "moderation")}
-    verdict = judge(history, events)
+    verdict = await judge_stored(history, private_database_url, space_id)
     retried = [c for c in history.calls if c.outcome == "acknowledged" and c.attempts > 1]
     record(
         "pause-5s-each-service",

@@ -20,7 +20,7 @@ from libs.events.kafka import log_end_offsets, make_reader, partitions_of
 from libs.events.topics import DEAD_LETTER, ROOM_EVENTS
 from podium.common.v1.envelope_pb2 import EventEnvelope
 from tests.faults.audio import RESUME_SECONDS, LiveAudio
-from tests.faults.support import Load, assert_sound, converge, judge, record, stored_events
+from tests.faults.support import Load, assert_sound, judge_stored, record, settle
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
@@ -88,15 +88,7 @@ async def test_poison_goes_to_the_dead_letter_topic_and_consumers_keep_going(
         audio_gap = audio.longest_gap(poison_sent_at, time.time())
         history = await load.finish()
         await audio.flowing()
-        convergence = await converge(
-            bootstrap=private_broker.bootstrap,
-            database_url=private_database_url,
-            space_id=space_id,
-            room=room.channel,
-            moderation=moderation.channel,
-            presence=presence.channel,
-            load=load,
-        )
+        convergence = await settle(load, private_broker.bootstrap, private_database_url)
     finally:
         await producer.stop()
         await load.close()
@@ -111,8 +103,7 @@ async def test_poison_goes_to_the_dead_letter_topic_and_consumers_keep_going(
             if {c for _, c in letters} >= READERS and len(letters) >= 2 * len(READERS):
                 break
             await asyncio.sleep(0.5)
-    events = {s: await stored_events(private_database_url, s, space_id) for s in ("room", "moderation")}
-    verdict = judge(history, events)
+    verdict = await judge_stored(history, private_database_url, space_id)
     record(
         "poison-room-topic",
         verdict,

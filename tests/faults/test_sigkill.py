@@ -13,7 +13,7 @@ import time
 import pytest
 
 from tests.faults.audio import RESUME_SECONDS, LiveAudio
-from tests.faults.support import Load, assert_sound, converge, judge, record, stored_events
+from tests.faults.support import Load, assert_sound, judge_stored, record, settle
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
@@ -60,20 +60,11 @@ async def test_sigkill_each_service_in_turn_loses_and_duplicates_nothing(
         await asyncio.sleep(1.0)
         history = await load.finish()
         await audio.flowing()
-        convergence = await converge(
-            bootstrap=private_broker.bootstrap,
-            database_url=private_database_url,
-            space_id=space_id,
-            room=room.channel,
-            moderation=moderation.channel,
-            presence=presence.channel,
-            load=load,
-        )
+        convergence = await settle(load, private_broker.bootstrap, private_database_url)
     finally:
         await load.close()
         await audio.close()
-    events = {s: await stored_events(private_database_url, s, space_id) for s in ("room", "moderation")}
-    verdict = judge(history, events)
+    verdict = await judge_stored(history, private_database_url, space_id)
     record(
         "sigkill-room-moderation-presence-relay",
         verdict,
