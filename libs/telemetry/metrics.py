@@ -47,6 +47,10 @@ MEDIA_FRAMES = Counter(
     "Frames at the media relay: in (admitted), out (delivered to subscribers), dropped (slow subscribers), refused.",
     ["direction"],
 )
+ANALYTICS_ROOM_VERSION_GAPS = Counter(
+    "podium_analytics_room_version_gaps",
+    "Room events analytics found after a hole in a Space's versions (events never folded into its figures).",
+)
 LIVE_SPACES = Gauge("podium_live_spaces", "Spaces that are live now.")
 SPACE_PARTICIPANTS = Gauge("podium_space_participants", "Participants of live Spaces, by role.", ["role"])
 

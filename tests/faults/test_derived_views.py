@@ -135,8 +135,11 @@ async def test_sigkilled_analytics_and_replay_derive_what_the_log_says(
     # yet found (restored at a version, resuming from an earlier offset, is the normal case, and
     # its log says which it was: "first room event since start is version ...").
     if _figures(final) != pytest.approx(_figures_of_report(report), abs=1e-6):
+        log = services["analytics"].process.log_path.read_text(errors="replace").splitlines()
+        said = [line for line in log if "first room event" in line or "never folded" in line]
         pytest.xfail(
-            f"SIGKILLed analytics published {_figures(final)}; the log says {_figures_of_report(report)}"
+            f"SIGKILLed analytics published {_figures(final)}; the log says {_figures_of_report(report)}; "
+            f"analytics said: {said}"
         )
 
 

@@ -33,6 +33,7 @@ from libs.events.topics import (
     TopicSpec,
 )
 from libs.streams.faust_app import PartitionIndex, make_faust_app, raw_topic, send_to_every_partition
+from libs.telemetry.metrics import ANALYTICS_ROOM_VERSION_GAPS
 from podium.analytics.v1 import analytics_stats_pb2 as an
 from podium.room.v1 import room_events_pb2 as rev
 from services.analytics.domain.space_stats import (
@@ -90,6 +91,14 @@ class AnalyticsStreams:
                 self._seen.add(space_id)
                 log.info(
                     "space %s: first room event since start is version %d; the table holds version %d",
+                    space_id, envelope.stream_version, stats["room_version"],
+                )  # fmt: skip
+            if envelope.stream_version > stats["room_version"] + 1:
+                # Room versions are 1..n with no holes, so the events between were never folded:
+                # the figures of this Space will be short of them.
+                ANALYTICS_ROOM_VERSION_GAPS.inc()
+                log.warning(
+                    "space %s: room version %d follows %d; the events between were never folded",
                     space_id, envelope.stream_version, stats["room_version"],
                 )  # fmt: skip
             at = occurred_at(envelope).timestamp()
