@@ -124,7 +124,6 @@ def server_stream(method: Callable[..., AsyncIterator]):
             except (DomainError, Exception) as e:
                 await abort(context, e, name)
             finally:
-                _waiting_streams.discard(task)
                 if items is not None:
                     await items.aclose()  # runs the source's cleanup (a watcher leaves its board)
 

@@ -76,7 +76,6 @@ class AnalyticsStreams:
         self.app.agent(self.ticks, name="close-windows")(self._close_windows)
         self.app.timer(tick_seconds, name="analytics-clock")(self._tick)
         self.published = 0
-        self._seen: set[str] = set()
 
     def _topic(self, spec: TopicSpec, **options):
         return raw_topic(self.app, spec, self.partitions, **options)
@@ -87,12 +86,6 @@ class AnalyticsStreams:
             if not space_id:
                 continue
             stats = self.stats.get(space_id) or empty(space_id, self.window_seconds)
-            if space_id not in self._seen:
-                self._seen.add(space_id)
-                log.info(
-                    "space %s: first room event since start is version %d; the table holds version %d",
-                    space_id, envelope.stream_version, stats["room_version"],
-                )  # fmt: skip
             if envelope.stream_version > stats["room_version"] + 1:
                 # Room versions are 1..n with no holes, so the events between were never folded:
                 # the figures of this Space will be short of them.

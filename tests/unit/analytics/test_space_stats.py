@@ -1,6 +1,7 @@
 """The analytics fold over a scripted Space: hand-computed figures, the same as `podium report`,
 and the same whatever the interleaving of room, talking and replay events or duplicates."""
 
+import copy
 import random
 
 import pytest
@@ -113,8 +114,6 @@ def test_duplicates_change_nothing_and_interleavings_do_not_matter():
 
 
 def test_a_crash_between_writing_members_and_the_figures_folds_the_event_once():
-    import copy
-
     whole, _, whole_windows = _fold(SCRIPT)
     for crash_at in range(1, len(SCRIPT) + 1):
         stats, members, windows = empty(S, MINUTE), {}, []
