@@ -5,14 +5,28 @@ replicas, idempotence as configured (off against the dev broker), and short
 rebalance timeouts so a restarted replica takes its partitions back quickly.
 Podium topics are raw bytes both ways: the processors decode protobuf
 themselves.
+
+Two faust behaviours are corrected here, both found by the SIGKILL fault tests:
+
+- its producer buffer is replaced by `DrainingProducerBuffer`, whose flush
+  waits for every buffered message (see there): without it a SIGKILL could
+  lose table writes whose source offsets were already committed;
+- table recovery reads each changelog partition to the end its records show
+  (`recover_to_the_log_end`), not only to the end offset the broker reports:
+  the embedded dev broker reports the end of a multi-record batch short.
 """
 
 from __future__ import annotations
 
+import asyncio
+
 import faust
+from aiokafka import TopicPartition
 from aiokafka.partitioner import murmur2
+from faust.transport.producer import ProducerBuffer
 
 from libs.config.settings import PodiumSettings
+from libs.events.kafka import log_end_offsets, make_reader
 from libs.events.topics import TopicSpec
 
 
@@ -32,7 +46,7 @@ def make_faust_app(
     """`canonical_url` is what the other members of the group learn as this one's address (faust's
     assignor shares it), so a replica can send a query about a key to the replica that owns it."""
     extra = {"canonical_url": canonical_url} if canonical_url else {}
-    return faust.App(
+    app = faust.App(
         app_id,
         broker=[f"kafka://{server}" for server in settings.kafka_bootstrap_servers.split(",")],
         store="memory://",
@@ -49,6 +63,54 @@ def make_faust_app(
         table_standby_replicas=standby_replicas,
         **extra,
     )
+    _drain_on_flush(app)
+    recover_to_the_log_end(app, settings)
+    return app
+
+
+class DrainingProducerBuffer(ProducerBuffer):
+    """faust's buffer of `send_soon` messages (every table write's changelog record), whose `flush`
+    returns only when each buffered message has been handed to the Kafka client.
+
+    faust 0.15's `flush` gives up as soon as one message takes longer than 0.1 s to be handed over
+    (a busy loop, a metadata refresh, a slow broker) and returns with messages still buffered; a
+    message already taken from the queue but not yet handed over is not counted at all. The
+    consumer flushes the producer and then commits its source offsets, so it could commit offsets
+    whose table writes were still in this buffer. A SIGKILL then lost those writes: the table came
+    back from its changelog older than the committed offsets, and the records between were never
+    applied (presence's counts and analytics' figures after a SIGKILL, issues 3 and 7).
+    """
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.handing_over = 0
+
+    async def _send_pending(self, fut) -> None:
+        self.handing_over += 1
+        try:
+            await super()._send_pending(fut)
+        finally:
+            self.handing_over -= 1
+            self.message_sent.set()
+
+    async def flush(self) -> None:
+        while self.size or self.handing_over:
+            if self.state != "running":
+                raise RuntimeError(
+                    f"cannot flush {self.size + self.handing_over} messages: producer not running"
+                )
+            self.message_sent.clear()
+            try:
+                await asyncio.wait_for(self.message_sent.wait(), timeout=1.0)
+            except TimeoutError:
+                continue  # still waiting on the Kafka client; the state is checked again
+
+
+def _drain_on_flush(app: faust.App) -> None:
+    producer = app.producer  # created here, started with the app
+    buffer = DrainingProducerBuffer(loop=producer.loop, beacon=producer.beacon)
+    buffer.app = app
+    producer.buffer = buffer
 
 
 def raw_topic(app: faust.App, spec: TopicSpec, partitions: int, **options):
@@ -62,6 +124,32 @@ def raw_topic(app: faust.App, spec: TopicSpec, partitions: int, **options):
         partitions=partitions,
         **options,
     )
+
+
+def recover_to_the_log_end(app: faust.App, settings: PodiumSettings, probe_ms: int = 250) -> None:
+    """faust recovers a table by reading its changelog partitions up to the end offsets the broker
+    reports. Tansu, the embedded dev broker, reports the last batch's base offset + 1, so recovery
+    stopped short of the rest of that batch: the newest table values were lost. This reads on from
+    the reported ends (`libs.events.kafka.log_end_offsets`) with a group-less reader of its own; on
+    Apache Kafka it finds nothing more, at the cost of one empty fetch (`probe_ms`) per recovery."""
+    consumer = app.consumer
+    reported = consumer.highwaters
+
+    async def highwaters(*partitions):
+        ends = dict(await reported(*partitions))
+        if not ends:
+            return ends
+        probe = make_reader(settings, f"{app.conf.id}-recovery-ends")
+        await probe.start()
+        try:
+            parts = [TopicPartition(tp.topic, tp.partition) for tp in ends]
+            probe.assign(parts)
+            found = await log_end_offsets(probe, parts, probe_ms=probe_ms)
+        finally:
+            await probe.stop()
+        return {tp: max(end, found[TopicPartition(tp.topic, tp.partition)]) for tp, end in ends.items()}
+
+    consumer.highwaters = highwaters
 
 
 class PartitionIndex:
