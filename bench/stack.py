@@ -17,7 +17,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-from libs.devstack.broker import SERVICE_ENV, EmbeddedBroker, free_port
+from libs.devstack.broker import EmbeddedBroker, free_port
 from libs.devstack.catalogue import service
 from libs.devstack.database import create_database, drop_database, resolve_database
 from libs.devstack.supervisor import ServiceProcess
@@ -72,7 +72,6 @@ class BenchStack:
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
             "PODIUM_LOG_LEVEL": "WARNING",
             "PODIUM_METRICS_PORT": "0",
-            **(SERVICE_ENV if self.broker is not None else {}),
         }
 
     async def __aenter__(self) -> BenchStack:

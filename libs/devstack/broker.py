@@ -18,13 +18,6 @@ from aiokafka.admin import AIOKafkaAdminClient
 log = logging.getLogger(__name__)
 
 
-#: Settings Podium's services need against Tansu. Tansu reports a partition's end offset as the
-#: last batch's base offset + 1, so after a multi-record batch a reader that stops at the end offset
-#: (faust's table recovery) misses the newest records. One record per batch sidesteps that; Apache
-#: Kafka needs none of this.
-SERVICE_ENV = {f"PODIUM_{name}_PRODUCER_BATCH_BYTES": "1" for name in ("PRESENCE", "ANALYTICS", "MODERATION")}
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

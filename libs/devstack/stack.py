@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from libs.devstack.broker import SERVICE_ENV, EmbeddedBroker
+from libs.devstack.broker import EmbeddedBroker
 from libs.devstack.catalogue import SERVICES, metrics_port
 from libs.devstack.database import ResolvedDatabase, ensure_database, resolve_database
 from libs.devstack.supervisor import ServiceProcess
@@ -49,8 +49,6 @@ class Stack:
     def plan_services(self) -> list[ServiceProcess]:
         assert self.database is not None
         env = {"DATABASE_URL": self.database.url, "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap}
-        if self.broker is not None:
-            env |= SERVICE_ENV
         ports = {spec.name: int(os.environ.get(spec.port_env, spec.default_port)) for spec in SERVICES}
         if "PODIUM_ROOM_MEDIA_RELAYS" not in os.environ:
             # GetMediaEndpoint hands out the relay this stack really runs, wherever its port is.

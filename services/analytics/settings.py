@@ -26,5 +26,5 @@ class AnalyticsSettings(PodiumSettings):
     analytics_producer_batch_bytes: int = Field(
         16_384,
         ge=1,
-        description="batch.size of the stream producer; 1 against the embedded Tansu broker (see presence).",
+        description="batch.size of the stream producer (table changelogs and the derived topics).",
     )

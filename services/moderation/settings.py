@@ -23,8 +23,7 @@ class ModerationSettings(PodiumSettings):
     moderation_producer_batch_bytes: int = Field(
         16_384,
         ge=1,
-        description="batch.size of the report-window stream's producer (its table changelog); "
-        "1 against the embedded Tansu broker.",
+        description="batch.size of the report-window stream's producer (its table changelog).",
     )
 
     def limits(self) -> ModerationLimits:

@@ -36,12 +36,7 @@ class PresenceSettings(PodiumSettings):
     presence_producer_batch_bytes: int = Field(
         16_384,
         ge=1,
-        description=(
-            "batch.size of the stream producer (table changelog, events, ticks). Leave the default on "
-            "Apache Kafka. The embedded Tansu broker reports a partition's end offset as the last batch's "
-            "base offset + 1, so after a multi-record batch faust's table recovery stops short and loses "
-            "the newest table values; the dev stack and the tests set 1 (one record per batch) against it."
-        ),
+        description="batch.size of the stream producer (table changelog, events, ticks).",
     )
 
     def rules(self) -> PresenceRules:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import grpc
 
-from libs.devstack.broker import SERVICE_ENV, free_port
+from libs.devstack.broker import free_port
 from libs.devstack.catalogue import service
 from libs.devstack.supervisor import ServiceProcess
 from tests.support.channels import keep_grpc_aio_engine_alive
@@ -53,7 +53,6 @@ def service_environment(name: str, bootstrap: str, database_url: str, extra: dic
         "DATABASE_URL": database_url,
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "PODIUM_LOG_LEVEL": "INFO",
-        **SERVICE_ENV,
         "PODIUM_METRICS_PORT": "0",
         f"PODIUM_{name.upper().replace('-', '_')}_BIND_HOST": "127.0.0.1",
         **(extra or {}),
