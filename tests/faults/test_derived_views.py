@@ -9,11 +9,12 @@ After the Space ends:
 - a rebuild of analytics with fresh state (a new app id) publishes a final
   `SpaceStats` with the figures `podium report` computes from the room topic
   (listener-minutes, speaking time, requests to speak and their median wait,
-  peak and unique listeners), and so should the SIGKILLed instance (a known
-  gap, at the end of the test);
+  peak and unique listeners), and so does the SIGKILLed instance, which
+  never saw a hole in a Space's room versions;
 - the replay is READY, and its duration is the span of the recording chunks
   the relay wrote to `podium.media.recording.v1`: nothing recorded was lost
-  or counted twice across the replay service's crash.
+  or counted twice across the replay service's crash (within the mixer's
+  30 ms jitter allowance and one frame).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from libs.events.tail import space_history
 from libs.events.topics import MEDIA_RECORDING, ROOM_EVENTS
 from podium.media.v1 import media_types_pb2 as mt
 from podium.replay.v1 import replay_types_pb2 as rt
+from services.replay.infrastructure.audio import JITTER_SAMPLES, RATE
 from tests.faults.audio import LiveAudio
 from tests.faults.support import Load, assert_sound, judge_stored, pause, record, settle
 from tests.integration.analytics.test_analytics_stream import FAST as ANALYTICS_FAST
@@ -39,6 +41,10 @@ from tests.integration.replay.conftest import FAST_FINALIZE, ReplayClient, until
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
 FRAME_SECONDS = 0.02
+# The mixer lays a speaker's next frame right after the previous one when its capture time is within
+# the jitter allowance of it, so a replay's length may differ from the capture span by up to that
+# allowance, plus the last whole 20 ms frame (seen: 26 ms over a 58 s recording on a busy machine).
+LENGTH_TOLERANCE = JITTER_SAMPLES / RATE + FRAME_SECONDS
 
 
 def _recorded_span(records, space_id: str) -> tuple[float, int]:
@@ -114,7 +120,7 @@ async def test_sigkilled_analytics_and_replay_derive_what_the_log_says(
     span, frames = _recorded_span(recorded, space_id)
     duration = replay.duration.ToTimedelta().total_seconds()
     assert replay.state == rt.REPLAY_STATE_READY and list(replay.speaker_ids) == [load.host.user_id]
-    assert abs(duration - span) <= FRAME_SECONDS, (duration, span)
+    assert abs(duration - span) <= LENGTH_TOLERANCE, (duration, span)
 
     record(
         "sigkill-analytics-replay",
@@ -129,18 +135,16 @@ async def test_sigkilled_analytics_and_replay_derive_what_the_log_says(
         listener_minutes=round(final.listener_minutes, 4),
     )
 
-    # The instance that was SIGKILLed mid-load must have published the same figures. Known gap
-    # (issue 7): in about 1 run in 6 its requests to speak come out near half the log's count
-    # (283 for 570): after the restart its table and its committed offsets disagree in a way not
-    # yet found (restored at a version, resuming from an earlier offset, is the normal case; a
-    # resume past the table is logged as "never folded", and the message below carries it).
-    if _figures(final) != pytest.approx(_figures_of_report(report), abs=1e-6):
-        log = services["analytics"].process.log_path.read_text(errors="replace").splitlines()
-        said = [line for line in log if "never folded" in line]
-        pytest.xfail(
-            f"SIGKILLed analytics published {_figures(final)}; the log says {_figures_of_report(report)}; "
-            f"analytics said: {said}"
-        )
+    # The instance that was SIGKILLed mid-load published the same figures. (Until faust's flush was
+    # corrected, libs/streams/faust_app.py, about 1 run in 8 counted half the requests to speak: it
+    # had committed offsets whose table writes a SIGKILL lost.)
+    gaps = [
+        line
+        for line in services["analytics"].process.log_path.read_text(errors="replace").splitlines()
+        if "never folded" in line
+    ]
+    assert _figures(final) == pytest.approx(_figures_of_report(report), abs=1e-6), gaps
+    assert not gaps
 
 
 def _figures(stats) -> dict:
