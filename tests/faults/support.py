@@ -406,7 +406,12 @@ async def _differences(bootstrap, database_url, space_id, room, moderation, pres
         if on_topic != len(stored_m):
             out.append(f"moderation topic holds {on_topic} versions, PostgreSQL {len(stored_m)}")
         observer = ModerationClient(moderation, f"{load.prefix if load else 'f'}-host")
-        actions = (await observer.GetModerationLog(space_id=space_id, page_size=1000)).actions
+        actions, token = [], ""
+        while True:  # every page: a long load writes more than one page's worth
+            page = await observer.GetModerationLog(space_id=space_id, page_size=1000, page_token=token)
+            actions.extend(page.actions)
+            if not (token := page.next_page_token):
+                break
         stored_types = [short(e.event_type) for _, _, e in stored_m]
         if sorted(short(a.event_type) for a in actions) != sorted(stored_types):
             out.append(f"moderation log {len(actions)} actions != {len(stored_m)} stored events")
