@@ -9,9 +9,11 @@ in batches. Two phases, against a real broker and a presence process:
 2. steady, starting right after the joins are sent (gateways keep beating while
    joins are processed): heartbeats for everyone, open loop at a fixed entries/s
    for a fixed time (each listener beats every listeners/rate seconds); measured
-   until the faust consumer group has committed the end of the heartbeat topic,
-   with the presence process's CPU for everything. Any `ParticipantTimedOut` is a
-   wrong timeout: everyone kept beating.
+   until the faust consumer group has committed what the heartbeat topic held
+   when that time was up, with the presence process's CPU for everything.
+   The gateways go on beating at the same rate while that backlog drains, as real
+   ones would (those later entries are not counted; their CPU is), so any
+   `ParticipantTimedOut` seen by then is a wrong timeout: everyone kept beating.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from libs.auth.tokens import mint_token
 from libs.config.runtime import run
 from libs.config.settings import DEV_JWT_SECRET, PodiumSettings
 from libs.events.envelope import decode
-from libs.events.kafka import make_reader, partitions_of
+from libs.events.kafka import log_end_offsets, make_reader, partitions_of
 from libs.events.topics import PRESENCE_EVENTS, PRESENCE_HEARTBEATS
 from podium.presence.v1 import presence_events_pb2 as pev
 from podium.presence.v1 import presence_service_pb2 as pb
@@ -82,16 +84,26 @@ def gateway_batches(listeners: int, spaces: int, gateways: int, batch: int) -> l
     ]
 
 
-async def group_lag(bootstrap: str, group: str, topic: str) -> int:
-    """Records on `topic` that `group` has not committed yet (OffsetFetch, without joining the group)."""
-    reader = make_reader(PodiumSettings(kafka_bootstrap_servers=bootstrap), "bench-lag", group_id=group)
+async def log_ends(bootstrap: str, topic: str) -> dict:
+    """Each partition's end offset, as the records say (the dev broker reports it short)."""
+    reader = make_reader(PodiumSettings(kafka_bootstrap_servers=bootstrap), "bench-ends")
     await reader.start()
     try:
         parts = await partitions_of(reader, topic)
-        ends = await reader.end_offsets(parts)
+        reader.assign(parts)
+        return await log_end_offsets(reader, parts, probe_ms=200)
+    finally:
+        await reader.stop()
+
+
+async def group_lag(bootstrap: str, group: str, ends: dict) -> int:
+    """Records before `ends` that `group` has not committed yet (OffsetFetch, without joining the group)."""
+    reader = make_reader(PodiumSettings(kafka_bootstrap_servers=bootstrap), "bench-lag", group_id=group)
+    await reader.start()
+    try:
         lag = 0
         for tp, end in ends.items():
-            lag += end - ((await reader.committed(tp)) or 0)
+            lag += max(0, end - ((await reader.committed(tp)) or 0))
         return lag
     finally:
         await reader.stop()
@@ -128,21 +140,28 @@ async def main(args) -> dict:
 
         joining = asyncio.create_task(all_connected())
         # The gateways go on beating for everyone while the joins are processed, as real ones do.
-        total = int(args.rate * args.duration)
         loop = asyncio.get_running_loop()
         t0 = loop.time()
-        pending, sent_entries, index = [], 0, 0
-        while sent_entries < total:
-            due = t0 + (sent_entries / args.rate)
-            if (delay := due - loop.time()) > 0:
-                await asyncio.sleep(delay)
-            pending.append(
-                asyncio.ensure_future(stub.ReportPresence(requests[index % len(requests)], metadata=metadata))
-            )
-            sent_entries += len(requests[index % len(requests)].entries)
-            index += 1
+        beats = {"sent": 0, "index": 0}
+        pending: list = []
+
+        async def beat_until(total: float) -> None:
+            """Open loop from t0: the n-th entry is due at n / rate, whatever the answers do."""
+            while beats["sent"] < total:
+                due = t0 + (beats["sent"] / args.rate)
+                if (delay := due - loop.time()) > 0:
+                    await asyncio.sleep(delay)
+                request = requests[beats["index"] % len(requests)]
+                pending.append(asyncio.ensure_future(stub.ReportPresence(request, metadata=metadata)))
+                beats["sent"] += len(request.entries)
+                beats["index"] += 1
+
+        await beat_until(int(args.rate * args.duration))
+        sent_entries = beats["sent"]
         await asyncio.gather(*pending)
         sending = loop.time() - t0
+        measured_ends = await log_ends(stack.bootstrap, PRESENCE_HEARTBEATS.name)
+        keep_beating = asyncio.create_task(beat_until(float("inf")))
         # Bounded waits: on an overloaded machine the broker may not keep up; then the
         # result says how much was left instead of the benchmark never ending.
         with contextlib.suppress(TimeoutError):
@@ -150,13 +169,19 @@ async def main(args) -> dict:
         rss_after = rss_bytes(pid)
         present = counter.connected  # users the table holds when RSS is read (all, unless overloaded)
         deadline = loop.time() + args.drain_timeout
-        while (lag := await group_lag(stack.bootstrap, "podium-presence", PRESENCE_HEARTBEATS.name)) > 0:
+        while (lag := await group_lag(stack.bootstrap, "podium-presence", measured_ends)) > 0:
             if loop.time() > deadline:
                 break
             await asyncio.sleep(0.5)
         drained = loop.time() - t0
         cpu = cpu_seconds(pid) - cpu_before
+        await asyncio.sleep(1.0)  # still beating: events of what was processed reach the counter
         wrong_timeouts = counter.timed_out
+        keep_beating.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await keep_beating
+        for call in pending:
+            call.cancel()
         joining.cancel()
         joined = joined_at[0] if joined_at else float("nan")
         connected = counter.connected

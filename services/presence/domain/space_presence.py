@@ -54,7 +54,7 @@ def empty(space_id: str) -> dict:
 def beat(state: dict, gateway: str, users: list[str], now: float, rules: PresenceRules) -> list[Message]:
     events: list[Message] = []
     present, gone = state["present"], state["gone"]
-    seen = set(state["unique"])
+    seen: set[str] | None = None  # built only when someone arrives: most beats are from users present
     left = state.get("left", {})
     for user in users:
         entry = present.get(user)
@@ -69,6 +69,8 @@ def beat(state: dict, gateway: str, users: list[str], now: float, rules: Presenc
         recent = returning is not None and now - returning[1] <= rules.reconnect_grace_seconds
         kind = ev.CONNECT_KIND_RECONNECT if recent else ev.CONNECT_KIND_NEW
         present[user] = [gateway, now, now]
+        if seen is None:
+            seen = set(state["unique"])
         if user not in seen:
             seen.add(user)
             state["unique"].append(user)
