@@ -51,6 +51,11 @@ ANALYTICS_ROOM_VERSION_GAPS = Counter(
     "podium_analytics_room_version_gaps",
     "Room events analytics found after a hole in a Space's versions (events never folded into its figures).",
 )
+BROKER_LOG_LOSSES = Counter(
+    "podium_stream_broker_log_losses",
+    "Times a faust app found its topics gone (the broker lost its log) and restored them.",
+    ["app"],
+)
 LIVE_SPACES = Gauge("podium_live_spaces", "Spaces that are live now.")
 SPACE_PARTICIPANTS = Gauge("podium_space_participants", "Participants of live Spaces, by role.", ["role"])
 

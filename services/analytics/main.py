@@ -22,6 +22,7 @@ from libs.events.topics import (
     ensure_topics,
 )
 from libs.grpckit.server import GrpcHost
+from libs.streams.lost_log import LostLogGuard
 from libs.telemetry.setup import configure_telemetry
 from services.analytics.application.stream_processor import AnalyticsStreams
 from services.analytics.settings import AnalyticsSettings
@@ -31,19 +32,19 @@ log = logging.getLogger("podium.analytics")
 SERVICE_NAME = "podium.analytics.v1.Analytics"
 
 
+TOPICS = (
+    ROOM_EVENTS,
+    MEDIA_EVENTS,
+    REPLAY_EVENTS,
+    ANALYTICS_TICKS,
+    ANALYTICS_SPACE_STATS,
+    ANALYTICS_LISTENERS_PER_MINUTE,
+)
+
+
 async def serve(settings: AnalyticsSettings) -> None:
     await ensure_topics(
-        settings.kafka_bootstrap_servers,
-        (
-            ROOM_EVENTS,
-            MEDIA_EVENTS,
-            REPLAY_EVENTS,
-            ANALYTICS_TICKS,
-            ANALYTICS_SPACE_STATS,
-            ANALYTICS_LISTENERS_PER_MINUTE,
-        ),
-        settings.topic_partitions,
-        settings.topic_replication_factor,
+        settings.kafka_bootstrap_servers, TOPICS, settings.topic_partitions, settings.topic_replication_factor
     )
     streams = AnalyticsStreams(
         settings,
@@ -53,10 +54,14 @@ async def serve(settings: AnalyticsSettings) -> None:
         producer_batch_bytes=settings.analytics_producer_batch_bytes,
         app_id=settings.analytics_app_id,
     )
+    # Its own topics only: the room, the relay and replay bring back theirs (reseeded from PostgreSQL).
+    own = (ANALYTICS_TICKS, ANALYTICS_SPACE_STATS, ANALYTICS_LISTENERS_PER_MINUTE)
+    guard = LostLogGuard(streams.app, settings, own, rewrite=streams.changelog_partitions())
     host = GrpcHost(settings, [SERVICE_NAME])
     host.install_signal_handlers()
     await host.start(f"{settings.analytics_bind_host}:{settings.analytics_port}")
     await streams.app.start()
+    await guard.start()
     try:
         await streams.app.tables.recovery.completed.wait()
         await host.serving()
@@ -64,6 +69,7 @@ async def serve(settings: AnalyticsSettings) -> None:
         await host.wait_for_stop_signal()
         await host.stop()
     finally:
+        await guard.stop()
         await streams.app.producer.flush()
         await streams.app.stop()
 

@@ -18,6 +18,8 @@ from libs.events.topics import DEAD_LETTER, PRESENCE_EVENTS, PRESENCE_HEARTBEATS
 from libs.grpckit.server import GrpcHost
 from libs.grpckit.shell import authenticator_for
 from libs.projection.runner import ProjectionRunner
+from libs.streams.faust_app import partition_of
+from libs.streams.lost_log import LostLogGuard
 from libs.telemetry.setup import configure_telemetry
 from podium.presence.v1 import presence_service_pb2, presence_service_pb2_grpc
 from services.presence.api.presence_api import PresenceApi
@@ -47,6 +49,13 @@ async def serve(settings: PresenceSettings) -> None:
         advertised_address=own_address if settings.presence_port else "",
         standby_replicas=settings.presence_standby_replicas,
     )
+    guard = LostLogGuard(
+        streams.app,
+        settings,
+        (PRESENCE_HEARTBEATS, PRESENCE_EVENTS),  # its own; the room's relay brings back the room's
+        rewrite={streams.table: lambda space_id: partition_of(space_id, settings.topic_partitions)},
+        on_lost=streams.forget_offsets,
+    )
     peers = PeerRouter(streams.app, streams.table.name, settings.topic_partitions, own_address)
     producer = make_producer(settings, client_id="presence-api")
     host = GrpcHost(settings, [SERVICE_NAME])
@@ -60,6 +69,7 @@ async def serve(settings: PresenceSettings) -> None:
     await host.start(f"{settings.presence_bind_host}:{settings.presence_port}")
     await producer.start()
     await streams.app.start()
+    await guard.start()
     await board_runner.start()
     try:
         await streams.app.tables.recovery.completed.wait()
@@ -69,6 +79,7 @@ async def serve(settings: PresenceSettings) -> None:
         await host.wait_for_stop_signal()
         await host.stop()
     finally:
+        await guard.stop()
         await board_runner.stop()
         # Flush the table's changelog before faust commits its last offsets on the way out.
         await streams.app.producer.flush()

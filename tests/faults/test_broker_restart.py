@@ -10,6 +10,12 @@ has not seen finds a version gap, holds the event and re-reads the partition.
 
 The host speaks through the media relay all along: live audio does not go
 through the broker, so it must not stop while the broker is away.
+
+The faust apps (presence's stream processor, moderation's report windows,
+analytics) find their topics gone and put them back (`libs/streams/lost_log.py`):
+afterwards presence still takes new heartbeats and times people out, and
+analytics' final figures for the Space equal a derivation from the reseeded room
+topic.
 """
 
 from __future__ import annotations
@@ -19,8 +25,17 @@ import time
 
 import pytest
 
+from libs.analytics.space_report import build
+from libs.config.settings import PodiumSettings
+from libs.events.tail import space_history
+from libs.events.topics import ROOM_EVENTS
+from podium.presence.v1 import presence_types_pb2 as pt
 from tests.faults.audio import RESUME_SECONDS, LiveAudio
 from tests.faults.support import Load, assert_sound, judge_stored, record, settle
+from tests.faults.test_derived_views import _figures, _figures_of_report
+from tests.integration.analytics.test_analytics_stream import FAST as ANALYTICS_FAST
+from tests.integration.analytics.test_analytics_stream import _final
+from tests.integration.clients import PresenceClient
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
@@ -29,6 +44,7 @@ async def test_broker_restarted_empty_is_reseeded_and_views_converge(
     stack, private_broker, private_database_url
 ):
     services = await stack("room", "moderation", "presence", "media-relay")
+    services |= await stack("analytics", env=ANALYTICS_FAST)
     room, moderation, presence = services["room"], services["moderation"], services["presence"]
     load = Load(room.channel, moderation=moderation.channel, presence=presence.channel, prefix="b")
     space_id = await load.setup()
@@ -46,6 +62,7 @@ async def test_broker_restarted_empty_is_reseeded_and_views_converge(
         history = await load.finish()
         await audio.flowing()
         convergence = await settle(load, private_broker.bootstrap, private_database_url, timeout=40)
+        await load.host.EndSpace(space_id=space_id)
     finally:
         await load.close()
         await audio.close()
@@ -63,4 +80,24 @@ async def test_broker_restarted_empty_is_reseeded_and_views_converge(
     )
     assert acknowledged_before > 0
     assert_sound(verdict, convergence)
+
+    # Presence's stream runs on: a new user's heartbeats show them, and their silence times them out.
+    gateway = PresenceClient(presence.channel, "gateway-faults")
+    newcomer = [pt.PresenceEntry(user_id="b-after-the-restart", space_id="b-space-after-the-restart")]
+
+    async def present() -> int:
+        return (await gateway.GetSpacePresence(space_id="b-space-after-the-restart")).present_count
+
+    async with asyncio.timeout(30):
+        while await present() != 1:
+            await gateway.ReportPresence(gateway_id="gw-after-the-restart", entries=newcomer)
+            await asyncio.sleep(0.3)
+        while await present() != 0:  # silent now: out after the 3 s timeout
+            await asyncio.sleep(0.3)
+
+    # Analytics' final figures equal a derivation from the (reseeded) room topic.
+    stats, _ = await _final(private_broker.bootstrap, space_id, timeout=60)
+    settings = PodiumSettings(kafka_bootstrap_servers=private_broker.bootstrap)
+    report = build(space_id, await space_history(settings, ROOM_EVENTS.name, space_id))
+    assert _figures(stats[-1]) == pytest.approx(_figures_of_report(report), abs=1e-6)
     assert audio_gap < RESUME_SECONDS, f"audio stopped for {audio_gap:.2f} s while the broker was away"

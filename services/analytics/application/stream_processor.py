@@ -32,7 +32,14 @@ from libs.events.topics import (
     ROOM_EVENTS,
     TopicSpec,
 )
-from libs.streams.faust_app import PartitionIndex, make_faust_app, raw_topic, send_to_every_partition
+from libs.projection.ordering import StreamGate, Verdict
+from libs.streams.faust_app import (
+    PartitionIndex,
+    make_faust_app,
+    partition_of,
+    raw_topic,
+    send_to_every_partition,
+)
 from libs.telemetry.metrics import ANALYTICS_ROOM_VERSION_GAPS
 from podium.analytics.v1 import analytics_stats_pb2 as an
 from podium.room.v1 import room_events_pb2 as rev
@@ -59,6 +66,7 @@ class AnalyticsStreams:
         tick_seconds: float = 5.0,
         producer_batch_bytes: int = 16_384,
         app_id: str = "podium-analytics",
+        gap_patience_seconds: float = 30.0,
     ):
         self.window_seconds = window_seconds
         self.lateness_seconds = lateness_seconds
@@ -76,36 +84,66 @@ class AnalyticsStreams:
         self.app.agent(self.ticks, name="close-windows")(self._close_windows)
         self.app.timer(tick_seconds, name="analytics-clock")(self._tick)
         self.published = 0
+        self.gap_patience_seconds = gap_patience_seconds
+        self.gate: StreamGate = StreamGate()  # room events held behind a hole, per Space
+        self._held_since: dict[str, float] = {}
+
+    def changelog_partitions(self) -> dict:
+        """Each table's key -> the partition it is written from (its Space's), for a changelog rewrite."""
+        partitions = self.partitions
+        return {
+            self.stats: lambda space_id: partition_of(space_id, partitions),
+            self.members: lambda key: partition_of(key.split("|", 1)[0], partitions),
+        }
 
     def _topic(self, spec: TopicSpec, **options):
         return raw_topic(self.app, spec, self.partitions, **options)
 
     async def _fold_room(self, stream):
+        """Folds each Space's room events in version order. An event after a hole is held until the
+        log fills the hole: after a broker lost its log, the room's relay publishes its newest events
+        before it reseeds the older ones. A hole still open after `gap_patience_seconds` (events
+        that will never come) is given up on, by the clock ticks."""
         async for envelope, payload in self._envelopes(stream):
             space_id = envelope.space_id
             if not space_id:
                 continue
             stats = self.stats.get(space_id) or empty(space_id, self.window_seconds)
-            if envelope.stream_version > stats["room_version"] + 1:
-                # Room versions are 1..n with no holes, so the events between were never folded:
-                # the figures of this Space will be short of them.
-                ANALYTICS_ROOM_VERSION_GAPS.inc()
-                log.warning(
-                    "space %s: room version %d follows %d; the events between were never folded",
-                    space_id, envelope.stream_version, stats["room_version"],
-                )  # fmt: skip
-            at = occurred_at(envelope).timestamp()
-            # Windows this event passes close first, so their figures are as of their end.
-            await self._publish_windows(stats, close_windows(stats, at) if is_live(stats) else [])
-            closed = apply_room(stats, self.members, payload, at, envelope.stream_version)
-            self.stats[space_id] = stats
-            await self._publish_windows(stats, closed)
-            if isinstance(payload, rev.SpaceEnded):
-                log.info(
-                    "space %s ended at version %d: %d speak requests",
-                    space_id, envelope.stream_version, stats["requests"],
-                )  # fmt: skip
-                await self._publish_stats(snapshot(stats, at, final=True))
+            key = ("room", space_id)
+            self.gate.start_at(key, stats["room_version"])  # the table says what was folded
+            verdict, ready = self.gate.offer(key, envelope.stream_version, (envelope, payload))
+            if verdict is Verdict.HELD:
+                self._held_since.setdefault(space_id, time.monotonic())
+                continue
+            if space_id in self._held_since and key not in self.gate.held_streams():
+                del self._held_since[space_id]  # the hole is filled
+            if space_id not in self._held_since:
+                self.gate.forget(key)  # the table keeps the version; the gate only what it holds
+            for held_envelope, held_payload in ready:
+                await self._fold_room_event(stats, held_envelope, held_payload)
+
+    async def _fold_room_event(self, stats: dict, envelope: EventEnvelope, payload) -> None:
+        space_id = envelope.space_id
+        if envelope.stream_version > stats["room_version"] + 1:
+            # Room versions are 1..n with no holes, so the events between were never folded:
+            # the figures of this Space will be short of them.
+            ANALYTICS_ROOM_VERSION_GAPS.inc()
+            log.warning(
+                "space %s: room version %d follows %d; the events between were never folded",
+                space_id, envelope.stream_version, stats["room_version"],
+            )  # fmt: skip
+        at = occurred_at(envelope).timestamp()
+        # Windows this event passes close first, so their figures are as of their end.
+        await self._publish_windows(stats, close_windows(stats, at) if is_live(stats) else [])
+        closed = apply_room(stats, self.members, payload, at, envelope.stream_version)
+        self.stats[space_id] = stats
+        await self._publish_windows(stats, closed)
+        if isinstance(payload, rev.SpaceEnded):
+            log.info(
+                "space %s ended at version %d: %d speak requests",
+                space_id, envelope.stream_version, stats["requests"],
+            )  # fmt: skip
+            await self._publish_stats(snapshot(stats, at, final=True))
 
     async def _fold_talking(self, stream):
         async for envelope, payload in self._envelopes(stream):
@@ -127,8 +165,9 @@ class AnalyticsStreams:
 
     async def _close_windows(self, stream):
         """A tick closes the windows of this partition's live Spaces that ended before it, less
-        the allowed lateness."""
+        the allowed lateness, and folds room events held too long behind a hole."""
         async for event in stream.events():
+            await self._give_up_on_old_holes(event.message.partition)
             now = (event.message.timestamp or time.time() * 1000) / 1000
             for space_id in self.index.keys_on(self.stats.keys(), event.message.partition):
                 stats = self.stats[space_id]
@@ -138,6 +177,16 @@ class AnalyticsStreams:
                 if closed:
                     self.stats[space_id] = stats
                     await self._publish_windows(stats, closed)
+
+    async def _give_up_on_old_holes(self, partition: int) -> None:
+        waited_enough = time.monotonic() - self.gap_patience_seconds
+        for space_id in self.index.keys_on(list(self._held_since), partition):
+            if self._held_since[space_id] > waited_enough:
+                continue
+            del self._held_since[space_id]
+            stats = self.stats.get(space_id) or empty(space_id, self.window_seconds)
+            for envelope, payload in self.gate.release(("room", space_id)):
+                await self._fold_room_event(stats, envelope, payload)
 
     async def _envelopes(self, stream):
         async for event in stream.events():

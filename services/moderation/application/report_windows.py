@@ -27,6 +27,7 @@ from libs.domain.errors import DomainError
 from libs.events.envelope import EventEnvelope, occurred_at, unwrap
 from libs.events.topics import MODERATION_EVENTS
 from libs.streams.faust_app import make_faust_app, raw_topic
+from libs.streams.lost_log import LostLogGuard
 from podium.moderation.v1 import moderation_events_pb2 as ev
 
 log = logging.getLogger(__name__)
@@ -79,12 +80,17 @@ class ReportWindows:
             .relative_to(lambda _event: self._event_time)
         )
         self.app.agent(self.topic, name="count-reports")(self._count)
+        # After a broker lost its log: the topics back, no changelog rewrite (windows expire within
+        # twice the window, and a report read again is the same reporter, counted once).
+        self.guard = LostLogGuard(self.app, settings, ())  # moderation's relay brings back its topic
 
     async def start(self) -> None:
         await self.app.start()
+        await self.guard.start()
         await self.app.tables.recovery.completed.wait()
 
     async def stop(self) -> None:
+        await self.guard.stop()
         # Flush the table's changelog before faust commits its last offsets on the way out.
         await self.app.producer.flush()
         await self.app.stop()

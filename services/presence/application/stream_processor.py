@@ -43,6 +43,7 @@ from services.presence.domain.space_presence import (
     drop_gateway,
     empty,
     expire,
+    forget_offsets,
     leave,
 )
 
@@ -139,7 +140,7 @@ class PresenceStreams:
             except Exception:  # not ours to dead-letter: the room's own consumers do that
                 continue
             state = self.table.get(envelope.space_id)
-            if state is None or already_applied(state, ROOM, event.message.offset):
+            if state is None or already_applied(state, ROOM, envelope.stream_version):
                 continue
             if isinstance(payload, rev.ParticipantLeft):
                 leaving = [payload.user_id]
@@ -176,7 +177,12 @@ class PresenceStreams:
             # cost more than the rest of a join. The record is in the client's buffer when this
             # returns, and faust flushes that buffer before it commits the heartbeat offsets.
             await self.app.producer.send(
-                PRESENCE_EVENTS.name, state["space_id"].encode(), envelope.SerializeToString(), None, None, None
+                PRESENCE_EVENTS.name,
+                state["space_id"].encode(),
+                envelope.SerializeToString(),
+                None,
+                None,
+                None,
             )
 
     async def _tick(self) -> None:
@@ -184,6 +190,11 @@ class PresenceStreams:
         await send_to_every_partition(
             self.heartbeats, pt.HeartbeatBatch(tick=True).SerializeToString(), self.partitions
         )
+
+    def forget_offsets(self) -> None:
+        """The broker lost its log: the heartbeat partitions start again at offset 0."""
+        for state in list(self.table.values()):
+            forget_offsets(state)
 
     def space(self, space_id: str) -> dict | None:
         return self.table.get(space_id)

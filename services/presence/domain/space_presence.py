@@ -25,19 +25,27 @@ class PresenceRules:
     reconnect_grace_seconds: float = 60.0
 
 
-# A Space's value records, per source topic, the offset of the last record applied to it. After a
+# A Space's value records, per source, the position of the last record applied to it. After a
 # crash the table (from its changelog) may be ahead of the committed offsets, since there are no
 # transactions here, so the records since the last commit are delivered again: they are skipped,
 # and no record is applied twice (a heartbeat replayed onto a later state would corrupt the counts).
-HEARTBEATS, ROOM = "heartbeats_offset", "room_offset"
+# Heartbeats carry no version, so theirs is the partition offset, which a broker that lost its log
+# numbers from 0 again (`forget_offsets`). Room events carry the Space's stream version, which the
+# room's reseeded log keeps. ("room_offset", the room record's offset, was the older room marker.)
+HEARTBEATS, ROOM = "heartbeats_offset", "room_version"
 
 
-def already_applied(state: dict, source: str, offset: int) -> bool:
-    """True if `state` already reflects the record at `offset` of `source`; else marks it applied."""
-    if offset <= state.get(source, -1):
+def already_applied(state: dict, source: str, position: int) -> bool:
+    """True if `state` already reflects the record at `position` of `source`; else marks it applied."""
+    if position <= state.get(source, -1):
         return True
-    state[source] = offset
+    state[source] = position
     return False
+
+
+def forget_offsets(state: dict) -> None:
+    """The heartbeat log was lost and starts again at offset 0: every record in it is new."""
+    state.pop(HEARTBEATS, None)
 
 
 def empty(space_id: str) -> dict:

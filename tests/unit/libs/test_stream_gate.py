@@ -16,6 +16,22 @@ def test_in_order_events_apply_and_duplicates_do_not():
     assert gate.offer(("other", "s"), 1, "o1") == (Verdict.APPLY, ["o1"])
 
 
+def test_a_stream_can_start_where_its_consumer_stands_and_give_up_on_a_gap():
+    gate = StreamGate()
+    gate.start_at(("p", "s"), 5)  # the consumer's table has folded 1..5
+    assert gate.offer(("p", "s"), 5, "e5") == (Verdict.DUPLICATE, [])
+    assert gate.offer(("p", "s"), 8, "e8") == (Verdict.HELD, [])
+    assert gate.offer(("p", "s"), 7, "e7") == (Verdict.HELD, [])
+    assert gate.held_streams() == [("p", "s")]
+    assert gate.release(("p", "s")) == ["e7", "e8"]  # 6 never came
+    assert gate.held_count == 0 and gate.held_streams() == []
+    assert gate.offer(("p", "s"), 6, "e6") == (Verdict.DUPLICATE, [])
+    assert gate.offer(("p", "s"), 9, "e9") == (Verdict.APPLY, ["e9"])
+    assert gate.release(("p", "s")) == []
+    gate.forget(("p", "s"))
+    assert gate.offer(("p", "s"), 1, "e1") == (Verdict.APPLY, ["e1"])
+
+
 @st.composite
 def deliveries(draw):
     """Several streams' events, each delivered one or more times, in any order that
