@@ -12,13 +12,15 @@ Two faust behaviours are corrected here, both found by the SIGKILL fault tests:
   waits for every buffered message (see there): without it a SIGKILL could
   lose table writes whose source offsets were already committed;
 - table recovery reads each changelog partition to the end its records show
-  (`recover_to_the_log_end`), not only to the end offset the broker reports:
-  the embedded dev broker reports the end of a multi-record batch short.
+  (`RecoveryEnds`), not only to the end offset the broker reports: the
+  embedded dev broker reports the end of a multi-record batch short.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 
 import faust
 from aiokafka import TopicPartition
@@ -28,6 +30,8 @@ from faust.transport.producer import ProducerBuffer
 from libs.config.settings import PodiumSettings
 from libs.events.kafka import log_end_offsets, make_reader
 from libs.events.topics import TopicSpec
+
+log = logging.getLogger(__name__)
 
 
 def partition_of(key: str, partitions: int) -> int:
@@ -64,7 +68,7 @@ def make_faust_app(
         **extra,
     )
     _drain_on_flush(app)
-    recover_to_the_log_end(app, settings)
+    app.recovery_ends = RecoveryEnds(app, settings)
     return app
 
 
@@ -126,30 +130,65 @@ def raw_topic(app: faust.App, spec: TopicSpec, partitions: int, **options):
     )
 
 
-def recover_to_the_log_end(app: faust.App, settings: PodiumSettings, probe_ms: int = 250) -> None:
-    """faust recovers a table by reading its changelog partitions up to the end offsets the broker
+class RecoveryEnds:
+    """Where faust's table recovery stops reading each changelog partition.
+
+    faust recovers a table by reading its changelog partitions up to the end offsets the broker
     reports. Tansu, the embedded dev broker, reports the last batch's base offset + 1, so recovery
     stopped short of the rest of that batch: the newest table values were lost. This reads on from
     the reported ends (`libs.events.kafka.log_end_offsets`) with a group-less reader of its own; on
-    Apache Kafka it finds nothing more, at the cost of one empty fetch (`probe_ms`) per recovery."""
-    consumer = app.consumer
-    reported = consumer.highwaters
+    Apache Kafka it finds nothing more, at the cost of one empty fetch (`probe_ms`) per recovery.
 
-    async def highwaters(*partitions):
-        ends = dict(await reported(*partitions))
+    After the broker lost its log (`after_log_loss`, from `libs.streams.lost_log`) the reported end
+    is not trusted at all for a while: batches a producer held through the loss land in the new log
+    at offsets that overlap later ones (seen with Tansu), and a recovery waiting for a reported end
+    no record reaches waits forever. Then the end is what a read from the beginning finds.
+    """
+
+    def __init__(self, app: faust.App, settings: PodiumSettings, probe_ms: int = 250):
+        self.app = app
+        self.settings = settings
+        self.probe_ms = probe_ms
+        self.distrust_until = 0.0
+        self.reported = app.consumer.highwaters
+        app.consumer.highwaters = self.highwaters
+
+    def after_log_loss(self, seconds: float = 120.0) -> None:
+        self.distrust_until = time.monotonic() + seconds
+
+    async def highwaters(self, *partitions):
+        ends = dict(await self.reported(*partitions))
         if not ends:
             return ends
-        probe = make_reader(settings, f"{app.conf.id}-recovery-ends")
+        distrust = time.monotonic() < self.distrust_until
+        probe = make_reader(self.settings, f"{self.app.conf.id}-recovery-ends")
         await probe.start()
         try:
             parts = [TopicPartition(tp.topic, tp.partition) for tp in ends]
             probe.assign(parts)
-            found = await log_end_offsets(probe, parts, probe_ms=probe_ms)
+            if distrust:
+                await probe.seek_to_beginning(*parts)
+                found = await _readable_ends(probe, parts, self.probe_ms)
+            else:
+                found = await log_end_offsets(probe, parts, probe_ms=self.probe_ms)
         finally:
             await probe.stop()
+        if distrust:
+            log.warning("recovery of %s after a lost log reads to %s", self.app.conf.id, found)
+            return {tp: found[TopicPartition(tp.topic, tp.partition)] for tp in ends}
         return {tp: max(end, found[TopicPartition(tp.topic, tp.partition)]) for tp, end in ends.items()}
 
-    consumer.highwaters = highwaters
+
+async def _readable_ends(probe, parts: list[TopicPartition], probe_ms: int) -> dict[TopicPartition, int]:
+    """One past the highest offset a read from the current positions returns, per partition."""
+    ends = dict.fromkeys(parts, 0)
+    while True:
+        batch = await probe.getmany(*parts, timeout_ms=probe_ms)
+        if not any(batch.values()):
+            return ends
+        for tp, records in batch.items():
+            if records:
+                ends[tp] = max(ends[tp], max(r.offset for r in records) + 1)
 
 
 class PartitionIndex:

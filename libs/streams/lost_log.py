@@ -112,6 +112,7 @@ class LostLogGuard:
             sorted(missing),
         )
         self._forget_positions()
+        self.app.recovery_ends.after_log_loss()
         if self.on_lost is not None:
             outcome = self.on_lost()
             if outcome is not None:
