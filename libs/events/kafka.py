@@ -68,6 +68,7 @@ async def log_end_offsets(
     *,
     enough: int | None = None,
     probe_ms: int = 1000,
+    from_beginning: bool = False,
 ) -> dict[TopicPartition, int]:
     """Each partition's end offset as its records say, not only as the broker reports it.
 
@@ -78,15 +79,23 @@ async def log_end_offsets(
     soon as the ends add up to `enough` (so the common case costs one fetch, not
     a wait). On Apache Kafka the probe finds nothing and the reported ends
     stand. The consumer must be assigned `parts`; its positions are moved.
+
+    `from_beginning` trusts nothing the broker reports: it reads each partition
+    from its start, and the end is one past the highest offset it finds (for a
+    log whose reported end no record may reach).
     """
-    ends = await consumer.end_offsets(parts)
-    for tp in parts:
-        consumer.seek(tp, ends[tp])
+    if from_beginning:
+        ends = dict.fromkeys(parts, 0)
+        await consumer.seek_to_beginning(*parts)
+    else:
+        ends = await consumer.end_offsets(parts)
+        for tp in parts:
+            consumer.seek(tp, ends[tp])
     while enough is None or sum(ends.values()) < enough:
         batch = await consumer.getmany(*parts, timeout_ms=probe_ms)
         if not any(batch.values()):
             break
         for tp, records in batch.items():
             if records:
-                ends[tp] = max(ends[tp], records[-1].offset + 1)
+                ends[tp] = max(ends[tp], max(r.offset for r in records) + 1)
     return ends

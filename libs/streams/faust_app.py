@@ -150,45 +150,27 @@ class RecoveryEnds:
         self.settings = settings
         self.probe_ms = probe_ms
         self.distrust_until = 0.0
-        self.reported = app.consumer.highwaters
-        app.consumer.highwaters = self.highwaters
+        app.consumer.highwaters = self.highwaters  # in place of faust's, which asks the broker only
 
     def after_log_loss(self, seconds: float = 120.0) -> None:
         self.distrust_until = time.monotonic() + seconds
 
     async def highwaters(self, *partitions):
-        ends = dict(await self.reported(*partitions))
-        if not ends:
-            return ends
+        if not partitions:
+            return {}
         distrust = time.monotonic() < self.distrust_until
         probe = make_reader(self.settings, f"{self.app.conf.id}-recovery-ends")
         await probe.start()
         try:
-            parts = [TopicPartition(tp.topic, tp.partition) for tp in ends]
+            parts = [TopicPartition(tp.topic, tp.partition) for tp in partitions]
             probe.assign(parts)
-            if distrust:
-                await probe.seek_to_beginning(*parts)
-                found = await _readable_ends(probe, parts, self.probe_ms)
-            else:
-                found = await log_end_offsets(probe, parts, probe_ms=self.probe_ms)
+            # Read on from the reported ends (never below them), or after a loss from the start.
+            found = await log_end_offsets(probe, parts, probe_ms=self.probe_ms, from_beginning=distrust)
         finally:
             await probe.stop()
         if distrust:
             log.warning("recovery of %s after a lost log reads to %s", self.app.conf.id, found)
-            return {tp: found[TopicPartition(tp.topic, tp.partition)] for tp in ends}
-        return {tp: max(end, found[TopicPartition(tp.topic, tp.partition)]) for tp, end in ends.items()}
-
-
-async def _readable_ends(probe, parts: list[TopicPartition], probe_ms: int) -> dict[TopicPartition, int]:
-    """One past the highest offset a read from the current positions returns, per partition."""
-    ends = dict.fromkeys(parts, 0)
-    while True:
-        batch = await probe.getmany(*parts, timeout_ms=probe_ms)
-        if not any(batch.values()):
-            return ends
-        for tp, records in batch.items():
-            if records:
-                ends[tp] = max(ends[tp], max(r.offset for r in records) + 1)
+        return {tp: found[TopicPartition(tp.topic, tp.partition)] for tp in partitions}
 
 
 class PartitionIndex:
