@@ -23,6 +23,7 @@ class TopicSpec:
     description: str
     cleanup_policy: str = "delete"
     retention_ms: int = -1
+    partitions: int | None = None  # None: the deployment's partition count
 
     def configs(self) -> dict[str, str]:
         return {"cleanup.policy": self.cleanup_policy, "retention.ms": str(self.retention_ms)}
@@ -99,7 +100,10 @@ async def ensure_topics(
         missing = [s for s in specs if s.name not in existing]
         if not missing:
             return
-        new = [NewTopic(s.name, partitions, replication, topic_configs=s.configs()) for s in missing]
+        new = [
+            NewTopic(s.name, s.partitions or partitions, replication, topic_configs=s.configs())
+            for s in missing
+        ]
         try:
             await admin.create_topics(new)
         except TopicAlreadyExistsError:

@@ -16,8 +16,8 @@ missing, the log was lost, and it:
    cannot finish its recovery while the changelogs are missing): the new log
    numbers its records from 0 again, so faust would skip them, and so would a
    table value that remembers source offsets;
-2. creates the missing topics: the service's own (`specs`), each table's
-   changelog and faust's leader topic, with the app's partition count;
+2. creates the missing topics (`own_topics`): the service's own (`specs`),
+   each table's changelog and faust's leader topic;
 3. writes every value of the tables it was given to their new changelogs, each
    to its key's partition, so that a later restart recovers the whole table
    and not only what changed after the loss.
@@ -35,8 +35,8 @@ import logging
 from collections.abc import Awaitable, Callable
 
 import faust
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 from mode.utils.times import want_seconds
 
 from libs.config.settings import PodiumSettings
@@ -66,16 +66,17 @@ class LostLogGuard:
         self.rewrite = rewrite or {}
         self.on_lost = on_lost
         self.interval = interval
-        self.losses = 0
         self._task: asyncio.Task | None = None
 
-    def required(self) -> set[str]:
+    def own_topics(self) -> tuple[TopicSpec, ...]:
         """The topics only this app brings back: `specs` (those the app alone writes; topics with an
-        outbox relay are its relay's to reseed), the tables' changelogs, faust's leader topic."""
-        names = {spec.name for spec in self.specs}
-        names |= {table.changelog_topic.get_topic_name() for table in self.app.tables.values()}
-        names.add(self.app._leader_assignor._leader_topic_name)
-        return names
+        outbox relay are its relay's to reseed), the tables' changelogs (as faust makes them: not
+        through faust's own `declare`, which trusts the client's cached metadata, still listing the
+        lost topics, and skips them) and faust's single-partition leader topic."""
+        leader = TopicSpec(
+            self.app._leader_assignor._leader_topic_name, "faust's leader election", partitions=1
+        )
+        return (*self.specs, *(_changelog_spec(table) for table in self.app.tables.values()), leader)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._watch(), name=f"{self.app.conf.id}-lost-log-guard")
@@ -93,7 +94,7 @@ class LostLogGuard:
             while True:
                 await asyncio.sleep(self.interval)
                 try:
-                    missing = self.required() - set(await admin.list_topics())
+                    missing = {spec.name for spec in self.own_topics()} - set(await admin.list_topics())
                     if missing:
                         await self.restore(missing)
                 except (KafkaError, OSError) as e:  # the broker is away: look again later
@@ -104,7 +105,6 @@ class LostLogGuard:
             await admin.close()
 
     async def restore(self, missing: set[str]) -> None:
-        self.losses += 1
         BROKER_LOG_LOSSES.labels(self.app.conf.id).inc()
         log.warning(
             "%s: the broker lost topics %s (its log was lost); restoring them and the tables' changelogs",
@@ -119,22 +119,9 @@ class LostLogGuard:
                 await outcome
         await ensure_topics(
             self.settings.kafka_bootstrap_servers,
-            self.specs,
+            self.own_topics(),
             self.settings.topic_partitions,
             self.settings.topic_replication_factor,
-        )
-        # Not through faust's own `declare`: it trusts the client's cached metadata, which still
-        # lists the lost topics, and skips them.
-        await self._create(
-            [(self.app._leader_assignor._leader_topic_name, 1, {})]
-            + [
-                (
-                    table.changelog_topic.get_topic_name(),
-                    self.settings.topic_partitions,
-                    _changelog_config(table),
-                )
-                for table in self.app.tables.values()
-            ]
         )
         # The Kafka client under faust's producer still has the lost topics' metadata; it must
         # learn the new partitions before anything is sent to them.
@@ -160,30 +147,15 @@ class LostLogGuard:
         for remembered in ("_read_offset", "_committed_offset", "_acked", "_acked_index", "_gap"):
             getattr(consumer, remembered).clear()
 
-    async def _create(self, topics: list[tuple[str, int, dict[str, str]]]) -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap_servers)
-        await admin.start()
-        try:
-            existing = set(await admin.list_topics())
-            new = [
-                NewTopic(name, partitions, self.settings.topic_replication_factor, topic_configs=config)
-                for name, partitions, config in topics
-                if name not in existing
-            ]
-            if new:
-                with contextlib.suppress(TopicAlreadyExistsError):
-                    await admin.create_topics(new)
-                log.info("created topics %s", [t.name for t in new])
-        finally:
-            await admin.close()
 
-
-def _changelog_config(table: faust.Table) -> dict[str, str]:
-    """The topic settings faust gives a table's changelog: compacted, and for a windowed table also
+def _changelog_spec(table: faust.Table) -> TopicSpec:
+    """The topic faust makes for a table's changelog: compacted, and for a windowed table also
     deleted after the windows expire."""
     topic = table.changelog_topic
     policies = [name for name, on in (("compact", topic.compacting), ("delete", topic.deleting)) if on]
-    config = {"cleanup.policy": ",".join(policies) or "compact"}
-    if topic.retention:
-        config["retention.ms"] = str(int(want_seconds(topic.retention) * 1000))
-    return config
+    return TopicSpec(
+        topic.get_topic_name(),
+        f"changelog of faust table {table.name}",
+        cleanup_policy=",".join(policies) or "compact",
+        retention_ms=int(want_seconds(topic.retention) * 1000) if topic.retention else -1,
+    )
