@@ -109,18 +109,23 @@ class AnalyticsStreams:
             if not space_id:
                 continue
             stats = self.stats.get(space_id) or empty(space_id, self.window_seconds)
+            holding = space_id in self._held_since
+            if not holding and envelope.stream_version <= stats["room_version"] + 1:
+                await self._fold_room_event(stats, envelope, payload)  # the next one, or a duplicate
+                continue
+            # A hole: the gate holds what comes after it; the table says what was folded before it.
             key = ("room", space_id)
-            self.gate.start_at(key, stats["room_version"])  # the table says what was folded
+            if not holding:
+                self.gate.start_at(key, stats["room_version"])
             verdict, ready = self.gate.offer(key, envelope.stream_version, (envelope, payload))
             if verdict is Verdict.HELD:
                 self._held_since.setdefault(space_id, time.monotonic())
                 continue
-            if space_id in self._held_since and key not in self.gate.held_streams():
-                del self._held_since[space_id]  # the hole is filled
-            if space_id not in self._held_since:
-                self.gate.forget(key)  # the table keeps the version; the gate only what it holds
             for held_envelope, held_payload in ready:
                 await self._fold_room_event(stats, held_envelope, held_payload)
+            if key not in self.gate.held_streams():  # the hole is filled
+                del self._held_since[space_id]
+                self.gate.forget(key)
 
     async def _fold_room_event(self, stats: dict, envelope: EventEnvelope, payload) -> None:
         space_id = envelope.space_id
@@ -187,6 +192,7 @@ class AnalyticsStreams:
             stats = self.stats.get(space_id) or empty(space_id, self.window_seconds)
             for envelope, payload in self.gate.release(("room", space_id)):
                 await self._fold_room_event(stats, envelope, payload)
+            self.gate.forget(("room", space_id))
 
     async def _envelopes(self, stream):
         async for event in stream.events():
