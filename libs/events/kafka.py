@@ -67,35 +67,56 @@ async def log_end_offsets(
     parts: list[TopicPartition],
     *,
     enough: int | None = None,
-    probe_ms: int = 1000,
     from_beginning: bool = False,
+    probe_ms: int = 250,
+    timeout: float = 10.0,
 ) -> dict[TopicPartition, int]:
     """Each partition's end offset as its records say, not only as the broker reports it.
 
     Some Kafka-protocol brokers (Tansu, our embedded dev broker) report the end
     offset as the last batch's base offset + 1, short by the rest of a
-    multi-record batch. This reads from the reported ends and counts what is
-    really there, until a fetch comes back empty or, when `enough` is given, as
-    soon as the ends add up to `enough` (so the common case costs one fetch, not
-    a wait). On Apache Kafka the probe finds nothing and the reported ends
-    stand. The consumer must be assigned `parts`; its positions are moved.
+    multi-record batch. So this reads the record just before each reported end:
+    it is always there, and a fetch returns its whole batch, so the batch's last
+    record gives the true end. The read waits for that record (up to `timeout`,
+    then the reported end stands, with a warning), never for an empty fetch: a
+    fetch that is merely slow, on a busy machine, does not end it early. On
+    Apache Kafka that record is the last one and the reported ends stand. When
+    `enough` is given and the reported ends already add up to it, nothing is
+    read. The consumer must be assigned `parts`; its positions are moved.
 
     `from_beginning` trusts nothing the broker reports: it reads each partition
-    from its start, and the end is one past the highest offset it finds (for a
-    log whose reported end no record may reach).
+    from its start until a fetch of `probe_ms` comes back empty, and the end is
+    one past the highest offset it finds (for a log whose reported end no record
+    may reach).
     """
     if from_beginning:
         ends = dict.fromkeys(parts, 0)
         await consumer.seek_to_beginning(*parts)
-    else:
-        ends = await consumer.end_offsets(parts)
-        for tp in parts:
-            consumer.seek(tp, ends[tp])
-    while enough is None or sum(ends.values()) < enough:
-        batch = await consumer.getmany(*parts, timeout_ms=probe_ms)
-        if not any(batch.values()):
+        while True:
+            batch = await consumer.getmany(*parts, timeout_ms=probe_ms)
+            if not any(batch.values()):
+                return ends
+            for tp, records in batch.items():
+                if records:
+                    ends[tp] = max(ends[tp], max(r.offset for r in records) + 1)
+    ends = await consumer.end_offsets(parts)
+    if enough is not None and sum(ends.values()) >= enough:
+        return ends
+    waiting = {tp for tp in parts if ends[tp] > 0}
+    for tp in waiting:
+        consumer.seek(tp, ends[tp] - 1)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while waiting:
+        left = deadline - loop.time()
+        if left <= 0:
+            log.warning(
+                "no record before the reported end of %s came within %.0f s", sorted(waiting), timeout
+            )
             break
+        batch = await consumer.getmany(*waiting, timeout_ms=int(min(left, 1.0) * 1000) or 1)
         for tp, records in batch.items():
             if records:
                 ends[tp] = max(ends[tp], max(r.offset for r in records) + 1)
+                waiting.discard(tp)
     return ends

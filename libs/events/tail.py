@@ -85,7 +85,7 @@ async def tail(
         reader.assign(parts)
         # Where a --no-follow read stops: the ends as the records say, since Tansu reports the
         # last batch's base offset + 1 and a read to that would miss the rest of a batch.
-        ends = await log_end_offsets(reader, parts, probe_ms=300) if not follow else {}
+        ends = await log_end_offsets(reader, parts) if not follow else {}
         if from_beginning:
             await reader.seek_to_beginning(*parts)
         else:

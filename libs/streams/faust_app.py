@@ -135,9 +135,9 @@ class RecoveryEnds:
 
     faust recovers a table by reading its changelog partitions up to the end offsets the broker
     reports. Tansu, the embedded dev broker, reports the last batch's base offset + 1, so recovery
-    stopped short of the rest of that batch: the newest table values were lost. This reads on from
-    the reported ends (`libs.events.kafka.log_end_offsets`) with a group-less reader of its own; on
-    Apache Kafka it finds nothing more, at the cost of one empty fetch (`probe_ms`) per recovery.
+    stopped short of the rest of that batch: the newest table values were lost. This finds the
+    ends the records show (`libs.events.kafka.log_end_offsets`) with a group-less reader of its
+    own; on Apache Kafka they are the reported ones, at the cost of one fetch per recovery.
 
     After the broker lost its log (`after_log_loss`, from `libs.streams.lost_log`) the reported end
     is not trusted at all for a while: batches a producer held through the loss land in the new log
@@ -145,10 +145,9 @@ class RecoveryEnds:
     no record reaches waits forever. Then the end is what a read from the beginning finds.
     """
 
-    def __init__(self, app: faust.App, settings: PodiumSettings, probe_ms: int = 250):
+    def __init__(self, app: faust.App, settings: PodiumSettings):
         self.app = app
         self.settings = settings
-        self.probe_ms = probe_ms
         self.distrust_until = 0.0
         app.consumer.highwaters = self.highwaters  # in place of faust's, which asks the broker only
 
@@ -164,8 +163,8 @@ class RecoveryEnds:
         try:
             parts = [TopicPartition(tp.topic, tp.partition) for tp in partitions]
             probe.assign(parts)
-            # Read on from the reported ends (never below them), or after a loss from the start.
-            found = await log_end_offsets(probe, parts, probe_ms=self.probe_ms, from_beginning=distrust)
+            # The ends the records show (never below the reported ones), or after a loss from the start.
+            found = await log_end_offsets(probe, parts, from_beginning=distrust)
         finally:
             await probe.stop()
         if distrust:

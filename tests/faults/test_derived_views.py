@@ -9,8 +9,7 @@ After the Space ends:
 - a rebuild of analytics with fresh state (a new app id) publishes a final
   `SpaceStats` with the figures `podium report` computes from the room topic
   (listener-minutes, speaking time, requests to speak and their median wait,
-  peak and unique listeners), and so should the SIGKILLed instance (a known
-  gap, at the end of the test);
+  peak and unique listeners), and so does the SIGKILLed instance;
 - the replay is READY, and its duration is the span of the recording chunks
   the relay wrote to `podium.media.recording.v1`: nothing recorded was lost
   or counted twice across the replay service's crash (within the mixer's
@@ -135,20 +134,10 @@ async def test_sigkilled_analytics_and_replay_derive_what_the_log_says(
         listener_minutes=round(final.listener_minutes, 4),
     )
 
-    # The instance that was SIGKILLed mid-load must have published the same figures. Known gap
-    # (issue 7), an expected failure at the very end, after every other check. faust's early flush
-    # (fixed in libs/streams/faust_app.py) was one cause; it still happens: in the clean-clone CI
-    # run of 2026-12-02 the restarted instance's table came back at room version 149 while its
-    # group had committed offsets up to version ~1015 (logged "room version 1015 follows 149").
-    # Its log shows a first generation, while the killed member was still in the group, whose
-    # recovery read nothing, then a second that restored the table. See docs/reliability.md.
+    # The instance that was SIGKILLed mid-load published the same figures, with no hole given up on.
     log_lines = services["analytics"].process.log_path.read_text(errors="replace").splitlines()
-    gaps = [line for line in log_lines if "never folded" in line]
-    if _figures(final) != pytest.approx(_figures_of_report(report), abs=1e-6) or gaps:
-        pytest.xfail(
-            f"SIGKILLed analytics published {_figures(final)}; the log says {_figures_of_report(report)}; "
-            f"analytics said: {gaps}"
-        )
+    assert [line for line in log_lines if "never folded" in line] == []
+    assert _figures(final) == pytest.approx(_figures_of_report(report), abs=1e-6)
 
 
 def _figures(stats) -> dict:

@@ -50,7 +50,7 @@ async def _dead_letters(bootstrap: str, sources: set[str]) -> dict[tuple[str, st
     try:
         parts = await partitions_of(reader, DEAD_LETTER.name)
         reader.assign(parts)
-        ends = await log_end_offsets(reader, parts, probe_ms=300)
+        ends = await log_end_offsets(reader, parts)
         await reader.seek_to_beginning(*parts)
         while any([await reader.position(tp) < end for tp, end in ends.items()]):
             for records in (await reader.getmany(timeout_ms=500)).values():

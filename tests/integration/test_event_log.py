@@ -259,6 +259,45 @@ async def test_log_end_offsets_count_every_record_of_a_multi_record_batch(settin
         await producer.stop()
 
 
+class _SlowFetches:
+    """A reader whose first fetches come back empty, as fetches do on a busy machine."""
+
+    def __init__(self, reader, empty_fetches: int):
+        self.reader = reader
+        self.empty_fetches = empty_fetches
+
+    def __getattr__(self, name):
+        return getattr(self.reader, name)
+
+    async def getmany(self, *parts, timeout_ms=0, **options):
+        if self.empty_fetches > 0:
+            self.empty_fetches -= 1
+            return {}
+        return await self.reader.getmany(*parts, timeout_ms=timeout_ms, **options)
+
+
+async def test_log_end_offsets_are_not_cut_short_by_a_slow_fetch(settings):
+    topic = _topic()
+    await ensure_topics(settings.kafka_bootstrap_servers, (topic,), 1, 1)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await producer.start()
+    reader = make_reader(settings, "test-log-end-slow")
+    await reader.start()
+    try:
+        batch = producer.create_batch()
+        for i in range(5):
+            batch.append(key=None, value=b"in a batch %d" % i, timestamp=None)
+        batch.close()
+        await (await producer.send_batch(batch, topic.name, partition=0))
+        parts = await partitions_of(reader, topic.name)
+        reader.assign(parts)
+        # Two empty fetches before the records come: the end is still where the records say.
+        assert await log_end_offsets(_SlowFetches(reader, 2), parts) == {parts[0]: 5}
+    finally:
+        await reader.stop()
+        await producer.stop()
+
+
 async def test_the_relay_does_not_mistake_batched_records_for_a_lost_log(store, settings, pool):
     topic = _topic()
     relay = OutboxRelay(settings, pool, store.schema, (topic,), verify_interval=0.1)

@@ -87,6 +87,8 @@ class AnalyticsStreams:
         self.gap_patience_seconds = gap_patience_seconds
         self.gate: StreamGate = StreamGate()  # room events held behind a hole, per Space
         self._held_since: dict[str, float] = {}
+        self._room_stream = None
+        self.app.on_partitions_revoked.connect(self._forget_held)
 
     def changelog_partitions(self) -> dict:
         """Each table's key -> the partition it is written from (its Space's), for a changelog rewrite."""
@@ -103,29 +105,49 @@ class AnalyticsStreams:
         """Folds each Space's room events in version order. An event after a hole is held until the
         log fills the hole: after a broker lost its log, the room's relay publishes its newest events
         before it reseeds the older ones. A hole still open after `gap_patience_seconds` (events
-        that will never come) is given up on, by the clock ticks."""
-        async for envelope, payload in self._envelopes(stream):
+        that will never come) is given up on, by the clock ticks.
+
+        Acks are manual: an event is acked once it is folded into the table, so a held event is
+        not committed past. A crash or a rebalance while holding gets the held events delivered
+        again, after the table as it stood, instead of losing them."""
+        self._room_stream = stream = stream.noack()
+        async for event, envelope, payload in self._decoded(stream):
             space_id = envelope.space_id
             if not space_id:
+                await stream.ack(event)
                 continue
             stats = self.stats.get(space_id) or empty(space_id, self.window_seconds)
             holding = space_id in self._held_since
             if not holding and envelope.stream_version <= stats["room_version"] + 1:
                 await self._fold_room_event(stats, envelope, payload)  # the next one, or a duplicate
+                await stream.ack(event)
                 continue
             # A hole: the gate holds what comes after it; the table says what was folded before it.
             key = ("room", space_id)
             if not holding:
                 self.gate.start_at(key, stats["room_version"])
-            verdict, ready = self.gate.offer(key, envelope.stream_version, (envelope, payload))
+            verdict, ready = self.gate.offer(key, envelope.stream_version, (event, envelope, payload))
             if verdict is Verdict.HELD:
                 self._held_since.setdefault(space_id, time.monotonic())
                 continue
-            for held_envelope, held_payload in ready:
-                await self._fold_room_event(stats, held_envelope, held_payload)
+            if verdict is Verdict.DUPLICATE:
+                await stream.ack(event)
+            await self._fold_held(stats, ready)
             if key not in self.gate.held_streams():  # the hole is filled
                 del self._held_since[space_id]
                 self.gate.forget(key)
+
+    async def _fold_held(self, stats: dict, ready: list) -> None:
+        for event, envelope, payload in ready:
+            await self._fold_room_event(stats, envelope, payload)
+            await self._room_stream.ack(event)
+
+    def _forget_held(self, app=None, revoked=None, **_) -> None:
+        """On a rebalance: held events were never acked, so they come again from the committed
+        offsets; what the gate holds is dropped (and the clock waits afresh)."""
+        for space_id in list(self._held_since):
+            self.gate.forget(("room", space_id))
+        self._held_since.clear()
 
     async def _fold_room_event(self, stats: dict, envelope: EventEnvelope, payload) -> None:
         space_id = envelope.space_id
@@ -190,19 +212,25 @@ class AnalyticsStreams:
                 continue
             del self._held_since[space_id]
             stats = self.stats.get(space_id) or empty(space_id, self.window_seconds)
-            for envelope, payload in self.gate.release(("room", space_id)):
-                await self._fold_room_event(stats, envelope, payload)
+            await self._fold_held(stats, self.gate.release(("room", space_id)))
             self.gate.forget(("room", space_id))
 
     async def _envelopes(self, stream):
+        async for _event, envelope, payload in self._decoded(stream):
+            yield envelope, payload
+
+    async def _decoded(self, stream):
+        """Each event with its envelope and payload; an undecodable one is acked and skipped."""
         async for event in stream.events():
             try:
                 envelope = EventEnvelope.FromString(event.value)
                 payload = unwrap(envelope)
             except Exception:  # the producing service's own consumers dead-letter these
                 log.warning("skipping an undecodable record at %s", event.message.tp)
+                if not stream.enable_acks:
+                    await stream.ack(event)
                 continue
-            yield envelope, payload
+            yield event, envelope, payload
 
     async def _publish_windows(self, stats: dict, closed: list[an.ListenersInWindow]) -> None:
         if not closed:

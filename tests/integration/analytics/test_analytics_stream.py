@@ -4,15 +4,21 @@ figures on `podium.analytics.space_stats.v1`, and a rebuild from the log that pu
 from __future__ import annotations
 
 import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from libs.analytics.space_report import build
 from libs.config.settings import PodiumSettings
+from libs.events.envelope import Causation, wrap
 from libs.events.kafka import make_reader, partitions_of
 from libs.events.tail import space_history
 from libs.events.topics import ANALYTICS_LISTENERS_PER_MINUTE, ANALYTICS_SPACE_STATS, ROOM_EVENTS
 from podium.analytics.v1 import analytics_stats_pb2 as an
+from podium.room.v1 import room_events_pb2 as rev
+from podium.room.v1 import room_types_pb2 as rt
 from tests.integration.clients import RoomClient
 
 pytestmark = pytest.mark.integration
@@ -119,3 +125,64 @@ async def test_a_scripted_space_gives_known_figures_and_a_rebuild_publishes_the_
         assert rebuilt_windows == windows
     finally:
         await rebuilt_service.stop()
+
+
+async def test_events_held_behind_a_hole_are_folded_after_a_crash(service_factory, broker):
+    """Room events after a hole are held, not acked: a SIGKILL while holding them gets them
+    delivered again to the restarted instance, which folds them once the hole fills.
+
+    Committing them (as analytics once did) would lose them: after the restart the hole fills,
+    the held events never come again, and the figures are short of their joins."""
+    analytics = await service_factory(
+        "analytics", env=FAST | {"PODIUM_ANALYTICS_APP_ID": f"analytics-holes-{uuid.uuid4().hex[:8]}"}
+    )
+    space_id = str(uuid.uuid4())
+    start = datetime.now(UTC)
+    payloads = [
+        rev.SpaceCreated(space_id=space_id, host_user_id="hole-host", title="holes"),
+        rev.SpaceStarted(space_id=space_id, host_user_id="hole-host"),
+    ] + [
+        rev.ParticipantJoined(
+            space_id=space_id, user_id=f"hole-{n}", role=rt.ROLE_LISTENER, source=rev.JOIN_SOURCE_DIRECT
+        )
+        for n in range(8)
+    ]
+    records = {
+        version: wrap(
+            payload,
+            producer="room",
+            stream_id=f"space-{space_id}",
+            version=version,
+            space_id=space_id,
+            occurred_at=start + timedelta(milliseconds=10 * version),
+            causation=Causation("hole-host", "c", "c"),
+        ).SerializeToString()
+        for version, payload in enumerate(payloads, start=1)
+    }
+    hole = 5
+    producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap)
+    await producer.start()
+    try:
+        for version in sorted(records):
+            if version != hole:
+                await producer.send_and_wait(ROOM_EVENTS.name, records[version], key=space_id.encode())
+        await asyncio.sleep(4.0)  # longer than faust's commit interval (2.8 s): acked events are committed
+        analytics.kill()
+        await analytics.restart()
+        await producer.send_and_wait(ROOM_EVENTS.name, records[hole], key=space_id.encode())
+        ended = wrap(
+            rev.SpaceEnded(space_id=space_id, reason=rev.END_REASON_HOST_ENDED),
+            producer="room",
+            stream_id=f"space-{space_id}",
+            version=len(records) + 1,
+            space_id=space_id,
+            occurred_at=start + timedelta(seconds=1),
+            causation=Causation("hole-host", "c", "c"),
+        )
+        await producer.send_and_wait(ROOM_EVENTS.name, ended.SerializeToString(), key=space_id.encode())
+        stats, _ = await _final(broker.bootstrap, space_id, timeout=45)  # past the 30 s hole patience
+    finally:
+        await producer.stop()
+        await analytics.stop()
+    assert stats[-1].unique_listeners == 8, stats[-1]
+    assert stats[-1].peak_listeners == 8, stats[-1]
