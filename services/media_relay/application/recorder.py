@@ -11,6 +11,12 @@ order on one partition.
 `chunk_sequence` counts per Space from the relay process's start time in
 microseconds, so (relay_id, chunk_sequence) stays unique and increasing
 across restarts of the relay.
+
+A chunk the broker does not acknowledge (an error after the client's own
+retries, e.g. a broker that just came back empty) is sent again, the same
+bytes under the same sequence, with a growing pause, up to `max_attempts`
+times: the replay drops the copies it already has. Only then is it logged as
+lost and counted (`chunks_lost`).
 """
 
 from __future__ import annotations
@@ -57,6 +63,7 @@ class Recorder:
         chunk_frames: int = 50,
         queue_frames: int = 20000,
         idle_flush_seconds: float = 1.5,
+        max_attempts: int = 8,
     ):
         self.settings = settings
         self.relay_id = relay_id
@@ -65,6 +72,10 @@ class Recorder:
         self.queue: asyncio.Queue = asyncio.Queue(queue_frames)
         self.dropped = 0
         self.chunks_written = 0
+        self.chunks_resent = 0
+        self.chunks_lost = 0
+        self.max_attempts = max_attempts
+        self._resending: set[asyncio.Task] = set()
         self._buffers: dict[tuple[str, str], tuple[float, list[bytes]]] = {}
         self._sequences: dict[str, int] = {}
         self._recording: set[str] = set()  # Spaces with frames offered since their start here
@@ -114,6 +125,9 @@ class Recorder:
             for key in list(self._buffers):
                 await self._write(key)
             await self._producer.flush()
+            while self._resending:  # chunks waiting to be sent again, then their acknowledgements
+                await asyncio.wait(set(self._resending), timeout=30)
+                await self._producer.flush()
         finally:
             await self._producer.stop()
 
@@ -162,6 +176,36 @@ class Recorder:
         sequence = self._sequences.get(space_id, self._base_sequence)
         self._sequences[space_id] = sequence + 1
         value = encode_chunk(space_id, speaker_id, self.relay_id, sequence, frames)
-        assert self._producer is not None
-        await self._producer.send(MEDIA_RECORDING.name, value=value, key=space_id.encode())
+        await self._send(space_id, value, attempt=1)
         self.chunks_written += 1
+
+    async def _send(self, space_id: str, value: bytes, attempt: int) -> None:
+        assert self._producer is not None
+        delivery = await self._producer.send(MEDIA_RECORDING.name, value=value, key=space_id.encode())
+        delivery.add_done_callback(lambda done: self._on_delivery(done, space_id, value, attempt))
+
+    def _on_delivery(self, delivery: asyncio.Future, space_id: str, value: bytes, attempt: int) -> None:
+        if delivery.cancelled() or delivery.exception() is None:
+            return
+        error = delivery.exception()
+        if attempt >= self.max_attempts:
+            self.chunks_lost += 1
+            log.error(
+                "a recording chunk of space %s was lost after %d attempts: %r", space_id, attempt, error
+            )
+            return
+        log.warning(
+            "a recording chunk of space %s was not acknowledged (%r); sending it again", space_id, error
+        )
+        task = asyncio.get_running_loop().create_task(self._resend(space_id, value, attempt + 1))
+        self._resending.add(task)
+        task.add_done_callback(self._resending.discard)
+
+    async def _resend(self, space_id: str, value: bytes, attempt: int) -> None:
+        await asyncio.sleep(min(5.0, 0.1 * 2**attempt))
+        self.chunks_resent += 1
+        try:
+            await self._send(space_id, value, attempt)
+        except Exception as e:  # the producer is stopping, or refuses the record outright
+            self.chunks_lost += 1
+            log.error("a recording chunk of space %s was lost: %r", space_id, e)
