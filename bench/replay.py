@@ -3,9 +3,11 @@
 1. Finalizing. A recorded Space with `--speakers` speakers talking at once for
    `--minutes` minutes (real Opus, a tone each, 20 ms frames, ~1 s chunks on the
    recording topic). The clock starts at EndSpace and stops when GetReplay says
-   READY, so it includes noticing the end, reading the chunks from the broker,
-   decoding every speaker, mixing, encoding, storing and writing the event
-   (the finalize delay is set to 0). Reported as seconds of recording per
+   READY, so it includes noticing the end, waiting until the recording spool
+   has stored every chunk (it takes them from the broker as they are written,
+   before the clock starts), reading them from PostgreSQL, decoding every
+   speaker, mixing, encoding, storing and writing the event (the finalize
+   delay is set to 0). Reported as seconds of recording per
    second of wall time, and as seconds of decoded speaker audio per second.
    The same mix is also timed in-process (no broker, no service) for comparison.
 2. StreamReplay. `--streams` calls at speed 1 from the start (time to the first

@@ -6,7 +6,8 @@ Its events (finalized, deleted, listened) go to `podium.replay.events.v1`
 through its own `replay` schema, which also holds the finalizing jobs. It reads
 the room topic and its own (the replay catalog), the room, moderation and
 media topics (each Space's history, for timelines and time travel), and the
-recording topic when it finalizes a Space.
+recording topic as it is written, into its own copy of the chunks (the
+recording spool), which finalizing reads.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from services.replay.application.finalizer import Finalizer, RetentionSweeper, d
 from services.replay.application.replay_commands import ReplayCommands
 from services.replay.infrastructure.blob_store import LocalDirectoryBlobStore
 from services.replay.infrastructure.jobs import JobStore
+from services.replay.infrastructure.recording_spool import RecordingSpool
 from services.replay.projections.replay_catalog import ReplayCatalog
 from services.replay.projections.space_history import SpaceHistory
 from services.replay.settings import ReplaySettings
@@ -39,13 +41,21 @@ async def serve(settings: ReplaySettings) -> None:
         await jobs.migrate()
         blobs = LocalDirectoryBlobStore(settings.replay_blob_dir)
         commands = ReplayCommands(shell.store)
-        catalog = ReplayCatalog(on_deleted=lambda space_id: delete_files(blobs, space_id))
+        spool = RecordingSpool(settings, shell.pool, "replay")
+        await spool.migrate()
+
+        async def forget(space_id: str) -> None:
+            delete_files(blobs, space_id)
+            await spool.forget(space_id)
+
+        catalog = ReplayCatalog(on_deleted=forget)
         finalizer = Finalizer(
             settings,
             jobs,
             commands,
             catalog,
             blobs,
+            spool,
             delay=timedelta(seconds=settings.replay_finalize_delay_seconds),
             poll_seconds=settings.replay_finalize_poll_seconds,
         )
@@ -53,6 +63,7 @@ async def serve(settings: ReplaySettings) -> None:
         history = SpaceHistory()
         shell.add_projection(catalog)
         shell.add_projection(history)
+        shell.add_background(spool)
         shell.add_background(finalizer)
         shell.add_background(
             RetentionSweeper(

@@ -16,6 +16,11 @@ analytics) find their topics gone and put them back (`libs/streams/lost_log.py`)
 afterwards presence still takes new heartbeats and times people out, and
 analytics' final figures for the Space equal a derivation from the reseeded room
 topic.
+
+The Space is recorded. The recording chunks have no outbox to be reseeded from:
+the replay service's recording spool keeps its own copy as they are written, so
+the replay still holds the audio recorded before the broker lost it, and is as
+long as what the listener heard.
 """
 
 from __future__ import annotations
@@ -36,18 +41,20 @@ from tests.faults.test_derived_views import _figures, _figures_of_report
 from tests.integration.analytics.test_analytics_stream import FAST as ANALYTICS_FAST
 from tests.integration.analytics.test_analytics_stream import _final
 from tests.integration.clients import PresenceClient
+from tests.integration.replay.conftest import FAST_FINALIZE, ReplayClient, until_ready
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
 
 async def test_broker_restarted_empty_is_reseeded_and_views_converge(
-    stack, private_broker, private_database_url
+    stack, private_broker, private_database_url, tmp_path
 ):
     services = await stack("room", "moderation", "presence", "media-relay")
     services |= await stack("analytics", env=ANALYTICS_FAST)
+    services |= await stack("replay", env={"PODIUM_REPLAY_BLOB_DIR": str(tmp_path), **FAST_FINALIZE})
     room, moderation, presence = services["room"], services["moderation"], services["presence"]
     load = Load(room.channel, moderation=moderation.channel, presence=presence.channel, prefix="b")
-    space_id = await load.setup()
+    space_id = await load.setup(recording=True)
     audio = LiveAudio(services["media-relay"].channel, space_id, load.host.user_id)
     await audio.start()
     load.start()
@@ -78,6 +85,7 @@ async def test_broker_restarted_empty_is_reseeded_and_views_converge(
         audio=audio.summary(),
         audio_longest_gap_seconds=round(audio_gap, 3),
     )
+    heard = audio.listener.received
     assert acknowledged_before > 0
     assert_sound(verdict, convergence)
 
@@ -100,4 +108,16 @@ async def test_broker_restarted_empty_is_reseeded_and_views_converge(
     settings = PodiumSettings(kafka_bootstrap_servers=private_broker.bootstrap)
     report = build(space_id, await space_history(settings, ROOM_EVENTS.name, space_id))
     assert _figures(stats[-1]) == pytest.approx(_figures_of_report(report), abs=1e-6)
+
+    # The replay holds the audio from before the restart, and is as long as what the listener heard
+    # (its receive times, within the mixer's jitter allowance, a frame and the relay's latency).
+    replay = await until_ready(ReplayClient(services["replay"].channel, "b-listener"), space_id, timeout=60)
+    recording_started = replay.recording_started_at.ToDatetime().timestamp()
+    heard_span = heard[-1] - heard[0] + 0.02
+    duration = replay.duration.ToTimedelta().total_seconds()
+    print(
+        f"replay {duration:.3f} s, heard {heard_span:.3f} s, recording began {restarted_at - recording_started:.2f} s before the restart"
+    )
+    assert recording_started < restarted_at - 1.0, "the audio recorded before the broker restart is missing"
+    assert abs(duration - heard_span) < 0.25, (duration, heard_span)
     assert audio_gap < RESUME_SECONDS, f"audio stopped for {audio_gap:.2f} s while the broker was away"

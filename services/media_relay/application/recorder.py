@@ -27,6 +27,7 @@ import logging
 import time
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 
 from libs.config.settings import PodiumSettings
 from libs.events.kafka import make_producer
@@ -100,13 +101,18 @@ class Recorder:
         with contextlib.suppress(asyncio.QueueFull):
             self.queue.put_nowait((_FLUSH, space_id, b""))
 
-    async def start(self) -> None:
+    async def ensure_topic(self) -> None:
+        """The recording topic with its configured partitions (a broker's auto-creation would give it
+        the broker's default count, and move the Spaces to other partitions)."""
         await ensure_topics(
             self.settings.kafka_bootstrap_servers,
             (MEDIA_RECORDING,),
             self.settings.topic_partitions,
             self.settings.topic_replication_factor,
         )
+
+    async def start(self) -> None:
+        await self.ensure_topic()
         self._producer = make_producer(self.settings, client_id="podium-media-relay-recorder")
         await self._producer.start()
         self._task = asyncio.create_task(self._run(), name="recorder")
@@ -181,13 +187,18 @@ class Recorder:
 
     async def _send(self, space_id: str, value: bytes, attempt: int) -> None:
         assert self._producer is not None
-        delivery = await self._producer.send(MEDIA_RECORDING.name, value=value, key=space_id.encode())
+        try:
+            delivery = await self._producer.send(MEDIA_RECORDING.name, value=value, key=space_id.encode())
+        except KafkaError as e:  # no metadata for the topic in time (a broker that came back empty)
+            self._again(space_id, value, attempt, e)
+            return
         delivery.add_done_callback(lambda done: self._on_delivery(done, space_id, value, attempt))
 
     def _on_delivery(self, delivery: asyncio.Future, space_id: str, value: bytes, attempt: int) -> None:
-        if delivery.cancelled() or delivery.exception() is None:
-            return
-        error = delivery.exception()
+        if not delivery.cancelled() and delivery.exception() is not None:
+            self._again(space_id, value, attempt, delivery.exception())
+
+    def _again(self, space_id: str, value: bytes, attempt: int, error: BaseException) -> None:
         if attempt >= self.max_attempts:
             self.chunks_lost += 1
             log.error(
@@ -203,9 +214,13 @@ class Recorder:
 
     async def _resend(self, space_id: str, value: bytes, attempt: int) -> None:
         await asyncio.sleep(min(5.0, 0.1 * 2**attempt))
+        try:
+            await self.ensure_topic()  # the broker may have come back empty: the topic before the chunk
+        except Exception as e:
+            log.warning("cannot check the recording topic (%r); sending anyway", e)
         self.chunks_resent += 1
         try:
             await self._send(space_id, value, attempt)
-        except Exception as e:  # the producer is stopping, or refuses the record outright
+        except Exception as e:  # the producer is stopping
             self.chunks_lost += 1
             log.error("a recording chunk of space %s was lost: %r", space_id, e)

@@ -5,7 +5,8 @@ enqueued). For each runnable job it takes the job's advisory lock, then:
 
 1. checks the replay stream: already finalized (a restart after the event was
    written) means only the job row is left to close;
-2. reads the Space's chunks from the recording topic (progress 0-10 %);
+2. waits for the recording spool to have stored the Space's chunks up to the
+   recording partition's end, and reads them from it (progress 0-10 %);
 3. decodes, mixes and encodes them in a worker thread (10-95 %), into
    scratch files;
 4. puts the Ogg file and the frame index into the blob store (atomic);
@@ -36,7 +37,7 @@ from services.replay.domain.replay import Expire, Finalize
 from services.replay.infrastructure.audio import mix_to_ogg
 from services.replay.infrastructure.blob_store import BlobStore
 from services.replay.infrastructure.jobs import DONE, FAILED, JobStore
-from services.replay.infrastructure.recording_reader import read_recording
+from services.replay.infrastructure.recording_spool import RecordingSpool
 from services.replay.projections.replay_catalog import ReplayCatalog
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ class Finalizer:
         commands: ReplayCommands,
         catalog: ReplayCatalog,
         blobs: BlobStore,
+        spool: RecordingSpool,
         *,
         delay: timedelta,
         poll_seconds: float = 1.0,
@@ -74,6 +76,7 @@ class Finalizer:
         self.commands = commands
         self.catalog = catalog
         self.blobs = blobs
+        self.spool = spool
         self.delay = delay
         self.poll_seconds = poll_seconds
         self.progress_interval = progress_interval
@@ -151,8 +154,8 @@ class Finalizer:
         try:
             space = self.catalog.get(space_id)
             started = space.started_at if space is not None else None
-            frames = await read_recording(
-                self.settings,
+            await self.spool.caught_up()
+            frames = await self.spool.frames(
                 space_id,
                 since=started - CLOCK_MARGIN if started else None,
                 progress=lambda p: progress.__setitem__("value", 0.1 * p),

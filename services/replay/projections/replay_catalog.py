@@ -4,7 +4,7 @@ From the room's events: host, title, whether it is recorded, when it started
 and ended. From the replay topic: finalized (duration, size, speakers, origin),
 deleted, listens. When a recorded Space ends, `on_recorded_end` is called (it
 enqueues the finalizing job; doing so again on every start changes nothing);
-when a replay is deleted, `on_deleted` removes its files.
+when a replay is deleted, `on_deleted` removes its files and its recorded chunks.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ class ReplayCatalog:
     def __init__(
         self,
         on_recorded_end: Callable[[str, datetime], Awaitable[None]] | None = None,
-        on_deleted: Callable[[str], None] | None = None,
+        on_deleted: Callable[[str], Awaitable[None]] | None = None,
     ):
         self.spaces: dict[str, SpaceReplay] = {}
         self.on_recorded_end = on_recorded_end
@@ -94,7 +94,7 @@ class ReplayCatalog:
             case rpe.ReplayDeleted():
                 space.deleted = e.reason or rpe.DELETION_REASON_HOST_DELETED
                 if self.on_deleted is not None:
-                    self.on_deleted(space_id)
+                    await self.on_deleted(space_id)
             case rpe.ReplayListened():
                 space.listens += 1
 

@@ -44,7 +44,7 @@ async def test_recording_switched_off_before_the_start_means_no_replay_and_no_jo
 
 
 async def test_a_hosts_replays_are_newest_first_and_deleted_ones_drop_out():
-    catalog = ReplayCatalog(on_deleted=lambda space_id: None)
+    catalog = ReplayCatalog(on_deleted=_nothing)
     for n, space_id in enumerate(("a", "b", "c")):
         await feed(
             catalog,
@@ -56,3 +56,7 @@ async def test_a_hosts_replays_are_newest_first_and_deleted_ones_drop_out():
     await feed(catalog, "b", (rpe.ReplayDeleted(space_id="b", reason=rpe.DELETION_REASON_HOST_DELETED), 20))
     assert [s.space_id for s in catalog.by_host("h")] == ["c", "a"]
     assert catalog.by_host("someone-else") == []
+
+
+async def _nothing(space_id: str) -> None:
+    return None
