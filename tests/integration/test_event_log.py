@@ -238,27 +238,37 @@ async def test_relay_reseeds_a_broker_that_lost_its_log(store, settings, pool, b
         await relay.stop()
 
 
-async def test_log_end_offsets_count_every_record_of_a_multi_record_batch(settings):
+async def _batched_partition(settings, *, single: bool, batched: int):
+    """A one-partition topic holding a lone record (if `single`) and then one batch of `batched`
+    records; returns it, assigned to a reader (the caller stops the reader)."""
     topic = _topic()
     await ensure_topics(settings.kafka_bootstrap_servers, (topic,), 1, 1)
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
     await producer.start()
-    reader = make_reader(settings, "test-log-end")
-    await reader.start()
     try:
-        await producer.send_and_wait(topic.name, b"single", partition=0)
+        if single:
+            await producer.send_and_wait(topic.name, b"single", partition=0)
         batch = producer.create_batch()
-        for i in range(3):
+        for i in range(batched):
             batch.append(key=None, value=b"in a batch %d" % i, timestamp=None)
         batch.close()
         await (await producer.send_batch(batch, topic.name, partition=0))
-        parts = await partitions_of(reader, topic.name)
-        reader.assign(parts)
+    finally:
+        await producer.stop()
+    reader = make_reader(settings, f"test-log-end-{topic.name}")
+    await reader.start()
+    parts = await partitions_of(reader, topic.name)
+    reader.assign(parts)
+    return reader, parts
+
+
+async def test_log_end_offsets_count_every_record_of_a_multi_record_batch(settings):
+    reader, parts = await _batched_partition(settings, single=True, batched=3)
+    try:
         # Tansu reports 2 here (the last batch's base offset + 1); Apache Kafka reports 4.
         assert await log_end_offsets(reader, parts) == {parts[0]: 4}
     finally:
         await reader.stop()
-        await producer.stop()
 
 
 class _SlowFetches:
@@ -279,25 +289,12 @@ class _SlowFetches:
 
 
 async def test_log_end_offsets_are_not_cut_short_by_a_slow_fetch(settings):
-    topic = _topic()
-    await ensure_topics(settings.kafka_bootstrap_servers, (topic,), 1, 1)
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
-    await producer.start()
-    reader = make_reader(settings, "test-log-end-slow")
-    await reader.start()
+    reader, parts = await _batched_partition(settings, single=False, batched=5)
     try:
-        batch = producer.create_batch()
-        for i in range(5):
-            batch.append(key=None, value=b"in a batch %d" % i, timestamp=None)
-        batch.close()
-        await (await producer.send_batch(batch, topic.name, partition=0))
-        parts = await partitions_of(reader, topic.name)
-        reader.assign(parts)
         # Two empty fetches before the records come: the end is still where the records say.
         assert await log_end_offsets(_SlowFetches(reader, 2), parts) == {parts[0]: 5}
     finally:
         await reader.stop()
-        await producer.stop()
 
 
 async def test_no_client_creates_a_topic_by_writing_to_it(settings):

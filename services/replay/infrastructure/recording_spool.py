@@ -134,13 +134,16 @@ class RecordingSpool:
                 )
                 await asyncio.sleep(1.0)
 
-    async def _spool(self, conn: asyncpg.Connection) -> None:
+    async def _ensure_topic(self) -> None:
         await ensure_topics(
             self.settings.kafka_bootstrap_servers,
             (MEDIA_RECORDING,),
             self.settings.topic_partitions,
             self.settings.topic_replication_factor,
         )
+
+    async def _spool(self, conn: asyncpg.Connection) -> None:
+        await self._ensure_topic()
         reader = make_reader(
             self.settings, "podium-replay-recording-spool", max_partition_fetch_bytes=4 * 1024 * 1024
         )
@@ -221,12 +224,7 @@ class RecordingSpool:
             log.warning(
                 "recording spool: %s is gone from the broker; creating it again", MEDIA_RECORDING.name
             )
-            await ensure_topics(
-                self.settings.kafka_bootstrap_servers,
-                (MEDIA_RECORDING,),
-                self.settings.topic_partitions,
-                self.settings.topic_replication_factor,
-            )
+            await self._ensure_topic()
             return parts
         current = [TopicPartition(MEDIA_RECORDING.name, p) for p in sorted(now)]
         if current != parts:
