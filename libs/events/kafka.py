@@ -4,34 +4,18 @@ Producers wait for all in-sync replicas (`acks=all`) and partition by the
 record key (the Space id) with Kafka's murmur2 partitioner, so every client,
 Java or Python, puts one Space's events on the same partition. Idempotence is
 a setting: Apache Kafka supports it, the embedded dev broker does not.
-
-No Podium client creates a topic by asking for it. Kafka's metadata request
-carries `allow_auto_topic_creation`, and aiokafka always sends true: a broker
-that creates topics on demand (the dev broker; Apache Kafka unless
-`auto.create.topics.enable=false`) then makes one with its default partition
-count, not ours, when a client merely looks for a topic that is gone (after
-the dev broker lost its log), and every Space's key maps to another partition
-from then on. Topics are created by `libs.events.topics.ensure_topics`, with
-their configured partitions, and by nothing else; importing this module makes
-every aiokafka client in the process (faust's included) ask with false.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 
-import aiokafka.client
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.protocol.metadata import MetadataRequest
 
 from libs.config.settings import PodiumSettings
 
 log = logging.getLogger(__name__)
-
-# aiokafka's client builds every metadata request through this module-level name (aiokafka 0.14).
-aiokafka.client.MetadataRequest = functools.partial(MetadataRequest, allow_auto_topic_creation=False)
 
 
 def make_producer(settings: PodiumSettings, client_id: str) -> AIOKafkaProducer:

@@ -10,8 +10,6 @@ from datetime import UTC, datetime
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaError
 
 from libs.config.settings import PodiumSettings
 from libs.events.envelope import Causation, decode, wrap
@@ -295,24 +293,6 @@ async def test_log_end_offsets_are_not_cut_short_by_a_slow_fetch(settings):
         assert await log_end_offsets(_SlowFetches(reader, 2), parts) == {parts[0]: 5}
     finally:
         await reader.stop()
-
-
-async def test_no_client_creates_a_topic_by_writing_to_it(settings):
-    """A producer writing to a topic that is gone gets an error; the topic is not made with the
-    broker's default partition count behind ensure_topics' back."""
-    name = f"podium.test.absent.{uuid.uuid4().hex[:8]}"
-    # Any aiokafka client in a process that imported libs.events.kafka; a short timeout to fail fast.
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, request_timeout_ms=2000)
-    await producer.start()
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-    await admin.start()
-    try:
-        with pytest.raises(KafkaError):
-            await (await producer.send(name, b"nobody made this topic", key=b"k"))
-        assert name not in await admin.list_topics()
-    finally:
-        await admin.close()
-        await producer.stop()
 
 
 async def test_the_relay_does_not_mistake_batched_records_for_a_lost_log(store, settings, pool):

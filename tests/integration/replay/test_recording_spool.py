@@ -3,12 +3,14 @@ start, and the audio recorded before a broker lost its log still there after it.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 
 from libs.config.settings import PodiumSettings
 from libs.events.topics import MEDIA_RECORDING, ensure_topics
@@ -98,8 +100,17 @@ async def test_audio_recorded_before_the_broker_lost_its_log_is_still_there(
     await ensure_topics(private_broker.bootstrap, (MEDIA_RECORDING,), 6, 1)
     await write(chunks[:half])
     await spool.caught_up(timeout=30)
-    await private_broker.restart()  # empty: the first half is gone from the broker
-    # The first write after the loss creates the topic again, with the broker's default partitions.
+    await private_broker.restart()  # empty: the first half is gone from the broker, the topic too
+    # The spool notices the topic is gone and makes it again, with its partitions (no client's
+    # write makes it: libs/events/kafka.py).
+    admin = AIOKafkaAdminClient(bootstrap_servers=private_broker.bootstrap)
+    await admin.start()
+    try:
+        async with asyncio.timeout(30):
+            while MEDIA_RECORDING.name not in await admin.list_topics():
+                await asyncio.sleep(0.2)
+    finally:
+        await admin.close()
     await write(chunks[half:])
     await spool.caught_up(timeout=60)
     frames = await spool.frames(space_id)
