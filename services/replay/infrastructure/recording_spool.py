@@ -91,8 +91,6 @@ class RecordingSpool:
         self.s = quoted(schema)
         self.verify_seconds = verify_seconds
         self.lock_poll_seconds = lock_poll_seconds
-        self.stored = 0
-        self.spooling = False
         self._task: asyncio.Task | None = None
 
     async def migrate(self) -> None:
@@ -120,10 +118,8 @@ class RecordingSpool:
                     lock = f"podium-{self.s}-recording-spool"
                     while not await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", lock):
                         await asyncio.sleep(self.lock_poll_seconds)
-                    self.spooling = True
                     await self._spool(conn)
                 finally:
-                    self.spooling = False
                     with contextlib.suppress(Exception):
                         await conn.close()  # and the lock with it
             except asyncio.CancelledError:
@@ -168,7 +164,7 @@ class RecordingSpool:
     ) -> None:
         """Reads `parts`, each from its stored position, or from its beginning."""
         reader.assign(parts)
-        stored = {r["topic_partition"]: r["next_offset"] for r in await conn.fetch(self._positions_sql)}
+        stored = await self._positions(conn)
         for tp in parts:
             if tp.partition in stored:
                 reader.seek(tp, stored[tp.partition])
@@ -207,7 +203,6 @@ class RecordingSpool:
                 "ON CONFLICT (topic_partition) DO UPDATE SET next_offset = excluded.next_offset",
                 positions,
             )
-        self.stored += len(rows)
 
     async def _verify(
         self, reader: AIOKafkaConsumer, conn: asyncpg.Connection, parts: list[TopicPartition]
@@ -230,7 +225,7 @@ class RecordingSpool:
         if current != parts:
             log.warning("recording spool: %s now has partitions %s", MEDIA_RECORDING.name, sorted(now))
             await self._assign(reader, conn, current)
-        stored = {r["topic_partition"]: r["next_offset"] for r in await conn.fetch(self._positions_sql)}
+        stored = await self._positions(conn)
         checked = {tp: stored[tp.partition] - 1 for tp in current if stored.get(tp.partition, 0) > 0}
         try:
             found = await asyncio.wait_for(_chunks_at(self.settings, checked), 10.0) if checked else {}
@@ -253,9 +248,10 @@ class RecordingSpool:
             await reader.seek_to_beginning(tp)
         return current
 
-    @property
-    def _positions_sql(self) -> str:
-        return f"SELECT topic_partition, next_offset FROM {self.s}.recording_positions"
+    async def _positions(self, db: asyncpg.Connection | asyncpg.Pool) -> dict[int, int]:
+        """The stored position (the next offset to read) of each partition the spool has read."""
+        rows = await db.fetch(f"SELECT topic_partition, next_offset FROM {self.s}.recording_positions")
+        return {r["topic_partition"]: r["next_offset"] for r in rows}
 
     async def caught_up(self, timeout: float = 60.0) -> None:
         """Returns once every chunk on the recording topic, up to its end as of now, is stored.
@@ -275,9 +271,7 @@ class RecordingSpool:
         written = [tp for tp in parts if ends[tp] > 0]
         async with asyncio.timeout(timeout):
             while True:
-                stored = {
-                    r["topic_partition"]: r["next_offset"] for r in await self.pool.fetch(self._positions_sql)
-                }
+                stored = await self._positions(self.pool)
                 if any(stored.get(tp.partition, 0) < ends[tp] for tp in written):
                     await asyncio.sleep(0.1)
                     continue
@@ -286,11 +280,6 @@ class RecordingSpool:
                 if all([tp in found and await self._is_stored(found[tp]) for tp in written]):
                     return
                 await asyncio.sleep(0.5)  # a position left from a lost log: the spool reads the new one
-
-    async def _holds(self, tp: TopicPartition, offset: int) -> bool:
-        """Whether the broker's log has, at `offset`, a chunk that is stored here."""
-        identity = (await _chunks_at(self.settings, {tp: offset})).get(tp)
-        return identity is not None and await self._is_stored(identity)
 
     async def _is_stored(self, identity: tuple) -> bool:
         return await self.pool.fetchval(
