@@ -60,6 +60,9 @@ class PodiumSettings(BaseSettings):
         20, ge=0, description="InviteUsers and CreateInviteLink calls per user per minute (0: no limit)."
     )
     log_level: str = Field("INFO", description="Python log level.")
+    kafka_client_log_level: str = Field(
+        "WARNING", description="Log level of the Kafka client library (aiokafka); DEBUG shows every request."
+    )
     metrics_port: int = Field(
         9464,
         ge=-1,

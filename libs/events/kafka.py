@@ -4,18 +4,81 @@ Producers wait for all in-sync replicas (`acks=all`) and partition by the
 record key (the Space id) with Kafka's murmur2 partitioner, so every client,
 Java or Python, puts one Space's events on the same partition. Idempotence is
 a setting: Apache Kafka supports it, the embedded dev broker does not.
+
+No Podium client creates a topic by asking for it. Kafka's metadata request
+carries `allow_auto_topic_creation`, and aiokafka always sends true: a broker
+that creates topics on demand (the dev broker; Apache Kafka unless
+`auto.create.topics.enable=false`) then makes one with its default partition
+count, not ours, when a client merely looks for a topic that is gone (after
+the dev broker lost its log), and every Space's key maps to another partition
+from then on. Topics are created by `libs.events.topics.ensure_topics`, with
+their configured partitions, and by nothing else; importing this module makes
+every aiokafka client in the process (faust's included) ask with false.
+
+A produce request can make a topic too: the dev broker creates a missing topic
+when a producer writes to it, with its default partition count, whatever the
+metadata request said. A producer writes to a topic that is gone only with
+metadata from before the loss, so this module also makes every client forget
+the leaders a broken connection led: its next write waits for fresh metadata,
+which says the topic is gone, and so waits until the topic's owner has made it
+again (Apache Kafka's Java client waits for a metadata update after a
+disconnect in the same way). A client with no connection open when the broker
+went away keeps its old metadata until it next refreshes it (every 5 s here).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 
+import aiokafka.client
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.cluster import ClusterMetadata
+from aiokafka.conn import CloseReason
+from aiokafka.protocol.metadata import MetadataRequest
 
 from libs.config.settings import PodiumSettings
 
 log = logging.getLogger(__name__)
+
+# aiokafka's client builds every metadata request through this module-level name (aiokafka 0.14).
+aiokafka.client.MetadataRequest = functools.partial(MetadataRequest, allow_auto_topic_creation=False)
+
+
+def forget_leaders(cluster: ClusterMetadata, node_id: int | None = None) -> set[str]:
+    """Marks the partitions `node_id` leads (every partition, when None) as having no known leader,
+    until the next metadata response says otherwise. Returns their topics."""
+    topics: set[str] = set()
+    for topic, partitions in cluster._partitions.items():
+        for number, partition in list(partitions.items()):
+            if partition.leader != -1 and node_id in (None, partition.leader):
+                partitions[number] = partition._replace(leader=-1)
+                topics.add(topic)
+    if node_id is None:
+        cluster._broker_partitions.clear()
+    else:
+        cluster._broker_partitions.pop(node_id, None)
+    return topics
+
+
+_on_connection_closed = aiokafka.client.AIOKafkaClient._on_connection_closed
+
+
+def _forget_leaders_of_a_broken_connection(client, conn, reason) -> None:
+    if reason in (CloseReason.CONNECTION_BROKEN, CloseReason.CONNECTION_TIMEOUT):
+        nodes = {node for (node, _group), c in client._conns.items() if c is conn}
+        if not nodes or any(isinstance(node, int) for node in nodes):  # not a bootstrap connection
+            topics = forget_leaders(client.cluster, next((n for n in nodes if isinstance(n, int)), None))
+            # A client asks for the metadata of the topics it looked up, not of every topic it knows
+            # (a producer learns some from its first, all-topics request): a batch waiting for the
+            # leader of a topic left out of the next request would wait forever.
+            if client._topics:
+                client._topics |= topics
+    _on_connection_closed(client, conn, reason)
+
+
+aiokafka.client.AIOKafkaClient._on_connection_closed = _forget_leaders_of_a_broken_connection
 
 
 def make_producer(settings: PodiumSettings, client_id: str) -> AIOKafkaProducer:

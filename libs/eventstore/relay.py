@@ -61,8 +61,8 @@ class OutboxRelay:
         self.published = 0
         self.reseeds = 0
         self._wake = asyncio.Event()
+        self._verify_soon = asyncio.Event()
         self._task: asyncio.Task | None = None
-        self._last_verified = 0.0
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"{self.schema}-outbox-relay")
@@ -128,18 +128,36 @@ class OutboxRelay:
         )
         producer = make_producer(self.settings, client_id=f"{self.schema}-relay")
         await producer.start()
+        verifier = None
         try:
             await self._verify_log()
+            # The log is checked beside publishing, not between batches: after the broker lost its
+            # log, a batch waits for its topic, which this relay alone makes again.
+            verifier = asyncio.create_task(self._verify_forever(), name=f"{self.schema}-relay-verify")
             while not lock_conn.is_closed():  # without the lock, another replica may be publishing
-                if time.monotonic() - self._last_verified > self.verify_interval:
-                    await self._verify_log()
                 sent = await self._publish_batch(producer)
                 if sent < self.batch_size:
                     self._wake.clear()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), self.poll_interval)
         finally:
+            if verifier is not None:
+                verifier.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await verifier
             await producer.stop()
+
+    async def _verify_forever(self) -> None:
+        while True:
+            self._verify_soon.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._verify_soon.wait(), self.verify_interval)
+            try:
+                await self._verify_log()
+            except (KafkaError, OSError, LookupError) as e:  # the broker is away: look again later
+                log.info("outbox relay of %s could not check the log: %r", self.schema, e)
+            except Exception:  # never stop checking: a loss would go unnoticed
+                log.exception("outbox relay of %s could not check the log", self.schema)
 
     async def _publish_batch(self, producer: AIOKafkaProducer) -> int:
         rows = await self.pool.fetch(
@@ -161,7 +179,7 @@ class OutboxRelay:
             await asyncio.gather(*futures)
         except KafkaError:
             # Nothing is deleted: the whole batch is sent again, after checking the log.
-            self._last_verified = 0.0
+            self._verify_soon.set()
             raise
         counts: dict[str, int] = {}
         for r in rows:
@@ -183,7 +201,12 @@ class OutboxRelay:
         return len(rows)
 
     async def _verify_log(self) -> None:
-        """Reseeds every topic whose broker log is shorter than what it acknowledged."""
+        """Makes every topic of this relay's that the broker no longer has, and reseeds every topic
+        whose broker log is shorter than what it acknowledged.
+
+        Podium's clients never create a topic by asking for it (libs.events.kafka), so after the
+        broker lost its log nobody but its owner brings a topic back: this relay for its topics,
+        whether or not it had published to them before the loss."""
         OUTBOX_BACKLOG.labels(self.schema_name).set(
             await self.pool.fetchval(f"SELECT count(*) FROM {self.schema}.outbox")
         )
@@ -191,22 +214,34 @@ class OutboxRelay:
             r["topic"]: r["published_count"]
             for r in await self.pool.fetch(f"SELECT topic, published_count FROM {self.schema}.relay_state")
         }
-        if not any(counts.values()):
-            self._last_verified = time.monotonic()
-            return
         reader = make_reader(self.settings, client_id=f"{self.schema}-relay-verify")
         await reader.start()
         try:
+            existing = await reader.topics()  # a fresh request for every topic; creates none
+            gone = tuple(t for t in self.topics if t.name not in existing)
+            if gone:
+                log.warning("broker has no topic %s: it lost its log; creating", [t.name for t in gone])
+                await ensure_topics(
+                    self.settings.kafka_bootstrap_servers,
+                    gone,
+                    self.settings.topic_partitions,
+                    self.settings.topic_replication_factor,
+                )
             for topic, acknowledged in counts.items():
                 if acknowledged <= 0:
                     continue
-                try:
-                    parts = await partitions_of(reader, topic, timeout=3.0)
-                    present = sum((await reader.end_offsets(parts)).values())
-                    if present < acknowledged:  # or the broker under-reports: count what is there
-                        reader.assign(parts)
-                        present = sum((await log_end_offsets(reader, parts, enough=acknowledged)).values())
-                except LookupError:
+                if topic in existing:
+                    try:
+                        parts = await partitions_of(reader, topic, timeout=3.0)
+                        present = sum((await reader.end_offsets(parts)).values())
+                        if present < acknowledged:  # or the broker under-reports: count what is there
+                            reader.assign(parts)
+                            present = sum(
+                                (await log_end_offsets(reader, parts, enough=acknowledged)).values()
+                            )
+                    except LookupError:
+                        present = 0
+                else:
                     present = 0
                 if present < acknowledged:
                     log.warning(
@@ -223,9 +258,9 @@ class OutboxRelay:
                     )
                     await reseed(self.pool, self.schema, topic)
                     self.reseeds += 1
+                    self._wake.set()
         finally:
             await reader.stop()
-        self._last_verified = time.monotonic()
 
 
 async def reseed(pool: asyncpg.Pool, schema: str, topic: str) -> int:

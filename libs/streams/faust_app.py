@@ -64,6 +64,11 @@ def make_faust_app(
         broker_session_timeout=6,
         broker_heartbeat_interval=1,
         consumer_auto_offset_reset="earliest",
+        # Podium's clients never create a topic by asking for it (libs.events.kafka): a topic the
+        # broker lost comes back when its owner makes it again, and clients must learn that soon
+        # (faust's default is 5 minutes), as make_reader's do.
+        consumer_metadata_max_age_ms=5000,
+        producer_metadata_max_age_ms=5000,
         table_standby_replicas=standby_replicas,
         **extra,
     )

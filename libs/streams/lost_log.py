@@ -20,7 +20,14 @@ missing, the log was lost, and it:
    each table's changelog and faust's leader topic;
 3. writes every value of the tables it was given to their new changelogs, each
    to its key's partition, so that a later restart recovers the whole table
-   and not only what changed after the loss.
+   and not only what changed after the loss;
+4. once the group has rebalanced and the tables are recovered, reads every
+   assigned partition of the topics other services bring back (their relays
+   reseed them from PostgreSQL) again from its beginning. Where the consumer
+   starts in the new log is otherwise chance: the position it had in the lost
+   log, or an offset committed from it, can point into the reseeded one past
+   events it never saw, and a Space's last event missed that way leaves no
+   later one to reveal the hole.
 
 The app's in-memory tables hold through all of this, and its consumer group,
 lost with the log, starts again from the earliest offsets of the reseeded
@@ -67,6 +74,13 @@ class LostLogGuard:
         self.on_lost = on_lost
         self.interval = interval
         self._task: asyncio.Task | None = None
+        self._reread_pending = False  # the log was lost: read the other services' topics again
+        self._rejoined = False  # the group rebalanced since
+        app.on_partitions_assigned.connect(self._on_assigned)
+
+    def _on_assigned(self, *_args, **_kwargs) -> None:
+        if self._reread_pending:
+            self._rejoined = True
 
     def own_topics(self) -> tuple[TopicSpec, ...]:
         """The topics only this app brings back: `specs` (those the app alone writes; topics with an
@@ -94,9 +108,12 @@ class LostLogGuard:
             while True:
                 await asyncio.sleep(self.interval)
                 try:
-                    missing = {spec.name for spec in self.own_topics()} - set(await admin.list_topics())
+                    existing = set(await admin.list_topics())
+                    missing = {spec.name for spec in self.own_topics()} - existing
                     if missing:
                         await self.restore(missing)
+                    elif self._reread_pending:
+                        await self._reread_others(existing)
                 except (KafkaError, OSError) as e:  # the broker is away: look again later
                     log.debug("lost-log check of %s failed: %r", self.app.conf.id, e)
                 except Exception:  # never die quietly: the next loss would stall the app
@@ -112,6 +129,7 @@ class LostLogGuard:
             sorted(missing),
         )
         self._forget_positions()
+        self._reread_pending, self._rejoined = True, False
         self.app.recovery_ends.after_log_loss()
         if self.on_lost is not None:
             outcome = self.on_lost()
@@ -137,6 +155,30 @@ class LostLogGuard:
         await self.app.producer.flush()
         log.warning(
             "%s: topics restored; %d table values written to their changelogs", self.app.conf.id, written
+        )
+
+    async def _reread_others(self, existing: set[str]) -> None:
+        """Step 4: after the rebalance and recovery, and once those topics are back."""
+        recovery = self.app.tables.recovery
+        if (
+            not self._rejoined
+            or self.app.rebalancing
+            or recovery.in_recovery
+            or not recovery.completed.is_set()
+        ):
+            return
+        own = {spec.name for spec in self.own_topics()}
+        others = sorted(tp for tp in self.app.consumer.assignment() if tp.topic not in own)
+        if any(tp.topic not in existing for tp in others):
+            return  # their owners have not made them again yet
+        earliest = await self.app.consumer.earliest_offsets(*others) if others else {}
+        for tp in others:
+            await self.app.consumer.seek(tp, earliest.get(tp, 0))
+        self._reread_pending = False
+        log.warning(
+            "%s: reading %d partitions of other services' topics again from their beginning after the lost log",
+            self.app.conf.id,
+            len(others),
         )
 
     def _forget_positions(self) -> None:

@@ -71,7 +71,9 @@ class JsonFormatter(logging.Formatter):
 TEXT = "%(asctime)s %(levelname)s %(service)s %(name)s [trace=%(trace_id)s space=%(space_id)s]: %(message)s"
 
 
-def configure_logging(level: str, service: str, log_format: str = "json") -> None:
+def configure_logging(
+    level: str, service: str, log_format: str = "json", kafka_client_level: str = "WARNING"
+) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(_Context(service))
     handler.setFormatter(
@@ -80,4 +82,4 @@ def configure_logging(level: str, service: str, log_format: str = "json") -> Non
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    logging.getLogger("aiokafka").setLevel(max(logging.WARNING, root.level))
+    logging.getLogger("aiokafka").setLevel(kafka_client_level.upper())

@@ -9,6 +9,6 @@ from libs.telemetry.tracing import configure_tracing
 
 
 def configure_telemetry(settings: PodiumSettings, service: str) -> None:
-    configure_logging(settings.log_level, service, settings.log_format)
+    configure_logging(settings.log_level, service, settings.log_format, settings.kafka_client_log_level)
     configure_tracing(service)
     serve_metrics(settings.metrics_port)

@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 
 from libs.config.settings import PodiumSettings
 from libs.events.envelope import Causation, decode, wrap
@@ -293,6 +295,54 @@ async def test_log_end_offsets_are_not_cut_short_by_a_slow_fetch(settings):
         assert await log_end_offsets(_SlowFetches(reader, 2), parts) == {parts[0]: 5}
     finally:
         await reader.stop()
+
+
+async def test_no_client_creates_a_topic_by_writing_to_it(settings):
+    """A producer writing to a topic that is gone gets an error; the topic is not made with the
+    broker's default partition count behind ensure_topics' back."""
+    name = f"podium.test.absent.{uuid.uuid4().hex[:8]}"
+    # Any aiokafka client in a process that imported libs.events.kafka; a short timeout to fail fast.
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, request_timeout_ms=2000)
+    await producer.start()
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        with pytest.raises(KafkaError):
+            await (await producer.send(name, b"nobody made this topic", key=b"k"))
+        assert name not in await admin.list_topics()
+    finally:
+        await admin.close()
+        await producer.stop()
+
+
+async def test_a_producer_with_metadata_from_before_a_lost_log_waits_for_the_topics_owner(private_broker):
+    """The dev broker makes a missing topic when a producer writes to it, with its own default
+    partition count. A producer that knew the topic before the broker lost it must not write until
+    the topic's owner has made it again, with its partitions, and then every record gets there."""
+    name = f"podium.test.lost.{uuid.uuid4().hex[:8]}"
+    spec = TopicSpec(name, "a topic the broker will lose")
+    producer = AIOKafkaProducer(bootstrap_servers=private_broker.bootstrap, request_timeout_ms=10000)
+    await producer.start()  # before the topic: it asks for the topic by name from then on
+    await ensure_topics(private_broker.bootstrap, (spec,), 6, 1)
+    admin = AIOKafkaAdminClient(bootstrap_servers=private_broker.bootstrap)
+    try:
+        for partition in range(6):
+            await (await producer.send(name, b"before", partition=partition))
+        private_broker.kill()
+        private_broker.launch()  # empty, and the producer's next write is the first it hears of it
+        await asyncio.sleep(1.0)
+        sent = [await producer.send(name, b"after", partition=partition) for partition in range(6)]
+        await asyncio.sleep(1.0)
+        await admin.start()
+        assert name not in await admin.list_topics()  # the producer made nothing
+        await ensure_topics(private_broker.bootstrap, (spec,), 6, 1)  # the owner makes it
+        delivered = await asyncio.wait_for(asyncio.gather(*sent), 15)
+        assert sorted(r.partition for r in delivered) == list(range(6))
+        described = await admin.describe_topics([name])
+        assert len(described[0]["partitions"]) == 6
+    finally:
+        await admin.close()
+        await producer.stop()
 
 
 async def test_the_relay_does_not_mistake_batched_records_for_a_lost_log(store, settings, pool):

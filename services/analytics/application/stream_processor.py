@@ -21,6 +21,8 @@ from __future__ import annotations
 import logging
 import time
 
+from faust.types import TP
+
 from libs.config.settings import PodiumSettings
 from libs.events.envelope import EventEnvelope, occurred_at, unwrap
 from libs.events.topics import (
@@ -67,6 +69,7 @@ class AnalyticsStreams:
         producer_batch_bytes: int = 16_384,
         app_id: str = "podium-analytics",
         gap_patience_seconds: float = 30.0,
+        reread_after_seconds: float = 2.0,
     ):
         self.window_seconds = window_seconds
         self.lateness_seconds = lateness_seconds
@@ -85,8 +88,10 @@ class AnalyticsStreams:
         self.app.timer(tick_seconds, name="analytics-clock")(self._tick)
         self.published = 0
         self.gap_patience_seconds = gap_patience_seconds
+        self.reread_after_seconds = reread_after_seconds
         self.gate: StreamGate = StreamGate()  # room events held behind a hole, per Space
         self._held_since: dict[str, float] = {}
+        self._reread: set[str] = set()  # Spaces whose partition was read again for their hole
         self._room_stream = None
         self.app.on_partitions_revoked.connect(self._forget_held)
 
@@ -104,8 +109,12 @@ class AnalyticsStreams:
     async def _fold_room(self, stream):
         """Folds each Space's room events in version order. An event after a hole is held until the
         log fills the hole: after a broker lost its log, the room's relay publishes its newest events
-        before it reseeds the older ones. A hole still open after `gap_patience_seconds` (events
-        that will never come) is given up on, by the clock ticks.
+        before it reseeds the older ones. A hole still open after `reread_after_seconds` gets the
+        partition read again from its beginning, once: a consumer that went on reading the new log
+        from its position in the lost one is past the hole, and the log will not bring it again
+        (the version gate drops what was folded already). A hole still open after
+        `gap_patience_seconds` (events that will never come) is given up on. The clock ticks do
+        both.
 
         Acks are manual: an event is acked once it is folded into the table, so a held event is
         not committed past. A crash or a rebalance while holding gets the held events delivered
@@ -135,6 +144,7 @@ class AnalyticsStreams:
             await self._fold_held(stats, ready)
             if key not in self.gate.held_streams():  # the hole is filled
                 del self._held_since[space_id]
+                self._reread.discard(space_id)
                 self.gate.forget(key)
 
     async def _fold_held(self, stats: dict, ready: list) -> None:
@@ -148,6 +158,7 @@ class AnalyticsStreams:
         for space_id in list(self._held_since):
             self.gate.forget(("room", space_id))
         self._held_since.clear()
+        self._reread.clear()
 
     async def _fold_room_event(self, stats: dict, envelope: EventEnvelope, payload) -> None:
         space_id = envelope.space_id
@@ -194,6 +205,7 @@ class AnalyticsStreams:
         """A tick closes the windows of this partition's live Spaces that ended before it, less
         the allowed lateness, and folds room events held too long behind a hole."""
         async for event in stream.events():
+            await self._reread_behind_old_holes(event.message.partition)
             await self._give_up_on_old_holes(event.message.partition)
             now = (event.message.timestamp or time.time() * 1000) / 1000
             for space_id in self.index.keys_on(self.stats.keys(), event.message.partition):
@@ -205,12 +217,31 @@ class AnalyticsStreams:
                     self.stats[space_id] = stats
                     await self._publish_windows(stats, closed)
 
+    async def _reread_behind_old_holes(self, partition: int) -> None:
+        waited_enough = time.monotonic() - self.reread_after_seconds
+        spaces = [
+            space_id
+            for space_id in self.index.keys_on(list(self._held_since), partition)
+            if self._held_since[space_id] <= waited_enough and space_id not in self._reread
+        ]
+        tp = TP(ROOM_EVENTS.name, partition)
+        if not spaces or tp not in self.app.consumer.assignment():
+            return
+        earliest = (await self.app.consumer.earliest_offsets(tp)).get(tp, 0)
+        log.warning(
+            "room events of %d space(s) held behind a hole on %s; reading it again from offset %d",
+            len(spaces), tp, earliest,
+        )  # fmt: skip
+        await self.app.consumer.seek(tp, earliest)
+        self._reread.update(spaces)
+
     async def _give_up_on_old_holes(self, partition: int) -> None:
         waited_enough = time.monotonic() - self.gap_patience_seconds
         for space_id in self.index.keys_on(list(self._held_since), partition):
             if self._held_since[space_id] > waited_enough:
                 continue
             del self._held_since[space_id]
+            self._reread.discard(space_id)
             stats = self.stats.get(space_id) or empty(space_id, self.window_seconds)
             await self._fold_held(stats, self.gate.release(("room", space_id)))
             self.gate.forget(("room", space_id))

@@ -17,6 +17,12 @@ retries, e.g. a broker that just came back empty) is sent again, the same
 bytes under the same sequence, with a growing pause, up to `max_attempts`
 times: the replay drops the copies it already has. Only then is it logged as
 lost and counted (`chunks_lost`).
+
+The relay writes the recording topic, so it also makes it again when the broker
+lost it: every `topic_check_seconds`, if its producer knows no partition of the
+topic with a leader (a broken connection, then metadata without the topic), it
+creates the topic with its configured partitions. Chunks sent meanwhile wait in
+the producer for it.
 """
 
 from __future__ import annotations
@@ -65,6 +71,7 @@ class Recorder:
         queue_frames: int = 20000,
         idle_flush_seconds: float = 1.5,
         max_attempts: int = 8,
+        topic_check_seconds: float = 1.0,
     ):
         self.settings = settings
         self.relay_id = relay_id
@@ -76,6 +83,7 @@ class Recorder:
         self.chunks_resent = 0
         self.chunks_lost = 0
         self.max_attempts = max_attempts
+        self.topic_check_seconds = topic_check_seconds
         self._resending: set[asyncio.Task] = set()
         self._buffers: dict[tuple[str, str], tuple[float, list[bytes]]] = {}
         self._sequences: dict[str, int] = {}
@@ -83,6 +91,7 @@ class Recorder:
         self._base_sequence = time.time_ns() // 1000
         self._producer: AIOKafkaProducer | None = None
         self._task: asyncio.Task | None = None
+        self._keeper: asyncio.Task | None = None
 
     # Called from the hot path: never blocks.
 
@@ -116,13 +125,15 @@ class Recorder:
         self._producer = make_producer(self.settings, client_id="podium-media-relay-recorder")
         await self._producer.start()
         self._task = asyncio.create_task(self._run(), name="recorder")
+        self._keeper = asyncio.create_task(self._keep_topic(), name="recorder-topic")
 
     async def stop(self) -> None:
         """Writes every remaining frame and waits for the broker's acknowledgements."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in (self._keeper, self._task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self._producer is None:
             return
         try:
@@ -136,6 +147,19 @@ class Recorder:
                 await self._producer.flush()
         finally:
             await self._producer.stop()
+
+    async def _keep_topic(self) -> None:
+        assert self._producer is not None
+        while True:
+            await asyncio.sleep(self.topic_check_seconds)
+            if not self.chunks_written:  # nothing written yet: the producer has not looked the topic up
+                continue
+            if self._producer.client.cluster.available_partitions_for_topic(MEDIA_RECORDING.name):
+                continue
+            try:
+                await self.ensure_topic()
+            except Exception as e:  # the broker is away: look again later
+                log.info("cannot check the recording topic: %r", e)
 
     async def _run(self) -> None:
         while True:

@@ -143,7 +143,9 @@ class RecordingSpool:
         reader = make_reader(
             self.settings, "podium-replay-recording-spool", max_partition_fetch_bytes=4 * 1024 * 1024
         )
+        checker = make_reader(self.settings, "podium-replay-spool-check")
         await reader.start()
+        await checker.start()
         try:
             parts = await partitions_of(reader, MEDIA_RECORDING.name)
             await self._assign(reader, conn, parts)
@@ -151,13 +153,14 @@ class RecordingSpool:
             verified_at = loop.time()
             while True:
                 if loop.time() - verified_at >= self.verify_seconds:
-                    parts = await self._verify(reader, conn, parts)
+                    parts = await self._verify(reader, checker, conn, parts)
                     verified_at = loop.time()
                 batch = await reader.getmany(timeout_ms=500, max_records=2000)
                 if any(batch.values()):
                     await self._store(conn, batch)
         finally:
-            await reader.stop()
+            await _stop(checker)
+            await _stop(reader)
 
     async def _assign(
         self, reader: AIOKafkaConsumer, conn: asyncpg.Connection, parts: list[TopicPartition]
@@ -205,13 +208,17 @@ class RecordingSpool:
             )
 
     async def _verify(
-        self, reader: AIOKafkaConsumer, conn: asyncpg.Connection, parts: list[TopicPartition]
+        self,
+        reader: AIOKafkaConsumer,
+        checker: AIOKafkaConsumer,
+        conn: asyncpg.Connection,
+        parts: list[TopicPartition],
     ) -> list[TopicPartition]:
         """Checks that the broker still holds what the spool read; returns the partitions to read.
 
-        A topic gone from the broker is created again (the relay writes to it). A topic that came
-        back with other partitions (a producer's write created it with the broker's default count)
-        is read as it is now. A partition whose broker log no longer holds, just before the stored
+        A topic gone from the broker is created again (the relay writes to it, and no Podium client
+        creates a topic by asking for it). A topic that came back with other partitions (made by
+        someone else, with the broker's default count) is read as it is now. A partition whose broker log no longer holds, just before the stored
         position, the chunk the spool stored from there is read again from its beginning."""
         await reader._client.force_metadata_update()
         now = reader.partitions_for_topic(MEDIA_RECORDING.name)
@@ -228,7 +235,7 @@ class RecordingSpool:
         stored = await self._positions(conn)
         checked = {tp: stored[tp.partition] - 1 for tp in current if stored.get(tp.partition, 0) > 0}
         try:
-            found = await asyncio.wait_for(_chunks_at(self.settings, checked), 10.0) if checked else {}
+            found = await asyncio.wait_for(_chunks_at(checker, checked), 10.0) if checked else {}
         except TimeoutError:
             log.warning(
                 "recording spool: the broker did not answer a check of %s; checking later", sorted(checked)
@@ -256,30 +263,30 @@ class RecordingSpool:
     async def caught_up(self, timeout: float = 60.0) -> None:
         """Returns once every chunk on the recording topic, up to its end as of now, is stored.
 
-        Every partition, not only the one a Space's key maps to: after a broker lost its log and a
-        producer's write created the topic again with another partition count, a producer's cached
-        metadata may put a Space's chunks elsewhere for a while. Raises TimeoutError if that takes
+        Every partition, not only the one a Space's key maps to: after a broker lost its log and
+        someone else's client made the topic again with another partition count, a producer's
+        cached metadata may put a Space's chunks elsewhere for a while. Raises TimeoutError if that takes
         over `timeout` seconds (no replica spooling, say)."""
         reader = make_reader(self.settings, "podium-replay-spool-ends")
         await reader.start()
         try:
-            parts = await partitions_of(reader, MEDIA_RECORDING.name)
-            reader.assign(parts)
-            ends = await log_end_offsets(reader, parts)
+            async with asyncio.timeout(timeout):
+                parts = await partitions_of(reader, MEDIA_RECORDING.name, timeout=timeout)
+                reader.assign(parts)
+                ends = await log_end_offsets(reader, parts)
+                written = [tp for tp in parts if ends[tp] > 0]
+                while True:
+                    stored = await self._positions(self.pool)
+                    if any(stored.get(tp.partition, 0) < ends[tp] for tp in written):
+                        await asyncio.sleep(0.1)
+                        continue
+                    last = {tp: stored[tp.partition] - 1 for tp in written}
+                    found = await _chunks_at(reader, last) if last else {}
+                    if all([tp in found and await self._is_stored(found[tp]) for tp in written]):
+                        return
+                    await asyncio.sleep(0.5)  # a position left from a lost log: the spool reads the new one
         finally:
-            await reader.stop()
-        written = [tp for tp in parts if ends[tp] > 0]
-        async with asyncio.timeout(timeout):
-            while True:
-                stored = await self._positions(self.pool)
-                if any(stored.get(tp.partition, 0) < ends[tp] for tp in written):
-                    await asyncio.sleep(0.1)
-                    continue
-                last = {tp: stored[tp.partition] - 1 for tp in written}
-                found = await _chunks_at(self.settings, last) if last else {}
-                if all([tp in found and await self._is_stored(found[tp]) for tp in written]):
-                    return
-                await asyncio.sleep(0.5)  # a position left from a lost log: the spool reads the new one
+            await _stop(reader)
 
     async def _is_stored(self, identity: tuple) -> bool:
         return await self.pool.fetchval(
@@ -328,30 +335,34 @@ def _identity(chunk: mt.RecordingChunk) -> tuple:
 
 
 async def _chunks_at(
-    settings: PodiumSettings, offsets: dict[TopicPartition, int]
+    reader: AIOKafkaConsumer, offsets: dict[TopicPartition, int]
 ) -> dict[TopicPartition, tuple]:
-    """The identity of the chunk at each offset, for the partitions whose broker log holds one."""
-    reader = make_reader(settings, "podium-replay-spool-check")
-    await reader.start()
+    """The identity of the chunk at each offset, for the partitions whose broker log holds one.
+    `reader` is assigned the partitions of `offsets`, and its positions are moved."""
     found: dict[TopicPartition, tuple] = {}
-    try:
-        parts = list(offsets)
-        reader.assign(parts)
-        ends = await log_end_offsets(reader, parts)
-        waiting = {tp for tp in parts if offsets[tp] < ends[tp]}  # past the end: not there
-        for tp in waiting:
-            reader.seek(tp, offsets[tp])
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 5.0
-        while waiting and loop.time() < deadline:
-            batch = await reader.getmany(*waiting, timeout_ms=500)
-            for tp, records in batch.items():
-                if not records:
-                    continue
-                if records[0].offset == offsets[tp]:
-                    with contextlib.suppress(DecodeError):
-                        found[tp] = _identity(mt.RecordingChunk.FromString(records[0].value))
-                waiting.discard(tp)
-    finally:
-        await reader.stop()
+    parts = list(offsets)
+    reader.assign(parts)
+    ends = await log_end_offsets(reader, parts)
+    waiting = {tp for tp in parts if offsets[tp] < ends[tp]}  # past the end: not there
+    for tp in waiting:
+        reader.seek(tp, offsets[tp])
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 5.0
+    while waiting and loop.time() < deadline:
+        batch = await reader.getmany(*waiting, timeout_ms=500)
+        for tp, records in batch.items():
+            if not records:
+                continue
+            if records[0].offset == offsets[tp]:
+                with contextlib.suppress(DecodeError):
+                    found[tp] = _identity(mt.RecordingChunk.FromString(records[0].value))
+            waiting.discard(tp)
     return found
+
+
+async def _stop(reader: AIOKafkaConsumer) -> None:
+    """Stops a reader without waiting on a broker that does not answer."""
+    try:
+        await asyncio.wait_for(reader.stop(), 5.0)
+    except (TimeoutError, KafkaError, OSError) as e:
+        log.warning("recording spool: a reader did not stop cleanly: %r", e)
