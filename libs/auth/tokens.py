@@ -20,11 +20,20 @@ class InvalidToken(Exception):
     """The token is missing, malformed, forged, expired or for another audience."""
 
 
+GATEWAY_ROLE = "gateway"
+
+
 @dataclass(frozen=True)
 class Identity:
+    """A verified caller: a user, or a client gateway (`sub` = gateway id, role `gateway`)."""
+
     user_id: str
     roles: frozenset[str]
     claims: dict
+
+    @property
+    def is_gateway(self) -> bool:
+        return GATEWAY_ROLE in self.roles
 
 
 def mint_token(

@@ -17,6 +17,11 @@ DEV_JWT_SECRET = "podium-dev-secret-change-me-in-production"
 class PodiumSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PODIUM_", extra="ignore", populate_by_name=True)
 
+    env: Literal["development", "production"] = Field(
+        "development",
+        description="`production` refuses to start with any development default (secret, plaintext, "
+        "loopback addresses); see docs/security.md.",
+    )
     database_url: str = Field(
         "postgresql://postgres@127.0.0.1:5432/postgres",
         validation_alias=AliasChoices("DATABASE_URL", "PODIUM_DATABASE_URL"),
@@ -36,13 +41,49 @@ class PodiumSettings(BaseSettings):
         ge=1,
         description="Longest a consumer's fetch waits for data; lower means fresher views, more polling.",
     )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="How Kafka clients connect: TLS (`SSL`), SASL, both, or neither."
+    )
+    kafka_ssl_ca_file: str = Field("", description="PEM CA bundle that signs the brokers' certificates.")
+    kafka_ssl_cert_file: str = Field("", description="PEM client certificate, for brokers that require mTLS.")
+    kafka_ssl_key_file: str = Field("", description="PEM private key of `kafka_ssl_cert_file`.")
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = Field(
+        "SCRAM-SHA-512", description="SASL mechanism when the protocol is SASL_*."
+    )
+    kafka_sasl_username: str = Field("", description="SASL user (a Strimzi KafkaUser's name).")
+    kafka_sasl_password: SecretStr = Field(SecretStr(""), description="SASL password.")
     topic_partitions: int = Field(6, ge=1, description="Partitions of event topics created at start-up.")
     topic_replication_factor: int = Field(1, ge=1, description="Replication factor of created topics.")
     jwt_secret: SecretStr = Field(
         SecretStr(DEV_JWT_SECRET), description="HS256 key that signs bearer tokens."
     )
+    jwt_key_id: str = Field(
+        "dev", description="`kid` of `jwt_secret`: tokens naming this kid (or none) verify with it."
+    )
+    jwt_previous_secrets: SecretStr = Field(
+        SecretStr(""),
+        description="HS256 keys still accepted while tokens signed with them expire, as `kid=secret` "
+        "pairs separated by commas (key rotation); only tokens naming one of these kids verify.",
+    )
+    jwt_jwks_file: str = Field(
+        "",
+        description="Path of a JWKS file of public keys (EdDSA or RS256, each with a `kid`) for an issuer "
+        "that must not hold the services' HS256 secret.",
+    )
     jwt_audience: str = Field("podium", description="Required `aud` claim of bearer tokens.")
     jwt_leeway_seconds: int = Field(10, ge=0, description="Clock skew allowed when checking exp and nbf.")
+    grpc_tls_cert_file: str = Field(
+        "",
+        description="PEM certificate chain the gRPC server presents; with the key, the server serves TLS only.",
+    )
+    grpc_tls_key_file: str = Field("", description="PEM private key of `grpc_tls_cert_file`.")
+    grpc_tls_client_ca_file: str = Field(
+        "",
+        description="PEM CA bundle; when set, the server requires client certificates signed by it (mTLS).",
+    )
+    grpc_tls_ca_file: str = Field(
+        "", description="PEM CA bundle a service trusts when it calls other Podium services (peers) over TLS."
+    )
     grpc_max_message_bytes: int = Field(
         4 * 1024 * 1024, ge=1024, description="Largest gRPC message accepted."
     )
@@ -58,6 +99,14 @@ class PodiumSettings(BaseSettings):
     )
     rate_limit_invites_per_minute: int = Field(
         20, ge=0, description="InviteUsers and CreateInviteLink calls per user per minute (0: no limit)."
+    )
+    idempotency_retention_seconds: float = Field(
+        86400,
+        gt=0,
+        description="How long a mutation's stored answer is kept for retries with the same request_id.",
+    )
+    idempotency_purge_interval_seconds: float = Field(
+        300, gt=0, description="How often idempotency records older than the retention are deleted."
     )
     log_level: str = Field("INFO", description="Python log level.")
     kafka_client_log_level: str = Field(

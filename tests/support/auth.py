@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from libs.auth.tokens import mint_token
+from libs.auth.tokens import GATEWAY_ROLE, mint_token
 from libs.config.settings import DEV_JWT_SECRET
 
 
@@ -18,3 +18,13 @@ def token(
 def bearer(user_id: str, roles: Iterable[str] = ()) -> tuple[tuple[str, str], ...]:
     """gRPC call metadata carrying a token for `user_id`."""
     return (("authorization", f"Bearer {token(user_id, roles)}"),)
+
+
+def gateway_token(gateway_id: str, *, ttl_seconds: int = 3600, secret: str = DEV_JWT_SECRET) -> str:
+    """A valid development JWT for the client gateway `gateway_id` (`sub`), with the `gateway` role."""
+    return mint_token(secret, gateway_id, ttl_seconds=ttl_seconds, roles=[GATEWAY_ROLE])
+
+
+def gateway_bearer(gateway_id: str) -> tuple[tuple[str, str], ...]:
+    """gRPC call metadata carrying a gateway token for `gateway_id`."""
+    return (("authorization", f"Bearer {gateway_token(gateway_id)}"),)
