@@ -6,7 +6,7 @@ import asyncio
 import time
 from datetime import timedelta
 
-from libs.domain.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
+from libs.domain.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound, PermissionDenied
 from libs.grpckit.handlers import Authenticator, Caller, server_stream, unary
 from libs.grpckit.pagination import paginate, parse_page
 from libs.grpckit.validation import duration_field, require_id, timestamp_field
@@ -17,6 +17,7 @@ from podium.replay.v1 import replay_types_pb2 as rt
 from services.replay.application.finalizer import delete_files, frames_key, ogg_key
 from services.replay.application.replay_commands import ReplayCommands
 from services.replay.domain import timeline as tl
+from services.replay.domain.audience import visible
 from services.replay.domain.replay import Delete, RecordListen
 from services.replay.domain.space_at import ROLE_NAMES, state_at
 from services.replay.infrastructure.audio import FRAME, FrameIndex
@@ -59,15 +60,27 @@ class ReplayApi(replay_service_pb2_grpc.ReplayServiceServicer):
 
     # -- reading ---------------------------------------------------------------------------
 
-    def _space(self, space_id: str) -> SpaceReplay:
+    def _space(self, space_id: str, caller: Caller) -> SpaceReplay:
+        """The Space, if it exists and its replay is for the caller (`domain.audience`).
+
+        Refused with PERMISSION_DENIED, not NOT_FOUND: the room's GetSpace and
+        ListSpaces already show that the Space exists, so hiding it here would
+        protect nothing and only leave the caller unsure why.
+        """
         space_id = require_id(space_id, "space_id")
         space = self.catalog.get(space_id)
         if space is None:
             raise NotFound(f"space {space_id!r} does not exist", reason="SPACE_NOT_FOUND")
+        if not visible(space.audience, caller.user_id, caller.identity.roles):
+            raise PermissionDenied(
+                f"space {space_id!r} is invite-only: its replay is only for its host, co-hosts, the people"
+                " admitted to it and trust and safety",
+                reason="REPLAY_NOT_VISIBLE",
+            )
         return space
 
-    def _recorded(self, space_id: str) -> SpaceReplay:
-        space = self._space(space_id)
+    def _recorded(self, space_id: str, caller: Caller) -> SpaceReplay:
+        space = self._space(space_id, caller)
         if not space.recording_enabled:
             raise FailedPrecondition(
                 f"space {space.space_id!r} was not recorded (its host had recording off), so it has no replay",
@@ -84,8 +97,8 @@ class ReplayApi(replay_service_pb2_grpc.ReplayServiceServicer):
             )
         return space
 
-    def _ready(self, space_id: str) -> SpaceReplay:
-        space = self._recorded(space_id)
+    def _ready(self, space_id: str, caller: Caller) -> SpaceReplay:
+        space = self._recorded(space_id, caller)
         if space.deleted == rpe.DELETION_REASON_RETENTION_EXPIRED:
             raise NotFound(
                 f"the replay of space {space.space_id!r} expired and was deleted", reason="REPLAY_EXPIRED"
@@ -139,7 +152,8 @@ class ReplayApi(replay_service_pb2_grpc.ReplayServiceServicer):
     async def ListReplays(self, request: pb.ListReplaysRequest, caller: Caller) -> pb.ListReplaysResponse:
         host_id = request.host_id.strip() or caller.user_id
         page = parse_page(request.page_size, request.page_token, host_id)
-        replays = self.catalog.by_host(host_id)
+        roles = caller.identity.roles
+        replays = [s for s in self.catalog.by_host(host_id) if visible(s.audience, caller.user_id, roles)]
         failed = await self.jobs.failed([s.space_id for s in replays if s.finalized_at is None])
         spaces, token = paginate([s for s in replays if s.space_id not in failed], page)
         return pb.ListReplaysResponse(
@@ -148,7 +162,7 @@ class ReplayApi(replay_service_pb2_grpc.ReplayServiceServicer):
 
     @unary
     async def GetReplay(self, request: pb.GetReplayRequest, caller: Caller) -> pb.GetReplayResponse:
-        space = self._recorded(request.space_id)
+        space = self._recorded(request.space_id, caller)
         replay = self._replay(space, with_timeline=True)
         if replay.state == rt.REPLAY_STATE_FINALIZING:
             job = await self.jobs.get(space.space_id)
@@ -161,7 +175,7 @@ class ReplayApi(replay_service_pb2_grpc.ReplayServiceServicer):
 
     @server_stream
     async def StreamReplay(self, request: pb.StreamReplayRequest, caller: Caller):
-        space = self._ready(request.space_id)
+        space = self._ready(request.space_id, caller)
         if request.speed not in SPEEDS:
             raise InvalidArgument(
                 f"speed must be 0 (unpaced), 1, 1.5 or 2, not {request.speed:g}",
@@ -196,7 +210,7 @@ class ReplayApi(replay_service_pb2_grpc.ReplayServiceServicer):
 
     @server_stream
     async def DownloadReplay(self, request: pb.DownloadReplayRequest, caller: Caller):
-        space = self._ready(request.space_id)
+        space = self._ready(request.space_id, caller)
         file = self._open(space.space_id, ogg_key(space.space_id))
         await self.commands.by_caller(
             space.space_id, RecordListen(space.space_id), caller, "DownloadReplay", request
@@ -223,7 +237,7 @@ class ReplayApi(replay_service_pb2_grpc.ReplayServiceServicer):
     async def DeleteReplay(self, request: pb.DeleteReplayRequest, caller: Caller) -> pb.DeleteReplayResponse:
         # Decided on the replay stream, not on the catalog: a retry (same request_id) of a delete
         # the catalog has already seen still gets its first answer.
-        space = self._recorded(request.space_id)
+        space = self._recorded(request.space_id, caller)
         await self.commands.by_caller(
             space.space_id, Delete(space.space_id, space.host_user_id), caller, "DeleteReplay", request
         )
@@ -241,6 +255,7 @@ class ReplayApi(replay_service_pb2_grpc.ReplayServiceServicer):
             raise InvalidArgument("at is required", [FieldViolation("at", "a moment to look at")])
         if not self.history.known(space_id):
             raise NotFound(f"space {space_id!r} does not exist", reason="SPACE_NOT_FOUND")
+        self._space(space_id, caller)
         at = timestamp_field(request.at, "at")
         state = state_at(self.history.events(space_id), at)
         if not state.exists:

@@ -1,8 +1,9 @@
 """Every Space the replay service knows of, and its replay: from the room's topic and its own.
 
 From the room's events: host, title, whether it is recorded, when it started
-and ended. From the replay topic: finalized (duration, size, speakers, origin),
-deleted, listens. When a recorded Space ends, `on_recorded_end` is called (it
+and ended, and who may see its replay (the pure `domain.audience` fold). From
+the replay topic: finalized (duration, size, speakers, origin), deleted,
+listens. When a recorded Space ends, `on_recorded_end` is called (it
 enqueues the finalizing job; doing so again on every start changes nothing);
 when a replay is deleted, `on_deleted` removes its files and its recorded chunks.
 """
@@ -18,6 +19,7 @@ from libs.events.topics import REPLAY_EVENTS, ROOM_EVENTS
 from libs.projection.runner import ConsumedEvent
 from podium.replay.v1 import replay_events_pb2 as rpe
 from podium.room.v1 import room_events_pb2 as rev
+from services.replay.domain import audience as aud
 
 
 @dataclass
@@ -36,6 +38,7 @@ class SpaceReplay:
     speaker_ids: list[str] = field(default_factory=list)
     deleted: int = rpe.DELETION_REASON_UNSPECIFIED
     listens: int = 0
+    audience: aud.Audience = aud.INITIAL
 
     @property
     def ready(self) -> bool:
@@ -68,6 +71,7 @@ class ReplayCatalog:
         space = self.spaces.get(space_id)
         if space is None:
             space = self.spaces[space_id] = SpaceReplay(space_id)
+        space.audience = aud.evolve(space.audience, e)
         match e:
             case rev.SpaceCreated():
                 space.host_user_id, space.title = e.host_user_id, e.title
