@@ -114,16 +114,44 @@ async def _up() -> None:
 
 @app.command()
 def token(
-    user_id: str = typer.Argument(..., help="The user id (the token's `sub`)."),
+    user_id: str = typer.Argument(
+        ..., help="The user id, or with --gateway the gateway id (the token's `sub`)."
+    ),
     role: list[str] = typer.Option([], "--role", help="Extra roles, e.g. trust-and-safety."),
     ttl: int = typer.Option(3600, help="Lifetime in seconds."),
+    gateway: bool = typer.Option(False, "--gateway", help="A gateway token: USER_ID names the gateway."),
+    kid: str = typer.Option(
+        "", "--kid", help="Sign with this configured HS256 key; default: the current one (PODIUM_JWT_KEY_ID)."
+    ),
 ) -> None:
-    """Print a development bearer token for USER_ID, signed with PODIUM_JWT_SECRET."""
-    from libs.auth.tokens import mint_token
+    """Print a bearer token for USER_ID, signed with PODIUM_JWT_SECRET (or the key --kid names).
+
+    The token's header names the key's kid, so it keeps verifying after a rotation
+    while the key is among PODIUM_JWT_PREVIOUS_SECRETS.
+    """
+    from libs.auth.keys import HS256, KeyConfigurationError, KeySet
+    from libs.auth.tokens import GATEWAY_ROLE, mint_token
     from libs.config.settings import PodiumSettings
 
     settings = PodiumSettings()
-    typer.echo(mint_token(_secret(), user_id, audience=settings.jwt_audience, ttl_seconds=ttl, roles=role))
+    try:
+        keys = KeySet.load(
+            settings.jwt_secret.get_secret_value(),
+            current_kid=settings.jwt_key_id,
+            previous=settings.jwt_previous_secrets.get_secret_value(),
+        )
+    except KeyConfigurationError as e:
+        raise typer.BadParameter(str(e)) from e
+    key = keys.for_kid(kid or settings.jwt_key_id)
+    if key is None or key.algorithm != HS256:
+        known = ", ".join(keys.kids)
+        raise typer.BadParameter(f"no HS256 key has kid {kid!r}; configured: {known}", param_hint="--kid")
+    roles = {*role, GATEWAY_ROLE} if gateway else set(role)
+    typer.echo(
+        mint_token(
+            key.key, user_id, audience=settings.jwt_audience, ttl_seconds=ttl, roles=roles, key_id=key.kid
+        )
+    )
 
 
 @app.command()

@@ -1,8 +1,12 @@
-"""JWT bearer tokens (HS256): minting for tools and tests, verifying for servers.
+"""JWT bearer tokens: minting for tools and tests, verifying for servers.
 
 The user id comes only from a verified token's `sub`. A token must carry `exp`
-and the configured audience; `alg=none` and every algorithm other than HS256 are
-rejected, so a forged header cannot downgrade the check.
+and the configured audience. Which key verifies it is chosen by the `kid` in
+its header from the verifier's KeySet (libs/auth/keys.py); a token without a
+kid verifies with the current HS256 key only. The token's `alg` must be the
+chosen key's one algorithm: `alg=none` and every other algorithm are refused,
+so a forged header can neither downgrade the check nor use a public key as an
+HMAC secret.
 """
 
 from __future__ import annotations
@@ -10,14 +14,17 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import jwt
 
-ALGORITHM = "HS256"
+from libs.auth.keys import EDDSA, HS256, RS256, KeySet
+
+ALGORITHM = HS256
 
 
 class InvalidToken(Exception):
-    """The token is missing, malformed, forged, expired or for another audience."""
+    """The token is missing, malformed, forged, expired, for another audience or signed with an unknown key."""
 
 
 GATEWAY_ROLE = "gateway"
@@ -37,7 +44,7 @@ class Identity:
 
 
 def mint_token(
-    secret: str,
+    key: Any,
     user_id: str,
     *,
     audience: str = "podium",
@@ -45,27 +52,68 @@ def mint_token(
     roles: Iterable[str] = (),
     now: float | None = None,
     extra: dict | None = None,
+    key_id: str | None = None,
+    algorithm: str | None = None,
 ) -> str:
+    """A token for `user_id`, signed with `key` and naming `key_id` (its `kid`) when given.
+
+    `key` is an HS256 secret (str), or an Ed25519 or RSA private key (a
+    `cryptography` key object or PEM bytes) for EdDSA or RS256; the algorithm
+    follows from the key unless given.
+    """
     issued = int(now if now is not None else time.time())
     claims = {"sub": user_id, "aud": audience, "iat": issued, "exp": issued + ttl_seconds}
     if roles:
         claims["roles"] = sorted(roles)
     claims.update(extra or {})
-    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+    headers = {"kid": key_id} if key_id else None
+    return jwt.encode(claims, key, algorithm=algorithm or _algorithm_of(key), headers=headers)
+
+
+def _algorithm_of(key: Any) -> str:
+    if isinstance(key, str):
+        return HS256
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    if isinstance(key, bytes):
+        key = load_pem_private_key(key, password=None)
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return EDDSA
+    if isinstance(key, rsa.RSAPrivateKey):
+        return RS256
+    raise TypeError("sign with an HS256 secret (str), an Ed25519 or an RSA private key")
 
 
 class TokenVerifier:
-    def __init__(self, secret: str, audience: str, leeway_seconds: int = 10):
-        self._secret = secret
+    """Verifies tokens with a KeySet (or, for tests and tools, one HS256 secret)."""
+
+    def __init__(self, keys: KeySet | str, audience: str, leeway_seconds: int = 10):
+        self._keys = KeySet.single(keys) if isinstance(keys, str) else keys
         self._audience = audience
         self._leeway = leeway_seconds
 
     def verify(self, token: str) -> Identity:
         try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as e:
+            raise InvalidToken(f"the bearer token is malformed: {e}") from e
+        kid = header.get("kid")
+        if kid is not None and (not isinstance(kid, str) or not kid):
+            raise InvalidToken("the bearer token's 'kid' header must be a non-empty string")
+        key = self._keys.for_kid(kid)
+        if key is None:
+            raise InvalidToken(
+                f"the bearer token is signed with key {kid!r}, which is not accepted (rotated out?)"
+            )
+        named = f" (key {kid!r})" if kid else ""
+        if header.get("alg") != key.algorithm:
+            raise InvalidToken(f"the bearer token must be signed with {key.algorithm}{named}")
+        try:
             claims = jwt.decode(
                 token,
-                self._secret,
-                algorithms=[ALGORITHM],
+                key.key,
+                algorithms=[key.algorithm],
                 audience=self._audience,
                 leeway=self._leeway,
                 options={"require": ["exp", "sub", "aud"]},
@@ -79,9 +127,9 @@ class TokenVerifier:
         except jwt.MissingRequiredClaimError as e:
             raise InvalidToken(f"the bearer token lacks the required claim {e.claim!r}") from e
         except jwt.InvalidAlgorithmError as e:
-            raise InvalidToken(f"the bearer token must be signed with {ALGORITHM}") from e
+            raise InvalidToken(f"the bearer token must be signed with {key.algorithm}{named}") from e
         except jwt.InvalidSignatureError as e:
-            raise InvalidToken("the bearer token's signature does not verify") from e
+            raise InvalidToken(f"the bearer token's signature does not verify{named}") from e
         except jwt.PyJWTError as e:
             raise InvalidToken(f"the bearer token is malformed: {e}") from e
         user_id = claims.get("sub")

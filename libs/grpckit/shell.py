@@ -18,6 +18,7 @@ import logging
 from collections.abc import Iterable
 from typing import Protocol
 
+from libs.auth.keys import KeySet
 from libs.auth.tokens import TokenVerifier
 from libs.config.settings import PodiumSettings
 from libs.events.topics import DEAD_LETTER, TopicSpec
@@ -33,8 +34,14 @@ log = logging.getLogger(__name__)
 
 
 def authenticator_for(settings: PodiumSettings) -> Authenticator:
-    secret = settings.jwt_secret.get_secret_value()
-    return Authenticator(TokenVerifier(secret, settings.jwt_audience, settings.jwt_leeway_seconds))
+    """The bearer-token check of a service: its configured key set, audience and leeway."""
+    keys = KeySet.load(
+        settings.jwt_secret.get_secret_value(),
+        current_kid=settings.jwt_key_id,
+        previous=settings.jwt_previous_secrets.get_secret_value(),
+        jwks_file=settings.jwt_jwks_file,
+    )
+    return Authenticator(TokenVerifier(keys, settings.jwt_audience, settings.jwt_leeway_seconds))
 
 
 class Background(Protocol):
@@ -57,10 +64,7 @@ class ServiceShell:
         self.producer = producer
         self.publishes = publishes
         self.host = GrpcHost(settings, service_names)
-        secret = settings.jwt_secret.get_secret_value()
-        self.authenticator = Authenticator(
-            TokenVerifier(secret, settings.jwt_audience, settings.jwt_leeway_seconds)
-        )
+        self.authenticator = authenticator_for(settings)
         self.runners: list[ProjectionRunner] = []
         self.background: list[Background] = []
         self.pool = None

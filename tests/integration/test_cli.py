@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 import uuid
 from datetime import UTC, datetime
 
 import asyncpg
+import jwt
 import pytest
 
+from libs.auth.keys import KeySet
 from libs.auth.tokens import TokenVerifier
 from libs.config.settings import DEV_JWT_SECRET
 from libs.events.envelope import Causation
@@ -32,6 +35,19 @@ def test_podium_token_prints_a_token_the_services_accept():
     assert result.returncode == 0, result.stderr
     identity = TokenVerifier(DEV_JWT_SECRET, "podium").verify(result.stdout.strip())
     assert identity.user_id == "alice" and identity.roles == {"trust-and-safety"}
+
+
+def test_podium_token_mints_gateway_tokens_with_the_key_its_kid_names():
+    previous = "a-previous-secret-long-enough-for-hs256-signing"
+    env = {**os.environ, "PODIUM_JWT_PREVIOUS_SECRETS": f"2026-11={previous}"}
+    result = _podium("token", "gw-1", "--gateway", "--kid", "2026-11", env=env)
+    assert result.returncode == 0, result.stderr
+    assert jwt.get_unverified_header(result.stdout.strip())["kid"] == "2026-11"
+    keys = KeySet.load(DEV_JWT_SECRET, current_kid="dev", previous=f"2026-11={previous}")
+    identity = TokenVerifier(keys, "podium").verify(result.stdout.strip())
+    assert identity.user_id == "gw-1" and identity.is_gateway
+    unknown = _podium("token", "gw-1", "--kid", "2026-10", env=env)
+    assert unknown.returncode != 0 and "2026-10" in unknown.stderr
 
 
 async def test_podium_log_reseed_queues_every_event_again_in_order(private_database_url):
