@@ -39,7 +39,7 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from bench.stack import BenchStack, cpu_seconds, run_header
-from libs.auth.tokens import mint_token
+from libs.auth.tokens import GATEWAY_ROLE, mint_token
 from libs.config.settings import DEV_JWT_SECRET
 from libs.devstack.broker import free_port
 from podium.media.v1 import media_service_pb2 as pb
@@ -55,6 +55,11 @@ OPUS_BYTES = 80  # a 32 kbit/s Opus voice frame is ~80 bytes
 
 def md(user: str):
     return (("authorization", f"Bearer {mint_token(DEV_JWT_SECRET, user)}"),)
+
+
+def gateway_md(gateway_id: str):
+    """A listener gateway subscribes with its own gateway token."""
+    return (("authorization", f"Bearer {mint_token(DEV_JWT_SECRET, gateway_id, roles=[GATEWAY_ROLE])}"),)
 
 
 def percentile(ordered, q: float) -> float:
@@ -135,7 +140,8 @@ async def _subscribe(address, space_id, count, first_index, measure_from, measur
     async def one(i: int):
         stub = media_service_pb2_grpc.MediaRelayServiceStub(channels[i % len(channels)])
         call = stub.Subscribe(
-            pb.SubscribeRequest(space_id=space_id, gateway_id=f"gw-{first_index + i}"), metadata=md(f"gw-{i}")
+            pb.SubscribeRequest(space_id=space_id, gateway_id=f"gw-{first_index + i}"),
+            metadata=gateway_md(f"gw-{first_index + i}"),
         )
         dropped = 0
         finished: set[str] = set()

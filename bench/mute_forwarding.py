@@ -30,7 +30,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from bench.commands import percentile
 from bench.stack import BenchStack, run_header
-from libs.auth.tokens import mint_token
+from libs.auth.tokens import GATEWAY_ROLE, mint_token
 from libs.config.runtime import run
 from libs.config.settings import DEV_JWT_SECRET
 from podium.media.v1 import media_service_pb2 as pb
@@ -50,6 +50,11 @@ def md(user: str):
     if user not in _TOKENS:
         _TOKENS[user] = (("authorization", f"Bearer {mint_token(DEV_JWT_SECRET, user, ttl_seconds=3600)}"),)
     return _TOKENS[user]
+
+
+def gateway_md(gateway_id: str):
+    """A listener gateway subscribes with its own gateway token."""
+    return (("authorization", f"Bearer {mint_token(DEV_JWT_SECRET, gateway_id, roles=[GATEWAY_ROLE])}"),)
 
 
 def frame(space_id: str, speaker: str, seq: int) -> pb.PublishRequest:
@@ -116,7 +121,8 @@ async def main(args) -> dict:
 
         async def gateway(space_id: str) -> None:
             call = relay.Subscribe(
-                pb.SubscribeRequest(space_id=space_id, gateway_id=f"gw-{space_id[:8]}"), metadata=md("gw")
+                pb.SubscribeRequest(space_id=space_id, gateway_id=f"gw-{space_id[:8]}"),
+                metadata=gateway_md("gw"),
             )
             with contextlib.suppress(grpc.aio.AioRpcError, asyncio.CancelledError):
                 async for message in call:

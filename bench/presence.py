@@ -27,7 +27,7 @@ import time
 import grpc
 
 from bench.stack import BenchStack, cpu_seconds, rss_bytes, run_header
-from libs.auth.tokens import mint_token
+from libs.auth.tokens import GATEWAY_ROLE, mint_token
 from libs.config.runtime import run
 from libs.config.settings import DEV_JWT_SECRET, PodiumSettings
 from libs.events.envelope import decode
@@ -37,6 +37,7 @@ from podium.presence.v1 import presence_events_pb2 as pev
 from podium.presence.v1 import presence_service_pb2 as pb
 from podium.presence.v1 import presence_service_pb2_grpc
 from podium.presence.v1 import presence_types_pb2 as pt
+from tests.support.room_log import announce_spaces
 
 
 class EventCounter:
@@ -116,7 +117,10 @@ async def main(args) -> dict:
         counter = EventCounter(stack.bootstrap)
         await counter.start()
         batches = gateway_batches(args.listeners, args.spaces, args.gateways, args.batch)
-        metadata = (("authorization", f"Bearer {mint_token(DEV_JWT_SECRET, 'bench-gateway')}"),)
+        # Each gateway reports with its own gateway token, for Spaces the room created.
+        tokens = {gw: mint_token(DEV_JWT_SECRET, gw, roles=[GATEWAY_ROLE]) for gw, _ in batches}
+        metadata = {gw: (("authorization", f"Bearer {token}"),) for gw, token in tokens.items()}
+        await announce_spaces(stack.bootstrap, sorted({e.space_id for _, es in batches for e in es}))
         channel = grpc.aio.insecure_channel(
             presence.address, options=[("grpc.max_send_message_length", 64 << 20)]
         )
@@ -128,7 +132,10 @@ async def main(args) -> dict:
         started = time.perf_counter()
         for start in range(0, len(requests), args.gateways):  # the gateways send side by side
             await asyncio.gather(
-                *(stub.ReportPresence(r, metadata=metadata) for r in requests[start : start + args.gateways])
+                *(
+                    stub.ReportPresence(r, metadata=metadata[r.gateway_id])
+                    for r in requests[start : start + args.gateways]
+                )
             )
         sent = time.perf_counter() - started
         joined_at: list[float] = []
@@ -152,7 +159,9 @@ async def main(args) -> dict:
                 if (delay := due - loop.time()) > 0:
                     await asyncio.sleep(delay)
                 request = requests[beats["index"] % len(requests)]
-                pending.append(asyncio.ensure_future(stub.ReportPresence(request, metadata=metadata)))
+                pending.append(
+                    asyncio.ensure_future(stub.ReportPresence(request, metadata=metadata[request.gateway_id]))
+                )
                 beats["sent"] += len(request.entries)
                 beats["index"] += 1
 

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 
 import grpc
 
-from libs.auth.tokens import mint_token
+from libs.auth.tokens import GATEWAY_ROLE, mint_token
+from libs.grpckit.channels import ClientTls, dial
 from podium.moderation.v1 import moderation_service_pb2 as mpb
 from podium.moderation.v1 import moderation_service_pb2_grpc
 from podium.presence.v1 import presence_service_pb2 as ppb
@@ -79,11 +80,14 @@ async def _eventually(call, attempts: int = 100):
 
 
 async def run_demo(
-    room_address: str, secret: str, moderation_address: str = "", presence_address: str = ""
+    room_address: str,
+    secret: str,
+    moderation_address: str = "",
+    presence_address: str = "",
+    tls: ClientTls | None = None,
 ) -> Timeline:
-    channels = [
-        grpc.aio.insecure_channel(a) for a in (room_address, moderation_address, presence_address) if a
-    ]
+    """`tls`: how to reach the services when they serve TLS (plaintext when None)."""
+    channels = [dial(a, tls) for a in (room_address, moderation_address, presence_address) if a]
     try:
         return await _drive(channels, secret, bool(moderation_address), bool(presence_address))
     finally:
@@ -95,7 +99,9 @@ async def _drive(channels, secret: str, with_moderation: bool, with_presence: bo
     room = room_service_pb2_grpc.RoomServiceStub(channels[0])
     moderation = moderation_service_pb2_grpc.ModerationServiceStub(channels[1]) if with_moderation else None
     presence = presence_service_pb2_grpc.PresenceServiceStub(channels[-1]) if with_presence else None
-    gateway_md = (("authorization", f"Bearer {mint_token(secret, GATEWAY)}"),)
+    # The demo's gateway reports presence with its own gateway token, and asks as the host.
+    gateway_md = (("authorization", f"Bearer {mint_token(secret, GATEWAY, roles=[GATEWAY_ROLE])}"),)
+    host_md = (("authorization", f"Bearer {mint_token(secret, 'maya')}"),)
     host, ana, ben, chen, dan = (
         _Person(secret, u, room, moderation) for u in ("maya", "ana", "ben", "chen", "dan")
     )
@@ -114,7 +120,7 @@ async def _drive(channels, secret: str, with_moderation: bool, with_presence: bo
     async def board() -> ppb.WatchSpaceResponse | None:
         if presence is None:
             return None
-        stream = presence.WatchSpace(ppb.WatchSpaceRequest(space_id=timeline.space_id), metadata=gateway_md)
+        stream = presence.WatchSpace(ppb.WatchSpaceRequest(space_id=timeline.space_id), metadata=host_md)
         first = await stream.read()
         stream.cancel()
         return first

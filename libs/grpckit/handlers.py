@@ -1,17 +1,24 @@
-"""Decorators for servicer methods: authenticate, run, map errors.
+"""Decorators for servicer methods: authenticate, check the kind of caller, run, map errors.
 
     class RoomApi(room_service_pb2_grpc.RoomServiceServicer):
         @unary
         async def GetSpace(self, request, caller: Caller) -> GetSpaceResponse: ...
 
+        @unary(callers=GATEWAYS)
+        async def ReportPresence(self, request, caller: Caller) -> ReportPresenceResponse: ...
+
 The servicer must have an `authenticator` attribute. The caller's identity comes
-only from the verified bearer token, never from the request.
+only from the verified bearer token, never from the request. A call is for
+users unless it says otherwise: a gateway acts for a user with that user's own
+token, so a gateway token is accepted only where the call is the gateway's own
+(docs/security.md).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import functools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -20,11 +27,22 @@ from dataclasses import dataclass
 import grpc
 
 from libs.auth.tokens import Identity, InvalidToken, TokenVerifier
-from libs.domain.errors import DomainError, Unauthenticated
+from libs.domain.errors import DomainError, PermissionDenied, Unauthenticated
 from libs.grpckit.errors import abort
 from libs.telemetry.logging import set_space
 from libs.telemetry.metrics import COMMAND_SECONDS, COMMANDS
 from libs.telemetry.tracing import current_traceparent
+
+
+class Callers(enum.Flag):
+    """The kinds of token a call accepts."""
+
+    USERS = enum.auto()
+    GATEWAYS = enum.auto()
+
+
+USERS, GATEWAYS = Callers.USERS, Callers.GATEWAYS
+USERS_AND_GATEWAYS = USERS | GATEWAYS
 
 
 @dataclass(frozen=True)
@@ -37,14 +55,19 @@ class Caller:
 
     @property
     def user_id(self) -> str:
+        """The user's id, or for a gateway token the gateway's id (both are the token's `sub`)."""
         return self.identity.user_id
+
+    @property
+    def is_gateway(self) -> bool:
+        return self.identity.is_gateway
 
 
 class Authenticator:
     def __init__(self, verifier: TokenVerifier):
         self.verifier = verifier
 
-    def authenticate(self, context: grpc.aio.ServicerContext) -> Caller:
+    def authenticate(self, context: grpc.aio.ServicerContext, callers: Callers = USERS) -> Caller:
         metadata = {k.lower(): v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
         header = metadata.get("authorization", "")
         if not header:
@@ -60,6 +83,7 @@ class Authenticator:
             identity = self.verifier.verify(token.strip())
         except InvalidToken as e:
             raise Unauthenticated(str(e), reason="TOKEN_INVALID") from e
+        _check_kind(identity, callers)
         # The server span (opened by the gRPC instrumentation from the caller's `traceparent`) is
         # what the command's events carry on; without tracing, the caller's own context.
         traceparent, tracestate = current_traceparent()
@@ -72,7 +96,23 @@ class Authenticator:
         )
 
 
-def unary(method: Callable[..., Awaitable]):
+def _check_kind(identity: Identity, callers: Callers) -> None:
+    if identity.is_gateway and GATEWAYS not in callers:
+        raise PermissionDenied(
+            "this call takes the user's own token; a gateway acts for a user with that user's token",
+            reason="USER_TOKEN_REQUIRED",
+        )
+    if not identity.is_gateway and USERS not in callers:
+        raise PermissionDenied(
+            "only a client gateway may make this call: send a gateway token (role 'gateway')",
+            reason="GATEWAY_TOKEN_REQUIRED",
+        )
+
+
+def unary(method: Callable[..., Awaitable] | None = None, *, callers: Callers = USERS):
+    """`@unary` for calls users make, `@unary(callers=...)` for others."""
+    if method is None:
+        return functools.partial(unary, callers=callers)
     name = method.__name__
 
     @functools.wraps(method)
@@ -80,7 +120,7 @@ def unary(method: Callable[..., Awaitable]):
         set_space(getattr(request, "space_id", ""))
         with _measured(name, context):
             try:
-                caller = self.authenticator.authenticate(context)
+                caller = self.authenticator.authenticate(context, callers)
                 return await method(self, request, caller)
             except grpc.aio.AbortError:
                 raise
@@ -90,8 +130,10 @@ def unary(method: Callable[..., Awaitable]):
     return handler
 
 
-def server_stream(method: Callable[..., AsyncIterator]):
+def server_stream(method: Callable[..., AsyncIterator] | None = None, *, callers: Callers = USERS):
     """A server stream that ends with UNAVAILABLE when the server drains (see `end_streams`)."""
+    if method is None:
+        return functools.partial(server_stream, callers=callers)
     name = method.__name__
 
     @functools.wraps(method)
@@ -101,7 +143,7 @@ def server_stream(method: Callable[..., AsyncIterator]):
         items = None
         with _measured(name, context):
             try:
-                caller = self.authenticator.authenticate(context)
+                caller = self.authenticator.authenticate(context, callers)
                 items = aiter(method(self, request, caller))
                 while not _draining.is_set():
                     # Cancellable only while waiting on our own source: a cancel that lands while

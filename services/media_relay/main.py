@@ -51,11 +51,17 @@ async def serve(settings: MediaRelaySettings) -> None:
             recorder.end_space(space_id)
 
         view.on_ended = ended
+        view.on_left = fanout.participant_left
         shell.add_projection(view)
         shell.add_background(talking)
         shell.add_background(recorder)
         api = MediaRelayApi(
-            shell.authenticator, view, fanout, recorder, settings.media_relay_subscriber_queue_ticks
+            shell.authenticator,
+            view,
+            fanout,
+            recorder,
+            settings.media_relay_subscriber_queue_ticks,
+            settings.media_relay_admission_wait_seconds,
         )
         add_to_server(api, shell.host.server)
 

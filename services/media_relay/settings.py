@@ -20,6 +20,12 @@ class MediaRelaySettings(PodiumSettings):
     media_relay_subscriber_queue_ticks: int = Field(
         50, ge=1, description="Ticks a subscriber may fall behind before its oldest are dropped (50 = 1 s)."
     )
+    media_relay_admission_wait_seconds: float = Field(
+        2.0,
+        ge=0,
+        description="How long a Subscribe waits for the relay's view to see a Space start or a user join "
+        "before refusing it (the view lags the room by the log's delivery time).",
+    )
     media_relay_recording_chunk_frames: int = Field(
         50, ge=1, description="Frames per recording record, per speaker (50 x 20 ms = 1 s)."
     )

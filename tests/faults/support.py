@@ -42,7 +42,13 @@ from libs.events.topics import MODERATION_EVENTS, ROOM_EVENTS
 from podium.presence.v1 import presence_types_pb2 as pt
 from services.room.domain.evolve import evolve
 from services.room.domain.state import INITIAL
-from tests.integration.clients import ModerationClient, PresenceClient, RoomClient, error_reason
+from tests.integration.clients import (
+    ModerationClient,
+    PresenceClient,
+    PresenceGateway,
+    RoomClient,
+    error_reason,
+)
 
 RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results" / "faults.jsonl"
 
@@ -111,7 +117,7 @@ class Load:
         self.channels = {"room": room, "moderation": moderation, "presence": presence}
         self.host = RoomClient(room, f"{prefix}-host")
         self.host_moderation = ModerationClient(moderation, f"{prefix}-host") if moderation else None
-        self.gateway = PresenceClient(presence, "gateway-faults") if presence else None
+        self.gateway = PresenceGateway(presence, "gateway-faults") if presence else None
         self.listeners = [RoomClient(room, f"{prefix}-l{i}") for i in range(listeners)]
         self.speakers = [RoomClient(room, f"{prefix}-s{i}") for i in range(speakers)]
         self.call_timeout = call_timeout

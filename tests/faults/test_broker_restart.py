@@ -40,8 +40,9 @@ from tests.faults.support import Load, assert_sound, judge_stored, record, settl
 from tests.faults.test_derived_views import _figures, _figures_of_report
 from tests.integration.analytics.test_analytics_stream import FAST as ANALYTICS_FAST
 from tests.integration.analytics.test_analytics_stream import _final
-from tests.integration.clients import PresenceClient
+from tests.integration.clients import PresenceGateway
 from tests.integration.replay.conftest import FAST_FINALIZE, ReplayClient, until_ready
+from tests.support.room_log import announce_spaces
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
@@ -90,8 +91,9 @@ async def test_broker_restarted_empty_is_reseeded_and_views_converge(
     assert_sound(verdict, convergence)
 
     # Presence's stream runs on: a new user's heartbeats show them, and their silence times them out.
-    gateway = PresenceClient(presence.channel, "gateway-faults")
+    gateway = PresenceGateway(presence.channel, "gateway-faults")
     newcomer = [pt.PresenceEntry(user_id="b-after-the-restart", space_id="b-space-after-the-restart")]
+    await announce_spaces(private_broker.bootstrap, ["b-space-after-the-restart"])
 
     async def present() -> int:
         return (await gateway.GetSpacePresence(space_id="b-space-after-the-restart")).present_count

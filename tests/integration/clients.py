@@ -10,6 +10,7 @@ from libs.config.settings import DEV_JWT_SECRET
 from podium.moderation.v1 import moderation_service_pb2, moderation_service_pb2_grpc
 from podium.presence.v1 import presence_service_pb2, presence_service_pb2_grpc
 from podium.room.v1 import room_service_pb2, room_service_pb2_grpc
+from tests.support.auth import gateway_token
 
 
 class ServiceClient:
@@ -24,14 +25,16 @@ class ServiceClient:
     def _md(self):
         return (("authorization", f"Bearer {self.token}"),) if self.token else ()
 
+    def _metadata_for(self, request):
+        return self._md()
+
     def __getattr__(self, method: str):
         rpc = getattr(self.stub, method)
         request_type = getattr(self.messages, f"{method}Request")
 
         async def call(request=None, **fields):
-            return await rpc(
-                request if request is not None else request_type(**fields), metadata=self._md(), timeout=15
-            )
+            request = request if request is not None else request_type(**fields)
+            return await rpc(request, metadata=self._metadata_for(request), timeout=15)
 
         return call
 
@@ -49,6 +52,17 @@ class ModerationClient(ServiceClient):
 class PresenceClient(ServiceClient):
     stub_class = presence_service_pb2_grpc.PresenceServiceStub
     messages = presence_service_pb2
+
+
+class PresenceGateway(PresenceClient):
+    """A client gateway's presence calls: a gateway's own calls (those naming a `gateway_id`) go
+    with a gateway token for that gateway; questions go with the user token of `user_id`."""
+
+    def _metadata_for(self, request):
+        gateway_id = getattr(request, "gateway_id", "")
+        if not gateway_id:
+            return self._md()
+        return (("authorization", f"Bearer {gateway_token(gateway_id)}"),)
 
 
 def error_reason(error: grpc.aio.AioRpcError) -> str:

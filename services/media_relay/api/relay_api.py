@@ -8,7 +8,11 @@ the recorder. A speaker who is muted or demoted mid-stream is not cut off:
 their frames are refused (counted in the response) until they may speak
 again. When the Space ends the stream closes with FAILED_PRECONDITION.
 
-Subscribe streams already-encoded `SubscribeResponse` bytes (see
+Subscribe admits a client gateway (gateway token) to a Space that exists and
+is live: the gateway fans the audio out only to listeners the room admitted
+(each joined with their own token). A user's own token is admitted only while
+that user is in the Space, and the stream ends when they leave or are removed
+(docs/security.md). It streams already-encoded `SubscribeResponse` bytes (see
 `fanout.py`), so its response serializer is the identity: `add_to_server`
 registers the service by hand instead of through the generated helper.
 """
@@ -32,7 +36,7 @@ from libs.domain.errors import (
     PermissionDenied,
 )
 from libs.grpckit.errors import abort
-from libs.grpckit.handlers import Authenticator
+from libs.grpckit.handlers import USERS_AND_GATEWAYS, Authenticator
 from libs.grpckit.validation import require_id
 from libs.telemetry.metrics import MEDIA_FRAMES
 from podium.media.v1 import media_service_pb2 as pb
@@ -58,6 +62,11 @@ _OPENING_ERRORS = {
     Admission.HARD_MUTED: lambda s: PermissionDenied(
         f"you are muted in space {s!r} by a host or co-host (or pending review)", reason="MUTED"
     ),
+    Admission.NOT_A_PARTICIPANT: lambda s: PermissionDenied(
+        f"only participants of space {s!r} may listen: join it first (JoinSpace), or listen through "
+        "a client gateway",
+        reason="NOT_A_PARTICIPANT",
+    ),
 }
 
 
@@ -69,12 +78,14 @@ class MediaRelayApi:
         fanout: Fanout,
         recorder: Recorder,
         subscriber_queue_ticks: int,
+        admission_wait_seconds: float = 2.0,
     ):
         self.authenticator = authenticator
         self.view = view
         self.fanout = fanout
         self.recorder = recorder
         self.subscriber_queue_ticks = subscriber_queue_ticks
+        self.admission_wait_seconds = admission_wait_seconds
 
     async def Publish(self, request_iterator, context: grpc.aio.ServicerContext) -> pb.PublishResponse:
         try:
@@ -172,15 +183,14 @@ class MediaRelayApi:
 
     async def Subscribe(self, request: pb.SubscribeRequest, context: grpc.aio.ServicerContext):
         try:
-            self.authenticator.authenticate(context)
+            caller = self.authenticator.authenticate(context, USERS_AND_GATEWAYS)
             space_id = require_id(request.space_id, "space_id")
-            verdict = self.view.admit(space_id, "")
-            if verdict is Admission.UNKNOWN_SPACE:
-                raise NotFound(f"space {space_id!r} does not exist", reason="SPACE_NOT_FOUND")
-            if verdict is Admission.ENDED:
-                raise SPACE_ENDED
+            user_id = None if caller.is_gateway else caller.user_id
+            verdict = await self.view.wait_for_admission(space_id, user_id, self.admission_wait_seconds)
+            if verdict in _OPENING_ERRORS:
+                raise _OPENING_ERRORS[verdict](space_id)
             fanout = self.fanout.space(space_id)
-            subscriber = fanout.add_subscriber(self.subscriber_queue_ticks)
+            subscriber = fanout.add_subscriber(self.subscriber_queue_ticks, user_id)
             try:
                 await context.send_initial_metadata(())  # subscribed: the gateway knows before any audio
                 async for message in subscriber.messages():

@@ -23,7 +23,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from libs.domain.errors import DomainError, FailedPrecondition, Unavailable
+from libs.domain.errors import DomainError, FailedPrecondition, PermissionDenied, Unavailable
 from libs.telemetry.metrics import MEDIA_FRAMES
 from services.media_relay.domain.talking import TalkingDetector, TalkingPolicy, Transition
 
@@ -54,12 +54,13 @@ def framed(relayed_frame: bytes) -> bytes:
 
 
 class Subscriber:
-    """One gateway's stream: a bounded queue of encoded ticks, drop-oldest."""
+    """One stream, a gateway's or a user's own (`user_id`): a bounded queue of encoded ticks, drop-oldest."""
 
-    __slots__ = ("capacity", "closed", "dropped", "queue", "wakeup")
+    __slots__ = ("capacity", "closed", "dropped", "queue", "user_id", "wakeup")
 
-    def __init__(self, capacity: int):
+    def __init__(self, capacity: int, user_id: str | None = None):
         self.capacity = capacity
+        self.user_id = user_id
         self.queue: deque[tuple[bytes, int]] = deque()
         self.dropped = 0
         self.wakeup = asyncio.Event()
@@ -182,14 +183,20 @@ class SpaceFanout:
 
     # Membership and lifetime
 
-    def add_subscriber(self, capacity: int) -> Subscriber:
-        subscriber = Subscriber(capacity)
+    def add_subscriber(self, capacity: int, user_id: str | None = None) -> Subscriber:
+        subscriber = Subscriber(capacity, user_id)
         self.subscribers.add(subscriber)
         self._ensure_ticking()
         return subscriber
 
     def remove_subscriber(self, subscriber: Subscriber) -> None:
         self.subscribers.discard(subscriber)
+
+    def close_subscriptions_of(self, user_id: str, error: DomainError) -> None:
+        """Ends the streams a user opened with their own token (a gateway's streams stay)."""
+        for subscriber in self.subscribers:
+            if subscriber.user_id == user_id:
+                subscriber.close(error)
 
     def add_publisher(self, speaker_id: str) -> PublishSession:
         session = PublishSession(speaker_id)
@@ -250,6 +257,15 @@ class SpaceFanout:
 
 
 SPACE_ENDED = FailedPrecondition("space ended", reason="SPACE_ENDED")
+
+
+def no_longer_in(space_id: str) -> PermissionDenied:
+    return PermissionDenied(
+        f"you are no longer in space {space_id!r} (you left, timed out or were removed)",
+        reason="NOT_A_PARTICIPANT",
+    )
+
+
 SHUTTING_DOWN = Unavailable(
     "the media relay is shutting down; reconnect (GetMediaEndpoint) and resume at the live edge",
     reason="RELAY_SHUTTING_DOWN",
@@ -286,6 +302,11 @@ class Fanout:
         fanout = self.spaces.pop(space_id, None)
         if fanout is not None:
             fanout.close(SPACE_ENDED, None)
+
+    def participant_left(self, space_id: str, user_id: str) -> None:
+        fanout = self.spaces.get(space_id)
+        if fanout is not None:
+            fanout.close_subscriptions_of(user_id, no_longer_in(space_id))
 
     def shutdown(self) -> None:
         for fanout in list(self.spaces.values()):

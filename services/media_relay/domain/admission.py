@@ -4,6 +4,15 @@
 view; `admit(space, user_id)` answers, in O(1), whether that user's audio may
 be forwarded right now. The relay checks `admit` for every frame, so a mute, a
 demotion or a removal stops forwarding as soon as its event is applied.
+
+Who may *hear* a Space is a second question. `admit_subscriber` answers it for
+a subscription: a gateway's (it fans out to the listeners the room admitted)
+needs a Space that exists and is live; a user's own needs, besides, that the
+user is in the Space now, which only a JoinSpace the room accepted makes true
+(so for an INVITED_ONLY Space, only the invited or a link's holders, and never
+the removed or banned). `membership_change` says which events move a user in
+or out; the projection keeps those sets, which grow with the audience, outside
+the frozen per-Space value that is copied on every change.
 """
 
 from __future__ import annotations
@@ -47,6 +56,7 @@ class Admission(enum.Enum):
     NOT_A_SPEAKER = "only the host, co-hosts and speakers may publish"
     HARD_MUTED = "muted by a host or co-host (or pending review)"
     SELF_MUTED = "muted by themselves"
+    NOT_A_PARTICIPANT = "only the Space's current participants may listen"
 
 
 def admit(space: SpaceMedia | None, user_id: str) -> Admission:
@@ -62,6 +72,29 @@ def admit(space: SpaceMedia | None, user_id: str) -> Admission:
     if kind is None:
         return Admission.ADMITTED
     return Admission.HARD_MUTED if kind in HARD_MUTES else Admission.SELF_MUTED
+
+
+def admit_subscriber(space: SpaceMedia | None, user_id: str | None, is_member: bool) -> Admission:
+    """May this subscription hear the Space? `user_id` is None for a gateway's subscription."""
+    if space is None or not space.exists:
+        return Admission.UNKNOWN_SPACE
+    if space.ended:
+        return Admission.ENDED
+    if not space.live:
+        return Admission.NOT_LIVE
+    if user_id is not None and not is_member:
+        return Admission.NOT_A_PARTICIPANT
+    return Admission.ADMITTED
+
+
+def membership_change(event: Message) -> tuple[str, bool] | None:
+    """(user id, in the Space now) for an event that moves a user in or out, else None."""
+    match event:
+        case rev.ParticipantJoined():
+            return event.user_id, True
+        case rev.ParticipantLeft() | mev.ParticipantRemoved():
+            return event.user_id, False
+    return None
 
 
 def _without(d: dict[str, int], key: str) -> dict[str, int]:

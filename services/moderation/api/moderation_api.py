@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from libs.domain.errors import NotFound, PermissionDenied
+from libs.domain.errors import NotFound, PermissionDenied, Validator
 from libs.events.ids import new_id
 from libs.grpckit.handlers import Authenticator, Caller, unary
 from libs.grpckit.pagination import paginate, parse_page
 from libs.grpckit.rate_limits import REPORT, RateLimiter
-from libs.grpckit.validation import require_id
+from libs.grpckit.validation import require_id, timestamp_field
 from podium.moderation.v1 import moderation_service_pb2 as pb
 from podium.moderation.v1 import moderation_service_pb2_grpc
 from podium.moderation.v1 import moderation_types_pb2 as mt
@@ -144,6 +144,16 @@ class ModerationApi(moderation_service_pb2_grpc.ModerationServiceServicer):
     @unary
     async def ListReports(self, request: pb.ListReportsRequest, caller: Caller) -> pb.ListReportsResponse:
         self._require_trust_and_safety(caller)
+        check = Validator()
+        check.check(
+            request.state in mt.ReportState.values(), "state", f"{request.state} is not a ReportState"
+        )
+        check.check(
+            request.reason in mt.ReportReason.values(), "reason", f"{request.reason} is not a ReportReason"
+        )
+        check.raise_if_any("ListReports has invalid filters")
+        if request.HasField("since"):
+            timestamp_field(request.since, "since")
         since = request.since.seconds if request.HasField("since") else 0
         query = [request.space_id, request.state, request.reason, since]
         page = parse_page(request.page_size, request.page_token, query)

@@ -5,6 +5,9 @@ record per Space (keyed by Space id) with `acks=all`: the answer means the
 heartbeats are in the log. Queries about a Space are answered by the replica
 whose faust table owns it (application/query_routing.py); the "who's here"
 board is complete on every replica.
+
+ReportPresence and GatewayDisconnected are a client gateway's own calls: a
+gateway token, naming the same gateway as the request. The rest are users'.
 """
 
 from __future__ import annotations
@@ -14,9 +17,9 @@ from collections import defaultdict
 
 from aiokafka import AIOKafkaProducer
 
-from libs.domain.errors import FieldViolation, InvalidArgument, Validator
+from libs.domain.errors import FieldViolation, InvalidArgument, NotFound, PermissionDenied, Validator
 from libs.events.topics import PRESENCE_HEARTBEATS
-from libs.grpckit.handlers import Authenticator, Caller, server_stream, unary
+from libs.grpckit.handlers import GATEWAYS, Authenticator, Caller, server_stream, unary
 from libs.grpckit.pagination import paginate, parse_page
 from podium.presence.v1 import presence_service_pb2 as pb
 from podium.presence.v1 import presence_service_pb2_grpc
@@ -24,7 +27,9 @@ from podium.presence.v1 import presence_types_pb2 as pt
 from services.presence.application.query_routing import PeerRouter
 from services.presence.application.stream_processor import PresenceStreams
 from services.presence.domain.space_presence import counts
-from services.presence.projections.space_board import SpaceBoard
+from services.presence.projections.space_board import Lifecycle, SpaceBoard
+
+_REFUSED = {Lifecycle.UNKNOWN: "SPACE_NOT_FOUND", Lifecycle.ENDED: "SPACE_ENDED"}
 
 
 def _present_user(user_id: str, entry: list) -> pt.PresentUser:
@@ -44,6 +49,7 @@ class PresenceApi(presence_service_pb2_grpc.PresenceServiceServicer):
         producer: AIOKafkaProducer,
         max_entries: int,
         peers: PeerRouter,
+        view_wait_seconds: float = 1.0,
     ):
         self.authenticator = authenticator
         self.streams = streams
@@ -51,8 +57,9 @@ class PresenceApi(presence_service_pb2_grpc.PresenceServiceServicer):
         self.producer = producer
         self.max_entries = max_entries
         self.peers = peers
+        self.view_wait_seconds = view_wait_seconds
 
-    @unary
+    @unary(callers=GATEWAYS)
     async def ReportPresence(
         self, request: pb.ReportPresenceRequest, caller: Caller
     ) -> pb.ReportPresenceResponse:
@@ -64,9 +71,22 @@ class PresenceApi(presence_service_pb2_grpc.PresenceServiceServicer):
         bad = [i for i, e in enumerate(request.entries) if not e.user_id or not e.space_id]
         check.check(not bad, "entries", f"user_id and space_id are required (first bad entry: {bad[:1]})")
         check.raise_if_any("ReportPresence has invalid fields")
+        _require_own_gateway(request.gateway_id, caller)
+        spaces = {entry.space_id for entry in request.entries}
+        await self.board.wait_until_known(spaces, self.view_wait_seconds)
+        refused = {s: _REFUSED[life] for s in spaces if (life := self.board.lifecycle(s)) in _REFUSED}
+        rejected = []
         by_space: dict[str, list[str]] = defaultdict(list)
-        for entry in request.entries:
-            by_space[entry.space_id].append(entry.user_id)
+        for index, entry in enumerate(request.entries):
+            reason = refused.get(entry.space_id)
+            if reason is None:
+                by_space[entry.space_id].append(entry.user_id)
+            else:
+                rejected.append(
+                    pb.RejectedPresenceEntry(
+                        index=index, user_id=entry.user_id, space_id=entry.space_id, reason=reason
+                    )
+                )
         futures = []
         for space_id, users in by_space.items():
             batch = pt.HeartbeatBatch(gateway_id=request.gateway_id, space_id=space_id, user_ids=users)
@@ -77,14 +97,15 @@ class PresenceApi(presence_service_pb2_grpc.PresenceServiceServicer):
             )
         for future in futures:
             await future
-        return pb.ReportPresenceResponse(accepted=len(request.entries))
+        return pb.ReportPresenceResponse(accepted=len(request.entries) - len(rejected), rejected=rejected)
 
-    @unary
+    @unary(callers=GATEWAYS)
     async def GatewayDisconnected(
         self, request: pb.GatewayDisconnectedRequest, caller: Caller
     ) -> pb.GatewayDisconnectedResponse:
         if not request.gateway_id.strip():
             raise InvalidArgument("gateway_id is required", [FieldViolation("gateway_id", "required")])
+        _require_own_gateway(request.gateway_id, caller)
         loss = pt.HeartbeatBatch(gateway_id=request.gateway_id, gateway_disconnected=True).SerializeToString()
         partitions = self.producer.partitions_for(PRESENCE_HEARTBEATS.name)
         for partition in sorted(await partitions):
@@ -98,6 +119,7 @@ class PresenceApi(presence_service_pb2_grpc.PresenceServiceServicer):
         if not request.space_id:
             raise InvalidArgument("space_id is required", [FieldViolation("space_id", "required")])
         page = parse_page(request.page_size, request.page_token, request.space_id)
+        await self._require_known(request.space_id)
         owner = self.peers.owner(request.space_id, caller)
         if owner is not None:
             answer = await self.peers.ask(
@@ -121,6 +143,11 @@ class PresenceApi(presence_service_pb2_grpc.PresenceServiceServicer):
             next_page_token=token,
         )
 
+    async def _require_known(self, space_id: str) -> None:
+        await self.board.wait_until_known((space_id,), self.view_wait_seconds)
+        if self.board.lifecycle(space_id) is Lifecycle.UNKNOWN:
+            raise NotFound(f"space {space_id!r} does not exist", reason="SPACE_NOT_FOUND")
+
     async def _counts_from_owner(self, space_id: str, caller: Caller) -> pt.SpaceCounts:
         owner = self.peers.owner(space_id, caller)
         if owner is not None:
@@ -143,6 +170,7 @@ class PresenceApi(presence_service_pb2_grpc.PresenceServiceServicer):
     async def WatchSpace(self, request: pb.WatchSpaceRequest, caller: Caller):
         if not request.space_id:
             raise InvalidArgument("space_id is required", [FieldViolation("space_id", "required")])
+        await self._require_known(request.space_id)
         watcher = self.board.watch(request.space_id)
         try:
             while True:
@@ -188,3 +216,12 @@ class PresenceApi(presence_service_pb2_grpc.PresenceServiceServicer):
                     present=True, space_id=space_id, user=_present_user(request.user_id, entry)
                 )
         return pb.GetUserPresenceResponse(present=False)
+
+
+def _require_own_gateway(gateway_id: str, caller: Caller) -> None:
+    if gateway_id != caller.user_id:
+        raise PermissionDenied(
+            f"gateway_id {gateway_id!r} is not the gateway your token names ({caller.user_id!r}): "
+            "a gateway reports only for itself",
+            reason="NOT_YOUR_GATEWAY",
+        )

@@ -6,6 +6,11 @@ moderation's (mutes), presence's own (connections) and the media relay's
 members and the flags separately, so the flags are right whichever topic's
 event arrives first. Every change goes to the Space's watchers.
 
+The board also knows which Spaces exist and which have ended, so presence can
+refuse heartbeats and questions about Spaces that do not exist. It lags the
+room by the log's delivery time; `wait_until_known` gives a Space created a
+moment ago a bounded chance to arrive.
+
 A watcher has a bounded queue. When it is full the watcher is not waited for:
 its queue is dropped and it is marked to receive a fresh snapshot, so a slow
 gateway never slows the others or the projection.
@@ -14,6 +19,8 @@ gateway never slows the others or the projection.
 from __future__ import annotations
 
 import asyncio
+import enum
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from libs.events.topics import MEDIA_EVENTS, MODERATION_EVENTS, PRESENCE_EVENTS, ROOM_EVENTS
@@ -33,8 +40,15 @@ JOINED, UPDATED, LEFT = (
 )
 
 
+class Lifecycle(enum.Enum):
+    UNKNOWN = "unknown"  # no SpaceCreated seen (yet)
+    OPEN = "open"  # scheduled or live
+    ENDED = "ended"  # ended or cancelled
+
+
 @dataclass
 class Board:
+    lifecycle: Lifecycle = Lifecycle.UNKNOWN
     roles: dict[str, int] = field(default_factory=dict)  # members, in joining order
     muted: set[str] = field(default_factory=set)
     hands: set[str] = field(default_factory=set)
@@ -80,13 +94,22 @@ class SpaceBoard:
         self.watchers: dict[str, set[Watcher]] = {}
         self.watcher_capacity = watcher_capacity
         self._connected_in: dict[str, set[str]] = {}  # user -> Spaces the log says they are connected to
+        self._applied: asyncio.Event | None = None  # set on the next apply, for callers waiting on it
 
     def apply(self, event: ConsumedEvent) -> None:
         e = event.payload
         space_id = event.envelope.space_id
         if not space_id:
             return  # blocks are keyed by host, not by Space
+        if self._applied is not None:
+            self._applied.set()
+            self._applied = None
         board = self.boards.setdefault(space_id, Board())
+        match e:
+            case rev.SpaceCreated() if board.lifecycle is Lifecycle.UNKNOWN:
+                board.lifecycle = Lifecycle.OPEN
+            case rev.SpaceEnded() | rev.SpaceCancelled():
+                board.lifecycle = Lifecycle.ENDED
         self._index_connections(space_id, board, e)
         for kind, user_id in self._change(board, e):
             change = pt.MemberChange(kind=kind, member=board.member(user_id))
@@ -115,6 +138,25 @@ class SpaceBoard:
                 spaces.discard(space_id)
                 if not spaces:
                     del self._connected_in[user_id]
+
+    def lifecycle(self, space_id: str) -> Lifecycle:
+        board = self.boards.get(space_id)
+        return Lifecycle.UNKNOWN if board is None else board.lifecycle
+
+    async def wait_until_known(self, space_ids: Iterable[str], timeout: float) -> None:
+        """Returns once every Space named is known (or ended), or after `timeout` s."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while any(self.lifecycle(s) is Lifecycle.UNKNOWN for s in space_ids):
+            left = deadline - loop.time()
+            if left <= 0:
+                return
+            if self._applied is None:
+                self._applied = asyncio.Event()
+            try:
+                await asyncio.wait_for(self._applied.wait(), left)
+            except TimeoutError:
+                return
 
     def connected_in(self, user_id: str) -> list[str]:
         """The Spaces the log says `user_id` is connected to (normally one)."""

@@ -15,7 +15,7 @@ from google.protobuf.message import Message
 
 from libs.domain.errors import NotFound, PermissionDenied, Validator
 from libs.events.ids import new_id
-from libs.grpckit.handlers import Authenticator, Caller, unary
+from libs.grpckit.handlers import USERS_AND_GATEWAYS, Authenticator, Caller, unary
 from libs.grpckit.pagination import paginate, parse_page
 from libs.grpckit.rate_limits import INVITE, JOIN, SPEAK_REQUEST, RateLimiter
 from libs.grpckit.validation import duration_field, require_id, timestamp_field
@@ -374,7 +374,7 @@ class RoomApi(room_service_pb2_grpc.RoomServiceServicer):
 
     # Media
 
-    @unary
+    @unary(callers=USERS_AND_GATEWAYS)  # a gateway looks up the relay it subscribes to
     async def GetMediaEndpoint(
         self, request: pb.GetMediaEndpointRequest, caller: Caller
     ) -> pb.GetMediaEndpointResponse:

@@ -14,7 +14,7 @@ from libs.events.kafka import make_reader, partitions_of
 from podium.media.v1 import media_service_pb2 as pb
 from podium.media.v1 import media_service_pb2_grpc
 from podium.media.v1 import media_types_pb2 as mt
-from tests.support.auth import bearer
+from tests.support.auth import bearer, gateway_bearer
 
 FRAME_SECONDS = 0.02
 # The relay's view lags the log by milliseconds: a new Space may be unknown, not yet live, or the
@@ -139,7 +139,7 @@ class Subscriber:
         stub = media_service_pb2_grpc.MediaRelayServiceStub(self.channel)
         call = stub.Subscribe(
             pb.SubscribeRequest(space_id=self.space_id, gateway_id=self.gateway_id),
-            metadata=bearer(self.gateway_id, roles=("gateway",)),
+            metadata=gateway_bearer(self.gateway_id),
         )
         try:
             await call.initial_metadata()
@@ -223,7 +223,7 @@ class ReconnectingGateway:
             try:
                 call = stub.Subscribe(
                     pb.SubscribeRequest(space_id=self.space_id, gateway_id="gw-failover"),
-                    metadata=bearer(self.user_id),
+                    metadata=gateway_bearer("gw-failover"),
                 )
                 async for message in call:
                     now = time.time()

@@ -17,8 +17,10 @@ from podium.presence.v1 import presence_service_pb2 as ps
 from podium.presence.v1 import presence_types_pb2 as pt
 from podium.room.v1 import room_types_pb2 as rt
 from services.presence.domain.space_presence import PresenceRules, beat, counts, drop_gateway, empty, expire
-from tests.integration.clients import ModerationClient, PresenceClient, RoomClient
+from tests.integration.clients import ModerationClient, PresenceClient, PresenceGateway, RoomClient
 from tests.integration.conftest import eventually
+from tests.support.auth import gateway_token
+from tests.support.room_log import announce_spaces
 
 pytestmark = pytest.mark.integration
 
@@ -72,8 +74,9 @@ async def _presence_events(broker, space_id: str, count: int, timeout=15.0):
 
 
 async def test_a_dead_gateway_drops_exactly_its_users(presence, broker):
-    gateway = PresenceClient(presence.channel, "gateway-service")
+    gateway = PresenceGateway(presence.channel, "gateway-service")
     space = "presence-space-1"
+    await announce_spaces(broker.bootstrap, [space])
     await gateway.ReportPresence(gateway_id="gw-a", entries=_entries(["a1", "a2"], space))
     await gateway.ReportPresence(gateway_id="gw-b", entries=_entries(["b1"], space))
     await _until(lambda: _eq(_present(gateway, space), {"a1", "a2", "b1"}))
@@ -93,8 +96,9 @@ async def _eq(awaitable, expected):
 
 
 async def test_missed_heartbeats_time_out_and_a_quick_return_is_a_reconnect(presence, broker):
-    gateway = PresenceClient(presence.channel, "gateway-service")
+    gateway = PresenceGateway(presence.channel, "gateway-service")
     space = "presence-space-2"
+    await announce_spaces(broker.bootstrap, [space])
     await gateway.ReportPresence(gateway_id="gw", entries=_entries(["flaky", "steady"], space))
     for _ in range(12):  # "steady" keeps beating for ~2.4 s; "flaky" stops
         await asyncio.sleep(0.2)
@@ -116,7 +120,7 @@ async def test_a_timeout_becomes_a_leave_in_the_room(presence, room):
     space_id = (await host.CreateSpace(title="presence")).space.space_id
     await host.StartSpace(space_id=space_id)
     await listener.JoinSpace(space_id=space_id)
-    gateway = PresenceClient(presence.channel, "gateway-service")
+    gateway = PresenceGateway(presence.channel, "gateway-service")
     await gateway.ReportPresence(gateway_id="gw-room", entries=_entries(["drifter"], space_id))
 
     async def gone_from_room():
@@ -133,8 +137,9 @@ async def test_counts_survive_a_restart_and_equal_a_replay_of_the_log(service_fa
     service = await service_factory(
         "presence", broker=private_broker, env=FAST | {"PODIUM_PRESENCE_TIMEOUT_SECONDS": "60"}
     )
-    gateway = PresenceClient(service.channel, "gateway-service")
+    gateway = PresenceGateway(service.channel, "gateway-service")
     space = f"presence-space-restart-{stop}"
+    await announce_spaces(private_broker.bootstrap, [space])
     await gateway.ReportPresence(gateway_id="gw", entries=_entries([f"u{i}" for i in range(5)], space))
     await gateway.ReportPresence(gateway_id="gw", entries=_entries([f"u{i}" for i in range(3)], space))
     await gateway.GatewayDisconnected(gateway_id="gw")
@@ -182,8 +187,9 @@ async def test_every_table_value_comes_back_after_a_restart_from_multi_record_ba
     service = await service_factory(
         "presence", broker=private_broker, env=FAST | {"PODIUM_PRESENCE_TIMEOUT_SECONDS": "60"}
     )
-    gateway = PresenceClient(service.channel, "gateway-service")
+    gateway = PresenceGateway(service.channel, "gateway-service")
     spaces = [f"presence-batched-{i}" for i in range(300)]
+    await announce_spaces(private_broker.bootstrap, spaces)
     entries = [pt.PresenceEntry(user_id=f"user-{i}", space_id=space) for i, space in enumerate(spaces)]
     await gateway.ReportPresence(gateway_id="gw", entries=entries)
 
@@ -230,9 +236,10 @@ async def _replay_heartbeats(bootstrap: str, space_id: str, rules: PresenceRules
 
 
 async def test_bad_reports_are_rejected(presence):
-    gateway = PresenceClient(presence.channel, "gateway-service")
+    gateway = PresenceGateway(presence.channel, "gateway-service")
     with pytest.raises(grpc.aio.AioRpcError) as error:
-        await gateway.ReportPresence(gateway_id="", entries=_entries(["x"], "s"))
+        as_gw = PresenceClient(presence.channel, "gw", token=gateway_token("gw"))
+        await as_gw.ReportPresence(gateway_id="", entries=_entries(["x"], "s"))
     assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     with pytest.raises(grpc.aio.AioRpcError) as error:
         await gateway.ReportPresence(gateway_id="gw", entries=[pt.PresenceEntry(user_id="x")])
@@ -244,7 +251,7 @@ async def test_watch_space_sends_the_snapshot_then_the_changes_in_order(presence
     space_id = (await host.CreateSpace(title="watched")).space.space_id
     await host.StartSpace(space_id=space_id)
     await _until(lambda: _board_has(presence, space_id, "watch-host"))
-    watcher = PresenceClient(presence.channel, "gateway-service")
+    watcher = PresenceGateway(presence.channel, "gateway-service")
     stream = watcher.stub.WatchSpace(ps.WatchSpaceRequest(space_id=space_id), metadata=watcher._md())
     updates = stream.__aiter__()
 
@@ -296,7 +303,7 @@ async def test_watch_space_sends_the_snapshot_then_the_changes_in_order(presence
 
 async def _board_has(presence, space_id: str, user_id: str) -> bool:
     """Until the board has seen the host join, a snapshot could be empty."""
-    client = PresenceClient(presence.channel, "gateway-service")
+    client = PresenceGateway(presence.channel, "gateway-service")
     stream = client.stub.WatchSpace(ps.WatchSpaceRequest(space_id=space_id), metadata=client._md())
     reply = await stream.read()
     stream.cancel()

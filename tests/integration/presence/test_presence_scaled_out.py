@@ -10,7 +10,8 @@ import pytest
 from libs.streams.faust_app import partition_of
 from podium.presence.v1 import presence_service_pb2 as ps
 from podium.presence.v1 import presence_types_pb2 as pt
-from tests.integration.clients import PresenceClient
+from tests.integration.clients import PresenceClient, PresenceGateway
+from tests.support.room_log import announce_spaces
 
 pytestmark = pytest.mark.integration
 
@@ -68,8 +69,9 @@ async def test_either_replica_answers_for_every_space_and_the_survivor_takes_ove
 ):
     first = await service_factory("presence", broker=private_broker, database=private_database_url, env=ENV)
     second = await service_factory("presence", broker=private_broker, database=private_database_url, env=ENV)
-    gateway = PresenceClient(first.channel, "gateway-service")
+    gateway = PresenceGateway(first.channel, "gateway-service")
     spaces = _spaces_across_partitions()
+    await announce_spaces(private_broker.bootstrap, spaces)
     expected = {s: [f"{s}-user-{n}" for n in range(i % 3 + 1)] for i, s in enumerate(spaces)}
     entries = [pt.PresenceEntry(user_id=u, space_id=s) for s, users in expected.items() for u in users]
 
@@ -94,7 +96,7 @@ async def test_either_replica_answers_for_every_space_and_the_survivor_takes_ove
         assert snapshot.counts.current_listeners == len(expected[space_id])
 
     await first.stop()  # the survivor takes every partition and recovers them from the changelog
-    gateway = PresenceClient(second.channel, "gateway-service")
+    gateway = PresenceGateway(second.channel, "gateway-service")
 
     async def survivor_answers():
         await beat()

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from podium.presence.v1 import presence_types_pb2 as podium_dot_presence_dot_v1_dot_presence__types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)podium/presence/v1/presence_service.proto\x12\x12podium.presence.v1\x1a\'podium/presence/v1/presence_types.proto\"_\n\x15ReportPresenceRequest\x12\x12\n\ngateway_id\x18\x01 \x01(\t\x12\x32\n\x07\x65ntries\x18\x02 \x03(\x0b\x32!.podium.presence.v1.PresenceEntry\"*\n\x16ReportPresenceResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x05\"0\n\x1aGatewayDisconnectedRequest\x12\x12\n\ngateway_id\x18\x01 \x01(\t\"\x1d\n\x1bGatewayDisconnectedResponse\"R\n\x17GetSpacePresenceRequest\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"\xab\x01\n\x18GetSpacePresenceResponse\x12\x15\n\rpresent_count\x18\x01 \x01(\x05\x12/\n\x06\x63ounts\x18\x02 \x01(\x0b\x32\x1f.podium.presence.v1.SpaceCounts\x12.\n\x05users\x18\x03 \x03(\x0b\x32\x1f.podium.presence.v1.PresentUser\x12\x17\n\x0fnext_page_token\x18\x04 \x01(\t\")\n\x16GetUserPresenceRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\"k\n\x17GetUserPresenceResponse\x12\x0f\n\x07present\x18\x01 \x01(\x08\x12\x10\n\x08space_id\x18\x02 \x01(\t\x12-\n\x04user\x18\x03 \x01(\x0b\x32\x1f.podium.presence.v1.PresentUser\"%\n\x11WatchSpaceRequest\x12\x10\n\x08space_id\x18\x01 \x01(\t\"\x89\x01\n\x12WatchSpaceResponse\x12\x35\n\x08snapshot\x18\x01 \x01(\x0b\x32!.podium.presence.v1.SpaceSnapshotH\x00\x12\x32\n\x06\x63hange\x18\x02 \x01(\x0b\x32 .podium.presence.v1.MemberChangeH\x00\x42\x08\n\x06update2\xac\x04\n\x0fPresenceService\x12g\n\x0eReportPresence\x12).podium.presence.v1.ReportPresenceRequest\x1a*.podium.presence.v1.ReportPresenceResponse\x12v\n\x13GatewayDisconnected\x12..podium.presence.v1.GatewayDisconnectedRequest\x1a/.podium.presence.v1.GatewayDisconnectedResponse\x12m\n\x10GetSpacePresence\x12+.podium.presence.v1.GetSpacePresenceRequest\x1a,.podium.presence.v1.GetSpacePresenceResponse\x12j\n\x0fGetUserPresence\x12*.podium.presence.v1.GetUserPresenceRequest\x1a+.podium.presence.v1.GetUserPresenceResponse\x12]\n\nWatchSpace\x12%.podium.presence.v1.WatchSpaceRequest\x1a&.podium.presence.v1.WatchSpaceResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)podium/presence/v1/presence_service.proto\x12\x12podium.presence.v1\x1a\'podium/presence/v1/presence_types.proto\"_\n\x15ReportPresenceRequest\x12\x12\n\ngateway_id\x18\x01 \x01(\t\x12\x32\n\x07\x65ntries\x18\x02 \x03(\x0b\x32!.podium.presence.v1.PresenceEntry\"g\n\x16ReportPresenceResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x05\x12;\n\x08rejected\x18\x02 \x03(\x0b\x32).podium.presence.v1.RejectedPresenceEntry\"Y\n\x15RejectedPresenceEntry\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x10\n\x08space_id\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"0\n\x1aGatewayDisconnectedRequest\x12\x12\n\ngateway_id\x18\x01 \x01(\t\"\x1d\n\x1bGatewayDisconnectedResponse\"R\n\x17GetSpacePresenceRequest\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"\xab\x01\n\x18GetSpacePresenceResponse\x12\x15\n\rpresent_count\x18\x01 \x01(\x05\x12/\n\x06\x63ounts\x18\x02 \x01(\x0b\x32\x1f.podium.presence.v1.SpaceCounts\x12.\n\x05users\x18\x03 \x03(\x0b\x32\x1f.podium.presence.v1.PresentUser\x12\x17\n\x0fnext_page_token\x18\x04 \x01(\t\")\n\x16GetUserPresenceRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\"k\n\x17GetUserPresenceResponse\x12\x0f\n\x07present\x18\x01 \x01(\x08\x12\x10\n\x08space_id\x18\x02 \x01(\t\x12-\n\x04user\x18\x03 \x01(\x0b\x32\x1f.podium.presence.v1.PresentUser\"%\n\x11WatchSpaceRequest\x12\x10\n\x08space_id\x18\x01 \x01(\t\"\x89\x01\n\x12WatchSpaceResponse\x12\x35\n\x08snapshot\x18\x01 \x01(\x0b\x32!.podium.presence.v1.SpaceSnapshotH\x00\x12\x32\n\x06\x63hange\x18\x02 \x01(\x0b\x32 .podium.presence.v1.MemberChangeH\x00\x42\x08\n\x06update2\xac\x04\n\x0fPresenceService\x12g\n\x0eReportPresence\x12).podium.presence.v1.ReportPresenceRequest\x1a*.podium.presence.v1.ReportPresenceResponse\x12v\n\x13GatewayDisconnected\x12..podium.presence.v1.GatewayDisconnectedRequest\x1a/.podium.presence.v1.GatewayDisconnectedResponse\x12m\n\x10GetSpacePresence\x12+.podium.presence.v1.GetSpacePresenceRequest\x1a,.podium.presence.v1.GetSpacePresenceResponse\x12j\n\x0fGetUserPresence\x12*.podium.presence.v1.GetUserPresenceRequest\x1a+.podium.presence.v1.GetUserPresenceResponse\x12]\n\nWatchSpace\x12%.podium.presence.v1.WatchSpaceRequest\x1a&.podium.presence.v1.WatchSpaceResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,23 +35,25 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REPORTPRESENCEREQUEST']._serialized_start=106
   _globals['_REPORTPRESENCEREQUEST']._serialized_end=201
   _globals['_REPORTPRESENCERESPONSE']._serialized_start=203
-  _globals['_REPORTPRESENCERESPONSE']._serialized_end=245
-  _globals['_GATEWAYDISCONNECTEDREQUEST']._serialized_start=247
-  _globals['_GATEWAYDISCONNECTEDREQUEST']._serialized_end=295
-  _globals['_GATEWAYDISCONNECTEDRESPONSE']._serialized_start=297
-  _globals['_GATEWAYDISCONNECTEDRESPONSE']._serialized_end=326
-  _globals['_GETSPACEPRESENCEREQUEST']._serialized_start=328
-  _globals['_GETSPACEPRESENCEREQUEST']._serialized_end=410
-  _globals['_GETSPACEPRESENCERESPONSE']._serialized_start=413
-  _globals['_GETSPACEPRESENCERESPONSE']._serialized_end=584
-  _globals['_GETUSERPRESENCEREQUEST']._serialized_start=586
-  _globals['_GETUSERPRESENCEREQUEST']._serialized_end=627
-  _globals['_GETUSERPRESENCERESPONSE']._serialized_start=629
-  _globals['_GETUSERPRESENCERESPONSE']._serialized_end=736
-  _globals['_WATCHSPACEREQUEST']._serialized_start=738
-  _globals['_WATCHSPACEREQUEST']._serialized_end=775
-  _globals['_WATCHSPACERESPONSE']._serialized_start=778
-  _globals['_WATCHSPACERESPONSE']._serialized_end=915
-  _globals['_PRESENCESERVICE']._serialized_start=918
-  _globals['_PRESENCESERVICE']._serialized_end=1474
+  _globals['_REPORTPRESENCERESPONSE']._serialized_end=306
+  _globals['_REJECTEDPRESENCEENTRY']._serialized_start=308
+  _globals['_REJECTEDPRESENCEENTRY']._serialized_end=397
+  _globals['_GATEWAYDISCONNECTEDREQUEST']._serialized_start=399
+  _globals['_GATEWAYDISCONNECTEDREQUEST']._serialized_end=447
+  _globals['_GATEWAYDISCONNECTEDRESPONSE']._serialized_start=449
+  _globals['_GATEWAYDISCONNECTEDRESPONSE']._serialized_end=478
+  _globals['_GETSPACEPRESENCEREQUEST']._serialized_start=480
+  _globals['_GETSPACEPRESENCEREQUEST']._serialized_end=562
+  _globals['_GETSPACEPRESENCERESPONSE']._serialized_start=565
+  _globals['_GETSPACEPRESENCERESPONSE']._serialized_end=736
+  _globals['_GETUSERPRESENCEREQUEST']._serialized_start=738
+  _globals['_GETUSERPRESENCEREQUEST']._serialized_end=779
+  _globals['_GETUSERPRESENCERESPONSE']._serialized_start=781
+  _globals['_GETUSERPRESENCERESPONSE']._serialized_end=888
+  _globals['_WATCHSPACEREQUEST']._serialized_start=890
+  _globals['_WATCHSPACEREQUEST']._serialized_end=927
+  _globals['_WATCHSPACERESPONSE']._serialized_start=930
+  _globals['_WATCHSPACERESPONSE']._serialized_end=1067
+  _globals['_PRESENCESERVICE']._serialized_start=1070
+  _globals['_PRESENCESERVICE']._serialized_end=1626
 # @@protoc_insertion_point(module_scope)

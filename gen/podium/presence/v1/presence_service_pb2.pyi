@@ -47,19 +47,58 @@ class ReportPresenceResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ACCEPTED_FIELD_NUMBER: _builtins.int
+    REJECTED_FIELD_NUMBER: _builtins.int
     accepted: _builtins.int
+    """Entries recorded."""
+    @_builtins.property
+    def rejected(self) -> _containers.RepeatedCompositeFieldContainer[Global___RejectedPresenceEntry]:
+        """Entries refused, each with why; the rest of the report was recorded."""
+
     def __init__(
         self,
         *,
         accepted: _builtins.int = ...,
+        rejected: _abc.Iterable[Global___RejectedPresenceEntry] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "rejected", b"rejected"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ReportPresenceResponse: _TypeAlias = ReportPresenceResponse  # noqa: Y015
+
+@_typing.final
+class RejectedPresenceEntry(_message.Message):
+    """One entry of a ReportPresence that was not recorded."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INDEX_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    SPACE_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    index: _builtins.int
+    """Its position in the request's `entries`."""
+    user_id: _builtins.str
+    space_id: _builtins.str
+    reason: _builtins.str
+    """SPACE_NOT_FOUND or SPACE_ENDED."""
+    def __init__(
+        self,
+        *,
+        index: _builtins.int = ...,
+        user_id: _builtins.str = ...,
+        space_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["index", b"index", "reason", b"reason", "space_id", b"space_id", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RejectedPresenceEntry: _TypeAlias = RejectedPresenceEntry  # noqa: Y015
 
 @_typing.final
 class GatewayDisconnectedRequest(_message.Message):

@@ -67,14 +67,16 @@ class PresenceServiceServicer:
     """
 
     def ReportPresence(self, request, context):
-        """A gateway's heartbeat for thousands of (user, Space) entries at once.
+        """A gateway's heartbeat for thousands of (user, Space) entries at once. Only a client gateway
+        calls it, for itself: the token's gateway (`sub`) must be the request's `gateway_id`.
+        Entries for a Space that does not exist or has ended are refused one by one.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GatewayDisconnected(self, request, context):
-        """The gateway is going away: every user it holds is dropped now.
+        """The gateway is going away: every user it holds is dropped now. Only that gateway calls it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -34,9 +34,12 @@ class PresenceServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> PresenceServiceAsyncStub: ...
     ReportPresence: _grpc.UnaryUnaryMultiCallable[_presence_service_pb2.ReportPresenceRequest, _presence_service_pb2.ReportPresenceResponse]
-    """A gateway's heartbeat for thousands of (user, Space) entries at once."""
+    """A gateway's heartbeat for thousands of (user, Space) entries at once. Only a client gateway
+    calls it, for itself: the token's gateway (`sub`) must be the request's `gateway_id`.
+    Entries for a Space that does not exist or has ended are refused one by one.
+    """
     GatewayDisconnected: _grpc.UnaryUnaryMultiCallable[_presence_service_pb2.GatewayDisconnectedRequest, _presence_service_pb2.GatewayDisconnectedResponse]
-    """The gateway is going away: every user it holds is dropped now."""
+    """The gateway is going away: every user it holds is dropped now. Only that gateway calls it."""
     GetSpacePresence: _grpc.UnaryUnaryMultiCallable[_presence_service_pb2.GetSpacePresenceRequest, _presence_service_pb2.GetSpacePresenceResponse]
     """How many are present in a Space, and a page of them."""
     GetUserPresence: _grpc.UnaryUnaryMultiCallable[_presence_service_pb2.GetUserPresenceRequest, _presence_service_pb2.GetUserPresenceResponse]
@@ -52,9 +55,12 @@ class PresenceServiceAsyncStub(PresenceServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     ReportPresence: _aio.UnaryUnaryMultiCallable[_presence_service_pb2.ReportPresenceRequest, _presence_service_pb2.ReportPresenceResponse]  # type: ignore[assignment]
-    """A gateway's heartbeat for thousands of (user, Space) entries at once."""
+    """A gateway's heartbeat for thousands of (user, Space) entries at once. Only a client gateway
+    calls it, for itself: the token's gateway (`sub`) must be the request's `gateway_id`.
+    Entries for a Space that does not exist or has ended are refused one by one.
+    """
     GatewayDisconnected: _aio.UnaryUnaryMultiCallable[_presence_service_pb2.GatewayDisconnectedRequest, _presence_service_pb2.GatewayDisconnectedResponse]  # type: ignore[assignment]
-    """The gateway is going away: every user it holds is dropped now."""
+    """The gateway is going away: every user it holds is dropped now. Only that gateway calls it."""
     GetSpacePresence: _aio.UnaryUnaryMultiCallable[_presence_service_pb2.GetSpacePresenceRequest, _presence_service_pb2.GetSpacePresenceResponse]  # type: ignore[assignment]
     """How many are present in a Space, and a page of them."""
     GetUserPresence: _aio.UnaryUnaryMultiCallable[_presence_service_pb2.GetUserPresenceRequest, _presence_service_pb2.GetUserPresenceResponse]  # type: ignore[assignment]
@@ -73,7 +79,10 @@ class PresenceServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _presence_service_pb2.ReportPresenceRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_presence_service_pb2.ReportPresenceResponse, _abc.Awaitable[_presence_service_pb2.ReportPresenceResponse]]:
-        """A gateway's heartbeat for thousands of (user, Space) entries at once."""
+        """A gateway's heartbeat for thousands of (user, Space) entries at once. Only a client gateway
+        calls it, for itself: the token's gateway (`sub`) must be the request's `gateway_id`.
+        Entries for a Space that does not exist or has ended are refused one by one.
+        """
 
     @_abc_1.abstractmethod
     def GatewayDisconnected(
@@ -81,7 +90,7 @@ class PresenceServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _presence_service_pb2.GatewayDisconnectedRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_presence_service_pb2.GatewayDisconnectedResponse, _abc.Awaitable[_presence_service_pb2.GatewayDisconnectedResponse]]:
-        """The gateway is going away: every user it holds is dropped now."""
+        """The gateway is going away: every user it holds is dropped now. Only that gateway calls it."""
 
     @_abc_1.abstractmethod
     def GetSpacePresence(

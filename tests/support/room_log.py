@@ -1,0 +1,46 @@
+"""Spaces written straight into the room's topic, for tests of services that only read it.
+
+Presence refuses heartbeats for Spaces the room never created. A presence test that needs many
+Spaces, or runs on a broker of its own without a room service, announces them here instead of
+starting a room and calling CreateSpace for each: the same `SpaceCreated` envelope the room
+writes, as the first event of the Space's stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from libs.config.settings import PodiumSettings
+from libs.events.envelope import Causation, wrap
+from libs.events.kafka import make_producer
+from libs.events.topics import ROOM_EVENTS
+from podium.room.v1 import room_events_pb2 as rev
+from services.room.application.space_commands import stream_of
+
+
+async def announce_spaces(bootstrap: str, space_ids: Iterable[str], host_user_id: str = "announced-host"):
+    """Writes a `SpaceCreated` (stream version 1) for each Space to the room topic."""
+    producer = make_producer(PodiumSettings(kafka_bootstrap_servers=bootstrap), "test-room-log")
+    await producer.start()
+    try:
+        causation = Causation(actor_user_id=host_user_id, correlation_id="test", causation_id="test")
+        sent = []
+        for space_id in space_ids:
+            event = rev.SpaceCreated(space_id=space_id, host_user_id=host_user_id, title=space_id[:70])
+            envelope = wrap(
+                event,
+                producer="room",
+                stream_id=stream_of(space_id),
+                version=1,
+                space_id=space_id,
+                occurred_at=datetime.now(UTC),
+                causation=causation,
+            )
+            sent.append(
+                await producer.send(ROOM_EVENTS.name, envelope.SerializeToString(), key=space_id.encode())
+            )
+        for future in sent:
+            await future
+    finally:
+        await producer.stop()
