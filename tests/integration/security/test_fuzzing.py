@@ -3,7 +3,7 @@
 For every method of every Podium service, hypothesis builds requests from the
 message descriptor (tests/support/fuzzing.py: random and boundary values,
 oversize strings, unknown enums, out-of-range times) and sends them with the
-token of a host, a listener, a stranger or trust and safety. The rules:
+token of a host, a listener, a stranger, trust and safety or a client gateway. The rules:
 
 - never UNKNOWN or INTERNAL, and every error says something;
 - never a crash: the service is still SERVING afterwards;
@@ -14,11 +14,8 @@ token of a host, a listener, a stranger or trust and safety. The rules:
 
 from __future__ import annotations
 
-import asyncio
 import os
-import threading
 
-import asyncpg
 import grpc
 import pytest
 from google.protobuf import symbol_database
@@ -26,16 +23,15 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from libs.auth.tokens import mint_token
+from libs.auth.tokens import GATEWAY_ROLE, mint_token
 from libs.config.settings import DEV_JWT_SECRET
 from podium.media.v1 import media_service_pb2
 from podium.moderation.v1 import moderation_service_pb2
 from podium.presence.v1 import presence_service_pb2
 from podium.replay.v1 import replay_service_pb2
 from podium.room.v1 import room_service_pb2
-from tests.integration.clients import RoomClient
+from tests.integration.security.conftest import USERS
 from tests.support.fuzzing import build, message_values
-from tests.support.infrastructure import fresh_database, running_broker
 
 pytestmark = pytest.mark.integration
 
@@ -47,7 +43,7 @@ SERVICES = {
     "replay": (replay_service_pb2, "ReplayService", "replay"),
     "media-relay": (media_service_pb2, "MediaRelayService", "media_relay"),
 }
-USERS = ("fuzz-host", "fuzz-listener", "fuzz-stranger", "fuzz-safety")
+ROLES = {"fuzz-safety": ("trust-and-safety",), "fuzz-gateway": (GATEWAY_ROLE,)}
 FORBIDDEN = {grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL}
 
 
@@ -55,49 +51,6 @@ def _methods():
     for name, (module, service, _) in SERVICES.items():
         for method in module.DESCRIPTOR.services_by_name[service].methods:
             yield pytest.param(name, method, id=f"{name}.{method.name}")
-
-
-class EventCounter:
-    """Counts a schema's events from a thread of its own (the test body is synchronous)."""
-
-    def __init__(self, database_url: str):
-        self.loop = asyncio.new_event_loop()
-        threading.Thread(target=self.loop.run_forever, daemon=True).start()
-        self.conn = self._run(asyncpg.connect(database_url))
-
-    def _run(self, coro):
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(10)
-
-    def count(self, schema: str) -> int:
-        return self._run(self.conn.fetchval(f"SELECT count(*) FROM {schema}.events"))
-
-    def close(self) -> None:
-        self._run(self.conn.close())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-
-
-@pytest.fixture(scope="module")
-async def stack(run_dir, database_server):
-    """All five services on a broker and database of their own, and a live Space to aim at."""
-    from tests.support.services import start_service
-
-    async with (
-        running_broker(run_dir, external_ok=False) as broker,
-        fresh_database(database_server.url) as db,
-    ):
-        running = {
-            name: await start_service(name, bootstrap=broker.bootstrap, database_url=db, log_dir=run_dir)
-            for name in SERVICES
-        }
-        host = RoomClient(running["room"].channel, "fuzz-host")
-        space_id = (await host.CreateSpace(title="fuzzed")).space.space_id
-        await host.StartSpace(space_id=space_id)
-        await RoomClient(running["room"].channel, "fuzz-listener").JoinSpace(space_id=space_id)
-        counter = await asyncio.to_thread(EventCounter, db)
-        yield {name: s.address for name, s in running.items()}, counter, (space_id, *USERS)
-        await asyncio.to_thread(counter.close)
-        for service in running.values():
-            await service.stop()
 
 
 @pytest.mark.parametrize(("service", "method"), list(_methods()))
@@ -119,7 +72,7 @@ def test_no_request_is_an_internal_error_a_crash_or_a_half_change(stack, service
     @given(values=message_values(method.input_type, known), user=st.sampled_from(USERS))
     def one_request(values, user):
         request = build(request_class, values)
-        roles = ("trust-and-safety",) if user == "fuzz-safety" else ()
+        roles = ROLES.get(user, ())
         metadata = (("authorization", f"Bearer {mint_token(DEV_JWT_SECRET, user, roles=roles)}"),)
         before = counter.count(schema) if schema else 0
         try:

@@ -1,0 +1,58 @@
+"""The security tests' shared stack: all five services on a broker and database of their own."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import asyncpg
+import pytest
+
+from tests.integration.clients import RoomClient
+from tests.support.infrastructure import fresh_database, running_broker
+
+SERVICES = ("room", "moderation", "presence", "replay", "media-relay")
+USERS = ("fuzz-host", "fuzz-listener", "fuzz-stranger", "fuzz-safety", "fuzz-gateway")
+
+
+class EventCounter:
+    """Counts a schema's events from a thread of its own (the test body is synchronous)."""
+
+    def __init__(self, database_url: str):
+        self.loop = asyncio.new_event_loop()
+        threading.Thread(target=self.loop.run_forever, daemon=True).start()
+        self.conn = self._run(asyncpg.connect(database_url))
+
+    def _run(self, coro):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(10)
+
+    def count(self, schema: str) -> int:
+        return self._run(self.conn.fetchval(f"SELECT count(*) FROM {schema}.events"))
+
+    def close(self) -> None:
+        self._run(self.conn.close())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+@pytest.fixture(scope="package")
+async def stack(run_dir, database_server):
+    """All five services on a broker and database of their own, and a live Space to aim at."""
+    from tests.support.services import start_service
+
+    async with (
+        running_broker(run_dir, external_ok=False) as broker,
+        fresh_database(database_server.url) as db,
+    ):
+        running = {
+            name: await start_service(name, bootstrap=broker.bootstrap, database_url=db, log_dir=run_dir)
+            for name in SERVICES
+        }
+        host = RoomClient(running["room"].channel, "fuzz-host")
+        space_id = (await host.CreateSpace(title="fuzzed")).space.space_id
+        await host.StartSpace(space_id=space_id)
+        await RoomClient(running["room"].channel, "fuzz-listener").JoinSpace(space_id=space_id)
+        counter = await asyncio.to_thread(EventCounter, db)
+        yield {name: s.address for name, s in running.items()}, counter, (space_id, *USERS)
+        await asyncio.to_thread(counter.close)
+        for service in running.values():
+            await service.stop()
