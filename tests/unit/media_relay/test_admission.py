@@ -8,7 +8,14 @@ from podium.moderation.v1 import moderation_events_pb2 as mev
 from podium.moderation.v1 import moderation_types_pb2 as mt
 from podium.room.v1 import room_events_pb2 as rev
 from podium.room.v1 import room_types_pb2 as rt
-from services.media_relay.domain.admission import Admission, SpaceMedia, admit, evolve
+from services.media_relay.domain.admission import (
+    Admission,
+    SpaceMedia,
+    admit,
+    admit_subscriber,
+    evolve,
+    membership_change,
+)
 
 S = "space-1"
 
@@ -83,3 +90,40 @@ def test_evolve_is_pure():
     evolve(space, rev.SpeakerRemoved(space_id=S, user_id="spk"))
     evolve(space, mev.ParticipantMuted(space_id=S, user_id="spk", kind=mt.MUTE_KIND_HOST))
     assert space.speakers == speakers and space.mutes == {}
+
+
+# Who may hear a Space: subscriptions
+
+
+def members_after(*events) -> set[str]:
+    members: set[str] = set()
+    for event in events:
+        change = membership_change(event)
+        if change is not None:
+            user_id, joined = change
+            (members.add if joined else members.discard)(user_id)
+    return members
+
+
+def test_a_gateway_hears_a_live_space_whoever_is_in_it():
+    space = given(*LIVE)
+    assert admit_subscriber(space, None, False) is Admission.ADMITTED
+    assert admit_subscriber(given(LIVE[0]), None, False) is Admission.NOT_LIVE
+    assert admit_subscriber(given(*LIVE, rev.SpaceEnded(space_id=S)), None, False) is Admission.ENDED
+    assert admit_subscriber(None, None, False) is Admission.UNKNOWN_SPACE
+
+
+def test_a_user_hears_a_live_space_only_while_in_it():
+    space = given(*LIVE)
+    assert admit_subscriber(space, "fan", "fan" in members_after(*LIVE)) is Admission.ADMITTED
+    assert admit_subscriber(space, "stranger", False) is Admission.NOT_A_PARTICIPANT
+    assert admit_subscriber(given(LIVE[0]), "fan", True) is Admission.NOT_LIVE
+
+
+def test_leaving_and_removal_take_a_user_out_and_a_rejoin_brings_them_back():
+    left = (*LIVE, rev.ParticipantLeft(space_id=S, user_id="fan"))
+    removed = (*LIVE, mev.ParticipantRemoved(space_id=S, user_id="spk"))
+    assert members_after(*left) == {"host", "spk"}
+    assert members_after(*removed) == {"host", "fan"}
+    assert members_after(*left, rev.ParticipantJoined(space_id=S, user_id="fan")) == {"host", "spk", "fan"}
+    assert membership_change(rev.SpeakerAdded(space_id=S, user_id="fan")) is None
