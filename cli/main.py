@@ -163,8 +163,10 @@ def demo(
     """Drive a realistic Space over gRPC and print its timeline, read back from the services."""
     import grpc
 
+    from libs.config.settings import PodiumSettings
     from libs.devstack.demo import run_demo
     from libs.devstack.stack import read_state
+    from libs.grpckit.channels import ClientTls
 
     if not room:
         try:
@@ -176,7 +178,8 @@ def demo(
         moderation = moderation or services.get("moderation", "")
         presence = presence or services.get("presence", "")
     try:
-        timeline = asyncio.run(run_demo(room, _secret(), moderation, presence))
+        tls = ClientTls.from_settings(PodiumSettings())  # PODIUM_GRPC_TLS_CA_FILE etc., when set
+        timeline = asyncio.run(run_demo(room, _secret(), moderation, presence, tls))
     except grpc.aio.AioRpcError as e:
         console.print(f"[red]{e.code().name}[/red]: {e.details()} (is the stack up at {room}?)")
         raise typer.Exit(1) from e

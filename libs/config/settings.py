@@ -14,6 +14,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEV_JWT_SECRET = "podium-dev-secret-change-me-in-production"
 
 
+def env_name(field: str) -> str:
+    """The environment variable that sets a `PodiumSettings` field, for messages that name it."""
+    return f"PODIUM_{field.upper()}"
+
+
 class PodiumSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PODIUM_", extra="ignore", populate_by_name=True)
 

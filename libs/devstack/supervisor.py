@@ -16,6 +16,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from libs.devstack.catalogue import ServiceSpec
+from libs.grpckit.channels import ClientTls, dial
 
 
 class ServiceFailed(RuntimeError):
@@ -78,8 +79,9 @@ class ServiceProcess:
         return "\n".join(self._tail)
 
     async def health(self) -> str:
-        """SERVING, NOT_SERVING, or DOWN when nothing answers."""
-        async with grpc.aio.insecure_channel(self.address) as channel:
+        """SERVING, NOT_SERVING, or DOWN when nothing answers. Over TLS when the service's
+        environment configures it, as the service's own peers would call it."""
+        async with dial(self.address, ClientTls.from_env(self.env)) as channel:
             stub = health_pb2_grpc.HealthStub(channel)
             try:
                 reply = await stub.Check(

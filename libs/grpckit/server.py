@@ -4,6 +4,9 @@ Health has an overall entry ("") and one per service; all say NOT_SERVING
 until the service calls `serving()`, which it does once its projections have
 caught up with the log. On SIGTERM or SIGINT health flips to NOT_SERVING, new
 calls are refused and running calls get `shutdown_grace_seconds` to finish.
+
+With a certificate and key in the settings the server serves TLS only, and
+requires client certificates when a client CA is set (`libs.grpckit.tls`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from grpc_reflection.v1alpha import reflection
 
 from libs.config.settings import PodiumSettings
 from libs.grpckit.handlers import end_streams
+from libs.grpckit.tls import server_credentials
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +51,18 @@ class GrpcHost:
     async def start(self, address: str) -> int:
         for name in ("", *self.service_names):
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-        self.port = self.server.add_insecure_port(address)
+        credentials = server_credentials(self.settings)  # before binding: a bad file stops the start
+        if credentials is None:
+            self.port = self.server.add_insecure_port(address)
+        else:
+            self.port = self.server.add_secure_port(address, credentials)
         if not self.port:
             raise OSError(f"could not bind {address}")
         await self.server.start()
-        log.info("gRPC listening on %s (port %d)", address, self.port)
+        transport = "plaintext" if credentials is None else "TLS"
+        if credentials is not None and self.settings.grpc_tls_client_ca_file:
+            transport = "mTLS (client certificates required)"
+        log.info("gRPC listening on %s (port %d, %s)", address, self.port, transport)
         return self.port
 
     async def serving(self) -> None:

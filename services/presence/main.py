@@ -15,6 +15,7 @@ import logging
 from libs.config.runtime import run
 from libs.events.kafka import make_producer
 from libs.events.topics import DEAD_LETTER, PRESENCE_EVENTS, PRESENCE_HEARTBEATS, ROOM_EVENTS, ensure_topics
+from libs.grpckit.channels import ClientTls
 from libs.grpckit.server import GrpcHost
 from libs.grpckit.shell import authenticator_for
 from libs.projection.runner import ProjectionRunner
@@ -56,7 +57,13 @@ async def serve(settings: PresenceSettings) -> None:
         rewrite={streams.table: lambda space_id: partition_of(space_id, settings.topic_partitions)},
         on_lost=streams.forget_offsets,
     )
-    peers = PeerRouter(streams.app, streams.table.name, settings.topic_partitions, own_address)
+    peers = PeerRouter(
+        streams.app,
+        streams.table.name,
+        settings.topic_partitions,
+        own_address,
+        tls=ClientTls.from_settings(settings),
+    )
     producer = make_producer(settings, client_id="presence-api")
     host = GrpcHost(settings, [SERVICE_NAME])
     board = SpaceBoard()

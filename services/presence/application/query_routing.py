@@ -22,6 +22,7 @@ import grpc
 from google.protobuf.message import Message
 from yarl import URL
 
+from libs.grpckit.channels import ClientTls, dial
 from libs.grpckit.handlers import Caller
 from libs.streams.faust_app import partition_of
 
@@ -35,12 +36,21 @@ _PASSED_ON = ("authorization", "x-correlation-id", "traceparent", "tracestate")
 
 
 class PeerRouter:
-    def __init__(self, app, table_name: str, partitions: int, own_address: str, timeout_seconds: float = 2.0):
+    def __init__(
+        self,
+        app,
+        table_name: str,
+        partitions: int,
+        own_address: str,
+        timeout_seconds: float = 2.0,
+        tls: ClientTls | None = None,
+    ):
         self.app = app
         self.partitions = partitions
         self.table_name = table_name
         self.own_address = own_address
         self.timeout_seconds = timeout_seconds
+        self.tls = tls
         self._channels: dict[str, grpc.aio.Channel] = {}
 
     def owner(self, space_id: str, caller: Caller) -> str | None:
@@ -66,7 +76,7 @@ class PeerRouter:
         """The owner's answer, or None when it cannot be reached (then answer locally)."""
         channel = self._channels.get(address)
         if channel is None:
-            channel = self._channels[address] = grpc.aio.insecure_channel(address)
+            channel = self._channels[address] = dial(address, self.tls)
         call = channel.unary_unary(
             f"/{SERVICE}/{method}",
             request_serializer=type(request).SerializeToString,
