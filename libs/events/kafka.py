@@ -24,6 +24,8 @@ which says the topic is gone, and so waits until the topic's owner has made it
 again (Apache Kafka's Java client waits for a metadata update after a
 disconnect in the same way). A client with no connection open when the broker
 went away keeps its old metadata until it next refreshes it (every 5 s here).
+
+Every client connects as `libs.events.kafka_security` says (TLS, SASL).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from aiokafka.conn import CloseReason
 from aiokafka.protocol.metadata import MetadataRequest
 
 from libs.config.settings import PodiumSettings
+from libs.events.kafka_security import kafka_security
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +94,7 @@ def make_producer(settings: PodiumSettings, client_id: str) -> AIOKafkaProducer:
         max_batch_size=256 * 1024,
         request_timeout_ms=15000,
         retry_backoff_ms=200,
+        **kafka_security(settings),
     )
 
 
@@ -105,6 +109,7 @@ def make_reader(settings: PodiumSettings, client_id: str, **overrides) -> AIOKaf
         fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
         max_partition_fetch_bytes=4 * 1024 * 1024,
         metadata_max_age_ms=5000,
+        **kafka_security(settings),
     )
     options.update(overrides)
     return AIOKafkaConsumer(**options)

@@ -90,10 +90,11 @@ ALL_TOPICS = (
 
 
 async def ensure_topics(
-    bootstrap: str, specs: tuple[TopicSpec, ...], partitions: int, replication: int
+    bootstrap: str, specs: tuple[TopicSpec, ...], partitions: int, replication: int, **client_options
 ) -> None:
-    """Creates the topics that do not exist yet; existing ones are left as they are."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    """Creates the topics that do not exist yet; existing ones are left as they are. A service passes
+    its connection security (`**kafka_security(settings)`) as `client_options`."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_options)
     await admin.start()
     try:
         existing = set(await admin.list_topics())

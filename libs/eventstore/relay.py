@@ -29,6 +29,7 @@ from aiokafka.errors import KafkaError
 from libs.config.settings import PodiumSettings
 from libs.events.envelope import EventEnvelope
 from libs.events.kafka import log_end_offsets, make_producer, make_reader, partitions_of
+from libs.events.kafka_security import kafka_security
 from libs.events.topics import TopicSpec, ensure_topics
 from libs.eventstore.schema import notify_channel, quoted
 from libs.telemetry.metrics import OUTBOX_BACKLOG, OUTBOX_PUBLISHED
@@ -125,6 +126,7 @@ class OutboxRelay:
             self.topics,
             self.settings.topic_partitions,
             self.settings.topic_replication_factor,
+            **kafka_security(self.settings),
         )
         producer = make_producer(self.settings, client_id=f"{self.schema}-relay")
         await producer.start()
@@ -226,6 +228,7 @@ class OutboxRelay:
                     gone,
                     self.settings.topic_partitions,
                     self.settings.topic_replication_factor,
+                    **kafka_security(self.settings),
                 )
             for topic, acknowledged in counts.items():
                 if acknowledged <= 0:
@@ -255,6 +258,7 @@ class OutboxRelay:
                         tuple(t for t in self.topics if t.name == topic),
                         self.settings.topic_partitions,
                         self.settings.topic_replication_factor,
+                        **kafka_security(self.settings),
                     )
                     await reseed(self.pool, self.schema, topic)
                     self.reseeds += 1

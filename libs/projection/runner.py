@@ -35,6 +35,7 @@ from google.protobuf.message import DecodeError, Message
 from libs.config.settings import PodiumSettings
 from libs.events.envelope import EventEnvelope, unwrap
 from libs.events.kafka import make_producer, make_reader, partitions_of
+from libs.events.kafka_security import kafka_security
 from libs.events.registry import UnknownEventType
 from libs.events.topics import DEAD_LETTER, TopicSpec, ensure_topics
 from libs.projection.ordering import StreamGate, Verdict
@@ -105,6 +106,7 @@ class ProjectionRunner:
             topics,
             self.settings.topic_partitions,
             self.settings.topic_replication_factor,
+            **kafka_security(self.settings),
         )
         self._consumer = make_reader(self.settings, self.client_id)
         await self._consumer.start()

@@ -4,7 +4,8 @@ In-memory table stores recovered from their changelogs, acks from all
 replicas, idempotence as configured (off against the dev broker), and short
 rebalance timeouts so a restarted replica takes its partitions back quickly.
 Podium topics are raw bytes both ways: the processors decode protobuf
-themselves.
+themselves. The app connects as every other Podium Kafka client does (TLS,
+SASL: `libs.events.kafka_security`), through faust's `broker_credentials`.
 
 Two faust behaviours are corrected here, both found by the SIGKILL fault tests:
 
@@ -29,6 +30,7 @@ from faust.transport.producer import ProducerBuffer
 
 from libs.config.settings import PodiumSettings
 from libs.events.kafka import log_end_offsets, make_reader
+from libs.events.kafka_security import kafka_security
 from libs.events.topics import TopicSpec
 
 log = logging.getLogger(__name__)
@@ -37,6 +39,22 @@ log = logging.getLogger(__name__)
 def partition_of(key: str, partitions: int) -> int:
     """Kafka's default partitioner (murmur2), as every client computes it."""
     return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+
+
+def faust_credentials(settings: PodiumSettings) -> faust.SASLCredentials | faust.SSLCredentials | None:
+    """The Kafka security settings as faust's `broker_credentials` (None: plaintext), made from the
+    same options as every aiokafka client's (faust hands them on to its own aiokafka clients)."""
+    options = kafka_security(settings)
+    if "sasl_mechanism" in options:
+        return faust.SASLCredentials(
+            username=options["sasl_plain_username"],
+            password=options["sasl_plain_password"],
+            mechanism=options["sasl_mechanism"],
+            ssl_context=options.get("ssl_context"),  # with a context, faust says SASL_SSL
+        )
+    if "ssl_context" in options:
+        return faust.SSLCredentials(options["ssl_context"])
+    return None
 
 
 def make_faust_app(
@@ -49,7 +67,10 @@ def make_faust_app(
 ) -> faust.App:
     """`canonical_url` is what the other members of the group learn as this one's address (faust's
     assignor shares it), so a replica can send a query about a key to the replica that owns it."""
-    extra = {"canonical_url": canonical_url} if canonical_url else {}
+    extra: dict[str, object] = {"canonical_url": canonical_url} if canonical_url else {}
+    credentials = faust_credentials(settings)
+    if credentials is not None:
+        extra["broker_credentials"] = credentials
     app = faust.App(
         app_id,
         broker=[f"kafka://{server}" for server in settings.kafka_bootstrap_servers.split(",")],

@@ -47,6 +47,7 @@ from aiokafka.errors import KafkaError
 from mode.utils.times import want_seconds
 
 from libs.config.settings import PodiumSettings
+from libs.events.kafka_security import kafka_security
 from libs.events.topics import TopicSpec, ensure_topics
 from libs.telemetry.metrics import BROKER_LOG_LOSSES
 
@@ -102,7 +103,9 @@ class LostLogGuard:
                 await self._task
 
     async def _watch(self) -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap_servers)
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=self.settings.kafka_bootstrap_servers, **kafka_security(self.settings)
+        )
         await admin.start()
         try:
             while True:
@@ -140,6 +143,7 @@ class LostLogGuard:
             self.own_topics(),
             self.settings.topic_partitions,
             self.settings.topic_replication_factor,
+            **kafka_security(self.settings),
         )
         # The Kafka client under faust's producer still has the lost topics' metadata; it must
         # learn the new partitions before anything is sent to them.

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 
 from libs.config.runtime import run
+from libs.events.kafka_security import kafka_security
 from libs.events.topics import (
     ANALYTICS_LISTENERS_PER_MINUTE,
     ANALYTICS_SPACE_STATS,
@@ -44,7 +45,11 @@ TOPICS = (
 
 async def serve(settings: AnalyticsSettings) -> None:
     await ensure_topics(
-        settings.kafka_bootstrap_servers, TOPICS, settings.topic_partitions, settings.topic_replication_factor
+        settings.kafka_bootstrap_servers,
+        TOPICS,
+        settings.topic_partitions,
+        settings.topic_replication_factor,
+        **kafka_security(settings),
     )
     streams = AnalyticsStreams(
         settings,

@@ -14,6 +14,7 @@ import logging
 
 from libs.config.runtime import run
 from libs.events.kafka import make_producer
+from libs.events.kafka_security import kafka_security
 from libs.events.topics import DEAD_LETTER, PRESENCE_EVENTS, PRESENCE_HEARTBEATS, ROOM_EVENTS, ensure_topics
 from libs.grpckit.channels import ClientTls
 from libs.grpckit.server import GrpcHost
@@ -40,6 +41,7 @@ async def serve(settings: PresenceSettings) -> None:
         (PRESENCE_HEARTBEATS, PRESENCE_EVENTS, ROOM_EVENTS, DEAD_LETTER),
         settings.topic_partitions,
         settings.topic_replication_factor,
+        **kafka_security(settings),
     )
     own_address = f"{settings.presence_advertised_host}:{settings.presence_port}"
     streams = PresenceStreams(

@@ -37,6 +37,7 @@ from aiokafka.errors import KafkaError
 
 from libs.config.settings import PodiumSettings
 from libs.events.kafka import make_producer
+from libs.events.kafka_security import kafka_security
 from libs.events.topics import MEDIA_RECORDING, ensure_topics
 from services.media_relay.application.fanout import varint
 
@@ -118,6 +119,7 @@ class Recorder:
             (MEDIA_RECORDING,),
             self.settings.topic_partitions,
             self.settings.topic_replication_factor,
+            **kafka_security(self.settings),
         )
 
     async def start(self) -> None:

@@ -52,6 +52,7 @@ from google.protobuf.message import DecodeError
 
 from libs.config.settings import PodiumSettings
 from libs.events.kafka import log_end_offsets, make_reader, partitions_of
+from libs.events.kafka_security import kafka_security
 from libs.events.topics import MEDIA_RECORDING, ensure_topics
 from libs.eventstore.schema import quoted
 from podium.media.v1 import media_types_pb2 as mt
@@ -136,6 +137,7 @@ class RecordingSpool:
             (MEDIA_RECORDING,),
             self.settings.topic_partitions,
             self.settings.topic_replication_factor,
+            **kafka_security(self.settings),
         )
 
     async def _spool(self, conn: asyncpg.Connection) -> None:
