@@ -22,7 +22,8 @@ Idempotency. With a `request_id`, the response is stored in the same
 statement as the events, under a unique key. A retry's record collides with
 it, so the retry's append fails whole and the caller gets the stored response;
 a retry that would now be rejected also gets the stored response. The same id
-with a different request is rejected.
+with a different request is rejected. A record older than the store's retention
+counts as absent: a retry after it is a new request.
 """
 
 from __future__ import annotations
@@ -58,10 +59,15 @@ R = TypeVar("R", bound=Message)
 
 @dataclass(frozen=True)
 class RequestKey:
-    """Identifies one logical request: who sent it, to which method, with which id."""
+    """Identifies one logical request: who sent it, to which method, with which id.
+
+    A client's record `expires` after the store's retention; a reaction's (keyed by
+    the event it reacts to, which is read again on every start) is kept.
+    """
 
     key: str
     fingerprint: str
+    expires: bool = True
 
     @classmethod
     def of(cls, user_id: str, method: str, request_id: str, request: Message) -> RequestKey | None:
@@ -254,7 +260,10 @@ class CommandExecutor(Generic[C, S]):
             if call.request_key:
                 records.append(
                     IdempotencyRecord(
-                        call.request_key.key, call.request_key.fingerprint, response.SerializeToString()
+                        call.request_key.key,
+                        call.request_key.fingerprint,
+                        response.SerializeToString(),
+                        expires=call.request_key.expires,
                     )
                 )
             outcomes.append((call, response))

@@ -97,7 +97,8 @@ class CommandIssuer:
             respond=respond,
             response_type=Empty,
             key=key,
-            request_key=RequestKey(f"{self.system_actor}:{causation_id}", "system")
+            # Kept for ever: the cause is read again on every start, however old it is.
+            request_key=RequestKey(f"{self.system_actor}:{causation_id}", "system", expires=False)
             if once_per_cause
             else None,
         )

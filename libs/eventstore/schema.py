@@ -5,7 +5,10 @@
 - `outbox`: what the relay still has to publish, written in the same
   transaction as `events`.
 - `idempotency`: the first response to each `request_id`, written in the same
-  transaction as the events it produced.
+  transaction as the events it produced. A client's record `expires` after the
+  retention (`created_at`, purged by IdempotencyPurge); the record of a reaction
+  to another service's event does not, because that event is read again on
+  every start.
 - `relay_state`: how many records the relay has seen acknowledged per topic, to
   notice a broker that lost its log.
 
@@ -52,8 +55,24 @@ CREATE TABLE IF NOT EXISTS {s}.idempotency (
     key text PRIMARY KEY,
     fingerprint text NOT NULL,
     response bytea NOT NULL,
-    created_at timestamptz NOT NULL DEFAULT now()
+    created_at timestamptz NOT NULL DEFAULT now(),
+    expires boolean NOT NULL DEFAULT true
 );
+-- Stores created before records expired. Adding a column with a non-volatile default is a
+-- catalogue change (PostgreSQL 11+), not a table rewrite; both statements are no-ops once done.
+ALTER TABLE {s}.idempotency ADD COLUMN IF NOT EXISTS created_at timestamptz NOT NULL DEFAULT now();
+DO $$
+BEGIN
+    IF NOT EXISTS (
+        SELECT 1 FROM information_schema.columns
+        WHERE table_schema = '{s}' AND table_name = 'idempotency' AND column_name = 'expires'
+    ) THEN
+        ALTER TABLE {s}.idempotency ADD COLUMN expires boolean NOT NULL DEFAULT true;
+        -- Once: the records of reactions to other services' events (fingerprint 'system') are kept.
+        UPDATE {s}.idempotency SET expires = false WHERE fingerprint = 'system';
+    END IF;
+END $$;
+CREATE INDEX IF NOT EXISTS idempotency_expiring ON {s}.idempotency (created_at) WHERE expires;
 CREATE TABLE IF NOT EXISTS {s}.relay_state (
     topic text PRIMARY KEY,
     published_count bigint NOT NULL DEFAULT 0

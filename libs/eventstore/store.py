@@ -3,13 +3,18 @@
 One `append` is one SQL statement, hence one transaction: the events, their
 outbox rows and (when the command carried a `request_id`) the stored response
 all commit together, or none of them do. A command is acknowledged only after that commit.
+
+Stored responses expire: a record older than `idempotency_retention` is treated
+as absent by every lookup and by `append` (which replaces it), whether or not
+`purge_expired_responses` has deleted it yet. Records with `expires=False` (the
+reactions to other services' events) are kept.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import asyncpg
 from google.protobuf.message import Message
@@ -37,6 +42,7 @@ class IdempotencyRecord:
     key: str
     fingerprint: str
     response: bytes
+    expires: bool = True
 
 
 @dataclass(frozen=True)
@@ -64,10 +70,20 @@ class RecordedEvent:
 
 
 class EventStore:
-    def __init__(self, pool: asyncpg.Pool, schema: str, producer: str):
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        schema: str,
+        producer: str,
+        *,
+        idempotency_retention: timedelta = timedelta(days=1),
+    ):
         self.pool = pool
         self.schema = quoted(schema)
         self.producer = producer
+        self.idempotency_retention = idempotency_retention
+        # A stored response still stands: kept for ever, or younger than the retention ($2).
+        self._live = "(NOT expires OR created_at > now() - $2::interval)"
 
     async def load(self, stream_id: str, after_version: int = 0) -> list[RecordedEvent]:
         rows = await self.pool.fetch(
@@ -94,19 +110,49 @@ class EventStore:
         return [_recorded(r) for r in rows]
 
     async def stored_response(self, key: str) -> StoredResponse | None:
-        row = await self.pool.fetchrow(
-            f"SELECT fingerprint, response FROM {self.schema}.idempotency WHERE key = $1", key
-        )
-        return StoredResponse(row["fingerprint"], bytes(row["response"])) if row else None
+        return (await self.stored_responses([key])).get(key)
 
     async def stored_responses(self, keys: Sequence[str]) -> dict[str, StoredResponse]:
+        """The responses stored under `keys`, leaving out those older than the retention."""
         if not keys:
             return {}
         rows = await self.pool.fetch(
-            f"SELECT key, fingerprint, response FROM {self.schema}.idempotency WHERE key = ANY($1::text[])",
+            f"SELECT key, fingerprint, response FROM {self.schema}.idempotency "
+            f"WHERE key = ANY($1::text[]) AND {self._live}",
             list(keys),
+            self.idempotency_retention,
         )
         return {r["key"]: StoredResponse(r["fingerprint"], bytes(r["response"])) for r in rows}
+
+    async def purge_expired_responses(self, limit: int = 1000) -> int:
+        """Deletes up to `limit` of the oldest expired records; returns how many.
+
+        Safe on every replica at once: rows another purge holds are skipped, not waited for.
+        """
+        return await self.pool.fetchval(
+            f"""
+            WITH doomed AS (
+                SELECT key FROM {self.schema}.idempotency
+                WHERE expires AND created_at <= now() - $1::interval
+                ORDER BY created_at LIMIT $2
+                FOR UPDATE SKIP LOCKED
+            ), purged AS (
+                DELETE FROM {self.schema}.idempotency i USING doomed WHERE i.key = doomed.key RETURNING 1
+            )
+            SELECT count(*) FROM purged
+            """,
+            self.idempotency_retention,
+            limit,
+        )
+
+    async def _forget_expired(self, keys: Sequence[str]) -> int:
+        """Deletes the expired records among `keys`, so that new ones can take their place."""
+        status = await self.pool.execute(
+            f"DELETE FROM {self.schema}.idempotency WHERE key = ANY($1::text[]) AND NOT {self._live}",
+            list(keys),
+            self.idempotency_retention,
+        )
+        return int(status.split()[-1])
 
     async def append(
         self,
@@ -152,32 +198,39 @@ class EventStore:
                 INSERT INTO {s}.outbox (global_position, topic, key, envelope)
                 SELECT global_position, $4, $12, envelope FROM appended ORDER BY global_position
             ), remembered AS (
-                INSERT INTO {s}.idempotency (key, fingerprint, response)
-                SELECT * FROM unnest($9::text[], $10::text[], $11::bytea[])
+                INSERT INTO {s}.idempotency (key, fingerprint, response, expires)
+                SELECT * FROM unnest($9::text[], $10::text[], $11::bytea[], $13::boolean[])
             )
             SELECT count(*) FROM appended
         """
-        try:
-            await self.pool.fetchval(
-                sql,
-                [e.event_id for e in envelopes],
-                stream_id,
-                space_id,
-                topic,
-                [e.stream_version for e in envelopes],
-                [e.event_type for e in envelopes],
-                [e.occurred_at for e in events],
-                [e.SerializeToString() for e in envelopes],
-                [r.key for r in idempotency],
-                [r.fingerprint for r in idempotency],
-                [r.response for r in idempotency],
-                key if key is not None else space_id,
-            )
-        except asyncpg.UniqueViolationError as e:
-            if "idempotency" in (e.constraint_name or "") or e.table_name == "idempotency":
-                raise DuplicateRequest(e.detail or "") from e
-            raise ConcurrencyConflict(f"stream {stream_id} moved past version {expected_version}") from e
-        return envelopes
+        args = (
+            [e.event_id for e in envelopes],
+            stream_id,
+            space_id,
+            topic,
+            [e.stream_version for e in envelopes],
+            [e.event_type for e in envelopes],
+            [e.occurred_at for e in events],
+            [e.SerializeToString() for e in envelopes],
+            [r.key for r in idempotency],
+            [r.fingerprint for r in idempotency],
+            [r.response for r in idempotency],
+            key if key is not None else space_id,
+            [r.expires for r in idempotency],
+        )
+        while True:
+            try:
+                await self.pool.fetchval(sql, *args)
+                return envelopes
+            except asyncpg.UniqueViolationError as e:
+                if "idempotency" not in (e.constraint_name or "") and e.table_name != "idempotency":
+                    raise ConcurrencyConflict(
+                        f"stream {stream_id} moved past version {expected_version}"
+                    ) from e
+                # A record past the retention that no purge has deleted yet is no record:
+                # delete it and append again. Otherwise a live record won (a retry, or a race).
+                if not await self._forget_expired([r.key for r in idempotency]):
+                    raise DuplicateRequest(e.detail or "") from e
 
 
 def _recorded(row) -> RecordedEvent:

@@ -1,7 +1,7 @@
 """The shell every service's composition root wires its parts into.
 
     shell = ServiceShell(settings, schema="room", producer="room", publishes=(ROOM_EVENTS,), ...)
-    async with shell:                       # pool, schema migration, event store
+    async with shell:                       # pool, schema migration, event store, idempotency purge
         shell.add_projection(SpaceDirectory())
         add_RoomServiceServicer_to_server(api, shell.host.server)
         await shell.serve(port)             # until SIGTERM/SIGINT
@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from datetime import timedelta
 from typing import Protocol
 
+from libs.application.idempotency_purge import IdempotencyPurge
 from libs.auth.keys import KeySet
 from libs.auth.tokens import TokenVerifier
 from libs.config.settings import PodiumSettings
@@ -73,7 +75,13 @@ class ServiceShell:
     async def __aenter__(self) -> ServiceShell:
         self.pool = await create_pool(self.settings)
         await migrate(self.pool, self.schema)
-        self.store = EventStore(self.pool, self.schema, producer=self.producer)
+        self.store = EventStore(
+            self.pool,
+            self.schema,
+            producer=self.producer,
+            idempotency_retention=timedelta(seconds=self.settings.idempotency_retention_seconds),
+        )
+        self.add_background(IdempotencyPurge(self.store, self.settings.idempotency_purge_interval_seconds))
         return self
 
     async def __aexit__(self, *exc) -> None:

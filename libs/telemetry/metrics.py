@@ -6,6 +6,7 @@ The names a platform team alerts on (docs/operations.md lists the alerts):
     podium_grpc_request_seconds{method}            latency histogram
     podium_outbox_backlog{schema}                  events committed, not yet on the broker
     podium_outbox_published_total{schema}          events the relay published
+    podium_idempotency_purged_total{schema}        stored responses deleted after the retention
     podium_projection_lag_records{projection}      records on the broker not yet applied
     podium_projection_caught_up{projection}        1 once the view has caught up
     podium_media_frames_total{direction}           relay frames: in, out, dropped, refused
@@ -34,6 +35,11 @@ OUTBOX_BACKLOG = Gauge(
     "podium_outbox_backlog", "Events committed but not yet published to the broker.", ["schema"]
 )
 OUTBOX_PUBLISHED = Counter("podium_outbox_published", "Events the outbox relay published.", ["schema"])
+IDEMPOTENCY_PURGED = Counter(
+    "podium_idempotency_purged",
+    "Stored responses to request_ids deleted because they outlived the retention.",
+    ["schema"],
+)
 PROJECTION_LAG = Gauge(
     "podium_projection_lag_records",
     "Records on the broker that the projection has not applied.",
