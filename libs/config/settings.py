@@ -6,10 +6,13 @@ configuration table lists every variable; keep the two in step.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from libs.auth.keys import KeyConfigurationError, parse_previous_secrets
+from libs.config.production import hs256_key_problem, local_addresses
 
 DEV_JWT_SECRET = "podium-dev-secret-change-me-in-production"
 
@@ -131,3 +134,54 @@ class PodiumSettings(BaseSettings):
         "uvloop",
         description="Event loop implementation; uvloop is faster, asyncio is the standard library's.",
     )
+
+    #: Whether the service keeps state in PostgreSQL; presence and analytics do not, and leave
+    #: `database_url` at its default.
+    uses_database: ClassVar[bool] = True
+
+    def production_problems(self) -> list[str]:
+        """What makes these settings unsafe in production: one line per setting, naming its
+        environment variable (empty: nothing). Pure. Each service's settings extend it with their
+        own rules; `libs.config.production` refuses to start on any."""
+        problems = []
+        if problem := hs256_key_problem(self.jwt_secret.get_secret_value(), DEV_JWT_SECRET):
+            problems.append(f"PODIUM_JWT_SECRET {problem}")
+        try:
+            previous = list(parse_previous_secrets(self.jwt_previous_secrets.get_secret_value()))
+        except KeyConfigurationError:
+            previous = []  # malformed: the key set refuses it at start, with its own message
+        weak = [
+            f"the key of kid {k.kid!r} {problem}"
+            for k in previous
+            if (problem := hs256_key_problem(k.key, DEV_JWT_SECRET))
+        ]
+        if weak:
+            problems.append(f"PODIUM_JWT_PREVIOUS_SECRETS has unsafe keys: {'; '.join(weak)}")
+        for field, what in (
+            ("grpc_tls_cert_file", "a certificate chain"),
+            ("grpc_tls_key_file", "the certificate's private key"),
+        ):
+            if not getattr(self, field):
+                problems.append(
+                    f"PODIUM_{field.upper()} is unset: the gRPC server would serve plaintext; give it {what}"
+                )
+        if self.kafka_security_protocol in ("PLAINTEXT", "SASL_PLAINTEXT"):
+            problems.append(
+                f"PODIUM_KAFKA_SECURITY_PROTOCOL is {self.kafka_security_protocol}: Kafka traffic "
+                "would be unencrypted; use SSL or SASL_SSL"
+            )
+        servers = [s for s in self.kafka_bootstrap_servers.split(",") if s.strip()]
+        if local := local_addresses(servers):
+            problems.append(
+                f"KAFKA_BOOTSTRAP_SERVERS names this machine ({', '.join(local)}): set your brokers' addresses"
+            )
+        if self.topic_replication_factor < 2:
+            problems.append(
+                f"PODIUM_TOPIC_REPLICATION_FACTOR is {self.topic_replication_factor}: topics a service "
+                "creates would live on one broker, and be lost with it; set 3"
+            )
+        if self.uses_database and self.database_url == type(self).model_fields["database_url"].default:
+            problems.append(
+                f"DATABASE_URL is the development default ({self.database_url}); set your database's URL"
+            )
+        return problems

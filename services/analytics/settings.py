@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field
 
 from libs.config.settings import PodiumSettings
 
 
 class AnalyticsSettings(PodiumSettings):
+    uses_database: ClassVar[bool] = False  # its tables live in changelog topics
+
     analytics_port: int = Field(
         50056, ge=0, le=65535, description="Port of the analytics gRPC server (health only)."
     )

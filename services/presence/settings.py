@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field
 
+from libs.config.production import is_local_host
 from libs.config.settings import PodiumSettings
 from services.presence.domain.space_presence import PresenceRules
 
 
 class PresenceSettings(PodiumSettings):
+    uses_database: ClassVar[bool] = False  # its table lives in a changelog topic
+
     presence_port: int = Field(50052, ge=0, le=65535, description="Port of the presence gRPC server.")
     presence_bind_host: str = Field("0.0.0.0", description="Interface the presence gRPC server binds.")
     presence_advertised_host: str = Field(
@@ -38,6 +43,15 @@ class PresenceSettings(PodiumSettings):
         ge=1,
         description="batch.size of the stream producer (table changelog, events, ticks).",
     )
+
+    def production_problems(self) -> list[str]:
+        problems = super().production_problems()
+        if is_local_host(self.presence_advertised_host):
+            problems.append(
+                f"PODIUM_PRESENCE_ADVERTISED_HOST is {self.presence_advertised_host}: other presence "
+                "replicas cannot reach this one there; set the pod's address or DNS name"
+            )
+        return problems
 
     def rules(self) -> PresenceRules:
         return PresenceRules(self.presence_timeout_seconds, self.presence_reconnect_grace_seconds)

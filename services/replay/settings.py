@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import PurePosixPath
 
 from pydantic import Field
 
@@ -30,6 +31,15 @@ class ReplaySettings(PodiumSettings):
     replay_finalize_poll_seconds: float = Field(
         1.0, gt=0, description="How often the finalizer looks for jobs when nothing woke it."
     )
+
+    def production_problems(self) -> list[str]:
+        problems = super().production_problems()
+        if not PurePosixPath(self.replay_blob_dir).is_absolute():
+            problems.append(
+                f"PODIUM_REPLAY_BLOB_DIR is {self.replay_blob_dir}, relative to wherever the process "
+                "starts (the development default is .podium/replays); set the recordings volume's path"
+            )
+        return problems
 
     def retention(self) -> timedelta:
         return timedelta(days=self.replay_retention_days)

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from pydantic import Field, field_validator
 
+from libs.config.production import local_addresses, public_url_problem
 from libs.config.settings import PodiumSettings
 from libs.routing.hash_ring import HashRing, parse_nodes
 from services.room.domain.limits import RoomLimits
@@ -39,6 +40,18 @@ class RoomSettings(PodiumSettings):
     def _relays_parse(cls, value: str) -> str:
         parse_nodes(value)
         return value
+
+    def production_problems(self) -> list[str]:
+        problems = super().production_problems()
+        if problem := public_url_problem("PODIUM_ROOM_INVITE_LINK_BASE_URL", self.room_invite_link_base_url):
+            problems.append(problem)
+        relays = [node.address for node in parse_nodes(self.room_media_relays)]
+        if local := local_addresses(relays):
+            problems.append(
+                f"PODIUM_ROOM_MEDIA_RELAYS names this machine ({', '.join(local)}): gateways elsewhere "
+                "cannot reach it; list each relay's address gateways dial"
+            )
+        return problems
 
     def media_relays(self) -> HashRing:
         return HashRing(parse_nodes(self.room_media_relays))
