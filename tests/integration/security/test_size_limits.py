@@ -7,8 +7,9 @@ import grpc
 import pytest
 
 from podium.presence.v1 import presence_types_pb2 as pt
-from tests.integration.clients import ModerationClient, PresenceClient, RoomClient
+from tests.integration.clients import ModerationClient, PresenceGateway, RoomClient
 from tests.integration.conftest import eventually
+from tests.support.room_log import announce_spaces
 
 pytestmark = pytest.mark.integration
 
@@ -48,11 +49,12 @@ async def test_report_presence_batches_are_bounded(service_factory, private_brok
     presence = await service_factory(
         "presence", broker=private_broker, env={"PODIUM_PRESENCE_MAX_ENTRIES_PER_REPORT": "100"}
     )
-    gateway = PresenceClient(presence.channel, "gateway-service")
+    gateway = PresenceGateway(presence.channel, "gateway-service")
+    await announce_spaces(private_broker.bootstrap, ["size-space"])
 
     def entries(n):
         return [pt.PresenceEntry(user_id=f"u{i}", space_id="size-space") for i in range(n)]
 
     await _invalid(gateway.ReportPresence(gateway_id="gw", entries=entries(101)), "entries")
-    await gateway.ReportPresence(gateway_id="gw", entries=entries(100))
+    assert (await gateway.ReportPresence(gateway_id="gw", entries=entries(100))).accepted == 100
     await presence.stop()
