@@ -14,6 +14,11 @@
 
 A statement trigger on `outbox` wakes the relay (NOTIFY `<schema>_outbox`),
 so every writer of the outbox wakes it without having to remember to.
+
+The tables are made by versioned steps (`libs/eventstore/migrations.py`): step
+1 is everything up to the introduction of the ledger, written so that it also
+brings a store made before the ledger existed up to date (once). A change to
+these tables is a new step appended to `STEPS`.
 """
 
 from __future__ import annotations
@@ -22,9 +27,11 @@ import re
 
 import asyncpg
 
+from libs.eventstore.migrations import apply_migrations
+
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
-DDL = """
+STEP_1 = """
 CREATE SCHEMA IF NOT EXISTS {s};
 CREATE TABLE IF NOT EXISTS {s}.events (
     global_position bigserial PRIMARY KEY,
@@ -88,6 +95,9 @@ CREATE TRIGGER outbox_notify AFTER INSERT ON {s}.outbox
 """
 
 
+STEPS = (STEP_1,)
+
+
 def quoted(schema: str) -> str:
     if not _IDENT.match(schema):
         raise ValueError(f"schema name {schema!r} must be a lower-case SQL identifier")
@@ -95,11 +105,8 @@ def quoted(schema: str) -> str:
 
 
 async def migrate(pool: asyncpg.Pool, schema: str) -> None:
-    """Creates the schema's tables if missing; safe when replicas start at once."""
-    s = quoted(schema)
-    async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"podium-migrate-{s}")
-        await conn.execute(DDL.format(s=s))
+    """Applies the event store's migration steps not yet applied; safe when replicas start at once."""
+    await apply_migrations(pool, quoted(schema), "eventstore", STEPS)
 
 
 def notify_channel(schema: str) -> str:

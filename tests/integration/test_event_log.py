@@ -18,6 +18,7 @@ from libs.events.envelope import Causation, decode, wrap
 from libs.events.kafka import log_end_offsets, make_reader, partitions_of
 from libs.events.topics import DEAD_LETTER, TopicSpec, ensure_topics
 from libs.eventstore.relay import OutboxRelay, reseed
+from libs.eventstore.migrations import apply_migrations
 from libs.eventstore.schema import migrate
 from libs.eventstore.store import (
     ConcurrencyConflict,
@@ -365,3 +366,21 @@ async def test_the_relay_does_not_mistake_batched_records_for_a_lost_log(store, 
             await reader.stop()
     finally:
         await relay.stop()
+
+
+async def test_a_start_with_nothing_to_migrate_runs_no_step_and_a_new_step_runs_once(database_server):
+    pool = await asyncpg.create_pool(database_server.url, min_size=1, max_size=2)
+    schema = f"migrations_{uuid.uuid4().hex[:8]}"
+    try:
+        steps = ["CREATE TABLE {s}.things (id int PRIMARY KEY)"]
+        assert await apply_migrations(pool, schema, "things", steps) == 1
+        assert await apply_migrations(pool, schema, "things", steps) == 0  # every later start
+        steps.append("INSERT INTO {s}.things VALUES (1)")
+        assert await apply_migrations(pool, schema, "things", steps) == 1
+        assert await apply_migrations(pool, schema, "things", steps) == 0
+        assert await pool.fetchval(f"SELECT count(*) FROM {schema}.things") == 1  # the insert ran once
+        applied = await pool.fetch(f"SELECT component, step FROM {schema}.schema_migrations ORDER BY step")
+        assert [(r["component"], r["step"]) for r in applied] == [("things", 1), ("things", 2)]
+    finally:
+        await pool.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        await pool.close()
