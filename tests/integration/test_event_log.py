@@ -17,8 +17,8 @@ from libs.config.settings import PodiumSettings
 from libs.events.envelope import Causation, decode, wrap
 from libs.events.kafka import log_end_offsets, make_reader, partitions_of
 from libs.events.topics import DEAD_LETTER, TopicSpec, ensure_topics
-from libs.eventstore.relay import OutboxRelay, reseed
 from libs.eventstore.migrations import apply_migrations
+from libs.eventstore.relay import OutboxRelay, reseed
 from libs.eventstore.schema import migrate
 from libs.eventstore.store import (
     ConcurrencyConflict,
