@@ -11,8 +11,12 @@ runner has read (for example when the broker lost its log and the relay is
 still reseeding it). The event is held back, and the partition is read again
 from the beginning; held events are applied as soon as the missing ones arrive.
 
-Records that cannot be decoded or applied go to the dead-letter topic with the
-reason in their headers, and are skipped.
+An event whose envelope decodes but whose type this consumer does not know
+(a producer upgraded before its consumers) still advances its stream: it is
+skipped, counted (`podium_projection_unknown_events_total`) and logged once
+per type, and never holds later events back. Records whose envelope cannot be
+decoded, and events that cannot be applied, go to the dead-letter topic with
+the reason in their headers.
 
 `caught_up` turns true once every partition reached the end offset it had when
 the runner started; health reports NOT_SERVING until then.
@@ -39,7 +43,7 @@ from libs.events.kafka_security import kafka_security
 from libs.events.registry import UnknownEventType
 from libs.events.topics import DEAD_LETTER, TopicSpec, ensure_topics
 from libs.projection.ordering import StreamGate, Verdict
-from libs.telemetry.metrics import PROJECTION_CAUGHT_UP, PROJECTION_LAG
+from libs.telemetry.metrics import PROJECTION_CAUGHT_UP, PROJECTION_LAG, PROJECTION_UNKNOWN_EVENTS
 from libs.telemetry.tracing import consume_span
 
 log = logging.getLogger(__name__)
@@ -47,7 +51,7 @@ log = logging.getLogger(__name__)
 
 class ConsumedEvent(NamedTuple):
     envelope: EventEnvelope
-    payload: Message
+    payload: Message | None  # None: a type this consumer does not know (skipped, never applied)
     topic: str
     partition: int
     offset: int
@@ -68,6 +72,7 @@ class RunnerStats:
     duplicates: int = 0
     held: int = 0
     dead_lettered: int = 0
+    skipped: int = 0  # events of unknown types
     rescans: int = 0
     started_at: float = field(default_factory=time.monotonic)
     caught_up_after: float | None = None
@@ -185,21 +190,17 @@ class ProjectionRunner:
         """The hot path: plain function calls per record; awaits only where a record needs one."""
         gate, stats, positions = self._gate, self.stats, self._positions
         apply, is_async = self.projection.apply, self._is_async
-        topic, partition = tp.topic, tp.partition
+        topic = tp.topic
         for record in records:
             # A record before the furthest offset read is being read again (a rescan): it was
             # handled the first time, so it is never dead-lettered twice.
             first_read = record.offset >= positions.get(tp, 0)
             if first_read:
                 positions[tp] = record.offset + 1
-            try:
-                envelope = EventEnvelope.FromString(record.value)
-                payload = unwrap(envelope)
-            except (DecodeError, UnknownEventType) as e:
-                if first_read:
-                    await self._dead_letter(record, f"undecodable: {e}")
+            event = await decode_record(self, record, first_read)
+            if event is None:
                 continue
-            event = ConsumedEvent(envelope, payload, topic, partition, record.offset)
+            envelope = event.envelope
             verdict, ready = gate.offer(
                 (envelope.producer, envelope.stream_id), envelope.stream_version, event
             )
@@ -213,6 +214,9 @@ class ProjectionRunner:
             # Live events continue their command's trace; a rebuild is no request's work.
             traced = self.caught_up.is_set()
             for item in ready:
+                if item.payload is None:
+                    stats.skipped += 1
+                    continue
                 span = (
                     consume_span(
                         topic,
@@ -272,3 +276,39 @@ class ProjectionRunner:
         await self._dead_letters.send_and_wait(
             DEAD_LETTER.name, value=record.value, key=record.key, headers=headers
         )
+
+
+_unknown_types_logged: set[tuple[str, str]] = set()
+
+
+async def decode_record(runner: ProjectionRunner, record, first_read: bool) -> ConsumedEvent | None:
+    """The record as an event; None when even its envelope does not decode (it is dead-lettered).
+
+    An event of a type this consumer does not know comes back with `payload=None`: it still moves
+    its stream on (a rolling upgrade deploys producers before consumers), but is never applied.
+    """
+    name = runner.projection.name
+    try:
+        envelope = EventEnvelope.FromString(record.value)
+    except DecodeError as e:
+        if first_read:
+            await runner._dead_letter(record, f"undecodable envelope: {e}")
+        return None
+    try:
+        payload = unwrap(envelope)
+    except UnknownEventType:
+        payload = None
+        if first_read:
+            PROJECTION_UNKNOWN_EVENTS.labels(name, envelope.event_type).inc()
+            if (name, envelope.event_type) not in _unknown_types_logged:
+                _unknown_types_logged.add((name, envelope.event_type))
+                log.warning(
+                    "projection %s skips events of type %s, which it does not know (a newer producer?)",
+                    name,
+                    envelope.event_type,
+                )
+    except DecodeError as e:  # a known type whose payload does not parse: kept aside, stream moves on
+        payload = None
+        if first_read:
+            await runner._dead_letter(record, f"undecodable payload: {e}")
+    return ConsumedEvent(envelope, payload, record.topic, record.partition, record.offset)

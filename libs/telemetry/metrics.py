@@ -45,6 +45,11 @@ PROJECTION_LAG = Gauge(
     "Records on the broker that the projection has not applied.",
     ["projection"],
 )
+PROJECTION_UNKNOWN_EVENTS = Counter(
+    "podium_projection_unknown_events",
+    "Events skipped because the projection does not know their type (a newer producer).",
+    ["projection", "event_type"],
+)
 PROJECTION_CAUGHT_UP = Gauge(
     "podium_projection_caught_up", "1 once the projection has caught up with the log.", ["projection"]
 )

@@ -1,0 +1,115 @@
+"""Where a durable view stands in the log, kept in the same transaction as its rows.
+
+The tracking records of pyeventsourcing, for Kafka: per view and view version,
+
+- `view_positions`: the next offset to read of each (topic, partition), so a
+  restart resumes where the last commit left off instead of at offset 0;
+- `view_streams`: the last version applied of each event stream (producer and
+  stream id), so an event the log holds twice (a relay that published again
+  after a crash) is applied once.
+
+Both are written by `record`, inside the transaction that writes the view's
+rows: the view and its position can never disagree. Stream versions are read
+on demand (`stream_versions`), so memory holds only the streams being applied
+now, not every stream in history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import asyncpg
+from aiokafka import TopicPartition
+
+Stream = tuple[str, str]  # (producer, stream id)
+
+STEPS = (
+    """
+    CREATE TABLE IF NOT EXISTS {s}.view_positions (
+        view text NOT NULL,
+        version int NOT NULL,
+        topic text NOT NULL,
+        partition int NOT NULL,
+        next_offset bigint NOT NULL,
+        updated_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (view, version, topic, partition)
+    );
+    CREATE TABLE IF NOT EXISTS {s}.view_streams (
+        view text NOT NULL,
+        version int NOT NULL,
+        producer text NOT NULL,
+        stream_id text NOT NULL,
+        applied_version bigint NOT NULL,
+        PRIMARY KEY (view, version, producer, stream_id)
+    );
+    """,
+)
+
+
+class Tracking:
+    def __init__(self, schema: str, view: str, version: int):
+        self.schema, self.view, self.version = schema, view, version
+
+    async def positions(self, conn: asyncpg.Connection) -> dict[TopicPartition, int]:
+        rows = await conn.fetch(
+            f"SELECT topic, partition, next_offset FROM {self.schema}.view_positions "
+            "WHERE view = $1 AND version = $2",
+            self.view,
+            self.version,
+        )
+        return {TopicPartition(r["topic"], r["partition"]): r["next_offset"] for r in rows}
+
+    async def stream_versions(self, conn: asyncpg.Connection, streams: Iterable[Stream]) -> dict[Stream, int]:
+        streams = list(streams)
+        if not streams:
+            return {}
+        rows = await conn.fetch(
+            f"SELECT s.producer, s.stream_id, s.applied_version FROM {self.schema}.view_streams s "
+            "JOIN unnest($3::text[], $4::text[]) AS q(producer, stream_id) "
+            "ON s.producer = q.producer AND s.stream_id = q.stream_id "
+            "WHERE s.view = $1 AND s.version = $2",
+            self.view,
+            self.version,
+            [p for p, _ in streams],
+            [s for _, s in streams],
+        )
+        return {(r["producer"], r["stream_id"]): r["applied_version"] for r in rows}
+
+    async def record(
+        self,
+        conn: asyncpg.Connection,
+        positions: Mapping[TopicPartition, int],
+        streams: Mapping[Stream, int],
+    ) -> None:
+        """Stores the positions and stream versions reached (call inside the view's transaction)."""
+        if positions:
+            await conn.execute(
+                f"INSERT INTO {self.schema}.view_positions (view, version, topic, partition, next_offset) "
+                "SELECT $1, $2, * FROM unnest($3::text[], $4::int[], $5::bigint[]) "
+                "ON CONFLICT (view, version, topic, partition) "
+                "DO UPDATE SET next_offset = excluded.next_offset, updated_at = now()",
+                self.view,
+                self.version,
+                [tp.topic for tp in positions],
+                [tp.partition for tp in positions],
+                list(positions.values()),
+            )
+        if streams:
+            await conn.execute(
+                f"INSERT INTO {self.schema}.view_streams (view, version, producer, stream_id, applied_version) "
+                "SELECT $1, $2, * FROM unnest($3::text[], $4::text[], $5::bigint[]) "
+                "ON CONFLICT (view, version, producer, stream_id) "
+                "DO UPDATE SET applied_version = excluded.applied_version",
+                self.view,
+                self.version,
+                [p for p, _ in streams],
+                [s for _, s in streams],
+                list(streams.values()),
+            )
+
+    async def reset(self, conn: asyncpg.Connection) -> None:
+        """Forgets where the view stood: the next start rebuilds it from the beginning of the log."""
+        for table in ("view_positions", "view_streams"):
+            await conn.execute(
+                f"DELETE FROM {self.schema}.{table} WHERE view = $1 AND version = $2", self.view, self.version
+            )
