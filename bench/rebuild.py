@@ -1,11 +1,15 @@
-"""Projection rebuild rate against raw aiokafka consumption of the same topic.
+"""Durable view catch-up rate against raw aiokafka consumption of the same topic.
 
 Writes N realistic room events (Spaces created and started, listeners joining,
 leaving, asking to speak, being approved) to a fresh topic, then in the same
 run measures:
   raw        an AIOKafkaConsumer reading every record (no decoding),
-  projection the room's SpaceDirectory rebuilt by the ProjectionRunner
-             (decode envelope and payload, dedupe by stream version, evolve).
+  projection the room's SpaceDirectory, a durable view, catching up from its
+             stored position (here the start of the log, which is a rebuild;
+             a restart resumes the same way from wherever it stood) through
+             the DurableProjectionRunner: decode envelope and payload, dedupe
+             by stream version, evolve, and one PostgreSQL transaction per
+             fetch with the rows and the tracking records.
 """
 
 from __future__ import annotations
@@ -22,7 +26,10 @@ from libs.config.settings import PodiumSettings
 from libs.events.envelope import Causation, wrap
 from libs.events.kafka import make_reader, partitions_of
 from libs.events.topics import DEAD_LETTER, TopicSpec, ensure_topics
-from libs.projection.runner import ProjectionRunner
+from libs.eventstore.pool import create_pool
+from libs.eventstore.schema import migrate
+from libs.eventstore.store import EventStore
+from libs.projection.durable import DurableProjectionRunner
 from podium.room.v1 import room_events_pb2 as ev
 from podium.room.v1 import room_types_pb2 as types
 from services.room.projections.space_directory import SpaceDirectory
@@ -117,23 +124,25 @@ async def raw_consume(settings: PodiumSettings, topic: TopicSpec, expected: int)
         await reader.stop()
 
 
-class _Directory(SpaceDirectory):
-    def __init__(self, topic: TopicSpec):
-        super().__init__()
-        self.topics = (topic,)
-
-
 async def projection_rebuild(settings: PodiumSettings, topic: TopicSpec, expected: int) -> float:
-    directory = _Directory(topic)
-    runner = ProjectionRunner(settings, directory, client_id="bench-rebuild")
-    await runner.start()
+    schema = f"bench_rebuild_{uuid.uuid4().hex[:8]}"
+    pool = await create_pool(settings)
     try:
-        await runner.caught_up.wait()
-        assert runner.stats.applied == expected, (runner.stats, expected)
-        assert runner.stats.caught_up_after is not None
-        return runner.stats.caught_up_after
+        await migrate(pool, schema)  # the room's event store, empty: each Space's first event starts it
+        directory = SpaceDirectory(pool, EventStore(pool, schema, producer="room"), schema)
+        directory.topics = (topic,)
+        runner = DurableProjectionRunner(settings, pool, schema, directory, client_id="bench-rebuild")
+        await runner.start()
+        try:
+            await runner.caught_up.wait()
+            assert runner.stats.applied == expected, (runner.stats, expected)
+            assert runner.stats.caught_up_after is not None
+            return runner.stats.caught_up_after
+        finally:
+            await runner.stop()
     finally:
-        await runner.stop()
+        await pool.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        await pool.close()
 
 
 async def run(settings: PodiumSettings, events: int) -> RebuildResult:

@@ -152,7 +152,8 @@ async def rebuild(quick: bool) -> dict:
 
     events = 10_000 if quick else 200_000
     async with BenchStack() as stack:
-        r = await run_rebuild(PodiumSettings(kafka_bootstrap_servers=stack.bootstrap), events)
+        settings = PodiumSettings(kafka_bootstrap_servers=stack.bootstrap, database_url=stack.database_url)
+        r = await run_rebuild(settings, events)
     return {
         "raw": {
             "events": r.events,
@@ -160,11 +161,12 @@ async def rebuild(quick: bool) -> dict:
             "projection_events_per_s": round(r.projection_rate),
             "ratio": round(r.ratio, 3),
         },
-        "summary": f"{r.events:,} room events, 6 partitions, read twice in the same run",
+        "summary": f"{r.events:,} room events, 6 partitions, read twice in the same run: raw, then the "
+        "durable Space directory catching up from its stored position into PostgreSQL",
         "targets": [
-            info("projection rebuild events/s", round(r.projection_rate), "/s"),
+            info("durable view catch-up events/s", round(r.projection_rate), "/s"),
             info("raw aiokafka events/s", round(r.raw_rate), "/s"),
-            target("rebuild vs raw aiokafka", round(r.ratio, 3), 0.5, ">=", "x"),
+            target("catch-up vs raw aiokafka", round(r.ratio, 3), 0.5, ">=", "x"),
         ],
         "profile_service": "self",
     }

@@ -56,8 +56,12 @@ def parse_page(page_size: int, page_token: str, query: object = "") -> Page:
 def paginate(items: Sequence[T], page: Page) -> tuple[list[T], str]:
     """The page's items and the token for the next page ('' after the last page)."""
     chunk = list(items[page.offset : page.offset + page.size])
-    end = page.offset + len(chunk)
-    if end >= len(items):
-        return chunk, ""
-    raw = json.dumps({"o": end, "q": page.query_digest}).encode()
-    return chunk, base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return chunk, next_page_token(page, len(chunk), more=page.offset + len(chunk) < len(items))
+
+
+def next_page_token(page: Page, returned: int, *, more: bool) -> str:
+    """The token for the page after one that returned `returned` items ('' when there is no more)."""
+    if not more:
+        return ""
+    raw = json.dumps({"o": page.offset + returned, "q": page.query_digest}).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")

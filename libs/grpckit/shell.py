@@ -2,7 +2,7 @@
 
     shell = ServiceShell(settings, schema="room", producer="room", publishes=(ROOM_EVENTS,), ...)
     async with shell:                       # pool, schema migration, event store, idempotency purge
-        shell.add_projection(SpaceDirectory())
+        shell.add_durable_view(SpaceDirectory(shell.pool, shell.store))
         add_RoomServiceServicer_to_server(api, shell.host.server)
         await shell.serve(port)             # until SIGTERM/SIGINT
 
@@ -30,6 +30,7 @@ from libs.eventstore.schema import migrate
 from libs.eventstore.store import EventStore
 from libs.grpckit.handlers import Authenticator
 from libs.grpckit.server import GrpcHost
+from libs.projection.durable import DurableProjectionRunner, DurableView
 from libs.projection.runner import Projection, ProjectionRunner
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,15 @@ class ServiceShell:
     def add_projection(self, projection: Projection) -> ProjectionRunner:
         runner = ProjectionRunner(
             self.settings, projection, client_id=f"podium-{self.producer}-{projection.name}"
+        )
+        self.runners.append(runner)
+        return runner
+
+    def add_durable_view(self, view: DurableView) -> DurableProjectionRunner:
+        """A view stored in this service's schema, resumed from its stored position (docs/architecture.md)."""
+        assert self.pool is not None, "use `async with shell:` first"
+        runner = DurableProjectionRunner(
+            self.settings, self.pool, self.schema, view, client_id=f"podium-{self.producer}-{view.name}"
         )
         self.runners.append(runner)
         return runner

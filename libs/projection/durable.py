@@ -71,6 +71,7 @@ class DurableProjectionRunner(ProjectionRunner):
         client_id: str | None = None,
         follow_seconds: float = 0.5,
         stream_cache: int = 50_000,
+        catch_up_batch: int = 20_000,
     ):
         super().__init__(settings, view, client_id=client_id)  # type: ignore[arg-type]
         self.view = view
@@ -79,6 +80,7 @@ class DurableProjectionRunner(ProjectionRunner):
         self.tracking = Tracking(schema, view.name, view.version)
         self.follow_seconds = follow_seconds
         self.stream_cache = stream_cache
+        self.catch_up_batch = catch_up_batch
         self.writing = False
         self._lock_conn: asyncpg.Connection | None = None
         self._known: set[Stream] = set()
@@ -145,11 +147,28 @@ class DurableProjectionRunner(ProjectionRunner):
         )  # fmt: skip
         await self._check_caught_up()
         while True:
-            batches = await self._consumer.getmany(timeout_ms=200, max_records=5000)
+            batches = await self._fetch()
             if batches:
                 await self._apply(batches)
             if not self.caught_up.is_set():
                 await self._check_caught_up()
+
+    async def _fetch(self) -> dict[TopicPartition, list]:
+        """What the log has for us: while catching up, several fetches gathered into one transaction
+        (up to `catch_up_batch` records), so a long catch-up is not one round trip per small fetch."""
+        assert self._consumer is not None
+        batches = await self._consumer.getmany(timeout_ms=200, max_records=5000)
+        if self.caught_up.is_set():
+            return batches
+        gathered = sum(len(r) for r in batches.values())
+        while batches and gathered < self.catch_up_batch:
+            more = await self._consumer.getmany(timeout_ms=0, max_records=5000)
+            if not more:
+                break
+            for tp, records in more.items():
+                batches.setdefault(tp, []).extend(records)
+                gathered += len(records)
+        return batches
 
     async def _follow(self) -> None:
         """While another replica writes: caught up once the stored positions reach the targets."""

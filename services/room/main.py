@@ -17,16 +17,16 @@ from libs.config.runtime import run
 from libs.events.topics import ROOM_EVENTS
 from libs.grpckit.rate_limits import rate_limiter
 from libs.grpckit.shell import ServiceShell
-from libs.telemetry.metrics import LIVE_SPACES, SPACE_PARTICIPANTS
 from libs.telemetry.setup import configure_telemetry
 from podium.room.v1 import room_service_pb2, room_service_pb2_grpc
 from services.room.api.room_api import RoomApi
 from services.room.application.abandoned_sweeper import AbandonedSpaceSweeper
 from services.room.application.invite_links import InviteLinks
+from services.room.application.live_census import LiveCensus
 from services.room.application.space_commands import SpaceCommands
 from services.room.projections.moderation_reactions import ModerationReactions
 from services.room.projections.presence_reactions import PresenceReactions
-from services.room.projections.space_directory import ROLE_NAMES, SpaceDirectory
+from services.room.projections.space_directory import SpaceDirectory
 from services.room.settings import RoomSettings
 
 log = logging.getLogger("podium.room")
@@ -39,15 +39,15 @@ async def serve(settings: RoomSettings) -> None:
         settings, schema="room", producer="room", publishes=(ROOM_EVENTS,), service_names=[SERVICE_NAME]
     )
     async with shell:
+        assert shell.pool is not None and shell.store is not None
         commands = SpaceCommands(shell.store, settings.limits())
-        directory, moderation = SpaceDirectory(), ModerationReactions(commands)
-        shell.add_projection(directory)
-        LIVE_SPACES.set_function(lambda: directory.live_census()[0])
-        for role in ROLE_NAMES.values():
-            SPACE_PARTICIPANTS.labels(role).set_function(lambda role=role: directory.live_census()[1][role])
-        shell.add_projection(moderation)
-        shell.add_projection(PresenceReactions(commands))
+        directory = SpaceDirectory(shell.pool, shell.store, cache_spaces=settings.room_directory_cache_spaces)
+        moderation = ModerationReactions(shell.pool, commands)
+        shell.add_durable_view(directory)
+        shell.add_durable_view(moderation)
+        shell.add_durable_view(PresenceReactions(commands))
         shell.add_background(AbandonedSpaceSweeper(commands, directory, settings.room_sweep_interval_seconds))
+        shell.add_background(LiveCensus(directory, settings.room_census_interval_seconds))
         api = RoomApi(
             shell.authenticator,
             commands,

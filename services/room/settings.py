@@ -30,6 +30,16 @@ class RoomSettings(PodiumSettings):
         86400, gt=0, description="Lifetime of an invite link when the request gives none."
     )
 
+    room_directory_cache_spaces: int = Field(
+        10_000,
+        ge=1,
+        description="Spaces whose state the directory keeps in memory while applying their events "
+        "(live ones, in practice); others are folded from the event store when they come back.",
+    )
+    room_census_interval_seconds: float = Field(
+        5, gt=0, description="How often the live-Space metrics are read from the directory."
+    )
+
     room_media_relays: str = Field(
         "relay-0=127.0.0.1:50054",
         description="The media relay instances GetMediaEndpoint hashes Spaces over: id=host:port, comma-separated.",

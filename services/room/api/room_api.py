@@ -138,8 +138,8 @@ class RoomApi(room_service_pb2_grpc.RoomServiceServicer):
         check.raise_if_any()
         states = frozenset(request.states)
         page = parse_page(request.page_size, request.page_token, [sorted(states), request.host_user_id])
-        spaces, next_token = paginate(self.directory.query(states, request.host_user_id), page)
-        return pb.ListSpacesResponse(spaces=[space_view(s) for s in spaces], next_page_token=next_token)
+        spaces, next_token = await self.directory.query(states, request.host_user_id, page)
+        return pb.ListSpacesResponse(spaces=spaces, next_page_token=next_token)
 
     @unary
     async def StartSpace(self, request: pb.StartSpaceRequest, caller: Caller) -> pb.StartSpaceResponse:
@@ -189,8 +189,8 @@ class RoomApi(room_service_pb2_grpc.RoomServiceServicer):
                 cmd.JoinSpace(
                     space_id=space_id,
                     invite_link_id=link_id,
-                    barred=self.moderation.is_barred(space_id, caller.user_id),
-                    blocked_by=self.moderation.blocked_by(caller.user_id),
+                    barred=await self.moderation.is_barred(space_id, caller.user_id),
+                    blocked_by=await self.moderation.blocked_by(caller.user_id),
                 ),
                 caller,
                 method="JoinSpace",

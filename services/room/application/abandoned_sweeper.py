@@ -30,7 +30,7 @@ class AbandonedSpaceSweeper(PeriodicSweep):
     async def sweep(self) -> list[str]:
         ended = []
         now = self.commands.clock()
-        for space_id in self.directory.abandoned(now, self.commands.limits.abandoned_grace):
+        for space_id in await self.directory.abandoned(now, self.commands.limits.abandoned_grace):
             try:
                 events = await self.commands.run_as_system(
                     space_id, EndAbandonedSpace(space_id=space_id), reason="abandoned-space-sweep"

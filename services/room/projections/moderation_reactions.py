@@ -6,13 +6,20 @@
 - `UserBlocked` / `UserUnblocked`: who has blocked whom, so JoinSpace can
   refuse a user blocked by the Space's host or one of its co-hosts.
 
-Reactions are commands, and commands are idempotent: reading moderation's
-topic again from the beginning (every start) changes nothing twice.
+A durable view: the bars and blocks are rows (`room.barred_v1`,
+`room.blocks_v1`) written with the log position they reflect, so a restart
+resumes after the last event applied instead of reading moderation's whole
+history and re-issuing every past removal. Reactions are commands, and
+commands are idempotent per cause: an event applied again after a crash
+between the command and the commit changes nothing twice.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+
+import asyncpg
 
 from libs.domain.errors import DomainError
 from libs.events.topics import MODERATION_EVENTS
@@ -26,30 +33,58 @@ log = logging.getLogger(__name__)
 
 class ModerationReactions:
     name = "room-moderation-reactions"
+    version = 1
     topics = (MODERATION_EVENTS,)
+    steps = (
+        """
+        CREATE TABLE {s}.barred_v1 (space_id text, user_id text, PRIMARY KEY (space_id, user_id));
+        CREATE TABLE {s}.blocks_v1 (user_id text, host_user_id text, PRIMARY KEY (user_id, host_user_id));
+        """,
+    )
 
-    def __init__(self, commands: SpaceCommands):
+    def __init__(self, pool: asyncpg.Pool, commands: SpaceCommands, schema: str = "room"):
+        self.pool = pool
         self.commands = commands
-        self.barred: dict[str, set[str]] = {}  # space -> users moderation removed
-        self.blockers: dict[str, set[str]] = {}  # user -> hosts who blocked them
+        self.barred_table = f"{schema}.barred_v1"
+        self.blocks_table = f"{schema}.blocks_v1"
 
-    async def apply(self, event: ConsumedEvent) -> None:
-        e = event.payload
-        if isinstance(e, mev.ParticipantRemoved):
-            self.barred.setdefault(e.space_id, set()).add(e.user_id)
-            try:
-                await self.commands.react(
-                    e.space_id, RemoveParticipant(e.space_id, e.user_id), event.envelope.event_id
+    async def apply(self, conn: asyncpg.Connection, events: Sequence[ConsumedEvent]) -> None:
+        for event in events:
+            e = event.payload
+            if isinstance(e, mev.ParticipantRemoved):
+                await conn.execute(
+                    f"INSERT INTO {self.barred_table} VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                    e.space_id,
+                    e.user_id,
                 )
-            except DomainError as rejected:  # e.g. a Space the room does not know; the bar still holds
-                log.warning("could not remove %s from %s: %s", e.user_id, e.space_id, rejected.message)
-        elif isinstance(e, mev.UserBlocked):
-            self.blockers.setdefault(e.user_id, set()).add(e.host_user_id)
-        elif isinstance(e, mev.UserUnblocked):
-            self.blockers.get(e.user_id, set()).discard(e.host_user_id)
+                try:
+                    await self.commands.react(
+                        e.space_id, RemoveParticipant(e.space_id, e.user_id), event.envelope.event_id
+                    )
+                except DomainError as rejected:  # e.g. a Space the room does not know; the bar still holds
+                    log.warning("could not remove %s from %s: %s", e.user_id, e.space_id, rejected.message)
+            elif isinstance(e, mev.UserBlocked):
+                await conn.execute(
+                    f"INSERT INTO {self.blocks_table} VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                    e.user_id,
+                    e.host_user_id,
+                )
+            elif isinstance(e, mev.UserUnblocked):
+                await conn.execute(
+                    f"DELETE FROM {self.blocks_table} WHERE user_id = $1 AND host_user_id = $2",
+                    e.user_id,
+                    e.host_user_id,
+                )
 
-    def is_barred(self, space_id: str, user_id: str) -> bool:
-        return user_id in self.barred.get(space_id, ())
+    async def is_barred(self, space_id: str, user_id: str) -> bool:
+        return await self.pool.fetchval(
+            f"SELECT EXISTS (SELECT 1 FROM {self.barred_table} WHERE space_id = $1 AND user_id = $2)",
+            space_id,
+            user_id,
+        )
 
-    def blocked_by(self, user_id: str) -> frozenset[str]:
-        return frozenset(self.blockers.get(user_id, ()))
+    async def blocked_by(self, user_id: str) -> frozenset[str]:
+        rows = await self.pool.fetch(
+            f"SELECT host_user_id FROM {self.blocks_table} WHERE user_id = $1", user_id
+        )
+        return frozenset(r["host_user_id"] for r in rows)

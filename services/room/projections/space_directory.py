@@ -1,76 +1,197 @@
-"""The directory of every Space, for ListSpaces and the abandoned-Space sweeper.
+"""The directory of every Space, for ListSpaces, the abandoned-Space sweeper and the live census.
 
-Rebuilt from `podium.room.events.v1` by folding the room domain's own `evolve`
-over each Space's events, so the directory and the write side can never
-disagree about what an event means. It lags the write side by the relay and
-consumer delay (milliseconds); GetSpace reads the write side instead.
+A durable view (`libs/projection/durable.py`): one row per Space in
+`room.space_directory_v1`, with the columns the queries filter and sort on and
+the `podium.room.v1.Space` that ListSpaces returns, written in the same
+transaction as the log position it reflects. A restart resumes from there.
+
+Each row is the room domain's own `evolve` folded over the Space's events, so
+the directory and the write side never disagree about what an event means.
+The fold needs the Space's state before each event: a bounded cache holds the
+Spaces being applied now (live ones, in practice); on a miss the state is
+folded from the room's own event store up to the version before the event.
+An ended Space leaves the cache at once; memory follows live Spaces, not
+history.
+
+It lags the write side by the relay and consumer delay (milliseconds);
+GetSpace reads the write side instead.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Sequence
 from datetime import datetime
+
+import asyncpg
 
 from libs.events.envelope import occurred_at
 from libs.events.topics import ROOM_EVENTS
+from libs.eventstore.store import EventStore
+from libs.grpckit.pagination import Page, next_page_token
 from libs.projection.runner import ConsumedEvent
-from podium.room.v1 import room_types_pb2
-from services.room.domain.evolve import evolve
+from podium.room.v1 import room_types_pb2 as types
+from services.room.application.space_commands import stream_of
+from services.room.domain.evolve import evolve, replace
 from services.room.domain.state import INITIAL, Space
+from services.room.domain.view import space_view
 
-LIVE = room_types_pb2.SPACE_STATE_LIVE
+LIVE = types.SPACE_STATE_LIVE
 ROLE_NAMES = {
-    room_types_pb2.ROLE_HOST: "host",
-    room_types_pb2.ROLE_CO_HOST: "co-host",
-    room_types_pb2.ROLE_SPEAKER: "speaker",
-    room_types_pb2.ROLE_LISTENER: "listener",
+    types.ROLE_HOST: "host",
+    types.ROLE_CO_HOST: "co-host",
+    types.ROLE_SPEAKER: "speaker",
+    types.ROLE_LISTENER: "listener",
 }
 
 
 class SpaceDirectory:
     name = "room-space-directory"
+    version = 1
     topics = (ROOM_EVENTS,)
+    steps = (
+        """
+        CREATE TABLE {s}.space_directory_v1 (
+            space_id text PRIMARY KEY,
+            version bigint NOT NULL,
+            state int NOT NULL,
+            host_user_id text NOT NULL,
+            created_at timestamptz,
+            unattended_since timestamptz,
+            hosts int NOT NULL,
+            co_hosts int NOT NULL,
+            speakers int NOT NULL,
+            listeners int NOT NULL,
+            space bytea NOT NULL
+        );
+        CREATE INDEX space_directory_v1_newest ON {s}.space_directory_v1 (created_at DESC, space_id DESC);
+        CREATE INDEX space_directory_v1_host ON {s}.space_directory_v1 (host_user_id, created_at DESC);
+        CREATE INDEX space_directory_v1_live ON {s}.space_directory_v1 (state)
+            WHERE state = 3; -- SPACE_STATE_LIVE
+        """,
+    )
 
-    def __init__(self) -> None:
-        self.spaces: dict[str, Space] = {}
+    def __init__(
+        self, pool: asyncpg.Pool, store: EventStore, schema: str = "room", cache_spaces: int = 10_000
+    ):
+        self.pool = pool
+        self.store = store
+        self.table = f"{schema}.space_directory_v1"
+        self.cache_spaces = cache_spaces
+        self._states: OrderedDict[str, Space] = OrderedDict()
+        self.loaded_from_store = 0  # cache misses, for tests and metrics
 
-    def apply(self, event: ConsumedEvent) -> None:
-        space_id = event.envelope.space_id
-        current = self.spaces.get(space_id, INITIAL)
-        self.spaces[space_id] = evolve(current, event.payload, occurred_at(event.envelope))
+    # The view's writes
 
-    def get(self, space_id: str) -> Space | None:
-        return self.spaces.get(space_id)
+    async def apply(self, conn: asyncpg.Connection, events: Sequence[ConsumedEvent]) -> None:
+        changed: dict[str, Space] = {}
+        for event in events:
+            space_id = event.envelope.space_id
+            before = await self._state_before(space_id, event.envelope.stream_version)
+            after = evolve(before, event.payload, occurred_at(event.envelope))
+            self._remember(space_id, after)
+            changed[space_id] = after
+        await conn.executemany(
+            f"""INSERT INTO {self.table} AS d (space_id, version, state, host_user_id, created_at,
+                    unattended_since, hosts, co_hosts, speakers, listeners, space)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                ON CONFLICT (space_id) DO UPDATE SET version = excluded.version, state = excluded.state,
+                    host_user_id = excluded.host_user_id, created_at = excluded.created_at,
+                    unattended_since = excluded.unattended_since, hosts = excluded.hosts,
+                    co_hosts = excluded.co_hosts, speakers = excluded.speakers,
+                    listeners = excluded.listeners, space = excluded.space
+                WHERE d.version < excluded.version""",
+            [_row(space) for space in changed.values() if space.exists],
+        )
 
-    def query(self, states: frozenset[int], host_user_id: str) -> list[Space]:
-        """Spaces matching the filters, newest first."""
-        matches = [
-            s
-            for s in self.spaces.values()
-            if s.exists
-            and (not states or s.state in states)
-            and (not host_user_id or s.host_user_id == host_user_id)
-        ]
-        matches.sort(key=lambda s: (s.created_at, s.space_id), reverse=True)
-        return matches
+    def committed(self, events: Sequence[ConsumedEvent]) -> None:
+        """After the commit: Spaces that are over leave memory (their rows stay)."""
+        for event in events:
+            state = self._states.get(event.envelope.space_id)
+            if state is not None and state.is_over:
+                del self._states[event.envelope.space_id]
 
-    def live_census(self) -> tuple[int, dict[str, int]]:
+    async def _state_before(self, space_id: str, version: int) -> Space:
+        state = self._states.get(space_id)
+        if state is not None and state.version == version - 1:
+            self._states.move_to_end(space_id)
+            return state
+        self.loaded_from_store += 1
+        state = INITIAL
+        for recorded in await self.store.load(stream_of(space_id)):
+            if recorded.version >= version:
+                break
+            state = evolve(state, recorded.payload, recorded.occurred_at)
+        if state.version < version - 1:  # events this code skipped (an unknown type) still count
+            state = replace(state, version=version - 1)
+        return state
+
+    def _remember(self, space_id: str, state: Space) -> None:
+        self._states[space_id] = state
+        self._states.move_to_end(space_id)
+        while len(self._states) > self.cache_spaces:
+            self._states.popitem(last=False)
+
+    # Queries
+
+    async def query(
+        self, states: frozenset[int], host_user_id: str, page: Page
+    ) -> tuple[list[types.Space], str]:
+        """A page of Spaces matching the filters, newest first, and the next page's token."""
+        rows = await self.pool.fetch(
+            f"""SELECT space FROM {self.table}
+                WHERE (cardinality($1::int[]) = 0 OR state = ANY($1::int[]))
+                  AND ($2 = '' OR host_user_id = $2)
+                ORDER BY created_at DESC NULLS LAST, space_id DESC
+                OFFSET $3 LIMIT $4""",
+            sorted(states),
+            host_user_id,
+            page.offset,
+            page.size + 1,
+        )
+        spaces = [types.Space.FromString(r["space"]) for r in rows[: page.size]]
+        return spaces, next_page_token(page, len(spaces), more=len(rows) > page.size)
+
+    async def live_census(self) -> tuple[int, dict[str, int]]:
         """Live Spaces, and their participants by role name (for the metrics)."""
-        live = [s for s in self.spaces.values() if s.exists and s.state == LIVE]
-        roles: dict[str, int] = dict.fromkeys(ROLE_NAMES.values(), 0)
-        for space in live:
-            for participant in space.participants.values():
-                name = ROLE_NAMES.get(participant.role)
-                if name:
-                    roles[name] += 1
-        return len(live), roles
+        row = await self.pool.fetchrow(
+            f"""SELECT count(*) AS spaces, coalesce(sum(hosts), 0) AS host,
+                       coalesce(sum(co_hosts), 0) AS co_host, coalesce(sum(speakers), 0) AS speaker,
+                       coalesce(sum(listeners), 0) AS listener
+                FROM {self.table} WHERE state = {LIVE}"""
+        )
+        roles = {
+            "host": row["host"],
+            "co-host": row["co_host"],
+            "speaker": row["speaker"],
+            "listener": row["listener"],
+        }
+        return row["spaces"], roles
 
-    def abandoned(self, now: datetime, grace) -> list[str]:
+    async def abandoned(self, now: datetime, grace) -> list[str]:
         """Live Spaces whose hosts and co-hosts have all been away for at least `grace`."""
-        return [
-            s.space_id
-            for s in self.spaces.values()
-            if s.exists
-            and s.state == LIVE
-            and s.unattended_since is not None
-            and now - s.unattended_since >= grace
-        ]
+        rows = await self.pool.fetch(
+            f"SELECT space_id FROM {self.table} "
+            f"WHERE state = {LIVE} AND unattended_since IS NOT NULL AND unattended_since <= $1",
+            now - grace,
+        )
+        return [r["space_id"] for r in rows]
+
+
+def _row(space: Space) -> tuple:
+    host = 1 if space.host_user_id in space.participants else 0
+    co_hosts = sum(1 for c in space.co_hosts if c in space.participants)
+    speakers = sum(1 for s in space.speakers if s in space.participants)
+    return (
+        space.space_id,
+        space.version,
+        space.state,
+        space.host_user_id,
+        space.created_at,
+        space.unattended_since,
+        host,
+        co_hosts,
+        speakers,
+        len(space.participants) - host - co_hosts - speakers,
+        space_view(space).SerializeToString(),
+    )

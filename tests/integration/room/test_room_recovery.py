@@ -184,3 +184,42 @@ async def test_health_is_not_serving_until_the_directory_has_caught_up(
     finally:
         await process.stop()
     assert seen == ["NOT_SERVING", "SERVING"]
+
+
+async def test_a_restart_resumes_the_views_from_their_stored_positions(
+    start_room, private_broker, private_database_url
+):
+    """Nothing is read again from offset 0: the directory applies nothing it had already applied,
+    and the reactions issue no command again, yet every Space is listed as before."""
+    service = await start_room(broker=private_broker, database=private_database_url)
+    host = RoomClient(service.channel, "resume-host")
+    ids = set()
+    for i in range(12):
+        space_id = (await host.CreateSpace(title=f"resume {i}")).space.space_id
+        ids.add(space_id)
+        await host.StartSpace(space_id=space_id)
+        await RoomClient(service.channel, f"resume-guest-{i}").JoinSpace(space_id=space_id)
+    before = await _converged(host, host, ids)
+    await service.terminate()
+    await service.restart()
+    after = await _converged(RoomClient(service.channel, "resume-host"), host, ids)
+    assert after == before
+    caught_up = [
+        line
+        for line in service.process.log_path.read_text().splitlines()
+        if "room-space-directory caught up" in line
+    ]
+    assert len(caught_up) == 2, caught_up
+    # The 48 events (created, started, host and guest joined, for each of the 12) came after the first start's
+    # catch-up. A restart that read the log again from offset 0 would apply all 48 before SERVING.
+    assert "caught up: 0 events" in caught_up[1], caught_up[1]
+    conn = await asyncpg.connect(private_database_url)
+    try:
+        rows = await conn.fetchval("SELECT count(*) FROM room.space_directory_v1")
+        positions = await conn.fetchval(
+            "SELECT sum(next_offset) FROM room.view_positions WHERE view = 'room-space-directory'"
+        )
+    finally:
+        await conn.close()
+    assert rows == 12 and positions == 48  # 4 events a Space: created, started, host and guest joined
+    await service.stop()
