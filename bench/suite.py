@@ -1,11 +1,11 @@
 """Every benchmark, against the real stack, in one run: `python -m bench`.
 
-    python -m bench                      # all seven, full size (several minutes)
+    python -m bench                      # all eight, full size (several minutes)
     python -m bench --quick              # short durations: a smoke test
     python -m bench --only append,rebuild
 
-Benchmarks, in order: fanout, commands, rebuild, append, presence, moderation,
-replay. Each starts what it needs (embedded broker, a fresh database on the
+Benchmarks, in order: fanout, commands, rebuild, restart, append, presence,
+moderation, replay. Each starts what it needs (embedded broker, a fresh database on the
 local PostgreSQL, service processes) and tears it down. Each result has the
 measured numbers, its targets (a bound or a ratio) and whether each is met,
 the CPU seconds of every process it ran, and the load average around it.
@@ -172,6 +172,34 @@ async def rebuild(quick: bool) -> dict:
     }
 
 
+async def restart(quick: bool) -> dict:
+    from bench import restart as bench_restart
+
+    small, large = (2_000, 40_000) if quick else (20_000, 1_000_000)
+    raw = await bench_restart.main(small, large)
+    s, big = raw["small"], raw["large"]
+    mib = 1024 * 1024
+    return {
+        "raw": raw,
+        "summary": f"room service: {s['events']:,} vs {big['events']:,} events of history "
+        f"({big['spaces']:,} ended Spaces), start to SERVING after a restart, and RSS",
+        "targets": [
+            info(f"restart to SERVING, {s['events']:,} events", round(s["restart_seconds"], 2), " s"),
+            info(f"restart to SERVING, {big['events']:,} events", round(big["restart_seconds"], 2), " s"),
+            target("restart time, large vs small history", raw["restart_ratio"], 1.5, "<=", "x"),
+            info(f"first start (views built from the log), {big['events']:,} events",
+                 round(big["first_start_seconds"], 1), " s"),
+            info("room RSS: empty start", round(big["rss_empty"] / mib), " MiB"),
+            info(f"room RSS: after a restart with {big['spaces']:,} ended Spaces",
+                 round(big["rss_after_restart"] / mib), " MiB"),
+            target("room RSS with that history vs an empty start", raw["rss_ratio"], 1.5, "<=", "x"),
+            info("room RSS right after building the views from the log",
+                 round(big["rss_after_first_start"] / mib), " MiB"),
+        ],
+        "profile_service": "room",
+    }  # fmt: skip
+
+
 async def append(quick: bool) -> dict:
     from bench import append as bench_append
 
@@ -319,6 +347,7 @@ BENCHMARKS = (
     Benchmark("fanout", "Relay fan-out", fanout),
     Benchmark("commands", "Commands", commands),
     Benchmark("rebuild", "Projection rebuild", rebuild),
+    Benchmark("restart", "Restart and memory vs history", restart),
     Benchmark("append", "Event append", append),
     Benchmark("presence", "Presence", presence),
     Benchmark("moderation", "Moderation: mute → forwarding stopped", moderation),
