@@ -10,7 +10,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from libs.devstack import catalogue as devstack
+from libs.events import topics as t
 from libs.events.topics import ALL_TOPICS, TopicSpec
+
+
+@dataclass(frozen=True)
+class KafkaAccess:
+    """What a service does on Kafka, from its code; each KafkaUser's ACLs grant exactly this.
+
+    `writes`: topics it produces to (Write, Describe) and makes when they are missing (Create):
+    its own, and the dead-letter topic every outbox relay and projection runner writes.
+    `reads`: topics it consumes (Read, Describe), its own included where it reads them back (its
+    views, the relay's check of its log). Group-less readers need no group; a faust app's
+    consumer group is its app id, and its internal topics (table changelogs, the leader topic)
+    start with `<app id>-`.
+    """
+
+    writes: tuple[TopicSpec, ...]
+    reads: tuple[TopicSpec, ...]
+    faust_app: str = ""
 
 
 @dataclass(frozen=True)
@@ -18,6 +36,7 @@ class DeployedService:
     name: str  # workload, Service, ServiceAccount, ConfigMap, and the image podium-<name>
     public: bool  # gateways call it: NetworkPolicy opens its port to them
     uses_postgres: bool  # has a schema in PostgreSQL (else Kafka only)
+    kafka: KafkaAccess
     kind: str = "Deployment"
     peers: bool = False  # replicas call each other (presence forwards queries to the owning replica)
 
@@ -41,16 +60,86 @@ class DeployedService:
     def health(self) -> str:  # grpc.health.v1 name that readiness asks for
         return self.spec.health_name
 
+    @property
+    def kafka_user(self) -> str:  # its KafkaUser, and the Secret Strimzi writes its password to
+        return f"podium-{self.name}"
+
 
 SERVICES: tuple[DeployedService, ...] = (
-    DeployedService("room", public=True, uses_postgres=True),
-    DeployedService("presence", public=True, uses_postgres=False, peers=True),
-    DeployedService("moderation", public=True, uses_postgres=True),
+    DeployedService(
+        "room",
+        public=True,
+        uses_postgres=True,
+        kafka=KafkaAccess(
+            writes=(t.ROOM_EVENTS, t.DEAD_LETTER),
+            reads=(t.ROOM_EVENTS, t.MODERATION_EVENTS, t.PRESENCE_EVENTS, t.DEAD_LETTER),
+        ),
+    ),
+    DeployedService(
+        "presence",
+        public=True,
+        uses_postgres=False,
+        peers=True,
+        kafka=KafkaAccess(
+            writes=(t.PRESENCE_HEARTBEATS, t.PRESENCE_EVENTS, t.DEAD_LETTER),
+            reads=(
+                t.PRESENCE_HEARTBEATS,
+                t.ROOM_EVENTS,
+                t.MODERATION_EVENTS,
+                t.PRESENCE_EVENTS,
+                t.MEDIA_EVENTS,
+            ),
+            faust_app="podium-presence",
+        ),
+    ),
+    DeployedService(
+        "moderation",
+        public=True,
+        uses_postgres=True,
+        kafka=KafkaAccess(
+            writes=(t.MODERATION_EVENTS, t.DEAD_LETTER),
+            reads=(t.ROOM_EVENTS, t.MODERATION_EVENTS, t.DEAD_LETTER),
+            faust_app="podium-moderation-reports",
+        ),
+    ),
     # A StatefulSet: the room service hashes Spaces onto relays by stable id.
-    DeployedService("media-relay", public=True, uses_postgres=True, kind="StatefulSet"),
-    DeployedService("replay", public=True, uses_postgres=True),
+    DeployedService(
+        "media-relay",
+        public=True,
+        uses_postgres=True,
+        kind="StatefulSet",
+        kafka=KafkaAccess(
+            writes=(t.MEDIA_EVENTS, t.MEDIA_RECORDING, t.DEAD_LETTER),
+            reads=(t.ROOM_EVENTS, t.MODERATION_EVENTS, t.MEDIA_EVENTS, t.DEAD_LETTER),
+        ),
+    ),
+    DeployedService(
+        "replay",
+        public=True,
+        uses_postgres=True,
+        kafka=KafkaAccess(
+            writes=(t.REPLAY_EVENTS, t.DEAD_LETTER),
+            reads=(
+                t.ROOM_EVENTS,
+                t.MODERATION_EVENTS,
+                t.MEDIA_EVENTS,
+                t.MEDIA_RECORDING,
+                t.REPLAY_EVENTS,
+                t.DEAD_LETTER,
+            ),
+        ),
+    ),
     # Health only: no gateway calls it.
-    DeployedService("analytics", public=False, uses_postgres=False),
+    DeployedService(
+        "analytics",
+        public=False,
+        uses_postgres=False,
+        kafka=KafkaAccess(
+            writes=(t.ANALYTICS_SPACE_STATS, t.ANALYTICS_LISTENERS_PER_MINUTE, t.ANALYTICS_TICKS),
+            reads=(t.ROOM_EVENTS, t.MEDIA_EVENTS, t.REPLAY_EVENTS, t.ANALYTICS_TICKS),
+            faust_app="podium-analytics",
+        ),
+    ),
 )
 
 # faust keeps each table in a compacted changelog topic named <app id>-<table>-changelog,

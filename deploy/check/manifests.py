@@ -1,7 +1,8 @@
 """What the rendered manifests must say, beyond their schemas: Podium's own rules.
 
 Each function takes the renders and returns problems. The rules: every service is
-deployed hardened with gRPC probes on its health service and a grace period that
+deployed hardened with gRPC probes on its health service (exec probes that speak TLS
+when it serves TLS) and a grace period that
 covers its drain; topics match libs/events/topics.py; the relay ring names the relay
 StatefulSet's pods; production commits no Secret; NetworkPolicies open public ports
 to gateways only.
@@ -14,6 +15,8 @@ from deploy.check.render import Render
 from libs.devstack import catalogue as devstack
 
 PRESTOP_MARGIN_SECONDS = 5  # flushing the outbox and committing offsets after the drain
+CREDENTIALS = ("DATABASE_URL", "PODIUM_JWT_SECRET", "PODIUM_KAFKA_SASL_PASSWORD")
+TLS_PROBE = ["python", "-m", "libs.grpckit.probe"]
 
 
 def _config(render: Render, *names: str) -> dict[str, str]:
@@ -95,25 +98,22 @@ def _check_workload(render: Render, svc: DeployedService) -> list[str]:
         if path not in mounts:
             problems.append(f"{where}: {path} must be a mounted volume (the root filesystem is read-only)")
 
-    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-        grpc = c.get(probe, {}).get("grpc")
-        if grpc is None:
-            problems.append(f"{where}: {probe} must be a native gRPC probe")
-        elif grpc.get("port") != svc.port:
-            problems.append(f"{where}: {probe} must probe port {svc.port}")
-    for probe in ("startupProbe", "readinessProbe"):
-        service_name = c.get(probe, {}).get("grpc", {}).get("service")
-        if c.get(probe, {}).get("grpc") is not None and service_name != svc.health:
-            problems.append(f"{where}: {probe} must ask the health service for {svc.health}")
-
     env = {e["name"]: e for e in c.get("env", [])}
     config_names = [ref["configMapRef"]["name"] for ref in c.get("envFrom", []) if "configMapRef" in ref]
     config = _config(render, *config_names)
+    serves_tls = "PODIUM_GRPC_TLS_CERT_FILE" in config or "PODIUM_GRPC_TLS_CERT_FILE" in env
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        wants_service = probe != "livenessProbe"
+        check = _check_tls_probe if serves_tls else _check_grpc_probe
+        problems += [f"{where}: {probe} {p}" for p in check(c.get(probe, {}), svc, wants_service)]
+
     if config.get(svc.port_env) != str(svc.port):
         problems.append(f"{where}: {svc.port_env} must be {svc.port}")
-    for name in ("DATABASE_URL", "PODIUM_JWT_SECRET"):
+    for name in CREDENTIALS:
         if name in config:
             problems.append(f"{where}: {name} is a credential: reference a Secret, not a ConfigMap")
+        if name in env and "secretKeyRef" not in env[name].get("valueFrom", {}):
+            problems.append(f"{where}: {name} is a credential: it must come from a Secret")
     if svc.uses_postgres and "secretKeyRef" not in env.get("DATABASE_URL", {}).get("valueFrom", {}):
         problems.append(f"{where}: DATABASE_URL must come from a Secret")
     if "secretKeyRef" not in env.get("PODIUM_JWT_SECRET", {}).get("valueFrom", {}):
@@ -132,6 +132,35 @@ def _check_workload(render: Render, svc: DeployedService) -> list[str]:
             f"{where}: terminationGracePeriodSeconds {period} must cover preStop + "
             f"PODIUM_SHUTDOWN_GRACE_SECONDS + {PRESTOP_MARGIN_SECONDS} = {needed:g} (and not exceed it by 10 s)"
         )
+    return problems
+
+
+def _check_grpc_probe(probe: dict, svc: DeployedService, wants_service: bool) -> list[str]:
+    grpc = probe.get("grpc")
+    if grpc is None:
+        return ["must be a native gRPC probe"]
+    problems = [] if grpc.get("port") == svc.port else [f"must probe port {svc.port}"]
+    if wants_service and grpc.get("service") != svc.health:
+        problems.append(f"must ask the health service for {svc.health}")
+    return problems
+
+
+def _check_tls_probe(probe: dict, svc: DeployedService, wants_service: bool) -> list[str]:
+    """A server that serves TLS is probed by `python -m libs.grpckit.probe` (native gRPC probes
+    cannot speak TLS: docs/decisions/0001-health-probes-under-tls.md)."""
+    command = probe.get("exec", {}).get("command", [])
+    if command[:3] != TLS_PROBE:
+        return [f"must be an exec probe ({' '.join(TLS_PROBE)}): native gRPC probes cannot speak TLS"]
+    args = dict(zip(command[3::2], command[4::2], strict=False))
+    problems = [] if args.get("--port") == str(svc.port) else [f"must probe --port {svc.port}"]
+    if args.get("--service", "") != (svc.health if wants_service else ""):
+        problems.append(
+            f"must ask the health service for {svc.health if wants_service else 'the overall status'}"
+        )
+    if args.get("--server-name") != svc.name:
+        problems.append(f"must check the certificate for --server-name {svc.name}")
+    if probe.get("timeoutSeconds", 1) < 3:
+        problems.append("timeoutSeconds must allow the probe's Python to start (3 s or more)")
     return problems
 
 

@@ -15,7 +15,9 @@ from pathlib import Path
 
 import yaml
 
-COMPONENTS = ("strimzi", "cloudnative-pg", "otel-collector", "network-policies")
+COMPONENTS = ("strimzi", "cloudnative-pg", "otel-collector", "network-policies", "grpc-tls", "kafka-tls")
+# A component that patches another's resources is rendered only with it (and listed after it).
+REQUIRES = {"kafka-tls": ("strimzi",)}
 OVERLAYS = ("dev", "prod")
 
 
@@ -62,8 +64,13 @@ def kustomize(directory: Path) -> tuple[list[dict], str]:
 
 
 def combinations() -> list[tuple[str, ...]]:
-    """Every subset of the components, the empty one (base alone) first."""
-    return [c for n in range(len(COMPONENTS) + 1) for c in itertools.combinations(COMPONENTS, n)]
+    """Every subset of the components that has what each needs (REQUIRES), base alone first."""
+    return [
+        combo
+        for n in range(len(COMPONENTS) + 1)
+        for combo in itertools.combinations(COMPONENTS, n)
+        if all(set(REQUIRES.get(c, ())) <= set(combo) for c in combo)
+    ]
 
 
 def render_all(k8s: Path) -> list[Render]:

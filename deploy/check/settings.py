@@ -1,11 +1,16 @@
 """Each service's settings class accepts the environment its manifest gives it.
 
 For every service in the overlays, the environment is assembled as Kubernetes would
-(its ConfigMaps, literal values, Secrets replaced by stand-ins, the pod name for
-fieldRefs) and the service's own settings class (`services.<module>.settings`) is
-built from it: a value it rejects (a relay ring that does not parse, an unknown
-event loop) fails. So does a PODIUM_* variable that no setting reads: a typo
-would otherwise be silently ignored.
+(its ConfigMaps, literal values, `$(VAR)` references, Secrets and the ConfigMaps the
+operator creates replaced by stand-ins, the pod name for fieldRefs) and the service's
+own settings class (`services.<module>.settings`) is built from it: a value it rejects
+(a relay ring that does not parse, an unknown event loop) fails. So does a PODIUM_*
+variable that no setting reads: a typo would otherwise be silently ignored.
+
+Where the environment says PODIUM_ENV=production, the settings must also pass the
+production check the service runs at start (`production_problems()`, docs/security.md):
+a manifest that would make the service refuse to start fails here first. overlays/prod
+must say production.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
+import re
 from contextlib import contextmanager
 
 from pydantic import AliasChoices, ValidationError
@@ -27,6 +33,11 @@ SECRET_STAND_INS = {
     "DATABASE_URL": "postgresql://podium:stand-in@podium-db-rw:5432/podium",
     "PODIUM_JWT_SECRET": "stand-in-secret-of-a-decent-length-0123456789",
 }
+# ConfigMaps the operator creates (overlays/prod says which): (name, key) -> a stand-in value.
+OPERATOR_CONFIG_STAND_INS = {
+    ("podium-site", "invite-link-base-url"): "https://spaces.stand-in-for-your-domain.net/i/",
+}
+PRODUCTION_OVERLAY = "overlays/prod"
 
 
 def settings_class(svc: DeployedService) -> type[BaseSettings]:
@@ -55,7 +66,16 @@ def env_names(cls: type[BaseSettings]) -> set[str]:
     return names
 
 
+def _config_value(render: Render, ref: dict) -> str | None:
+    cm = render.get("ConfigMap", ref.get("name", ""))
+    if cm is not None:
+        return cm.get("data", {}).get(ref.get("key", ""))
+    return OPERATOR_CONFIG_STAND_INS.get((ref.get("name", ""), ref.get("key", "")))
+
+
 def pod_environment(render: Render, svc: DeployedService) -> dict[str, str]:
+    """The container's environment as Kubernetes assembles it; a configMapKeyRef to a ConfigMap
+    neither rendered nor known to be the operator's is left out (check_settings says so)."""
     workload = render.get(svc.kind, svc.name)
     if workload is None:
         return {}
@@ -65,13 +85,33 @@ def pod_environment(render: Render, svc: DeployedService) -> dict[str, str]:
         cm = render.get("ConfigMap", ref.get("configMapRef", {}).get("name", ""))
         env.update((cm or {}).get("data", {}))
     for item in container.get("env", []):
+        source = item.get("valueFrom", {})
         if "value" in item:
-            env[item["name"]] = item["value"]
-        elif "secretKeyRef" in item.get("valueFrom", {}):
+            # $(NAME) refers to a variable defined earlier in the list (or from envFrom).
+            env[item["name"]] = re.sub(
+                r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", lambda m: env.get(m[1], m[0]), item["value"]
+            )
+        elif "secretKeyRef" in source:
             env[item["name"]] = SECRET_STAND_INS.get(item["name"], "stand-in")
-        elif "fieldRef" in item.get("valueFrom", {}):
+        elif "configMapKeyRef" in source:
+            value = _config_value(render, source["configMapKeyRef"])
+            if value is not None:
+                env[item["name"]] = value
+        elif "fieldRef" in source:
             env[item["name"]] = f"{svc.name}-0"
     return env
+
+
+def _unresolved_config_refs(render: Render, svc: DeployedService) -> list[str]:
+    workload = render.get(svc.kind, svc.name)
+    container = workload["spec"]["template"]["spec"]["containers"][0]
+    return [
+        f"{item['name']} refers to ConfigMap {ref.get('name')} key {ref.get('key')}, which is neither "
+        "rendered nor one the operator creates (deploy/check/settings.py OPERATOR_CONFIG_STAND_INS)"
+        for item in container.get("env", [])
+        if (ref := item.get("valueFrom", {}).get("configMapKeyRef")) is not None
+        and _config_value(render, ref) is None
+    ]
 
 
 @contextmanager
@@ -104,14 +144,20 @@ def check_settings(renders: list[Render]) -> list[str]:
                 problems.append(f"{where}: cannot load its settings class: {e}")
                 continue
             known = env_names(cls)
+            problems += [f"{where}: {p}" for p in _unresolved_config_refs(render, svc)]
             for key in sorted(k for k in env if k.startswith("PODIUM_")):
                 if key not in known and key not in RESERVED:
                     problems.append(f"{where}: {key} is read by no setting of {cls.__name__} (a typo?)")
+            if render.name == PRODUCTION_OVERLAY and env.get("PODIUM_ENV") != "production":
+                problems.append(f"{where}: PODIUM_ENV must be production in {PRODUCTION_OVERLAY}")
             with _environment(env):
                 try:
-                    cls()
+                    settings = cls()
                 except ValidationError as e:
                     for error in e.errors():
                         field = ".".join(map(str, error["loc"]))
                         problems.append(f"{where}: {cls.__name__}.{field}: {error['msg']}")
+                    continue
+            if settings.env == "production":
+                problems += [f"{where}: production mode: {p}" for p in settings.production_problems()]
     return problems
