@@ -13,11 +13,14 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from cli.views import views_app
+
 app = typer.Typer(help="Podium: live social audio Spaces. Start here: `podium up`.", no_args_is_help=True)
 log_app = typer.Typer(help="Operate the event log.", no_args_is_help=True)
 app.add_typer(log_app, name="log")
 events_app = typer.Typer(help="Read Podium's event stream (for analysts).", no_args_is_help=True)
 app.add_typer(events_app, name="events")
+app.add_typer(views_app, name="views")
 console = Console()
 
 

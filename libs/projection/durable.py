@@ -49,12 +49,13 @@ log = logging.getLogger(__name__)
 
 
 class DurableView(Protocol):
-    """A view stored in PostgreSQL. `steps` create this version's tables (`{s}` is the schema)."""
+    """A view stored in PostgreSQL. `steps` create this version's `tables` (`{s}` is the schema)."""
 
     name: str
     version: int
     topics: tuple[TopicSpec, ...]
     steps: Sequence[str]
+    tables: Sequence[str]  # emptied by a rebuild
 
     async def apply(self, conn: asyncpg.Connection, events: Sequence[ConsumedEvent]) -> None:
         """Writes the events' effect, inside the runner's transaction."""
@@ -95,6 +96,8 @@ class DurableProjectionRunner(ProjectionRunner):
         await apply_migrations(
             self.pool, self.schema, f"view:{self.view.name}:v{self.view.version}", self.view.steps
         )
+        async with self.pool.acquire() as conn:
+            await self.tracking.register(conn)
         await ensure_topics(
             self.settings.kafka_bootstrap_servers,
             (*self.view.topics, DEAD_LETTER),
@@ -136,6 +139,8 @@ class DurableProjectionRunner(ProjectionRunner):
             await asyncio.sleep(self.follow_seconds)
         self.writing = True
         async with self.pool.acquire() as conn:
+            if await self.tracking.rebuild_requested(conn):
+                await self._empty(conn)
             stored = await self.tracking.positions(conn)
         self._consumer.assign(self._parts)
         for tp in self._parts:
@@ -152,6 +157,16 @@ class DurableProjectionRunner(ProjectionRunner):
                 await self._apply(batches)
             if not self.caught_up.is_set():
                 await self._check_caught_up()
+
+    async def _empty(self, conn: asyncpg.Connection) -> None:
+        """A rebuild an operator asked for: the view's rows and position go, and it is built again."""
+        async with conn.transaction():
+            for table in self.view.tables:
+                await conn.execute(f"TRUNCATE {self.schema}.{table}")
+            await self.tracking.reset(conn)
+        log.warning(
+            "projection %s v%d: rebuilding from the log, as requested", self.view.name, self.view.version
+        )
 
     async def _fetch(self) -> dict[TopicPartition, list]:
         """What the log has for us: while catching up, several fetches gathered into one transaction

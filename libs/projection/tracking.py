@@ -6,7 +6,11 @@ The tracking records of pyeventsourcing, for Kafka: per view and view version,
   restart resumes where the last commit left off instead of at offset 0;
 - `view_streams`: the last version applied of each event stream (producer and
   stream id), so an event the log holds twice (a relay that published again
-  after a crash) is applied once.
+  after a crash) is applied once;
+- `view_registry`: every view (and version) the schema has, as its runner last
+  registered it at start;
+- `view_rebuilds`: rebuilds an operator asked for (`podium views rebuild`),
+  carried out by the view's writer when it next starts.
 
 Both are written by `record`, inside the transaction that writes the view's
 rows: the view and its position can never disagree. Stream versions are read
@@ -41,6 +45,22 @@ STEPS = (
         stream_id text NOT NULL,
         applied_version bigint NOT NULL,
         PRIMARY KEY (view, version, producer, stream_id)
+    );
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS {s}.view_rebuilds (
+        view text NOT NULL,
+        version int NOT NULL,
+        requested_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (view, version)
+    );
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS {s}.view_registry (
+        view text NOT NULL,
+        version int NOT NULL,
+        started_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (view, version)
     );
     """,
 )
@@ -107,9 +127,24 @@ class Tracking:
                 list(streams.values()),
             )
 
+    async def register(self, conn: asyncpg.Connection) -> None:
+        await conn.execute(
+            f"INSERT INTO {self.schema}.view_registry (view, version) VALUES ($1, $2) "
+            "ON CONFLICT (view, version) DO UPDATE SET started_at = now()",
+            self.view,
+            self.version,
+        )
+
+    async def rebuild_requested(self, conn: asyncpg.Connection) -> bool:
+        return await conn.fetchval(
+            f"SELECT EXISTS (SELECT 1 FROM {self.schema}.view_rebuilds WHERE view = $1 AND version = $2)",
+            self.view,
+            self.version,
+        )
+
     async def reset(self, conn: asyncpg.Connection) -> None:
         """Forgets where the view stood: the next start rebuilds it from the beginning of the log."""
-        for table in ("view_positions", "view_streams"):
+        for table in ("view_positions", "view_streams", "view_rebuilds"):
             await conn.execute(
                 f"DELETE FROM {self.schema}.{table} WHERE view = $1 AND version = $2", self.view, self.version
             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -222,3 +223,15 @@ async def test_podium_report_summarises_a_space_and_plots_it(room, broker, tmp_p
     )
     assert "1 (1 approved)" in result.stdout
     assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+async def test_podium_views_status_lists_the_rooms_views_and_rebuild_asks_for_one(room, broker, database_url):
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap, "DATABASE_URL": database_url}
+    shown = _podium("views", "status", "--json", env=env)
+    assert shown.returncode == 0, shown.stderr
+    views = {(v["schema"], v["view"]): v for v in map(json.loads, shown.stdout.splitlines())}
+    for view in ("room-space-directory", "room-moderation-reactions", "room-presence-reactions"):
+        assert views[("room", view)]["version"] == 1
+        assert views[("room", view)]["lag"] == 0
+    unknown = _podium("views", "rebuild", "room", "no-such-view", env=env)
+    assert unknown.returncode == 1 and "no durable view" in unknown.stdout

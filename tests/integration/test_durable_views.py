@@ -49,6 +49,7 @@ class TitlesTable:
 
     name = "titles"
     version = 1
+    tables = ("titles_v1",)
     steps = (
         "CREATE TABLE {s}.titles_v1 (space_id text, version bigint, title text, PRIMARY KEY (space_id, version))",
     )
@@ -237,3 +238,44 @@ def test_the_unknown_event_of_these_tests_is_one_this_code_does_not_know():
     envelope = EventEnvelope.FromString(_envelope("x", 1, event_type="podium.room.v1.SomethingNewHappened"))
     with pytest.raises(UnknownEventType):
         unwrap(envelope)
+
+
+async def test_status_shows_each_view_and_a_requested_rebuild_is_carried_out_at_the_next_start(
+    settings, pool, schema, topic, producer
+):
+    from libs.projection.operations import request_rebuild, status
+
+    await _send(producer, topic, "o", range(1, 5))
+    view = TitlesTable(topic, schema)
+    runner = DurableProjectionRunner(settings, pool, schema, view)
+    await runner.start()
+    async with asyncio.timeout(20):
+        await runner.caught_up.wait()
+    [mine] = [s for s in await status(pool, settings) if s.schema == schema]
+    assert (mine.view, mine.version, mine.applied, mine.lag, mine.rebuild_requested) == (
+        "titles",
+        1,
+        4,
+        0,
+        False,
+    )
+    await _send(producer, topic, "o", [5])
+    await runner.stop()
+    [mine] = [s for s in await status(pool, settings) if s.schema == schema]
+    assert mine.lag == 1  # written while the view was down
+
+    assert await request_rebuild(pool, schema, "titles") == [("titles", 1)]
+    assert [s.rebuild_requested for s in await status(pool, settings) if s.schema == schema] == [True]
+    view = TitlesTable(topic, schema)
+    runner = DurableProjectionRunner(settings, pool, schema, view)
+    await runner.start()
+    try:
+        async with asyncio.timeout(20):
+            await runner.caught_up.wait()
+        assert view.applied == 5  # everything again, from the beginning of the log
+        assert await _rows(pool, schema) == [("o", v) for v in range(1, 6)]
+        [mine] = [s for s in await status(pool, settings) if s.schema == schema]
+        assert (mine.applied, mine.lag, mine.rebuild_requested) == (5, 0, False)
+    finally:
+        await runner.stop()
+    assert await request_rebuild(pool, schema, "no-such-view") == []

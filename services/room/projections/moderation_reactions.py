@@ -35,6 +35,7 @@ class ModerationReactions:
     name = "room-moderation-reactions"
     version = 1
     topics = (MODERATION_EVENTS,)
+    tables = ("barred_v1", "blocks_v1")
     steps = (
         """
         CREATE TABLE {s}.barred_v1 (space_id text, user_id text, PRIMARY KEY (space_id, user_id));

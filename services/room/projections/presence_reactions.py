@@ -30,6 +30,7 @@ class PresenceReactions:
     version = 1
     topics = (PRESENCE_EVENTS,)
     steps = ()
+    tables = ()
 
     def __init__(self, commands: SpaceCommands):
         self.commands = commands

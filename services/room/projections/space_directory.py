@@ -49,6 +49,7 @@ class SpaceDirectory:
     name = "room-space-directory"
     version = 1
     topics = (ROOM_EVENTS,)
+    tables = ("space_directory_v1",)
     steps = (
         """
         CREATE TABLE {s}.space_directory_v1 (
