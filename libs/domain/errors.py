@@ -70,6 +70,10 @@ class Aborted(DomainError):
 class Unavailable(DomainError):
     code = "UNAVAILABLE"
 
+    def __init__(self, message: str, *, retry_after_seconds: float | None = None, **kw):
+        super().__init__(message, **kw)
+        self.retry_after_seconds = retry_after_seconds
+
 
 @dataclass
 class Validator:

@@ -185,6 +185,29 @@ class DurableProjectionRunner(ProjectionRunner):
                 gathered += len(records)
         return batches
 
+    async def wait_for(self, producer: str, stream_id: str, version: int, timeout: float) -> bool:
+        """As the in-memory runner's; the stream's version comes from the tracking table when this
+        replica does not hold it (a follower, or a stream not applied lately)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        stream = (producer, stream_id)
+        while True:
+            if self.writing and stream in self._known:
+                reached = self._gate.applied_version(stream)
+            else:
+                async with self.pool.acquire() as conn:
+                    reached = (await self.tracking.stream_versions(conn, [stream])).get(stream, 0)
+            if reached >= version:
+                return True
+            left = deadline - loop.time()
+            if left <= 0:
+                return False
+            if self._progress is None:
+                self._progress = asyncio.Event()
+            with contextlib.suppress(TimeoutError):
+                # A follower applies nothing here: it looks again at the writer's progress.
+                await asyncio.wait_for(self._progress.wait(), min(left, self.follow_seconds))
+
     async def _follow(self) -> None:
         """While another replica writes: caught up once the stored positions reach the targets."""
         if self.caught_up.is_set():
@@ -237,6 +260,7 @@ class DurableProjectionRunner(ProjectionRunner):
                     await self.view.apply(conn, ready)
                 await self.tracking.record(conn, self._stored_positions(batches), reached)
         self.stats.applied += len(ready)
+        self._progressed()
         committed = getattr(self.view, "committed", None)
         if committed is not None and ready:
             committed(ready)

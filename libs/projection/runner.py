@@ -103,6 +103,7 @@ class ProjectionRunner:
         self._dead_letters: AIOKafkaProducer | None = None
         self._task: asyncio.Task | None = None
         self._is_async = inspect.iscoroutinefunction(projection.apply)
+        self._progress: asyncio.Event | None = None  # set after each batch, for `wait_for`
 
     async def start(self) -> None:
         topics = (*self.projection.topics, DEAD_LETTER)
@@ -154,6 +155,33 @@ class ProjectionRunner:
             total += max(0, high - self._positions.get(tp, 0))
         return total
 
+    def applied_version(self, producer: str, stream_id: str) -> int:
+        """The last version of the stream this view has applied (0: none, or none it remembers)."""
+        return self._gate.applied_version((producer, stream_id))
+
+    async def wait_for(self, producer: str, stream_id: str, version: int, timeout: float) -> bool:
+        """Waits until this view has applied the stream up to `version`; False if `timeout` s pass first.
+
+        What a consistency token rests on: a caller that has seen version N of a stream (in a
+        response) is answered from a view that has applied at least N, never from an older one.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.applied_version(producer, stream_id) < version:
+            left = deadline - loop.time()
+            if left <= 0:
+                return False
+            if self._progress is None:
+                self._progress = asyncio.Event()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._progress.wait(), left)
+        return True
+
+    def _progressed(self) -> None:
+        if self._progress is not None:
+            self._progress.set()
+            self._progress = None
+
     async def _run(self) -> None:
         consumer = self._consumer
         assert consumer is not None
@@ -161,6 +189,8 @@ class ProjectionRunner:
             batches = await consumer.getmany(timeout_ms=200, max_records=5000)
             for tp, records in batches.items():
                 await self._handle_batch(tp, records)
+            if batches:
+                self._progressed()
             if not self.caught_up.is_set():
                 await self._check_caught_up()
 

@@ -37,7 +37,7 @@ async def serve(settings: ModerationSettings) -> None:
     )
     async with shell:
         roles, reports = RoomRoles(), ReportIndex()
-        shell.add_projection(roles)
+        roles_runner = shell.add_projection(roles)
         shell.add_projection(reports)
         limits = settings.limits()
         commands = ModerationCommands(shell.store, limits)
@@ -55,7 +55,9 @@ async def serve(settings: ModerationSettings) -> None:
                 producer_batch_bytes=settings.moderation_producer_batch_bytes,
             )
         )
-        api = ModerationApi(shell.authenticator, commands, roles, reports, rate_limiter(settings))
+        api = ModerationApi(
+            shell.authenticator, commands, roles, reports, rate_limiter(settings), room_view=roles_runner
+        )
         moderation_service_pb2_grpc.add_ModerationServiceServicer_to_server(api, shell.host.server)
         await shell.serve(settings.moderation_bind_host, settings.moderation_port)
 

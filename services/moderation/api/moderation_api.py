@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from libs.domain.errors import NotFound, PermissionDenied, Validator
+from libs.domain.errors import (
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Unavailable,
+    Validator,
+)
 from libs.events.ids import new_id
 from libs.grpckit.handlers import Authenticator, Caller, unary
 from libs.grpckit.pagination import paginate, parse_page
 from libs.grpckit.rate_limits import REPORT, RateLimiter
 from libs.grpckit.validation import require_id, timestamp_field
+from libs.projection.runner import ProjectionRunner
 from podium.moderation.v1 import moderation_service_pb2 as pb
 from podium.moderation.v1 import moderation_service_pb2_grpc
 from podium.moderation.v1 import moderation_types_pb2 as mt
@@ -27,15 +35,36 @@ class ModerationApi(moderation_service_pb2_grpc.ModerationServiceServicer):
         roles: RoomRoles,
         reports: ReportIndex,
         limits: RateLimiter | None = None,
+        room_view: ProjectionRunner | None = None,
+        view_wait_seconds: float = 2.0,
     ):
         self.authenticator = authenticator
         self.commands = commands
         self.room = roles
         self.reports = reports
         self.limits = limits or RateLimiter({})
+        self.room_view = room_view  # the runner behind `roles`: how far it has read each Space
+        self.view_wait_seconds = view_wait_seconds
 
-    def _space(self, space_id: str) -> str:
+    async def _space(self, space_id: str, room_version: int = 0) -> str:
+        """The Space, once this replica's view of the room has reached `room_version` (the version
+        the caller saw in a room response): a refusal never rests on an older view than the caller's."""
         space_id = require_id(space_id, "space_id")
+        if room_version < 0:
+            raise InvalidArgument(
+                "room_version must not be negative", [FieldViolation("room_version", "0 or a Space.version")]
+            )
+        if room_version and self.room_view is not None:
+            reached = await self.room_view.wait_for(
+                "room", f"space-{space_id}", room_version, self.view_wait_seconds
+            )
+            if not reached:
+                raise Unavailable(
+                    f"moderation's view of space {space_id!r} has not yet reached version {room_version}; "
+                    "retry shortly",
+                    reason="VIEW_BEHIND",
+                    retry_after_seconds=0.2,
+                )
         if not self.room.known(space_id):
             raise NotFound(f"space {space_id!r} does not exist", reason="SPACE_NOT_FOUND")
         return space_id
@@ -55,7 +84,10 @@ class ModerationApi(moderation_service_pb2_grpc.ModerationServiceServicer):
     async def MuteParticipant(
         self, request: pb.MuteParticipantRequest, caller: Caller
     ) -> pb.MuteParticipantResponse:
-        space_id, user_id = self._space(request.space_id), require_id(request.user_id, "user_id")
+        space_id, user_id = (
+            await self._space(request.space_id, request.room_version),
+            require_id(request.user_id, "user_id"),
+        )
         command = cmd.MuteParticipant(space_id, user_id, self.room.roles(space_id, caller.user_id, user_id))
         return await self._on_space(
             space_id, command, caller, request, "MuteParticipant", pb.MuteParticipantResponse,
@@ -66,7 +98,10 @@ class ModerationApi(moderation_service_pb2_grpc.ModerationServiceServicer):
     async def UnmuteParticipant(
         self, request: pb.UnmuteParticipantRequest, caller: Caller
     ) -> pb.UnmuteParticipantResponse:
-        space_id, user_id = self._space(request.space_id), require_id(request.user_id, "user_id")
+        space_id, user_id = (
+            await self._space(request.space_id, request.room_version),
+            require_id(request.user_id, "user_id"),
+        )
         command = cmd.UnmuteParticipant(space_id, user_id, self.room.roles(space_id, caller.user_id, user_id))
         return await self._on_space(
             space_id, command, caller, request, "UnmuteParticipant", pb.UnmuteParticipantResponse
@@ -76,7 +111,10 @@ class ModerationApi(moderation_service_pb2_grpc.ModerationServiceServicer):
     async def RemoveParticipant(
         self, request: pb.RemoveParticipantRequest, caller: Caller
     ) -> pb.RemoveParticipantResponse:
-        space_id, user_id = self._space(request.space_id), require_id(request.user_id, "user_id")
+        space_id, user_id = (
+            await self._space(request.space_id, request.room_version),
+            require_id(request.user_id, "user_id"),
+        )
         command = cmd.RemoveParticipant(
             space_id, user_id, request.reason, self.room.roles(space_id, caller.user_id, user_id)
         )
@@ -107,7 +145,7 @@ class ModerationApi(moderation_service_pb2_grpc.ModerationServiceServicer):
 
     @unary
     async def ReportSpace(self, request: pb.ReportSpaceRequest, caller: Caller) -> pb.ReportSpaceResponse:
-        space_id = self._space(request.space_id)
+        space_id = await self._space(request.space_id, request.room_version)
         with self.limits.charge(REPORT, caller.user_id):
             report_id = new_id()
             command = cmd.ReportSpace(
@@ -122,7 +160,10 @@ class ModerationApi(moderation_service_pb2_grpc.ModerationServiceServicer):
     async def ReportParticipant(
         self, request: pb.ReportParticipantRequest, caller: Caller
     ) -> pb.ReportParticipantResponse:
-        space_id, user_id = self._space(request.space_id), require_id(request.user_id, "user_id")
+        space_id, user_id = (
+            await self._space(request.space_id, request.room_version),
+            require_id(request.user_id, "user_id"),
+        )
         with self.limits.charge(REPORT, caller.user_id):
             report_id = new_id()
             roles = self.room.roles(space_id, caller.user_id, user_id)
@@ -167,7 +208,7 @@ class ModerationApi(moderation_service_pb2_grpc.ModerationServiceServicer):
         self, request: pb.ResolveReportRequest, caller: Caller
     ) -> pb.ResolveReportResponse:
         self._require_trust_and_safety(caller)
-        space_id = self._space(request.space_id)
+        space_id = await self._space(request.space_id)
         report_id = require_id(request.report_id, "report_id")
         command = cmd.ResolveReport(space_id, report_id, request.resolution, request.note)
 
@@ -197,7 +238,7 @@ class ModerationApi(moderation_service_pb2_grpc.ModerationServiceServicer):
     async def GetModerationLog(
         self, request: pb.GetModerationLogRequest, caller: Caller
     ) -> pb.GetModerationLogResponse:
-        space_id = self._space(request.space_id)
+        space_id = await self._space(request.space_id)
         roles = self.room.roles(space_id, caller.user_id)
         manages = roles.actor in (rt.ROLE_HOST, rt.ROLE_CO_HOST) or roles.host_user_id == caller.user_id
         if TRUST_AND_SAFETY not in caller.identity.roles and not manages:

@@ -32,19 +32,26 @@ class MuteParticipantRequest(_message.Message):
     SPACE_ID_FIELD_NUMBER: _builtins.int
     USER_ID_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    ROOM_VERSION_FIELD_NUMBER: _builtins.int
     space_id: _builtins.str
     user_id: _builtins.str
     request_id: _builtins.str
+    room_version: _builtins.int
+    """The Space's version as the caller last saw it in a room response (`Space.version`), for
+    read-your-writes across services: moderation decides only once its view of the room has
+    reached it, waiting up to 2 s (UNAVAILABLE with RetryInfo beyond). 0: the view as it is.
+    """
     def __init__(
         self,
         *,
         space_id: _builtins.str = ...,
         user_id: _builtins.str = ...,
         request_id: _builtins.str = ...,
+        room_version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id", "space_id", b"space_id", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id", "room_version", b"room_version", "space_id", b"space_id", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -76,19 +83,26 @@ class UnmuteParticipantRequest(_message.Message):
     SPACE_ID_FIELD_NUMBER: _builtins.int
     USER_ID_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    ROOM_VERSION_FIELD_NUMBER: _builtins.int
     space_id: _builtins.str
     user_id: _builtins.str
     request_id: _builtins.str
+    room_version: _builtins.int
+    """The Space's version as the caller last saw it in a room response (`Space.version`), for
+    read-your-writes across services: moderation decides only once its view of the room has
+    reached it, waiting up to 2 s (UNAVAILABLE with RetryInfo beyond). 0: the view as it is.
+    """
     def __init__(
         self,
         *,
         space_id: _builtins.str = ...,
         user_id: _builtins.str = ...,
         request_id: _builtins.str = ...,
+        room_version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id", "space_id", b"space_id", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id", "room_version", b"room_version", "space_id", b"space_id", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -117,10 +131,16 @@ class RemoveParticipantRequest(_message.Message):
     USER_ID_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    ROOM_VERSION_FIELD_NUMBER: _builtins.int
     space_id: _builtins.str
     user_id: _builtins.str
     reason: _builtins.str
     request_id: _builtins.str
+    room_version: _builtins.int
+    """The Space's version as the caller last saw it in a room response (`Space.version`), for
+    read-your-writes across services: moderation decides only once its view of the room has
+    reached it, waiting up to 2 s (UNAVAILABLE with RetryInfo beyond). 0: the view as it is.
+    """
     def __init__(
         self,
         *,
@@ -128,10 +148,11 @@ class RemoveParticipantRequest(_message.Message):
         user_id: _builtins.str = ...,
         reason: _builtins.str = ...,
         request_id: _builtins.str = ...,
+        room_version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["reason", b"reason", "request_id", b"request_id", "space_id", b"space_id", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reason", b"reason", "request_id", b"request_id", "room_version", b"room_version", "space_id", b"space_id", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -279,10 +300,16 @@ class ReportSpaceRequest(_message.Message):
     REASON_FIELD_NUMBER: _builtins.int
     TEXT_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    ROOM_VERSION_FIELD_NUMBER: _builtins.int
     space_id: _builtins.str
     reason: _moderation_types_pb2.ReportReason.ValueType
     text: _builtins.str
     request_id: _builtins.str
+    room_version: _builtins.int
+    """The Space's version as the caller last saw it in a room response (`Space.version`), for
+    read-your-writes across services: moderation decides only once its view of the room has
+    reached it, waiting up to 2 s (UNAVAILABLE with RetryInfo beyond). 0: the view as it is.
+    """
     def __init__(
         self,
         *,
@@ -290,10 +317,11 @@ class ReportSpaceRequest(_message.Message):
         reason: _moderation_types_pb2.ReportReason.ValueType = ...,
         text: _builtins.str = ...,
         request_id: _builtins.str = ...,
+        room_version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["reason", b"reason", "request_id", b"request_id", "space_id", b"space_id", "text", b"text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reason", b"reason", "request_id", b"request_id", "room_version", b"room_version", "space_id", b"space_id", "text", b"text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -327,11 +355,17 @@ class ReportParticipantRequest(_message.Message):
     REASON_FIELD_NUMBER: _builtins.int
     TEXT_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    ROOM_VERSION_FIELD_NUMBER: _builtins.int
     space_id: _builtins.str
     user_id: _builtins.str
     reason: _moderation_types_pb2.ReportReason.ValueType
     text: _builtins.str
     request_id: _builtins.str
+    room_version: _builtins.int
+    """The Space's version as the caller last saw it in a room response (`Space.version`), for
+    read-your-writes across services: moderation decides only once its view of the room has
+    reached it, waiting up to 2 s (UNAVAILABLE with RetryInfo beyond). 0: the view as it is.
+    """
     def __init__(
         self,
         *,
@@ -340,10 +374,11 @@ class ReportParticipantRequest(_message.Message):
         reason: _moderation_types_pb2.ReportReason.ValueType = ...,
         text: _builtins.str = ...,
         request_id: _builtins.str = ...,
+        room_version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["reason", b"reason", "request_id", b"request_id", "space_id", b"space_id", "text", b"text", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reason", b"reason", "request_id", b"request_id", "room_version", b"room_version", "space_id", b"space_id", "text", b"text", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
