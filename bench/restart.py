@@ -108,7 +108,7 @@ async def measure(events: int) -> RestartResult:
         wrote = time.perf_counter() - started
 
         started = time.perf_counter()
-        room = await stack.start("room")
+        room = await stack.start("room", timeout=1800)  # builds its views from the whole history
         first = time.perf_counter() - started
         await asyncio.sleep(1)
         rss_first = rss_bytes(room.process.pid)

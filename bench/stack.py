@@ -86,11 +86,13 @@ class BenchStack:
         self.database_url = await create_database(self._server.url, self._database)
         return self
 
-    async def start(self, name: str, env: dict[str, str] | None = None) -> ServiceProcess:
+    async def start(
+        self, name: str, env: dict[str, str] | None = None, timeout: float = 120
+    ) -> ServiceProcess:
         process = ServiceProcess(
             service(name), free_port(), {**self.env, **(env or {})}, log_path=self.work / f"{name}.log"
         )
-        await process.start(timeout=120)
+        await process.start(timeout=timeout)
         self.services.append(process)
         if PROFILE.get("service") == name and "profiler" not in PROFILE:
             from bench.profiling import Profiler
