@@ -33,6 +33,12 @@ class PresenceSettings(PodiumSettings):
     presence_reconnect_grace_seconds: float = Field(
         60, ge=0, description="A user back within this long after a timeout is a reconnect, not a new join."
     )
+    presence_forget_ended_after_seconds: float = Field(
+        60,
+        ge=0,
+        description="An ended Space's presence is dropped from the table (and its changelog) this long "
+        "after the end, so memory and recovery follow live Spaces, not history.",
+    )
     presence_tick_seconds: float = Field(1.0, gt=0, description="How often timeouts are checked.")
     presence_max_entries_per_report: int = Field(
         50_000, gt=0, description="Entries one ReportPresence may carry."
@@ -54,4 +60,8 @@ class PresenceSettings(PodiumSettings):
         return problems
 
     def rules(self) -> PresenceRules:
-        return PresenceRules(self.presence_timeout_seconds, self.presence_reconnect_grace_seconds)
+        return PresenceRules(
+            self.presence_timeout_seconds,
+            self.presence_reconnect_grace_seconds,
+            self.presence_forget_ended_after_seconds,
+        )

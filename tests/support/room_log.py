@@ -21,18 +21,29 @@ from services.room.application.space_commands import stream_of
 
 async def announce_spaces(bootstrap: str, space_ids: Iterable[str], host_user_id: str = "announced-host"):
     """Writes a `SpaceCreated` (stream version 1) for each Space to the room topic."""
+    await _write(
+        bootstrap,
+        [(s, 1, rev.SpaceCreated(space_id=s, host_user_id=host_user_id, title=s[:70])) for s in space_ids],
+    )
+
+
+async def end_announced_spaces(bootstrap: str, space_ids: Iterable[str]):
+    """Writes a `SpaceEnded` (stream version 2) for each Space `announce_spaces` wrote."""
+    await _write(bootstrap, [(s, 2, rev.SpaceEnded(space_id=s)) for s in space_ids])
+
+
+async def _write(bootstrap: str, events) -> None:
     producer = make_producer(PodiumSettings(kafka_bootstrap_servers=bootstrap), "test-room-log")
     await producer.start()
     try:
-        causation = Causation(actor_user_id=host_user_id, correlation_id="test", causation_id="test")
+        causation = Causation(actor_user_id="announced-host", correlation_id="test", causation_id="test")
         sent = []
-        for space_id in space_ids:
-            event = rev.SpaceCreated(space_id=space_id, host_user_id=host_user_id, title=space_id[:70])
+        for space_id, version, event in events:
             envelope = wrap(
                 event,
                 producer="room",
                 stream_id=stream_of(space_id),
-                version=1,
+                version=version,
                 space_id=space_id,
                 occurred_at=datetime.now(UTC),
                 causation=causation,

@@ -42,8 +42,10 @@ from services.presence.domain.space_presence import (
     beat,
     drop_gateway,
     empty,
+    end,
     expire,
     forget_offsets,
+    forgettable,
     leave,
 )
 
@@ -84,6 +86,7 @@ class PresenceStreams:
         self.room_events = self._topic(ROOM_EVENTS)
         self.app.agent(self.room_events, name="follow-room-leaves")(self._follow_room)
         self.processed = 0
+        self.forgotten = 0  # ended Spaces dropped from the table
         self.started_at = time.time()
         self.index = PartitionIndex(self.partitions)
         self.app.agent(self.heartbeats, name="track-presence")(self._track)
@@ -103,6 +106,11 @@ class PresenceStreams:
             if signal.tick or signal.gateway_disconnected:
                 for space_id in self.index.keys_on(self.table.keys(), partition):
                     state = self.table[space_id]
+                    if signal.tick and forgettable(state, now, self.rules):
+                        del self.table[space_id]  # a tombstone: recovery does not bring it back
+                        self.index.forget(space_id)
+                        self.forgotten += 1
+                        continue
                     if already_applied(state, HEARTBEATS, offset):
                         continue
                     if signal.tick:
@@ -116,8 +124,8 @@ class PresenceStreams:
                 state = self.table.get(signal.space_id)
                 if state is None:
                     state = empty(signal.space_id)
-                if already_applied(state, HEARTBEATS, offset):
-                    self.processed += 1
+                if already_applied(state, HEARTBEATS, offset) or "ended_at" in state:
+                    self.processed += 1  # applied before, or late for a Space that has ended
                     continue
                 produced = beat(state, signal.gateway_id, list(signal.user_ids), now, self.rules)
                 await self._publish(state, produced)
@@ -142,15 +150,13 @@ class PresenceStreams:
             state = self.table.get(envelope.space_id)
             if state is None or already_applied(state, ROOM, envelope.stream_version):
                 continue
-            if isinstance(payload, rev.ParticipantLeft):
-                leaving = [payload.user_id]
-            elif isinstance(payload, rev.SpaceEnded):
-                leaving = list(state["present"])
-            else:
-                continue
-            if any(u in state["present"] for u in leaving):
+            if isinstance(payload, rev.SpaceEnded):
                 at = occurred_at(envelope).timestamp()
-                leave(state, leaving, at)
+                end(state, at)
+                self._persist(envelope.space_id, state, at)
+            elif isinstance(payload, rev.ParticipantLeft) and payload.user_id in state["present"]:
+                at = occurred_at(envelope).timestamp()
+                leave(state, [payload.user_id], at)
                 self._persist(envelope.space_id, state, at)
 
     def _persist(self, space_id: str, state: dict, now: float) -> None:

@@ -23,6 +23,10 @@ from podium.presence.v1 import presence_events_pb2 as ev
 class PresenceRules:
     timeout_seconds: float = 30.0
     reconnect_grace_seconds: float = 60.0
+    # An ended Space's value is dropped this long after the end (heartbeats already on their way
+    # are still recognised as late, not taken for a new Space), so memory and the changelog's
+    # recovery follow live Spaces, not history.
+    forget_ended_after_seconds: float = 60.0
 
 
 # A Space's value records, per source, the position of the last record applied to it. After a
@@ -120,6 +124,18 @@ def drop_gateway(state: dict, gateway: str, now: float) -> list[Message]:
 def counts(state: dict) -> tuple[int, int, int]:
     """(current, peak, unique) users present."""
     return len(state["present"]), state["peak"], len(state["unique"])
+
+
+def end(state: dict, at: float) -> None:
+    """The Space ended at `at`: everyone leaves, and nobody joins it again."""
+    leave(state, list(state["present"]), at)
+    state.setdefault("ended_at", at)
+
+
+def forgettable(state: dict, now: float, rules: PresenceRules) -> bool:
+    """Whether the Space ended long enough ago for its value to go (a tombstone in the changelog)."""
+    ended = state.get("ended_at")
+    return ended is not None and now - ended > rules.forget_ended_after_seconds
 
 
 def leave(state: dict, users: list[str], at: float) -> None:

@@ -20,7 +20,7 @@ from services.presence.domain.space_presence import PresenceRules, beat, counts,
 from tests.integration.clients import ModerationClient, PresenceClient, PresenceGateway, RoomClient
 from tests.integration.conftest import eventually
 from tests.support.auth import gateway_token
-from tests.support.room_log import announce_spaces
+from tests.support.room_log import announce_spaces, end_announced_spaces
 
 pytestmark = pytest.mark.integration
 
@@ -28,6 +28,7 @@ FAST = {
     "PODIUM_PRESENCE_TIMEOUT_SECONDS": "1.5",
     "PODIUM_PRESENCE_RECONNECT_GRACE_SECONDS": "30",
     "PODIUM_PRESENCE_TICK_SECONDS": "0.2",
+    "PODIUM_PRESENCE_FORGET_ENDED_AFTER_SECONDS": "1",
 }
 
 
@@ -233,6 +234,27 @@ async def _replay_heartbeats(bootstrap: str, space_id: str, rules: PresenceRules
         return state
     finally:
         await reader.stop()
+
+
+async def test_an_ended_space_leaves_the_table_after_the_configured_time(presence, broker):
+    gateway = PresenceGateway(presence.channel, "gateway-service")
+    space = "presence-space-ended"
+    await announce_spaces(broker.bootstrap, [space])
+    await gateway.ReportPresence(gateway_id="gw", entries=_entries(["e1", "e2"], space))
+
+    async def figures():
+        counts = (await gateway.GetSpacePresence(space_id=space)).counts
+        return counts.current_listeners, counts.peak_listeners, counts.unique_listeners
+
+    await _until(lambda: _eq(figures(), (2, 2, 2)))
+    await end_announced_spaces(broker.bootstrap, [space])
+    # Everyone leaves at the end; the peak stays while the value is kept, then the value goes
+    # (a tombstone in the changelog), so nothing of the Space is left to recover.
+    await _until(lambda: _eq(figures(), (0, 0, 0)))
+    # A heartbeat for the ended Space is refused, and brings nothing back.
+    reply = await gateway.ReportPresence(gateway_id="gw", entries=_entries(["e1"], space))
+    assert [r.reason for r in reply.rejected] == ["SPACE_ENDED"]
+    assert await figures() == (0, 0, 0)
 
 
 async def test_bad_reports_are_rejected(presence):
