@@ -1,6 +1,7 @@
 """The relay's view of every Space: live or not, who may speak, who is muted, recording on or off.
 
-Folded from the room and moderation topics with the pure `evolve`. The fan-out
+Folded from the room and moderation topics with the one membership fold
+(`libs.domain.membership`), one `SpaceMembers` per Space, O(1) per event. The fan-out
 checks `admit` against it for every frame, so a change applies to the very
 next frame. When a Space ends, `on_ended(space_id)` closes its streams; when a
 user leaves or is removed, `on_left(space_id, user_id)` closes that user's own
@@ -18,15 +19,16 @@ import asyncio
 import time
 from collections.abc import Callable
 
+from libs.domain.membership import NOBODY, VOICES, SpaceMembers
+from libs.events.envelope import occurred_at
 from libs.events.topics import MODERATION_EVENTS, ROOM_EVENTS
 from libs.projection.runner import ConsumedEvent
 from services.media_relay.domain.admission import (
     Admission,
-    SpaceMedia,
     admit,
     admit_subscriber,
-    evolve,
-    membership_change,
+    may_listen,
+    recording_after,
 )
 
 #: Verdicts that events already on their way could turn into ADMITTED.
@@ -38,11 +40,10 @@ class SpaceMediaView:
     topics = (ROOM_EVENTS, MODERATION_EVENTS)
 
     def __init__(self) -> None:
-        self.spaces: dict[str, SpaceMedia] = {}
+        self.spaces: dict[str, SpaceMembers] = {}
+        self.recorded: set[str] = set()  # Spaces whose audio is recorded
         self.on_ended: Callable[[str], None] = lambda _space_id: None
         self.on_left: Callable[[str, str], None] = lambda _space_id, _user_id: None
-        # Who is in each Space now (user ids), for subscriptions made with a user's own token.
-        self.members: dict[str, set[str]] = {}
         self._applied: asyncio.Event | None = None  # set on the next apply, for waiting subscribers
         # When each Space's view last changed (wall clock, s): how long after an event reached the
         # relay did forwarding stop is measured from it.
@@ -55,32 +56,40 @@ class SpaceMediaView:
         if self._applied is not None:
             self._applied.set()
             self._applied = None
-        change = membership_change(event.payload)
-        if change is not None:
-            user_id, joined = change
-            members = self.members.setdefault(space_id, set())
-            if joined:
-                members.add(user_id)
-            elif user_id in members:
-                members.discard(user_id)
-                self.on_left(space_id, user_id)
-        before = self.spaces.get(space_id) or SpaceMedia(space_id=space_id)
-        after = evolve(before, event.payload)
-        if after is before:
-            return
-        self.spaces[space_id] = after
-        self.changed_at[space_id] = time.time()
-        if after.ended and not before.ended:
-            self.members.pop(space_id, None)
+        space = self.spaces.get(space_id)
+        if space is None:
+            space = self.spaces[space_id] = SpaceMembers()
+        roster = space.roster
+        change = space.apply(event.payload, occurred_at(event.envelope))
+        recorded = space_id in self.recorded
+        recording = recording_after(recorded, event.payload)
+        if recording != recorded:
+            (self.recorded.add if recording else self.recorded.discard)(space_id)
+        voices = change is not None and (change.before.role in VOICES or change.after.role in VOICES)
+        if voices or recording != recorded or space.roster.state != roster.state:
+            self.changed_at[space_id] = time.time()  # what may be heard changed
+        if (
+            change is not None
+            and may_listen(roster, change.before)
+            and not may_listen(space.roster, change.after)
+        ):
+            self.on_left(space_id, change.user_id)
+        if space.roster.is_over and not roster.is_over:
             self.on_ended(space_id)
 
     def admit(self, space_id: str, user_id: str) -> Admission:
-        return admit(self.spaces.get(space_id), user_id)
+        space = self.spaces.get(space_id)
+        if space is None:
+            return Admission.UNKNOWN_SPACE
+        return admit(space.roster, space.entries.get(user_id, NOBODY))
 
     def admit_subscriber(self, space_id: str, user_id: str | None) -> Admission:
         """A gateway's subscription (`user_id` None) or a user's own."""
-        is_member = user_id is not None and user_id in self.members.get(space_id, ())
-        return admit_subscriber(self.spaces.get(space_id), user_id, is_member)
+        space = self.spaces.get(space_id)
+        if space is None:
+            return Admission.UNKNOWN_SPACE
+        member = space.member(user_id) if user_id is not None else NOBODY
+        return admit_subscriber(space.roster, member, user_id)
 
     async def wait_for_admission(self, space_id: str, user_id: str | None, timeout: float) -> Admission:
         """The subscription's verdict, waiting up to `timeout` s while events could still admit it."""
@@ -101,5 +110,4 @@ class SpaceMediaView:
         return verdict
 
     def recording(self, space_id: str) -> bool:
-        space = self.spaces.get(space_id)
-        return space is not None and space.recording_enabled
+        return space_id in self.recorded

@@ -2,9 +2,11 @@
 
 Built from four topics: the room's (membership, roles, requests to speak),
 moderation's (mutes), presence's own (connections) and the media relay's
-(who is talking). Each Space keeps its
-members and the flags separately, so the flags are right whichever topic's
-event arrives first. Every change goes to the Space's watchers.
+(who is talking). Membership, roles, mutes and raised hands are the one fold
+every service shares (`libs.domain.membership`); connections and talking are
+presence's own flags. Each Space keeps its members and the flags separately,
+so the flags are right whichever topic's event arrives first. Every change goes
+to the Space's watchers.
 
 The board also knows which Spaces exist and which have ended, so presence can
 refuse heartbeats and questions about Spaces that do not exist. It lags the
@@ -23,16 +25,16 @@ import enum
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from libs.domain.membership import Change, SpaceMembers, role_of
+from libs.events.envelope import occurred_at
 from libs.events.topics import MEDIA_EVENTS, MODERATION_EVENTS, PRESENCE_EVENTS, ROOM_EVENTS
 from libs.projection.runner import ConsumedEvent
 from podium.media.v1 import media_events_pb2 as media
-from podium.moderation.v1 import moderation_events_pb2 as mev
 from podium.presence.v1 import presence_events_pb2 as pev
 from podium.presence.v1 import presence_types_pb2 as pt
 from podium.room.v1 import room_events_pb2 as rev
 from podium.room.v1 import room_types_pb2 as rt
 
-ROLE_ORDER = {rt.ROLE_HOST: 0, rt.ROLE_CO_HOST: 1, rt.ROLE_SPEAKER: 2, rt.ROLE_LISTENER: 3}
 JOINED, UPDATED, LEFT = (
     pt.MEMBER_CHANGE_KIND_JOINED,
     pt.MEMBER_CHANGE_KIND_UPDATED,
@@ -48,19 +50,27 @@ class Lifecycle(enum.Enum):
 
 @dataclass
 class Board:
-    lifecycle: Lifecycle = Lifecycle.UNKNOWN
-    roles: dict[str, int] = field(default_factory=dict)  # members, in joining order
-    muted: set[str] = field(default_factory=set)
-    hands: set[str] = field(default_factory=set)
+    space: SpaceMembers = field(default_factory=SpaceMembers)  # members, roles, mutes, raised hands
     connected: set[str] = field(default_factory=set)
     speaking: set[str] = field(default_factory=set)
 
+    @property
+    def lifecycle(self) -> Lifecycle:
+        roster = self.space.roster
+        if roster.is_over:
+            return Lifecycle.ENDED
+        return Lifecycle.OPEN if roster.exists else Lifecycle.UNKNOWN
+
+    def is_member(self, user_id: str) -> bool:
+        return self.space.role_of(user_id) != rt.ROLE_UNSPECIFIED
+
     def member(self, user_id: str) -> pt.SpaceMember:
+        entry = self.space.member(user_id)
         return pt.SpaceMember(
             user_id=user_id,
-            role=self.roles.get(user_id, rt.ROLE_UNSPECIFIED),
-            muted=user_id in self.muted,
-            hand_raised=user_id in self.hands,
+            role=role_of(self.space.roster, entry),
+            muted=entry.muted,
+            hand_raised=entry.hand_raised_at is not None,
             connected=user_id in self.connected,
             speaking=user_id in self.speaking,
         )
@@ -104,14 +114,11 @@ class SpaceBoard:
         if self._applied is not None:
             self._applied.set()
             self._applied = None
-        board = self.boards.setdefault(space_id, Board())
-        match e:
-            case rev.SpaceCreated() if board.lifecycle is Lifecycle.UNKNOWN:
-                board.lifecycle = Lifecycle.OPEN
-            case rev.SpaceEnded() | rev.SpaceCancelled():
-                board.lifecycle = Lifecycle.ENDED
+        board = self.boards.get(space_id)
+        if board is None:
+            board = self.boards[space_id] = Board()
         self._index_connections(space_id, board, e)
-        for kind, user_id in self._change(board, e):
+        for kind, user_id in self._change(board, e, occurred_at(event.envelope)):
             change = pt.MemberChange(kind=kind, member=board.member(user_id))
             if kind == LEFT:
                 change.member.role = rt.ROLE_UNSPECIFIED
@@ -163,36 +170,16 @@ class SpaceBoard:
         return sorted(self._connected_in.get(user_id, ()))
 
     @staticmethod
-    def _change(board: Board, e) -> list[tuple[int, str]]:
+    def _change(board: Board, e, at) -> list[tuple[int, str]]:
         match e:
-            case rev.ParticipantJoined():
-                board.roles[e.user_id] = e.role or rt.ROLE_LISTENER
-                return [(JOINED, e.user_id)]
-            case rev.ParticipantLeft():
-                board.hands.discard(e.user_id)
-                board.speaking.discard(e.user_id)
-                return [(LEFT, e.user_id)] if board.roles.pop(e.user_id, None) is not None else []
             case rev.SpaceEnded():
-                gone = list(board.roles)
-                board.roles.clear()
-                board.hands.clear()
+                gone = board.space.ordered()
+                board.space.apply(e, at)
                 board.speaking.clear()
                 return [(LEFT, u) for u in gone]
-            case rev.CoHostAdded() | rev.SpeakerAdded() | rev.CoHostRemoved() | rev.SpeakerRemoved():
-                if e.user_id not in board.roles:
-                    return []
-                added = {rev.CoHostAdded: rt.ROLE_CO_HOST, rev.SpeakerAdded: rt.ROLE_SPEAKER}
-                board.roles[e.user_id] = added.get(type(e), rt.ROLE_LISTENER)
-                board.hands.discard(e.user_id)
-                return [(UPDATED, e.user_id)]
-            case rev.SpeakRequested():
-                board.hands.add(e.user_id)
-            case rev.SpeakRequestWithdrawn() | rev.SpeakRequestApproved() | rev.SpeakRequestDenied():
-                board.hands.discard(e.user_id)
-            case mev.ParticipantMuted():
-                board.muted.add(e.user_id)
-            case mev.ParticipantUnmuted():
-                board.muted.discard(e.user_id)
+            case rev.ParticipantLeft():
+                board.speaking.discard(e.user_id)
+                return _kinds(board.space.apply(e, at))
             case pev.ParticipantConnected():
                 board.connected.add(e.user_id)
             case pev.ParticipantTimedOut():
@@ -202,15 +189,12 @@ class SpaceBoard:
             case media.SpeakerStoppedTalking():
                 board.speaking.discard(e.user_id)
             case _:
-                return []
-        user_id = e.user_id
-        return [(UPDATED, user_id)] if user_id in board.roles else []
+                return _kinds(board.space.apply(e, at))
+        return [(UPDATED, e.user_id)] if board.is_member(e.user_id) else []
 
     def snapshot(self, space_id: str) -> list[pt.SpaceMember]:
-        board = self.boards.get(space_id, Board())
-        order = {u: i for i, u in enumerate(board.roles)}
-        members = sorted(board.roles, key=lambda u: (ROLE_ORDER.get(board.roles[u], 9), order[u]))
-        return [board.member(u) for u in members]
+        board = self.boards.get(space_id)
+        return [] if board is None else [board.member(u) for u in board.space.ordered()]
 
     def watch(self, space_id: str) -> Watcher:
         watcher = Watcher(space_id, self.watcher_capacity)
@@ -223,3 +207,13 @@ class SpaceBoard:
             watchers.discard(watcher)
             if not watchers:
                 del self.watchers[watcher.space_id]
+
+
+def _kinds(change: Change | None) -> list[tuple[int, str]]:
+    """The member change a watcher sees: joined, left, or updated (role, mute or raised hand)."""
+    if change is None:
+        return []
+    before, after = change.before.is_in, change.after.is_in
+    if after:
+        return [(UPDATED if before else JOINED, change.user_id)]
+    return [(LEFT, change.user_id)] if before else []
