@@ -266,12 +266,13 @@ class ReplayApi(replay_service_pb2_grpc.ReplayServiceServicer):
             space_id=space_id, title=state.title, status=state.status, listener_count=state.listener_count
         )
         for user_id in state.ordered_participants():
+            member = state.member(user_id)
             response.participants.add(
                 user_id=user_id,
-                role=ROLE_NAMES.get(state.roles[user_id], ""),
-                muted=user_id in state.muted,
-                hand_raised=user_id in state.hands,
-                speaking=user_id in state.speaking,
+                role=ROLE_NAMES.get(member.role, ""),
+                muted=member.muted,
+                hand_raised=member.hand_raised_at is not None,
+                speaking=state.is_speaking(user_id),
             )
         if state.started_at is not None:
             response.since_start.FromTimedelta(at - state.started_at)

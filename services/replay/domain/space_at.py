@@ -1,20 +1,26 @@
-"""A Space as it was at one moment: a pure fold over its room, moderation and media events.
+"""A Space as it was at one moment: a fold over its room, moderation and media events.
 
     state = state_at(events, at)       # events: (payload, occurred_at), in log order
 
 Only events that occurred at or before `at` count. The three topics are merged
 by occurred-at (each topic's own order is kept for equal times), so the answer
 depends only on the log, never on when or how often it was read.
+
+This is the one "Space at time T": replay's GetSpaceStateAt and timeline and
+`podium state` all fold it. Who was in, in which role, muted or with a hand up
+is the membership fold every service shares (`libs.domain.membership`); the
+title, the recording flag and who was talking are this module's own. Each event
+costs O(1), so a timeline of a Space with thousands of listeners is linear.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from google.protobuf.message import Message
 
+from libs.domain.membership import Change, Member, SpaceMembers
 from podium.media.v1 import media_events_pb2 as med
 from podium.moderation.v1 import moderation_events_pb2 as mev
 from podium.room.v1 import room_events_pb2 as rev
@@ -26,96 +32,101 @@ ROLE_NAMES = {
     rt.ROLE_SPEAKER: "speaker",
     rt.ROLE_LISTENER: "listener",
 }
-ROLE_ORDER = {rt.ROLE_HOST: 0, rt.ROLE_CO_HOST: 1, rt.ROLE_SPEAKER: 2, rt.ROLE_LISTENER: 3}
+STATUS_NAMES = {
+    rt.SPACE_STATE_CREATED: "created",
+    rt.SPACE_STATE_SCHEDULED: "scheduled",
+    rt.SPACE_STATE_LIVE: "live",
+    rt.SPACE_STATE_ENDED: "ended",
+    rt.SPACE_STATE_CANCELLED: "cancelled",
+}
+_ROOM_PACKAGE = rev.DESCRIPTOR.package
 
 
-@dataclass(frozen=True)
 class SpaceAt:
-    exists: bool = False
-    space_id: str = ""
-    title: str = ""
-    host_user_id: str = ""
-    status: str = ""  # scheduled, created, live, ended, cancelled
-    recording_enabled: bool = False
-    started_at: datetime | None = None
-    ended_at: datetime | None = None
-    roles: dict[str, int] = field(default_factory=dict)  # present participants, in joining order
-    muted: frozenset[str] = frozenset()
-    hands: frozenset[str] = frozenset()
-    speaking: frozenset[str] = frozenset()
+    """The Space so far: `apply` folds the next event in (O(1)); the rest reads."""
+
+    def __init__(self) -> None:
+        self.space = SpaceMembers()
+        self.title = ""
+        self.recording_enabled = False
+        self.started_at: datetime | None = None
+        self.ended_at: datetime | None = None
+        self._speaking: set[str] = set()
+        self.room_version = 0  # room events folded: the room stream's version
+
+    def apply(self, event: Message, at: datetime) -> Change | None:
+        """Folds one event in; the change to the member it is about, if any."""
+        if event.DESCRIPTOR.file.package == _ROOM_PACKAGE:
+            self.room_version += 1
+        match event:
+            case rev.SpaceCreated():
+                self.title, self.recording_enabled = event.title, event.recording_enabled
+            case rev.SpaceUpdated():
+                if "title" in event.changed_fields:
+                    self.title = event.title
+                if "recording_enabled" in event.changed_fields:
+                    self.recording_enabled = event.recording_enabled
+            case rev.SpaceStarted():
+                self.started_at = at
+            case rev.SpaceEnded():
+                self.ended_at = at
+                self._speaking.clear()
+            case rev.SpaceCancelled():
+                self.ended_at = at
+            case (
+                rev.ParticipantLeft()
+                | rev.CoHostRemoved()
+                | rev.SpeakerRemoved()
+                | mev.ParticipantMuted()
+                | med.SpeakerStoppedTalking()
+            ):
+                self._speaking.discard(event.user_id)
+            case med.SpeakerStartedTalking():
+                self._speaking.add(event.user_id)
+        return self.space.apply(event, at)
+
+    @property
+    def exists(self) -> bool:
+        return self.space.roster.exists
+
+    @property
+    def status(self) -> str:
+        return STATUS_NAMES.get(self.space.roster.state, "")
+
+    @property
+    def host_user_id(self) -> str:
+        return self.space.roster.host_user_id
 
     @property
     def listener_count(self) -> int:
-        return sum(1 for role in self.roles.values() if role == rt.ROLE_LISTENER)
+        return self.space.roster.listeners
+
+    def member(self, user_id: str) -> Member:
+        return self.space.member(user_id)
+
+    def is_speaking(self, user_id: str) -> bool:
+        return user_id in self._speaking
 
     def ordered_participants(self) -> list[str]:
-        order = {u: i for i, u in enumerate(self.roles)}
-        return sorted(self.roles, key=lambda u: (ROLE_ORDER.get(self.roles[u], 9), order[u]))
+        """The host, then co-hosts, speakers and listeners, each in joining order."""
+        return self.space.ordered()
 
+    @property
+    def roles(self) -> dict[str, int]:
+        """Everyone in, with their role, in `ordered_participants` order."""
+        return {u: self.space.entries[u].role for u in self.space.ordered()}
 
-INITIAL = SpaceAt()
+    @property
+    def muted(self) -> frozenset[str]:
+        return frozenset(u for u, m in self.space.entries.items() if m.muted)
 
+    @property
+    def hands(self) -> frozenset[str]:
+        return frozenset(u for u, m in self.space.entries.items() if m.hand_raised_at is not None)
 
-def _with_role(s: SpaceAt, user_id: str, role: int) -> SpaceAt:
-    if user_id not in s.roles:
-        return s
-    return replace(s, roles={**s.roles, user_id: role}, hands=s.hands - {user_id})
-
-
-def evolve(s: SpaceAt, event: Message, at: datetime) -> SpaceAt:
-    """What one event means for the Space at that moment. Unknown events change nothing."""
-    match event:
-        case rev.SpaceCreated():
-            return replace(
-                s,
-                exists=True,
-                space_id=event.space_id,
-                title=event.title,
-                host_user_id=event.host_user_id,
-                recording_enabled=event.recording_enabled,
-                status="scheduled" if event.HasField("scheduled_start") else "created",
-            )
-        case rev.SpaceUpdated():
-            changes = {}
-            if "title" in event.changed_fields:
-                changes["title"] = event.title
-            if "recording_enabled" in event.changed_fields:
-                changes["recording_enabled"] = event.recording_enabled
-            return replace(s, **changes)
-        case rev.SpaceStarted():
-            return replace(s, status="live", started_at=at)
-        case rev.SpaceEnded():
-            return replace(s, status="ended", ended_at=at, roles={}, hands=frozenset(), speaking=frozenset())
-        case rev.SpaceCancelled():
-            return replace(s, status="cancelled", ended_at=at)
-        case rev.ParticipantJoined():
-            return replace(s, roles={**s.roles, event.user_id: event.role or rt.ROLE_LISTENER})
-        case rev.ParticipantLeft():
-            roles = dict(s.roles)
-            roles.pop(event.user_id, None)
-            return replace(
-                s, roles=roles, hands=s.hands - {event.user_id}, speaking=s.speaking - {event.user_id}
-            )
-        case rev.CoHostAdded():
-            return _with_role(s, event.user_id, rt.ROLE_CO_HOST)
-        case rev.SpeakerAdded():
-            return _with_role(s, event.user_id, rt.ROLE_SPEAKER)
-        case rev.CoHostRemoved() | rev.SpeakerRemoved():
-            s = _with_role(s, event.user_id, rt.ROLE_LISTENER)
-            return replace(s, speaking=s.speaking - {event.user_id})
-        case rev.SpeakRequested():
-            return replace(s, hands=s.hands | {event.user_id})
-        case rev.SpeakRequestWithdrawn() | rev.SpeakRequestApproved() | rev.SpeakRequestDenied():
-            return replace(s, hands=s.hands - {event.user_id})
-        case mev.ParticipantMuted():
-            return replace(s, muted=s.muted | {event.user_id}, speaking=s.speaking - {event.user_id})
-        case mev.ParticipantUnmuted():
-            return replace(s, muted=s.muted - {event.user_id})
-        case med.SpeakerStartedTalking():
-            return replace(s, speaking=s.speaking | {event.user_id})
-        case med.SpeakerStoppedTalking():
-            return replace(s, speaking=s.speaking - {event.user_id})
-    return s
+    @property
+    def speaking(self) -> frozenset[str]:
+        return frozenset(self._speaking)
 
 
 def merge_by_time(*streams: Iterable[tuple[Message, datetime]]) -> list[tuple[Message, datetime]]:
@@ -127,9 +138,9 @@ def merge_by_time(*streams: Iterable[tuple[Message, datetime]]) -> list[tuple[Me
 
 def state_at(events: Iterable[tuple[Message, datetime]], at: datetime) -> SpaceAt:
     """Folds the events that occurred at or before `at` (events in time order)."""
-    state = INITIAL
+    state = SpaceAt()
     for event, occurred in events:
         if occurred > at:
             break
-        state = evolve(state, event, occurred)
+        state.apply(event, occurred)
     return state

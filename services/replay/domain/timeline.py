@@ -1,6 +1,7 @@
 """A recording's timeline, taken from the log: roles, talking, mutes, removals, listener counts.
 
-Pure: give it the Space's events of the three topics merged in time order
+The same fold as the Space at time T (`space_at.SpaceAt`), noting what changed:
+give it the Space's events of the three topics merged in time order
 (`space_at.merge_by_time`) and the recording's origin; offsets are measured
 from the origin and clamped to 0, so what held when the recording began shows
 at offset 0. Listener counts are coalesced to at most one entry per
@@ -20,7 +21,7 @@ from podium.media.v1 import media_events_pb2 as med
 from podium.moderation.v1 import moderation_events_pb2 as mev
 from podium.room.v1 import room_events_pb2 as rev
 from podium.room.v1 import room_types_pb2 as rt
-from services.replay.domain.space_at import INITIAL, ROLE_NAMES, evolve
+from services.replay.domain.space_at import ROLE_NAMES, SpaceAt
 
 ROLE_CHANGED = "role_changed"
 STARTED_TALKING = "started_talking"
@@ -48,22 +49,19 @@ def build(
     listeners_resolution: timedelta = timedelta(seconds=1),
 ) -> list[Entry]:
     entries: list[Entry] = []
-    state = INITIAL
+    state = SpaceAt()
     last_listeners = 0
     for event, occurred in events:
         if until is not None and occurred > until:
             break
-        before = state
-        state = evolve(state, event, occurred)
+        change = state.apply(event, occurred)
         offset = max(timedelta(0), occurred - origin)
         match event:
             case rev.ParticipantJoined() if (event.role or rt.ROLE_LISTENER) != rt.ROLE_LISTENER:
                 entries.append(Entry(offset, ROLE_CHANGED, event.user_id, ROLE_NAMES[event.role]))
             case rev.CoHostAdded() | rev.SpeakerAdded() | rev.CoHostRemoved() | rev.SpeakerRemoved():
-                if before.roles.get(event.user_id) != state.roles.get(event.user_id, -1):
-                    entries.append(
-                        Entry(offset, ROLE_CHANGED, event.user_id, ROLE_NAMES[state.roles[event.user_id]])
-                    )
+                if change is not None and change.after.is_in and change.before.role != change.after.role:
+                    entries.append(Entry(offset, ROLE_CHANGED, event.user_id, ROLE_NAMES[change.after.role]))
             case med.SpeakerStartedTalking():
                 entries.append(Entry(offset, STARTED_TALKING, event.user_id))
             case med.SpeakerStoppedTalking():
