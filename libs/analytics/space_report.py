@@ -1,26 +1,18 @@
-"""A Space's summary, computed from its events alone: who came, who spoke, who asked.
+"""A Space's summary for `podium report`, computed from its events alone: who came, who spoke, who asked.
 
-Pure: give it the Space's room events (and presence events, if any) with the
-times they occurred, in log order, and it returns the figures. Event time only,
-so rebuilding from the log always gives the same report.
+Pure: give it the Space's room events with the times they occurred, in log
+order, and it returns the figures. They are analytics' own figures, folded by
+the same code (`libs.analytics.space_figures`), so the report and the
+published SpaceStats never disagree. Event time only, so rebuilding from the
+log always gives the same report.
 """
 
 from __future__ import annotations
 
-import statistics
-from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-from podium.room.v1 import room_events_pb2 as rev
-from podium.room.v1 import room_types_pb2 as rt
-
-SOURCES = {
-    rev.JOIN_SOURCE_DIRECT: "direct",
-    rev.JOIN_SOURCE_INVITE_LINK: "invite link",
-    rev.JOIN_SOURCE_INVITED: "invited",
-    rev.JOIN_SOURCE_HOST: "host",
-}
+from libs.analytics.space_figures import apply_room, empty, snapshot
 
 
 @dataclass
@@ -49,77 +41,36 @@ class SpaceReport:
 
 def build(space_id: str, events: list[tuple[object, datetime]]) -> SpaceReport:
     report = SpaceReport(space_id)
-    listeners: dict[str, datetime] = {}  # present listeners -> since when
-    voices: dict[str, datetime] = {}  # host, co-hosts, speakers -> since when
-    requested: dict[str, datetime] = {}
-    waits: list[float] = []
-    everyone: set[str] = set()
-    sources: Counter[str] = Counter()
+    stats, members = empty(space_id, 60), {}
     last = None
-
-    def listener_leaves(user: str, at: datetime) -> None:
-        since = listeners.pop(user, None)
-        if since is not None:
-            report.listener_minutes += (at - since).total_seconds() / 60
-
-    def voice_stops(user: str, at: datetime) -> None:
-        since = voices.pop(user, None)
-        if since is not None:
-            report.speaking_seconds[user] = (
-                report.speaking_seconds.get(user, 0.0) + (at - since).total_seconds()
-            )
-
-    for event, at in events:
+    for version, (event, at) in enumerate(events, start=1):
+        apply_room(stats, members, event, at.timestamp(), version)
         last = at
-        match event:
-            case rev.SpaceCreated():
-                report.title, report.host_user_id = event.title, event.host_user_id
-            case rev.SpaceStarted():
-                report.started_at = at
-            case rev.ParticipantJoined():
-                sources[SOURCES.get(event.source, "other")] += 1
-                if event.role in (rt.ROLE_HOST, rt.ROLE_CO_HOST, rt.ROLE_SPEAKER):
-                    voices.setdefault(event.user_id, at)
-                else:
-                    listeners[event.user_id] = at
-                    everyone.add(event.user_id)
-            case rev.ParticipantLeft():
-                listener_leaves(event.user_id, at)
-                voice_stops(event.user_id, at)
-                requested.pop(event.user_id, None)
-            case rev.SpeakerAdded() | rev.CoHostAdded():
-                listener_leaves(event.user_id, at)
-                voices.setdefault(event.user_id, at)
-            case rev.SpeakerRemoved() | rev.CoHostRemoved():
-                voice_stops(event.user_id, at)
-                listeners[event.user_id] = at
-            case rev.SpeakRequested():
-                report.speak_requests += 1
-                requested[event.user_id] = at
-            case rev.SpeakRequestApproved():
-                report.speak_requests_approved += 1
-                if event.user_id in requested:
-                    waits.append((at - requested.pop(event.user_id)).total_seconds())
-            case rev.SpeakRequestWithdrawn() | rev.SpeakRequestDenied():
-                requested.pop(event.user_id, None)
-            case rev.SpaceEnded():
-                report.ended_at = at
-                for user in list(listeners):
-                    listener_leaves(user, at)
-                for user in list(voices):
-                    voice_stops(user, at)
-        report.peak_listeners = max(report.peak_listeners, len(listeners))
-        if not report.listeners_over_time or report.listeners_over_time[-1][1] != len(listeners):
-            report.listeners_over_time.append((at, len(listeners)))
-    if last is not None and report.ended_at is None:  # still live: count up to the last event
-        for user in list(listeners):
-            listener_leaves(user, last)
-        for user in list(voices):
-            voice_stops(user, last)
-    report.unique_listeners = len(everyone)
-    report.joins_by_source = dict(sorted(sources.items()))
-    report.median_wait_seconds = statistics.median(waits) if waits else None
+        if not report.listeners_over_time or report.listeners_over_time[-1][1] != stats["listeners"]:
+            report.listeners_over_time.append((at, stats["listeners"]))
+    if last is None:
+        return report
+    ended = stats["ended_at"] is not None
+    # Still live: counted up to the last event.
+    figures = snapshot(stats, stats["ended_at"] if ended else last.timestamp(), final=ended)
+    report.title, report.host_user_id = figures.title, figures.host_user_id
+    report.started_at = _time(stats["started_at"])
+    report.ended_at = _time(stats["ended_at"])
+    report.peak_listeners, report.unique_listeners = figures.peak_listeners, figures.unique_listeners
+    report.listener_minutes = figures.listener_minutes
+    report.joins_by_source = dict(sorted(figures.joins_by_source.items()))
+    report.speak_requests, report.speak_requests_approved = (
+        figures.speak_requests,
+        figures.speak_requests_approved,
+    )
+    if figures.HasField("median_wait_seconds"):
+        report.median_wait_seconds = figures.median_wait_seconds
+    report.speaking_seconds = dict(figures.speaking_role_seconds)
     return report
+
+
+def _time(seconds: float | None) -> datetime | None:
+    return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
 
 
 def plot(report: SpaceReport, path) -> None:

@@ -12,8 +12,8 @@ replay event changes an ended Space's figures) and
 `podium.analytics.listeners_per_minute.v1` (ListenersInWindow). Windows close
 when a room event passes their end, or when a clock tick, itself a record in
 the log, passes their end plus the allowed lateness. The figures are the pure
-fold of `services.analytics.domain.space_stats`, so they depend on event time
-only: a rebuild from the log publishes the same values.
+fold of `libs.analytics.space_figures` (the one `podium report` uses too), so
+they depend on event time only: a rebuild from the log publishes the same values.
 """
 
 from __future__ import annotations
@@ -23,6 +23,15 @@ import time
 
 from faust.types import TP
 
+from libs.analytics.space_figures import (
+    apply_replay,
+    apply_room,
+    apply_talking,
+    close_windows,
+    empty,
+    is_live,
+    snapshot,
+)
 from libs.config.settings import PodiumSettings
 from libs.events.envelope import EventEnvelope, occurred_at, unwrap
 from libs.events.topics import (
@@ -45,15 +54,6 @@ from libs.streams.faust_app import (
 from libs.telemetry.metrics import ANALYTICS_ROOM_VERSION_GAPS
 from podium.analytics.v1 import analytics_stats_pb2 as an
 from podium.room.v1 import room_events_pb2 as rev
-from services.analytics.domain.space_stats import (
-    apply_replay,
-    apply_room,
-    apply_talking,
-    close_windows,
-    empty,
-    is_live,
-    snapshot,
-)
 
 log = logging.getLogger(__name__)
 

@@ -6,10 +6,7 @@ import random
 
 import pytest
 
-from libs.analytics.space_report import build
-from podium.media.v1 import media_events_pb2 as mev
-from podium.replay.v1 import replay_events_pb2 as rpe
-from services.analytics.domain.space_stats import (
+from libs.analytics.space_figures import (
     apply_replay,
     apply_room,
     apply_talking,
@@ -17,6 +14,9 @@ from services.analytics.domain.space_stats import (
     empty,
     snapshot,
 )
+from libs.analytics.space_report import build
+from podium.media.v1 import media_events_pb2 as mev
+from podium.replay.v1 import replay_events_pb2 as rpe
 from tests.unit.analytics.test_space_report import SCRIPT, T0, S
 
 MINUTE = 60

@@ -1,23 +1,26 @@
-"""One Space's running figures, as plain values faust tables can store, and the fold over them.
+"""One Space's figures, folded from its events: the one implementation, for analytics and `podium report`.
 
-    apply_room(stats, members, event, at)      -> closed windows   (in room-stream order)
-    apply_talking(stats, event)                                     (order does not matter)
-    apply_replay(stats, event)                                      (order does not matter)
-    close_windows(stats, until)                -> closed windows   (a clock tick)
-    snapshot(stats, as_of, final)              -> SpaceStats
+    apply_room(stats, members, event, at, version) -> closed windows   (in room-stream order)
+    apply_talking(stats, stream, version, event)                        (order does not matter)
+    apply_replay(stats, stream, version, event)                         (order does not matter)
+    close_windows(stats, until)                    -> closed windows   (a clock tick)
+    snapshot(stats, as_of, final)                  -> SpaceStats
 
-`stats` is the Space's value (small: counters, the speaking-role holders, open
-speak requests). `members` maps `member_key(space, user)` to that user's state
-in the Space, one entry per user, so a Space with thousands of listeners never
-rewrites a big value. Only room events change counts and windows, and they
-arrive in stream order; talking and replay events only add to sums. So the
-figures are a function of the events alone, never of when or in which
-interleaving they were processed: a rebuild from the log gives the same values.
+`stats` is the Space's value (small: counters, the membership `Roster`, the
+speaking-role holders), stored as plain JSON values so faust tables can keep
+it. `members` maps `member_key(space, user)` to that user's entry, one per
+user, so a Space with thousands of listeners never rewrites a big value; analytics
+keeps it in a faust table, `podium report` (`libs.analytics.space_report`) in a
+dict. Who is in and in which role is the membership fold every service shares
+(`libs.domain.membership`); this module counts with it.
 
-Listeners are counted as `libs.analytics.space_report` counts them (the same
-figures `podium report` prints): a user in a listener role, including a
-speaker who was moved back to listening; unique listeners are users who joined
-as listeners.
+Only room events change counts and windows, and they arrive in stream order;
+talking and replay events only add to sums. So the figures are a function of
+the events alone, never of when or in which interleaving they were processed:
+a rebuild from the log gives the same values.
+
+Listeners are users in the listener role, including a speaker moved back to
+listening; unique listeners are users who joined as listeners.
 """
 
 from __future__ import annotations
@@ -27,15 +30,19 @@ from collections.abc import MutableMapping
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from libs.analytics.space_report import SOURCES
+from libs.domain import membership as ms
 from podium.analytics.v1 import analytics_stats_pb2 as an
 from podium.media.v1 import media_events_pb2 as mev
 from podium.replay.v1 import replay_events_pb2 as rpe
 from podium.room.v1 import room_events_pb2 as rev
 from podium.room.v1 import room_types_pb2 as rt
 
-VOICE_ROLES = (rt.ROLE_HOST, rt.ROLE_CO_HOST, rt.ROLE_SPEAKER)
-LISTENER, VOICE, AWAY = "listener", "voice", "away"
+SOURCES = {
+    rev.JOIN_SOURCE_DIRECT: "direct",
+    rev.JOIN_SOURCE_INVITE_LINK: "invite link",
+    rev.JOIN_SOURCE_INVITED: "invited",
+    rev.JOIN_SOURCE_HOST: "host",
+}
 
 
 def member_key(space_id: str, user_id: str) -> str:
@@ -51,6 +58,7 @@ def empty(space_id: str, window_seconds: int) -> dict:
         "started_at": None,
         "ended_at": None,
         "last_at": None,  # time of the last room event folded in (listener-seconds run to here)
+        "roster": _dump_roster(ms.EMPTY),  # who is in and in which role: the membership fold
         "listeners": 0,
         "peak": 0,
         "unique": 0,
@@ -60,7 +68,6 @@ def empty(space_id: str, window_seconds: int) -> dict:
         "talking": {},  # user -> seconds talked
         "requests": 0,
         "approved": 0,
-        "requested": {},  # user -> asked at: open requests
         "waits": [],
         "joins": {},
         "listens": 0,
@@ -86,6 +93,13 @@ def apply_room(
     members = MembersAsOf(members, version)
     closed = close_windows(stats, at) if is_live(stats) else []
     _advance(stats, at)
+    roster = _roster(stats)
+    user = ms.subject(event)
+    key = member_key(stats["space_id"], user) if user is not None else ""
+    entry = members.get(key) if user is not None else None
+    before = _member(entry, roster, user)
+    after_roster, after = ms.evolve(roster, before, event, at)
+    listened = bool(entry and entry["listened"])
     match event:
         case rev.SpaceCreated():
             stats["title"], stats["host"] = event.title, event.host_user_id
@@ -99,49 +113,32 @@ def apply_room(
         case rev.ParticipantJoined():
             source = SOURCES.get(event.source, "other")
             stats["joins"][source] = stats["joins"].get(source, 0) + 1
-            key = member_key(stats["space_id"], event.user_id)
-            member = members.get(key)
-            if event.role in VOICE_ROLES:
-                _voice_starts(stats, event.user_id, at)
-                members[key] = {"state": VOICE, "listened": bool(member and member["listened"])}
-            elif member is None or member["state"] == AWAY:
-                if member is None or not member["listened"]:
-                    stats["unique"] += 1
-                stats["listeners"] += 1
-                members[key] = {"state": LISTENER, "listened": True}
-        case rev.ParticipantLeft():
-            _leaves(stats, members, event.user_id, at)
-            stats["requested"].pop(event.user_id, None)
-        case rev.SpeakerAdded() | rev.CoHostAdded():
-            key = member_key(stats["space_id"], event.user_id)
-            member = members.get(key)
-            if member is not None and member["state"] == LISTENER:
-                stats["listeners"] -= 1
-            _voice_starts(stats, event.user_id, at)
-            members[key] = {"state": VOICE, "listened": bool(member and member["listened"])}
-        case rev.SpeakerRemoved() | rev.CoHostRemoved():
-            key = member_key(stats["space_id"], event.user_id)
-            member = members.get(key)
-            _voice_stops(stats, event.user_id, at)
-            if member is None or member["state"] != LISTENER:
-                stats["listeners"] += 1
-            members[key] = {"state": LISTENER, "listened": bool(member and member["listened"])}
+            if after.role == rt.ROLE_LISTENER and not listened:
+                stats["unique"] += 1
+                listened = True
         case rev.SpeakRequested():
             stats["requests"] += 1
-            stats["requested"][event.user_id] = at
         case rev.SpeakRequestApproved():
             stats["approved"] += 1
-            asked = stats["requested"].pop(event.user_id, None)
-            if asked is not None:
-                stats["waits"].append(at - asked)
-        case rev.SpeakRequestWithdrawn() | rev.SpeakRequestDenied():
-            stats["requested"].pop(event.user_id, None)
+            if before.hand_raised_at is not None:
+                stats["waits"].append(at - before.hand_raised_at)
         case rev.SpaceEnded():
-            for user in list(stats["voices"]):
-                _voice_stops(stats, user, at)
+            for voice in list(stats["voices"]):
+                _voice_stops(stats, voice, at)
             stats["ended_at"] = at
             closed += _close_final_window(stats, at)
-            stats["listeners"] = 0
+    if user is not None:
+        was_voice = ms.role_of(roster, before) in ms.VOICES
+        is_voice = ms.role_of(after_roster, after) in ms.VOICES
+        if is_voice and not was_voice:
+            _voice_starts(stats, user, at)
+        elif was_voice and not is_voice:
+            _voice_stops(stats, user, at)
+        if after is not before or listened != bool(entry and entry["listened"]):
+            members[key] = {"member": _dump_member(after), "listened": listened}
+    if after_roster is not roster:
+        stats["roster"] = _dump_roster(after_roster)
+    stats["listeners"] = after_roster.listeners
     stats["peak"] = max(stats["peak"], stats["listeners"])
     stats["window_peak"] = max(stats["window_peak"], stats["listeners"])
     return closed
@@ -266,16 +263,43 @@ class MembersAsOf(MutableMapping):
         return len(self.table)
 
 
-def _leaves(stats: dict, members: MutableMapping[str, dict], user: str, at: float) -> None:
-    key = member_key(stats["space_id"], user)
-    member = members.get(key)
-    if member is None:
-        return
-    if member["state"] == LISTENER:
-        stats["listeners"] -= 1
-    elif member["state"] == VOICE:
-        _voice_stops(stats, user, at)
-    members[key] = {"state": AWAY, "listened": member["listened"]}
+def _dump_roster(r: ms.Roster) -> list:
+    return [r.space_id, r.host_user_id, r.state, list(r.co_hosts), list(r.speakers), r.present, r.listeners]
+
+
+def _dump_member(m: ms.Member) -> list:
+    return [m.role, m.joined_at, m.muted, m.mute_kind, m.hand_raised_at, m.removed, m.barred]
+
+
+def _roster(stats: dict) -> ms.Roster:
+    dumped = stats.get("roster")
+    if dumped is None:  # written before the figures folded membership: upcast
+        return _upcast_roster(stats)
+    space_id, host, state, co_hosts, speakers, present, listeners = dumped
+    return ms.Roster(space_id, host, state, tuple(co_hosts), tuple(speakers), present, listeners)
+
+
+def _member(entry: dict | None, roster: ms.Roster, user: str | None) -> ms.Member:
+    if entry is None:
+        return ms.NOBODY
+    dumped = entry.get("member")
+    if dumped is None:  # written before the figures folded membership: {"state", "listened"}
+        state = entry.get("state")
+        role = rt.ROLE_HOST if user == roster.host_user_id else rt.ROLE_SPEAKER
+        return ms.Member(role={"listener": rt.ROLE_LISTENER, "voice": role}.get(state, ms.NOT_IN))
+    return ms.Member(*dumped)
+
+
+def _upcast_roster(stats: dict) -> ms.Roster:
+    """The roster an older `stats` implies: its counts, its voices (as speakers), its lifecycle."""
+    if stats["ended_at"] is not None:
+        return ms.Roster(stats["space_id"], stats["host"], rt.SPACE_STATE_ENDED)
+    state = rt.SPACE_STATE_LIVE if stats["started_at"] is not None else rt.SPACE_STATE_CREATED
+    if not stats["host"]:
+        state = rt.SPACE_STATE_UNSPECIFIED
+    speakers = tuple(u for u in stats["voices"] if u != stats["host"])
+    present = stats["listeners"] + len(stats["voices"])
+    return ms.Roster(stats["space_id"], stats["host"], state, (), speakers, present, stats["listeners"])
 
 
 def _voice_starts(stats: dict, user: str, at: float) -> None:
