@@ -40,7 +40,7 @@ from libs.events.kafka_security import kafka_security
 from libs.events.topics import DEAD_LETTER, TopicSpec, ensure_topics
 from libs.eventstore.migrations import apply_migrations
 from libs.projection.ordering import Verdict
-from libs.projection.runner import ConsumedEvent, ProjectionRunner, decode_record
+from libs.projection.runner import ConsumedEvent, ProjectionRunner, decode
 from libs.projection.tracking import STEPS as TRACKING_STEPS
 from libs.projection.tracking import Stream, Tracking
 from libs.telemetry.metrics import PROJECTION_CAUGHT_UP, PROJECTION_LAG
@@ -218,48 +218,60 @@ class DurableProjectionRunner(ProjectionRunner):
             self._mark_caught_up()
 
     async def _apply(self, batches) -> None:
-        """One transaction for everything one fetch returned: the view's writes and the tracking."""
-        decoded: list[ConsumedEvent] = []
+        """One transaction for everything one fetch returned: the view's writes and the tracking.
+
+        The per-record loop is the catch-up's hot path: each protobuf field is read once.
+        """
+        decoded: list[tuple[Stream, int, ConsumedEvent]] = []
+        positions = self._positions
         for tp, records in batches.items():
+            position = positions.get(tp, 0)
             for record in records:
-                first_read = record.offset >= self._positions.get(tp, 0)
-                if first_read:
-                    self._positions[tp] = record.offset + 1
-                event = await decode_record(self, record, first_read)
+                first_read = record.offset >= position
+                event, problem = decode(record, self.view.name, count=first_read)
+                if problem and first_read:
+                    await self._dead_letter(record, problem)
                 if event is not None:
-                    decoded.append(event)
+                    envelope = event.envelope
+                    decoded.append(((envelope.producer, envelope.stream_id), envelope.stream_version, event))
+            if records and records[-1].offset + 1 > position:
+                positions[tp] = records[-1].offset + 1
+        gate, stats, held_offsets = self._gate, self.stats, self._held_offsets
         async with self.pool.acquire() as conn:
-            await self._learn_streams(conn, decoded)
+            await self._learn_streams(conn, {stream for stream, _, _ in decoded})
             ready: list[ConsumedEvent] = []
             reached: dict[Stream, int] = {}
-            for event in decoded:
-                stream = (event.envelope.producer, event.envelope.stream_id)
-                verdict, items = self._gate.offer(stream, event.envelope.stream_version, event)
-                if verdict is Verdict.DUPLICATE:
-                    self.stats.duplicates += 1
-                elif verdict is Verdict.HELD:
-                    self._held_offsets.setdefault(TopicPartition(event.topic, event.partition), set()).add(
-                        event.offset
-                    )
-                    self.stats.held = self._gate.held_count
-                    self._rescan(TopicPartition(event.topic, event.partition), event)
-                else:
+            for stream, version, event in decoded:
+                verdict, items = gate.offer(stream, version, event)
+                if verdict is Verdict.APPLY:
+                    if len(items) == 1 and not held_offsets:  # the common case
+                        reached[stream] = version
+                        if event.payload is not None:
+                            ready.append(event)
+                        else:
+                            stats.skipped += 1
+                        continue
                     for item in items:
-                        held = self._held_offsets.get(TopicPartition(item.topic, item.partition))
+                        held = held_offsets.get(TopicPartition(item.topic, item.partition))
                         if held:
                             held.discard(item.offset)
-                        reached[(item.envelope.producer, item.envelope.stream_id)] = (
-                            item.envelope.stream_version
-                        )
+                        reached[stream] = item.envelope.stream_version
                         if item.payload is not None:
                             ready.append(item)
                         else:
-                            self.stats.skipped += 1
+                            stats.skipped += 1
+                elif verdict is Verdict.DUPLICATE:
+                    stats.duplicates += 1
+                else:
+                    tp = TopicPartition(event.topic, event.partition)
+                    held_offsets.setdefault(tp, set()).add(event.offset)
+                    stats.held = gate.held_count
+                    self._rescan(tp, event)
             async with conn.transaction():
                 if ready:
                     await self.view.apply(conn, ready)
                 await self.tracking.record(conn, self._stored_positions(batches), reached)
-        self.stats.applied += len(ready)
+        stats.applied += len(ready)
         self._progressed()
         committed = getattr(self.view, "committed", None)
         if committed is not None and ready:
@@ -275,9 +287,9 @@ class DurableProjectionRunner(ProjectionRunner):
             positions[tp] = min(self._positions[tp], min(held)) if held else self._positions[tp]
         return positions
 
-    async def _learn_streams(self, conn: asyncpg.Connection, events: Sequence[ConsumedEvent]) -> None:
+    async def _learn_streams(self, conn: asyncpg.Connection, streams: set[Stream]) -> None:
         """Tells the gate where each stream of the batch stands, from the tracking table on a miss."""
-        missing = {(e.envelope.producer, e.envelope.stream_id) for e in events} - self._known
+        missing = streams - self._known
         if not missing:
             return
         versions = await self.tracking.stream_versions(conn, missing)

@@ -311,34 +311,45 @@ class ProjectionRunner:
 _unknown_types_logged: set[tuple[str, str]] = set()
 
 
-async def decode_record(runner: ProjectionRunner, record, first_read: bool) -> ConsumedEvent | None:
-    """The record as an event; None when even its envelope does not decode (it is dead-lettered).
+def decode(record, projection: str = "", *, count: bool = True) -> tuple[ConsumedEvent | None, str]:
+    """The record as an event, and why it should be dead-lettered ('' when it should not).
 
-    An event of a type this consumer does not know comes back with `payload=None`: it still moves
-    its stream on (a rolling upgrade deploys producers before consumers), but is never applied.
+    None when even the envelope does not decode. An event of a type this consumer does not know
+    comes back with `payload=None`: it still moves its stream on (a rolling upgrade deploys
+    producers before consumers) but is never applied; it is counted and logged once per type.
+    A known type whose payload does not parse also comes back with `payload=None`, and is
+    dead-lettered.
     """
-    name = runner.projection.name
     try:
         envelope = EventEnvelope.FromString(record.value)
     except DecodeError as e:
-        if first_read:
-            await runner._dead_letter(record, f"undecodable envelope: {e}")
-        return None
+        return None, f"undecodable envelope: {e}"
+    problem = ""
     try:
         payload = unwrap(envelope)
     except UnknownEventType:
         payload = None
-        if first_read:
-            PROJECTION_UNKNOWN_EVENTS.labels(name, envelope.event_type).inc()
-            if (name, envelope.event_type) not in _unknown_types_logged:
-                _unknown_types_logged.add((name, envelope.event_type))
-                log.warning(
-                    "projection %s skips events of type %s, which it does not know (a newer producer?)",
-                    name,
-                    envelope.event_type,
-                )
-    except DecodeError as e:  # a known type whose payload does not parse: kept aside, stream moves on
-        payload = None
-        if first_read:
-            await runner._dead_letter(record, f"undecodable payload: {e}")
-    return ConsumedEvent(envelope, payload, record.topic, record.partition, record.offset)
+        if count:  # not when a record is read again
+            _count_unknown(projection, envelope.event_type)
+    except DecodeError as e:
+        payload, problem = None, f"undecodable payload: {e}"
+    return ConsumedEvent(envelope, payload, record.topic, record.partition, record.offset), problem
+
+
+def _count_unknown(projection: str, event_type: str) -> None:
+    PROJECTION_UNKNOWN_EVENTS.labels(projection, event_type).inc()
+    if (projection, event_type) not in _unknown_types_logged:
+        _unknown_types_logged.add((projection, event_type))
+        log.warning(
+            "projection %s skips events of type %s, which it does not know (a newer producer?)",
+            projection,
+            event_type,
+        )
+
+
+async def decode_record(runner: ProjectionRunner, record, first_read: bool) -> ConsumedEvent | None:
+    """`decode`, dead-lettering what must be on the record's first reading."""
+    event, problem = decode(record, runner.projection.name, count=first_read)
+    if problem and first_read:
+        await runner._dead_letter(record, problem)
+    return event

@@ -86,12 +86,20 @@ class SpaceDirectory:
 
     async def apply(self, conn: asyncpg.Connection, events: Sequence[ConsumedEvent]) -> None:
         changed: dict[str, Space] = {}
+        states = self._states
         for event in events:
-            space_id = event.envelope.space_id
-            before = await self._state_before(space_id, event.envelope.stream_version)
-            after = evolve(before, event.payload, occurred_at(event.envelope))
-            self._remember(space_id, after)
+            envelope = event.envelope
+            space_id, version = envelope.space_id, envelope.stream_version
+            before = states.get(space_id)
+            if before is None or before.version != version - 1:  # a miss: fold it from the store
+                before = await self._state_before(space_id, version)
+            after = evolve(before, event.payload, occurred_at(envelope))
+            states[space_id] = after
             changed[space_id] = after
+        for space_id in changed:
+            states.move_to_end(space_id)
+        while len(states) > self.cache_spaces:
+            states.popitem(last=False)
         await conn.executemany(
             f"""INSERT INTO {self.table} AS d (space_id, version, state, host_user_id, created_at,
                     unattended_since, hosts, co_hosts, speakers, listeners, space)
@@ -113,10 +121,6 @@ class SpaceDirectory:
                 del self._states[event.envelope.space_id]
 
     async def _state_before(self, space_id: str, version: int) -> Space:
-        state = self._states.get(space_id)
-        if state is not None and state.version == version - 1:
-            self._states.move_to_end(space_id)
-            return state
         self.loaded_from_store += 1
         state = INITIAL
         for recorded in await self.store.load(stream_of(space_id)):
@@ -126,12 +130,6 @@ class SpaceDirectory:
         if state.version < version - 1:  # events this code skipped (an unknown type) still count
             state = replace(state, version=version - 1)
         return state
-
-    def _remember(self, space_id: str, state: Space) -> None:
-        self._states[space_id] = state
-        self._states.move_to_end(space_id)
-        while len(self._states) > self.cache_spaces:
-            self._states.popitem(last=False)
 
     # Queries
 
