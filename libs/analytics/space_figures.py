@@ -97,7 +97,7 @@ def apply_room(
     user = ms.subject(event)
     key = member_key(stats["space_id"], user) if user is not None else ""
     entry = members.get(key) if user is not None else None
-    before = _member(entry, roster, user)
+    before = _member(entry, stats, roster, user)
     after_roster, after = ms.evolve(roster, before, event, at)
     listened = bool(entry and entry["listened"])
     match event:
@@ -279,14 +279,14 @@ def _roster(stats: dict) -> ms.Roster:
     return ms.Roster(space_id, host, state, tuple(co_hosts), tuple(speakers), present, listeners)
 
 
-def _member(entry: dict | None, roster: ms.Roster, user: str | None) -> ms.Member:
+def _member(entry: dict | None, stats: dict, roster: ms.Roster, user: str | None) -> ms.Member:
     if entry is None:
         return ms.NOBODY
     dumped = entry.get("member")
     if dumped is None:  # written before the figures folded membership: {"state", "listened"}
-        state = entry.get("state")
-        role = rt.ROLE_HOST if user == roster.host_user_id else rt.ROLE_SPEAKER
-        return ms.Member(role={"listener": rt.ROLE_LISTENER, "voice": role}.get(state, ms.NOT_IN))
+        voice = rt.ROLE_HOST if user == roster.host_user_id else rt.ROLE_SPEAKER
+        role = {"listener": rt.ROLE_LISTENER, "voice": voice}.get(entry.get("state"), ms.NOT_IN)
+        return ms.Member(role=role, hand_raised_at=stats.get("requested", {}).get(user))
     return ms.Member(*dumped)
 
 

@@ -17,6 +17,7 @@ from libs.analytics.space_figures import (
 from libs.analytics.space_report import build
 from podium.media.v1 import media_events_pb2 as mev
 from podium.replay.v1 import replay_events_pb2 as rpe
+from podium.room.v1 import room_types_pb2 as rt
 from tests.unit.analytics.test_space_report import SCRIPT, T0, S
 
 MINUTE = 60
@@ -127,3 +128,21 @@ def test_a_crash_between_writing_members_and_the_figures_folds_the_event_once():
             windows += apply_room(stats, members, event, when.timestamp(), version)
         assert stats == whole, f"crash at event {crash_at}"
         assert windows == whole_windows
+
+
+def test_values_written_before_the_membership_fold_are_upcast_and_folding_goes_on():
+    whole, _, _ = _fold(SCRIPT)
+    half, members, _ = _fold(SCRIPT[:8])  # ana, ben, cat listening; ana asked at 4', ben at 5'
+    half.pop("roster")  # as the figures stored them before: no roster, open requests, members by state
+    half["requested"] = {}
+    for key, entry in members.items():
+        role, hand = entry["member"][0], entry["member"][4]
+        state = {rt.ROLE_LISTENER: "listener", rt.ROLE_UNSPECIFIED: "away"}.get(role, "voice")
+        members[key] = {"state": state, "listened": entry["listened"]}
+        if hand is not None:
+            half["requested"][key.split("|", 1)[1]] = hand
+    assert half["requested"] == {"ana": T0.timestamp() + 4 * MINUTE, "ben": T0.timestamp() + 5 * MINUTE}
+    for version, (event, when) in enumerate(SCRIPT[8:], start=9):  # ana's approval waited 2'
+        apply_room(half, members, event, when.timestamp(), version)
+    end = T0.timestamp() + 20 * MINUTE
+    assert snapshot(half, end, final=True) == snapshot(whole, end, final=True)
