@@ -326,24 +326,27 @@ def state(
         "", help="Kafka bootstrap servers; default: KAFKA_BOOTSTRAP_SERVERS or `podium up`'s."
     ),
 ) -> None:
-    """Show a Space as it was at a moment, rebuilt from the room's events in the log."""
+    """Show a Space as it was at a moment, rebuilt from its events in the log (as replay's GetSpaceStateAt)."""
     from datetime import UTC, datetime
 
     from libs.config.settings import PodiumSettings
-    from libs.domain.decider import fold
     from libs.events.tail import TailError, space_history
-    from libs.events.topics import ROOM_EVENTS
-    from services.room.domain.evolve import evolve
-    from services.room.domain.state import INITIAL
-    from services.room.domain.view import participants_view, space_view
+    from libs.events.topics import MEDIA_EVENTS, MODERATION_EVENTS, ROOM_EVENTS
+    from services.replay.domain.space_at import ROLE_NAMES, merge_by_time, state_at
 
     moment = _time_or_exit(at, "--at", datetime.now(UTC))
     bootstrap = _bootstrap_or_exit(bootstrap)
     settings = PodiumSettings(kafka_bootstrap_servers=bootstrap)
 
     async def rebuild():
-        history = await space_history(settings, ROOM_EVENTS.name, space, until=moment)
-        return fold(evolve, INITIAL, history)
+        room = await space_history(settings, ROOM_EVENTS.name, space, until=moment)
+        others = []
+        for topic in (MODERATION_EVENTS.name, MEDIA_EVENTS.name):
+            try:
+                others.append(await space_history(settings, topic, space, until=moment))
+            except TailError:
+                others.append([])  # no such topic yet: that service has published nothing
+        return state_at(merge_by_time(room, *others), moment)
 
     try:
         space_state = asyncio.run(rebuild())
@@ -353,21 +356,28 @@ def state(
     if not space_state.exists:
         console.print(f"[red]no events for Space {space} at or before {moment.isoformat()}[/red]")
         raise typer.Exit(1)
-    view = space_view(space_state)
-    from podium.room.v1 import room_types_pb2 as types
-
+    roster = space_state.space.roster
     console.print(
-        f"[bold]{view.title}[/bold] ({space}) at {moment.isoformat()}: "
-        f"{types.SpaceState.Name(view.state).removeprefix('SPACE_STATE_').lower()}, version {view.version}"
+        f"[bold]{space_state.title}[/bold] ({space}) at {moment.isoformat()}: "
+        f"{space_state.status}, version {space_state.room_version}"
     )
     console.print(
-        f"host {view.host_user_id}; co-hosts: {', '.join(view.co_host_user_ids) or 'none'}; "
-        f"speakers: {', '.join(view.speaker_user_ids) or 'none'}"
+        f"host {roster.host_user_id}; co-hosts: {', '.join(roster.co_hosts) or 'none'}; "
+        f"speakers: {', '.join(roster.speakers) or 'none'}"
     )
-    people = [
-        f"{p.user_id} ({types.Role.Name(p.role).removeprefix('ROLE_').lower()})"
-        for p in participants_view(space_state)
-    ]
+    people = []
+    for user_id in space_state.ordered_participants():
+        member = space_state.member(user_id)
+        flags = [
+            name
+            for name, on in (
+                ("muted", member.muted),
+                ("hand raised", member.hand_raised_at is not None),
+                ("speaking", space_state.is_speaking(user_id)),
+            )
+            if on
+        ]
+        people.append(f"{user_id} ({', '.join([ROLE_NAMES.get(member.role, '?'), *flags])})")
     console.print(f"in the Space ({len(people)}): {', '.join(people) or 'nobody'}")
 
 

@@ -17,9 +17,9 @@ from datetime import datetime, timedelta
 
 from google.protobuf.message import Message
 
+from libs.domain.membership import Change
 from podium.media.v1 import media_events_pb2 as med
 from podium.moderation.v1 import moderation_events_pb2 as mev
-from podium.room.v1 import room_events_pb2 as rev
 from podium.room.v1 import room_types_pb2 as rt
 from services.replay.domain.space_at import ROLE_NAMES, SpaceAt
 
@@ -56,12 +56,9 @@ def build(
             break
         change = state.apply(event, occurred)
         offset = max(timedelta(0), occurred - origin)
+        if change is not None and _role_changed(change):
+            entries.append(Entry(offset, ROLE_CHANGED, change.user_id, ROLE_NAMES[change.after.role]))
         match event:
-            case rev.ParticipantJoined() if (event.role or rt.ROLE_LISTENER) != rt.ROLE_LISTENER:
-                entries.append(Entry(offset, ROLE_CHANGED, event.user_id, ROLE_NAMES[event.role]))
-            case rev.CoHostAdded() | rev.SpeakerAdded() | rev.CoHostRemoved() | rev.SpeakerRemoved():
-                if change is not None and change.after.is_in and change.before.role != change.after.role:
-                    entries.append(Entry(offset, ROLE_CHANGED, event.user_id, ROLE_NAMES[change.after.role]))
             case med.SpeakerStartedTalking():
                 entries.append(Entry(offset, STARTED_TALKING, event.user_id))
             case med.SpeakerStoppedTalking():
@@ -81,6 +78,12 @@ def build(
                 entries.remove(previous)
             entries.append(Entry(offset, LISTENERS, listeners=count))
     return entries
+
+
+def _role_changed(change: Change) -> bool:
+    """A role taken or changed while in the Space; joining as a listener is not a role change."""
+    before, after = change.before.role, change.after.role
+    return change.after.is_in and before != after and (change.before.is_in or after != rt.ROLE_LISTENER)
 
 
 def _bucket(offset: timedelta, resolution: timedelta) -> int:
