@@ -1,8 +1,11 @@
 """evolve(state, event, occurred_at) -> state: what each room event means.
 
-The write side folds it over a Space's stream; every view of Spaces folds the
-same function over the topic. Unknown events leave the state as it was, so
-older code can read newer streams.
+The write side folds it over a Space's stream, and the room's own directory
+over the topic. It is the authority on membership and roles: the other
+services' views fold `libs.domain.membership`, which follows this function
+event for event on who is in and in which role (held to it by
+tests/unit/membership/test_one_fold.py). Unknown events leave the state as it
+was, so older code can read newer streams.
 """
 
 from __future__ import annotations

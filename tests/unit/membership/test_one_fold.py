@@ -1,0 +1,292 @@
+"""One fold per fact: every view of who is in a Space, and in which role, agrees with the room's own.
+
+Histories are made by the services' own deciders, so they are valid: random room
+commands (the room property tests' vocabulary: joins, leaves, role changes,
+requests to speak, removals, the end) go through the room's `decide`, and random
+mutes, unmutes and removals through moderation's, with the roles the room's
+state gives at that moment. A moderation removal is followed by the room's own
+reaction (its RemoveParticipant), and a barred user's later JoinSpace carries the
+bar, as the room's reactions do.
+
+After every event each consumer's view is checked against the room's `evolve`
+(the authority on membership and roles) and moderation's `evolve_space` (on
+mutes and bars): moderation's room roles, the media relay's admission, presence's
+board, replay's Space at time T and timeline, and analytics' figures with the
+`podium report` built on them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from libs.analytics.space_figures import apply_room, empty, member_key
+from libs.analytics.space_report import build
+from libs.domain.decider import SYSTEM_CLAIM, Context
+from libs.domain.errors import DomainError
+from libs.domain.membership import SpaceMembers, subject
+from libs.events.envelope import Causation, wrap
+from libs.events.topics import MODERATION_EVENTS, ROOM_EVENTS
+from libs.projection.runner import ConsumedEvent
+from podium.moderation.v1 import moderation_events_pb2 as mev
+from podium.room.v1 import room_events_pb2 as ev
+from podium.room.v1 import room_types_pb2 as types
+from services.media_relay.domain.admission import Admission
+from services.media_relay.projections.space_media import SpaceMediaView
+from services.moderation.domain import commands as mc
+from services.moderation.domain.decide import decide_space
+from services.moderation.domain.evolve import evolve_space
+from services.moderation.domain.state import SPACE_INITIAL, SpaceModeration
+from services.moderation.projections.room_roles import RoomRoles
+from services.presence.projections.space_board import SpaceBoard
+from services.replay.domain import timeline as tl
+from services.replay.domain.space_at import SpaceAt, state_at
+from services.room.domain import commands as c
+from services.room.domain.decide import decide
+from services.room.domain.evolve import evolve
+from services.room.domain.limits import RoomLimits
+from services.room.domain.state import INITIAL, Space
+from services.room.domain.view import participants_view, space_view
+from tests.unit.room.given import HOST, NOW, SPACE
+from tests.unit.room.test_invariants import (
+    PREFIXES,
+    SYSTEM,
+    USERS,
+    context,
+    guests,
+    lifecycle,
+    limits,
+    management,
+    managers,
+    self_service,
+    started,
+    step,
+    system,
+    users,
+)
+
+VOICES = (types.ROLE_HOST, types.ROLE_CO_HOST, types.ROLE_SPEAKER)
+
+
+@dataclass(frozen=True)
+class Moderate:
+    """A moderation command, given its roles when it is decided."""
+
+    kind: type
+    user_id: str
+
+    def command(self, roles: mc.Roles):
+        if self.kind is mc.RemoveParticipant:
+            return mc.RemoveParticipant(SPACE, self.user_id, "", roles)
+        return self.kind(SPACE, self.user_id, roles)
+
+
+moderation = step(
+    st.sampled_from([*USERS, HOST, HOST]),
+    st.builds(
+        Moderate, st.sampled_from([mc.MuteParticipant, mc.MuteParticipant, mc.UnmuteParticipant]), users
+    ),
+)
+removal = step(managers, st.builds(Moderate, st.just(mc.RemoveParticipant), guests))
+steps = st.lists(
+    st.one_of(self_service, self_service, management, management, system, lifecycle, moderation, removal),
+    min_size=30,
+    max_size=100,
+)
+
+
+@dataclass
+class Moment:
+    event: object
+    at: datetime
+    topic: str
+    room: Space  # the room's own state after the event
+    moderation: SpaceModeration  # moderation's own state after it
+
+
+def history(sequence, room_limits, start: str) -> list[Moment]:
+    """The log the deciders write for `sequence`: each event with both services' states after it."""
+    created = ev.SpaceCreated(space_id=SPACE, host_user_id=HOST, title="t")
+    room, mod, now = evolve(INITIAL, created, NOW), SPACE_INITIAL, NOW
+    log = [Moment(created, NOW, ROOM_EVENTS.name, room, mod)]
+
+    def room_decides(command, ctx: Context) -> None:
+        nonlocal room
+        for event in decide(command, room, ctx, room_limits):
+            room = evolve(room, event, now)
+            log.append(Moment(event, now, ROOM_EVENTS.name, room, mod))
+
+    for actor, command, pause in [*PREFIXES[start], *sequence]:
+        now += timedelta(seconds=pause)
+        try:
+            if isinstance(command, Moderate):
+                roles = mc.Roles(room.role_of(actor), room.role_of(command.user_id), room.host_user_id)
+                for event in decide_space(command.command(roles), mod, Context(actor, now)):
+                    mod = evolve_space(mod, event, now)
+                    log.append(Moment(event, now, MODERATION_EVENTS.name, room, mod))
+                    if isinstance(event, mev.ParticipantRemoved):  # the room's reaction
+                        system_ctx = Context(SYSTEM, now, frozenset({SYSTEM_CLAIM}))
+                        room_decides(c.RemoveParticipant(SPACE, event.user_id), system_ctx)
+                continue
+            if isinstance(command, c.CreateInviteLink):
+                command = replace(command, expires_at=command.expires_at - NOW + now)
+            if isinstance(command, c.JoinSpace):
+                command = replace(command, barred=actor in mod.removed)
+            room_decides(command, context(actor, now))
+        except DomainError:
+            continue
+    return log
+
+
+def consumed(moment: Moment, version: int) -> ConsumedEvent:
+    envelope = wrap(
+        moment.event,
+        producer="test",
+        stream_id=SPACE,
+        version=version,
+        space_id=SPACE,
+        occurred_at=moment.at,
+        causation=Causation("someone", "c", "c"),
+    )
+    return ConsumedEvent(envelope, moment.event, moment.topic, 0, version)
+
+
+def roles_of(room: Space) -> dict[str, int]:
+    return {user_id: p.role for user_id, p in room.participants.items()}
+
+
+def check_membership(members: SpaceMembers, room: Space, mod: SpaceModeration) -> None:
+    roster = members.roster
+    assert {u: m.role for u, m in members.present()} == roles_of(room)
+    assert members.ordered() == [p.user_id for p in participants_view(room)]
+    assert (roster.state, roster.host_user_id) == (room.state, room.host_user_id)
+    assert (roster.co_hosts, roster.speakers) == (room.co_hosts, room.speakers)
+    assert roster.present == len(room.participants)
+    assert roster.listeners == space_view(room).listener_count
+    assert {u for u, m in members.entries.items() if m.hand_raised_at is not None} == {
+        u for u, _ in room.speak_requests
+    }
+    if not room.is_over:
+        assert {u: m.mute_kind for u, m in members.entries.items() if m.muted} == mod.mutes
+        assert {u for u, m in members.entries.items() if m.removed} == room.removed
+        assert {u for u, m in members.entries.items() if m.barred} == mod.removed
+
+
+def check_relay(relay: SpaceMediaView, room: Space, mod: SpaceModeration) -> None:
+    for user in USERS:
+        role = room.role_of(user)
+        listening = room.is_live and role != types.ROLE_UNSPECIFIED and user not in mod.removed
+        heard = listening and role in VOICES and user not in mod.mutes
+        assert (relay.admit_subscriber(SPACE, user) is Admission.ADMITTED) == listening, user
+        assert (relay.admit(SPACE, user) is Admission.ADMITTED) == heard, user
+    if room.is_over:
+        assert relay.admit(SPACE, HOST) is Admission.ENDED
+
+
+def check_presence(board: SpaceBoard, room: Space, mod: SpaceModeration) -> None:
+    snapshot = board.snapshot(SPACE)
+    assert [(m.user_id, m.role) for m in snapshot] == [(p.user_id, p.role) for p in participants_view(room)]
+    requesters = {u for u, _ in room.speak_requests}
+    assert {m.user_id for m in snapshot if m.hand_raised} == requesters
+    assert {m.user_id for m in snapshot if m.muted} == {u for u in room.participants if u in mod.mutes}
+
+
+def check_space_at(space: SpaceAt, room: Space) -> None:
+    assert space.roles == {p.user_id: p.role for p in participants_view(room)}
+    assert list(space.roles) == [p.user_id for p in participants_view(room)]
+    assert space.listener_count == space_view(room).listener_count
+    assert space.status == types.SpaceState.Name(room.state).removeprefix("SPACE_STATE_").lower()
+    assert space.room_version == room.version
+
+
+def check_figures(stats: dict, members: dict, room: Space) -> None:
+    assert stats["listeners"] == space_view(room).listener_count
+    voices = {u for u, p in room.participants.items() if p.role in VOICES}
+    assert set(stats["voices"]) == voices
+    if not room.is_over:
+        for user in USERS:
+            entry = members.get(member_key(SPACE, user))
+            role = entry["member"][0] if entry else types.ROLE_UNSPECIFIED
+            assert role == room.role_of(user), user
+
+
+@settings(max_examples=150, deadline=None)
+@given(steps, limits, started)
+def test_every_consumer_agrees_with_the_room_on_who_is_in_and_in_which_role(sequence, room_limits, start):
+    log = history(sequence, room_limits, start)
+    core, roles, relay, board, space = SpaceMembers(), RoomRoles(), SpaceMediaView(), SpaceBoard(), SpaceAt()
+    stats, stats_members = empty(SPACE, 60), {}
+    room_version = 0
+    for offset, moment in enumerate(log, start=1):
+        event = consumed(moment, offset)
+        core.apply(moment.event, moment.at)
+        relay.apply(event)
+        board.apply(event)
+        space.apply(moment.event, moment.at)
+        if moment.topic == ROOM_EVENTS.name:
+            room_version += 1
+            roles.apply(event)
+            apply_room(stats, stats_members, moment.event, moment.at.timestamp(), room_version)
+        room, mod = moment.room, moment.moderation
+        check_membership(core, room, mod)
+        for user in USERS:
+            assert roles.roles(SPACE, user).actor == room.role_of(user), user
+        check_relay(relay, room, mod)
+        check_presence(board, room, mod)
+        check_space_at(space, room)
+        check_figures(stats, stats_members, room)
+
+    final = log[-1].room
+    check_space_at(state_at([(m.event, m.at) for m in log], log[-1].at), final)
+    listeners = [space_view(m.room).listener_count for m in log]
+    counts = [e.listeners for e in tl.build([(m.event, m.at) for m in log], NOW) if e.kind == tl.LISTENERS]
+    assert (counts or [0])[-1] == listeners[-1]
+    report = build(SPACE, [(m.event, m.at) for m in log if m.topic == ROOM_EVENTS.name])
+    assert report.peak_listeners == max(listeners)
+    assert report.unique_listeners == len(
+        {m.event.user_id for m in log if isinstance(m.event, ev.ParticipantJoined) and m.event.role in (0, 4)}
+    )
+
+
+def test_the_histories_reach_mutes_bars_and_removals_of_people_in_the_space():
+    """Not an invariant: proof that the generated vocabulary reaches what the test is about."""
+    script = [
+        ("a", c.JoinSpace(SPACE), 1),
+        ("b", c.JoinSpace(SPACE), 1),
+        (HOST, c.InviteToSpeak(SPACE, "a"), 1),
+        (HOST, Moderate(mc.MuteParticipant, "a"), 1),
+        ("a", c.StepDown(SPACE), 1),
+        ("b", c.RequestToSpeak(SPACE), 1),
+        (HOST, Moderate(mc.RemoveParticipant, "b"), 1),
+        ("b", c.JoinSpace(SPACE), 1),
+        (HOST, c.EndSpace(SPACE), 1),
+    ]
+    log = history(script, RoomLimits(), "live")
+    kinds = [type(m.event) for m in log]
+    assert mev.ParticipantMuted in kinds and mev.ParticipantRemoved in kinds
+    left = [m.event for m in log if isinstance(m.event, ev.ParticipantLeft)]
+    assert [(e.user_id, e.reason) for e in left] == [("b", ev.LEAVE_REASON_REMOVED)]
+    assert kinds.count(ev.ParticipantJoined) == 3  # host, a, b; b's rejoin was refused: barred
+    assert kinds[-1] is ev.SpaceEnded
+
+
+@settings(max_examples=75, deadline=None)
+@given(steps, limits, started, st.integers(2, 4))
+def test_members_entries_kept_in_shards_by_user_add_up_to_the_room(sequence, room_limits, start, shards):
+    """Ready for listener shards: a user's entry changes only with events about that user, so
+    stores that each keep some users' entries (and see every event about the whole Space) fold
+    independently, and together they say what the room says."""
+    log = history(sequence, room_limits, start)
+    stores = [SpaceMembers() for _ in range(shards)]
+    for moment in log:
+        user = subject(moment.event)
+        targets = stores if user is None else [stores[USERS.index(user) % shards]]
+        for store in targets:
+            store.apply(moment.event, moment.at)
+        room = moment.room
+        present = {u: m.role for store in stores for u, m in store.present()}
+        assert present == roles_of(room)
+        assert sum(store.roster.listeners for store in stores) == space_view(room).listener_count
