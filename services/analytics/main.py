@@ -58,6 +58,7 @@ async def serve(settings: AnalyticsSettings) -> None:
         tick_seconds=settings.analytics_tick_seconds,
         producer_batch_bytes=settings.analytics_producer_batch_bytes,
         app_id=settings.analytics_app_id,
+        forget_ended_after_seconds=settings.analytics_forget_ended_after_seconds,
     )
     # Its own topics only: the room, the relay and replay bring back theirs (reseeded from PostgreSQL).
     own = (ANALYTICS_TICKS, ANALYTICS_SPACE_STATS, ANALYTICS_LISTENERS_PER_MINUTE)

@@ -23,6 +23,12 @@ class AnalyticsSettings(PodiumSettings):
         5.0, ge=0, description="How long after its end a quiet window stays open for late events."
     )
     analytics_tick_seconds: float = Field(5.0, gt=0, description="How often the clock closes quiet windows.")
+    analytics_forget_ended_after_seconds: float = Field(
+        3600,
+        ge=0,
+        description="An ended Space's figures stay this long for late talking and replay events, then "
+        "leave the tables (tombstones in their changelogs), so memory follows live Spaces.",
+    )
     analytics_app_id: str = Field(
         "podium-analytics",
         description="faust app id: the consumer group and the tables' changelog names. A new id rebuilds from the log.",

@@ -70,6 +70,7 @@ class AnalyticsStreams:
         app_id: str = "podium-analytics",
         gap_patience_seconds: float = 30.0,
         reread_after_seconds: float = 2.0,
+        forget_ended_after_seconds: float = 3600.0,
     ):
         self.window_seconds = window_seconds
         self.lateness_seconds = lateness_seconds
@@ -87,6 +88,11 @@ class AnalyticsStreams:
         self.app.agent(self.ticks, name="close-windows")(self._close_windows)
         self.app.timer(tick_seconds, name="analytics-clock")(self._tick)
         self.published = 0
+        # An ended Space's values stay this long for late talking and replay events (its figures are
+        # published again with them), then leave both tables with a tombstone each, so memory and
+        # the changelogs' recovery follow live Spaces, not history.
+        self.forget_ended_after_seconds = forget_ended_after_seconds
+        self.forgotten = 0
         self.gap_patience_seconds = gap_patience_seconds
         self.reread_after_seconds = reread_after_seconds
         self.gate: StreamGate = StreamGate()  # room events held behind a hole, per Space
@@ -207,15 +213,32 @@ class AnalyticsStreams:
         async for event in stream.events():
             await self._reread_behind_old_holes(event.message.partition)
             await self._give_up_on_old_holes(event.message.partition)
-            now = (event.message.timestamp or time.time() * 1000) / 1000
+            now = event.message.timestamp or time.time()  # faust gives the record's time in seconds
+            done: list[str] = []
             for space_id in self.index.keys_on(self.stats.keys(), event.message.partition):
                 stats = self.stats[space_id]
                 if not is_live(stats):
+                    ended = stats["ended_at"]
+                    if ended is not None and now - ended > self.forget_ended_after_seconds:
+                        done.append(space_id)
                     continue
                 closed = close_windows(stats, now - self.lateness_seconds)
                 if closed:
                     self.stats[space_id] = stats
                     await self._publish_windows(stats, closed)
+            if done:
+                self._forget(done, event.message.partition)
+
+    def _forget(self, space_ids: list[str], partition: int) -> None:
+        """Drops ended Spaces' figures and members from the tables (tombstones in the changelogs)."""
+        prefixes = tuple(f"{space_id}|" for space_id in space_ids)
+        for key in [k for k in self.members.keys() if k.startswith(prefixes)]:
+            del self.members[key]
+        for space_id in space_ids:
+            del self.stats[space_id]
+            self.index.forget(space_id)
+        self.forgotten += len(space_ids)
+        log.info("forgot %d ended space(s) on partition %d", len(space_ids), partition)
 
     async def _reread_behind_old_holes(self, partition: int) -> None:
         waited_enough = time.monotonic() - self.reread_after_seconds

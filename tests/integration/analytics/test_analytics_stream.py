@@ -27,7 +27,29 @@ FAST = {
     "PODIUM_ANALYTICS_WINDOW_SECONDS": "1",
     "PODIUM_ANALYTICS_LATENESS_SECONDS": "0.3",
     "PODIUM_ANALYTICS_TICK_SECONDS": "0.3",
+    "PODIUM_ANALYTICS_FORGET_ENDED_AFTER_SECONDS": "1",
 }
+
+
+async def _tombstones(bootstrap: str, topic: str, keys: set[str], timeout: float = 20.0) -> set[str]:
+    """Waits until each key has a tombstone (a record with no value) on `topic`; returns those seen."""
+    reader = make_reader(PodiumSettings(kafka_bootstrap_servers=bootstrap), "test-analytics-tombstones")
+    await reader.start()
+    seen: set[str] = set()
+    try:
+        parts = await partitions_of(reader, topic)
+        reader.assign(parts)
+        await reader.seek_to_beginning(*parts)
+        async with asyncio.timeout(timeout):
+            while seen < keys:
+                for records in (await reader.getmany(timeout_ms=300)).values():
+                    for record in records:
+                        key = (record.key or b"").decode().strip('"')
+                        if key in keys and record.value is None:
+                            seen.add(key)
+    finally:
+        await reader.stop()
+    return seen
 
 
 async def _outputs(bootstrap: str, topic: str, space_id: str, message, *, after: dict | None = None):
@@ -105,6 +127,13 @@ async def test_a_scripted_space_gives_known_figures_and_a_rebuild_publishes_the_
     assert windows and max(w.peak_listeners for w in windows) == 3
     starts = [w.window_start.ToSeconds() for w in windows]
     assert starts == sorted(starts) and len(set(starts)) == len(starts)
+    # A second after its end the ended Space leaves both tables: tombstones in their changelogs,
+    # so neither memory nor a recovery from the changelogs grows with ended Spaces.
+    assert await _tombstones(broker.bootstrap, "podium-analytics-space-stats-changelog", {space_id}) == {
+        space_id
+    }
+    members = {f"{space_id}|{u}" for u in ("stats-ana", "stats-ben", "stats-cat")}
+    assert await _tombstones(broker.bootstrap, "podium-analytics-space-members-changelog", members) == members
 
     # A restart with fresh state (a new app id) rebuilds from the log and publishes the same.
     await analytics.terminate()
