@@ -91,8 +91,9 @@ class SpaceDirectory:
             envelope = event.envelope
             space_id, version = envelope.space_id, envelope.stream_version
             before = states.get(space_id)
-            if before is None or before.version != version - 1:  # a miss: fold it from the store
-                before = await self._state_before(space_id, version)
+            if before is None or before.version != version - 1:
+                # A Space's first event starts from nothing; any other miss is folded from the store.
+                before = INITIAL if version == 1 else await self._state_before(space_id, version)
             after = evolve(before, event.payload, occurred_at(envelope))
             states[space_id] = after
             changed[space_id] = after
