@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -74,20 +75,28 @@ def space_story(space_id: str, listeners: int) -> list:
     return events
 
 
-async def write_events(settings: PodiumSettings, topic: TopicSpec, total: int, per_space: int = 500) -> int:
+async def write_events(
+    settings: PodiumSettings,
+    topic: TopicSpec,
+    total: int,
+    per_space: int = 500,
+    story: Callable[[str, int], list] = space_story,
+) -> tuple[int, int]:
+    """Writes `total` room events, Space after Space (`story(space_id, per_space)` each, the last one
+    cut short), as the room would; returns (events, Spaces) written."""
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap_servers, linger_ms=20, max_batch_size=1 << 20
     )
     await producer.start()
-    written = 0
+    written = spaces = 0
     now = datetime.now(UTC)
     cause = Causation("bench", "bench", "bench")
     try:
+        futures = []
         while written < total:
             space_id = str(uuid.uuid4())
-            story = space_story(space_id, per_space)[: total - written]
-            futures = []
-            for version, payload in enumerate(story, start=1):
+            events = story(space_id, per_space)[: total - written]
+            for version, payload in enumerate(events, start=1):
                 envelope = wrap(
                     payload,
                     producer="room",
@@ -100,11 +109,15 @@ async def write_events(settings: PodiumSettings, topic: TopicSpec, total: int, p
                 futures.append(
                     await producer.send(topic.name, envelope.SerializeToString(), key=space_id.encode())
                 )
-            await asyncio.gather(*futures)
-            written += len(story)
+            written += len(events)
+            spaces += 1
+            if len(futures) >= 20_000:
+                await asyncio.gather(*futures)
+                futures.clear()
+        await asyncio.gather(*futures)
     finally:
         await producer.stop()
-    return written
+    return written, spaces
 
 
 async def raw_consume(settings: PodiumSettings, topic: TopicSpec, expected: int) -> float:
@@ -148,7 +161,7 @@ async def projection_rebuild(settings: PodiumSettings, topic: TopicSpec, expecte
 async def run(settings: PodiumSettings, events: int) -> RebuildResult:
     topic = TopicSpec(f"bench.rebuild.{uuid.uuid4().hex[:8]}.v1", "benchmark copy of the room topic")
     await ensure_topics(settings.kafka_bootstrap_servers, (topic, DEAD_LETTER), settings.topic_partitions, 1)
-    written = await write_events(settings, topic, events)
+    written, _ = await write_events(settings, topic, events)
     raw = await raw_consume(settings, topic, written)
     projection = await projection_rebuild(settings, topic, written)
     return RebuildResult(written, raw, projection)

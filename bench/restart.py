@@ -18,14 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
-from aiokafka import AIOKafkaProducer
-
+from bench.rebuild import write_events
 from bench.stack import BenchStack, rss_bytes
-from libs.events.envelope import Causation, wrap
+from libs.config.settings import PodiumSettings
 from libs.events.topics import ROOM_EVENTS, ensure_topics
 from podium.room.v1 import room_events_pb2 as ev
 from podium.room.v1 import room_types_pb2 as types
@@ -60,41 +57,6 @@ def ended_space(space_id: str, listeners: int) -> list:
     return events
 
 
-async def write_history(bootstrap: str, events: int, listeners: int = 6) -> tuple[int, int]:
-    """Writes about `events` room events as ended Spaces; returns (events, Spaces) written."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=50, max_batch_size=1 << 20)
-    await producer.start()
-    now = datetime.now(UTC)
-    cause = Causation("bench", "bench", "bench")
-    written = spaces = 0
-    try:
-        pending = []
-        while written < events:
-            space_id = str(uuid.uuid4())
-            for version, payload in enumerate(ended_space(space_id, listeners), start=1):
-                envelope = wrap(
-                    payload,
-                    producer="room",
-                    stream_id=f"space-{space_id}",
-                    version=version,
-                    space_id=space_id,
-                    occurred_at=now,
-                    causation=cause,
-                )
-                pending.append(
-                    await producer.send(ROOM_EVENTS.name, envelope.SerializeToString(), key=space_id.encode())
-                )
-                written += 1
-            spaces += 1
-            if len(pending) > 20_000:
-                await asyncio.gather(*pending)
-                pending.clear()
-        await asyncio.gather(*pending)
-    finally:
-        await producer.stop()
-    return written, spaces
-
-
 async def measure(events: int) -> RestartResult:
     async with BenchStack() as stack:
         await ensure_topics(stack.bootstrap, (ROOM_EVENTS,), 6, 1)
@@ -104,7 +66,8 @@ async def measure(events: int) -> RestartResult:
         stack.services.remove(empty)
 
         started = time.perf_counter()
-        written, spaces = await write_history(stack.bootstrap, events)
+        settings = PodiumSettings(kafka_bootstrap_servers=stack.bootstrap)
+        written, spaces = await write_events(settings, ROOM_EVENTS, events, per_space=6, story=ended_space)
         wrote = time.perf_counter() - started
 
         started = time.perf_counter()
