@@ -39,7 +39,7 @@ from libs.events.kafka import make_producer, make_reader, partitions_of
 from libs.events.kafka_security import kafka_security
 from libs.events.topics import DEAD_LETTER, TopicSpec, ensure_topics
 from libs.eventstore.migrations import apply_migrations
-from libs.projection.ordering import Verdict
+from libs.projection.ordering import StreamGate, Verdict
 from libs.projection.runner import ConsumedEvent, ProjectionRunner, decode
 from libs.projection.tracking import STEPS as TRACKING_STEPS
 from libs.projection.tracking import Stream, Tracking
@@ -58,7 +58,9 @@ class DurableView(Protocol):
     tables: Sequence[str]  # emptied by a rebuild
 
     async def apply(self, conn: asyncpg.Connection, events: Sequence[ConsumedEvent]) -> None:
-        """Writes the events' effect, inside the runner's transaction."""
+        """Writes the events' effect, inside the runner's transaction. A view that caches what it
+        applies may define `reset()`, called when a transaction failed: the cache may then be ahead
+        of what was committed, and the events are applied again."""
 
 
 class DurableProjectionRunner(ProjectionRunner):
@@ -73,6 +75,7 @@ class DurableProjectionRunner(ProjectionRunner):
         follow_seconds: float = 0.5,
         stream_cache: int = 50_000,
         catch_up_batch: int = 20_000,
+        retry_seconds: float = 1.0,
     ):
         super().__init__(settings, view, client_id=client_id)  # type: ignore[arg-type]
         self.view = view
@@ -82,6 +85,7 @@ class DurableProjectionRunner(ProjectionRunner):
         self.follow_seconds = follow_seconds
         self.stream_cache = stream_cache
         self.catch_up_batch = catch_up_batch
+        self.retry_seconds = retry_seconds
         self.writing = False
         self._lock_conn: asyncpg.Connection | None = None
         self._known: set[Stream] = set()
@@ -133,7 +137,26 @@ class DurableProjectionRunner(ProjectionRunner):
         return super().lag() if self.writing else 0
 
     async def _run(self) -> None:
-        assert self._lock_conn is not None and self._consumer is not None
+        """Writes (or follows) until stopped. A failure (the database restarting, say) costs only a
+        pause: what was applied but not committed is forgotten, and the view goes on from its stored
+        position, which the transaction that failed never moved."""
+        while True:
+            try:
+                await self._write()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception(
+                    "projection %s v%d failed; resuming from its stored position in %.0f s",
+                    self.view.name, self.view.version, self.retry_seconds,
+                )  # fmt: skip
+                await self._start_over()
+                await asyncio.sleep(self.retry_seconds)
+
+    async def _write(self) -> None:
+        assert self._consumer is not None
+        if self._lock_conn is None:
+            self._lock_conn = await self.pool.acquire()
         while not await self._lock_conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", self.lock_key):
             await self._follow()
             await asyncio.sleep(self.follow_seconds)
@@ -157,6 +180,23 @@ class DurableProjectionRunner(ProjectionRunner):
                 await self._apply(batches)
             if not self.caught_up.is_set():
                 await self._check_caught_up()
+
+    async def _start_over(self) -> None:
+        """Forgets everything not known to be committed, and the lock (its session may be gone)."""
+        self.writing = False
+        self._gate = StreamGate()
+        self._known.clear()
+        self._held_offsets.clear()
+        self._positions.clear()
+        reset = getattr(self.view, "reset", None)
+        if reset is not None:
+            reset()
+        if self._lock_conn is not None:
+            conn, self._lock_conn = self._lock_conn, None
+            with contextlib.suppress(Exception):
+                await conn.execute("SELECT pg_advisory_unlock_all()")
+            with contextlib.suppress(Exception):
+                await self.pool.release(conn)
 
     async def _empty(self, conn: asyncpg.Connection) -> None:
         """A rebuild an operator asked for: the view's rows and position go, and it is built again."""

@@ -279,3 +279,42 @@ async def test_status_shows_each_view_and_a_requested_rebuild_is_carried_out_at_
     finally:
         await runner.stop()
     assert await request_rebuild(pool, schema, "no-such-view") == []
+
+
+class FailsOnce(TitlesTable):
+    """Fails the transaction of its second batch, after writing part of it (as a lost connection
+    would), then works."""
+
+    def __init__(self, topic, schema):
+        super().__init__(topic, schema)
+        self.batches = 0
+        self.resets = 0
+
+    async def apply(self, conn, events) -> None:
+        self.batches += 1
+        await super().apply(conn, events)
+        if self.batches == 2:
+            raise ConnectionError("the database went away mid-transaction")
+
+    def reset(self) -> None:
+        self.resets += 1
+
+
+async def test_a_failed_transaction_is_applied_again_from_the_stored_position(
+    settings, pool, schema, topic, producer
+):
+    await _send(producer, topic, "f", range(1, 4))
+    view = FailsOnce(topic, schema)
+    runner = DurableProjectionRunner(settings, pool, schema, view, retry_seconds=0.1)
+    await runner.start()
+    try:
+        async with asyncio.timeout(20):
+            await runner.caught_up.wait()
+        await _send(producer, topic, "f", range(4, 7))  # the batch whose transaction fails
+        await _until(lambda: _has(pool, schema, ("f", 6)))
+        await _send(producer, topic, "f", [7])  # and the view goes on
+        await _until(lambda: _has(pool, schema, ("f", 7)))
+        assert await _rows(pool, schema) == [("f", v) for v in range(1, 8)]  # each once
+        assert view.resets == 1 and runner.writing
+    finally:
+        await runner.stop()

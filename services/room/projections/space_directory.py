@@ -81,6 +81,7 @@ class SpaceDirectory:
         self.cache_spaces = cache_spaces
         self._states: OrderedDict[str, Space] = OrderedDict()
         self.loaded_from_store = 0  # cache misses, for tests and metrics
+        self._ended: list[str] = []  # Spaces over in the batch being applied
 
     # The view's writes
 
@@ -97,6 +98,8 @@ class SpaceDirectory:
             after = evolve(before, event.payload, occurred_at(envelope))
             states[space_id] = after
             changed[space_id] = after
+            if after.is_over:
+                self._ended.append(space_id)
         for space_id in changed:
             states.move_to_end(space_id)
         while len(states) > self.cache_spaces:
@@ -116,10 +119,14 @@ class SpaceDirectory:
 
     def committed(self, events: Sequence[ConsumedEvent]) -> None:
         """After the commit: Spaces that are over leave memory (their rows stay)."""
-        for event in events:
-            state = self._states.get(event.envelope.space_id)
-            if state is not None and state.is_over:
-                del self._states[event.envelope.space_id]
+        for space_id in self._ended:
+            self._states.pop(space_id, None)
+        self._ended = []
+
+    def reset(self) -> None:
+        """A transaction failed: the cached states may be ahead of the rows; they are folded again."""
+        self._states.clear()
+        self._ended = []
 
     async def _state_before(self, space_id: str, version: int) -> Space:
         self.loaded_from_store += 1
