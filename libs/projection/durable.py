@@ -48,6 +48,13 @@ from libs.telemetry.metrics import PROJECTION_CAUGHT_UP, PROJECTION_LAG
 log = logging.getLogger(__name__)
 
 
+FENCE = "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = $1 AND granted)"
+
+
+class LostLock(Exception):
+    """This replica no longer holds the view's lock: another may be writing."""
+
+
 class DurableView(Protocol):
     """A view stored in PostgreSQL. `steps` create this version's `tables` (`{s}` is the schema)."""
 
@@ -88,6 +95,7 @@ class DurableProjectionRunner(ProjectionRunner):
         self.retry_seconds = retry_seconds
         self.writing = False
         self._lock_conn: asyncpg.Connection | None = None
+        self._lock_pid = 0  # the lock session's backend, for the fence
         self._known: set[Stream] = set()
         self._held_offsets: dict[TopicPartition, set[int]] = {}
 
@@ -160,6 +168,7 @@ class DurableProjectionRunner(ProjectionRunner):
         while not await self._lock_conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", self.lock_key):
             await self._follow()
             await asyncio.sleep(self.follow_seconds)
+        self._lock_pid = await self._lock_conn.fetchval("SELECT pg_backend_pid()")
         self.writing = True
         async with self.pool.acquire() as conn:
             if await self.tracking.rebuild_requested(conn):
@@ -308,6 +317,11 @@ class DurableProjectionRunner(ProjectionRunner):
                     stats.held = gate.held_count
                     self._rescan(tp, event)
             async with conn.transaction():
+                # Fencing: write only while this replica's lock session still holds the lock. A
+                # session the database lost (a restart) lost the lock with it, and another replica
+                # may be writing now; this transaction then fails, and the runner starts over.
+                if not await conn.fetchval(FENCE, self._lock_pid):
+                    raise LostLock(f"the lock of projection {self.view.name} is no longer held")
                 if ready:
                     await self.view.apply(conn, ready)
                 await self.tracking.record(conn, self._stored_positions(batches), reached)

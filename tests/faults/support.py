@@ -406,6 +406,15 @@ async def _differences(bootstrap, database_url, space_id, room, moderation, pres
         out.append(f"ListParticipants {sorted(people.items())} != fold {sorted(folded.items())}")
     if sorted(space.speaker_user_ids) != sorted(fold.speakers):
         out.append(f"speakers {sorted(space.speaker_user_ids)} != fold {sorted(fold.speakers)}")
+    # The directory (a durable view, resumed after restarts and database outages) lists it as folded.
+    listed = await RoomClient(room, space.host_user_id).ListSpaces(
+        host_user_id=space.host_user_id, page_size=100
+    )
+    entry = next((s for s in listed.spaces if s.space_id == space_id), None)
+    if entry is None or entry.version != fold.version:
+        out.append(
+            f"ListSpaces has it at version {entry.version if entry else None}, the log at {fold.version}"
+        )
     if moderation is not None:
         stored_m = await stored_events(database_url, "moderation", space_id)
         on_topic = await moderation_log_versions(bootstrap, space_id)

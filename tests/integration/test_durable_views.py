@@ -318,3 +318,38 @@ async def test_a_failed_transaction_is_applied_again_from_the_stored_position(
         assert view.resets == 1 and runner.writing
     finally:
         await runner.stop()
+
+
+async def test_a_writer_whose_lock_session_died_stops_writing_before_another_takes_over(
+    settings, pool, schema, topic, producer
+):
+    """The fence: a database that dropped the writer's lock session (a restart, a network cut)
+    dropped its lock too, and another replica may take it. The old writer's next transaction
+    fails its fence and it starts over, as a follower; every event is applied once."""
+    await _send(producer, topic, "w", range(1, 3))
+    first_view, second_view = TitlesTable(topic, schema), TitlesTable(topic, schema)
+    first = DurableProjectionRunner(settings, pool, schema, first_view, follow_seconds=0.1, retry_seconds=0.1)
+    await first.start()
+    async with asyncio.timeout(20):
+        await first.caught_up.wait()
+    second = DurableProjectionRunner(
+        settings, pool, schema, second_view, follow_seconds=0.1, retry_seconds=0.1
+    )
+    await second.start()
+    try:
+        async with asyncio.timeout(20):
+            await second.caught_up.wait()
+        assert first.writing and not second.writing
+        await pool.execute("SELECT pg_terminate_backend($1)", first._lock_pid)
+        await _until(lambda: _is(lambda: second.writing))  # it took the lock over
+        await _send(producer, topic, "w", range(3, 6))
+        await _until(lambda: _has(pool, schema, ("w", 5)))
+        assert await _rows(pool, schema) == [("w", v) for v in range(1, 6)]  # each once
+        assert first_view.applied + second_view.applied == 5
+    finally:
+        await second.stop()
+        await first.stop()
+
+
+async def _is(predicate) -> bool:
+    return predicate()
