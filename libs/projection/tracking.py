@@ -83,11 +83,14 @@ class Tracking:
         streams = list(streams)
         if not streams:
             return {}
+        # One primary-key lookup per stream: a plain join let the planner scan every stream the view
+        # ever applied, for each batch (stale statistics say there are few), which grows with
+        # history. OFFSET 0 keeps the LATERAL subquery from being flattened into such a join.
         rows = await conn.fetch(
-            f"SELECT s.producer, s.stream_id, s.applied_version FROM {self.schema}.view_streams s "
-            "JOIN unnest($3::text[], $4::text[]) AS q(producer, stream_id) "
-            "ON s.producer = q.producer AND s.stream_id = q.stream_id "
-            "WHERE s.view = $1 AND s.version = $2",
+            "SELECT q.producer, q.stream_id, s.applied_version "
+            "FROM unnest($3::text[], $4::text[]) AS q(producer, stream_id) "
+            f"CROSS JOIN LATERAL (SELECT applied_version FROM {self.schema}.view_streams "
+            "WHERE view = $1 AND version = $2 AND producer = q.producer AND stream_id = q.stream_id OFFSET 0) s",
             self.view,
             self.version,
             [p for p, _ in streams],
