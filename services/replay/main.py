@@ -3,11 +3,13 @@
     python -m services.replay
 
 Its events (finalized, deleted, listened) go to `podium.replay.events.v1`
-through its own `replay` schema, which also holds the finalizing jobs. It reads
-the room topic and its own (the replay catalog), the room, moderation and
-media topics (each Space's history, for timelines and time travel), and the
-recording topic as it is written, into its own copy of the chunks (the
-recording spool), which finalizing reads.
+through its own `replay` schema, which also holds the finalizing jobs and its
+two durable views: the replay catalog (from the room topic and its own; it
+queues a job when a recorded Space ends) and each Space's history (from the
+room, moderation and media topics, for timelines and time travel), both
+resumed from their stored positions on start. It also reads the recording
+topic as it is written, into its own copy of the chunks (the recording
+spool), which finalizing reads.
 """
 
 from __future__ import annotations
@@ -48,7 +50,9 @@ async def serve(settings: ReplaySettings) -> None:
             delete_files(blobs, space_id)
             await spool.forget(space_id)
 
-        catalog = ReplayCatalog(on_deleted=forget)
+        catalog = ReplayCatalog(
+            shell.pool, on_deleted=forget, cache_spaces=settings.replay_catalog_cache_spaces
+        )
         finalizer = Finalizer(
             settings,
             jobs,
@@ -60,9 +64,9 @@ async def serve(settings: ReplaySettings) -> None:
             poll_seconds=settings.replay_finalize_poll_seconds,
         )
         catalog.on_recorded_end = finalizer.enqueue
-        history = SpaceHistory()
-        shell.add_projection(catalog)
-        shell.add_projection(history)
+        history = SpaceHistory(shell.pool)
+        shell.add_durable_view(catalog)
+        shell.add_durable_view(history)
         shell.add_background(spool)
         shell.add_background(finalizer)
         shell.add_background(

@@ -32,6 +32,13 @@ class ReplaySettings(PodiumSettings):
         1.0, gt=0, description="How often the finalizer looks for jobs when nothing woke it."
     )
 
+    replay_catalog_cache_spaces: int = Field(
+        10_000,
+        gt=0,
+        description="Spaces whose catalog entry is kept in memory while they are applied (live ones); "
+        "an ended Space leaves at once, and a miss is read back from PostgreSQL.",
+    )
+
     def production_problems(self) -> list[str]:
         problems = super().production_problems()
         if not PurePosixPath(self.replay_blob_dir).is_absolute():

@@ -60,7 +60,7 @@ class ReplayApi(replay_service_pb2_grpc.ReplayServiceServicer):
 
     # -- reading ---------------------------------------------------------------------------
 
-    def _space(self, space_id: str, caller: Caller) -> SpaceReplay:
+    async def _space(self, space_id: str, caller: Caller) -> SpaceReplay:
         """The Space, if it exists and its replay is for the caller (`domain.audience`).
 
         Refused with PERMISSION_DENIED, not NOT_FOUND: the room's GetSpace and
@@ -68,7 +68,7 @@ class ReplayApi(replay_service_pb2_grpc.ReplayServiceServicer):
         protect nothing and only leave the caller unsure why.
         """
         space_id = require_id(space_id, "space_id")
-        space = self.catalog.get(space_id)
+        space = await self.catalog.get(space_id, caller.user_id)
         if space is None:
             raise NotFound(f"space {space_id!r} does not exist", reason="SPACE_NOT_FOUND")
         if not visible(space.audience, caller.user_id, caller.identity.roles):
@@ -79,8 +79,8 @@ class ReplayApi(replay_service_pb2_grpc.ReplayServiceServicer):
             )
         return space
 
-    def _recorded(self, space_id: str, caller: Caller) -> SpaceReplay:
-        space = self._space(space_id, caller)
+    async def _recorded(self, space_id: str, caller: Caller) -> SpaceReplay:
+        space = await self._space(space_id, caller)
         if not space.recording_enabled:
             raise FailedPrecondition(
                 f"space {space.space_id!r} was not recorded (its host had recording off), so it has no replay",
@@ -97,8 +97,8 @@ class ReplayApi(replay_service_pb2_grpc.ReplayServiceServicer):
             )
         return space
 
-    def _ready(self, space_id: str, caller: Caller) -> SpaceReplay:
-        space = self._recorded(space_id, caller)
+    async def _ready(self, space_id: str, caller: Caller) -> SpaceReplay:
+        space = await self._recorded(space_id, caller)
         if space.deleted == rpe.DELETION_REASON_RETENTION_EXPIRED:
             raise NotFound(
                 f"the replay of space {space.space_id!r} expired and was deleted", reason="REPLAY_EXPIRED"
@@ -115,7 +115,8 @@ class ReplayApi(replay_service_pb2_grpc.ReplayServiceServicer):
             )
         return space
 
-    def _replay(self, space: SpaceReplay, *, with_timeline: bool) -> rt.Replay:
+    def _replay(self, space: SpaceReplay, history: list | None = None) -> rt.Replay:
+        """The replay; with its timeline when given the Space's `history` (up to its end)."""
         replay = rt.Replay(
             space_id=space.space_id,
             host_id=space.host_user_id,
@@ -139,9 +140,8 @@ class ReplayApi(replay_service_pb2_grpc.ReplayServiceServicer):
                 getattr(replay, name).FromDatetime(value)
         if space.finalized_at is not None:
             replay.duration.FromTimedelta(space.duration)
-        if with_timeline and space.recording_started_at is not None:
-            events = self.history.events(space.space_id)
-            for entry in tl.build(events, space.recording_started_at, until=space.ended_at):
+        if history is not None and space.recording_started_at is not None:
+            for entry in tl.build(history, space.recording_started_at, until=space.ended_at):
                 item = replay.timeline.add(
                     kind=KINDS[entry.kind], user_id=entry.user_id, role=entry.role, listeners=entry.listeners
                 )
@@ -153,17 +153,19 @@ class ReplayApi(replay_service_pb2_grpc.ReplayServiceServicer):
         host_id = request.host_id.strip() or caller.user_id
         page = parse_page(request.page_size, request.page_token, host_id)
         roles = caller.identity.roles
-        replays = [s for s in self.catalog.by_host(host_id) if visible(s.audience, caller.user_id, roles)]
+        hosted = await self.catalog.by_host(host_id, caller.user_id)
+        replays = [s for s in hosted if visible(s.audience, caller.user_id, roles)]
         failed = await self.jobs.failed([s.space_id for s in replays if s.finalized_at is None])
         spaces, token = paginate([s for s in replays if s.space_id not in failed], page)
-        return pb.ListReplaysResponse(
-            replays=[self._replay(s, with_timeline=False) for s in spaces], next_page_token=token
-        )
+        return pb.ListReplaysResponse(replays=[self._replay(s) for s in spaces], next_page_token=token)
 
     @unary
     async def GetReplay(self, request: pb.GetReplayRequest, caller: Caller) -> pb.GetReplayResponse:
-        space = self._recorded(request.space_id, caller)
-        replay = self._replay(space, with_timeline=True)
+        space = await self._recorded(request.space_id, caller)
+        history = None
+        if space.recording_started_at is not None:  # finalized: the timeline can be drawn
+            history = await self.history.events(space.space_id, until=space.ended_at)
+        replay = self._replay(space, history)
         if replay.state == rt.REPLAY_STATE_FINALIZING:
             job = await self.jobs.get(space.space_id)
             if job is not None and job.state == FAILED:
@@ -175,7 +177,7 @@ class ReplayApi(replay_service_pb2_grpc.ReplayServiceServicer):
 
     @server_stream
     async def StreamReplay(self, request: pb.StreamReplayRequest, caller: Caller):
-        space = self._ready(request.space_id, caller)
+        space = await self._ready(request.space_id, caller)
         if request.speed not in SPEEDS:
             raise InvalidArgument(
                 f"speed must be 0 (unpaced), 1, 1.5 or 2, not {request.speed:g}",
@@ -210,7 +212,7 @@ class ReplayApi(replay_service_pb2_grpc.ReplayServiceServicer):
 
     @server_stream
     async def DownloadReplay(self, request: pb.DownloadReplayRequest, caller: Caller):
-        space = self._ready(request.space_id, caller)
+        space = await self._ready(request.space_id, caller)
         file = self._open(space.space_id, ogg_key(space.space_id))
         await self.commands.by_caller(
             space.space_id, RecordListen(space.space_id), caller, "DownloadReplay", request
@@ -237,7 +239,7 @@ class ReplayApi(replay_service_pb2_grpc.ReplayServiceServicer):
     async def DeleteReplay(self, request: pb.DeleteReplayRequest, caller: Caller) -> pb.DeleteReplayResponse:
         # Decided on the replay stream, not on the catalog: a retry (same request_id) of a delete
         # the catalog has already seen still gets its first answer.
-        space = self._recorded(request.space_id, caller)
+        space = await self._recorded(request.space_id, caller)
         await self.commands.by_caller(
             space.space_id, Delete(space.space_id, space.host_user_id), caller, "DeleteReplay", request
         )
@@ -253,11 +255,11 @@ class ReplayApi(replay_service_pb2_grpc.ReplayServiceServicer):
         space_id = require_id(request.space_id, "space_id")
         if not request.HasField("at"):
             raise InvalidArgument("at is required", [FieldViolation("at", "a moment to look at")])
-        if not self.history.known(space_id):
+        if not await self.history.known(space_id):
             raise NotFound(f"space {space_id!r} does not exist", reason="SPACE_NOT_FOUND")
-        self._space(space_id, caller)
+        await self._space(space_id, caller)
         at = timestamp_field(request.at, "at")
-        state = state_at(self.history.events(space_id), at)
+        state = state_at(await self.history.events(space_id, until=at), at)
         if not state.exists:
             raise FailedPrecondition(
                 f"space {space_id!r} did not exist yet at {at.isoformat()}", reason="NOT_CREATED_YET"

@@ -85,9 +85,9 @@ class Finalizer:
         self._task: asyncio.Task | None = None
         self._conn: asyncpg.Connection | None = None
 
-    async def enqueue(self, space_id: str, ended_at: datetime) -> None:
-        """Called by the catalog when a recorded Space ends; idempotent."""
-        await self.jobs.enqueue(space_id, ended_at, ended_at + self.delay)
+    async def enqueue(self, conn: asyncpg.Connection | None, space_id: str, ended_at: datetime) -> None:
+        """Called by the catalog when a recorded Space ends, inside its transaction; idempotent."""
+        await self.jobs.enqueue(space_id, ended_at, ended_at + self.delay, conn)
         self.wake.set()
 
     async def start(self) -> None:
@@ -152,7 +152,7 @@ class Finalizer:
         progress = {"value": 0.0}
         reporter = asyncio.create_task(self._report(space_id, progress))
         try:
-            space = self.catalog.get(space_id)
+            space = await self.catalog.get(space_id)
             started = space.started_at if space is not None else None
             await self.spool.caught_up()
             frames = await self.spool.frames(
@@ -230,7 +230,7 @@ class RetentionSweeper(PeriodicSweep):
 
     async def sweep(self) -> list[str]:
         expired = []
-        for replay in self.catalog.expired(self.clock(), self.retention):
+        for replay in await self.catalog.expired(self.clock(), self.retention):
             events = await self.commands.as_system(
                 replay.space_id,
                 Expire(replay.space_id, replay.finalized_at + self.retention),

@@ -3,8 +3,9 @@
 One row per recorded Space that ended: `pending` until a worker takes it,
 `running` with its progress while one works on it, then `done` (the
 ReplayFinalized event is in the store) or `failed` (with the reason, e.g. no
-audio was recorded). Enqueueing is idempotent: the projection that notices
-SpaceEnded enqueues again on every start, and that changes nothing.
+audio was recorded). The catalog queues a job in the transaction in which it
+applies the Space's end, so it does so once; enqueueing is idempotent anyway
+(a rebuilt catalog queues every ended Space again, and that changes nothing).
 
 A worker owns a job while it holds a session advisory lock on it, on a
 connection of its own. If the process dies, PostgreSQL drops the connection
@@ -59,8 +60,11 @@ class JobStore:
             await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"podium-migrate-{self.s}-jobs")
             await conn.execute(DDL.format(s=self.s))
 
-    async def enqueue(self, space_id: str, ended_at: datetime, ready_at: datetime) -> None:
-        await self.pool.execute(
+    async def enqueue(
+        self, space_id: str, ended_at: datetime, ready_at: datetime, conn: asyncpg.Connection | None = None
+    ) -> None:
+        """Queues the Space's job, once (on `conn`, inside its transaction, when given)."""
+        await (conn or self.pool).execute(
             f"INSERT INTO {self.s}.finalize_jobs (space_id, ended_at, ready_at) VALUES ($1, $2, $3) "
             "ON CONFLICT (space_id) DO NOTHING",
             space_id,

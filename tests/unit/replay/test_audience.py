@@ -11,8 +11,7 @@ from hypothesis import strategies as st
 from podium.room.v1 import room_events_pb2 as rev
 from podium.room.v1 import room_types_pb2 as rt
 from services.replay.domain.audience import INITIAL, TRUST_AND_SAFETY, evolve, visible
-from services.replay.projections.replay_catalog import ReplayCatalog
-from tests.unit.replay.test_catalog import feed
+from tests.unit.replay.test_catalog import fold as fold_facts
 
 S = "space-1"
 ANYONE, INVITED_ONLY = rt.JOIN_POLICY_ANYONE, rt.JOIN_POLICY_INVITED_ONLY
@@ -116,16 +115,13 @@ def test_once_invite_only_while_live_always_invite_only(policy, before, after):
     assert visible(space, "host") and not visible(space, "stranger")
 
 
-async def test_the_catalog_folds_each_spaces_audience_from_its_room_events():
-    catalog = ReplayCatalog()
-    await feed(
-        catalog,
-        S,
+def test_the_catalog_folds_each_spaces_audience_from_its_room_events():
+    facts, _ = fold_facts(
         (created(), 0),
         (STARTED[0], 1),
         (STARTED[1], 1),
         (joined("guest"), 2),
         (rev.SpaceEnded(space_id=S), 3),
     )
-    audience = catalog.get(S).audience
+    audience = facts.audience
     assert audience.invite_only and visible(audience, "guest") and not visible(audience, "stranger")

@@ -1,29 +1,22 @@
-"""Retention with an injected clock: the catalog finds expired replays, the sweep expires and deletes them."""
+"""Retention with an injected clock: the sweep expires the replays the catalog says are old, and deletes them.
+
+The catalog's query itself runs against PostgreSQL in tests/integration/replay/test_replay_views.py.
+"""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from libs.domain.decider import Context
-from libs.events.envelope import Causation, wrap
-from libs.projection.runner import ConsumedEvent
 from podium.replay.v1 import replay_events_pb2 as rpe
-from podium.room.v1 import room_events_pb2 as rev
 from services.replay.application.finalizer import RetentionSweeper, ogg_key
 from services.replay.domain.replay import INITIAL, SYSTEM_CLAIM, decide, evolve
 from services.replay.infrastructure.blob_store import LocalDirectoryBlobStore
-from services.replay.projections.replay_catalog import ReplayCatalog
+from services.replay.projections.replay_catalog import SpaceReplay
 
 T = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 RETENTION = timedelta(days=30)
-
-
-def consumed(payload, at: datetime, version: int, space_id: str = "s") -> ConsumedEvent:
-    envelope = wrap(
-        payload, producer="x", stream_id=space_id, version=version, space_id=space_id, occurred_at=at,
-        causation=Causation("u", "c", "c"),
-    )  # fmt: skip
-    return ConsumedEvent(envelope, payload, "topic", 0, version)
 
 
 class DecidingCommands:
@@ -42,15 +35,22 @@ class DecidingCommands:
         return decided
 
 
+class Catalog:
+    """The catalog's answer to `expired`, from the replay's finalized and deleted events."""
+
+    def __init__(self):
+        self.replay = SpaceReplay("s", host_user_id="h", recording_enabled=True, ended_at=T)
+
+    async def expired(self, now, retention):
+        replay = self.replay
+        return [replay] if replay.ready and replay.finalized_at + retention <= now else []
+
+
 async def test_a_replay_expires_after_the_retention_and_its_file_is_deleted(tmp_path):
     now = [T]
-    catalog = ReplayCatalog()
-    await catalog.apply(
-        consumed(rev.SpaceCreated(space_id="s", host_user_id="h", recording_enabled=True), T, 1)
-    )
-    await catalog.apply(consumed(rev.SpaceEnded(space_id="s"), T, 2))
+    catalog = Catalog()
     finalized = rpe.ReplayFinalized(space_id="s", size_bytes=3)
-    await catalog.apply(consumed(finalized, T, 1))
+    catalog.replay = replace(catalog.replay, finalized_at=T, size_bytes=3)
     blobs = LocalDirectoryBlobStore(tmp_path)
     blobs.put_bytes(ogg_key("s"), b"ogg")
     commands = DecidingCommands(lambda: now[0])
@@ -63,5 +63,5 @@ async def test_a_replay_expires_after_the_retention_and_its_file_is_deleted(tmp_
     assert await sweeper.sweep() == ["s"]
     assert blobs.size(ogg_key("s")) is None
     assert commands.events[-1].reason == rpe.DELETION_REASON_RETENTION_EXPIRED
-    await catalog.apply(consumed(commands.events[-1], now[0], 2))
-    assert catalog.expired(now[0] + RETENTION, RETENTION) == []  # once deleted, never again
+    catalog.replay = replace(catalog.replay, deleted=commands.events[-1].reason)
+    assert await sweeper.sweep() == []  # once deleted, never again
