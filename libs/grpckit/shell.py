@@ -30,7 +30,7 @@ from libs.eventstore.schema import migrate
 from libs.eventstore.store import EventStore
 from libs.grpckit.handlers import Authenticator
 from libs.grpckit.server import GrpcHost
-from libs.projection.durable import DurableProjectionRunner, DurableView
+from libs.projection.durable import CacheRunner, DurableProjectionRunner, DurableView, ViewCache
 from libs.projection.runner import Projection, ProjectionRunner
 
 log = logging.getLogger(__name__)
@@ -101,6 +101,21 @@ class ServiceShell:
         assert self.pool is not None, "use `async with shell:` first"
         runner = DurableProjectionRunner(
             self.settings, self.pool, self.schema, view, client_id=f"podium-{self.producer}-{view.name}"
+        )
+        self.runners.append(runner)
+        return runner
+
+    def add_view_cache(self, view: DurableView, cache: ViewCache) -> CacheRunner:
+        """An in-memory cache in front of durable `view`, kept current on every replica: loaded from
+        the view's rows at start, then read on from the log (docs/architecture.md)."""
+        assert self.pool is not None, "use `async with shell:` first"
+        runner = CacheRunner(
+            self.settings,
+            self.pool,
+            self.schema,
+            view,
+            cache,
+            client_id=f"podium-{self.producer}-{cache.name}",
         )
         self.runners.append(runner)
         return runner

@@ -358,3 +358,175 @@ class DurableProjectionRunner(ProjectionRunner):
         for stream in list(self._known - held):
             self._gate.forget(stream)
         self._known &= held
+
+
+# An in-memory cache in front of a durable view, kept current on every replica
+
+
+class ViewCache(Protocol):
+    """What a hot path reads from memory: a durable view's live part, on every replica.
+
+    `load` fills it from the view's rows, inside the snapshot's transaction, and names the streams
+    of what it holds (with their Space ids); `apply` folds one event in (no I/O); `holds` says
+    whether a Space is still in memory (its streams are forgotten once it is not).
+    """
+
+    name: str
+    topics: tuple[TopicSpec, ...]
+
+    async def load(self, conn: asyncpg.Connection) -> dict[Stream, str]: ...
+
+    def apply(self, event: ConsumedEvent) -> None: ...
+
+    def holds(self, space_id: str) -> bool: ...
+
+
+class _FromSnapshot(StreamGate[ConsumedEvent]):
+    """The gate of a cache started from a snapshot. A stream of a Space the snapshot holds starts
+    at its stored version; any other stream starts at the first event seen of it, since its
+    earlier events are in the snapshot's past (a Space over before it) or there are none (a new
+    Space). It remembers each stream's Space, so streams of Spaces gone from memory can go too."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.space_of: dict[Stream, str] = {}
+
+    def know(self, stream: Stream, space_id: str, version: int) -> None:
+        self.start_at(stream, version)
+        self.space_of[stream] = space_id
+
+    def offer(self, stream, version, item):
+        if stream not in self.space_of:
+            self.know(stream, item.envelope.space_id, version - 1)
+        return super().offer(stream, version, item)
+
+    def forget(self, stream: Stream) -> None:
+        super().forget(stream)
+        self.space_of.pop(stream, None)
+
+
+class CacheRunner(ProjectionRunner):
+    """Keeps a `ViewCache` current on every replica, writer or follower, by reading the log itself,
+    from where the durable view's rows stand rather than from offset 0.
+
+        rows = SpaceMediaRows(pool); cache = SpaceMediaView(rows)
+        DurableProjectionRunner(settings, pool, "media_relay", rows)      # one writer among replicas
+        CacheRunner(settings, pool, "media_relay", rows, cache)           # every replica
+
+    At start it reads, in one REPEATABLE READ transaction, the view's stored positions, its rows
+    (through `cache.load`) and the stored versions of the streams the cache holds: a snapshot
+    whose rows and positions agree. It then reads each partition from the snapshot's position, so
+    start-up costs what the rows hold (live Spaces) and what came after, not the history. Events
+    are applied exactly once and in order per stream (`_FromSnapshot`); a gap is looked for again
+    from the snapshot's position, not from offset 0. Bad records are the writer's to dead-letter:
+    this runner logs and counts them. Memory for streams follows the cache: streams of Spaces it
+    no longer holds are forgotten now and then.
+    """
+
+    def __init__(
+        self,
+        settings: PodiumSettings,
+        pool: asyncpg.Pool,
+        schema: str,
+        view: DurableView,
+        cache: ViewCache,
+        *,
+        client_id: str | None = None,
+        rescan_cooldown: float = 2.0,
+        min_streams: int = 10_000,
+    ):
+        super().__init__(settings, cache, client_id=client_id, rescan_cooldown=rescan_cooldown)  # type: ignore[arg-type]
+        self.pool, self.schema, self.view, self.cache = pool, schema, view, cache
+        self.tracking = Tracking(schema, view.name, view.version)
+        self._gate = _FromSnapshot()
+        self._start: dict[TopicPartition, int] = {}
+        self._min_streams = min_streams
+        self._sweep_at = min_streams
+
+    async def start(self) -> None:
+        await apply_migrations(self.pool, self.schema, "tracking", TRACKING_STEPS)
+        await apply_migrations(
+            self.pool, self.schema, f"view:{self.view.name}:v{self.view.version}", self.view.steps
+        )
+        await ensure_topics(
+            self.settings.kafka_bootstrap_servers,
+            self.cache.topics,
+            self.settings.topic_partitions,
+            self.settings.topic_replication_factor,
+            **kafka_security(self.settings),
+        )
+        async with self.pool.acquire() as conn:
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                self._start = await self.tracking.positions(conn)
+                streams = await self.cache.load(conn)
+                versions = await self.tracking.stream_versions(conn, streams)
+        for stream, space_id in streams.items():
+            self._gate.know(stream, space_id, versions.get(stream, 0))
+        self._consumer = make_reader(self.settings, self.client_id)
+        await self._consumer.start()
+        parts: list[TopicPartition] = []
+        for spec in self.cache.topics:
+            parts.extend(await partitions_of(self._consumer, spec.name))
+        self._consumer.assign(parts)
+        for tp in parts:
+            self._consumer.seek(tp, self._start.get(tp, 0))
+            self._positions[tp] = self._start.get(tp, 0)
+        ends = await self._consumer.end_offsets(parts)
+        self._targets = {tp: end for tp, end in ends.items() if end > self._start.get(tp, 0)}
+        log.info(
+            "projection %s starting from %s v%d's snapshot: %d streams, %d records read of %d partitions",
+            self.cache.name, self.view.name, self.view.version, len(streams),
+            sum(self._start.values()), len(self._start),
+        )  # fmt: skip
+        self.stats.started_at = time.monotonic()
+        PROJECTION_LAG.labels(self.cache.name).set_function(self.lag)
+        PROJECTION_CAUGHT_UP.labels(self.cache.name).set_function(lambda: float(self.caught_up.is_set()))
+        if not self._targets:
+            self._mark_caught_up()
+        self._task = asyncio.create_task(self._run(), name=f"projection-{self.cache.name}")
+
+    async def _run(self) -> None:
+        consumer = self._consumer
+        assert consumer is not None
+        while True:
+            batches = await consumer.getmany(timeout_ms=200, max_records=5000)
+            for tp, records in batches.items():
+                await self._handle_batch(tp, records)
+            if batches:
+                self._progressed()
+                if len(self._gate.space_of) > self._sweep_at:
+                    self._forget_streams()
+            if not self.caught_up.is_set():
+                await self._check_caught_up()
+
+    def _forget_streams(self) -> None:
+        """Streams of Spaces the cache no longer holds (over, or never its own) are forgotten."""
+        gate, holds = self._gate, self.cache.holds
+        held = set(gate.held_streams())
+        for stream, space_id in list(gate.space_of.items()):
+            if stream not in held and not holds(space_id):
+                gate.forget(stream)
+        self._sweep_at = max(self._min_streams, 2 * len(gate.space_of))
+
+    def _rescan(self, tp: TopicPartition, event: ConsumedEvent) -> None:
+        """A gap: the partition is read again from the snapshot's position (what came before is in
+        the snapshot), not from offset 0."""
+        now = time.monotonic()
+        if now - self._last_rescan.get(tp, -1e9) <= self.rescan_cooldown:
+            return
+        self._last_rescan[tp] = now
+        self.stats.rescans += 1
+        log.warning(
+            "projection %s: %s/%s skipped to version %d; re-reading %s from offset %d",
+            self.cache.name, event.envelope.producer, event.envelope.stream_id,
+            event.envelope.stream_version, tp, self._start.get(tp, 0),
+        )  # fmt: skip
+        assert self._consumer is not None
+        self._consumer.seek(tp, self._start.get(tp, 0))
+
+    async def _dead_letter(self, record, reason: str) -> None:
+        self.stats.dead_lettered += 1
+        log.error(
+            "projection %s skips %s:%s@%s (the writer of %s dead-letters it): %s",
+            self.cache.name, record.topic, record.partition, record.offset, self.view.name, reason,
+        )  # fmt: skip

@@ -2,7 +2,9 @@
 
     python -m services.media_relay
 
-It reads the room and moderation topics into its view of who may be heard,
+It folds the room and moderation topics into its view of who may be heard: rows in
+its `media_relay` schema (one writer among replicas) and, on every replica, the live
+Spaces in memory, loaded from those rows at start and read on from the log. It
 relays Opus frames from publishers to subscribing gateways, writes talking
 events to `podium.media.events.v1` through its `media_relay` schema, and
 recorded audio to `podium.media.recording.v1`. Health says SERVING once the
@@ -23,6 +25,7 @@ from services.media_relay.application.fanout import Fanout
 from services.media_relay.application.recorder import Recorder
 from services.media_relay.application.talking_events import TalkingEvents
 from services.media_relay.projections.space_media import SpaceMediaView
+from services.media_relay.projections.space_media_rows import SpaceMediaRows
 from services.media_relay.settings import MediaRelaySettings
 
 
@@ -35,7 +38,7 @@ async def serve(settings: MediaRelaySettings) -> None:
         service_names=[SERVICE_NAME],
     )
     async with shell:
-        assert shell.store is not None
+        assert shell.store is not None and shell.pool is not None
         talking = TalkingEvents(shell.store)
         recorder = Recorder(
             settings,
@@ -44,7 +47,8 @@ async def serve(settings: MediaRelaySettings) -> None:
             queue_frames=settings.media_relay_recording_queue_frames,
         )
         fanout = Fanout(settings.media_relay_tick_ms / 1000, settings.talking_policy(), talking.offer)
-        view = SpaceMediaView()
+        rows = SpaceMediaRows(shell.pool)
+        view = SpaceMediaView(rows, forget_ended_after=settings.media_relay_forget_ended_after_seconds)
 
         def ended(space_id: str) -> None:
             fanout.space_ended(space_id)
@@ -52,7 +56,8 @@ async def serve(settings: MediaRelaySettings) -> None:
 
         view.on_ended = ended
         view.on_left = fanout.participant_left
-        shell.add_projection(view)
+        shell.add_durable_view(rows)
+        shell.add_view_cache(rows, view)
         shell.add_background(talking)
         shell.add_background(recorder)
         api = MediaRelayApi(

@@ -26,6 +26,12 @@ class MediaRelaySettings(PodiumSettings):
         description="How long a Subscribe waits for the relay's view to see a Space start or a user join "
         "before refusing it (the view lags the room by the log's delivery time).",
     )
+    media_relay_forget_ended_after_seconds: float = Field(
+        60.0,
+        ge=0,
+        description="How long an ended Space stays in the relay's memory (frames and subscriptions racing "
+        "its end are told it ended); after that its row in PostgreSQL says so.",
+    )
     media_relay_recording_chunk_frames: int = Field(
         50, ge=1, description="Frames per recording record, per speaker (50 x 20 ms = 1 s)."
     )

@@ -353,3 +353,68 @@ async def test_a_writer_whose_lock_session_died_stops_writing_before_another_tak
 
 async def _is(predicate) -> bool:
     return predicate()
+
+
+class TitlesCache:
+    """An in-memory cache in front of `TitlesTable`: each Space's latest title."""
+
+    name = "titles-cache"
+
+    def __init__(self, topic: TopicSpec, schema: str):
+        self.topics = (topic,)
+        self.schema = schema
+        self.titles: dict[str, str] = {}
+        self.applied = 0
+
+    async def load(self, conn: asyncpg.Connection) -> dict:
+        rows = await conn.fetch(
+            f"SELECT DISTINCT ON (space_id) space_id, title FROM {self.schema}.titles_v1 "
+            "ORDER BY space_id, version DESC"
+        )
+        self.titles = {r["space_id"]: r["title"] for r in rows}
+        return {("test", f"space-{space}"): space for space in self.titles}
+
+    def apply(self, event: ConsumedEvent) -> None:
+        self.applied += 1
+        self.titles[event.envelope.space_id] = event.payload.title
+
+    def holds(self, space_id: str) -> bool:
+        return space_id in self.titles
+
+
+async def test_a_cache_starts_from_the_views_rows_and_positions_and_reads_the_log_on_itself(
+    settings, pool, schema, topic, producer
+):
+    from libs.projection.durable import CacheRunner
+
+    await _send(producer, topic, "a", range(1, 6))
+    await _send(producer, topic, "b", range(1, 4))
+    writer = DurableProjectionRunner(settings, pool, schema, TitlesTable(topic, schema))
+    await writer.start()
+    async with asyncio.timeout(20):
+        await writer.caught_up.wait()
+    await writer.stop()  # the rows and positions stay; nobody writes them on from here
+
+    await _send(producer, topic, "a", [6, 7])
+    await _send(producer, topic, "a", [3])  # published again: the snapshot already holds it
+    await _send(producer, topic, "x", [4])  # a stream the snapshot does not hold, met midway
+    await _send(producer, topic, "c", [1])  # a new Space
+    cache = TitlesCache(topic, schema)
+    runner = CacheRunner(settings, pool, schema, TitlesTable(topic, schema), cache, rescan_cooldown=0.1)
+    await runner.start()
+    try:
+        async with asyncio.timeout(20):
+            await runner.caught_up.wait()
+        # From the stored positions, not offset 0: the 8 events the rows hold are not read again.
+        assert cache.applied == 4 and runner.stats.duplicates == 1
+        assert cache.titles == {"a": "title 7", "b": "title 3", "x": "title 4", "c": "title 1"}
+        assert (runner.stats.rescans, runner.stats.held) == (0, 0)
+        await _send(producer, topic, "b", [4])  # and it goes on reading the log by itself
+        await _until(lambda: _is(cache.titles.get("b"), "title 4"))
+        assert await _rows(pool, schema) == [("a", v) for v in range(1, 6)] + [("b", v) for v in range(1, 4)]
+    finally:
+        await runner.stop()
+
+
+async def _is(value, expected) -> bool:
+    return value == expected

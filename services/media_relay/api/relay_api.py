@@ -101,7 +101,7 @@ class MediaRelayApi:
                     "a gateway publishes each speaker with that speaker's token",
                     reason="NOT_YOUR_STREAM",
                 )
-            verdict = self.view.admit(frame.space_id, frame.speaker_id)
+            verdict = await self.view.admit_opening(frame.space_id, frame.speaker_id)
             if verdict in _OPENING_ERRORS:
                 raise _OPENING_ERRORS[verdict](frame.space_id)
             space = self.fanout.space(frame.space_id)

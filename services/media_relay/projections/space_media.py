@@ -1,28 +1,42 @@
-"""The relay's view of every Space: live or not, who may speak, who is muted, recording on or off.
+"""The relay's admission cache: the live Spaces, who may speak, who is muted, recording on or off.
 
-Folded from the room and moderation topics with the one membership fold
-(`libs.domain.membership`), one `SpaceMembers` per Space, O(1) per event. The fan-out
-checks `admit` against it for every frame, so a change applies to the very
-next frame. When a Space ends, `on_ended(space_id)` closes its streams; when a
-user leaves or is removed, `on_left(space_id, user_id)` closes that user's own
-subscriptions.
+The per-frame hot path reads memory, never PostgreSQL. Every relay replica keeps this cache of
+the Spaces that are not over, folded from the room and moderation topics with the one membership
+fold (`libs.domain.membership`), one `SpaceMembers` per Space, O(1) per event. It starts from a
+snapshot of the durable view (`space_media_rows.SpaceMediaRows`: `load`) and reads the log on
+from the snapshot's positions itself (`libs.projection.durable.CacheRunner`), so a start costs
+the live Spaces, not the history, and every replica applies every event as soon as it reads it.
 
-The view lags the room by the time an event takes to reach the relay. A
-subscription that the next few events could admit (a Space just started, a
-user who just joined) waits for them, up to a bound, instead of being refused
-for what the caller has already done (`wait_for_admission`).
+The fan-out checks `admit` against it for every frame, so a change applies to the very next
+frame. When a Space ends, `on_ended(space_id)` closes its streams (once per Space); when a user
+leaves or is removed, `on_left(space_id, user_id)` closes that user's own subscriptions.
+
+Memory follows live Spaces: an ended Space stays `forget_ended_after` seconds (frames and
+subscriptions racing its end are told "ended"), at most `keep_ended` of them (a catch-up through
+many ended Spaces), then leaves; its row says "ended" from then on (`admit_opening`). An entry
+made by an event for a Space the cache has not seen created (a late event of a Space over before
+the snapshot, or one read before its Space's first event) leaves the same way unless the Space
+shows up.
+
+The view lags the room by the time an event takes to reach the relay. A subscription that the
+next few events could admit (a Space just started, a user who just joined) waits for them, up to
+a bound, instead of being refused for what the caller has already done (`wait_for_admission`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Callable
 
-from libs.domain.membership import NOBODY, VOICES, SpaceMembers
+import asyncpg
+
+from libs.domain.membership import NOBODY, OVER, VOICES, SpaceMembers
 from libs.events.envelope import occurred_at
 from libs.events.topics import MODERATION_EVENTS, ROOM_EVENTS
 from libs.projection.runner import ConsumedEvent
+from libs.projection.tracking import Stream
 from services.media_relay.domain.admission import (
     Admission,
     admit,
@@ -30,16 +44,28 @@ from services.media_relay.domain.admission import (
     may_listen,
     recording_after,
 )
+from services.media_relay.projections.space_media_rows import SpaceMediaRows
 
 #: Verdicts that events already on their way could turn into ADMITTED.
 _MAY_CHANGE = frozenset({Admission.NOT_LIVE, Admission.NOT_A_PARTICIPANT})
 
 
 class SpaceMediaView:
-    name = "media-relay-spaces"
+    name = "media-relay-spaces-cache"
     topics = (ROOM_EVENTS, MODERATION_EVENTS)
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        rows: SpaceMediaRows | None = None,
+        *,
+        forget_ended_after: float = 60.0,
+        keep_ended: int = 10_000,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.rows = rows
+        self.forget_ended_after = forget_ended_after
+        self.keep_ended = keep_ended
+        self.clock = clock
         self.spaces: dict[str, SpaceMembers] = {}
         self.recorded: set[str] = set()  # Spaces whose audio is recorded
         self.on_ended: Callable[[str], None] = lambda _space_id: None
@@ -48,6 +74,24 @@ class SpaceMediaView:
         # When each Space's view last changed (wall clock, s): how long after an event reached the
         # relay did forwarding stop is measured from it.
         self.changed_at: dict[str, float] = {}
+        # Spaces on their way out (ended, or never seen created), oldest first: (when, space id).
+        self._leaving: deque[tuple[float, str]] = deque()
+        self._leaves_at: dict[str, float] = {}
+
+    # Filled from the durable view, kept current by the log
+
+    async def load(self, conn: asyncpg.Connection) -> dict[Stream, str]:
+        """The Spaces the rows hold that are not over; the streams they were folded from."""
+        assert self.rows is not None
+        streams: dict[Stream, str] = {}
+        for space_id, stored in (await self.rows.snapshot(conn)).items():
+            self.spaces[space_id] = stored.members
+            if stored.recording:
+                self.recorded.add(space_id)
+            if not stored.members.roster.exists:
+                self._leave(space_id, self.clock() + self.forget_ended_after)
+            streams.update(dict.fromkeys(stored.streams, space_id))
+        return streams
 
     def apply(self, event: ConsumedEvent) -> None:
         space_id = event.envelope.space_id
@@ -56,6 +100,8 @@ class SpaceMediaView:
         if self._applied is not None:
             self._applied.set()
             self._applied = None
+        if self._leaving and self._leaving[0][0] <= self.clock():
+            self._forget_left()
         space = self.spaces.get(space_id)
         if space is None:
             space = self.spaces[space_id] = SpaceMembers()
@@ -75,7 +121,39 @@ class SpaceMediaView:
         ):
             self.on_left(space_id, change.user_id)
         if space.roster.is_over and not roster.is_over:
-            self.on_ended(space_id)
+            if roster.exists:  # not a late event of a Space this cache never held
+                self.on_ended(space_id)
+            self._leave(space_id, self.clock() + self.forget_ended_after)
+        elif not space.roster.exists and space_id not in self._leaves_at:
+            self._leave(space_id, self.clock() + self.forget_ended_after)
+
+    def holds(self, space_id: str) -> bool:
+        return space_id in self.spaces
+
+    def _leave(self, space_id: str, at: float) -> None:
+        self._leaves_at[space_id] = at
+        self._leaving.append((at, space_id))
+        if len(self._leaving) > self.keep_ended:
+            self._forget_left(everything_before=len(self._leaving) - self.keep_ended)
+
+    def _forget_left(self, everything_before: int = 0) -> None:
+        """Spaces whose time is up (and the oldest beyond `keep_ended`) leave memory, unless they
+        turned out live after all (an entry made before its Space's first event was read)."""
+        now, leaving = self.clock(), self._leaving
+        while leaving and (everything_before > 0 or leaving[0][0] <= now):
+            everything_before -= 1
+            at, space_id = leaving.popleft()
+            if self._leaves_at.get(space_id) != at:
+                continue  # it was scheduled again since
+            del self._leaves_at[space_id]
+            space = self.spaces.get(space_id)
+            if space is not None and space.roster.exists and not space.roster.is_over:
+                continue
+            self.spaces.pop(space_id, None)
+            self.recorded.discard(space_id)
+            self.changed_at.pop(space_id, None)
+
+    # The hot path and the openings
 
     def admit(self, space_id: str, user_id: str) -> Admission:
         space = self.spaces.get(space_id)
@@ -91,14 +169,31 @@ class SpaceMediaView:
         member = space.member(user_id) if user_id is not None else NOBODY
         return admit_subscriber(space.roster, member, user_id)
 
+    async def admit_opening(self, space_id: str, user_id: str) -> Admission:
+        """`admit` for a stream's first frame: a Space not in memory is looked up in its rows."""
+        verdict = self.admit(space_id, user_id)
+        if verdict is Admission.UNKNOWN_SPACE and await self._stored_state(space_id) in OVER:
+            return Admission.ENDED
+        return verdict
+
     async def wait_for_admission(self, space_id: str, user_id: str | None, timeout: float) -> Admission:
-        """The subscription's verdict, waiting up to `timeout` s while events could still admit it."""
+        """The subscription's verdict, waiting up to `timeout` s while events could still admit it.
+
+        A Space not in memory is looked up in its rows: over, it is ENDED; stored and not over
+        (the rows' writer read it first), the cache is waited for like a Space not yet live."""
         verdict = self.admit_subscriber(space_id, user_id)
-        if verdict not in _MAY_CHANGE or timeout <= 0:
+        may_change = _MAY_CHANGE
+        if verdict is Admission.UNKNOWN_SPACE:
+            state = await self._stored_state(space_id)
+            if state in OVER:
+                return Admission.ENDED
+            if state is not None:
+                may_change = _MAY_CHANGE | {Admission.UNKNOWN_SPACE}
+        if verdict not in may_change or timeout <= 0:
             return verdict
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while verdict in _MAY_CHANGE and (left := deadline - loop.time()) > 0:
+        while verdict in may_change and (left := deadline - loop.time()) > 0:
             if self._applied is None:
                 self._applied = asyncio.Event()
             applied = self._applied
@@ -108,6 +203,9 @@ class SpaceMediaView:
                 pass
             verdict = self.admit_subscriber(space_id, user_id)
         return verdict
+
+    async def _stored_state(self, space_id: str) -> int | None:
+        return await self.rows.state_of(space_id) if self.rows is not None else None
 
     def recording(self, space_id: str) -> bool:
         return space_id in self.recorded
