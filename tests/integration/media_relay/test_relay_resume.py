@@ -1,0 +1,117 @@
+"""A restarted relay resumes its admission view from its stored positions, and still judges right."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import grpc
+import pytest
+
+from podium.media.v1 import media_service_pb2_grpc
+from tests.integration.clients import ModerationClient, RoomClient, error_reason
+from tests.integration.conftest import eventually
+from tests.integration.media_relay.gateway import frame
+from tests.integration.media_relay.test_media_relay import live_space
+from tests.support.audio import tone_frames
+from tests.support.auth import bearer
+
+pytestmark = pytest.mark.integration
+
+OPUS = tone_frames(440, 0.02)[0]
+
+
+async def heard(relay, space_id: str, user: str) -> str:
+    """One frame from `user`: FORWARDED, or the reason the relay gives for refusing it."""
+    stub = media_service_pb2_grpc.MediaRelayServiceStub(relay.channel)
+
+    async def one():
+        yield frame(space_id, user, 0, OPUS)
+
+    try:
+        reply = await stub.Publish(one(), metadata=bearer(user), timeout=10)
+    except grpc.aio.AioRpcError as e:
+        return error_reason(e) or e.code().name
+    return "FORWARDED" if reply.frames_forwarded == 1 else "REFUSED"
+
+
+async def until_heard(relay, space_id: str, user: str, expected: str, timeout: float = 15.0) -> None:
+    async with asyncio.timeout(timeout):
+        while (verdict := await heard(relay, space_id, user)) != expected:
+            await asyncio.sleep(0.05)
+    assert verdict == expected
+
+
+def caught_up_lines(relay, view: str) -> list[str]:
+    return [
+        line
+        for line in relay.process.log_path.read_text(errors="replace").splitlines()
+        if f"projection {view} caught up" in line
+    ]
+
+
+async def test_a_restarted_relay_resumes_from_its_stored_positions_and_still_admits_and_refuses(
+    service_factory, private_broker, private_database_url
+):
+    async def start(name: str):
+        return await service_factory(name, broker=private_broker, database=private_database_url)
+
+    room, moderation, relay = await start("room"), await start("moderation"), await start("media-relay")
+    talk = await live_space(room, "rr-host", speakers=["rr-spk", "rr-spk2"], listeners=["rr-fan"])
+    quiet = await live_space(room, "rr-host2", speakers=["rr-quiet"])
+    over = await live_space(room, "rr-host3")
+    await eventually(
+        lambda: ModerationClient(moderation.channel, "rr-host2").MuteParticipant(
+            space_id=quiet, user_id="rr-quiet"
+        )
+    )
+    await RoomClient(room.channel, "rr-host3").EndSpace(space_id=over)
+    await until_heard(relay, talk, "rr-spk", "FORWARDED")
+    await until_heard(relay, quiet, "rr-quiet", "MUTED")
+    await until_heard(relay, over, "rr-host3", "SPACE_ENDED")
+    conn = await asyncpg.connect(private_database_url)
+    try:
+        # The relay's writer has stored everything it read: nothing is left to read but what comes.
+        async with asyncio.timeout(15):
+            while True:
+                stored = await conn.fetchval(
+                    "SELECT sum(next_offset) FROM media_relay.view_positions WHERE view = 'media-relay-spaces'"
+                )
+                if stored and caught_up_lines(relay, "media-relay-spaces"):
+                    break
+                await asyncio.sleep(0.1)
+        history = stored
+
+        await relay.terminate()
+        # While the relay is down, one event: the host mutes a speaker.
+        await ModerationClient(moderation.channel, "rr-host").MuteParticipant(
+            space_id=talk, user_id="rr-spk2"
+        )
+        await relay.restart()
+
+        # Resumed: each view applied the one event written while it was down, not the history.
+        for view in ("media-relay-spaces", "media-relay-spaces-cache"):
+            lines = caught_up_lines(relay, view)
+            assert len(lines) == 2, lines
+            assert "caught up: 1 events" in lines[1], (history, lines[1])
+        assert history > 1
+
+        # And it judges as before: the snapshot's mute, the mute made while down, the end, the roles.
+        assert await heard(relay, talk, "rr-spk") == "FORWARDED"
+        assert await heard(relay, talk, "rr-spk2") == "MUTED"
+        assert await heard(relay, quiet, "rr-quiet") == "MUTED"
+        assert await heard(relay, talk, "rr-fan") == "NOT_A_SPEAKER"
+        assert await heard(relay, over, "rr-host3") == "SPACE_ENDED"
+        assert await heard(relay, "no-such-space", "rr-host") == "SPACE_NOT_FOUND"
+        # Events after the restart reach it too.
+        await RoomClient(room.channel, "rr-host").RevokeSpeaker(space_id=talk, user_id="rr-spk")
+        await until_heard(relay, talk, "rr-spk", "NOT_A_SPEAKER")
+
+        rows = await conn.fetch("SELECT space_id, state FROM media_relay.space_media_v1 ORDER BY space_id")
+        assert {r["space_id"] for r in rows} == {talk, quiet, over}
+        members = await conn.fetchval(
+            "SELECT count(*) FROM media_relay.space_media_members_v1 WHERE space_id = $1", over
+        )
+        assert members == 0  # an ended Space keeps its row, not its entries
+    finally:
+        await conn.close()
