@@ -27,17 +27,24 @@ from libs.events.topics import ROOM_EVENTS, ensure_topics
 from podium.room.v1 import room_events_pb2 as ev
 from podium.room.v1 import room_types_pb2 as types
 
+SERVICES = ("room", "moderation", "media-relay", "replay")
+
+
+@dataclass
+class ServiceResult:
+    first_start_seconds: float  # its views built from the whole history
+    restart_seconds: float
+    rss_empty: int
+    rss_after_first_start: int
+    rss_after_restart: int
+
 
 @dataclass
 class RestartResult:
     events: int
     spaces: int
     write_seconds: float
-    first_start_seconds: float
-    restart_seconds: float
-    rss_after_first_start: int
-    rss_after_restart: int
-    rss_empty: int
+    services: dict[str, ServiceResult]
 
 
 def ended_space(space_id: str, listeners: int) -> list:
@@ -57,42 +64,52 @@ def ended_space(space_id: str, listeners: int) -> list:
     return events
 
 
-async def measure(events: int) -> RestartResult:
+async def _started(stack: BenchStack, name: str, timeout: float = 1800) -> tuple:
+    started = time.perf_counter()
+    process = await stack.start(name, timeout=timeout)
+    took = time.perf_counter() - started
+    await asyncio.sleep(1)  # let allocations from start-up settle before reading RSS
+    return process, took, rss_bytes(process.process.pid)
+
+
+async def measure(events: int, services: tuple[str, ...] = SERVICES) -> RestartResult:
     async with BenchStack() as stack:
         await ensure_topics(stack.bootstrap, (ROOM_EVENTS,), 6, 1)
-        empty = await stack.start("room")
-        rss_empty = rss_bytes(empty.process.pid)
-        await empty.stop()
-        stack.services.remove(empty)
+        empty_rss = {}
+        for name in services:
+            process, _, empty_rss[name] = await _started(stack, name)
+            await process.stop()
+            stack.services.remove(process)
 
         started = time.perf_counter()
         settings = PodiumSettings(kafka_bootstrap_servers=stack.bootstrap)
         written, spaces = await write_events(settings, ROOM_EVENTS, events, per_space=6, story=ended_space)
         wrote = time.perf_counter() - started
 
-        started = time.perf_counter()
-        room = await stack.start("room", timeout=1800)  # builds its views from the whole history
-        first = time.perf_counter() - started
-        await asyncio.sleep(1)
-        rss_first = rss_bytes(room.process.pid)
-        await room.stop()
-        started = time.perf_counter()
-        await room.start(timeout=600)
-        restart = time.perf_counter() - started
-        await asyncio.sleep(1)  # let allocations from start-up settle before reading RSS
-        rss = rss_bytes(room.process.pid)
-        return RestartResult(written, spaces, wrote, first, restart, rss_first, rss, rss_empty)
+        results = {}
+        for name in services:  # one at a time: each start measured alone
+            process, first, rss_first = await _started(stack, name)
+            await process.stop()
+            started = time.perf_counter()
+            await process.start(timeout=1800)
+            restart = time.perf_counter() - started
+            await asyncio.sleep(1)
+            rss = rss_bytes(process.process.pid)
+            results[name] = ServiceResult(first, restart, empty_rss[name], rss_first, rss)
+        return RestartResult(written, spaces, wrote, results)
 
 
-async def main(small: int, large: int) -> dict:
-    results = {}
-    for size in (small, large):
-        r = await measure(size)
-        results[size] = r
-    s, big = results[small], results[large]
+async def main(small: int, large: int, services: tuple[str, ...] = SERVICES) -> dict:
+    s, big = await measure(small, services), await measure(large, services)
     return {
-        "small": s.__dict__,
-        "large": big.__dict__,
-        "restart_ratio": round(big.restart_seconds / s.restart_seconds, 2),
-        "rss_ratio": round(big.rss_after_restart / big.rss_empty, 2),
+        "small": {"events": s.events, "spaces": s.spaces, **{n: r.__dict__ for n, r in s.services.items()}},
+        "large": {
+            "events": big.events,
+            "spaces": big.spaces,
+            **{n: r.__dict__ for n, r in big.services.items()},
+        },
+        "restart_ratio": {
+            n: round(big.services[n].restart_seconds / s.services[n].restart_seconds, 2) for n in services
+        },
+        "rss_ratio": {n: round(r.rss_after_restart / r.rss_empty, 2) for n, r in big.services.items()},
     }
