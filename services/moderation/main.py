@@ -4,7 +4,8 @@
 
 Its events go to `podium.moderation.events.v1` through its own `moderation`
 schema. It reads the room topic to know who holds which role, and its own
-topic for the cross-Space report index and, on faust, for the report
+topic for the cross-Space report index (both durable views in the same
+schema, resumed from their stored positions) and, on faust, for the report
 windows that trigger automatic mutes.
 """
 
@@ -36,14 +37,16 @@ async def serve(settings: ModerationSettings) -> None:
         service_names=[SERVICE_NAME],
     )
     async with shell:
-        roles, reports = RoomRoles(), ReportIndex()
-        roles_runner = shell.add_projection(roles)
-        shell.add_projection(reports)
+        assert shell.pool is not None and shell.store is not None
+        roles = RoomRoles(shell.pool, cache_spaces=settings.moderation_roles_cache_spaces)
+        reports = ReportIndex(shell.pool)
+        roles_runner = shell.add_durable_view(roles)
+        shell.add_durable_view(reports)
         limits = settings.limits()
         commands = ModerationCommands(shell.store, limits)
 
         async def auto_mute(space_id: str, user_id: str, report_ids: tuple[str, ...], cause: str) -> None:
-            roles_now = roles.roles(space_id, "", user_id)
+            roles_now = await roles.roles(space_id, "", user_id)
             await commands.auto_mute(space_id, AutoMute(space_id, user_id, report_ids, roles_now), cause)
 
         shell.add_background(

@@ -19,7 +19,12 @@ class ModerationSettings(PodiumSettings):
     moderation_auto_mute_window_seconds: float = Field(
         120, gt=0, description="The window those reports must fall in."
     )
-
+    moderation_roles_cache_spaces: int = Field(
+        10_000,
+        ge=1,
+        description="Spaces whose roles the room-roles view keeps in memory while applying their events "
+        "(live ones, in practice); others are read from PostgreSQL.",
+    )
     moderation_producer_batch_bytes: int = Field(
         16_384,
         ge=1,

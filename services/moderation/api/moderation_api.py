@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from libs.domain.errors import (
     FieldViolation,
     InvalidArgument,
@@ -46,18 +48,20 @@ class ModerationApi(moderation_service_pb2_grpc.ModerationServiceServicer):
         self.room_view = room_view  # the runner behind `roles`: how far it has read each Space
         self.view_wait_seconds = view_wait_seconds
 
-    async def _space(self, space_id: str, room_version: int = 0) -> str:
-        """The Space, once this replica's view of the room has reached `room_version` (the version
-        the caller saw in a room response): a refusal never rests on an older view than the caller's."""
-        space_id = require_id(space_id, "space_id")
+    async def _roles(self, space_id: str, room_version: int, actor: str, target: str = "") -> cmd.Roles:
+        """The actor's and target's roles in the Space, once this replica's view of the room has
+        reached `room_version` (the version the caller saw in a room response): a refusal never rests
+        on an older view than the caller's. NOT_FOUND for a Space the view does not know."""
         if room_version < 0:
             raise InvalidArgument(
                 "room_version must not be negative", [FieldViolation("room_version", "0 or a Space.version")]
             )
         if room_version and self.room_view is not None:
-            reached = await self.room_view.wait_for(
-                "room", f"space-{space_id}", room_version, self.view_wait_seconds
-            )
+            stream, started = f"space-{space_id}", time.monotonic()
+            reached = await self.room_view.wait_for("room", stream, room_version, self.view_wait_seconds)
+            if reached:  # and committed: the runner counts an event once handed to the view
+                left = self.view_wait_seconds - (time.monotonic() - started)
+                reached = await self.room.wait_committed("room", stream, room_version, left)
             if not reached:
                 raise Unavailable(
                     f"moderation's view of space {space_id!r} has not yet reached version {room_version}; "
@@ -65,9 +69,10 @@ class ModerationApi(moderation_service_pb2_grpc.ModerationServiceServicer):
                     reason="VIEW_BEHIND",
                     retry_after_seconds=0.2,
                 )
-        if not self.room.known(space_id):
+        roles = await self.room.roles(space_id, actor, target)
+        if not roles.host_user_id:
             raise NotFound(f"space {space_id!r} does not exist", reason="SPACE_NOT_FOUND")
-        return space_id
+        return roles
 
     async def _on_space(self, space_id, command, caller, request, method, response_type, respond=None):
         return await self.commands.on_space(
@@ -84,11 +89,9 @@ class ModerationApi(moderation_service_pb2_grpc.ModerationServiceServicer):
     async def MuteParticipant(
         self, request: pb.MuteParticipantRequest, caller: Caller
     ) -> pb.MuteParticipantResponse:
-        space_id, user_id = (
-            await self._space(request.space_id, request.room_version),
-            require_id(request.user_id, "user_id"),
-        )
-        command = cmd.MuteParticipant(space_id, user_id, self.room.roles(space_id, caller.user_id, user_id))
+        space_id, user_id = require_id(request.space_id, "space_id"), require_id(request.user_id, "user_id")
+        roles = await self._roles(space_id, request.room_version, caller.user_id, user_id)
+        command = cmd.MuteParticipant(space_id, user_id, roles)
         return await self._on_space(
             space_id, command, caller, request, "MuteParticipant", pb.MuteParticipantResponse,
             lambda state, _e: pb.MuteParticipantResponse(kind=state.mutes.get(user_id, mt.MUTE_KIND_UNSPECIFIED)),
@@ -98,11 +101,9 @@ class ModerationApi(moderation_service_pb2_grpc.ModerationServiceServicer):
     async def UnmuteParticipant(
         self, request: pb.UnmuteParticipantRequest, caller: Caller
     ) -> pb.UnmuteParticipantResponse:
-        space_id, user_id = (
-            await self._space(request.space_id, request.room_version),
-            require_id(request.user_id, "user_id"),
-        )
-        command = cmd.UnmuteParticipant(space_id, user_id, self.room.roles(space_id, caller.user_id, user_id))
+        space_id, user_id = require_id(request.space_id, "space_id"), require_id(request.user_id, "user_id")
+        roles = await self._roles(space_id, request.room_version, caller.user_id, user_id)
+        command = cmd.UnmuteParticipant(space_id, user_id, roles)
         return await self._on_space(
             space_id, command, caller, request, "UnmuteParticipant", pb.UnmuteParticipantResponse
         )
@@ -111,13 +112,9 @@ class ModerationApi(moderation_service_pb2_grpc.ModerationServiceServicer):
     async def RemoveParticipant(
         self, request: pb.RemoveParticipantRequest, caller: Caller
     ) -> pb.RemoveParticipantResponse:
-        space_id, user_id = (
-            await self._space(request.space_id, request.room_version),
-            require_id(request.user_id, "user_id"),
-        )
-        command = cmd.RemoveParticipant(
-            space_id, user_id, request.reason, self.room.roles(space_id, caller.user_id, user_id)
-        )
+        space_id, user_id = require_id(request.space_id, "space_id"), require_id(request.user_id, "user_id")
+        roles = await self._roles(space_id, request.room_version, caller.user_id, user_id)
+        command = cmd.RemoveParticipant(space_id, user_id, request.reason, roles)
         return await self._on_space(
             space_id, command, caller, request, "RemoveParticipant", pb.RemoveParticipantResponse
         )
@@ -145,12 +142,11 @@ class ModerationApi(moderation_service_pb2_grpc.ModerationServiceServicer):
 
     @unary
     async def ReportSpace(self, request: pb.ReportSpaceRequest, caller: Caller) -> pb.ReportSpaceResponse:
-        space_id = await self._space(request.space_id, request.room_version)
+        space_id = require_id(request.space_id, "space_id")
+        roles = await self._roles(space_id, request.room_version, caller.user_id)
         with self.limits.charge(REPORT, caller.user_id):
             report_id = new_id()
-            command = cmd.ReportSpace(
-                space_id, report_id, request.reason, request.text, self.room.roles(space_id, caller.user_id)
-            )
+            command = cmd.ReportSpace(space_id, report_id, request.reason, request.text, roles)
             return await self._on_space(
                 space_id, command, caller, request, "ReportSpace", pb.ReportSpaceResponse,
                 lambda _s, _e: pb.ReportSpaceResponse(report_id=report_id),
@@ -160,13 +156,10 @@ class ModerationApi(moderation_service_pb2_grpc.ModerationServiceServicer):
     async def ReportParticipant(
         self, request: pb.ReportParticipantRequest, caller: Caller
     ) -> pb.ReportParticipantResponse:
-        space_id, user_id = (
-            await self._space(request.space_id, request.room_version),
-            require_id(request.user_id, "user_id"),
-        )
+        space_id, user_id = require_id(request.space_id, "space_id"), require_id(request.user_id, "user_id")
+        roles = await self._roles(space_id, request.room_version, caller.user_id, user_id)
         with self.limits.charge(REPORT, caller.user_id):
             report_id = new_id()
-            roles = self.room.roles(space_id, caller.user_id, user_id)
             command = cmd.ReportParticipant(space_id, report_id, user_id, request.reason, request.text, roles)
 
             # Whether this report tips the speaker into an automatic mute is decided afterwards, by
@@ -198,8 +191,8 @@ class ModerationApi(moderation_service_pb2_grpc.ModerationServiceServicer):
         since = request.since.seconds if request.HasField("since") else 0
         query = [request.space_id, request.state, request.reason, since]
         page = parse_page(request.page_size, request.page_token, query)
-        reports, token = paginate(
-            self.reports.query(request.space_id, request.state, request.reason, since), page
+        reports, token = await self.reports.query(
+            request.space_id, request.state, request.reason, since, page
         )
         return pb.ListReportsResponse(reports=reports, next_page_token=token)
 
@@ -208,7 +201,8 @@ class ModerationApi(moderation_service_pb2_grpc.ModerationServiceServicer):
         self, request: pb.ResolveReportRequest, caller: Caller
     ) -> pb.ResolveReportResponse:
         self._require_trust_and_safety(caller)
-        space_id = await self._space(request.space_id)
+        space_id = require_id(request.space_id, "space_id")
+        await self._roles(space_id, 0, caller.user_id)
         report_id = require_id(request.report_id, "report_id")
         command = cmd.ResolveReport(space_id, report_id, request.resolution, request.note)
 
@@ -238,8 +232,8 @@ class ModerationApi(moderation_service_pb2_grpc.ModerationServiceServicer):
     async def GetModerationLog(
         self, request: pb.GetModerationLogRequest, caller: Caller
     ) -> pb.GetModerationLogResponse:
-        space_id = await self._space(request.space_id)
-        roles = self.room.roles(space_id, caller.user_id)
+        space_id = require_id(request.space_id, "space_id")
+        roles = await self._roles(space_id, 0, caller.user_id)
         manages = roles.actor in (rt.ROLE_HOST, rt.ROLE_CO_HOST) or roles.host_user_id == caller.user_id
         if TRUST_AND_SAFETY not in caller.identity.roles and not manages:
             raise PermissionDenied(

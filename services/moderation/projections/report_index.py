@@ -1,9 +1,22 @@
-"""Every report, across Spaces, for trust and safety's ListReports."""
+"""Every report, across Spaces, for trust and safety's ListReports.
+
+A durable view (`libs/projection/durable.py`): one row per report in
+`moderation.reports_v1`, written in the same transaction as the log position it
+reflects, so a restart resumes from there. Nothing is held in memory: ListReports
+is one SQL query, filtered by Space, state, reason and time, newest first, a page
+at a time. Every replica answers from the same rows.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import asyncpg
+
 from libs.events.envelope import occurred_at
 from libs.events.topics import MODERATION_EVENTS
+from libs.grpckit.pagination import Page, next_page_token
 from libs.projection.runner import ConsumedEvent
 from podium.moderation.v1 import moderation_events_pb2 as ev
 from podium.moderation.v1 import moderation_types_pb2 as mt
@@ -11,41 +24,104 @@ from podium.moderation.v1 import moderation_types_pb2 as mt
 
 class ReportIndex:
     name = "moderation-report-index"
+    version = 1
     topics = (MODERATION_EVENTS,)
+    tables = ("reports_v1",)
+    steps = (
+        """
+        CREATE TABLE {s}.reports_v1 (
+            report_id text PRIMARY KEY,
+            space_id text NOT NULL,
+            reporter_user_id text NOT NULL,
+            target_user_id text NOT NULL,
+            reason int NOT NULL,
+            text text NOT NULL,
+            state int NOT NULL,
+            resolution int NOT NULL DEFAULT 0,
+            resolved_by_user_id text NOT NULL DEFAULT '',
+            reported_at timestamptz NOT NULL,
+            resolved_at timestamptz
+        );
+        CREATE INDEX reports_v1_newest ON {s}.reports_v1 (reported_at DESC, report_id DESC);
+        CREATE INDEX reports_v1_space ON {s}.reports_v1 (space_id, reported_at DESC, report_id DESC);
+        CREATE INDEX reports_v1_state ON {s}.reports_v1 (state, reported_at DESC, report_id DESC);
+        """,
+    )
 
-    def __init__(self) -> None:
-        self.reports: dict[str, mt.Report] = {}  # arrival order
+    def __init__(self, pool: asyncpg.Pool, schema: str = "moderation"):
+        self.pool = pool
+        self.table = f"{schema}.reports_v1"
 
-    def apply(self, event: ConsumedEvent) -> None:
-        e = event.payload
-        if isinstance(e, ev.SpaceReported | ev.ParticipantReported):
-            report = mt.Report(
-                report_id=e.report_id,
-                space_id=e.space_id,
-                reporter_user_id=e.reporter_user_id,
-                target_user_id=getattr(e, "target_user_id", ""),
-                reason=e.reason,
-                text=e.text,
-                state=mt.REPORT_STATE_OPEN,
+    async def apply(self, conn: asyncpg.Connection, events: Sequence[ConsumedEvent]) -> None:
+        reported: list[tuple] = []
+        resolved: list[tuple] = []
+        for event in events:
+            e = event.payload
+            if isinstance(e, ev.SpaceReported | ev.ParticipantReported):
+                reported.append(
+                    (
+                        e.report_id,
+                        e.space_id,
+                        e.reporter_user_id,
+                        getattr(e, "target_user_id", ""),
+                        e.reason,
+                        e.text,
+                        occurred_at(event.envelope),
+                    )
+                )
+            elif isinstance(e, ev.ReportResolved):
+                resolved.append((e.report_id, e.resolution, e.resolver_user_id, occurred_at(event.envelope)))
+        if reported:  # a report comes before its resolution in its Space's stream
+            await conn.execute(
+                f"""INSERT INTO {self.table} (report_id, space_id, reporter_user_id, target_user_id,
+                        reason, text, reported_at, state)
+                    SELECT *, {mt.REPORT_STATE_OPEN} FROM unnest($1::text[], $2::text[], $3::text[],
+                        $4::text[], $5::int[], $6::text[], $7::timestamptz[])
+                    ON CONFLICT (report_id) DO NOTHING""",
+                *(list(column) for column in zip(*reported, strict=True)),
             )
-            report.reported_at.CopyFrom(event.envelope.occurred_at)
-            self.reports.setdefault(e.report_id, report)
-        elif isinstance(e, ev.ReportResolved) and e.report_id in self.reports:
-            report = self.reports[e.report_id]
-            report.state = mt.REPORT_STATE_RESOLVED
-            report.resolution = e.resolution
-            report.resolved_by_user_id = e.resolver_user_id
-            report.resolved_at.FromDatetime(occurred_at(event.envelope))
+        if resolved:
+            await conn.executemany(
+                f"""UPDATE {self.table} SET state = {mt.REPORT_STATE_RESOLVED}, resolution = $2,
+                        resolved_by_user_id = $3, resolved_at = $4
+                    WHERE report_id = $1""",
+                resolved,
+            )
 
-    def query(self, space_id: str, state: int, reason: int, since_seconds: int) -> list[mt.Report]:
-        """Matching reports, newest first."""
-        found = [
-            r
-            for r in self.reports.values()
-            if (not space_id or r.space_id == space_id)
-            and (not state or r.state == state)
-            and (not reason or r.reason == reason)
-            and r.reported_at.seconds >= since_seconds
-        ]
-        found.reverse()
-        return found
+    async def query(
+        self, space_id: str, state: int, reason: int, since_seconds: int, page: Page
+    ) -> tuple[list[mt.Report], str]:
+        """A page of matching reports, newest first, and the next page's token."""
+        rows = await self.pool.fetch(
+            f"""SELECT * FROM {self.table}
+                WHERE ($1 = '' OR space_id = $1) AND ($2 = 0 OR state = $2) AND ($3 = 0 OR reason = $3)
+                  AND reported_at >= $4
+                ORDER BY reported_at DESC, report_id DESC
+                OFFSET $5 LIMIT $6""",
+            space_id,
+            state,
+            reason,
+            datetime.fromtimestamp(since_seconds, UTC),
+            page.offset,
+            page.size + 1,
+        )
+        reports = [_report(row) for row in rows[: page.size]]
+        return reports, next_page_token(page, len(reports), more=len(rows) > page.size)
+
+
+def _report(row: asyncpg.Record) -> mt.Report:
+    report = mt.Report(
+        report_id=row["report_id"],
+        space_id=row["space_id"],
+        reporter_user_id=row["reporter_user_id"],
+        target_user_id=row["target_user_id"],
+        reason=row["reason"],
+        text=row["text"],
+        state=row["state"],
+        resolution=row["resolution"],
+        resolved_by_user_id=row["resolved_by_user_id"],
+    )
+    report.reported_at.FromDatetime(row["reported_at"])
+    if row["resolved_at"] is not None:
+        report.resolved_at.FromDatetime(row["resolved_at"])
+    return report

@@ -2,43 +2,305 @@
 
 Moderation authorizes with this view: only hosts and co-hosts mute others or
 remove people, only speakers can be muted, only participants report. It lags
-the room service by the relay and consumer delay (milliseconds). The roles are
-the one membership fold every service shares (`libs.domain.membership`).
+the room service by the relay and consumer delay (milliseconds); a request that
+carries the `room_version` it saw waits for the view to reach it
+(`ModerationApi._roles`). The roles are the one membership fold every service
+shares (`libs.domain.membership`).
+
+A durable view (`libs/projection/durable.py`): each Space's roster is a row of
+`moderation.room_rosters_v1` and each member entry that says something a row
+of `moderation.room_members_v1`, written in the same transaction as the log
+position they reflect, so a restart resumes from there.
+
+- The writer keeps the Spaces it applies in a bounded cache (live ones, in
+  practice), updated as it applies, and answers their roles from memory. A
+  Space not cached is loaded from the rows when its next event comes. An
+  ended Space leaves the cache once its end is committed; its roster row
+  stays (it says the Space is over), its member rows go.
+- A follower replica applies nothing, so it caches nothing: it answers from
+  the rows, one indexed query per request. So does the writer for a Space it
+  does not hold.
 """
 
 from __future__ import annotations
 
-from libs.domain.membership import SpaceMembers
+import asyncio
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+
+import asyncpg
+
+from libs.domain.membership import NOBODY, Change, Member, Roster, SpaceMembers, role_of, subject
 from libs.events.envelope import occurred_at
 from libs.events.topics import ROOM_EVENTS
 from libs.projection.runner import ConsumedEvent
+from libs.projection.tracking import Stream, Tracking
 from podium.room.v1 import room_types_pb2 as rt
 from services.moderation.domain.commands import Roles
+
+UNKNOWN = Roles(actor=rt.ROLE_UNSPECIFIED, target=rt.ROLE_UNSPECIFIED, host_user_id="")
+
+
+def roles_in(space: SpaceMembers, actor: str, target: str = "") -> Roles:
+    """The actor's and target's roles in a Space held in memory (host_user_id '' if unknown)."""
+    return Roles(
+        actor=space.role_of(actor),
+        target=space.role_of(target) if target else rt.ROLE_UNSPECIFIED,
+        host_user_id=space.roster.host_user_id,
+    )
 
 
 class RoomRoles:
     name = "moderation-room-roles"
+    version = 1
     topics = (ROOM_EVENTS,)
+    tables = ("room_rosters_v1", "room_members_v1")
+    steps = (
+        """
+        CREATE TABLE {s}.room_rosters_v1 (
+            space_id text PRIMARY KEY,
+            version bigint NOT NULL,
+            host_user_id text NOT NULL,
+            state int NOT NULL,
+            co_hosts text[] NOT NULL,
+            speakers text[] NOT NULL,
+            present int NOT NULL,
+            listeners int NOT NULL
+        );
+        CREATE TABLE {s}.room_members_v1 (
+            space_id text NOT NULL,
+            user_id text NOT NULL,
+            role int NOT NULL,
+            joined_at timestamptz,
+            muted boolean NOT NULL,
+            mute_kind int NOT NULL,
+            hand_raised_at timestamptz,
+            removed boolean NOT NULL,
+            barred boolean NOT NULL,
+            PRIMARY KEY (space_id, user_id)
+        );
+        """,
+    )
 
-    def __init__(self) -> None:
-        self.spaces: dict[str, SpaceMembers] = {}
+    def __init__(self, pool: asyncpg.Pool | None, schema: str = "moderation", cache_spaces: int = 10_000):
+        self.pool = pool
+        self.rosters = f"{schema}.room_rosters_v1"
+        self.members = f"{schema}.room_members_v1"
+        self.cache_spaces = cache_spaces
+        self._spaces: OrderedDict[str, SpaceMembers] = OrderedDict()
+        self._over: list[str] = []  # Spaces over in the batch being applied
+        self._committed: OrderedDict[Stream, int] = OrderedDict()  # streams lately committed here
+        self.tracking = Tracking(schema, self.name, self.version)
+        self.loaded = 0  # Spaces loaded from the rows on a miss, for tests and metrics
 
-    def apply(self, event: ConsumedEvent) -> None:
-        space = self.spaces.get(event.envelope.space_id)
+    # The view's writes
+
+    async def apply(self, conn: asyncpg.Connection, events: Sequence[ConsumedEvent]) -> None:
+        spaces = self._spaces
+        missing = {
+            e.envelope.space_id
+            for e in events
+            if e.envelope.stream_version != 1 and e.envelope.space_id not in spaces
+        }
+        if missing:
+            spaces.update(await self._load(conn, missing))
+        versions: dict[str, int] = {}
+        touched: set[tuple[str, str]] = set()
+        cleared: set[str] = set()
+        for event in events:
+            space_id = event.envelope.space_id
+            change = self.fold(event)
+            versions[space_id] = event.envelope.stream_version
+            if change is not None:
+                touched.add((space_id, change.user_id))
+            elif subject(event.payload) is None and spaces[space_id].roster.is_over:
+                cleared.add(space_id)  # an event about a Space that is over drops its entries
+        await self._write(conn, versions, touched, cleared)
+        self._over.extend(cleared)
+        for space_id in versions:
+            spaces.move_to_end(space_id)
+        while len(spaces) > self.cache_spaces:
+            spaces.popitem(last=False)
+
+    def fold(self, event: ConsumedEvent) -> Change | None:
+        """Folds one event into the cached Space (a Space not cached starts empty); its `Change`."""
+        space_id = event.envelope.space_id
+        space = self._spaces.get(space_id)
         if space is None:
-            space = self.spaces[event.envelope.space_id] = SpaceMembers()
-        space.apply(event.payload, occurred_at(event.envelope))
+            space = self._spaces[space_id] = SpaceMembers()
+        return space.apply(event.payload, occurred_at(event.envelope))
 
-    def known(self, space_id: str) -> bool:
-        space = self.spaces.get(space_id)
-        return space is not None and bool(space.roster.host_user_id)
+    def cached(self, space_id: str) -> SpaceMembers | None:
+        return self._spaces.get(space_id)
 
-    def roles(self, space_id: str, actor: str, target: str = "") -> Roles:
-        space = self.spaces.get(space_id)
-        if space is None:
-            return Roles(actor=rt.ROLE_UNSPECIFIED, target=rt.ROLE_UNSPECIFIED, host_user_id="")
-        return Roles(
-            actor=space.role_of(actor),
-            target=space.role_of(target) if target else rt.ROLE_UNSPECIFIED,
-            host_user_id=space.roster.host_user_id,
+    def committed(self, events: Sequence[ConsumedEvent]) -> None:
+        """After the commit: Spaces that are over leave memory (their roster rows stay)."""
+        versions = self._committed
+        for event in events:
+            stream = (event.envelope.producer, event.envelope.stream_id)
+            versions[stream] = event.envelope.stream_version
+            versions.move_to_end(stream)
+        over = set(self._over)
+        for event in events:
+            if event.envelope.space_id in over:
+                versions.pop((event.envelope.producer, event.envelope.stream_id), None)
+        while len(versions) > self.cache_spaces:
+            versions.popitem(last=False)
+        for space_id in over:
+            self._spaces.pop(space_id, None)
+        self._over = []
+
+    def reset(self) -> None:
+        """A transaction failed: the cache may be ahead of the rows; Spaces are loaded again."""
+        self._spaces.clear()
+        self._over = []
+        self._committed.clear()
+
+    async def wait_committed(self, producer: str, stream_id: str, version: int, timeout: float) -> bool:
+        """Waits until this view has committed the stream up to `version`; False if `timeout` s pass.
+
+        After the runner's `wait_for`: its writer counts a version as reached once it hands the
+        event to the view, a moment before the view has applied it and committed; a read in
+        between would see the Space as it was. The streams this writer committed lately answer
+        from memory; others (a follower, or events this view skips) from the tracking table."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        stream = (producer, stream_id)
+        while self._committed.get(stream, 0) < version:
+            assert self.pool is not None
+            async with self.pool.acquire() as conn:
+                if (await self.tracking.stream_versions(conn, [stream])).get(stream, 0) >= version:
+                    return True
+            if loop.time() >= deadline:
+                return False
+            await asyncio.sleep(0.005)
+        return True
+
+    async def _write(
+        self,
+        conn: asyncpg.Connection,
+        versions: dict[str, int],
+        touched: set[tuple[str, str]],
+        cleared: set[str],
+    ) -> None:
+        spaces = self._spaces
+        await conn.executemany(
+            f"""INSERT INTO {self.rosters} AS r (space_id, version, host_user_id, state, co_hosts,
+                    speakers, present, listeners)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                ON CONFLICT (space_id) DO UPDATE SET version = excluded.version,
+                    host_user_id = excluded.host_user_id, state = excluded.state,
+                    co_hosts = excluded.co_hosts, speakers = excluded.speakers,
+                    present = excluded.present, listeners = excluded.listeners""",
+            [
+                _roster_row(space_id, version, spaces[space_id].roster)
+                for space_id, version in versions.items()
+            ],
         )
+        if cleared:
+            await conn.execute(f"DELETE FROM {self.members} WHERE space_id = ANY($1::text[])", list(cleared))
+        gone = [(s, u) for s, u in touched if u not in spaces[s].entries]
+        if gone:
+            await conn.execute(
+                f"DELETE FROM {self.members} m USING unnest($1::text[], $2::text[]) AS d(space_id, user_id) "
+                "WHERE m.space_id = d.space_id AND m.user_id = d.user_id",
+                [s for s, _ in gone],
+                [u for _, u in gone],
+            )
+        kept = [(s, u, spaces[s].entries[u]) for s, u in touched if u in spaces[s].entries]
+        if kept:
+            await conn.execute(
+                f"""INSERT INTO {self.members} AS m (space_id, user_id, role, joined_at, muted, mute_kind,
+                        hand_raised_at, removed, barred)
+                    SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::timestamptz[],
+                        $5::boolean[], $6::int[], $7::timestamptz[], $8::boolean[], $9::boolean[])
+                    ON CONFLICT (space_id, user_id) DO UPDATE SET role = excluded.role,
+                        joined_at = excluded.joined_at, muted = excluded.muted,
+                        mute_kind = excluded.mute_kind, hand_raised_at = excluded.hand_raised_at,
+                        removed = excluded.removed, barred = excluded.barred""",
+                [s for s, _, _ in kept],
+                [u for _, u, _ in kept],
+                [m.role for _, _, m in kept],
+                [m.joined_at for _, _, m in kept],
+                [m.muted for _, _, m in kept],
+                [m.mute_kind for _, _, m in kept],
+                [m.hand_raised_at for _, _, m in kept],
+                [m.removed for _, _, m in kept],
+                [m.barred for _, _, m in kept],
+            )
+
+    async def _load(self, conn: asyncpg.Connection, space_ids: Iterable[str]) -> dict[str, SpaceMembers]:
+        """The Spaces as their rows hold them (one not in the rows starts empty)."""
+        space_ids = list(space_ids)
+        self.loaded += len(space_ids)
+        loaded = {space_id: SpaceMembers() for space_id in space_ids}
+        for row in await conn.fetch(
+            f"SELECT * FROM {self.rosters} WHERE space_id = ANY($1::text[])", space_ids
+        ):
+            loaded[row["space_id"]].roster = Roster(
+                space_id=row["space_id"],
+                host_user_id=row["host_user_id"],
+                state=row["state"],
+                co_hosts=tuple(row["co_hosts"]),
+                speakers=tuple(row["speakers"]),
+                present=row["present"],
+                listeners=row["listeners"],
+            )
+        for row in await conn.fetch(
+            f"SELECT * FROM {self.members} WHERE space_id = ANY($1::text[])", space_ids
+        ):
+            loaded[row["space_id"]].entries[row["user_id"]] = Member(
+                role=row["role"],
+                joined_at=row["joined_at"],
+                muted=row["muted"],
+                mute_kind=row["mute_kind"],
+                hand_raised_at=row["hand_raised_at"],
+                removed=row["removed"],
+                barred=row["barred"],
+            )
+        return loaded
+
+    # Queries
+
+    async def roles(self, space_id: str, actor: str, target: str = "") -> Roles:
+        """The actor's and the target's roles in the Space; host_user_id is '' for a Space this view
+        does not know. From memory for a Space the writer holds, else one indexed query."""
+        space = self._spaces.get(space_id)
+        if space is not None:
+            return roles_in(space, actor, target)
+        assert self.pool is not None
+        row = await self.pool.fetchrow(
+            f"""SELECT r.host_user_id, r.state, a.role AS actor, t.role AS target
+                FROM {self.rosters} r
+                LEFT JOIN {self.members} a ON a.space_id = r.space_id AND a.user_id = $2
+                LEFT JOIN {self.members} t ON t.space_id = r.space_id AND t.user_id = $3
+                WHERE r.space_id = $1""",
+            space_id,
+            actor,
+            target,
+        )
+        if row is None:
+            return UNKNOWN
+        roster = Roster(host_user_id=row["host_user_id"], state=row["state"])
+        return Roles(
+            actor=_role(roster, row["actor"]),
+            target=_role(roster, row["target"]) if target else rt.ROLE_UNSPECIFIED,
+            host_user_id=row["host_user_id"],
+        )
+
+
+def _role(roster: Roster, role: int | None) -> int:
+    return role_of(roster, Member(role=role) if role else NOBODY)
+
+
+def _roster_row(space_id: str, version: int, roster: Roster) -> tuple:
+    return (
+        space_id,
+        version,
+        roster.host_user_id,
+        roster.state,
+        list(roster.co_hosts),
+        list(roster.speakers),
+        roster.present,
+        roster.listeners,
+    )
