@@ -410,11 +410,11 @@ async def test_a_cache_starts_from_the_views_rows_and_positions_and_reads_the_lo
         assert cache.titles == {"a": "title 7", "b": "title 3", "x": "title 4", "c": "title 1"}
         assert (runner.stats.rescans, runner.stats.held) == (0, 0)
         await _send(producer, topic, "b", [4])  # and it goes on reading the log by itself
-        await _until(lambda: _is(cache.titles.get("b"), "title 4"))
+        await _until(lambda: _equals(cache.titles.get("b"), "title 4"))
         assert await _rows(pool, schema) == [("a", v) for v in range(1, 6)] + [("b", v) for v in range(1, 4)]
     finally:
         await runner.stop()
 
 
-async def _is(value, expected) -> bool:
+async def _equals(value, expected) -> bool:
     return value == expected
