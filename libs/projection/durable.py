@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -97,6 +98,7 @@ class DurableProjectionRunner(ProjectionRunner):
         self._lock_conn: asyncpg.Connection | None = None
         self._lock_pid = 0  # the lock session's backend, for the fence
         self._known: set[Stream] = set()
+        self._committed: OrderedDict[Stream, int] = OrderedDict()  # streams this writer committed lately
         self._held_offsets: dict[TopicPartition, set[int]] = {}
 
     @property
@@ -195,6 +197,7 @@ class DurableProjectionRunner(ProjectionRunner):
         self.writing = False
         self._gate = StreamGate()
         self._known.clear()
+        self._committed.clear()
         self._held_offsets.clear()
         self._positions.clear()
         reset = getattr(self.view, "reset", None)
@@ -235,14 +238,15 @@ class DurableProjectionRunner(ProjectionRunner):
         return batches
 
     async def wait_for(self, producer: str, stream_id: str, version: int, timeout: float) -> bool:
-        """As the in-memory runner's; the stream's version comes from the tracking table when this
-        replica does not hold it (a follower, or a stream not applied lately)."""
+        """As the in-memory runner's, but counting only committed versions: a version handed to the
+        view is not yet in its rows until its transaction commits. The writer knows the streams it
+        committed lately; otherwise (a follower, an older stream) the tracking table says."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         stream = (producer, stream_id)
         while True:
-            if self.writing and stream in self._known:
-                reached = self._gate.applied_version(stream)
+            if self.writing and stream in self._committed:
+                reached = self._committed[stream]
             else:
                 async with self.pool.acquire() as conn:
                     reached = (await self.tracking.stream_versions(conn, [stream])).get(stream, 0)
@@ -326,6 +330,12 @@ class DurableProjectionRunner(ProjectionRunner):
                     await self.view.apply(conn, ready)
                 await self.tracking.record(conn, self._stored_positions(batches), reached)
         stats.applied += len(ready)
+        committed_versions = self._committed
+        for stream, version in reached.items():
+            committed_versions[stream] = version
+            committed_versions.move_to_end(stream)
+        while len(committed_versions) > self.stream_cache:
+            committed_versions.popitem(last=False)
         self._progressed()
         committed = getattr(self.view, "committed", None)
         if committed is not None and ready:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 from libs.domain.errors import (
     FieldViolation,
     InvalidArgument,
@@ -57,11 +55,8 @@ class ModerationApi(moderation_service_pb2_grpc.ModerationServiceServicer):
                 "room_version must not be negative", [FieldViolation("room_version", "0 or a Space.version")]
             )
         if room_version and self.room_view is not None:
-            stream, started = f"space-{space_id}", time.monotonic()
+            stream = f"space-{space_id}"
             reached = await self.room_view.wait_for("room", stream, room_version, self.view_wait_seconds)
-            if reached:  # and committed: the runner counts an event once handed to the view
-                left = self.view_wait_seconds - (time.monotonic() - started)
-                reached = await self.room.wait_committed("room", stream, room_version, left)
             if not reached:
                 raise Unavailable(
                     f"moderation's view of space {space_id!r} has not yet reached version {room_version}; "

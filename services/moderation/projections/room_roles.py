@@ -24,7 +24,6 @@ position they reflect, so a restart resumes from there.
 
 from __future__ import annotations
 
-import asyncio
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 
@@ -34,7 +33,6 @@ from libs.domain.membership import NOBODY, Change, Member, Roster, SpaceMembers,
 from libs.events.envelope import occurred_at
 from libs.events.topics import ROOM_EVENTS
 from libs.projection.runner import ConsumedEvent
-from libs.projection.tracking import Stream, Tracking
 from podium.room.v1 import room_types_pb2 as rt
 from services.moderation.domain.commands import Roles
 
@@ -89,8 +87,6 @@ class RoomRoles:
         self.cache_spaces = cache_spaces
         self._spaces: OrderedDict[str, SpaceMembers] = OrderedDict()
         self._over: list[str] = []  # Spaces over in the batch being applied
-        self._committed: OrderedDict[Stream, int] = OrderedDict()  # streams lately committed here
-        self.tracking = Tracking(schema, self.name, self.version)
         self.loaded = 0  # Spaces loaded from the rows on a miss, for tests and metrics
 
     # The view's writes
@@ -135,18 +131,7 @@ class RoomRoles:
 
     def committed(self, events: Sequence[ConsumedEvent]) -> None:
         """After the commit: Spaces that are over leave memory (their roster rows stay)."""
-        versions = self._committed
-        for event in events:
-            stream = (event.envelope.producer, event.envelope.stream_id)
-            versions[stream] = event.envelope.stream_version
-            versions.move_to_end(stream)
-        over = set(self._over)
-        for event in events:
-            if event.envelope.space_id in over:
-                versions.pop((event.envelope.producer, event.envelope.stream_id), None)
-        while len(versions) > self.cache_spaces:
-            versions.popitem(last=False)
-        for space_id in over:
+        for space_id in set(self._over):
             self._spaces.pop(space_id, None)
         self._over = []
 
@@ -154,27 +139,6 @@ class RoomRoles:
         """A transaction failed: the cache may be ahead of the rows; Spaces are loaded again."""
         self._spaces.clear()
         self._over = []
-        self._committed.clear()
-
-    async def wait_committed(self, producer: str, stream_id: str, version: int, timeout: float) -> bool:
-        """Waits until this view has committed the stream up to `version`; False if `timeout` s pass.
-
-        After the runner's `wait_for`: its writer counts a version as reached once it hands the
-        event to the view, a moment before the view has applied it and committed; a read in
-        between would see the Space as it was. The streams this writer committed lately answer
-        from memory; others (a follower, or events this view skips) from the tracking table."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        stream = (producer, stream_id)
-        while self._committed.get(stream, 0) < version:
-            assert self.pool is not None
-            async with self.pool.acquire() as conn:
-                if (await self.tracking.stream_versions(conn, [stream])).get(stream, 0) >= version:
-                    return True
-            if loop.time() >= deadline:
-                return False
-            await asyncio.sleep(0.005)
-        return True
 
     async def _write(
         self,
