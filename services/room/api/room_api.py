@@ -173,6 +173,7 @@ class RoomApi(room_service_pb2_grpc.RoomServiceServicer):
     async def JoinSpace(self, request: pb.JoinSpaceRequest, caller: Caller) -> pb.JoinSpaceResponse:
         space_id = require_id(request.space_id, "space_id")
         with self.limits.charge(JOIN, caller.user_id):
+            barred, blocked_by = await self.moderation.bars(space_id, caller.user_id)
             link_id = (
                 self.invite_links.link_id_for(request.invite_token, space_id)
                 if request.invite_token
@@ -189,8 +190,8 @@ class RoomApi(room_service_pb2_grpc.RoomServiceServicer):
                 cmd.JoinSpace(
                     space_id=space_id,
                     invite_link_id=link_id,
-                    barred=await self.moderation.is_barred(space_id, caller.user_id),
-                    blocked_by=await self.moderation.blocked_by(caller.user_id),
+                    barred=barred,
+                    blocked_by=blocked_by,
                 ),
                 caller,
                 method="JoinSpace",

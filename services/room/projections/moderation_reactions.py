@@ -77,15 +77,13 @@ class ModerationReactions:
                     e.host_user_id,
                 )
 
-    async def is_barred(self, space_id: str, user_id: str) -> bool:
-        return await self.pool.fetchval(
-            f"SELECT EXISTS (SELECT 1 FROM {self.barred_table} WHERE space_id = $1 AND user_id = $2)",
+    async def bars(self, space_id: str, user_id: str) -> tuple[bool, frozenset[str]]:
+        """For a join: is the user barred from the Space, and which hosts have blocked them (one
+        round trip, on the join's path)."""
+        row = await self.pool.fetchrow(
+            f"SELECT EXISTS (SELECT 1 FROM {self.barred_table} WHERE space_id = $1 AND user_id = $2) AS barred, "
+            f"ARRAY(SELECT host_user_id FROM {self.blocks_table} WHERE user_id = $2) AS blockers",
             space_id,
             user_id,
         )
-
-    async def blocked_by(self, user_id: str) -> frozenset[str]:
-        rows = await self.pool.fetch(
-            f"SELECT host_user_id FROM {self.blocks_table} WHERE user_id = $1", user_id
-        )
-        return frozenset(r["host_user_id"] for r in rows)
+        return row["barred"], frozenset(row["blockers"])

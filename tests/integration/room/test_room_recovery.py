@@ -77,8 +77,10 @@ async def test_sigkill_mid_burst_keeps_every_acknowledged_command_exactly_once(
 
     users_ = [f"b{i}" for i in range(400)]
     burst = [asyncio.create_task(join(u)) for u in users_]
-    await asyncio.sleep(0.3)
-    service.kill()  # SIGKILL, mid-burst
+    async with asyncio.timeout(10):  # mid-burst: once the first joins are acknowledged
+        while len(acknowledged) < 5:
+            await asyncio.sleep(0.005)
+    service.kill()  # SIGKILL
     await asyncio.gather(*burst)
     assert acknowledged, "some commands should have been acknowledged before the kill"
 
@@ -199,7 +201,12 @@ async def test_a_restart_resumes_the_views_from_their_stored_positions(
         ids.add(space_id)
         await host.StartSpace(space_id=space_id)
         await RoomClient(service.channel, f"resume-guest-{i}").JoinSpace(space_id=space_id)
-    before = await _converged(host, host, ids)
+    async with asyncio.timeout(30):  # the directory has applied all four events of every Space
+        while True:
+            before = await _all_spaces(host)
+            if {s.space_id for s in before if s.version == 4} >= ids:
+                break
+            await asyncio.sleep(0.1)
     await service.terminate()
     await service.restart()
     after = await _converged(RoomClient(service.channel, "resume-host"), host, ids)
