@@ -49,9 +49,6 @@ from libs.telemetry.metrics import PROJECTION_CAUGHT_UP, PROJECTION_LAG
 log = logging.getLogger(__name__)
 
 
-FENCE = "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = $1 AND granted)"
-
-
 class LostLock(Exception):
     """This replica no longer holds the view's lock: another may be writing."""
 
@@ -84,6 +81,7 @@ class DurableProjectionRunner(ProjectionRunner):
         stream_cache: int = 50_000,
         catch_up_batch: int = 20_000,
         retry_seconds: float = 1.0,
+        live_batch_ms: int = 0,
     ):
         super().__init__(settings, view, client_id=client_id)  # type: ignore[arg-type]
         self.view = view
@@ -94,9 +92,10 @@ class DurableProjectionRunner(ProjectionRunner):
         self.stream_cache = stream_cache
         self.catch_up_batch = catch_up_batch
         self.retry_seconds = retry_seconds
+        self.live_batch_ms = live_batch_ms
         self.writing = False
         self._lock_conn: asyncpg.Connection | None = None
-        self._lock_pid = 0  # the lock session's backend, for the fence
+        self._epoch = 0  # this writer's fencing token (tracking.claim)
         self._known: set[Stream] = set()
         self._committed: OrderedDict[Stream, int] = OrderedDict()  # streams this writer committed lately
         self._held_offsets: dict[TopicPartition, set[int]] = {}
@@ -170,9 +169,9 @@ class DurableProjectionRunner(ProjectionRunner):
         while not await self._lock_conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", self.lock_key):
             await self._follow()
             await asyncio.sleep(self.follow_seconds)
-        self._lock_pid = await self._lock_conn.fetchval("SELECT pg_backend_pid()")
         self.writing = True
         async with self.pool.acquire() as conn:
+            self._epoch = await self.tracking.claim(conn)
             if await self.tracking.rebuild_requested(conn):
                 await self._empty(conn)
             stored = await self.tracking.positions(conn)
@@ -226,6 +225,9 @@ class DurableProjectionRunner(ProjectionRunner):
         assert self._consumer is not None
         batches = await self._consumer.getmany(timeout_ms=200, max_records=5000)
         if self.caught_up.is_set():
+            if batches and self.live_batch_ms:  # a moment more, so one transaction carries several
+                for tp, records in (await self._consumer.getmany(timeout_ms=self.live_batch_ms)).items():
+                    batches.setdefault(tp, []).extend(records)
             return batches
         gathered = sum(len(r) for r in batches.values())
         while batches and gathered < self.catch_up_batch:
@@ -321,14 +323,16 @@ class DurableProjectionRunner(ProjectionRunner):
                     stats.held = gate.held_count
                     self._rescan(tp, event)
             async with conn.transaction():
-                # Fencing: write only while this replica's lock session still holds the lock. A
-                # session the database lost (a restart) lost the lock with it, and another replica
-                # may be writing now; this transaction then fails, and the runner starts over.
-                if not await conn.fetchval(FENCE, self._lock_pid):
-                    raise LostLock(f"the lock of projection {self.view.name} is no longer held")
                 if ready:
                     await self.view.apply(conn, ready)
-                await self.tracking.record(conn, self._stored_positions(batches), reached)
+                # Fencing, in the same statement as the positions: they are stored only while this
+                # writer's epoch is the view's. A lock session the database lost (a restart, a cut
+                # connection) lost the lock with it, and another replica may have claimed the view
+                # since; then this transaction rolls back and the runner starts over.
+                if not await self.tracking.record(
+                    conn, self._stored_positions(batches), reached, epoch=self._epoch
+                ):
+                    raise LostLock(f"the lock of projection {self.view.name} is no longer held")
         stats.applied += len(ready)
         committed_versions = self._committed
         for stream, version in reached.items():

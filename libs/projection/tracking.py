@@ -9,6 +9,8 @@ The tracking records of pyeventsourcing, for Kafka: per view and view version,
   after a crash) is applied once;
 - `view_registry`: every view (and version) the schema has, as its runner last
   registered it at start;
+- `view_writers`: each view's writer epoch, a fencing token: a replica that
+  takes over as writer raises it, and a transaction of an older writer fails;
 - `view_rebuilds`: rebuilds an operator asked for (`podium views rebuild`),
   carried out by the view's writer when it next starts.
 
@@ -26,6 +28,10 @@ import asyncpg
 from aiokafka import TopicPartition
 
 Stream = tuple[str, str]  # (producer, stream id)
+
+#: The writer's fence: its epoch is still the view's (FOR SHARE: a new writer's claim waits for
+#: this transaction, and then reads the positions it stored).
+FENCE = "SELECT 1 FROM {s}.view_writers WHERE view = $1 AND version = $2 AND epoch = $6 FOR SHARE"
 
 STEPS = (
     """
@@ -60,6 +66,14 @@ STEPS = (
         view text NOT NULL,
         version int NOT NULL,
         started_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (view, version)
+    );
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS {s}.view_writers (
+        view text NOT NULL,
+        version int NOT NULL,
+        epoch bigint NOT NULL,
         PRIMARY KEY (view, version)
     );
     """,
@@ -103,12 +117,19 @@ class Tracking:
         conn: asyncpg.Connection,
         positions: Mapping[TopicPartition, int],
         streams: Mapping[Stream, int],
-    ) -> None:
-        """Stores the positions and stream versions reached (call inside the view's transaction)."""
+        *,
+        epoch: int | None = None,
+    ) -> bool:
+        """Stores the positions and stream versions reached (call inside the view's transaction).
+
+        With `epoch` (the writer's, from `claim`), the positions are stored only while it is still
+        the view's (the fence, in the same statement); False when it is not, and the caller must
+        then roll back."""
         if positions:
-            await conn.execute(
+            fence = "" if epoch is None else f"WHERE EXISTS ({FENCE.format(s=self.schema)})"
+            status = await conn.execute(
                 f"INSERT INTO {self.schema}.view_positions (view, version, topic, partition, next_offset) "
-                "SELECT $1, $2, * FROM unnest($3::text[], $4::int[], $5::bigint[]) "
+                f"SELECT $1, $2, * FROM unnest($3::text[], $4::int[], $5::bigint[]) {fence} "
                 "ON CONFLICT (view, version, topic, partition) "
                 "DO UPDATE SET next_offset = excluded.next_offset, updated_at = now()",
                 self.view,
@@ -116,7 +137,10 @@ class Tracking:
                 [tp.topic for tp in positions],
                 [tp.partition for tp in positions],
                 list(positions.values()),
+                *(() if epoch is None else (epoch,)),
             )
+            if int(status.rsplit(" ", 1)[-1]) != len(positions):
+                return False
         if streams:
             await conn.execute(
                 f"INSERT INTO {self.schema}.view_streams (view, version, producer, stream_id, applied_version) "
@@ -129,6 +153,16 @@ class Tracking:
                 [s for _, s in streams],
                 list(streams.values()),
             )
+        return True
+
+    async def claim(self, conn: asyncpg.Connection) -> int:
+        """Makes the caller the view's writer: a new epoch, which fences off any older writer."""
+        return await conn.fetchval(
+            f"INSERT INTO {self.schema}.view_writers (view, version, epoch) VALUES ($1, $2, 1) "
+            "ON CONFLICT (view, version) DO UPDATE SET epoch = view_writers.epoch + 1 RETURNING epoch",
+            self.view,
+            self.version,
+        )
 
     async def register(self, conn: asyncpg.Connection) -> None:
         await conn.execute(
