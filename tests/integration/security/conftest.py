@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 
 import asyncpg
@@ -34,8 +35,8 @@ class EventCounter:
         self.loop.call_soon_threadsafe(self.loop.stop)
 
 
-@pytest.fixture(scope="package")
-async def stack(run_dir, database_server):
+@contextlib.asynccontextmanager
+async def five_services(run_dir, database_server):
     """All five services on a broker and database of their own, and a live Space to aim at."""
     from tests.support.services import start_service
 
@@ -52,7 +53,16 @@ async def stack(run_dir, database_server):
         await host.StartSpace(space_id=space_id)
         await RoomClient(running["room"].channel, "fuzz-listener").JoinSpace(space_id=space_id)
         counter = await asyncio.to_thread(EventCounter, db)
-        yield {name: s.address for name, s in running.items()}, counter, (space_id, *USERS)
-        await asyncio.to_thread(counter.close)
-        for service in running.values():
-            await service.stop()
+        try:
+            yield {name: s.address for name, s in running.items()}, counter, (space_id, *USERS)
+        finally:
+            await asyncio.to_thread(counter.close)
+            for service in running.values():
+                await service.stop()
+
+
+@pytest.fixture(scope="package")
+async def stack(run_dir, database_server):
+    """The stack the authorization tests share."""
+    async with five_services(run_dir, database_server) as running:
+        yield running
