@@ -36,15 +36,12 @@ import asyncpg
 from aiokafka import TopicPartition
 
 from libs.config.settings import PodiumSettings
-from libs.events.kafka import make_producer, make_reader, partitions_of
-from libs.events.kafka_security import kafka_security
-from libs.events.topics import DEAD_LETTER, TopicSpec, ensure_topics
+from libs.events.topics import TopicSpec
 from libs.eventstore.migrations import apply_migrations
 from libs.projection.ordering import StreamGate, Verdict
 from libs.projection.runner import ConsumedEvent, ProjectionRunner, decode
 from libs.projection.tracking import STEPS as TRACKING_STEPS
 from libs.projection.tracking import Stream, Tracking
-from libs.telemetry.metrics import PROJECTION_CAUGHT_UP, PROJECTION_LAG
 
 log = logging.getLogger(__name__)
 
@@ -111,28 +108,11 @@ class DurableProjectionRunner(ProjectionRunner):
         )
         async with self.pool.acquire() as conn:
             await self.tracking.register(conn)
-        await ensure_topics(
-            self.settings.kafka_bootstrap_servers,
-            (*self.view.topics, DEAD_LETTER),
-            self.settings.topic_partitions,
-            self.settings.topic_replication_factor,
-            **kafka_security(self.settings),
-        )
-        self._consumer = make_reader(self.settings, self.client_id)
-        await self._consumer.start()
-        parts: list[TopicPartition] = []
-        for spec in self.view.topics:
-            parts.extend(await partitions_of(self._consumer, spec.name))
-        self._parts = parts
-        ends = await self._consumer.end_offsets(parts)
-        begins = await self._consumer.beginning_offsets(parts)
-        self._targets = {tp: end for tp, end in ends.items() if end > begins.get(tp, 0)}
-        self._dead_letters = make_producer(self.settings, client_id=f"{self.client_id}-dlq")
-        await self._dead_letters.start()
+        self._parts = await self._open(self.view.topics)
+        self._targets = await self._ends(self._parts, await self._consumer.beginning_offsets(self._parts))
+        await self._open_dead_letters()
         self._lock_conn = await self.pool.acquire()
-        self.stats.started_at = time.monotonic()
-        PROJECTION_LAG.labels(self.view.name).set_function(self.lag)
-        PROJECTION_CAUGHT_UP.labels(self.view.name).set_function(lambda: float(self.caught_up.is_set()))
+        self._measure(self.view.name)
         self._task = asyncio.create_task(self._run(), name=f"projection-{self.view.name}")
 
     async def stop(self) -> None:
@@ -462,13 +442,7 @@ class CacheRunner(ProjectionRunner):
         await apply_migrations(
             self.pool, self.schema, f"view:{self.view.name}:v{self.view.version}", self.view.steps
         )
-        await ensure_topics(
-            self.settings.kafka_bootstrap_servers,
-            self.cache.topics,
-            self.settings.topic_partitions,
-            self.settings.topic_replication_factor,
-            **kafka_security(self.settings),
-        )
+        parts = await self._open(self.cache.topics)
         async with self.pool.acquire() as conn:
             async with conn.transaction(isolation="repeatable_read", readonly=True):
                 self._start = await self.tracking.positions(conn)
@@ -476,25 +450,17 @@ class CacheRunner(ProjectionRunner):
                 versions = await self.tracking.stream_versions(conn, streams)
         for stream, space_id in streams.items():
             self._gate.know(stream, space_id, versions.get(stream, 0))
-        self._consumer = make_reader(self.settings, self.client_id)
-        await self._consumer.start()
-        parts: list[TopicPartition] = []
-        for spec in self.cache.topics:
-            parts.extend(await partitions_of(self._consumer, spec.name))
         self._consumer.assign(parts)
         for tp in parts:
             self._consumer.seek(tp, self._start.get(tp, 0))
             self._positions[tp] = self._start.get(tp, 0)
-        ends = await self._consumer.end_offsets(parts)
-        self._targets = {tp: end for tp, end in ends.items() if end > self._start.get(tp, 0)}
+        self._targets = await self._ends(parts, self._start)
         log.info(
             "projection %s starting from %s v%d's snapshot: %d streams, %d records read of %d partitions",
             self.cache.name, self.view.name, self.view.version, len(streams),
             sum(self._start.values()), len(self._start),
         )  # fmt: skip
-        self.stats.started_at = time.monotonic()
-        PROJECTION_LAG.labels(self.cache.name).set_function(self.lag)
-        PROJECTION_CAUGHT_UP.labels(self.cache.name).set_function(lambda: float(self.caught_up.is_set()))
+        self._measure(self.cache.name)
         if not self._targets:
             self._mark_caught_up()
         self._task = asyncio.create_task(self._run(), name=f"projection-{self.cache.name}")

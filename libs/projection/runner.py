@@ -106,10 +106,23 @@ class ProjectionRunner:
         self._progress: asyncio.Event | None = None  # set after each batch, for `wait_for`
 
     async def start(self) -> None:
-        topics = (*self.projection.topics, DEAD_LETTER)
+        parts = await self._open(self.projection.topics)
+        self._consumer.assign(parts)
+        await self._consumer.seek_to_beginning(*parts)
+        self._targets = await self._ends(parts, await self._consumer.beginning_offsets(parts))
+        await self._open_dead_letters()
+        self._measure(self.projection.name)
+        if not self._targets:
+            self._mark_caught_up()
+        self._task = asyncio.create_task(self._run(), name=f"projection-{self.projection.name}")
+
+    # The parts every runner starts with
+
+    async def _open(self, topics: tuple[TopicSpec, ...]) -> list[TopicPartition]:
+        """Makes sure the topics exist, starts the reader, and returns the topics' partitions."""
         await ensure_topics(
             self.settings.kafka_bootstrap_servers,
-            topics,
+            (*topics, DEAD_LETTER),
             self.settings.topic_partitions,
             self.settings.topic_replication_factor,
             **kafka_security(self.settings),
@@ -117,21 +130,25 @@ class ProjectionRunner:
         self._consumer = make_reader(self.settings, self.client_id)
         await self._consumer.start()
         parts: list[TopicPartition] = []
-        for spec in self.projection.topics:
+        for spec in topics:
             parts.extend(await partitions_of(self._consumer, spec.name))
-        self._consumer.assign(parts)
-        await self._consumer.seek_to_beginning(*parts)
+        return parts
+
+    async def _ends(self, parts: list[TopicPartition], starts: dict) -> dict[TopicPartition, int]:
+        """Each partition's end as of now, where it lies past where reading starts: what `caught_up`
+        waits for."""
+        assert self._consumer is not None
         ends = await self._consumer.end_offsets(parts)
-        begins = await self._consumer.beginning_offsets(parts)
-        self._targets = {tp: end for tp, end in ends.items() if end > begins.get(tp, 0)}
+        return {tp: end for tp, end in ends.items() if end > starts.get(tp, 0)}
+
+    async def _open_dead_letters(self) -> None:
         self._dead_letters = make_producer(self.settings, client_id=f"{self.client_id}-dlq")
         await self._dead_letters.start()
+
+    def _measure(self, name: str) -> None:
         self.stats.started_at = time.monotonic()
-        PROJECTION_LAG.labels(self.projection.name).set_function(self.lag)
-        PROJECTION_CAUGHT_UP.labels(self.projection.name).set_function(lambda: float(self.caught_up.is_set()))
-        if not self._targets:
-            self._mark_caught_up()
-        self._task = asyncio.create_task(self._run(), name=f"projection-{self.projection.name}")
+        PROJECTION_LAG.labels(name).set_function(self.lag)
+        PROJECTION_CAUGHT_UP.labels(name).set_function(lambda: float(self.caught_up.is_set()))
 
     async def stop(self) -> None:
         if self._task:
