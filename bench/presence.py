@@ -120,11 +120,12 @@ async def main(args) -> dict:
         # Each gateway reports with its own gateway token, for Spaces the room created.
         tokens = {gw: mint_token(DEV_JWT_SECRET, gw, roles=[GATEWAY_ROLE]) for gw, _ in batches}
         metadata = {gw: (("authorization", f"Bearer {token}"),) for gw, token in tokens.items()}
-        await announce_spaces(stack.bootstrap, sorted({e.space_id for _, es in batches for e in es}))
         channel = grpc.aio.insecure_channel(
             presence.address, options=[("grpc.max_send_message_length", 64 << 20)]
         )
         stub = presence_service_pb2_grpc.PresenceServiceStub(channel)
+        spaces = sorted({e.space_id for _, es in batches for e in es})
+        await announce_spaces(stack.bootstrap, spaces, presence=channel)
         requests = [pb.ReportPresenceRequest(gateway_id=gw, entries=entries) for gw, entries in batches]
 
         rss_before = rss_bytes(pid)

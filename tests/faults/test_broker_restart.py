@@ -93,7 +93,7 @@ async def test_broker_restarted_empty_is_reseeded_and_views_converge(
     # Presence's stream runs on: a new user's heartbeats show them, and their silence times them out.
     gateway = PresenceGateway(presence.channel, "gateway-faults")
     newcomer = [pt.PresenceEntry(user_id="b-after-the-restart", space_id="b-space-after-the-restart")]
-    await announce_spaces(private_broker.bootstrap, ["b-space-after-the-restart"])
+    await announce_spaces(private_broker.bootstrap, ["b-space-after-the-restart"], presence=presence.channel)
 
     async def present() -> int:
         return (await gateway.GetSpacePresence(space_id="b-space-after-the-restart")).present_count

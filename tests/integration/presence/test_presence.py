@@ -77,7 +77,7 @@ async def _presence_events(broker, space_id: str, count: int, timeout=15.0):
 async def test_a_dead_gateway_drops_exactly_its_users(presence, broker):
     gateway = PresenceGateway(presence.channel, "gateway-service")
     space = "presence-space-1"
-    await announce_spaces(broker.bootstrap, [space])
+    await announce_spaces(broker.bootstrap, [space], presence=presence.channel)
     await gateway.ReportPresence(gateway_id="gw-a", entries=_entries(["a1", "a2"], space))
     await gateway.ReportPresence(gateway_id="gw-b", entries=_entries(["b1"], space))
     await _until(lambda: _eq(_present(gateway, space), {"a1", "a2", "b1"}))
@@ -99,7 +99,7 @@ async def _eq(awaitable, expected):
 async def test_missed_heartbeats_time_out_and_a_quick_return_is_a_reconnect(presence, broker):
     gateway = PresenceGateway(presence.channel, "gateway-service")
     space = "presence-space-2"
-    await announce_spaces(broker.bootstrap, [space])
+    await announce_spaces(broker.bootstrap, [space], presence=presence.channel)
     await gateway.ReportPresence(gateway_id="gw", entries=_entries(["flaky", "steady"], space))
     for _ in range(12):  # "steady" keeps beating for ~2.4 s; "flaky" stops
         await asyncio.sleep(0.2)
@@ -140,7 +140,7 @@ async def test_counts_survive_a_restart_and_equal_a_replay_of_the_log(service_fa
     )
     gateway = PresenceGateway(service.channel, "gateway-service")
     space = f"presence-space-restart-{stop}"
-    await announce_spaces(private_broker.bootstrap, [space])
+    await announce_spaces(private_broker.bootstrap, [space], presence=service.channel)
     await gateway.ReportPresence(gateway_id="gw", entries=_entries([f"u{i}" for i in range(5)], space))
     await gateway.ReportPresence(gateway_id="gw", entries=_entries([f"u{i}" for i in range(3)], space))
     await gateway.GatewayDisconnected(gateway_id="gw")
@@ -190,7 +190,7 @@ async def test_every_table_value_comes_back_after_a_restart_from_multi_record_ba
     )
     gateway = PresenceGateway(service.channel, "gateway-service")
     spaces = [f"presence-batched-{i}" for i in range(300)]
-    await announce_spaces(private_broker.bootstrap, spaces)
+    await announce_spaces(private_broker.bootstrap, spaces, presence=service.channel)
     entries = [pt.PresenceEntry(user_id=f"user-{i}", space_id=space) for i, space in enumerate(spaces)]
     await gateway.ReportPresence(gateway_id="gw", entries=entries)
 
@@ -239,7 +239,7 @@ async def _replay_heartbeats(bootstrap: str, space_id: str, rules: PresenceRules
 async def test_an_ended_space_leaves_the_table_after_the_configured_time(presence, broker):
     gateway = PresenceGateway(presence.channel, "gateway-service")
     space = "presence-space-ended"
-    await announce_spaces(broker.bootstrap, [space])
+    await announce_spaces(broker.bootstrap, [space], presence=presence.channel)
     await gateway.ReportPresence(gateway_id="gw", entries=_entries(["e1", "e2"], space))
 
     async def figures():

@@ -71,7 +71,7 @@ async def test_either_replica_answers_for_every_space_and_the_survivor_takes_ove
     second = await service_factory("presence", broker=private_broker, database=private_database_url, env=ENV)
     gateway = PresenceGateway(first.channel, "gateway-service")
     spaces = _spaces_across_partitions()
-    await announce_spaces(private_broker.bootstrap, spaces)
+    await announce_spaces(private_broker.bootstrap, spaces, presence=first.channel)
     expected = {s: [f"{s}-user-{n}" for n in range(i % 3 + 1)] for i, s in enumerate(spaces)}
     entries = [pt.PresenceEntry(user_id=u, space_id=s) for s, users in expected.items() for u in users]
 

@@ -50,7 +50,7 @@ async def test_report_presence_batches_are_bounded(service_factory, private_brok
         "presence", broker=private_broker, env={"PODIUM_PRESENCE_MAX_ENTRIES_PER_REPORT": "100"}
     )
     gateway = PresenceGateway(presence.channel, "gateway-service")
-    await announce_spaces(private_broker.bootstrap, ["size-space"])
+    await announce_spaces(private_broker.bootstrap, ["size-space"], presence=presence.channel)
 
     def entries(n):
         return [pt.PresenceEntry(user_id=f"u{i}", space_id="size-space") for i in range(n)]
