@@ -465,19 +465,9 @@ class CacheRunner(ProjectionRunner):
             self._mark_caught_up()
         self._task = asyncio.create_task(self._run(), name=f"projection-{self.cache.name}")
 
-    async def _run(self) -> None:
-        consumer = self._consumer
-        assert consumer is not None
-        while True:
-            batches = await consumer.getmany(timeout_ms=200, max_records=5000)
-            for tp, records in batches.items():
-                await self._handle_batch(tp, records)
-            if batches:
-                self._progressed()
-                if len(self._gate.space_of) > self._sweep_at:
-                    self._forget_streams()
-            if not self.caught_up.is_set():
-                await self._check_caught_up()
+    def _after_batches(self) -> None:
+        if len(self._gate.space_of) > self._sweep_at:
+            self._forget_streams()
 
     def _forget_streams(self) -> None:
         """Streams of Spaces the cache no longer holds (over, or never its own) are forgotten."""

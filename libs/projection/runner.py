@@ -208,8 +208,12 @@ class ProjectionRunner:
                 await self._handle_batch(tp, records)
             if batches:
                 self._progressed()
+                self._after_batches()
             if not self.caught_up.is_set():
                 await self._check_caught_up()
+
+    def _after_batches(self) -> None:
+        """Housekeeping after a fetch was applied (a subclass's)."""
 
     async def _check_caught_up(self) -> None:
         consumer = self._consumer
