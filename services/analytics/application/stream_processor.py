@@ -10,8 +10,8 @@ Out go `podium.analytics.space_stats.v1` (SpaceStats: on every closed window
 while the Space is live, on its end, and again whenever a late talking or
 replay event changes an ended Space's figures) and
 `podium.analytics.listeners_per_minute.v1` (ListenersInWindow). Windows close
-when a room event passes their end, or when a clock tick, itself a record in
-the log, passes their end plus the allowed lateness. The figures are the pure
+when a room event passes their end; clock ticks (records in the log) only make
+ended Spaces leave the tables once they are old enough. The figures are the pure
 fold of `libs.analytics.space_figures` (the one `podium report` uses too), so
 they depend on event time only: a rebuild from the log publishes the same values.
 """
