@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Protocol
@@ -478,21 +477,9 @@ class CacheRunner(ProjectionRunner):
                 gate.forget(stream)
         self._sweep_at = max(self._min_streams, 2 * len(gate.space_of))
 
-    def _rescan(self, tp: TopicPartition, event: ConsumedEvent) -> None:
-        """A gap: the partition is read again from the snapshot's position (what came before is in
-        the snapshot), not from offset 0."""
-        now = time.monotonic()
-        if now - self._last_rescan.get(tp, -1e9) <= self.rescan_cooldown:
-            return
-        self._last_rescan[tp] = now
-        self.stats.rescans += 1
-        log.warning(
-            "projection %s: %s/%s skipped to version %d; re-reading %s from offset %d",
-            self.cache.name, event.envelope.producer, event.envelope.stream_id,
-            event.envelope.stream_version, tp, self._start.get(tp, 0),
-        )  # fmt: skip
-        assert self._consumer is not None
-        self._consumer.seek(tp, self._start.get(tp, 0))
+    def _rescan_from(self, tp: TopicPartition) -> int:
+        """A gap is looked for from the snapshot's position (what came before is in the snapshot)."""
+        return self._start.get(tp, 0)
 
     async def _dead_letter(self, record, reason: str) -> None:
         self.stats.dead_lettered += 1

@@ -298,22 +298,24 @@ class ProjectionRunner:
                 stats.held = gate.held_count
 
     def _rescan(self, tp: TopicPartition, event: ConsumedEvent) -> None:
-        """Reads the partition again from the beginning, to find the versions before `event`."""
+        """Reads the partition again from `_rescan_from(tp)`, to find the versions before `event`."""
         now = time.monotonic()
         if now - self._last_rescan.get(tp, -1e9) <= self.rescan_cooldown:
             return
         self._last_rescan[tp] = now
         self.stats.rescans += 1
+        start = self._rescan_from(tp)
         log.warning(
-            "projection %s: %s/%s skipped to version %d; re-reading %s from the beginning",
-            self.projection.name,
-            event.envelope.producer,
-            event.envelope.stream_id,
-            event.envelope.stream_version,
-            tp,
-        )
+            "projection %s: %s/%s skipped to version %d; re-reading %s from offset %d",
+            self.projection.name, event.envelope.producer, event.envelope.stream_id,
+            event.envelope.stream_version, tp, start,
+        )  # fmt: skip
         assert self._consumer is not None
-        self._consumer.seek(tp, 0)
+        self._consumer.seek(tp, start)
+
+    def _rescan_from(self, tp: TopicPartition) -> int:
+        """Where a gap is looked for: the beginning of the partition."""
+        return 0
 
     async def _dead_letter(self, record, reason: str) -> None:
         self.stats.dead_lettered += 1
