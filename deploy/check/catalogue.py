@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from libs.devstack import catalogue as devstack
 from libs.events import topics as t
-from libs.events.topics import ALL_TOPICS, TopicSpec
+from libs.events.topics import EVERY_TOPIC, TopicSpec
 
 
 @dataclass(frozen=True)
@@ -142,27 +142,6 @@ SERVICES: tuple[DeployedService, ...] = (
     ),
 )
 
-# faust keeps each table in a compacted changelog topic named <app id>-<table>-changelog,
-# co-partitioned with the topics that feed it.
-FAUST_CHANGELOGS: tuple[TopicSpec, ...] = (
-    *(
-        TopicSpec(name, f"faust changelog of {name}", cleanup_policy="compact", retention_ms=-1)
-        for name in (
-            "podium-presence-presence-by-space-changelog",
-            "podium-analytics-space-stats-changelog",
-            "podium-analytics-space-members-changelog",
-        )
-    ),
-    # A windowed table's changelog also deletes: windows expire after twice the auto-mute window
-    # (PODIUM_MODERATION_AUTO_MUTE_WINDOW_SECONDS, 120 s by default).
-    TopicSpec(
-        "podium-moderation-reports-reporters-by-speaker-changelog",
-        "faust changelog of moderation's report windows",
-        cleanup_policy="compact,delete",
-        retention_ms=240_000,
-    ),
-)
-
 
 def expected_topics() -> dict[str, TopicSpec]:
-    return {t.name: t for t in (*ALL_TOPICS, *FAUST_CHANGELOGS)}
+    return {t.name: t for t in EVERY_TOPIC}
