@@ -44,6 +44,10 @@ class PodiumSettings(BaseSettings):
     kafka_enable_idempotence: bool = Field(
         False, description="Idempotent producer; keep off against brokers that lack InitProducerId."
     )
+    log_hole_seconds: float = Field(
+        default=30.0,
+        description="How long a hole in a stream's versions may stay open, with its partition read to its end, before a consumer takes the log as lost and stops reading that partition.",
+    )
     kafka_fetch_max_wait_ms: int = Field(
         20,
         ge=1,

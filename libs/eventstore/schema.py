@@ -9,8 +9,6 @@
   retention (`created_at`, purged by IdempotencyPurge); the record of a reaction
   to another service's event does not, because that event is read again on
   every start.
-- `relay_state`: how many records the relay has seen acknowledged per topic, to
-  notice a broker that lost its log.
 
 A statement trigger on `outbox` wakes the relay (NOTIFY `<schema>_outbox`),
 so every writer of the outbox wakes it without having to remember to.
@@ -95,7 +93,10 @@ CREATE TRIGGER outbox_notify AFTER INSERT ON {s}.outbox
 """
 
 
-STEPS = (STEP_1,)
+# The relay no longer checks the broker's log (a lost log is an operator's recovery).
+STEP_2_DROP_RELAY_STATE = "DROP TABLE IF EXISTS {s}.relay_state;"
+
+STEPS = (STEP_1, STEP_2_DROP_RELAY_STATE)
 
 
 def quoted(schema: str) -> str:

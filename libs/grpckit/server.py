@@ -70,6 +70,13 @@ class GrpcHost:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info("health: SERVING")
 
+    async def not_serving(self, why: str) -> None:
+        """Health NOT_SERVING while the server keeps answering (a lost log, say): readiness takes the
+        replica out of its Service, and an operator sees why in the log."""
+        for name in ("", *self.service_names):
+            await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        log.error("health: NOT_SERVING: %s", why)
+
     def install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -9,11 +9,13 @@
 `serve` starts the gRPC server (health NOT_SERVING), the outbox relay and the
 projection runners, waits until every projection has caught up, starts the
 background tasks, flips health to SERVING, and on a stop signal drains in the
-reverse order.
+reverse order. A lost log reported by any of its consumers (`shell.log_loss`)
+turns health NOT_SERVING for good: the service waits for an operator.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable
 from datetime import timedelta
@@ -23,6 +25,7 @@ from libs.application.idempotency_purge import IdempotencyPurge
 from libs.auth.keys import KeySet
 from libs.auth.tokens import TokenVerifier
 from libs.config.settings import PodiumSettings
+from libs.events.log_loss import LogLoss, Loss
 from libs.events.topics import DEAD_LETTER, TopicSpec
 from libs.eventstore.pool import create_pool
 from libs.eventstore.relay import OutboxRelay
@@ -72,6 +75,9 @@ class ServiceShell:
         self.background: list[Background] = []
         self.pool = None
         self.store: EventStore | None = None
+        self.log_loss = LogLoss()
+        self.log_loss.on_loss(self._on_lost_log)
+        self._health_changes: set[asyncio.Future] = set()
 
     async def __aenter__(self) -> ServiceShell:
         self.pool = await create_pool(self.settings)
@@ -91,7 +97,10 @@ class ServiceShell:
 
     def add_projection(self, projection: Projection) -> ProjectionRunner:
         runner = ProjectionRunner(
-            self.settings, projection, client_id=f"podium-{self.producer}-{projection.name}"
+            self.settings,
+            projection,
+            client_id=f"podium-{self.producer}-{projection.name}",
+            log_loss=self.log_loss,
         )
         self.runners.append(runner)
         return runner
@@ -100,7 +109,12 @@ class ServiceShell:
         """A view stored in this service's schema, resumed from its stored position (docs/architecture.md)."""
         assert self.pool is not None, "use `async with shell:` first"
         runner = DurableProjectionRunner(
-            self.settings, self.pool, self.schema, view, client_id=f"podium-{self.producer}-{view.name}"
+            self.settings,
+            self.pool,
+            self.schema,
+            view,
+            client_id=f"podium-{self.producer}-{view.name}",
+            log_loss=self.log_loss,
         )
         self.runners.append(runner)
         return runner
@@ -116,9 +130,15 @@ class ServiceShell:
             view,
             cache,
             client_id=f"podium-{self.producer}-{cache.name}",
+            log_loss=self.log_loss,
         )
         self.runners.append(runner)
         return runner
+
+    def _on_lost_log(self, loss: Loss) -> None:
+        self._health_changes.add(
+            asyncio.ensure_future(self.host.not_serving(f"lost log: {loss.topic}: {loss.reason}"))
+        )
 
     def add_background(self, task: Background) -> None:
         self.background.append(task)
@@ -136,7 +156,8 @@ class ServiceShell:
                 await runner.caught_up.wait()
             for task in self.background:
                 await task.start()
-            await self.host.serving()
+            if not self.log_loss.lost:
+                await self.host.serving()
             print(f"{self.producer} service ready on port {self.host.port}", flush=True)
             await self.host.wait_for_stop_signal()
             log.info("stopping")

@@ -35,6 +35,7 @@ import asyncpg
 from aiokafka import TopicPartition
 
 from libs.config.settings import PodiumSettings
+from libs.events.log_loss import LogLoss
 from libs.events.topics import TopicSpec
 from libs.eventstore.migrations import apply_migrations
 from libs.projection.ordering import StreamGate, Verdict
@@ -78,8 +79,9 @@ class DurableProjectionRunner(ProjectionRunner):
         catch_up_batch: int = 20_000,
         retry_seconds: float = 1.0,
         live_batch_ms: int = 0,
+        log_loss: LogLoss | None = None,
     ):
-        super().__init__(settings, view, client_id=client_id)  # type: ignore[arg-type]
+        super().__init__(settings, view, client_id=client_id, log_loss=log_loss)  # type: ignore[arg-type]
         self.view = view
         self.pool = pool
         self.schema = schema
@@ -158,6 +160,7 @@ class DurableProjectionRunner(ProjectionRunner):
         for tp in self._parts:
             self._consumer.seek(tp, stored.get(tp, 0))
             self._positions[tp] = stored.get(tp, 0)
+        await self._stop_reading_beyond_the_end(stored)
         log.info(
             "projection %s v%d writing, resuming at %d records read of %d partitions",
             self.view.name, self.view.version, sum(stored.values()), len(stored),
@@ -167,6 +170,7 @@ class DurableProjectionRunner(ProjectionRunner):
             batches = await self._fetch()
             if batches:
                 await self._apply(batches)
+            self._look_for_a_lost_log()
             if not self.caught_up.is_set():
                 await self._check_caught_up()
 
@@ -202,15 +206,15 @@ class DurableProjectionRunner(ProjectionRunner):
         """What the log has for us: while catching up, several fetches gathered into one transaction
         (up to `catch_up_batch` records), so a long catch-up is not one round trip per small fetch."""
         assert self._consumer is not None
-        batches = await self._consumer.getmany(timeout_ms=200, max_records=5000)
+        batches = await self._getmany(timeout_ms=200, max_records=5000)
         if self.caught_up.is_set():
             if batches and self.live_batch_ms:  # a moment more, so one transaction carries several
-                for tp, records in (await self._consumer.getmany(timeout_ms=self.live_batch_ms)).items():
+                for tp, records in (await self._getmany(timeout_ms=self.live_batch_ms)).items():
                     batches.setdefault(tp, []).extend(records)
             return batches
         gathered = sum(len(r) for r in batches.values())
         while batches and gathered < self.catch_up_batch:
-            more = await self._consumer.getmany(timeout_ms=0, max_records=5000)
+            more = await self._getmany(timeout_ms=0, max_records=5000)
             if not more:
                 break
             for tp, records in more.items():
@@ -285,6 +289,7 @@ class DurableProjectionRunner(ProjectionRunner):
                         else:
                             stats.skipped += 1
                         continue
+                    self._released()
                     for item in items:
                         held = held_offsets.get(TopicPartition(item.topic, item.partition))
                         if held:
@@ -299,8 +304,7 @@ class DurableProjectionRunner(ProjectionRunner):
                 else:
                     tp = TopicPartition(event.topic, event.partition)
                     held_offsets.setdefault(tp, set()).add(event.offset)
-                    stats.held = gate.held_count
-                    self._rescan(tp, event)
+                    self._held(tp)
             async with conn.transaction():
                 if ready:
                     await self.view.apply(conn, ready)
@@ -410,8 +414,7 @@ class CacheRunner(ProjectionRunner):
     (through `cache.load`) and the stored versions of the streams the cache holds: a snapshot
     whose rows and positions agree. It then reads each partition from the snapshot's position, so
     start-up costs what the rows hold (live Spaces) and what came after, not the history. Events
-    are applied exactly once and in order per stream (`_FromSnapshot`); a gap is looked for again
-    from the snapshot's position, not from offset 0. Bad records are the writer's to dead-letter:
+    are applied exactly once and in order per stream (`_FromSnapshot`). Bad records are the writer's to dead-letter:
     this runner logs and counts them. Memory for streams follows the cache: streams of Spaces it
     no longer holds are forgotten now and then.
     """
@@ -425,10 +428,10 @@ class CacheRunner(ProjectionRunner):
         cache: ViewCache,
         *,
         client_id: str | None = None,
-        rescan_cooldown: float = 2.0,
+        log_loss: LogLoss | None = None,
         min_streams: int = 10_000,
     ):
-        super().__init__(settings, cache, client_id=client_id, rescan_cooldown=rescan_cooldown)  # type: ignore[arg-type]
+        super().__init__(settings, cache, client_id=client_id, log_loss=log_loss)  # type: ignore[arg-type]
         self.pool, self.schema, self.view, self.cache = pool, schema, view, cache
         self.tracking = Tracking(schema, view.name, view.version)
         self._gate = _FromSnapshot()
@@ -454,6 +457,7 @@ class CacheRunner(ProjectionRunner):
             self._consumer.seek(tp, self._start.get(tp, 0))
             self._positions[tp] = self._start.get(tp, 0)
         self._targets = await self._ends(parts, self._start)
+        await self._stop_reading_beyond_the_end(self._start)
         log.info(
             "projection %s starting from %s v%d's snapshot: %d streams, %d records read of %d partitions",
             self.cache.name, self.view.name, self.view.version, len(streams),
@@ -476,10 +480,6 @@ class CacheRunner(ProjectionRunner):
             if stream not in held and not holds(space_id):
                 gate.forget(stream)
         self._sweep_at = max(self._min_streams, 2 * len(gate.space_of))
-
-    def _rescan_from(self, tp: TopicPartition) -> int:
-        """A gap is looked for from the snapshot's position (what came before is in the snapshot)."""
-        return self._start.get(tp, 0)
 
     async def _dead_letter(self, record, reason: str) -> None:
         self.stats.dead_lettered += 1

@@ -6,10 +6,13 @@ applies events in partition order. It is idempotent: it remembers the last
 version it applied for each stream (producer + stream id), so a duplicate or
 redelivered event changes nothing.
 
-A version that skips ahead means earlier events are missing from what this
-runner has read (for example when the broker lost its log and the relay is
-still reseeding it). The event is held back, and the partition is read again
-from the beginning; held events are applied as soon as the missing ones arrive.
+A version that skips ahead is held back until the versions before it arrive
+(a producer's retry can land a batch after the next one). A hole that has not
+filled once the partition was read to its end and `hole_seconds` passed means
+the log lost those events: the runner stops reading that partition and reports
+it (`libs.events.log_loss`), as it does when its position lies beyond the log's
+end or a topic is gone or changed its partition count. It never skips history
+to go on.
 
 An event whose envelope decodes but whose type this consumer does not know
 (a producer upgraded before its consumers) still advances its stream: it is
@@ -34,14 +37,16 @@ from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import OffsetOutOfRangeError
 from google.protobuf.message import DecodeError, Message
 
 from libs.config.settings import PodiumSettings
 from libs.events.envelope import EventEnvelope, unwrap
-from libs.events.kafka import make_producer, make_reader, partitions_of
+from libs.events.kafka import log_end_offsets, make_producer, make_reader, partitions_of
 from libs.events.kafka_security import kafka_security
+from libs.events.log_loss import LogLoss
 from libs.events.registry import UnknownEventType
-from libs.events.topics import DEAD_LETTER, TopicSpec, ensure_topics
+from libs.events.topics import DEAD_LETTER, TopicSpec, wait_for_topics
 from libs.projection.ordering import StreamGate, Verdict
 from libs.telemetry.metrics import PROJECTION_CAUGHT_UP, PROJECTION_LAG, PROJECTION_UNKNOWN_EVENTS
 from libs.telemetry.tracing import consume_span
@@ -73,7 +78,6 @@ class RunnerStats:
     held: int = 0
     dead_lettered: int = 0
     skipped: int = 0  # events of unknown types
-    rescans: int = 0
     started_at: float = field(default_factory=time.monotonic)
     caught_up_after: float | None = None
 
@@ -85,18 +89,23 @@ class ProjectionRunner:
         projection: Projection,
         *,
         client_id: str | None = None,
-        rescan_cooldown: float = 2.0,
         on_caught_up: Callable[[], None] | None = None,
+        log_loss: LogLoss | None = None,
+        hole_seconds: float | None = None,
     ):
         self.settings = settings
         self.projection = projection
         self.client_id = client_id or f"podium-projection-{projection.name}"
-        self.rescan_cooldown = rescan_cooldown
         self.stats = RunnerStats()
         self.caught_up = asyncio.Event()
+        self.log_loss = log_loss or LogLoss()
+        self.hole_seconds = settings.log_hole_seconds if hole_seconds is None else hole_seconds
         self._on_caught_up = on_caught_up
         self._gate: StreamGate[ConsumedEvent] = StreamGate()
-        self._last_rescan: dict[TopicPartition, float] = {}
+        self._holes: dict[TopicPartition, float] = {}  # partition -> when it first held an event
+        self._stopped: set[TopicPartition] = set()  # partitions whose log was lost
+        self._partitions: dict[str, int] = {}  # topic -> the partition count it started with
+        self._checked_at = 0.0
         self._targets: dict[TopicPartition, int] = {}
         self._positions: dict[TopicPartition, int] = {}
         self._consumer: AIOKafkaConsumer | None = None
@@ -119,19 +128,23 @@ class ProjectionRunner:
     # The parts every runner starts with
 
     async def _open(self, topics: tuple[TopicSpec, ...]) -> list[TopicPartition]:
-        """Makes sure the topics exist, starts the reader, and returns the topics' partitions."""
-        await ensure_topics(
+        """Waits until the topics exist as expected (their owner makes them, never a runner), starts
+        the reader, and returns the topics' partitions."""
+        await wait_for_topics(
             self.settings.kafka_bootstrap_servers,
             (*topics, DEAD_LETTER),
             self.settings.topic_partitions,
-            self.settings.topic_replication_factor,
+            f"projection {self.projection.name}",
             **kafka_security(self.settings),
         )
-        self._consumer = make_reader(self.settings, self.client_id)
+        # No reset: a position beyond the log's end is a lost log, reported, never skipped over.
+        self._consumer = make_reader(self.settings, self.client_id, auto_offset_reset="none")
         await self._consumer.start()
         parts: list[TopicPartition] = []
         for spec in topics:
-            parts.extend(await partitions_of(self._consumer, spec.name))
+            found = await partitions_of(self._consumer, spec.name)
+            self._partitions[spec.name] = len(found)
+            parts.extend(found)
         return parts
 
     async def _ends(self, parts: list[TopicPartition], starts: dict) -> dict[TopicPartition, int]:
@@ -203,14 +216,86 @@ class ProjectionRunner:
         consumer = self._consumer
         assert consumer is not None
         while True:
-            batches = await consumer.getmany(timeout_ms=200, max_records=5000)
+            batches = await self._getmany(timeout_ms=200, max_records=5000)
             for tp, records in batches.items():
                 await self._handle_batch(tp, records)
             if batches:
                 self._progressed()
                 self._after_batches()
+            self._look_for_a_lost_log()
             if not self.caught_up.is_set():
                 await self._check_caught_up()
+
+    # A lost log: noticed, reported, and the partition no longer read
+
+    async def _getmany(self, **options) -> dict[TopicPartition, list]:
+        assert self._consumer is not None
+        try:
+            return await self._consumer.getmany(**options)
+        except OffsetOutOfRangeError as e:
+            for tp, offset in e.args[0].items():
+                self._stop_reading(tp, f"its position {offset} lies beyond the end of the partition's log")
+            return {}
+
+    def _stop_reading(self, tp: TopicPartition, reason: str) -> None:
+        assert self._consumer is not None
+        self._stopped.add(tp)
+        self._consumer.pause(tp)
+        self.log_loss.report(self.projection.name, tp.topic, tp.partition, reason)
+
+    def _look_for_a_lost_log(self) -> None:
+        """A topic gone or changed (in the reader's metadata, refreshed every few seconds), and
+        holes that did not fill; at most once a second."""
+        now = time.monotonic()
+        if now - self._checked_at < 1.0:
+            return
+        self._checked_at = now
+        consumer = self._consumer
+        assert consumer is not None
+        for topic, count in self._partitions.items():
+            found = consumer.partitions_for_topic(topic)
+            if found is not None and len(found) == count:
+                continue
+            reason = "the topic is gone" if not found else f"it has {len(found)} partitions, not {count}"
+            for tp in consumer.assignment():
+                if tp.topic == topic and tp not in self._stopped:
+                    self._stop_reading(tp, reason)
+        for tp, since in list(self._holes.items()):
+            if tp in self._stopped or now - since < self.hole_seconds:
+                continue
+            high = consumer.highwater(tp)
+            if high is not None and self._positions.get(tp, 0) >= high:
+                self._stop_reading(
+                    tp,
+                    f"a stream's versions have had a hole for {now - since:.0f} s, with the partition"
+                    " read to its end",
+                )
+
+    async def _stop_reading_beyond_the_end(self, stored: dict[TopicPartition, int]) -> None:
+        """A stored position past the end of its partition's log: the log it was read from is gone."""
+        consumer = self._consumer
+        assert consumer is not None
+        ends = await consumer.end_offsets([tp for tp in stored if tp in consumer.assignment()])
+        beyond = [tp for tp, end in ends.items() if stored[tp] > end]
+        if beyond:  # or the broker under-reports its ends (log_end_offsets): count what is there
+            ends.update(await log_end_offsets(consumer, beyond, timeout=3.0))
+            for tp in beyond:
+                consumer.seek(tp, stored[tp])
+        for tp in beyond:
+            if stored[tp] > ends[tp]:
+                self._stop_reading(
+                    tp, f"its stored position {stored[tp]} lies beyond the log's end {ends[tp]}"
+                )
+
+    def _held(self, tp: TopicPartition) -> None:
+        self.stats.held = self._gate.held_count
+        self._holes.setdefault(tp, time.monotonic())
+
+    def _released(self) -> None:
+        """Some held events were applied: partitions whose holes all filled are clear again."""
+        self.stats.held = self._gate.held_count
+        if not self._gate.held_count:
+            self._holes.clear()
 
     def _after_batches(self) -> None:
         """Housekeeping after a fetch was applied (a subclass's)."""
@@ -259,8 +344,7 @@ class ProjectionRunner:
                 stats.duplicates += 1
                 continue
             if verdict is Verdict.HELD:
-                stats.held = gate.held_count
-                self._rescan(tp, event)
+                self._held(tp)
                 continue
             # Live events continue their command's trace; a rebuild is no request's work.
             traced = self.caught_up.is_set()
@@ -295,27 +379,7 @@ class ProjectionRunner:
                         await self._dead_letter(record, f"apply failed: {e!r}")
                 stats.applied += 1
             if len(ready) > 1:
-                stats.held = gate.held_count
-
-    def _rescan(self, tp: TopicPartition, event: ConsumedEvent) -> None:
-        """Reads the partition again from `_rescan_from(tp)`, to find the versions before `event`."""
-        now = time.monotonic()
-        if now - self._last_rescan.get(tp, -1e9) <= self.rescan_cooldown:
-            return
-        self._last_rescan[tp] = now
-        self.stats.rescans += 1
-        start = self._rescan_from(tp)
-        log.warning(
-            "projection %s: %s/%s skipped to version %d; re-reading %s from offset %d",
-            self.projection.name, event.envelope.producer, event.envelope.stream_id,
-            event.envelope.stream_version, tp, start,
-        )  # fmt: skip
-        assert self._consumer is not None
-        self._consumer.seek(tp, start)
-
-    def _rescan_from(self, tp: TopicPartition) -> int:
-        """Where a gap is looked for: the beginning of the partition."""
-        return 0
+                self._released()
 
     async def _dead_letter(self, record, reason: str) -> None:
         self.stats.dead_lettered += 1

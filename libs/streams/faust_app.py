@@ -7,31 +7,23 @@ Podium topics are raw bytes both ways: the processors decode protobuf
 themselves. The app connects as every other Podium Kafka client does (TLS,
 SASL: `libs.events.kafka_security`), through faust's `broker_credentials`.
 
-Two faust behaviours are corrected here, both found by the SIGKILL fault tests:
-
-- its producer buffer is replaced by `DrainingProducerBuffer`, whose flush
-  waits for every buffered message (see there): without it a SIGKILL could
-  lose table writes whose source offsets were already committed;
-- table recovery reads each changelog partition to the end its records show
-  (`RecoveryEnds`), not only to the end offset the broker reports: the
-  embedded dev broker reports the end of a multi-record batch short.
+faust never makes a topic (`topic_allow_declare=False`, no leader topic): the
+tables' changelogs are in the topic catalogue (`libs.events.topics`), made by
+their owner like every other topic. Two upstream bugs are worked around, in
+`libs.streams.faust_fixes` and nowhere else.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 
 import faust
-from aiokafka import TopicPartition
 from aiokafka.partitioner import murmur2
-from faust.transport.producer import ProducerBuffer
 
 from libs.config.settings import PodiumSettings
-from libs.events.kafka import log_end_offsets, make_reader
 from libs.events.kafka_security import kafka_security
 from libs.events.topics import TopicSpec
+from libs.streams.faust_fixes import drain_on_flush, read_changelogs_to_their_true_ends
 
 log = logging.getLogger(__name__)
 
@@ -91,62 +83,18 @@ def make_faust_app(
         broker_session_timeout=6,
         broker_heartbeat_interval=1,
         consumer_auto_offset_reset="earliest",
-        # Podium's clients never create a topic by asking for it (libs.events.kafka): a topic the
-        # broker lost comes back when its owner makes it again, and clients must learn that soon
-        # (faust's default is 5 minutes), as make_reader's do.
+        # Topics are made by their owner (libs.events.topics), never by faust.
+        topic_allow_declare=False,
+        topic_disable_leader=True,  # no on_leader timers or agents
+        # A topic gone or changed must show soon (faust's default is 5 minutes), as with make_reader.
         consumer_metadata_max_age_ms=5000,
         producer_metadata_max_age_ms=5000,
         table_standby_replicas=standby_replicas,
         **extra,
     )
-    _drain_on_flush(app)
-    app.recovery_ends = RecoveryEnds(app, settings)
+    drain_on_flush(app)
+    read_changelogs_to_their_true_ends(app, settings)
     return app
-
-
-class DrainingProducerBuffer(ProducerBuffer):
-    """faust's buffer of `send_soon` messages (every table write's changelog record), whose `flush`
-    returns only when each buffered message has been handed to the Kafka client.
-
-    faust 0.15's `flush` gives up as soon as one message takes longer than 0.1 s to be handed over
-    (a busy loop, a metadata refresh, a slow broker) and returns with messages still buffered; a
-    message already taken from the queue but not yet handed over is not counted at all. The
-    consumer flushes the producer and then commits its source offsets, so it could commit offsets
-    whose table writes were still in this buffer. A SIGKILL then lost those writes: the table came
-    back from its changelog older than the committed offsets, and the records between were never
-    applied (presence's counts and analytics' figures after a SIGKILL, issues 3 and 7).
-    """
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self.handing_over = 0
-
-    async def _send_pending(self, fut) -> None:
-        self.handing_over += 1
-        try:
-            await super()._send_pending(fut)
-        finally:
-            self.handing_over -= 1
-            self.message_sent.set()
-
-    async def flush(self) -> None:
-        while self.size or self.handing_over:
-            if self.state != "running":
-                raise RuntimeError(
-                    f"cannot flush {self.size + self.handing_over} messages: producer not running"
-                )
-            self.message_sent.clear()
-            try:
-                await asyncio.wait_for(self.message_sent.wait(), timeout=1.0)
-            except TimeoutError:
-                continue  # still waiting on the Kafka client; the state is checked again
-
-
-def _drain_on_flush(app: faust.App) -> None:
-    producer = app.producer  # created here, started with the app
-    buffer = DrainingProducerBuffer(loop=producer.loop, beacon=producer.beacon)
-    buffer.app = app
-    producer.buffer = buffer
 
 
 def raw_topic(app: faust.App, spec: TopicSpec, partitions: int, **options):
@@ -160,48 +108,6 @@ def raw_topic(app: faust.App, spec: TopicSpec, partitions: int, **options):
         partitions=partitions,
         **options,
     )
-
-
-class RecoveryEnds:
-    """Where faust's table recovery stops reading each changelog partition.
-
-    faust recovers a table by reading its changelog partitions up to the end offsets the broker
-    reports. Tansu, the embedded dev broker, reports the last batch's base offset + 1, so recovery
-    stopped short of the rest of that batch: the newest table values were lost. This finds the
-    ends the records show (`libs.events.kafka.log_end_offsets`) with a group-less reader of its
-    own; on Apache Kafka they are the reported ones, at the cost of one fetch per recovery.
-
-    After the broker lost its log (`after_log_loss`, from `libs.streams.lost_log`) the reported end
-    is not trusted at all for a while: batches a producer held through the loss land in the new log
-    at offsets that overlap later ones (seen with Tansu), and a recovery waiting for a reported end
-    no record reaches waits forever. Then the end is what a read from the beginning finds.
-    """
-
-    def __init__(self, app: faust.App, settings: PodiumSettings):
-        self.app = app
-        self.settings = settings
-        self.distrust_until = 0.0
-        app.consumer.highwaters = self.highwaters  # in place of faust's, which asks the broker only
-
-    def after_log_loss(self, seconds: float = 120.0) -> None:
-        self.distrust_until = time.monotonic() + seconds
-
-    async def highwaters(self, *partitions):
-        if not partitions:
-            return {}
-        distrust = time.monotonic() < self.distrust_until
-        probe = make_reader(self.settings, f"{self.app.conf.id}-recovery-ends")
-        await probe.start()
-        try:
-            parts = [TopicPartition(tp.topic, tp.partition) for tp in partitions]
-            probe.assign(parts)
-            # The ends the records show (never below the reported ones), or after a loss from the start.
-            found = await log_end_offsets(probe, parts, from_beginning=distrust)
-        finally:
-            await probe.stop()
-        if distrust:
-            log.warning("recovery of %s after a lost log reads to %s", self.app.conf.id, found)
-        return {tp: found[TopicPartition(tp.topic, tp.partition)] for tp in partitions}
 
 
 class PartitionIndex:

@@ -58,14 +58,10 @@ MEDIA_FRAMES = Counter(
     "Frames at the media relay: in (admitted), out (delivered to subscribers), dropped (slow subscribers), refused.",
     ["direction"],
 )
-ANALYTICS_ROOM_VERSION_GAPS = Counter(
-    "podium_analytics_room_version_gaps",
-    "Room events analytics found after a hole in a Space's versions (events never folded into its figures).",
-)
-BROKER_LOG_LOSSES = Counter(
-    "podium_stream_broker_log_losses",
-    "Times a faust app found its topics gone (the broker lost its log) and restored them.",
-    ["app"],
+LOG_LOST = Gauge(
+    "podium_log_lost",
+    "1 for each partition a consumer stopped reading because its log was lost (libs/events/log_loss.py).",
+    ["consumer", "topic", "partition"],
 )
 LIVE_SPACES = Gauge("podium_live_spaces", "Spaces that are live now.")
 SPACE_PARTICIPANTS = Gauge("podium_space_participants", "Participants of live Spaces, by role.", ["role"])

@@ -9,21 +9,25 @@ tables have recovered.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from libs.config.runtime import run
 from libs.events.kafka_security import kafka_security
+from libs.events.log_loss import LogLoss
 from libs.events.topics import (
     ANALYTICS_LISTENERS_PER_MINUTE,
     ANALYTICS_SPACE_STATS,
+    ANALYTICS_TABLES,
     ANALYTICS_TICKS,
     MEDIA_EVENTS,
     REPLAY_EVENTS,
     ROOM_EVENTS,
-    ensure_topics,
+    changelogs,
+    wait_for_topics,
 )
 from libs.grpckit.server import GrpcHost
-from libs.streams.lost_log import LostLogGuard
+from libs.streams.log_watch import FaustLogWatch
 from libs.telemetry.setup import configure_telemetry
 from services.analytics.application.stream_processor import AnalyticsStreams
 from services.analytics.settings import AnalyticsSettings
@@ -44,13 +48,18 @@ TOPICS = (
 
 
 async def serve(settings: AnalyticsSettings) -> None:
-    await ensure_topics(
+    topics = (*TOPICS, *changelogs(settings.analytics_app_id, ANALYTICS_TABLES))
+    host = GrpcHost(settings, [SERVICE_NAME])
+    host.install_signal_handlers()
+    await host.start(f"{settings.analytics_bind_host}:{settings.analytics_port}")
+    await wait_for_topics(
         settings.kafka_bootstrap_servers,
-        TOPICS,
+        topics,
         settings.topic_partitions,
-        settings.topic_replication_factor,
+        "analytics",
         **kafka_security(settings),
     )
+    log_loss = LogLoss()
     streams = AnalyticsStreams(
         settings,
         window_seconds=settings.analytics_window_seconds,
@@ -59,23 +68,25 @@ async def serve(settings: AnalyticsSettings) -> None:
         producer_batch_bytes=settings.analytics_producer_batch_bytes,
         app_id=settings.analytics_app_id,
         forget_ended_after_seconds=settings.analytics_forget_ended_after_seconds,
+        hole_seconds=settings.log_hole_seconds,
+        log_loss=log_loss,
     )
-    # Its own topics only: the room, the relay and replay bring back theirs (reseeded from PostgreSQL).
-    own = (ANALYTICS_TICKS, ANALYTICS_SPACE_STATS, ANALYTICS_LISTENERS_PER_MINUTE)
-    guard = LostLogGuard(streams.app, settings, own, rewrite=streams.changelog_partitions())
-    host = GrpcHost(settings, [SERVICE_NAME])
-    host.install_signal_handlers()
-    await host.start(f"{settings.analytics_bind_host}:{settings.analytics_port}")
+    watch = FaustLogWatch(streams.app, settings, topics, log_loss)
+    health_changes: set[asyncio.Future] = set()
+    log_loss.on_loss(
+        lambda loss: health_changes.add(asyncio.ensure_future(host.not_serving(f"lost log: {loss.reason}")))
+    )
     await streams.app.start()
-    await guard.start()
+    await watch.start()
     try:
         await streams.app.tables.recovery.completed.wait()
-        await host.serving()
+        if not log_loss.lost:
+            await host.serving()
         print(f"analytics service ready on port {host.port}", flush=True)
         await host.wait_for_stop_signal()
         await host.stop()
     finally:
-        await guard.stop()
+        await watch.stop()
         await streams.app.producer.flush()
         await streams.app.stop()
 

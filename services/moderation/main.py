@@ -56,6 +56,7 @@ async def serve(settings: ModerationSettings) -> None:
                 window=limits.auto_mute_window,
                 on_threshold=auto_mute,
                 producer_batch_bytes=settings.moderation_producer_batch_bytes,
+                log_loss=shell.log_loss,
             )
         )
         api = ModerationApi(

@@ -43,7 +43,7 @@ async def serve(settings: ReplaySettings) -> None:
         await jobs.migrate()
         blobs = LocalDirectoryBlobStore(settings.replay_blob_dir)
         commands = ReplayCommands(shell.store)
-        spool = RecordingSpool(settings, shell.pool, "replay")
+        spool = RecordingSpool(settings, shell.pool, "replay", log_loss=shell.log_loss)
         await spool.migrate()
 
         async def forget(space_id: str) -> None:

@@ -95,7 +95,7 @@ async def schema(pool):
 
 @pytest.fixture
 async def topic(broker):
-    spec = TopicSpec(f"test.durable.{uuid.uuid4().hex[:8]}", "test topic")
+    spec = TopicSpec(f"test.durable.{uuid.uuid4().hex[:8]}", "test topic", partitions=2)
     await ensure_topics(broker.bootstrap, (spec, DEAD_LETTER), 2, 1)
     return spec
 

@@ -10,15 +10,13 @@ from datetime import UTC, datetime
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaError
 
 from libs.config.settings import PodiumSettings
 from libs.events.envelope import Causation, decode, wrap
 from libs.events.kafka import log_end_offsets, make_reader, partitions_of
-from libs.events.topics import DEAD_LETTER, TopicSpec, ensure_topics
+from libs.events.topics import DEAD_LETTER, TopicSpec, create_topics
 from libs.eventstore.migrations import apply_migrations
-from libs.eventstore.relay import OutboxRelay, reseed
+from libs.eventstore.relay import OutboxRelay
 from libs.eventstore.schema import migrate
 from libs.eventstore.store import (
     ConcurrencyConflict,
@@ -35,8 +33,15 @@ pytestmark = pytest.mark.integration
 CAUSE = Causation("user-1", "corr-1", "cause-1")
 
 
-def _topic() -> TopicSpec:
-    return TopicSpec(f"test.events.{uuid.uuid4().hex[:8]}", "test topic")
+def _topic(partitions: int | None = None) -> TopicSpec:
+    return TopicSpec(f"test.events.{uuid.uuid4().hex[:8]}", "test topic", partitions=partitions)
+
+
+async def _made_topic(settings, partitions: int | None = None) -> TopicSpec:
+    """A test topic, made as its owner would (services never make topics)."""
+    spec = _topic(partitions)
+    await create_topics(settings.kafka_bootstrap_servers, (spec,), settings.topic_partitions, 1)
+    return spec
 
 
 def _event(n: int) -> room_events_pb2.SpaceUpdated:
@@ -73,7 +78,7 @@ async def store(pool):
 @pytest.fixture
 def settings(broker, database_url) -> PodiumSettings:
     return PodiumSettings(
-        database_url=database_url, kafka_bootstrap_servers=broker.bootstrap, topic_partitions=3
+        database_url=database_url, kafka_bootstrap_servers=broker.bootstrap
     )
 
 
@@ -130,7 +135,7 @@ async def _read_topic(settings, topic: TopicSpec, expected: int, timeout: float 
 
 
 async def test_relay_publishes_in_stream_order_and_only_one_relay_is_active(store, settings, pool):
-    topic = _topic()
+    topic = await _made_topic(settings)
     relays = [OutboxRelay(settings, pool, store.schema, (topic,)) for _ in range(2)]
     for relay in relays:
         await relay.start()
@@ -149,25 +154,24 @@ async def test_relay_publishes_in_stream_order_and_only_one_relay_is_active(stor
         async with asyncio.timeout(10):
             while await pool.fetchval(f"SELECT count(*) FROM {store.schema}.outbox"):
                 await asyncio.sleep(0.05)
-        assert (
-            await pool.fetchval(
-                f"SELECT published_count FROM {store.schema}.relay_state WHERE topic = $1", topic.name
-            )
-            == 60
-        )
     finally:
         for relay in relays:
             await relay.stop()
 
 
 async def test_projection_ignores_duplicates_and_reports_caught_up(store, settings, pool):
-    topic = _topic()
+    topic = await _made_topic(settings)
     relay = OutboxRelay(settings, pool, store.schema, (topic,))
     await relay.start()
     await _append(store, topic, "d", 0, 4)
     await _read_topic(settings, topic, 4)
     # Publish everything a second time, as a relay that crashed before deleting its rows would.
-    await reseed(pool, store.schema, topic.name)
+    await pool.execute(
+        f"INSERT INTO {store.schema}.outbox (global_position, topic, key, envelope)"
+        f" SELECT global_position, topic, record_key, envelope FROM {store.schema}.events"
+        " WHERE topic = $1 ORDER BY global_position",
+        topic.name,
+    )
     await _read_topic(settings, topic, 8)
     await relay.stop()
 
@@ -185,7 +189,7 @@ async def test_projection_ignores_duplicates_and_reports_caught_up(store, settin
 
 
 async def test_projection_waits_for_missing_versions_then_applies_in_order(settings):
-    topic = _topic()
+    topic = _topic(partitions=1)
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
     await producer.start()
 
@@ -200,9 +204,9 @@ async def test_projection_waits_for_missing_versions_then_applies_in_order(setti
             causation=CAUSE,
         ).SerializeToString()
 
-    await ensure_topics(settings.kafka_bootstrap_servers, (topic, DEAD_LETTER), 1, 1)
+    await create_topics(settings.kafka_bootstrap_servers, (topic, DEAD_LETTER), 1, 1)
     view = TitlesView(topic)
-    runner = ProjectionRunner(settings, view, rescan_cooldown=0.2)
+    runner = ProjectionRunner(settings, view)
     await runner.start()
     try:
         await producer.send_and_wait(topic.name, envelope(1), key=b"g")
@@ -215,35 +219,67 @@ async def test_projection_waits_for_missing_versions_then_applies_in_order(setti
             while view.titles.get("g") != ["title 0", "title 1", "title 2"]:
                 await asyncio.sleep(0.05)
         assert runner.stats.dead_lettered == 1
+        assert not runner.log_loss.lost  # a hole that fills is no lost log
     finally:
         await runner.stop()
         await producer.stop()
 
 
-async def test_relay_reseeds_a_broker_that_lost_its_log(store, settings, pool, broker):
-    topic = _topic()
-    relay = OutboxRelay(settings, pool, store.schema, (topic,), verify_interval=0.5)
-    await relay.start()
+async def test_a_hole_that_does_not_fill_is_a_lost_log_and_its_partition_is_not_read_on(settings):
+    """Versions 1, 3 and 4 of a stream, and 2 never comes: the runner does not skip to 3. After
+    `hole_seconds` with the partition read to its end it reports a lost log and stops reading."""
+    topic = _topic(partitions=1)
+    await create_topics(settings.kafka_bootstrap_servers, (topic,), 1, 1)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await producer.start()
+
+    def envelope(version: int, stream: str = "h") -> bytes:
+        return wrap(
+            _event(version - 1),
+            producer="test",
+            stream_id=f"space-{stream}",
+            space_id=stream,
+            version=version,
+            occurred_at=datetime.now(UTC),
+            causation=CAUSE,
+        ).SerializeToString()
+
+    view = TitlesView(topic)
+    runner = ProjectionRunner(settings, view, hole_seconds=0.5)
+    await runner.start()
     try:
-        await _append(store, topic, "r", 0, 10)
-        await _read_topic(settings, topic, 10)
-        await broker.restart()  # in-memory broker: every topic and record is gone
-        async with asyncio.timeout(30):
-            while relay.reseeds == 0:
-                await asyncio.sleep(0.1)
-        await _append(store, topic, "r", 10, 2)
-        records = await _read_topic(settings, topic, 12, timeout=30)
-        versions = [decode(r.value)[0].stream_version for r in records]
-        assert sorted(set(versions)) == list(range(1, 13))
+        for version in (1, 3, 4):
+            await producer.send_and_wait(topic.name, envelope(version), key=b"h")
+        async with asyncio.timeout(15):
+            while not runner.log_loss.lost:
+                await asyncio.sleep(0.05)
+        [loss] = runner.log_loss.losses.values()
+        assert (loss.topic, loss.partition) == (topic.name, 0)
+        assert "hole" in loss.reason
+        assert view.titles["h"] == ["title 0"]  # nothing folded past the hole
+        # The partition is no longer read: a later event of another stream is not applied either,
+        # while a second runner reading the same partition, with patience, applies it.
+        await producer.send_and_wait(topic.name, envelope(1, "other"), key=b"other")
+        witness = TitlesView(topic)
+        patient = ProjectionRunner(settings, witness, client_id="patient")
+        await patient.start()
+        try:
+            async with asyncio.timeout(15):
+                while "other" not in witness.titles:
+                    await asyncio.sleep(0.05)
+        finally:
+            await patient.stop()
+        assert "other" not in view.titles
     finally:
-        await relay.stop()
+        await runner.stop()
+        await producer.stop()
 
 
 async def _batched_partition(settings, *, single: bool, batched: int):
     """A one-partition topic holding a lone record (if `single`) and then one batch of `batched`
     records; returns it, assigned to a reader (the caller stops the reader)."""
-    topic = _topic()
-    await ensure_topics(settings.kafka_bootstrap_servers, (topic,), 1, 1)
+    topic = _topic(partitions=1)
+    await create_topics(settings.kafka_bootstrap_servers, (topic,), 1, 1)
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
     await producer.start()
     try:
@@ -296,76 +332,6 @@ async def test_log_end_offsets_are_not_cut_short_by_a_slow_fetch(settings):
         assert await log_end_offsets(_SlowFetches(reader, 2), parts) == {parts[0]: 5}
     finally:
         await reader.stop()
-
-
-async def test_no_client_creates_a_topic_by_writing_to_it(settings):
-    """A producer writing to a topic that is gone gets an error; the topic is not made with the
-    broker's default partition count behind ensure_topics' back."""
-    name = f"podium.test.absent.{uuid.uuid4().hex[:8]}"
-    # Any aiokafka client in a process that imported libs.events.kafka; a short timeout to fail fast.
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, request_timeout_ms=2000)
-    await producer.start()
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-    await admin.start()
-    try:
-        with pytest.raises(KafkaError):
-            await (await producer.send(name, b"nobody made this topic", key=b"k"))
-        assert name not in await admin.list_topics()
-    finally:
-        await admin.close()
-        await producer.stop()
-
-
-async def test_a_producer_with_metadata_from_before_a_lost_log_waits_for_the_topics_owner(private_broker):
-    """The dev broker makes a missing topic when a producer writes to it, with its own default
-    partition count. A producer that knew the topic before the broker lost it must not write until
-    the topic's owner has made it again, with its partitions, and then every record gets there."""
-    name = f"podium.test.lost.{uuid.uuid4().hex[:8]}"
-    spec = TopicSpec(name, "a topic the broker will lose")
-    producer = AIOKafkaProducer(bootstrap_servers=private_broker.bootstrap, request_timeout_ms=10000)
-    await producer.start()  # before the topic: it asks for the topic by name from then on
-    await ensure_topics(private_broker.bootstrap, (spec,), 6, 1)
-    admin = AIOKafkaAdminClient(bootstrap_servers=private_broker.bootstrap)
-    try:
-        for partition in range(6):
-            await (await producer.send(name, b"before", partition=partition))
-        private_broker.kill()
-        private_broker.launch()  # empty, and the producer's next write is the first it hears of it
-        await asyncio.sleep(1.0)
-        sent = [await producer.send(name, b"after", partition=partition) for partition in range(6)]
-        await asyncio.sleep(1.0)
-        await admin.start()
-        assert name not in await admin.list_topics()  # the producer made nothing
-        await ensure_topics(private_broker.bootstrap, (spec,), 6, 1)  # the owner makes it
-        delivered = await asyncio.wait_for(asyncio.gather(*sent), 15)
-        assert sorted(r.partition for r in delivered) == list(range(6))
-        described = await admin.describe_topics([name])
-        assert len(described[0]["partitions"]) == 6
-    finally:
-        await admin.close()
-        await producer.stop()
-
-
-async def test_the_relay_does_not_mistake_batched_records_for_a_lost_log(store, settings, pool):
-    topic = _topic()
-    relay = OutboxRelay(settings, pool, store.schema, (topic,), verify_interval=0.1)
-    await relay.start()
-    try:
-        for version in range(0, 40, 10):  # ten events of one Space at a time: multi-record batches
-            await _append(store, topic, "batched", version, 10)
-        await _read_topic(settings, topic, 40)
-        await asyncio.sleep(1.0)  # several verifications of the log
-        assert relay.reseeds == 0
-        reader = make_reader(settings, "test-count")
-        await reader.start()
-        try:
-            parts = await partitions_of(reader, topic.name)
-            reader.assign(parts)
-            assert sum((await log_end_offsets(reader, parts)).values()) == 40  # nothing published twice
-        finally:
-            await reader.stop()
-    finally:
-        await relay.stop()
 
 
 async def test_a_start_with_nothing_to_migrate_runs_no_step_and_a_new_step_runs_once(database_server):

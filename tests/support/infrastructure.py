@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from libs.config.settings import PodiumSettings
 from libs.devstack.broker import EmbeddedBroker
+from libs.events.topics import EVERY_TOPIC, create_topics
 from libs.devstack.database import create_database, drop_database
 
 
@@ -33,10 +35,14 @@ async def running_broker(
 ) -> AsyncIterator[EmbeddedBroker | ExternalBroker]:
     """KAFKA_BOOTSTRAP_SERVERS if set (and `external_ok`), else an embedded broker on a free port."""
     if external_ok and os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
-        yield ExternalBroker(os.environ["KAFKA_BOOTSTRAP_SERVERS"])
+        external = ExternalBroker(os.environ["KAFKA_BOOTSTRAP_SERVERS"])
+        await create_topics(external.bootstrap, EVERY_TOPIC, PodiumSettings().topic_partitions, 1)
+        yield external
         return
     embedded = EmbeddedBroker(log_path=log_dir / f"broker-{uuid.uuid4().hex[:6]}.log")
     await embedded.start()
+    # The test stack owns the topics, as `podium up` does in the dev stack: services never make them.
+    await create_topics(embedded.bootstrap, EVERY_TOPIC, PodiumSettings().topic_partitions, 1)
     try:
         yield embedded
     finally:

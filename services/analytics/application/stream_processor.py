@@ -34,6 +34,7 @@ from libs.analytics.space_figures import (
 )
 from libs.config.settings import PodiumSettings
 from libs.events.envelope import EventEnvelope, occurred_at, unwrap
+from libs.events.log_loss import LogLoss
 from libs.events.topics import (
     ANALYTICS_LISTENERS_PER_MINUTE,
     ANALYTICS_SPACE_STATS,
@@ -47,11 +48,9 @@ from libs.projection.ordering import StreamGate, Verdict
 from libs.streams.faust_app import (
     PartitionIndex,
     make_faust_app,
-    partition_of,
     raw_topic,
     send_to_every_partition,
 )
-from libs.telemetry.metrics import ANALYTICS_ROOM_VERSION_GAPS
 from podium.analytics.v1 import analytics_stats_pb2 as an
 from podium.room.v1 import room_events_pb2 as rev
 
@@ -68,9 +67,9 @@ class AnalyticsStreams:
         tick_seconds: float = 5.0,
         producer_batch_bytes: int = 16_384,
         app_id: str = "podium-analytics",
-        gap_patience_seconds: float = 30.0,
-        reread_after_seconds: float = 2.0,
+        hole_seconds: float = 30.0,
         forget_ended_after_seconds: float = 3600.0,
+        log_loss: LogLoss | None = None,
     ):
         self.window_seconds = window_seconds
         self.lateness_seconds = lateness_seconds
@@ -93,34 +92,22 @@ class AnalyticsStreams:
         # the changelogs' recovery follow live Spaces, not history.
         self.forget_ended_after_seconds = forget_ended_after_seconds
         self.forgotten = 0
-        self.gap_patience_seconds = gap_patience_seconds
-        self.reread_after_seconds = reread_after_seconds
+        self.hole_seconds = hole_seconds
+        self.log_loss = log_loss or LogLoss()
         self.gate: StreamGate = StreamGate()  # room events held behind a hole, per Space
         self._held_since: dict[str, float] = {}
-        self._reread: set[str] = set()  # Spaces whose partition was read again for their hole
         self._room_stream = None
         self.app.on_partitions_revoked.connect(self._forget_held)
-
-    def changelog_partitions(self) -> dict:
-        """Each table's key -> the partition it is written from (its Space's), for a changelog rewrite."""
-        partitions = self.partitions
-        return {
-            self.stats: lambda space_id: partition_of(space_id, partitions),
-            self.members: lambda key: partition_of(key.split("|", 1)[0], partitions),
-        }
 
     def _topic(self, spec: TopicSpec, **options):
         return raw_topic(self.app, spec, self.partitions, **options)
 
     async def _fold_room(self, stream):
         """Folds each Space's room events in version order. An event after a hole is held until the
-        log fills the hole: after a broker lost its log, the room's relay publishes its newest events
-        before it reseeds the older ones. A hole still open after `reread_after_seconds` gets the
-        partition read again from its beginning, once: a consumer that went on reading the new log
-        from its position in the lost one is past the hole, and the log will not bring it again
-        (the version gate drops what was folded already). A hole still open after
-        `gap_patience_seconds` (events that will never come) is given up on. The clock ticks do
-        both.
+        log fills the hole (a producer's retry can land a batch after the next one). A hole still
+        open after `hole_seconds` means the log lost those events: it is reported as a lost log
+        (`libs.events.log_loss`) and the partition is no longer read, never folded past. The
+        clock ticks look.
 
         Acks are manual: an event is acked once it is folded into the table, so a held event is
         not committed past. A crash or a rebalance while holding gets the held events delivered
@@ -150,7 +137,6 @@ class AnalyticsStreams:
             await self._fold_held(stats, ready)
             if key not in self.gate.held_streams():  # the hole is filled
                 del self._held_since[space_id]
-                self._reread.discard(space_id)
                 self.gate.forget(key)
 
     async def _fold_held(self, stats: dict, ready: list) -> None:
@@ -164,18 +150,9 @@ class AnalyticsStreams:
         for space_id in list(self._held_since):
             self.gate.forget(("room", space_id))
         self._held_since.clear()
-        self._reread.clear()
 
     async def _fold_room_event(self, stats: dict, envelope: EventEnvelope, payload) -> None:
         space_id = envelope.space_id
-        if envelope.stream_version > stats["room_version"] + 1:
-            # Room versions are 1..n with no holes, so the events between were never folded:
-            # the figures of this Space will be short of them.
-            ANALYTICS_ROOM_VERSION_GAPS.inc()
-            log.warning(
-                "space %s: room version %d follows %d; the events between were never folded",
-                space_id, envelope.stream_version, stats["room_version"],
-            )  # fmt: skip
         at = occurred_at(envelope).timestamp()
         # Windows this event passes close first, so their figures are as of their end.
         await self._publish_windows(stats, close_windows(stats, at) if is_live(stats) else [])
@@ -209,10 +186,9 @@ class AnalyticsStreams:
 
     async def _close_windows(self, stream):
         """A tick closes the windows of this partition's live Spaces that ended before it, less
-        the allowed lateness, and folds room events held too long behind a hole."""
+        the allowed lateness, and reports holes that did not fill as a lost log."""
         async for event in stream.events():
-            await self._reread_behind_old_holes(event.message.partition)
-            await self._give_up_on_old_holes(event.message.partition)
+            self._report_old_holes(event.message.partition)
             now = event.message.timestamp or time.time()  # faust gives the record's time in seconds
             done: list[str] = []
             for space_id in self.index.keys_on(self.stats.keys(), event.message.partition):
@@ -240,34 +216,19 @@ class AnalyticsStreams:
         self.forgotten += len(space_ids)
         log.info("forgot %d ended space(s) on partition %d", len(space_ids), partition)
 
-    async def _reread_behind_old_holes(self, partition: int) -> None:
-        waited_enough = time.monotonic() - self.reread_after_seconds
-        spaces = [
+    def _report_old_holes(self, partition: int) -> None:
+        waited_enough = time.monotonic() - self.hole_seconds
+        old = [
             space_id
             for space_id in self.index.keys_on(list(self._held_since), partition)
-            if self._held_since[space_id] <= waited_enough and space_id not in self._reread
+            if self._held_since[space_id] <= waited_enough
         ]
-        tp = TP(ROOM_EVENTS.name, partition)
-        if not spaces or tp not in self.app.consumer.assignment():
+        if not old:
             return
-        earliest = (await self.app.consumer.earliest_offsets(tp)).get(tp, 0)
-        log.warning(
-            "room events of %d space(s) held behind a hole on %s; reading it again from offset %d",
-            len(spaces), tp, earliest,
-        )  # fmt: skip
-        await self.app.consumer.seek(tp, earliest)
-        self._reread.update(spaces)
-
-    async def _give_up_on_old_holes(self, partition: int) -> None:
-        waited_enough = time.monotonic() - self.gap_patience_seconds
-        for space_id in self.index.keys_on(list(self._held_since), partition):
-            if self._held_since[space_id] > waited_enough:
-                continue
-            del self._held_since[space_id]
-            self._reread.discard(space_id)
-            stats = self.stats.get(space_id) or empty(space_id, self.window_seconds)
-            await self._fold_held(stats, self.gate.release(("room", space_id)))
-            self.gate.forget(("room", space_id))
+        tp = TP(ROOM_EVENTS.name, partition)
+        reason = f"room versions of {len(old)} Space(s) have had a hole for over {self.hole_seconds:.0f} s"
+        if self.log_loss.report(self.app.conf.id, tp.topic, tp.partition, reason):
+            self.app.consumer.pause_partitions([tp])
 
     async def _envelopes(self, stream):
         async for _event, envelope, payload in self._decoded(stream):

@@ -18,11 +18,8 @@ bytes under the same sequence, with a growing pause, up to `max_attempts`
 times: the replay drops the copies it already has. Only then is it logged as
 lost and counted (`chunks_lost`).
 
-The relay writes the recording topic, so it also makes it again when the broker
-lost it: every `topic_check_seconds`, if its producer knows no partition of the
-topic with a leader (a broken connection, then metadata without the topic), it
-creates the topic with its configured partitions. Chunks sent meanwhile wait in
-the producer for it.
+The recording topic is made by its owner, like every topic: the recorder waits
+at start until it exists with its partitions.
 """
 
 from __future__ import annotations
@@ -38,7 +35,7 @@ from aiokafka.errors import KafkaError
 from libs.config.settings import PodiumSettings
 from libs.events.kafka import make_producer
 from libs.events.kafka_security import kafka_security
-from libs.events.topics import MEDIA_RECORDING, ensure_topics
+from libs.events.topics import MEDIA_RECORDING, wait_for_topics
 from services.media_relay.application.fanout import varint
 
 log = logging.getLogger(__name__)
@@ -72,7 +69,6 @@ class Recorder:
         queue_frames: int = 20000,
         idle_flush_seconds: float = 1.5,
         max_attempts: int = 8,
-        topic_check_seconds: float = 1.0,
     ):
         self.settings = settings
         self.relay_id = relay_id
@@ -84,7 +80,6 @@ class Recorder:
         self.chunks_resent = 0
         self.chunks_lost = 0
         self.max_attempts = max_attempts
-        self.topic_check_seconds = topic_check_seconds
         self._resending: set[asyncio.Task] = set()
         self._buffers: dict[tuple[str, str], tuple[float, list[bytes]]] = {}
         self._sequences: dict[str, int] = {}
@@ -92,7 +87,6 @@ class Recorder:
         self._base_sequence = time.time_ns() // 1000
         self._producer: AIOKafkaProducer | None = None
         self._task: asyncio.Task | None = None
-        self._keeper: asyncio.Task | None = None
 
     # Called from the hot path: never blocks.
 
@@ -111,31 +105,24 @@ class Recorder:
         with contextlib.suppress(asyncio.QueueFull):
             self.queue.put_nowait((_FLUSH, space_id, b""))
 
-    async def ensure_topic(self) -> None:
-        """The recording topic with its configured partitions (a broker's auto-creation would give it
-        the broker's default count, and move the Spaces to other partitions)."""
-        await ensure_topics(
+    async def start(self) -> None:
+        await wait_for_topics(
             self.settings.kafka_bootstrap_servers,
             (MEDIA_RECORDING,),
             self.settings.topic_partitions,
-            self.settings.topic_replication_factor,
+            "the media relay's recorder",
             **kafka_security(self.settings),
         )
-
-    async def start(self) -> None:
-        await self.ensure_topic()
         self._producer = make_producer(self.settings, client_id="podium-media-relay-recorder")
         await self._producer.start()
         self._task = asyncio.create_task(self._run(), name="recorder")
-        self._keeper = asyncio.create_task(self._keep_topic(), name="recorder-topic")
 
     async def stop(self) -> None:
         """Writes every remaining frame and waits for the broker's acknowledgements."""
-        for task in (self._keeper, self._task):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
         if self._producer is None:
             return
         try:
@@ -149,19 +136,6 @@ class Recorder:
                 await self._producer.flush()
         finally:
             await self._producer.stop()
-
-    async def _keep_topic(self) -> None:
-        assert self._producer is not None
-        while True:
-            await asyncio.sleep(self.topic_check_seconds)
-            if not self.chunks_written:  # nothing written yet: the producer has not looked the topic up
-                continue
-            if self._producer.client.cluster.available_partitions_for_topic(MEDIA_RECORDING.name):
-                continue
-            try:
-                await self.ensure_topic()
-            except Exception as e:  # the broker is away: look again later
-                log.info("cannot check the recording topic: %r", e)
 
     async def _run(self) -> None:
         while True:
@@ -215,7 +189,7 @@ class Recorder:
         assert self._producer is not None
         try:
             delivery = await self._producer.send(MEDIA_RECORDING.name, value=value, key=space_id.encode())
-        except KafkaError as e:  # no metadata for the topic in time (a broker that came back empty)
+        except KafkaError as e:  # no metadata for the topic in time (a broker away)
             self._again(space_id, value, attempt, e)
             return
         delivery.add_done_callback(lambda done: self._on_delivery(done, space_id, value, attempt))
@@ -240,10 +214,6 @@ class Recorder:
 
     async def _resend(self, space_id: str, value: bytes, attempt: int) -> None:
         await asyncio.sleep(min(5.0, 0.1 * 2**attempt))
-        try:
-            await self.ensure_topic()  # the broker may have come back empty: the topic before the chunk
-        except Exception as e:
-            log.warning("cannot check the recording topic (%r); sending anyway", e)
         self.chunks_resent += 1
         try:
             await self._send(space_id, value, attempt)

@@ -25,9 +25,17 @@ from datetime import timedelta
 from libs.config.settings import PodiumSettings
 from libs.domain.errors import DomainError
 from libs.events.envelope import EventEnvelope, occurred_at, unwrap
-from libs.events.topics import MODERATION_EVENTS
+from libs.events.kafka_security import kafka_security
+from libs.events.log_loss import LogLoss
+from libs.events.topics import (
+    MODERATION_EVENTS,
+    MODERATION_REPORTS_APP,
+    MODERATION_REPORTS_TABLES,
+    changelogs,
+    wait_for_topics,
+)
 from libs.streams.faust_app import make_faust_app, raw_topic
-from libs.streams.lost_log import LostLogGuard
+from libs.streams.log_watch import FaustLogWatch
 from podium.moderation.v1 import moderation_events_pb2 as ev
 
 log = logging.getLogger(__name__)
@@ -59,13 +67,13 @@ class ReportWindows:
         window: timedelta,
         on_threshold: OnThreshold,
         producer_batch_bytes: int = 16_384,
+        log_loss: LogLoss | None = None,
     ):
+        self.settings = settings
         self.threshold = threshold
         self.window_seconds = max(1, int(window.total_seconds()))
         self.on_threshold = on_threshold
-        self.app = make_faust_app(
-            "podium-moderation-reports", settings, producer_batch_bytes=producer_batch_bytes
-        )
+        self.app = make_faust_app(MODERATION_REPORTS_APP, settings, producer_batch_bytes=producer_batch_bytes)
         self.topic = raw_topic(self.app, MODERATION_EVENTS, settings.topic_partitions)
         self._event_time = 0.0
         self.table = (
@@ -80,17 +88,23 @@ class ReportWindows:
             .relative_to(lambda _event: self._event_time)
         )
         self.app.agent(self.topic, name="count-reports")(self._count)
-        # After a broker lost its log: the topics back, no changelog rewrite (windows expire within
-        # twice the window, and a report read again is the same reporter, counted once).
-        self.guard = LostLogGuard(self.app, settings, ())  # moderation's relay brings back its topic
+        self.topics = (MODERATION_EVENTS, *changelogs(MODERATION_REPORTS_APP, MODERATION_REPORTS_TABLES))
+        self.watch = FaustLogWatch(self.app, settings, self.topics, log_loss or LogLoss())
 
     async def start(self) -> None:
+        await wait_for_topics(
+            self.settings.kafka_bootstrap_servers,
+            self.topics,
+            self.settings.topic_partitions,
+            "moderation's report windows",
+            **kafka_security(self.settings),
+        )
         await self.app.start()
-        await self.guard.start()
+        await self.watch.start()
         await self.app.tables.recovery.completed.wait()
 
     async def stop(self) -> None:
-        await self.guard.stop()
+        await self.watch.stop()
         # Flush the table's changelog before faust commits its last offsets on the way out.
         await self.app.producer.flush()
         await self.app.stop()

@@ -44,7 +44,6 @@ from services.presence.domain.space_presence import (
     empty,
     end,
     expire,
-    forget_offsets,
     forgettable,
     leave,
 )
@@ -196,11 +195,6 @@ class PresenceStreams:
         await send_to_every_partition(
             self.heartbeats, pt.HeartbeatBatch(tick=True).SerializeToString(), self.partitions
         )
-
-    def forget_offsets(self) -> None:
-        """The broker lost its log: the heartbeat partitions start again at offset 0."""
-        for state in list(self.table.values()):
-            forget_offsets(state)
 
     def space(self, space_id: str) -> dict | None:
         return self.table.get(space_id)

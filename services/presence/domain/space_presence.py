@@ -33,9 +33,9 @@ class PresenceRules:
 # crash the table (from its changelog) may be ahead of the committed offsets, since there are no
 # transactions here, so the records since the last commit are delivered again: they are skipped,
 # and no record is applied twice (a heartbeat replayed onto a later state would corrupt the counts).
-# Heartbeats carry no version, so theirs is the partition offset, which a broker that lost its log
-# numbers from 0 again (`forget_offsets`). Room events carry the Space's stream version, which the
-# room's reseeded log keeps. ("room_offset", the room record's offset, was the older room marker.)
+# Heartbeats carry no version, so theirs is the partition offset. Room events carry the Space's
+# stream version. ("room_offset", the room record's offset, was the older room marker.) A lost log
+# is not repaired here: the operator's recovery empties the table's changelog (docs/operations.md).
 HEARTBEATS, ROOM = "heartbeats_offset", "room_version"
 
 
@@ -45,11 +45,6 @@ def already_applied(state: dict, source: str, position: int) -> bool:
         return True
     state[source] = position
     return False
-
-
-def forget_offsets(state: dict) -> None:
-    """The heartbeat log was lost and starts again at offset 0: every record in it is new."""
-    state.pop(HEARTBEATS, None)
 
 
 def empty(space_id: str) -> dict:

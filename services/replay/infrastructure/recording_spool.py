@@ -1,12 +1,9 @@
 """The replay service's own copy of every recorded chunk, in PostgreSQL, taken as the relay writes them.
 
 The media relay writes each speaker's audio, about a second per record, to
-`podium.media.recording.v1`, keyed by Space id. Finalizing used to read the
-Space's partition back from the broker when the Space ended. A broker that
-lost its log (the in-memory dev broker restarted) then lost the audio recorded
-before the loss: unlike events, chunks have no outbox to be reseeded from.
-
-So the spool reads the recording topic as it is written and inserts each chunk
+`podium.media.recording.v1`, keyed by Space id. Chunks have no outbox: the
+topic's retention is a week, and a broker that lost its log would lose the
+audio with it. So the spool is replay's durable copy of recorded audio: it reads the recording topic as it is written and inserts each chunk
 into `replay.recording_chunks`, in the same transaction as the offset it read
 to (`replay.recording_positions`, per partition): a chunk and the position past
 it are stored together or not at all, and inserting a chunk twice changes
@@ -19,22 +16,16 @@ dies, PostgreSQL drops its connection and the lock, and another takes over
 from the stored positions within `lock_poll_seconds`. No consumer group is
 involved, so nothing waits for a group to rebalance.
 
-A broker that lost its log: every `verify_seconds` the spooler reads back the
-chunk just before each stored position. If the broker no longer has it there,
-the log was lost, and the position points into a new log it has not read: that
-partition is read again from its beginning (what is stored stays stored).
+A stored position beyond the end of its partition's log means the log was
+lost: the spool reports it (`libs.events.log_loss`) and stops reading that
+partition; what is stored stays stored. The operator's recovery
+(`podium log recover`) forgets the positions, so the spool reads the new log
+from its beginning.
 
 Finalizing asks `frames(space_id)` once `caught_up()`: the stored position on
-every partition has reached the partition's end as it was when asked, and the
-chunk just before each position is one the spool stored (so a position left
-from a lost log does not pass for caught up). A frame
+every partition has reached the partition's end as it was when asked. A frame
 recorded twice under different chunks (same speaker, same capture time, e.g. a
 relay failover) counts once.
-
-What it cannot keep: a chunk the broker acknowledged and then lost before the
-spool read it (the spool's lag: milliseconds while it keeps up). Apache Kafka
-with replication does not lose an acknowledged record; the dev broker's loss
-of everything is what this guards against.
 """
 
 from __future__ import annotations
@@ -47,13 +38,14 @@ from datetime import UTC, datetime
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, OffsetOutOfRangeError
 from google.protobuf.message import DecodeError
 
 from libs.config.settings import PodiumSettings
 from libs.events.kafka import log_end_offsets, make_reader, partitions_of
 from libs.events.kafka_security import kafka_security
-from libs.events.topics import MEDIA_RECORDING, ensure_topics
+from libs.events.log_loss import LogLoss
+from libs.events.topics import MEDIA_RECORDING, wait_for_topics
 from libs.eventstore.schema import quoted
 from podium.media.v1 import media_types_pb2 as mt
 from services.replay.infrastructure.audio import SpeakerFrame
@@ -84,14 +76,14 @@ class RecordingSpool:
         pool: asyncpg.Pool,
         schema: str,
         *,
-        verify_seconds: float = 2.0,
         lock_poll_seconds: float = 1.0,
+        log_loss: LogLoss | None = None,
     ):
         self.settings = settings
         self.pool = pool
         self.s = quoted(schema)
-        self.verify_seconds = verify_seconds
         self.lock_poll_seconds = lock_poll_seconds
+        self.log_loss = log_loss or LogLoss()
         self._task: asyncio.Task | None = None
 
     async def migrate(self) -> None:
@@ -131,37 +123,35 @@ class RecordingSpool:
                 )
                 await asyncio.sleep(1.0)
 
-    async def _ensure_topic(self) -> None:
-        await ensure_topics(
+    async def _spool(self, conn: asyncpg.Connection) -> None:
+        await wait_for_topics(
             self.settings.kafka_bootstrap_servers,
             (MEDIA_RECORDING,),
             self.settings.topic_partitions,
-            self.settings.topic_replication_factor,
+            "replay's recording spool",
             **kafka_security(self.settings),
         )
-
-    async def _spool(self, conn: asyncpg.Connection) -> None:
-        await self._ensure_topic()
+        # No reset: a position beyond the log's end is a lost log, reported, never skipped over.
         reader = make_reader(
-            self.settings, "podium-replay-recording-spool", max_partition_fetch_bytes=4 * 1024 * 1024
+            self.settings,
+            "podium-replay-recording-spool",
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+            auto_offset_reset="none",
         )
-        checker = make_reader(self.settings, "podium-replay-spool-check")
         await reader.start()
-        await checker.start()
         try:
             parts = await partitions_of(reader, MEDIA_RECORDING.name)
             await self._assign(reader, conn, parts)
-            loop = asyncio.get_running_loop()
-            verified_at = loop.time()
             while True:
-                if loop.time() - verified_at >= self.verify_seconds:
-                    parts = await self._verify(reader, checker, conn, parts)
-                    verified_at = loop.time()
-                batch = await reader.getmany(timeout_ms=500, max_records=2000)
+                try:
+                    batch = await reader.getmany(timeout_ms=500, max_records=2000)
+                except OffsetOutOfRangeError as e:
+                    for tp, offset in e.args[0].items():
+                        self._lost(reader, tp, f"its stored position {offset} lies beyond the log's end")
+                    continue
                 if any(batch.values()):
                     await self._store(conn, batch)
         finally:
-            await _stop(checker)
             await _stop(reader)
 
     async def _assign(
@@ -175,6 +165,10 @@ class RecordingSpool:
                 reader.seek(tp, stored[tp.partition])
             else:
                 await reader.seek_to_beginning(tp)
+
+    def _lost(self, reader: AIOKafkaConsumer, tp: TopicPartition, reason: str) -> None:
+        reader.pause(tp)
+        self.log_loss.report("replay-recording-spool", tp.topic, tp.partition, reason)
 
     async def _store(self, conn: asyncpg.Connection, batch) -> None:
         rows = []
@@ -209,54 +203,6 @@ class RecordingSpool:
                 positions,
             )
 
-    async def _verify(
-        self,
-        reader: AIOKafkaConsumer,
-        checker: AIOKafkaConsumer,
-        conn: asyncpg.Connection,
-        parts: list[TopicPartition],
-    ) -> list[TopicPartition]:
-        """Checks that the broker still holds what the spool read; returns the partitions to read.
-
-        A topic gone from the broker is created again (the relay writes to it, and no Podium client
-        creates a topic by asking for it). A topic that came back with other partitions (made by
-        someone else, with the broker's default count) is read as it is now. A partition whose broker log no longer holds, just before the stored
-        position, the chunk the spool stored from there is read again from its beginning."""
-        await reader._client.force_metadata_update()
-        now = reader.partitions_for_topic(MEDIA_RECORDING.name)
-        if not now:
-            log.warning(
-                "recording spool: %s is gone from the broker; creating it again", MEDIA_RECORDING.name
-            )
-            await self._ensure_topic()
-            return parts
-        current = [TopicPartition(MEDIA_RECORDING.name, p) for p in sorted(now)]
-        if current != parts:
-            log.warning("recording spool: %s now has partitions %s", MEDIA_RECORDING.name, sorted(now))
-            await self._assign(reader, conn, current)
-        stored = await self._positions(conn)
-        checked = {tp: stored[tp.partition] - 1 for tp in current if stored.get(tp.partition, 0) > 0}
-        try:
-            found = await asyncio.wait_for(_chunks_at(checker, checked), 10.0) if checked else {}
-        except TimeoutError:
-            log.warning(
-                "recording spool: the broker did not answer a check of %s; checking later", sorted(checked)
-            )
-            return current
-        for tp, offset in checked.items():
-            if tp in found and await self._is_stored(found[tp]):
-                continue
-            log.warning(
-                "recording spool: %s no longer holds the chunk stored from offset %d; the broker lost "
-                "its log, reading the partition again from its beginning", tp, offset,
-            )  # fmt: skip
-            async with conn.transaction():
-                await conn.execute(
-                    f"DELETE FROM {self.s}.recording_positions WHERE topic_partition = $1", tp.partition
-                )
-            await reader.seek_to_beginning(tp)
-        return current
-
     async def _positions(self, db: asyncpg.Connection | asyncpg.Pool) -> dict[int, int]:
         """The stored position (the next offset to read) of each partition the spool has read."""
         rows = await db.fetch(f"SELECT topic_partition, next_offset FROM {self.s}.recording_positions")
@@ -264,11 +210,7 @@ class RecordingSpool:
 
     async def caught_up(self, timeout: float = 60.0) -> None:
         """Returns once every chunk on the recording topic, up to its end as of now, is stored.
-
-        Every partition, not only the one a Space's key maps to: after a broker lost its log and
-        someone else's client made the topic again with another partition count, a producer's
-        cached metadata may put a Space's chunks elsewhere for a while. Raises TimeoutError if that takes
-        over `timeout` seconds (no replica spooling, say)."""
+        Raises TimeoutError if that takes over `timeout` seconds (no replica spooling, say)."""
         reader = make_reader(self.settings, "podium-replay-spool-ends")
         await reader.start()
         try:
@@ -276,26 +218,13 @@ class RecordingSpool:
                 parts = await partitions_of(reader, MEDIA_RECORDING.name, timeout=timeout)
                 reader.assign(parts)
                 ends = await log_end_offsets(reader, parts)
-                written = [tp for tp in parts if ends[tp] > 0]
                 while True:
                     stored = await self._positions(self.pool)
-                    if any(stored.get(tp.partition, 0) < ends[tp] for tp in written):
-                        await asyncio.sleep(0.1)
-                        continue
-                    last = {tp: stored[tp.partition] - 1 for tp in written}
-                    found = await _chunks_at(reader, last) if last else {}
-                    if all([tp in found and await self._is_stored(found[tp]) for tp in written]):
+                    if all(stored.get(tp.partition, 0) >= ends[tp] for tp in parts):
                         return
-                    await asyncio.sleep(0.5)  # a position left from a lost log: the spool reads the new one
+                    await asyncio.sleep(0.1)
         finally:
             await _stop(reader)
-
-    async def _is_stored(self, identity: tuple) -> bool:
-        return await self.pool.fetchval(
-            f"SELECT EXISTS (SELECT 1 FROM {self.s}.recording_chunks "
-            "WHERE space_id = $1 AND relay_id = $2 AND speaker_id = $3 AND chunk_sequence = $4)",
-            *identity,
-        )
 
     async def frames(
         self,
@@ -334,32 +263,6 @@ class RecordingSpool:
 
 def _identity(chunk: mt.RecordingChunk) -> tuple:
     return (chunk.space_id, chunk.relay_id, chunk.speaker_id, chunk.chunk_sequence)
-
-
-async def _chunks_at(
-    reader: AIOKafkaConsumer, offsets: dict[TopicPartition, int]
-) -> dict[TopicPartition, tuple]:
-    """The identity of the chunk at each offset, for the partitions whose broker log holds one.
-    `reader` is assigned the partitions of `offsets`, and its positions are moved."""
-    found: dict[TopicPartition, tuple] = {}
-    parts = list(offsets)
-    reader.assign(parts)
-    ends = await log_end_offsets(reader, parts)
-    waiting = {tp for tp in parts if offsets[tp] < ends[tp]}  # past the end: not there
-    for tp in waiting:
-        reader.seek(tp, offsets[tp])
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 5.0
-    while waiting and loop.time() < deadline:
-        batch = await reader.getmany(*waiting, timeout_ms=500)
-        for tp, records in batch.items():
-            if not records:
-                continue
-            if records[0].offset == offsets[tp]:
-                with contextlib.suppress(DecodeError):
-                    found[tp] = _identity(mt.RecordingChunk.FromString(records[0].value))
-            waiting.discard(tp)
-    return found
 
 
 async def _stop(reader: AIOKafkaConsumer) -> None:

@@ -99,18 +99,3 @@ def test_records_delivered_again_after_a_crash_are_not_applied_twice():
     assert counts(state) == (2, 5, 6)
     assert not already_applied(state, ROOM, 1)  # each source has its own positions (room: versions)
     assert already_applied(state, ROOM, 1)
-
-
-def test_a_lost_heartbeat_log_numbers_from_zero_again_and_is_applied():
-    """After the broker lost its log, offset 0 is a new record: forgetting the offsets lets it in,
-    while room versions (which the reseeded room log keeps) still skip what was applied."""
-    from services.presence.domain.space_presence import HEARTBEATS, ROOM, already_applied, forget_offsets
-
-    state = empty("s")
-    for offset in range(3):
-        assert not already_applied(state, HEARTBEATS, offset)
-    assert not already_applied(state, ROOM, 7)
-    forget_offsets(state)
-    assert not already_applied(state, HEARTBEATS, 0)
-    assert already_applied(state, HEARTBEATS, 0)
-    assert already_applied(state, ROOM, 7)

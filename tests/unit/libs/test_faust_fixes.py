@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 from faust.transport.producer import ProducerBuffer
 
-from libs.streams.faust_app import DrainingProducerBuffer
+from libs.streams.faust_fixes import DrainingProducerBuffer
 
 
 class SlowChannel:

@@ -1,0 +1,91 @@
+"""Upstream bugs Podium works around, each in one place, each with a test that fails when
+upstream changes (tests/unit/libs/test_faust_fixes.py, tests/integration/test_upstream_fixes.py).
+
+This is the one module allowed to reach into faust's and aiokafka's internals
+(tests/unit/test_public_apis_only.py checks every other module); docs/architecture.md
+lists each fix beside the upstream behaviour it corrects. Both were found by the
+SIGKILL fault tests.
+
+- faust-streaming 0.15's producer buffer `flush` gives up after 0.1 s (`drain_on_flush`).
+- The embedded dev broker (Tansu 0.6) reports a partition's end offset as its
+  last batch's base offset + 1, so faust's table recovery stops short of the
+  newest values (`read_changelogs_to_their_true_ends`). On Apache Kafka the
+  reported ends are the true ones and this costs one fetch per recovery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import faust
+from aiokafka import TopicPartition
+from faust.transport.producer import ProducerBuffer
+
+from libs.config.settings import PodiumSettings
+from libs.events.kafka import log_end_offsets, make_reader
+
+
+class DrainingProducerBuffer(ProducerBuffer):
+    """faust's buffer of `send_soon` messages (every table write's changelog record), whose `flush`
+    returns only when each buffered message has been handed to the Kafka client.
+
+    faust 0.15's `flush` gives up as soon as one message takes longer than 0.1 s to be handed over
+    (a busy loop, a metadata refresh, a slow broker) and returns with messages still buffered; a
+    message already taken from the queue but not yet handed over is not counted at all. The
+    consumer flushes the producer and then commits its source offsets, so it could commit offsets
+    whose table writes were still in this buffer. A SIGKILL then lost those writes: the table came
+    back from its changelog older than the committed offsets, and the records between were never
+    applied (presence's counts and analytics' figures after a SIGKILL, issues 3 and 7).
+    """
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.handing_over = 0
+
+    async def _send_pending(self, fut) -> None:
+        self.handing_over += 1
+        try:
+            await super()._send_pending(fut)
+        finally:
+            self.handing_over -= 1
+            self.message_sent.set()
+
+    async def flush(self) -> None:
+        while self.size or self.handing_over:
+            if self.state != "running":
+                raise RuntimeError(
+                    f"cannot flush {self.size + self.handing_over} messages: producer not running"
+                )
+            self.message_sent.clear()
+            try:
+                await asyncio.wait_for(self.message_sent.wait(), timeout=1.0)
+            except TimeoutError:
+                continue  # still waiting on the Kafka client; the state is checked again
+
+
+def drain_on_flush(app: faust.App) -> None:
+    producer = app.producer  # created here, started with the app
+    buffer = DrainingProducerBuffer(loop=producer.loop, beacon=producer.beacon)
+    buffer.app = app
+    producer.buffer = buffer
+
+
+def read_changelogs_to_their_true_ends(app: faust.App, settings: PodiumSettings) -> None:
+    """Where faust's table recovery stops reading each changelog partition: the end its records
+    show (`libs.events.kafka.log_end_offsets`, with a group-less reader of its own), never below
+    the end the broker reports. faust asks its consumer's `highwaters`, which asks the broker only."""
+
+    async def highwaters(*partitions):
+        if not partitions:
+            return {}
+        probe = make_reader(settings, f"{app.conf.id}-recovery-ends")
+        await probe.start()
+        try:
+            parts = [TopicPartition(tp.topic, tp.partition) for tp in partitions]
+            probe.assign(parts)
+            found = await log_end_offsets(probe, parts)
+        finally:
+            await probe.stop()
+        return {tp: found[TopicPartition(tp.topic, tp.partition)] for tp in partitions}
+
+    app.consumer.highwaters = highwaters

@@ -1,0 +1,119 @@
+"""A faust app's view of a lost log, through public Kafka APIs only.
+
+Every `interval` seconds it asks the broker whether the app's topics (its sources
+and its tables' changelogs) still exist with their partitions, and whether the
+app's consumer group has committed an offset beyond the end of a partition's log.
+Either means the log the app read is gone: the partition is reported
+(`libs.events.log_loss`: a log line, `podium_log_lost`, health NOT_SERVING) and the
+app stops fetching it. faust would otherwise start the partition again from its
+earliest offset (`consumer_auto_offset_reset`) and fold what it finds into tables
+that already hold the lost history. Recovering is the operator's procedure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import faust
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+
+from libs.config.settings import PodiumSettings
+from libs.events.kafka import log_end_offsets, make_reader
+from libs.events.kafka_security import kafka_security
+from libs.events.log_loss import LogLoss
+from libs.events.topics import TopicSpec, topic_problems
+
+log = logging.getLogger(__name__)
+
+
+class FaustLogWatch:
+    def __init__(
+        self,
+        app: faust.App,
+        settings: PodiumSettings,
+        topics: tuple[TopicSpec, ...],
+        log_loss: LogLoss,
+        *,
+        interval: float = 2.0,
+    ):
+        self.app = app
+        self.settings = settings
+        self.topics = topics
+        self.log_loss = log_loss
+        self.interval = interval
+        self._task: asyncio.Task | None = None
+
+    @property
+    def group(self) -> str:
+        return self.app.conf.id  # a faust app's consumer group is its id
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._watch(), name=f"{self.group}-log-watch")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _watch(self) -> None:
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=self.settings.kafka_bootstrap_servers, **kafka_security(self.settings)
+        )
+        reader = make_reader(self.settings, f"{self.group}-log-watch")
+        await admin.start()
+        await reader.start()
+        try:
+            while True:
+                await asyncio.sleep(self.interval)
+                try:
+                    await self.check(admin, reader)
+                except (KafkaError, OSError) as e:  # the broker is away: look again later
+                    log.info("%s: could not look at the log: %r", self.group, e)
+        finally:
+            await reader.stop()
+            await admin.close()
+
+    async def check(self, admin: AIOKafkaAdminClient, reader) -> None:
+        problems = await topic_problems(
+            self.settings.kafka_bootstrap_servers,
+            self.topics,
+            self.settings.topic_partitions,
+            **kafka_security(self.settings),
+        )
+        for problem in problems:
+            self._lost(problem.topic, -1, f"the topic {problem.problem}")
+        broken = {problem.topic for problem in problems}
+        committed = {
+            tp: meta.offset
+            for tp, meta in (await admin.list_consumer_group_offsets(self.group)).items()
+            if meta.offset >= 0 and tp.topic not in broken
+        }
+        if not committed:
+            return
+        ends = await reader.end_offsets(list(committed))
+        beyond = [tp for tp, offset in committed.items() if offset > ends[tp]]
+        if beyond:  # or the broker under-reports its ends: count what is there
+            reader.assign(beyond)
+            ends.update(await log_end_offsets(reader, beyond, timeout=3.0))
+        for tp in beyond:
+            if committed[tp] > ends[tp]:
+                self._lost(
+                    tp.topic,
+                    tp.partition,
+                    f"the group committed offset {committed[tp]}, beyond the log's end {ends[tp]}",
+                )
+
+    def _lost(self, topic: str, partition: int, reason: str) -> None:
+        if not self.log_loss.report(self.group, topic, partition, reason):
+            return
+        assigned = [
+            tp
+            for tp in self.app.consumer.assignment()
+            if tp.topic == topic and partition in (-1, tp.partition)
+        ]
+        if assigned:
+            self.app.consumer.pause_partitions(assigned)
