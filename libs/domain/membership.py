@@ -20,7 +20,9 @@ Two plain frozen values, so that no event costs O(members), even with 100,000 li
 
 `evolve` takes and returns the entry of `subject(event)`; an event about the whole Space takes
 and returns `NOBODY`. Where the entries are kept is the caller's choice: a dict per Space in
-memory (`SpaceMembers`), a faust table keyed by Space and user (analytics). A user's entry changes
+memory (`SpaceMembers`), a frozen value with a persistent map (`Membership`, the room's own
+state: O(1) per event, and the state it was given is never changed), a faust table keyed by
+Space and user (analytics). A user's entry changes
 only with events about that user, so the entries of different users commute: listener shards can
 keep theirs apart and fold them independently (counts add up across shards). Ending a Space does
 not touch the entries: once the Space is over, `role_of` says nobody is in.
@@ -36,6 +38,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
+import immutables
 from google.protobuf.message import Message
 
 from podium.moderation.v1 import moderation_events_pb2 as mev
@@ -305,3 +308,54 @@ class SpaceMembers:
         (the room's own order for ListParticipants)."""
         people = sorted(self.present(), key=lambda p: (ROLE_ORDER.get(p[1].role, 9), p[1].joined_at, p[0]))
         return [user_id for user_id, _ in people]
+
+
+# One Space as a frozen value
+
+_NO_ENTRIES: immutables.Map = immutables.Map()
+
+
+@dataclass(frozen=True, slots=True)
+class Membership:
+    """One Space's membership as a frozen value: its `Roster` and a persistent map of the entries
+    that say something (as `SpaceMembers` keeps them). `apply` returns a new value in O(1) (the map
+    shares all but one entry with the old one), so a fold over a Space of 100,000 listeners costs
+    no more per event than one of ten. Ending the Space keeps the entries (who was removed still
+    matters to the room), but nobody is in any more."""
+
+    roster: Roster = EMPTY
+    entries: immutables.Map = _NO_ENTRIES
+
+    def apply(self, event: Message, at: Any) -> Membership:
+        """The membership after `event`; this very value when the event changed nothing."""
+        user_id = subject(event)
+        if user_id is None:
+            roster, _ = evolve(self.roster, NOBODY, event, at)
+            return self if roster is self.roster else Membership(roster, self.entries)
+        before = self.entries.get(user_id, NOBODY)
+        roster, after = evolve(self.roster, before, event, at)
+        if after is before:
+            return self if roster is self.roster else Membership(roster, self.entries)
+        if after == NOBODY:
+            entries = self.entries.delete(user_id) if user_id in self.entries else self.entries
+        else:
+            entries = self.entries.set(user_id, after)
+        return Membership(roster, entries)
+
+    def member(self, user_id: str) -> Member:
+        return self.entries.get(user_id, NOBODY)
+
+    def role_of(self, user_id: str) -> int:
+        return role_of(self.roster, self.entries.get(user_id, NOBODY))
+
+    def is_in(self, user_id: str) -> bool:
+        return not self.roster.is_over and self.entries.get(user_id, NOBODY).role != NOT_IN
+
+    def present(self) -> Iterator[tuple[str, Member]]:
+        """Everyone in the Space now, in no particular order."""
+        if self.roster.is_over:
+            return iter(())
+        return ((u, m) for u, m in self.entries.items() if m.role != NOT_IN)
+
+
+NO_MEMBERS = Membership()
