@@ -86,6 +86,7 @@ class SpaceDirectory:
     # The view's writes
 
     async def apply(self, conn: asyncpg.Connection, events: Sequence[ConsumedEvent]) -> None:
+        """Folds the batch into the Spaces' states, then writes each changed Space's row once."""
         changed: dict[str, Space] = {}
         states = self._states
         for event in events:
@@ -95,11 +96,8 @@ class SpaceDirectory:
             if before is None or before.version != version - 1:
                 # A Space's first event starts from nothing; any other miss is folded from the store.
                 before = INITIAL if version == 1 else await self._state_before(space_id, version)
-            after = evolve(before, event.payload, occurred_at(envelope))
-            states[space_id] = after
-            changed[space_id] = after
-            if after.is_over:
-                self._ended.append(space_id)
+            states[space_id] = changed[space_id] = evolve(before, event.payload, occurred_at(envelope))
+        self._ended.extend(space_id for space_id, space in changed.items() if space.is_over)
         for space_id in changed:
             states.move_to_end(space_id)
         while len(states) > self.cache_spaces:
