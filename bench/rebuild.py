@@ -9,12 +9,18 @@ run measures:
              a restart resumes the same way from wherever it stood) through
              the DurableProjectionRunner: decode envelope and payload, dedupe
              by stream version, evolve, and one PostgreSQL transaction per
-             fetch with the rows and the tracking records.
+             fetch with the rows and the tracking records,
+  floor      the same runner with a view that writes nothing: what reading,
+             decoding, ordering and tracking cost before any view's work,
+             so the ceiling any durable view can reach on this runner.
+Each is also measured in CPU seconds of this process per event, which the
+other work on a shared machine disturbs far less than the wall-clock rates.
 """
 
 from __future__ import annotations
 
 import asyncio
+import resource
 import time
 import uuid
 from collections.abc import Callable
@@ -41,6 +47,17 @@ class RebuildResult:
     events: int
     raw_seconds: float
     projection_seconds: float
+    floor_seconds: float = float("nan")
+    raw_cpu: float = float("nan")  # CPU seconds of this process
+    projection_cpu: float = float("nan")
+    floor_cpu: float = float("nan")
+
+    def cpu_us(self, seconds: float) -> float:
+        return seconds / self.events * 1e6
+
+    @property
+    def floor_ratio(self) -> float:
+        return self.raw_seconds / self.floor_seconds
 
     @property
     def raw_rate(self) -> float:
@@ -158,10 +175,57 @@ async def projection_rebuild(settings: PodiumSettings, topic: TopicSpec, expecte
         await pool.close()
 
 
+class NothingView:
+    """A durable view that writes nothing: the runner's own cost (the floor)."""
+
+    name = "bench-floor"
+    version = 1
+    steps = ()
+    tables = ()
+
+    def __init__(self, topic: TopicSpec):
+        self.topics = (topic,)
+
+    async def apply(self, conn, events) -> None:
+        return None
+
+
+async def floor_rebuild(settings: PodiumSettings, topic: TopicSpec, expected: int) -> float:
+    schema = f"bench_floor_{uuid.uuid4().hex[:8]}"
+    pool = await create_pool(settings)
+    try:
+        await pool.execute(f"CREATE SCHEMA {schema}")
+        runner = DurableProjectionRunner(settings, pool, schema, NothingView(topic), client_id="bench-floor")
+        await runner.start()
+        try:
+            await runner.caught_up.wait()
+            assert runner.stats.applied == expected, (runner.stats, expected)
+            assert runner.stats.caught_up_after is not None
+            return runner.stats.caught_up_after
+        finally:
+            await runner.stop()
+    finally:
+        await pool.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        await pool.close()
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def _timed(measure, *args) -> tuple[float, float]:
+    """(wall seconds the measure reports, CPU seconds of this process meanwhile)."""
+    started = _cpu()
+    seconds = await measure(*args)
+    return seconds, _cpu() - started
+
+
 async def run(settings: PodiumSettings, events: int) -> RebuildResult:
     topic = TopicSpec(f"bench.rebuild.{uuid.uuid4().hex[:8]}.v1", "benchmark copy of the room topic")
     await ensure_topics(settings.kafka_bootstrap_servers, (topic, DEAD_LETTER), settings.topic_partitions, 1)
     written, _ = await write_events(settings, topic, events)
-    raw = await raw_consume(settings, topic, written)
-    projection = await projection_rebuild(settings, topic, written)
-    return RebuildResult(written, raw, projection)
+    raw, raw_cpu = await _timed(raw_consume, settings, topic, written)
+    projection, projection_cpu = await _timed(projection_rebuild, settings, topic, written)
+    floor, floor_cpu = await _timed(floor_rebuild, settings, topic, written)
+    return RebuildResult(written, raw, projection, floor, raw_cpu, projection_cpu, floor_cpu)

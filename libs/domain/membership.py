@@ -8,7 +8,9 @@ roles, event for event, and adds what only moderation's events say (mutes, bars)
 tests/unit/membership/test_one_fold.py holds every consumer to the room's answer on histories
 the room's own `decide` generates.
 
-Two plain frozen values, so that no event costs O(members), even with 100,000 listeners:
+Two plain frozen values (named tuples: every service folds every event through them, and a tuple
+is the cheapest frozen value to make and compare), so that no event costs O(members), even with
+100,000 listeners:
 
 - `Roster`, the Space's own part, small and bounded by the room's limits: its lifecycle, its
   host, its co-hosts and speakers (in the room's order), how many are in and how many listen.
@@ -20,7 +22,9 @@ Two plain frozen values, so that no event costs O(members), even with 100,000 li
 
 `evolve` takes and returns the entry of `subject(event)`; an event about the whole Space takes
 and returns `NOBODY`. Where the entries are kept is the caller's choice: a dict per Space in
-memory (`SpaceMembers`), a faust table keyed by Space and user (analytics). A user's entry changes
+memory (`SpaceMembers`), a frozen value with a persistent map (`Membership`, the room's own
+state: O(1) per event, and the state it was given is never changed), a faust table keyed by
+Space and user (analytics). A user's entry changes
 only with events about that user, so the entries of different users commute: listener shards can
 keep theirs apart and fold them independently (counts add up across shards). Ending a Space does
 not touch the entries: once the Space is over, `role_of` says nobody is in.
@@ -33,9 +37,9 @@ ParticipantRemoved) are as far as the Space's own events tell.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
+import immutables
 from google.protobuf.message import Message
 
 from podium.moderation.v1 import moderation_events_pb2 as mev
@@ -48,8 +52,7 @@ ROLE_ORDER = {rt.ROLE_HOST: 0, rt.ROLE_CO_HOST: 1, rt.ROLE_SPEAKER: 2, rt.ROLE_L
 OVER = frozenset({rt.SPACE_STATE_ENDED, rt.SPACE_STATE_CANCELLED})
 
 
-@dataclass(frozen=True, slots=True)
-class Roster:
+class Roster(NamedTuple):
     space_id: str = ""
     host_user_id: str = ""
     state: int = rt.SPACE_STATE_UNSPECIFIED  # podium.room.v1.SpaceState
@@ -71,8 +74,7 @@ class Roster:
         return self.state in OVER
 
 
-@dataclass(frozen=True, slots=True)
-class Member:
+class Member(NamedTuple):
     role: int = NOT_IN  # podium.room.v1.Role
     joined_at: Any = None  # the caller's time type: a datetime, or seconds
     muted: bool = False
@@ -110,15 +112,22 @@ def evolve(roster: Roster, member: Member, event: Message, at: Any) -> tuple[Ros
     member_step = _MEMBER_EVENTS.get(type(event))
     if member_step is None:
         return roster, member
-    roster, after = member_step(roster, member, event, at)
+    return _member_evolve(roster, member, member_step, event, at)
+
+
+def _member_evolve(roster: Roster, member: Member, step, event: Message, at: Any) -> tuple[Roster, Member]:
+    """`evolve` for an event about one user, whose `step` is given: the counts follow the role."""
+    roster, after = step(roster, member, event, at)
     if after == member:
         return roster, member
-    if roster.is_over:
+    role, was = after.role, member.role
+    if role == was or roster.is_over:
         return roster, after
-    present = roster.present + after.is_in - member.is_in
-    listeners = roster.listeners + (after.role == rt.ROLE_LISTENER) - (member.role == rt.ROLE_LISTENER)
+    present = roster.present + (role != NOT_IN) - (was != NOT_IN)
+    listeners = roster.listeners + (role == rt.ROLE_LISTENER) - (was == rt.ROLE_LISTENER)
     if present != roster.present or listeners != roster.listeners:
-        roster = replace(roster, present=present, listeners=listeners)
+        space_id, host, state, co_hosts, speakers, _, _ = roster
+        roster = Roster(space_id, host, state, co_hosts, speakers, present, listeners)
     return roster, after
 
 
@@ -128,7 +137,7 @@ def evolve(roster: Roster, member: Member, event: Message, at: Any) -> tuple[Ros
 def _created(r: Roster, e: rev.SpaceCreated, at: Any) -> Roster:
     scheduled = e.HasField("scheduled_start")
     state = rt.SPACE_STATE_SCHEDULED if scheduled else rt.SPACE_STATE_CREATED
-    return replace(r, space_id=e.space_id, host_user_id=e.host_user_id, state=state)
+    return r._replace(space_id=e.space_id, host_user_id=e.host_user_id, state=state)
 
 
 def _updated(r: Roster, e: rev.SpaceUpdated, at: Any) -> Roster:
@@ -137,21 +146,21 @@ def _updated(r: Roster, e: rev.SpaceUpdated, at: Any) -> Roster:
         rt.SPACE_STATE_SCHEDULED,
     ):
         state = rt.SPACE_STATE_SCHEDULED if e.HasField("scheduled_start") else rt.SPACE_STATE_CREATED
-        return r if state == r.state else replace(r, state=state)
+        return r if state == r.state else r._replace(state=state)
     return r
 
 
 def _started(r: Roster, e: rev.SpaceStarted, at: Any) -> Roster:
-    return replace(r, state=rt.SPACE_STATE_LIVE)
+    return r._replace(state=rt.SPACE_STATE_LIVE)
 
 
 def _ended(r: Roster, e: rev.SpaceEnded, at: Any) -> Roster:
     """Ending a Space empties it: every participant leaves and all roles lapse."""
-    return replace(r, state=rt.SPACE_STATE_ENDED, co_hosts=(), speakers=(), present=0, listeners=0)
+    return r._replace(state=rt.SPACE_STATE_ENDED, co_hosts=(), speakers=(), present=0, listeners=0)
 
 
 def _cancelled(r: Roster, e: rev.SpaceCancelled, at: Any) -> Roster:
-    return replace(r, state=rt.SPACE_STATE_CANCELLED)
+    return r._replace(state=rt.SPACE_STATE_CANCELLED)
 
 
 _SPACE_EVENTS: dict[type, Callable[[Roster, Any, Any], Roster]] = {
@@ -170,30 +179,35 @@ def _without(users: tuple[str, ...], user_id: str) -> tuple[str, ...]:
     return tuple(u for u in users if u != user_id) if user_id in users else users
 
 
+# The frequent events (joins, leaves, hands) build their Member directly: `_replace` costs more.
+
+
 def _joined(r: Roster, m: Member, e: rev.ParticipantJoined, at: Any) -> tuple[Roster, Member]:
-    return r, replace(m, role=e.role or rt.ROLE_LISTENER, joined_at=at)
+    return r, Member(
+        e.role or rt.ROLE_LISTENER, at, m.muted, m.mute_kind, m.hand_raised_at, m.removed, m.barred
+    )
 
 
 def _left(r: Roster, m: Member, e: rev.ParticipantLeft, at: Any) -> tuple[Roster, Member]:
     removed = m.removed or e.reason == rev.LEAVE_REASON_REMOVED
     r = _with_voices(r, _without(r.co_hosts, e.user_id), _without(r.speakers, e.user_id))
-    return r, replace(m, role=NOT_IN, joined_at=None, hand_raised_at=None, removed=removed)
+    return r, Member(NOT_IN, None, m.muted, m.mute_kind, None, removed, m.barred)
 
 
 def _with_voices(r: Roster, co_hosts: tuple[str, ...], speakers: tuple[str, ...]) -> Roster:
     if co_hosts is r.co_hosts and speakers is r.speakers:
         return r
-    return replace(r, co_hosts=co_hosts, speakers=speakers)
+    return r._replace(co_hosts=co_hosts, speakers=speakers)
 
 
 def _as(m: Member, role: int) -> Member:
     """The member in `role` if they are in the Space (the room changes only present participants' roles)."""
-    return replace(m, role=role) if m.is_in and m.role != role else m
+    return m._replace(role=role) if m.is_in and m.role != role else m
 
 
 def _co_host_added(r: Roster, m: Member, e: rev.CoHostAdded, at: Any) -> tuple[Roster, Member]:
     r = _with_voices(r, (*r.co_hosts, e.user_id), _without(r.speakers, e.user_id))
-    return r, replace(_as(m, rt.ROLE_CO_HOST), hand_raised_at=None)
+    return r, _as(m, rt.ROLE_CO_HOST)._replace(hand_raised_at=None)
 
 
 def _co_host_removed(r: Roster, m: Member, e: rev.CoHostRemoved, at: Any) -> tuple[Roster, Member]:
@@ -202,7 +216,7 @@ def _co_host_removed(r: Roster, m: Member, e: rev.CoHostRemoved, at: Any) -> tup
 
 def _speaker_added(r: Roster, m: Member, e: rev.SpeakerAdded, at: Any) -> tuple[Roster, Member]:
     r = _with_voices(r, r.co_hosts, (*r.speakers, e.user_id))
-    return r, replace(_as(m, rt.ROLE_SPEAKER), hand_raised_at=None)
+    return r, _as(m, rt.ROLE_SPEAKER)._replace(hand_raised_at=None)
 
 
 def _speaker_removed(r: Roster, m: Member, e: rev.SpeakerRemoved, at: Any) -> tuple[Roster, Member]:
@@ -210,25 +224,27 @@ def _speaker_removed(r: Roster, m: Member, e: rev.SpeakerRemoved, at: Any) -> tu
 
 
 def _hand_raised(r: Roster, m: Member, e: rev.SpeakRequested, at: Any) -> tuple[Roster, Member]:
-    return r, replace(m, hand_raised_at=at)
+    return r, Member(m.role, m.joined_at, m.muted, m.mute_kind, at, m.removed, m.barred)
 
 
 def _hand_lowered(r: Roster, m: Member, e: Message, at: Any) -> tuple[Roster, Member]:
-    return r, replace(m, hand_raised_at=None)
+    if m.hand_raised_at is None:
+        return r, m
+    return r, Member(m.role, m.joined_at, m.muted, m.mute_kind, None, m.removed, m.barred)
 
 
 def _muted(r: Roster, m: Member, e: mev.ParticipantMuted, at: Any) -> tuple[Roster, Member]:
-    return r, replace(m, muted=True, mute_kind=e.kind)
+    return r, m._replace(muted=True, mute_kind=e.kind)
 
 
 def _unmuted(r: Roster, m: Member, e: mev.ParticipantUnmuted, at: Any) -> tuple[Roster, Member]:
-    return r, replace(m, muted=False, mute_kind=0)
+    return r, m._replace(muted=False, mute_kind=0)
 
 
 def _barred(r: Roster, m: Member, e: mev.ParticipantRemoved, at: Any) -> tuple[Roster, Member]:
     """Moderation removed the user: barred from the Space, mute lifted (moderation's own fold does
     the same). They stay in until the room's ParticipantLeft(REMOVED) says they left."""
-    return r, replace(m, barred=True, muted=False, mute_kind=0)
+    return r, m._replace(barred=True, muted=False, mute_kind=0)
 
 
 _MEMBER_EVENTS: dict[type, Callable[[Roster, Member, Any, Any], tuple[Roster, Member]]] = {
@@ -305,3 +321,57 @@ class SpaceMembers:
         (the room's own order for ListParticipants)."""
         people = sorted(self.present(), key=lambda p: (ROLE_ORDER.get(p[1].role, 9), p[1].joined_at, p[0]))
         return [user_id for user_id, _ in people]
+
+
+# One Space as a frozen value
+
+_NO_ENTRIES: immutables.Map = immutables.Map()
+
+
+class Membership(NamedTuple):
+    """One Space's membership as a frozen value: its `Roster` and a persistent map of the entries
+    that say something (as `SpaceMembers` keeps them). `apply` returns a new value in O(1) (the map
+    shares all but one entry with the old one), so a fold over a Space of 100,000 listeners costs
+    no more per event than one of ten. Ending the Space keeps the entries (who was removed still
+    matters to the room), but nobody is in any more."""
+
+    roster: Roster = EMPTY
+    entries: immutables.Map = _NO_ENTRIES
+
+    def apply(self, event: Message, at: Any) -> Membership:
+        """The membership after `event`; this very value when the event changed nothing."""
+        member_step = _MEMBER_EVENTS.get(type(event))
+        if member_step is None:
+            space_step = _SPACE_EVENTS.get(type(event))
+            if space_step is None:
+                return self
+            roster = space_step(self.roster, event, at)
+            return self if roster is self.roster else Membership(roster, self.entries)
+        user_id = event.user_id
+        before = self.entries.get(user_id, NOBODY)
+        roster, after = _member_evolve(self.roster, before, member_step, event, at)
+        if after is before:
+            return self if roster is self.roster else Membership(roster, self.entries)
+        if after == NOBODY:
+            entries = self.entries.delete(user_id) if user_id in self.entries else self.entries
+        else:
+            entries = self.entries.set(user_id, after)
+        return Membership(roster, entries)
+
+    def member(self, user_id: str) -> Member:
+        return self.entries.get(user_id, NOBODY)
+
+    def role_of(self, user_id: str) -> int:
+        return role_of(self.roster, self.entries.get(user_id, NOBODY))
+
+    def is_in(self, user_id: str) -> bool:
+        return not self.roster.is_over and self.entries.get(user_id, NOBODY).role != NOT_IN
+
+    def present(self) -> Iterator[tuple[str, Member]]:
+        """Everyone in the Space now, in no particular order."""
+        if self.roster.is_over:
+            return iter(())
+        return ((u, m) for u, m in self.entries.items() if m.role != NOT_IN)
+
+
+NO_MEMBERS = Membership()

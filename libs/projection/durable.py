@@ -261,22 +261,26 @@ class DurableProjectionRunner(ProjectionRunner):
         The per-record loop is the catch-up's hot path: each protobuf field is read once.
         """
         decoded: list[tuple[Stream, int, ConsumedEvent]] = []
+        append, name, known, new_streams = decoded.append, self.view.name, self._known, set()
         positions = self._positions
         for tp, records in batches.items():
             position = positions.get(tp, 0)
             for record in records:
                 first_read = record.offset >= position
-                event, problem = decode(record, self.view.name, count=first_read)
+                event, problem = decode(record, name, count=first_read)
                 if problem and first_read:
                     await self._dead_letter(record, problem)
                 if event is not None:
                     envelope = event.envelope
-                    decoded.append(((envelope.producer, envelope.stream_id), envelope.stream_version, event))
+                    stream = (envelope.producer, envelope.stream_id)
+                    if stream not in known:
+                        new_streams.add(stream)
+                    append((stream, envelope.stream_version, event))
             if records and records[-1].offset + 1 > position:
                 positions[tp] = records[-1].offset + 1
         gate, stats, held_offsets = self._gate, self.stats, self._held_offsets
         async with self.pool.acquire() as conn:
-            await self._learn_streams(conn, {stream for stream, _, _ in decoded})
+            await self._learn_streams(conn, new_streams)
             ready: list[ConsumedEvent] = []
             reached: dict[Stream, int] = {}
             for stream, version, event in decoded:

@@ -181,9 +181,7 @@ class RoomApi(room_service_pb2_grpc.RoomServiceServicer):
             )
 
             def respond(state: Space, _events):
-                participant = state.participants.get(caller.user_id)
-                role = participant.role if participant else room_types_pb2.ROLE_UNSPECIFIED
-                return pb.JoinSpaceResponse(space=space_view(state), role=role)
+                return pb.JoinSpaceResponse(space=space_view(state), role=state.role_of(caller.user_id))
 
             return await self.commands.run(
                 space_id,

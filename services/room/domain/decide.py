@@ -79,7 +79,7 @@ def _require_live(state: Space) -> None:
 
 
 def _require_participant(state: Space, user_id: str) -> None:
-    if user_id not in state.participants:
+    if not state.is_in(user_id):
         raise FailedPrecondition(
             f"user {user_id!r} is not in space {state.space_id}", reason="NOT_A_PARTICIPANT"
         )
@@ -212,9 +212,9 @@ def _cancel(cmd: c.CancelSpace, state: Space, ctx: Context, limits: RoomLimits) 
 def _join(cmd: c.JoinSpace, state: Space, ctx: Context, limits: RoomLimits) -> list[Message]:
     user = ctx.actor_user_id
     _require_live(state)
-    if user in state.participants:
+    if state.is_in(user):
         return []
-    if user in state.removed or cmd.barred:
+    if state.is_removed(user) or cmd.barred:
         raise PermissionDenied("you were removed from this space", reason="REMOVED_FROM_SPACE")
     if cmd.blocked_by & {state.host_user_id, *state.co_hosts}:
         raise PermissionDenied("the host or a co-host of this space has blocked you", reason="BLOCKED")
@@ -244,7 +244,7 @@ def _join(cmd: c.JoinSpace, state: Space, ctx: Context, limits: RoomLimits) -> l
 
 
 def _leave_event(state: Space, user_id: str, reason: int) -> list[Message]:
-    if user_id not in state.participants:
+    if not state.is_in(user_id):
         return []
     return [
         ev.ParticipantLeft(
@@ -273,8 +273,8 @@ def _remove(cmd: c.RemoveParticipant, state: Space, ctx: Context, limits: RoomLi
             "you cannot remove yourself (that would bar you from rejoining); use LeaveSpace",
             reason="CANNOT_REMOVE_SELF",
         )
-    if cmd.user_id not in state.participants:
-        if cmd.user_id in state.removed or SYSTEM_CLAIM in ctx.claims:
+    if not state.is_in(cmd.user_id):
+        if state.is_removed(cmd.user_id) or SYSTEM_CLAIM in ctx.claims:
             return []  # moderation's bar holds without the room taking anyone out
         raise FailedPrecondition(f"user {cmd.user_id!r} is not in the space", reason="NOT_A_PARTICIPANT")
     return _leave_event(state, cmd.user_id, ev.LEAVE_REASON_REMOVED)
@@ -409,7 +409,7 @@ def _request(cmd: c.RequestToSpeak, state: Space, ctx: Context, limits: RoomLimi
         raise FailedPrecondition("you can already speak", reason="ALREADY_A_VOICE")
     if state.requested_at(user) is not None:
         return []
-    if len(state.speak_requests) >= limits.max_speak_requests:
+    if len(state.request_queue) >= limits.max_speak_requests:
         raise ResourceExhausted("too many pending requests to speak; try later", reason="REQUEST_QUEUE_FULL")
     return [ev.SpeakRequested(space_id=state.space_id, user_id=user)]
 

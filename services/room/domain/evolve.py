@@ -1,11 +1,14 @@
 """evolve(state, event, occurred_at) -> state: what each room event means.
 
 The write side folds it over a Space's stream, and the room's own directory
-over the topic. It is the authority on membership and roles: the other
-services' views fold `libs.domain.membership`, which follows this function
-event for event on who is in and in which role (held to it by
-tests/unit/membership/test_one_fold.py). Unknown events leave the state as it
-was, so older code can read newer streams.
+over the topic. Membership and roles (who is in, in which role, hands raised,
+removed) and the Space's lifecycle are folded by `libs.domain.membership`, the
+one fold every service reuses: this function hands each event to it and folds
+only what is the room's own (the Space's description, invitations, the order
+of the queue to speak, since when it is unattended). Each event costs O(1),
+whatever the Space's size: the membership is a persistent map, and the value
+given is never changed. Unknown events leave the state as it was, so older
+code can read newer streams.
 """
 
 from __future__ import annotations
@@ -15,18 +18,15 @@ from datetime import UTC, datetime
 from google.protobuf.message import Message
 
 from podium.room.v1 import room_events_pb2 as ev
-from podium.room.v1 import room_types_pb2 as types
-from services.room.domain.state import Participant, Space
+from services.room.domain.state import Space, managers_present
 
 
 def evolve(state: Space, event: Message, occurred_at: datetime) -> Space:
+    membership = state.membership.apply(event, occurred_at)
     apply = _APPLIERS.get(type(event))
-    if apply is None:
-        return replace(state, version=state.version + 1)
-    next_state = apply(state, event, occurred_at)
-    if next_state is state:
-        next_state = replace(state)
-    object.__setattr__(next_state, "version", state.version + 1)  # next_state is a fresh copy
+    next_state = replace(state, membership=membership, version=state.version + 1)
+    if apply is not None:
+        apply(state, next_state.__dict__, event, occurred_at)
     return next_state
 
 
@@ -34,7 +34,6 @@ def replace(original: Space, /, **changes) -> Space:
     """A copy of the Space `original` with `changes`: `dataclasses.replace` without re-running __init__.
 
     Views fold millions of events through here; this is what keeps a rebuild fast.
-    Every applier goes through it exactly once, so the copy it returns is its own.
     """
     copy = object.__new__(Space)
     copy.__dict__.update(original.__dict__)
@@ -42,149 +41,97 @@ def replace(original: Space, /, **changes) -> Space:
     return copy
 
 
+# The room's own part of each event. Each applier gets the state before the event (`s`) and the
+# fields of the fresh copy that `evolve` returns (`new`, whose membership is already the one after
+# the event), and sets what changes in it; the copy is not yet shared, so this is still pure.
+
+
 def _timestamp(message: Message, name: str) -> datetime | None:
     return getattr(message, name).ToDatetime(tzinfo=UTC) if message.HasField(name) else None
 
 
-def _created(s: Space, e: ev.SpaceCreated, at: datetime) -> Space:
-    scheduled = _timestamp(e, "scheduled_start")
-    return replace(
-        s,
-        exists=True,
-        space_id=e.space_id,
-        host_user_id=e.host_user_id,
+def _created(s: Space, new: dict, e: ev.SpaceCreated, at: datetime) -> None:
+    new.update(
         title=e.title,
         description=e.description,
         join_policy=e.join_policy,
-        scheduled_start=scheduled,
+        scheduled_start=_timestamp(e, "scheduled_start"),
         recording_enabled=e.recording_enabled,
-        state=types.SPACE_STATE_SCHEDULED if scheduled else types.SPACE_STATE_CREATED,
         created_at=at,
     )
 
 
-def _updated(s: Space, e: ev.SpaceUpdated, at: datetime) -> Space:
-    changes: dict = {}
+def _updated(s: Space, new: dict, e: ev.SpaceUpdated, at: datetime) -> None:
     for name in e.changed_fields:
         if name == "scheduled_start":
-            changes[name] = _timestamp(e, name)
-            if s.state in (types.SPACE_STATE_CREATED, types.SPACE_STATE_SCHEDULED):
-                changes["state"] = types.SPACE_STATE_SCHEDULED if changes[name] else types.SPACE_STATE_CREATED
+            new[name] = _timestamp(e, name)
         elif name in ("title", "description", "join_policy", "recording_enabled"):
-            changes[name] = getattr(e, name)
-    return replace(s, **changes)
+            new[name] = getattr(e, name)
 
 
-def _started(s: Space, e: ev.SpaceStarted, at: datetime) -> Space:
-    return replace(s, state=types.SPACE_STATE_LIVE, started_at=at, unattended_since=at)
+def _started(s: Space, new: dict, e: ev.SpaceStarted, at: datetime) -> None:
+    new.update(started_at=at, unattended_since=at)
 
 
-def _ended(s: Space, e: ev.SpaceEnded, at: datetime) -> Space:
-    """Ending a Space empties it: every participant leaves and all roles and requests lapse."""
-    return replace(
-        s,
-        state=types.SPACE_STATE_ENDED,
-        ended_at=at,
-        participants={},
-        co_hosts=(),
-        speakers=(),
-        speak_requests=(),
-        unattended_since=None,
-    )
+def _ended(s: Space, new: dict, e: ev.SpaceEnded, at: datetime) -> None:
+    """Ending a Space empties it (the membership says nobody is in); requests lapse."""
+    new.update(ended_at=at, request_queue=(), unattended_since=None)
 
 
-def _cancelled(s: Space, e: ev.SpaceCancelled, at: datetime) -> Space:
-    return replace(s, state=types.SPACE_STATE_CANCELLED, ended_at=at)
+def _cancelled(s: Space, new: dict, e: ev.SpaceCancelled, at: datetime) -> None:
+    new["ended_at"] = at
 
 
-def _joined(s: Space, e: ev.ParticipantJoined, at: datetime) -> Space:
-    participants = dict(s.participants)
-    participants[e.user_id] = Participant(e.user_id, e.role or types.ROLE_LISTENER, at)
-    attended = e.user_id == s.host_user_id or e.user_id in s.co_hosts
-    return replace(s, participants=participants, unattended_since=None if attended else s.unattended_since)
+def _joined(s: Space, new: dict, e: ev.ParticipantJoined, at: datetime) -> None:
+    if e.user_id == s.host_user_id or e.user_id in s.co_hosts:
+        new["unattended_since"] = None
 
 
-def _left(s: Space, e: ev.ParticipantLeft, at: datetime) -> Space:
-    participants = dict(s.participants)
-    participants.pop(e.user_id, None)
-    s = replace(
-        s,
-        participants=participants,
-        co_hosts=tuple(u for u in s.co_hosts if u != e.user_id),
-        speakers=tuple(u for u in s.speakers if u != e.user_id),
-        speak_requests=tuple(r for r in s.speak_requests if r[0] != e.user_id),
-        removed=s.removed | {e.user_id} if e.reason == ev.LEAVE_REASON_REMOVED else s.removed,
-    )
-    if s.is_live and s.unattended_since is None and not s.managers_present():
-        s = replace(s, unattended_since=at)
-    return s
+def _unattended_check(s: Space, new: dict, at: datetime) -> None:
+    """A live Space left without its host and co-hosts is unattended from now."""
+    if s.is_live and s.unattended_since is None and not managers_present(new["membership"]):
+        new["unattended_since"] = at
 
 
-def _invited(s: Space, e: ev.UsersInvited, at: datetime) -> Space:
-    return replace(s, invited=s.invited | set(e.user_ids))
+def _lower_hand(s: Space, new: dict, user_id: str) -> None:
+    if s.requested_at(user_id) is not None:
+        new["request_queue"] = tuple(u for u in s.request_queue if u != user_id)
 
 
-def _link_created(s: Space, e: ev.InviteLinkCreated, at: datetime) -> Space:
-    return replace(s, invite_links={**s.invite_links, e.link_id: e.expires_at.ToDatetime(tzinfo=UTC)})
+def _left(s: Space, new: dict, e: ev.ParticipantLeft, at: datetime) -> None:
+    _lower_hand(s, new, e.user_id)
+    _unattended_check(s, new, at)
 
 
-def _with_role(s: Space, user_id: str, role: int) -> dict:
-    participants = dict(s.participants)
-    current = participants.get(user_id)
-    if current is not None:
-        participants[user_id] = Participant(current.user_id, role, current.joined_at)
-    return participants
+def _invited(s: Space, new: dict, e: ev.UsersInvited, at: datetime) -> None:
+    new["invited"] = s.invited | set(e.user_ids)
 
 
-def _without_request(s: Space, user_id: str) -> tuple:
-    return tuple(r for r in s.speak_requests if r[0] != user_id)
+def _link_created(s: Space, new: dict, e: ev.InviteLinkCreated, at: datetime) -> None:
+    new["invite_links"] = {**s.invite_links, e.link_id: e.expires_at.ToDatetime(tzinfo=UTC)}
 
 
-def _co_host_added(s: Space, e: ev.CoHostAdded, at: datetime) -> Space:
-    return replace(
-        s,
-        co_hosts=(*s.co_hosts, e.user_id),
-        speakers=tuple(u for u in s.speakers if u != e.user_id),
-        participants=_with_role(s, e.user_id, types.ROLE_CO_HOST),
-        speak_requests=_without_request(s, e.user_id),
-        unattended_since=None if e.user_id in s.participants else s.unattended_since,
-    )
+def _co_host_added(s: Space, new: dict, e: ev.CoHostAdded, at: datetime) -> None:
+    _lower_hand(s, new, e.user_id)
+    if s.is_in(e.user_id):
+        new["unattended_since"] = None
 
 
-def _co_host_removed(s: Space, e: ev.CoHostRemoved, at: datetime) -> Space:
-    s = replace(
-        s,
-        co_hosts=tuple(u for u in s.co_hosts if u != e.user_id),
-        participants=_with_role(s, e.user_id, types.ROLE_LISTENER),
-    )
-    if s.is_live and s.unattended_since is None and not s.managers_present():
-        s = replace(s, unattended_since=at)
-    return s
+def _co_host_removed(s: Space, new: dict, e: ev.CoHostRemoved, at: datetime) -> None:
+    _unattended_check(s, new, at)
 
 
-def _speaker_added(s: Space, e: ev.SpeakerAdded, at: datetime) -> Space:
-    return replace(
-        s,
-        speakers=(*s.speakers, e.user_id),
-        participants=_with_role(s, e.user_id, types.ROLE_SPEAKER),
-        speak_requests=_without_request(s, e.user_id),
-    )
+def _speaker_added(s: Space, new: dict, e: ev.SpeakerAdded, at: datetime) -> None:
+    _lower_hand(s, new, e.user_id)
 
 
-def _speaker_removed(s: Space, e: ev.SpeakerRemoved, at: datetime) -> Space:
-    return replace(
-        s,
-        speakers=tuple(u for u in s.speakers if u != e.user_id),
-        participants=_with_role(s, e.user_id, types.ROLE_LISTENER),
-    )
+def _speak_requested(s: Space, new: dict, e: ev.SpeakRequested, at: datetime) -> None:
+    if s.requested_at(e.user_id) is None:  # a raised hand keeps its place in the queue
+        new["request_queue"] = (*s.request_queue, e.user_id)
 
 
-def _speak_requested(s: Space, e: ev.SpeakRequested, at: datetime) -> Space:
-    return replace(s, speak_requests=(*s.speak_requests, (e.user_id, at)))
-
-
-def _request_closed(s: Space, e: Message, at: datetime) -> Space:
-    return replace(s, speak_requests=_without_request(s, e.user_id))
+def _request_closed(s: Space, new: dict, e: Message, at: datetime) -> None:
+    _lower_hand(s, new, e.user_id)
 
 
 _APPLIERS = {
@@ -200,7 +147,6 @@ _APPLIERS = {
     ev.CoHostAdded: _co_host_added,
     ev.CoHostRemoved: _co_host_removed,
     ev.SpeakerAdded: _speaker_added,
-    ev.SpeakerRemoved: _speaker_removed,
     ev.SpeakRequested: _speak_requested,
     ev.SpeakRequestWithdrawn: _request_closed,
     ev.SpeakRequestApproved: _request_closed,

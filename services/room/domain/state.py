@@ -1,10 +1,19 @@
-"""A Space as the room service knows it: a frozen value that `evolve` replaces, never mutates."""
+"""A Space as the room service knows it: a frozen value that `evolve` replaces, never mutates.
+
+Who is in the Space, in which role, with a hand raised or removed, is `membership`: the one fold
+of membership every service reuses (`libs.domain.membership.Membership`). The room keeps beside
+it only what is its own: the Space's description, invitations, the order of the queue to speak,
+and since when no host or co-host has been present. The lifecycle (`state`), the Space's id, the host, co-hosts
+and speakers are read from the membership's roster, so there is one answer to each.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from libs.domain.membership import NO_MEMBERS, NOT_IN, Membership
 from podium.room.v1 import room_types_pb2 as types
 
 
@@ -15,29 +24,95 @@ class Participant:
     joined_at: datetime
 
 
+class Participants(Mapping[str, Participant]):
+    """Everyone in the Space now, as user id -> Participant: a read-only view of the membership.
+    Lookups and `len` are O(1); iterating visits every entry."""
+
+    __slots__ = ("_membership",)
+
+    def __init__(self, membership: Membership):
+        self._membership = membership
+
+    def __getitem__(self, user_id: str) -> Participant:
+        m = self._membership
+        member = m.member(user_id)
+        if m.roster.is_over or member.role == NOT_IN:
+            raise KeyError(user_id)
+        return Participant(user_id, member.role, member.joined_at)
+
+    def __contains__(self, user_id: object) -> bool:
+        return self._membership.is_in(user_id)  # type: ignore[arg-type]
+
+    def __iter__(self) -> Iterator[str]:
+        return (user_id for user_id, _ in self._membership.present())
+
+    def __len__(self) -> int:
+        roster = self._membership.roster
+        return 0 if roster.is_over else roster.present
+
+
 @dataclass(frozen=True)
 class Space:
-    exists: bool = False
-    space_id: str = ""
-    host_user_id: str = ""
     title: str = ""
     description: str = ""
     join_policy: int = types.JOIN_POLICY_ANYONE
     scheduled_start: datetime | None = None
     recording_enabled: bool = False
-    state: int = types.SPACE_STATE_UNSPECIFIED
     created_at: datetime | None = None
     started_at: datetime | None = None
     ended_at: datetime | None = None
-    participants: dict[str, Participant] = field(default_factory=dict)  # copied on write, never mutated
-    co_hosts: tuple[str, ...] = ()
-    speakers: tuple[str, ...] = ()
+    membership: Membership = NO_MEMBERS  # who is in, in which role, hands raised, removed; lifecycle
     invited: frozenset[str] = frozenset()
     invite_links: dict[str, datetime] = field(default_factory=dict)  # link id -> expiry
-    speak_requests: tuple[tuple[str, datetime], ...] = ()  # oldest first
-    removed: frozenset[str] = frozenset()
+    request_queue: tuple[str, ...] = ()  # users with a raised hand, oldest first (bounded by the limits)
     unattended_since: datetime | None = None  # live, and no host or co-host present since then
     version: int = 0
+
+    # Read from the membership
+
+    @property
+    def exists(self) -> bool:
+        return self.membership.roster.exists
+
+    @property
+    def space_id(self) -> str:
+        return self.membership.roster.space_id
+
+    @property
+    def state(self) -> int:
+        return self.membership.roster.state
+
+    @property
+    def host_user_id(self) -> str:
+        return self.membership.roster.host_user_id
+
+    @property
+    def co_hosts(self) -> tuple[str, ...]:
+        return self.membership.roster.co_hosts
+
+    @property
+    def speakers(self) -> tuple[str, ...]:
+        return self.membership.roster.speakers
+
+    @property
+    def participants(self) -> Participants:
+        return Participants(self.membership)
+
+    @property
+    def listener_count(self) -> int:
+        roster = self.membership.roster
+        return 0 if roster.is_over else roster.listeners
+
+    @property
+    def removed(self) -> frozenset[str]:
+        """Users the room took out, who may not come back. O(entries): use `is_removed` to ask."""
+        return frozenset(u for u, m in self.membership.entries.items() if m.removed)
+
+    @property
+    def speak_requests(self) -> tuple[tuple[str, datetime], ...]:
+        """The queue to speak, oldest first, with when each hand was raised."""
+        member = self.membership.member
+        return tuple((u, member(u).hand_raised_at) for u in self.request_queue)
 
     @property
     def is_live(self) -> bool:
@@ -45,24 +120,32 @@ class Space:
 
     @property
     def is_over(self) -> bool:
-        return self.state in (types.SPACE_STATE_ENDED, types.SPACE_STATE_CANCELLED)
+        return self.membership.roster.is_over
+
+    def is_in(self, user_id: str) -> bool:
+        return self.membership.is_in(user_id)
+
+    def is_removed(self, user_id: str) -> bool:
+        return self.membership.member(user_id).removed
 
     def role_of(self, user_id: str) -> int:
-        participant = self.participants.get(user_id)
-        return participant.role if participant else types.ROLE_UNSPECIFIED
+        return self.membership.role_of(user_id)
 
     def is_manager(self, user_id: str) -> bool:
         """The host and co-hosts manage roles and invites."""
         return user_id == self.host_user_id or user_id in self.co_hosts
 
     def requested_at(self, user_id: str) -> datetime | None:
-        for requester, at in self.speak_requests:
-            if requester == user_id:
-                return at
-        return None
+        """When the user raised the hand still raised; None once the Space is over (requests lapse)."""
+        return None if self.is_over else self.membership.member(user_id).hand_raised_at
 
     def managers_present(self) -> bool:
-        return self.host_user_id in self.participants or any(c in self.participants for c in self.co_hosts)
+        return managers_present(self.membership)
+
+
+def managers_present(membership: Membership) -> bool:
+    """The host or a co-host is in. Co-hosts are always participants (leaving ends the role): O(1)."""
+    return membership.is_in(membership.roster.host_user_id) or bool(membership.roster.co_hosts)
 
 
 INITIAL = Space()

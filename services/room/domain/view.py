@@ -18,9 +18,6 @@ def _set_time(message: Message, name: str, value: datetime | None) -> None:
 
 
 def space_view(state: Space) -> types.Space:
-    # Co-hosts and speakers are always participants, so this is O(1) however big the Space.
-    present_host = 1 if state.host_user_id in state.participants else 0
-    listeners = len(state.participants) - present_host - len(state.co_hosts) - len(state.speakers)
     view = types.Space(
         space_id=state.space_id,
         title=state.title,
@@ -31,8 +28,8 @@ def space_view(state: Space) -> types.Space:
         recording_enabled=state.recording_enabled,
         co_host_user_ids=list(state.co_hosts),
         speaker_user_ids=list(state.speakers),
-        participant_count=len(state.participants),
-        listener_count=listeners,
+        participant_count=len(state.participants),  # O(1): counted by the membership fold
+        listener_count=state.listener_count,
         version=state.version,
     )
     for name in ("scheduled_start", "created_at", "started_at", "ended_at"):

@@ -86,6 +86,7 @@ class SpaceDirectory:
     # The view's writes
 
     async def apply(self, conn: asyncpg.Connection, events: Sequence[ConsumedEvent]) -> None:
+        """Folds the batch into the Spaces' states, then writes each changed Space's row once."""
         changed: dict[str, Space] = {}
         states = self._states
         for event in events:
@@ -95,11 +96,8 @@ class SpaceDirectory:
             if before is None or before.version != version - 1:
                 # A Space's first event starts from nothing; any other miss is folded from the store.
                 before = INITIAL if version == 1 else await self._state_before(space_id, version)
-            after = evolve(before, event.payload, occurred_at(envelope))
-            states[space_id] = after
-            changed[space_id] = after
-            if after.is_over:
-                self._ended.append(space_id)
+            states[space_id] = changed[space_id] = evolve(before, event.payload, occurred_at(envelope))
+        self._ended.extend(space_id for space_id, space in changed.items() if space.is_over)
         for space_id in changed:
             states.move_to_end(space_id)
         while len(states) > self.cache_spaces:
@@ -186,9 +184,9 @@ class SpaceDirectory:
 
 
 def _row(space: Space) -> tuple:
-    host = 1 if space.host_user_id in space.participants else 0
-    co_hosts = sum(1 for c in space.co_hosts if c in space.participants)
-    speakers = sum(1 for s in space.speakers if s in space.participants)
+    # Co-hosts and speakers are always participants (leaving ends the role): O(1) however big.
+    host = 1 if space.is_in(space.host_user_id) else 0
+    co_hosts, speakers = len(space.co_hosts), len(space.speakers)
     return (
         space.space_id,
         space.version,
@@ -199,6 +197,6 @@ def _row(space: Space) -> tuple:
         host,
         co_hosts,
         speakers,
-        len(space.participants) - host - co_hosts - speakers,
+        space.listener_count,
         space_view(space).SerializeToString(),
     )

@@ -8,16 +8,21 @@ state gives at that moment. A moderation removal is followed by the room's own
 reaction (its RemoveParticipant), and a barred user's later JoinSpace carries the
 bar, as the room's reactions do.
 
-After every event each consumer's view is checked against the room's `evolve`
-(the authority on membership and roles) and moderation's `evolve_space` (on
-mutes and bars): moderation's room roles, the media relay's admission, presence's
-board, replay's Space at time T and timeline, and analytics' figures with the
-`podium report` built on them.
+The room's own state folds membership with `libs.domain.membership` too, so
+agreeing with it alone would prove little. After every event the room's read
+API (participants and their roles, co-hosts, speakers, the queue to speak,
+removals, lifecycle, counts, ListParticipants' order) is first checked against
+`Reference`: the room's membership rules written out plainly here, with plain
+dicts and lists and no shared code. Then each consumer's view is checked
+against the room's (the authority on membership and roles) and moderation's
+`evolve_space` (on mutes and bars): moderation's room roles, the media relay's
+admission, presence's board, replay's Space at time T and timeline, and
+analytics' figures with the `podium report` built on them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from hypothesis import given, settings
@@ -154,6 +159,102 @@ def consumed(moment: Moment, version: int) -> ConsumedEvent:
     return ConsumedEvent(envelope, moment.event, moment.topic, 0, version)
 
 
+@dataclass
+class Reference:
+    """What room events mean for membership, written out plainly: the specification the room's
+    state (and, through it, every consumer) is held to. Deliberately naive: O(members) per event."""
+
+    state: int = types.SPACE_STATE_UNSPECIFIED
+    host: str = ""
+    participants: dict[str, tuple[int, datetime]] = field(default_factory=dict)  # role, joined at
+    co_hosts: list[str] = field(default_factory=list)
+    speakers: list[str] = field(default_factory=list)
+    requests: list[tuple[str, datetime]] = field(default_factory=list)  # oldest first
+    removed: set[str] = field(default_factory=set)
+
+    def apply(self, e, at: datetime) -> None:
+        over = (types.SPACE_STATE_ENDED, types.SPACE_STATE_CANCELLED)
+        if isinstance(e, ev.SpaceCreated):
+            self.host = e.host_user_id
+            self.state = (
+                types.SPACE_STATE_SCHEDULED if e.HasField("scheduled_start") else types.SPACE_STATE_CREATED
+            )
+        elif isinstance(e, ev.SpaceStarted):
+            self.state = types.SPACE_STATE_LIVE
+        elif isinstance(e, ev.SpaceEnded | ev.SpaceCancelled):
+            self.state = (
+                types.SPACE_STATE_ENDED if isinstance(e, ev.SpaceEnded) else types.SPACE_STATE_CANCELLED
+            )
+            self.participants, self.co_hosts, self.speakers, self.requests = {}, [], [], []
+        elif self.state in over:
+            return
+        elif isinstance(e, ev.ParticipantJoined):
+            self.participants[e.user_id] = (e.role or types.ROLE_LISTENER, at)
+        elif isinstance(e, ev.ParticipantLeft):
+            self.participants.pop(e.user_id, None)
+            self._drop(e.user_id, co_host=True, speaker=True, request=True)
+            if e.reason == ev.LEAVE_REASON_REMOVED:
+                self.removed.add(e.user_id)
+        elif isinstance(e, ev.CoHostAdded):
+            self._drop(e.user_id, speaker=True, request=True)
+            self.co_hosts.append(e.user_id)
+            self._set_role(e.user_id, types.ROLE_CO_HOST)
+        elif isinstance(e, ev.CoHostRemoved):
+            self._drop(e.user_id, co_host=True)
+            self._set_role(e.user_id, types.ROLE_LISTENER)
+        elif isinstance(e, ev.SpeakerAdded):
+            self._drop(e.user_id, request=True)
+            self.speakers.append(e.user_id)
+            self._set_role(e.user_id, types.ROLE_SPEAKER)
+        elif isinstance(e, ev.SpeakerRemoved):
+            self._drop(e.user_id, speaker=True)
+            self._set_role(e.user_id, types.ROLE_LISTENER)
+        elif isinstance(e, ev.SpeakRequested):
+            self.requests.append((e.user_id, at))
+        elif isinstance(e, ev.SpeakRequestWithdrawn | ev.SpeakRequestApproved | ev.SpeakRequestDenied):
+            self._drop(e.user_id, request=True)
+
+    def _drop(self, user: str, co_host=False, speaker=False, request=False) -> None:
+        if co_host:
+            self.co_hosts = [u for u in self.co_hosts if u != user]
+        if speaker:
+            self.speakers = [u for u in self.speakers if u != user]
+        if request:
+            self.requests = [r for r in self.requests if r[0] != user]
+
+    def _set_role(self, user: str, role: int) -> None:
+        if user in self.participants:
+            self.participants[user] = (role, self.participants[user][1])
+
+    def ordered(self) -> list[str]:
+        order = {types.ROLE_HOST: 0, types.ROLE_CO_HOST: 1, types.ROLE_SPEAKER: 2, types.ROLE_LISTENER: 3}
+        return sorted(
+            self.participants, key=lambda u: (order[self.participants[u][0]], self.participants[u][1], u)
+        )
+
+
+def check_room(room: Space, ref: Reference) -> None:
+    """The room's read API says what the plain reference says."""
+    assert (room.state, room.host_user_id, room.exists) == (ref.state, ref.host, True)
+    assert {u: p.role for u, p in room.participants.items()} == {
+        u: r for u, (r, _) in ref.participants.items()
+    }
+    assert {u: p.joined_at for u, p in room.participants.items()} == {
+        u: at for u, (_, at) in ref.participants.items()
+    }
+    assert [p.user_id for p in participants_view(room)] == ref.ordered()
+    assert (list(room.co_hosts), list(room.speakers)) == (ref.co_hosts, ref.speakers)
+    assert list(room.speak_requests) == ref.requests
+    assert room.removed == ref.removed
+    for user in (HOST, *USERS):
+        expected = ref.participants.get(user, (types.ROLE_UNSPECIFIED, None))[0]
+        assert room.role_of(user) == expected, user
+        assert (user in room.participants) == (user in ref.participants), user
+    view = space_view(room)
+    assert view.participant_count == len(room.participants) == len(ref.participants)
+    assert view.listener_count == sum(1 for r, _ in ref.participants.values() if r == types.ROLE_LISTENER)
+
+
 def roles_of(room: Space) -> dict[str, int]:
     return {user_id: p.role for user_id, p in room.participants.items()}
 
@@ -215,7 +316,9 @@ def check_figures(stats: dict, members: dict, room: Space) -> None:
 
 @settings(max_examples=150, deadline=None)
 @given(steps, limits, started)
-def test_every_consumer_agrees_with_the_room_on_who_is_in_and_in_which_role(sequence, room_limits, start):
+def test_the_room_and_every_consumer_agree_with_the_reference_on_who_is_in_and_in_which_role(
+    sequence, room_limits, start
+):
     log = history(sequence, room_limits, start)
     core, roles, relay, board, space = (
         SpaceMembers(),
@@ -226,8 +329,12 @@ def test_every_consumer_agrees_with_the_room_on_who_is_in_and_in_which_role(sequ
     )
     stats, stats_members = empty(SPACE, 60), {}
     room_version = 0
+    reference = Reference()
     for offset, moment in enumerate(log, start=1):
         event = consumed(moment, offset)
+        if moment.topic == ROOM_EVENTS.name:
+            reference.apply(moment.event, moment.at)
+        check_room(moment.room, reference)
         core.apply(moment.event, moment.at)
         relay.apply(event)
         board.apply(event)
