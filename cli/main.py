@@ -32,7 +32,9 @@ def _secret() -> str:
 
 @app.command()
 def up() -> None:
-    """Start the broker, the database and every service; Ctrl-C stops them all."""
+    """Start the broker, the database, every topic and every service; Ctrl-C stops them all.
+
+    If the embedded broker dies, its log is recovered from PostgreSQL and the services restarted."""
     asyncio.run(_up())
 
 
@@ -55,6 +57,7 @@ def _status_table(stack, statuses: dict[str, str]) -> Table:
 
 
 async def _up() -> None:
+    from libs.devstack.healing import broker_died, heal
     from libs.devstack.stack import Stack
     from libs.devstack.supervisor import ServiceFailed
 
@@ -103,6 +106,13 @@ async def _up() -> None:
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 1.0)
+            if broker_died(stack) and not stop.is_set():
+                try:
+                    await heal(stack, lambda line: console.print(f"[yellow]{line}[/yellow]"))
+                except (RuntimeError, TimeoutError) as e:
+                    console.print(f"[red]could not heal the stack: {e}[/red]")
+                    stop.set()
+                continue
             for service in services:
                 if not service.running:
                     console.print(

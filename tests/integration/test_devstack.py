@@ -22,7 +22,7 @@ from libs.devstack.broker import EmbeddedBroker, free_port
 from libs.devstack.catalogue import SERVICES
 from libs.devstack.database import LOCAL_URL, answers, create_database, drop_database, resolve_database
 from libs.devstack.demo import run_demo
-from libs.events.topics import TopicSpec, ensure_topics
+from libs.events.topics import TopicSpec, create_topics
 from podium.room.v1 import room_service_pb2, room_service_pb2_grpc
 from tests.integration.clients import RoomClient
 
@@ -30,8 +30,8 @@ pytestmark = pytest.mark.integration
 
 
 async def _produce_and_count(bootstrap: str, topic: str) -> int:
-    # Podium's clients never create a topic by writing to it (libs/events/kafka.py): make it first.
-    await ensure_topics(bootstrap, (TopicSpec(topic, "the dev stack's own check"),), 1, 1)
+    # Topics are made by their owner, never by a client writing to one: make it first.
+    await create_topics(bootstrap, (TopicSpec(topic, "the dev stack's own check"),), 1, 1)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
     await producer.start()
     try:
