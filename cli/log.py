@@ -63,7 +63,7 @@ async def _with_pool(settings, work):
 @log_app.command("topics")
 def log_topics(bootstrap: str = BOOTSTRAP) -> None:
     """Create every missing topic, and make again any with the wrong partition count."""
-    from libs.recovery.procedure import make_topics
+    from libs.recovery.topics import make_topics
 
     made = asyncio.run(make_topics(_settings(bootstrap, None)))
     console.print(f"made {len(made)} topics: {', '.join(made)}" if made else "every topic is in place")

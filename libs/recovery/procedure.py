@@ -21,23 +21,11 @@ from dataclasses import dataclass, field
 import asyncpg
 
 from libs.config.settings import PodiumSettings
-from libs.events.kafka_security import kafka_security
-from libs.events.topics import EVERY_TOPIC, FaustTable, TopicSpec, create_topics
+from libs.events.topics import EVERY_TOPIC, FaustTable, TopicSpec
 from libs.projection.operations import request_rebuild, schemas_with_views
 from libs.recovery.readers import ReaderReset, reset_readers
 from libs.recovery.reseed import event_stores, reseed
-
-
-async def make_topics(settings: PodiumSettings, specs: tuple[TopicSpec, ...] = EVERY_TOPIC) -> list[str]:
-    """Creates the missing topics of `specs`, replacing any with the wrong partition count."""
-    return await create_topics(
-        settings.kafka_bootstrap_servers,
-        specs,
-        settings.topic_partitions,
-        settings.topic_replication_factor,
-        replace_mismatched=True,
-        **kafka_security(settings),
-    )
+from libs.recovery.topics import make_topics
 
 
 async def rebuild_every_view(pool: asyncpg.Pool) -> dict[str, list[tuple[str, int]]]:

@@ -11,27 +11,27 @@ stopped:
 - each faust app's table changelogs are deleted and made again, empty: the
   tables start empty and are recomputed from the source topics, instead of
   being recovered from a changelog that describes another log;
-- positions that a service keeps in PostgreSQL outside the durable views (the
-  replay service's recording spool) are forgotten: it reads its topic from
-  the beginning again (a chunk stored twice is stored once).
+- positions that services keep in PostgreSQL are forgotten, since they are
+  offsets into the old log: the durable views' (`view_positions`; their
+  stream versions stay, so a reader that starts again from offset 0 applies
+  nothing twice, whether it is a view's writer or a cache started from the
+  view's rows) and the replay service's recording spool's (it reads its topic
+  from the beginning again; a chunk stored twice is stored once).
 
-Durable views are rebuilt by their own request (`podium views rebuild`). Only
+Durable views are also rebuilt, by their own request (`podium views rebuild`). Only
 public aiokafka APIs: a consumer with the group's id, manual assignment, and
 `commit` (aiokafka's admin client cannot delete a consumer group).
 """
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 
 import asyncpg
 from aiokafka import TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
 from libs.config.settings import PodiumSettings
 from libs.events.kafka import make_reader
-from libs.events.kafka_security import kafka_security
 from libs.events.topics import (
     ANALYTICS_APP,
     ANALYTICS_TABLES,
@@ -41,10 +41,10 @@ from libs.events.topics import (
     PRESENCE_APP,
     PRESENCE_TABLES,
     FaustTable,
-    TopicSpec,
     changelogs,
-    create_topics,
 )
+from libs.projection.operations import schemas_with_views
+from libs.recovery.topics import empty_topics
 
 #: Podium's faust apps (app id = consumer group id) and their tables. Analytics' app id is a
 #: setting (PODIUM_ANALYTICS_APP_ID): another id is passed as an extra app with ANALYTICS_TABLES.
@@ -107,35 +107,12 @@ async def reset_group(settings: PodiumSettings, group_id: str, topics: list[str]
         await consumer.stop()
 
 
-async def empty_topics(settings: PodiumSettings, specs: tuple[TopicSpec, ...]) -> list[str]:
-    """Deletes those of `specs` that exist and makes them all again, empty. Returns the names."""
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.kafka_bootstrap_servers, **kafka_security(settings)
-    )
-    await admin.start()
-    try:
-        names = {s.name for s in specs}
-        present = sorted(names & set(await admin.list_topics()))
-        if present:
-            await admin.delete_topics(present)
-            async with asyncio.timeout(30):
-                while names & set(await admin.list_topics()):
-                    await asyncio.sleep(0.2)
-    finally:
-        await admin.close()
-    await create_topics(
-        settings.kafka_bootstrap_servers,
-        specs,
-        settings.topic_partitions,
-        settings.topic_replication_factor,
-        **kafka_security(settings),
-    )
-    return sorted(names)
-
-
 async def forget_stored_positions(pool: asyncpg.Pool) -> dict[str, int]:
+    """Deletes the stored positions (table -> how many): every durable view's, and `STORED_POSITIONS`."""
+    async with pool.acquire() as conn:
+        tables = [f"{schema}.view_positions" for schema in await schemas_with_views(conn)]
     forgotten = {}
-    for table in STORED_POSITIONS:
+    for table in (*tables, *STORED_POSITIONS):
         if await pool.fetchval("SELECT to_regclass($1) IS NOT NULL", table):
             status = await pool.execute(f"DELETE FROM {table}")
             forgotten[table] = int(status.split()[-1])

@@ -8,14 +8,20 @@ stream order on their partition), waits for the broker to acknowledge every
 one (`acks=all`, `make_producer`), and then deletes the outbox rows it covered:
 the relay need not publish them a second time.
 
+First it empties those topics (deleted and made again): whatever they hold is
+in the store too, and a relay that published to a topic made again after the
+loss left newer events ahead of the older ones. Afterwards each topic holds
+every stored event once, in order, and nothing else. (Each event topic has one
+publishing service, so one store's reseed empties no other store's events.)
+
 It holds `LOCK TABLE <schema>.outbox IN EXCLUSIVE MODE` for the whole time, in
 one transaction: an append (which writes `events` and `outbox` in one
 statement) waits until the reseed is done, so no event is published ahead of an
 older one, and none is left out. Run with the services stopped anyway, since
 the lock holds back every command of that service while it lasts.
 
-Consumers drop what they already applied by stream version, so a reseed of a
-log that was not lost only adds duplicates, never changes a view.
+Run it only as part of the recovery (`podium log recover`), with the services
+stopped: readers' positions into the emptied topics mean nothing afterwards.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import asyncpg
 from libs.config.settings import PodiumSettings
 from libs.events.kafka import make_producer
 from libs.eventstore.schema import quoted
+from libs.recovery.topics import empty_topics, spec_of
 
 #: Events fetched and sent per round trip; every batch is acknowledged before the next is read.
 BATCH = 1000
@@ -57,8 +64,8 @@ async def reseed(
     *,
     progress: Callable[[int], None] | None = None,
 ) -> Counter[str]:
-    """Publishes every event of `schema` to its topic, in order, and deletes the outbox rows that
-    covered. Returns how many events went to each topic. Raises if the broker did not acknowledge
+    """Empties the topics of `schema`'s events, publishes every event to its topic, in order, and
+    deletes the outbox rows that covered. Returns how many events went to each topic. Raises if the broker did not acknowledge
     every one; then nothing is deleted, and running it again is safe."""
     s = quoted(schema)
     published: Counter[str] = Counter()
@@ -67,6 +74,9 @@ async def reseed(
     try:
         async with pool.acquire() as conn, conn.transaction():
             await conn.execute(f"LOCK TABLE {s}.outbox IN EXCLUSIVE MODE")
+            topics = [r["topic"] for r in await conn.fetch(f"SELECT DISTINCT topic FROM {s}.events")]
+            if topics:
+                await empty_topics(settings, tuple(spec_of(t) for t in sorted(topics)))
             last = 0
             while True:
                 rows = await conn.fetch(

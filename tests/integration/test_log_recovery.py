@@ -142,6 +142,13 @@ async def test_log_reseed_publishes_every_stored_event_in_order_and_empties_the_
 ):
     await _store_events(private_database_url, "room", ROOM_EVENTS.name, spaces=20, each=5)
     await _store_events(private_database_url, "moderation", MODERATION_EVENTS.name, spaces=3, each=2)
+    # What a relay published to the topic made again after the loss, ahead of older events: gone after.
+    producer = make_producer(PodiumSettings(kafka_bootstrap_servers=private_broker.bootstrap), "test-junk")
+    await producer.start()
+    try:
+        await producer.send_and_wait(ROOM_EVENTS.name, b"published after the loss", key=b"some-space")
+    finally:
+        await producer.stop()
 
     result = await _podium(
         "log", "reseed", "room", bootstrap=private_broker.bootstrap, database_url=private_database_url
