@@ -6,13 +6,12 @@ the steps below bring the log back, and the services are then started again
 (docs/operations.md, "Lost log"). Each step is a module, and a `podium log`
 command:
 
-- `libs.events.topics.create_topics(..., replace_mismatched=True)`: every topic,
-  with the right partition count (`podium log topics`);
-- `reseed`: every event stored in PostgreSQL, published again in order
-  (`podium log reseed`);
+- `topics`: every topic, with the right partition count (`podium log topics`);
+- `reseed`: its topics emptied, every event stored in PostgreSQL published
+  again, in order (`podium log reseed`);
 - `readers`: every reader of the log starts from the beginning again: consumer
-  groups reset, faust changelogs emptied, stored spool positions forgotten
-  (`podium log reset-groups`);
+  groups reset, faust changelogs emptied, positions stored in PostgreSQL
+  forgotten (`podium log reset-groups`);
 - `libs.projection.operations.request_rebuild`: every durable view rebuilt
   (`podium views rebuild`).
 

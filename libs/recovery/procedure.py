@@ -2,9 +2,10 @@
 
 1. topics: every topic of `EVERY_TOPIC` exists with its partition count (a
    topic some client made with the broker's default count is made again);
-2. reseed: every event store publishes its events again (`reseed`);
+2. reseed: every event store empties its topics and publishes its events again
+   (`reseed`);
 3. readers: consumer groups to the earliest offsets, faust changelogs emptied,
-   stored spool positions forgotten (`readers`);
+   every position stored in PostgreSQL forgotten (`readers`);
 4. views: a rebuild of every durable view of every service is requested; each
    view's writer carries it out when its service starts.
 
