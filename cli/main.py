@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 from pathlib import Path
 
@@ -13,10 +12,11 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from cli.addresses import bootstrap_or_exit
+from cli.log import log_app
 from cli.views import views_app
 
 app = typer.Typer(help="Podium: live social audio Spaces. Start here: `podium up`.", no_args_is_help=True)
-log_app = typer.Typer(help="Operate the event log.", no_args_is_help=True)
 app.add_typer(log_app, name="log")
 events_app = typer.Typer(help="Read Podium's event stream (for analysts).", no_args_is_help=True)
 app.add_typer(events_app, name="events")
@@ -32,7 +32,9 @@ def _secret() -> str:
 
 @app.command()
 def up() -> None:
-    """Start the broker, the database and every service; Ctrl-C stops them all."""
+    """Start the broker, the database, every topic and every service; Ctrl-C stops them all.
+
+    If the embedded broker dies, its log is recovered from PostgreSQL and the services restarted."""
     asyncio.run(_up())
 
 
@@ -55,6 +57,7 @@ def _status_table(stack, statuses: dict[str, str]) -> Table:
 
 
 async def _up() -> None:
+    from libs.devstack.healing import broker_died, heal
     from libs.devstack.stack import Stack
     from libs.devstack.supervisor import ServiceFailed
 
@@ -103,6 +106,13 @@ async def _up() -> None:
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 1.0)
+            if broker_died(stack) and not stop.is_set():
+                try:
+                    await heal(stack, lambda line: console.print(f"[yellow]{line}[/yellow]"))
+                except (RuntimeError, TimeoutError) as e:
+                    console.print(f"[red]could not heal the stack: {e}[/red]")
+                    stop.set()
+                continue
             for service in services:
                 if not service.running:
                     console.print(
@@ -221,7 +231,7 @@ def events_tail(
     from libs.events.tail import Filters, TailError, as_json, as_line, tail
     from libs.events.topics import MODERATION_EVENTS, PRESENCE_EVENTS, ROOM_EVENTS
 
-    bootstrap = _bootstrap_or_exit(bootstrap)
+    bootstrap = bootstrap_or_exit(bootstrap)
     topics = topic or [ROOM_EVENTS.name, MODERATION_EVENTS.name, PRESENCE_EVENTS.name]
     settings = PodiumSettings(kafka_bootstrap_servers=bootstrap)
 
@@ -238,19 +248,6 @@ def events_tail(
         raise typer.Exit(2) from e
     except KeyboardInterrupt:
         pass
-
-
-def _bootstrap_or_exit(bootstrap: str) -> str:
-    bootstrap = bootstrap or os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "")
-    if bootstrap:
-        return bootstrap
-    from libs.devstack.stack import read_state
-
-    try:
-        return read_state()["bootstrap"]
-    except FileNotFoundError as e:
-        console.print(f"[red]{e}[/red] (or pass --bootstrap, or set KAFKA_BOOTSTRAP_SERVERS)")
-        raise typer.Exit(2) from e
 
 
 def _time_or_exit(value: str, option: str, default):
@@ -294,7 +291,7 @@ def events_export(
         raise typer.Exit(2)
     start = _time_or_exit(since, "--since", datetime(1970, 1, 1, tzinfo=UTC))
     end = _time_or_exit(until, "--until", datetime.now(UTC))
-    settings = PodiumSettings(kafka_bootstrap_servers=_bootstrap_or_exit(bootstrap))
+    settings = PodiumSettings(kafka_bootstrap_servers=bootstrap_or_exit(bootstrap))
     topics = topic or [ROOM_EVENTS.name, MODERATION_EVENTS.name, PRESENCE_EVENTS.name]
     with Progress(
         SpinnerColumn(), TextColumn("{task.description}"), console=console, transient=True
@@ -335,7 +332,7 @@ def state(
     from services.replay.domain.space_at import ROLE_NAMES, merge_by_time, state_at
 
     moment = _time_or_exit(at, "--at", datetime.now(UTC))
-    bootstrap = _bootstrap_or_exit(bootstrap)
+    bootstrap = bootstrap_or_exit(bootstrap)
     settings = PodiumSettings(kafka_bootstrap_servers=bootstrap)
 
     async def rebuild():
@@ -395,7 +392,7 @@ def report(
     from libs.events.tail import TailError, space_history
     from libs.events.topics import ROOM_EVENTS
 
-    settings = PodiumSettings(kafka_bootstrap_servers=_bootstrap_or_exit(bootstrap))
+    settings = PodiumSettings(kafka_bootstrap_servers=bootstrap_or_exit(bootstrap))
 
     try:
         events = asyncio.run(space_history(settings, ROOM_EVENTS.name, space))
@@ -425,36 +422,6 @@ def report(
     if png is not None:
         plot(summary, png)
         console.print(f"wrote {png}")
-
-
-@log_app.command("reseed")
-def reseed_log(
-    service: str = typer.Option("room", help="The service whose events to publish again."),
-    database_url: str = typer.Option("", help="Default: DATABASE_URL, or the running stack's database."),
-) -> None:
-    """Queue every event of SERVICE for publishing again, in order (after a broker lost its log)."""
-    import asyncpg
-
-    from libs.eventstore.relay import reseed
-
-    if not database_url:
-        database_url = os.environ.get("DATABASE_URL", "")
-    if not database_url:
-        from libs.devstack.stack import read_state
-
-        database_url = read_state()["database"]
-    schema = service.replace("-", "_")
-
-    async def run() -> dict[str, int]:
-        pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
-        try:
-            topics = [r["topic"] for r in await pool.fetch(f"SELECT DISTINCT topic FROM {schema}.events")]
-            return {topic: await reseed(pool, schema, topic) for topic in topics}
-        finally:
-            await pool.close()
-
-    for topic, count in asyncio.run(run()).items():
-        console.print(f"{topic}: {count} events queued; the relay publishes them now")
 
 
 if __name__ == "__main__":

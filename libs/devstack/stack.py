@@ -1,9 +1,13 @@
 """`podium up`: the whole suite on one machine, on embedded defaults.
 
 Broker: KAFKA_BOOTSTRAP_SERVERS, else an embedded one. Database: DATABASE_URL,
-else 127.0.0.1:5432 if it answers, else an embedded PostgreSQL. Then every
-service in the catalogue, each on its default port (or its PODIUM_<NAME>_PORT).
-The addresses go to `.podium/stack.json` so `podium demo` can find them.
+else 127.0.0.1:5432 if it answers, else an embedded PostgreSQL. Then every topic (`EVERY_TOPIC`, and the
+changelogs of an analytics app id set with PODIUM_ANALYTICS_APP_ID): the dev
+stack owns its topics, services never make one. Then every service in the
+catalogue, each on its default port (or its PODIUM_<NAME>_PORT). The addresses
+go to `.podium/stack.json` so `podium demo` can find them.
+
+When the embedded broker dies, `libs.devstack.healing` brings the stack back.
 """
 
 from __future__ import annotations
@@ -13,10 +17,14 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from libs.config.settings import PodiumSettings
 from libs.devstack.broker import EmbeddedBroker
 from libs.devstack.catalogue import SERVICES, metrics_port
 from libs.devstack.database import ResolvedDatabase, ensure_database, resolve_database
 from libs.devstack.supervisor import ServiceProcess
+from libs.events.kafka_security import kafka_security
+from libs.events.topics import EVERY_TOPIC, FaustTable, TopicSpec, changelogs, create_topics
+from libs.recovery.readers import faust_apps
 
 STATE_DIR = Path(".podium")
 STATE_FILE = STATE_DIR / "stack.json"
@@ -45,6 +53,32 @@ class Stack:
         if self.database.source != "DATABASE_URL":
             # Our own database on a shared server, so Podium's schemas stay out of `postgres`.
             self.database.url = await ensure_database(self.database.url, DATABASE_NAME)
+        await self.make_topics()
+
+    def settings(self) -> PodiumSettings:
+        """The settings the stack's services run with, as far as the broker and database go."""
+        return PodiumSettings(
+            kafka_bootstrap_servers=self.bootstrap, database_url=self.database.url if self.database else ""
+        )
+
+    def faust_apps(self) -> dict[str, tuple[FaustTable, ...]]:
+        """The faust apps the services run as: analytics' app id may be set in the environment."""
+        configured = os.environ.get("PODIUM_ANALYTICS_APP_ID", "")
+        return faust_apps((configured,) if configured else ())
+
+    def topics(self) -> tuple[TopicSpec, ...]:
+        extra = {spec for app, tables in self.faust_apps().items() for spec in changelogs(app, tables)}
+        return (*EVERY_TOPIC, *sorted(extra - set(EVERY_TOPIC), key=lambda spec: spec.name))
+
+    async def make_topics(self) -> list[str]:
+        settings = self.settings()
+        return await create_topics(
+            self.bootstrap,
+            self.topics(),
+            settings.topic_partitions,
+            settings.topic_replication_factor,
+            **kafka_security(settings),
+        )
 
     def plan_services(self) -> list[ServiceProcess]:
         assert self.database is not None

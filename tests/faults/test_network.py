@@ -21,6 +21,7 @@ from libs.events.kafka import make_reader
 from tests.faults.audio import RESUME_SECONDS, LiveAudio
 from tests.faults.proxy import Proxy
 from tests.faults.support import Load, assert_sound, judge_stored, record, settle
+from tests.support.infrastructure import make_topics
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
@@ -84,6 +85,7 @@ async def proxied_broker(run_dir):
     proxy.target_port = broker.listen_port
     await proxy.start()
     await broker.start()
+    await make_topics(broker.bootstrap)  # the test stack owns the topics
     yield broker
     broker.stop()
     await proxy.stop()

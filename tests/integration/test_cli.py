@@ -1,4 +1,5 @@
-"""The `podium` command's tools: a token that services accept, and a manual reseed of the log."""
+"""The `podium` command's tools: a token that services accept, reading events, views (`podium log`:
+test_log_recovery.py)."""
 
 from __future__ import annotations
 
@@ -7,20 +8,14 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 from datetime import UTC, datetime
 
-import asyncpg
 import jwt
 import pytest
 
 from libs.auth.keys import KeySet
 from libs.auth.tokens import TokenVerifier
 from libs.config.settings import DEV_JWT_SECRET
-from libs.events.envelope import Causation
-from libs.eventstore.schema import migrate
-from libs.eventstore.store import EventStore, NewEvent
-from podium.room.v1 import room_events_pb2
 
 pytestmark = pytest.mark.integration
 
@@ -49,39 +44,6 @@ def test_podium_token_mints_gateway_tokens_with_the_key_its_kid_names():
     assert identity.user_id == "gw-1" and identity.is_gateway
     unknown = _podium("token", "gw-1", "--kid", "2026-10", env=env)
     assert unknown.returncode != 0 and "2026-10" in unknown.stderr
-
-
-async def test_podium_log_reseed_queues_every_event_again_in_order(private_database_url):
-    database_url = private_database_url  # its own: the shared room service publishes the shared outbox
-    import os
-
-    schema = "room"
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
-    try:
-        await migrate(pool, schema)
-        store = EventStore(pool, schema, producer="room")
-        space = f"cli-{uuid.uuid4().hex[:8]}"
-        now = datetime.now(UTC)
-        events = [room_events_pb2.SpaceCancelled(space_id=space)] * 3
-        await store.append(
-            stream_id=f"space-{space}",
-            space_id=space,
-            topic="podium.room.events.v1",
-            expected_version=0,
-            events=[NewEvent(e, now, Causation("u", "c", "c")) for e in events],
-        )
-        total = await pool.fetchval("SELECT count(*) FROM room.events WHERE topic = 'podium.room.events.v1'")
-        await pool.execute("DELETE FROM room.outbox")
-        result = _podium(
-            "log", "reseed", "--service", "room", "--database-url", database_url, env=dict(os.environ)
-        )
-        assert result.returncode == 0, result.stderr
-        assert f"podium.room.events.v1: {total} events queued" in result.stdout
-        queued = await pool.fetch("SELECT global_position FROM room.outbox ORDER BY position")
-        positions = [r["global_position"] for r in queued]
-        assert len(positions) == total and positions == sorted(positions)
-    finally:
-        await pool.close()
 
 
 async def test_podium_events_tail_prints_a_spaces_events_decoded(room, broker):
@@ -126,7 +88,6 @@ async def test_podium_events_tail_names_an_unknown_topic(broker):
 
 async def test_podium_state_shows_a_space_as_it_was_at_a_moment(room, broker):
     import os
-    from datetime import UTC, datetime
 
     from tests.integration.clients import RoomClient
 
@@ -154,7 +115,7 @@ async def test_podium_state_shows_a_space_as_it_was_at_a_moment(room, broker):
 
 async def test_podium_events_export_writes_parquet_with_typed_columns(room, broker, tmp_path):
     import os
-    from datetime import UTC, datetime, timedelta
+    from datetime import timedelta
 
     import pyarrow as pa
     import pyarrow.parquet as pq

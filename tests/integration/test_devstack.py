@@ -22,16 +22,18 @@ from libs.devstack.broker import EmbeddedBroker, free_port
 from libs.devstack.catalogue import SERVICES
 from libs.devstack.database import LOCAL_URL, answers, create_database, drop_database, resolve_database
 from libs.devstack.demo import run_demo
-from libs.events.topics import TopicSpec, ensure_topics
+from libs.events.topics import TopicSpec, create_topics
 from podium.room.v1 import room_service_pb2, room_service_pb2_grpc
 from tests.integration.clients import RoomClient
 
 pytestmark = pytest.mark.integration
 
+REPO = Path(__file__).resolve().parents[2]
+
 
 async def _produce_and_count(bootstrap: str, topic: str) -> int:
-    # Podium's clients never create a topic by writing to it (libs/events/kafka.py): make it first.
-    await ensure_topics(bootstrap, (TopicSpec(topic, "the dev stack's own check"),), 1, 1)
+    # Topics are made by their owner, never by a client writing to one: make it first.
+    await create_topics(bootstrap, (TopicSpec(topic, "the dev stack's own check"),), 1, 1)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
     await producer.start()
     try:
@@ -109,17 +111,24 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-async def test_podium_up_runs_the_demo_and_stops_cleanly_on_ctrl_c(tmp_path):
-    # Every port picked free: the defaults (50051-50056) sit in Linux's ephemeral range, where an
-    # outbound connection of an earlier test can hold one.
+def _start_podium_up(tmp_path, database_url: str = "") -> tuple[subprocess.Popen, dict[str, int], int]:
+    """`podium up` in `tmp_path`, every port picked free: the defaults (50051-50056) sit in Linux's
+    ephemeral range, where an outbound connection of an earlier test can hold one. On
+    `database_url` when given, else the database `podium up` finds."""
     ports = {spec.name: free_port() for spec in SERVICES}
-    room_port, moderation_port, presence_port = ports["room"], ports["moderation"], ports["presence"]
     broker_port = free_port()
     env = {
-        **{k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS",)},
+        **{
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("KAFKA_BOOTSTRAP_SERVERS", "PODIUM_ANALYTICS_APP_ID")
+        },
         **{spec.port_env: str(ports[spec.name]) for spec in SERVICES},
         "PODIUM_BROKER_PORT": str(broker_port),
         "COLUMNS": "200",
+        # This checkout's code, not the installed one's: `podium up` runs in `tmp_path`.
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH", "")])),
+        **({"DATABASE_URL": database_url} if database_url else {}),
     }
     up = subprocess.Popen(
         [sys.executable, "-m", "cli", "up"],
@@ -129,15 +138,27 @@ async def test_podium_up_runs_the_demo_and_stops_cleanly_on_ctrl_c(tmp_path):
         stderr=subprocess.STDOUT,
         text=True,
     )
+    return up, ports, broker_port
+
+
+async def _until_line(up: subprocess.Popen, output: list[str], marker: str, timeout: float) -> None:
+    async with asyncio.timeout(timeout):
+        while True:
+            line = await asyncio.to_thread(up.stdout.readline)
+            assert line, "podium up exited early:\n" + "".join(output)
+            output.append(line)
+            if marker in line:
+                return
+
+
+async def test_podium_up_runs_the_demo_and_stops_cleanly_on_ctrl_c(tmp_path, private_database_url):
+    # A database of its own: the `podium` database on a shared server holds every earlier run's
+    # Spaces, which a new (empty) broker would be made to carry first.
+    up, ports, broker_port = _start_podium_up(tmp_path, private_database_url)
+    room_port, moderation_port, presence_port = ports["room"], ports["moderation"], ports["presence"]
     output: list[str] = []
     try:
-        async with asyncio.timeout(120):
-            while True:
-                line = await asyncio.to_thread(up.stdout.readline)
-                assert line, "podium up exited early:\n" + "".join(output)
-                output.append(line)
-                if "Podium is up" in line:
-                    break
+        await _until_line(up, output, "Podium is up", 120)
         assert f"room: 127.0.0.1:{room_port}" in "".join(output)
         assert (Path(tmp_path) / ".podium" / "stack.json").exists()
         timeline = await run_demo(
@@ -171,6 +192,49 @@ async def test_podium_up_runs_the_demo_and_stops_cleanly_on_ctrl_c(tmp_path):
     assert not _listening(room_port) and not _listening(broker_port)
     assert not [pid for pid in children if _alive(pid)], "podium up left processes behind"
     assert not (Path(tmp_path) / ".podium" / "stack.json").exists()
+
+
+async def _health(address: str, service: str) -> str:
+    async with grpc.aio.insecure_channel(address) as channel:
+        try:
+            reply = await health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=service), timeout=2
+            )
+        except grpc.aio.AioRpcError as e:
+            return e.code().name
+    return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+
+
+async def test_podium_up_heals_itself_when_its_broker_dies(tmp_path, private_database_url):
+    up, ports, _ = _start_podium_up(tmp_path, private_database_url)
+    room_address = f"127.0.0.1:{ports['room']}"
+    output: list[str] = []
+    try:
+        await _until_line(up, output, "Podium is up", 120)
+        async with grpc.aio.insecure_channel(room_address) as channel:
+            host = RoomClient(channel, "heal-host")
+            before = (await host.CreateSpace(title="before the broker died")).space.space_id
+            await host.StartSpace(space_id=before)
+        broker = next(
+            pid for pid in _children(up.pid) if b"--listener-url" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        )
+        os.kill(broker, signal.SIGKILL)  # the embedded broker dies, and its in-memory log with it
+
+        await _until_line(up, output, "healed in", 300)
+        said = "".join(output)
+        assert said.index("the broker died") < said.index("reseed: room:") < said.index("healed in")
+        assert {await _health(f"127.0.0.1:{ports[s.name]}", s.health_name) for s in SERVICES} == {"SERVING"}
+        async with grpc.aio.insecure_channel(room_address) as channel:
+            host = RoomClient(channel, "heal-host")
+            listed = await host.ListSpaces(host_user_id="heal-host", page_size=10)
+            assert [s.space_id for s in listed.spaces] == [before]  # from before the loss, still there
+            after = (await host.CreateSpace(title="after the broker came back")).space.space_id
+            await host.StartSpace(space_id=after)  # and commands work
+            assert (await host.GetSpace(space_id=after)).space.started_at.seconds > 0
+    finally:
+        up.send_signal(signal.SIGINT)
+        rest = await asyncio.to_thread(up.communicate, timeout=60)
+    assert up.returncode == 0, "".join(output) + rest[0]
 
 
 async def test_a_service_process_stops_gracefully_and_restarts_on_its_port(service_factory, channel, token):

@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaProducer
 
 from libs.config.settings import PodiumSettings
 from libs.events.envelope import Causation, EventEnvelope, wrap
-from libs.events.topics import DEAD_LETTER, TopicSpec, ensure_topics
+from libs.events.topics import DEAD_LETTER, TopicSpec, create_topics
 from libs.projection.durable import DurableProjectionRunner
 from libs.projection.runner import ConsumedEvent, ProjectionRunner
 from podium.room.v1 import room_events_pb2
@@ -96,7 +96,7 @@ async def schema(pool):
 @pytest.fixture
 async def topic(broker):
     spec = TopicSpec(f"test.durable.{uuid.uuid4().hex[:8]}", "test topic", partitions=2)
-    await ensure_topics(broker.bootstrap, (spec, DEAD_LETTER), 2, 1)
+    await create_topics(broker.bootstrap, (spec, DEAD_LETTER), 2, 1)
     return spec
 
 

@@ -1,4 +1,9 @@
-"""The broker and the database the integration tests run against."""
+"""The broker and the database the integration tests run against.
+
+The test stack owns the topics, as `podium up` does in the dev stack: every
+broker it starts (or is pointed at) gets every topic of `EVERY_TOPIC` before a
+service starts, since services never create topics.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +15,17 @@ from pathlib import Path
 
 import pytest
 
-from libs.config.settings import PodiumSettings
 from libs.devstack.broker import EmbeddedBroker
-from libs.events.topics import EVERY_TOPIC, create_topics
 from libs.devstack.database import create_database, drop_database
+from libs.events.topics import EVERY_TOPIC, TopicSpec, create_topics
+
+#: Partitions of every topic in tests: the services' default (PODIUM_TOPIC_PARTITIONS).
+TEST_PARTITIONS = 6
+
+
+async def make_topics(bootstrap: str, specs: tuple[TopicSpec, ...] = EVERY_TOPIC) -> list[str]:
+    """What the test stack does for every broker: the missing topics of `specs`, made."""
+    return await create_topics(bootstrap, specs, TEST_PARTITIONS, 1)
 
 
 class ExternalBroker:
@@ -33,16 +45,15 @@ class ExternalBroker:
 async def running_broker(
     log_dir: Path, *, external_ok: bool = True
 ) -> AsyncIterator[EmbeddedBroker | ExternalBroker]:
-    """KAFKA_BOOTSTRAP_SERVERS if set (and `external_ok`), else an embedded broker on a free port."""
+    """KAFKA_BOOTSTRAP_SERVERS if set (and `external_ok`), else an embedded broker on a free port;
+    with every topic made. A broker's `restart()` leaves it empty, topics included: a lost log."""
     if external_ok and os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
-        external = ExternalBroker(os.environ["KAFKA_BOOTSTRAP_SERVERS"])
-        await create_topics(external.bootstrap, EVERY_TOPIC, PodiumSettings().topic_partitions, 1)
-        yield external
+        await make_topics(os.environ["KAFKA_BOOTSTRAP_SERVERS"])
+        yield ExternalBroker(os.environ["KAFKA_BOOTSTRAP_SERVERS"])
         return
     embedded = EmbeddedBroker(log_path=log_dir / f"broker-{uuid.uuid4().hex[:6]}.log")
     await embedded.start()
-    # The test stack owns the topics, as `podium up` does in the dev stack: services never make them.
-    await create_topics(embedded.bootstrap, EVERY_TOPIC, PodiumSettings().topic_partitions, 1)
+    await make_topics(embedded.bootstrap)
     try:
         yield embedded
     finally:

@@ -10,7 +10,9 @@ import grpc
 from libs.devstack.broker import free_port
 from libs.devstack.catalogue import service
 from libs.devstack.supervisor import ServiceProcess
+from libs.events.topics import ANALYTICS_TABLES, changelogs
 from tests.support.channels import keep_grpc_aio_engine_alive
+from tests.support.infrastructure import make_topics
 
 
 class RunningService:
@@ -71,7 +73,11 @@ async def start_service(
     """Starts service `name` from the catalogue on a free port and waits until it is SERVING.
 
     On failure the error carries the tail of the process's output (its log is in `log_dir`).
+    Analytics with an app id of its own (PODIUM_ANALYTICS_APP_ID) gets that app's changelogs made
+    first: the test stack makes the topics, never a service.
     """
+    if name == "analytics" and (app_id := (env or {}).get("PODIUM_ANALYTICS_APP_ID")):
+        await make_topics(bootstrap, changelogs(app_id, ANALYTICS_TABLES))
     process = ServiceProcess(
         service(name),
         free_port(),

@@ -11,7 +11,7 @@ from aiokafka import AIOKafkaProducer
 
 from libs.events.envelope import Causation, wrap
 from libs.events.ids import new_id
-from libs.events.topics import MEDIA_EVENTS, MEDIA_RECORDING, ensure_topics
+from libs.events.topics import MEDIA_EVENTS, MEDIA_RECORDING
 from podium.replay.v1 import replay_service_pb2, replay_service_pb2_grpc
 from tests.integration.clients import ServiceClient
 
@@ -73,7 +73,6 @@ class MediaLog:
 
 @pytest.fixture(scope="session")
 async def media_log(broker):
-    await ensure_topics(broker.bootstrap, (MEDIA_RECORDING, MEDIA_EVENTS), 6, 1)
     producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, acks="all", linger_ms=0)
     await producer.start()
     yield MediaLog(producer)

@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from libs.config.settings import PodiumSettings
-from libs.events.topics import MEDIA_RECORDING, ensure_topics
+from libs.events.topics import MEDIA_RECORDING
 from services.replay.infrastructure.recording_spool import RecordingSpool
 from tests.support.opus_tones import recording_chunks, tone_packets
 
@@ -97,7 +97,6 @@ async def test_audio_recorded_before_the_broker_lost_its_log_is_still_there(
         finally:
             await producer.stop()
 
-    await ensure_topics(private_broker.bootstrap, (MEDIA_RECORDING,), 6, 1)
     await write(chunks[:half])
     await spool.caught_up(timeout=30)
     await private_broker.restart()  # empty: the first half is gone from the broker, the topic too

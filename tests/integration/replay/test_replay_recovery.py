@@ -15,7 +15,6 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from libs.events.envelope import EventEnvelope, unwrap
-from libs.events.topics import MEDIA_EVENTS, MEDIA_RECORDING, ensure_topics
 from podium.replay.v1 import replay_events_pb2 as rpe
 from podium.replay.v1 import replay_types_pb2 as rt
 from tests.integration.clients import RoomClient
@@ -40,7 +39,6 @@ async def test_a_finalizer_killed_midway_finishes_once_after_restart_and_retenti
     space_id = (await host.CreateSpace(title="Long talk", recording_enabled=True)).space.space_id
     await host.StartSpace(space_id=space_id)
 
-    await ensure_topics(private_broker.bootstrap, (MEDIA_RECORDING, MEDIA_EVENTS), 6, 1)
     producer = AIOKafkaProducer(bootstrap_servers=private_broker.bootstrap, acks="all", linger_ms=5)
     await producer.start()
     try:

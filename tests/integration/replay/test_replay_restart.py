@@ -14,7 +14,6 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from libs.events.topics import MEDIA_EVENTS, MEDIA_RECORDING, ensure_topics
 from podium.media.v1 import media_events_pb2 as med
 from podium.room.v1 import room_types_pb2 as room_types
 from tests.integration.clients import RoomClient, error_reason
@@ -43,7 +42,6 @@ async def test_a_restart_resumes_the_views_from_their_stored_positions_and_serve
         database=private_database_url,
         env={"PODIUM_REPLAY_BLOB_DIR": str(tmp_path), **FAST_FINALIZE},
     )
-    await ensure_topics(private_broker.bootstrap, (MEDIA_RECORDING, MEDIA_EVENTS), 6, 1)
     producer = AIOKafkaProducer(bootstrap_servers=private_broker.bootstrap, acks="all", linger_ms=0)
     await producer.start()
     media = MediaLog(producer)

@@ -153,10 +153,9 @@ async def test_health_is_not_serving_until_the_directory_has_caught_up(
     from libs.config.settings import PodiumSettings
     from libs.devstack.catalogue import service
     from libs.devstack.supervisor import ServiceProcess
-    from libs.events.topics import DEAD_LETTER, ROOM_EVENTS, ensure_topics
+    from libs.events.topics import ROOM_EVENTS
 
     settings = PodiumSettings(kafka_bootstrap_servers=private_broker.bootstrap)
-    await ensure_topics(private_broker.bootstrap, (ROOM_EVENTS, DEAD_LETTER), 6, 1)
     await write_events(settings, ROOM_EVENTS, 60_000)  # a backlog the new process must read first
     from libs.devstack.broker import free_port
 
