@@ -4,7 +4,8 @@ Moderation's roles, the media relay's admission view and presence's board each k
 their own schema, beside columns of their own. How a `Roster` and the member entries become rows,
 and back, is written here once:
 
-- a Space's row holds its `Roster` in `ROSTER_COLUMNS` (`roster_values`, `roster_of`) and, for a
+- a Space's row (written with `upsert`) holds its `Roster` in `ROSTER_COLUMNS` (`roster_values`,
+  `roster_of`) and, for a
   view an in-memory cache is loaded from, the event streams it was folded from in
   `STREAM_COLUMNS` (`stream_values`, `streams_of`): the cache's snapshot says where each stands;
 - `MemberTable` is a table of the entries that say something (`SpaceMembers.entries`), one row
@@ -17,7 +18,7 @@ and back, is written here once:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import asyncpg
 
@@ -39,6 +40,15 @@ STREAM_COLUMNS = """
             stream_producers text[] NOT NULL,
             stream_ids text[] NOT NULL"""
 STREAM_NAMES = ("stream_producers", "stream_ids")
+
+
+def upsert(table: str, columns: Sequence[str]) -> str:
+    """An INSERT of one row of `columns` (the key first) that overwrites the row with that key."""
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) "
+        f"VALUES ({', '.join(f'${i}' for i in range(1, len(columns) + 1))}) "
+        f"ON CONFLICT ({columns[0]}) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in columns[1:])}"
+    )
 
 
 def roster_values(roster: Roster) -> tuple:

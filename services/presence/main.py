@@ -2,10 +2,12 @@
 
     python -m services.presence
 
-Presence keeps no PostgreSQL state: heartbeats are in its Kafka topic and
-its table recovers from its changelog. The "who's here" board is rebuilt from
-the room, moderation and presence topics. Health says SERVING once the faust
-app has recovered its table and the board has caught up.
+Heartbeats are in presence's Kafka topic and its faust table recovers from its
+changelog. The "who's here" board is folded from the room, moderation, presence
+and media topics into rows in its `presence` schema (one writer among replicas)
+and, on every replica, the live Spaces in memory, loaded from those rows at
+start and read on from the log. Health says SERVING once the faust app has
+recovered its table and the board has caught up.
 """
 
 from __future__ import annotations
@@ -16,18 +18,21 @@ from libs.config.runtime import run
 from libs.events.kafka import make_producer
 from libs.events.kafka_security import kafka_security
 from libs.events.topics import DEAD_LETTER, PRESENCE_EVENTS, PRESENCE_HEARTBEATS, ROOM_EVENTS, ensure_topics
+from libs.eventstore.pool import create_pool
 from libs.grpckit.channels import ClientTls
 from libs.grpckit.server import GrpcHost
 from libs.grpckit.shell import authenticator_for
-from libs.projection.runner import ProjectionRunner
+from libs.projection.durable import CacheRunner, DurableProjectionRunner
 from libs.streams.faust_app import partition_of
 from libs.streams.lost_log import LostLogGuard
+from libs.telemetry.metrics import VIEW_CACHED_SPACES
 from libs.telemetry.setup import configure_telemetry
 from podium.presence.v1 import presence_service_pb2, presence_service_pb2_grpc
 from services.presence.api.presence_api import PresenceApi
 from services.presence.application.query_routing import PeerRouter
 from services.presence.application.stream_processor import PresenceStreams
 from services.presence.projections.space_board import SpaceBoard
+from services.presence.projections.space_board_rows import SpaceBoardRows
 from services.presence.settings import PresenceSettings
 
 log = logging.getLogger("podium.presence")
@@ -68,8 +73,14 @@ async def serve(settings: PresenceSettings) -> None:
     )
     producer = make_producer(settings, client_id="presence-api")
     host = GrpcHost(settings, [SERVICE_NAME])
-    board = SpaceBoard()
-    board_runner = ProjectionRunner(settings, board, client_id="podium-presence-space-board")
+    pool = await create_pool(settings)
+    rows = SpaceBoardRows(pool)
+    board = SpaceBoard(rows, forget_ended_after=settings.presence_forget_ended_after_seconds)
+    VIEW_CACHED_SPACES.labels(board.name).set_function(lambda: len(board.boards))
+    runners = (
+        DurableProjectionRunner(settings, pool, "presence", rows, client_id=f"podium-presence-{rows.name}"),
+        CacheRunner(settings, pool, "presence", rows, board, client_id=f"podium-presence-{board.name}"),
+    )
     api = PresenceApi(
         authenticator_for(settings), streams, board, producer, settings.presence_max_entries_per_report, peers
     )
@@ -79,22 +90,26 @@ async def serve(settings: PresenceSettings) -> None:
     await producer.start()
     await streams.app.start()
     await guard.start()
-    await board_runner.start()
+    for runner in runners:
+        await runner.start()
     try:
         await streams.app.tables.recovery.completed.wait()
-        await board_runner.caught_up.wait()
+        for runner in runners:
+            await runner.caught_up.wait()
         await host.serving()
         print(f"presence service ready on port {host.port}", flush=True)
         await host.wait_for_stop_signal()
         await host.stop()
     finally:
         await guard.stop()
-        await board_runner.stop()
+        for runner in reversed(runners):
+            await runner.stop()
         # Flush the table's changelog before faust commits its last offsets on the way out.
         await streams.app.producer.flush()
         await streams.app.stop()
         await producer.stop()
         await peers.close()
+        await pool.close()
 
 
 def main() -> None:

@@ -36,6 +36,7 @@ from libs.projection.member_rows import (
     roster_values,
     stream_values,
     streams_of,
+    upsert,
 )
 from libs.projection.runner import ConsumedEvent
 from libs.projection.tracking import Stream
@@ -90,12 +91,8 @@ class SpaceMediaRows:
             change = space.members.apply(event.payload, occurred_at(envelope))
             if change is not None:
                 changed[envelope.space_id, change.user_id] = change.after
-        columns = ("space_id", *ROSTER_NAMES, "recording", *STREAM_NAMES)
         await conn.executemany(
-            f"""INSERT INTO {self.spaces} ({", ".join(columns)})
-                VALUES ({", ".join(f"${i}" for i in range(1, len(columns) + 1))})
-                ON CONFLICT (space_id) DO UPDATE SET
-                    {", ".join(f"{c} = excluded.{c}" for c in columns[1:])}""",
+            upsert(self.spaces, ("space_id", *ROSTER_NAMES, "recording", *STREAM_NAMES)),
             [_space_row(space_id, space) for space_id, space in spaces.items()],
         )
         over = {space_id for space_id, space in spaces.items() if space.members.roster.is_over}

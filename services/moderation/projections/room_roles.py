@@ -33,7 +33,14 @@ import asyncpg
 from libs.domain.membership import NOBODY, Change, Member, Roster, SpaceMembers, role_of, subject
 from libs.events.envelope import occurred_at
 from libs.events.topics import ROOM_EVENTS
-from libs.projection.member_rows import ROSTER_COLUMNS, ROSTER_NAMES, MemberTable, roster_of, roster_values
+from libs.projection.member_rows import (
+    ROSTER_COLUMNS,
+    ROSTER_NAMES,
+    MemberTable,
+    roster_of,
+    roster_values,
+    upsert,
+)
 from libs.projection.runner import ConsumedEvent
 from podium.room.v1 import room_types_pb2 as rt
 from services.moderation.domain.commands import Roles
@@ -133,12 +140,7 @@ class RoomRoles:
     ) -> None:
         spaces = self._spaces
         await conn.executemany(
-            f"""INSERT INTO {self.rosters} AS r (space_id, version, {", ".join(ROSTER_NAMES)})
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-                ON CONFLICT (space_id) DO UPDATE SET version = excluded.version,
-                    host_user_id = excluded.host_user_id, state = excluded.state,
-                    co_hosts = excluded.co_hosts, speakers = excluded.speakers,
-                    present = excluded.present, listeners = excluded.listeners""",
+            upsert(self.rosters, ("space_id", "version", *ROSTER_NAMES)),
             [
                 (space_id, version, *roster_values(spaces[space_id].roster))
                 for space_id, version in versions.items()
