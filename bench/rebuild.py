@@ -32,7 +32,7 @@ from aiokafka import AIOKafkaProducer
 from libs.config.settings import PodiumSettings
 from libs.events.envelope import Causation, wrap
 from libs.events.kafka import make_reader, partitions_of
-from libs.events.topics import DEAD_LETTER, TopicSpec, ensure_topics
+from libs.events.topics import DEAD_LETTER, TopicSpec, create_topics
 from libs.eventstore.pool import create_pool
 from libs.eventstore.schema import migrate
 from libs.eventstore.store import EventStore
@@ -223,7 +223,7 @@ async def _timed(measure, *args) -> tuple[float, float]:
 
 async def run(settings: PodiumSettings, events: int) -> RebuildResult:
     topic = TopicSpec(f"bench.rebuild.{uuid.uuid4().hex[:8]}.v1", "benchmark copy of the room topic")
-    await ensure_topics(settings.kafka_bootstrap_servers, (topic, DEAD_LETTER), settings.topic_partitions, 1)
+    await create_topics(settings.kafka_bootstrap_servers, (topic, DEAD_LETTER), settings.topic_partitions, 1)
     written, _ = await write_events(settings, topic, events)
     raw, raw_cpu = await _timed(raw_consume, settings, topic, written)
     projection, projection_cpu = await _timed(projection_rebuild, settings, topic, written)

@@ -36,7 +36,7 @@ from bench.stack import BenchStack, cpu_seconds, run_header
 from libs.auth.tokens import mint_token
 from libs.config.runtime import run
 from libs.config.settings import DEV_JWT_SECRET
-from libs.events.topics import MEDIA_RECORDING, ensure_topics
+from libs.events.topics import MEDIA_RECORDING, create_topics
 from podium.replay.v1 import replay_service_pb2 as pb
 from podium.replay.v1 import replay_service_pb2_grpc
 from podium.replay.v1 import replay_types_pb2 as rt
@@ -98,7 +98,7 @@ async def main(args) -> dict:
             )
         ).space.space_id
         await rooms.StartSpace(rpb.StartSpaceRequest(space_id=space_id), metadata=md("host"))
-        await ensure_topics(stack.bootstrap, (MEDIA_RECORDING,), 6, 1)
+        await create_topics(stack.bootstrap, (MEDIA_RECORDING,), 6, 1)
         producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, acks="all", linger_ms=5)
         await producer.start()
         sends = [

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from bench.rebuild import write_events
 from bench.stack import BenchStack, rss_bytes
 from libs.config.settings import PodiumSettings
-from libs.events.topics import ROOM_EVENTS, ensure_topics
+from libs.events.topics import ROOM_EVENTS, create_topics
 from podium.room.v1 import room_events_pb2 as ev
 from podium.room.v1 import room_types_pb2 as types
 
@@ -74,7 +74,7 @@ async def _started(stack: BenchStack, name: str, timeout: float = 1800) -> tuple
 
 async def measure(events: int, services: tuple[str, ...] = SERVICES) -> RestartResult:
     async with BenchStack() as stack:
-        await ensure_topics(stack.bootstrap, (ROOM_EVENTS,), 6, 1)
+        await create_topics(stack.bootstrap, (ROOM_EVENTS,), 6, 1)
         empty_rss = {}
         for name in services:
             process, _, empty_rss[name] = await _started(stack, name)

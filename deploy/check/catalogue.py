@@ -78,7 +78,7 @@ SERVICES: tuple[DeployedService, ...] = (
     DeployedService(
         "presence",
         public=True,
-        uses_postgres=False,
+        uses_postgres=True,
         peers=True,
         kafka=KafkaAccess(
             writes=(t.PRESENCE_HEARTBEATS, t.PRESENCE_EVENTS, t.DEAD_LETTER),

@@ -139,7 +139,7 @@ class PodiumSettings(BaseSettings):
         description="Event loop implementation; uvloop is faster, asyncio is the standard library's.",
     )
 
-    #: Whether the service keeps state in PostgreSQL; presence and analytics do not, and leave
+    #: Whether the service keeps state in PostgreSQL; analytics does not, and leaves
     #: `database_url` at its default.
     uses_database: ClassVar[bool] = True
 

@@ -283,28 +283,3 @@ async def wait_for_topics(
             )
             said = problems
         await asyncio.sleep(interval)
-
-
-async def ensure_topics(
-    bootstrap: str, specs: tuple[TopicSpec, ...], partitions: int, replication: int, **client_options
-) -> None:
-    """Creates the topics that do not exist yet; existing ones are left as they are. A service passes
-    its connection security (`**kafka_security(settings)`) as `client_options`."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_options)
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        missing = [s for s in specs if s.name not in existing]
-        if not missing:
-            return
-        new = [
-            NewTopic(s.name, s.partitions or partitions, replication, topic_configs=s.configs())
-            for s in missing
-        ]
-        try:
-            await admin.create_topics(new)
-        except TopicAlreadyExistsError:
-            pass
-        log.info("created topics %s", [s.name for s in missing])
-    finally:
-        await admin.close()

@@ -7,12 +7,9 @@ waits for the broker to acknowledge every record, and only then deletes those
 outbox rows. A crash between the acknowledgement and the delete publishes the
 rows again; consumers drop the duplicates by stream version.
 
-Log loss. The relay counts the records the broker acknowledged per topic. Before
-publishing it compares that count with the topic's end offsets; a broker that
-has fewer records than it acknowledged has lost its log (the dev broker keeps
-everything in memory). The relay then reseeds: it refills the outbox with every
-event of that topic from the `events` table, in their original order, and
-publishes them again.
+It publishes only to topics that exist as expected (their owner makes them),
+and does nothing else: a log the broker lost is noticed by its consumers and
+recovered by an operator (`podium log recover`, docs/operations.md).
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ The names a platform team alerts on (docs/operations.md lists the alerts):
     podium_idempotency_purged_total{schema}        stored responses deleted after the retention
     podium_projection_lag_records{projection}      records on the broker not yet applied
     podium_projection_caught_up{projection}        1 once the view has caught up
+    podium_view_cached_spaces{view}                Spaces a view cache holds in memory
     podium_media_frames_total{direction}           relay frames: in, out, dropped, refused
     podium_live_spaces                             live Spaces (room)
     podium_space_participants{role}                participants of live Spaces, by role (room)
@@ -52,6 +53,11 @@ PROJECTION_UNKNOWN_EVENTS = Counter(
 )
 PROJECTION_CAUGHT_UP = Gauge(
     "podium_projection_caught_up", "1 once the projection has caught up with the log.", ["projection"]
+)
+VIEW_CACHED_SPACES = Gauge(
+    "podium_view_cached_spaces",
+    "Spaces an in-memory view cache holds: the live ones, and ended ones until they are forgotten.",
+    ["view"],
 )
 MEDIA_FRAMES = Counter(
     "podium_media_frames",

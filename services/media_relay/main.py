@@ -19,6 +19,7 @@ import contextlib
 from libs.config.runtime import run
 from libs.events.topics import MEDIA_EVENTS
 from libs.grpckit.shell import ServiceShell
+from libs.telemetry.metrics import VIEW_CACHED_SPACES
 from libs.telemetry.setup import configure_telemetry
 from services.media_relay.api.relay_api import SERVICE_NAME, MediaRelayApi, add_to_server
 from services.media_relay.application.fanout import Fanout
@@ -49,6 +50,7 @@ async def serve(settings: MediaRelaySettings) -> None:
         fanout = Fanout(settings.media_relay_tick_ms / 1000, settings.talking_policy(), talking.offer)
         rows = SpaceMediaRows(shell.pool)
         view = SpaceMediaView(rows, forget_ended_after=settings.media_relay_forget_ended_after_seconds)
+        VIEW_CACHED_SPACES.labels(view.name).set_function(lambda: len(view.spaces))
 
         def ended(space_id: str) -> None:
             fanout.space_ended(space_id)

@@ -2,10 +2,12 @@
 
     python -m services.presence
 
-Presence keeps no PostgreSQL state: heartbeats are in its Kafka topic and
-its table recovers from its changelog. The "who's here" board is rebuilt from
-the room, moderation and presence topics. Health says SERVING once the faust
-app has recovered its table and the board has caught up.
+Heartbeats are in presence's Kafka topic and its faust table recovers from its
+changelog. The "who's here" board is folded from the room, moderation, presence
+and media topics into rows in its `presence` schema (one writer among replicas)
+and, on every replica, the live Spaces in memory, loaded from those rows at
+start and read on from the log. Health says SERVING once the faust app has
+recovered its table and the board has caught up.
 """
 
 from __future__ import annotations
@@ -27,17 +29,20 @@ from libs.events.topics import (
     changelogs,
     wait_for_topics,
 )
+from libs.eventstore.pool import create_pool
 from libs.grpckit.channels import ClientTls
 from libs.grpckit.server import GrpcHost
 from libs.grpckit.shell import authenticator_for
-from libs.projection.runner import ProjectionRunner
+from libs.projection.durable import CacheRunner, DurableProjectionRunner
 from libs.streams.log_watch import FaustLogWatch
+from libs.telemetry.metrics import VIEW_CACHED_SPACES
 from libs.telemetry.setup import configure_telemetry
 from podium.presence.v1 import presence_service_pb2, presence_service_pb2_grpc
 from services.presence.api.presence_api import PresenceApi
 from services.presence.application.query_routing import PeerRouter
 from services.presence.application.stream_processor import PresenceStreams
 from services.presence.projections.space_board import SpaceBoard
+from services.presence.projections.space_board_rows import SpaceBoardRows
 from services.presence.settings import PresenceSettings
 
 log = logging.getLogger("podium.presence")
@@ -79,9 +84,23 @@ async def serve(settings: PresenceSettings) -> None:
         tls=ClientTls.from_settings(settings),
     )
     producer = make_producer(settings, client_id="presence-api")
-    board = SpaceBoard()
-    board_runner = ProjectionRunner(
-        settings, board, client_id="podium-presence-space-board", log_loss=log_loss
+    pool = await create_pool(settings)
+    rows = SpaceBoardRows(pool)
+    board = SpaceBoard(rows, forget_ended_after=settings.presence_forget_ended_after_seconds)
+    VIEW_CACHED_SPACES.labels(board.name).set_function(lambda: len(board.boards))
+    runners = (
+        DurableProjectionRunner(
+            settings, pool, "presence", rows, client_id=f"podium-presence-{rows.name}", log_loss=log_loss
+        ),
+        CacheRunner(
+            settings,
+            pool,
+            "presence",
+            rows,
+            board,
+            client_id=f"podium-presence-{board.name}",
+            log_loss=log_loss,
+        ),
     )
     api = PresenceApi(
         authenticator_for(settings), streams, board, producer, settings.presence_max_entries_per_report, peers
@@ -99,10 +118,12 @@ async def serve(settings: PresenceSettings) -> None:
     await producer.start()
     await streams.app.start()
     await watch.start()
-    await board_runner.start()
+    for runner in runners:
+        await runner.start()
     try:
         await streams.app.tables.recovery.completed.wait()
-        await board_runner.caught_up.wait()
+        for runner in runners:
+            await runner.caught_up.wait()
         if not log_loss.lost:
             await host.serving()
         print(f"presence service ready on port {host.port}", flush=True)
@@ -110,12 +131,14 @@ async def serve(settings: PresenceSettings) -> None:
         await host.stop()
     finally:
         await watch.stop()
-        await board_runner.stop()
+        for runner in reversed(runners):
+            await runner.stop()
         # Flush the table's changelog before faust commits its last offsets on the way out.
         await streams.app.producer.flush()
         await streams.app.stop()
         await producer.stop()
         await peers.close()
+        await pool.close()
 
 
 def main() -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from pydantic import Field
 
 from libs.config.production import is_local_host
@@ -12,7 +10,7 @@ from services.presence.domain.space_presence import PresenceRules
 
 
 class PresenceSettings(PodiumSettings):
-    uses_database: ClassVar[bool] = False  # its table lives in a changelog topic
+    # Its faust table lives in a changelog topic; the "who's here" board in its `presence` schema.
 
     presence_port: int = Field(50052, ge=0, le=65535, description="Port of the presence gRPC server.")
     presence_bind_host: str = Field("0.0.0.0", description="Interface the presence gRPC server binds.")
@@ -36,8 +34,9 @@ class PresenceSettings(PodiumSettings):
     presence_forget_ended_after_seconds: float = Field(
         60,
         ge=0,
-        description="An ended Space's presence is dropped from the table (and its changelog) this long "
-        "after the end, so memory and recovery follow live Spaces, not history.",
+        description="An ended Space's presence is dropped from the table (and its changelog), and its "
+        "board from memory, this long after the end, so memory and recovery follow live Spaces, not "
+        "history; the board's rows in PostgreSQL answer for it from then on.",
     )
     presence_tick_seconds: float = Field(1.0, gt=0, description="How often timeouts are checked.")
     presence_max_entries_per_report: int = Field(

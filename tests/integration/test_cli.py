@@ -196,3 +196,33 @@ async def test_podium_views_status_lists_the_rooms_views_and_rebuild_asks_for_on
         assert views[("room", view)]["lag"] == 0
     unknown = _podium("views", "rebuild", "room", "no-such-view", env=env)
     assert unknown.returncode == 1 and "no durable view" in unknown.stdout
+
+
+async def test_podium_views_status_lists_presences_board_and_rebuild_asks_for_it(
+    service_factory, private_broker, private_database_url
+):
+    # A broker and database of its own: a second presence on the session's broker would share its
+    # faust group with the presence tests' own.
+    presence = await service_factory("presence", broker=private_broker, database=private_database_url)
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": private_broker.bootstrap,
+        "DATABASE_URL": private_database_url,
+    }
+    shown = _podium("views", "status", "--json", env=env)
+    assert shown.returncode == 0, shown.stderr
+    views = {(v["schema"], v["view"]): v for v in map(json.loads, shown.stdout.splitlines())}
+    board = views[("presence", "presence-space-board")]
+    assert board["version"] == 1 and board["lag"] == 0 and not board["rebuild_requested"]
+    asked = _podium("views", "rebuild", "presence", "presence-space-board", env=env)
+    assert asked.returncode == 0, asked.stdout + asked.stderr
+    shown = _podium("views", "status", "--json", env=env)
+    views = {(v["schema"], v["view"]): v for v in map(json.loads, shown.stdout.splitlines())}
+    assert views[("presence", "presence-space-board")]["rebuild_requested"]
+    # Carried out at the next start: the board is rebuilt from the log, and SERVING once it is.
+    await presence.restart()
+    shown = _podium("views", "status", "--json", env=env)
+    views = {(v["schema"], v["view"]): v for v in map(json.loads, shown.stdout.splitlines())}
+    rebuilt = views[("presence", "presence-space-board")]
+    assert not rebuilt["rebuild_requested"] and rebuilt["lag"] == 0
+    assert "rebuilding from the log, as requested" in presence.process.log_path.read_text(errors="replace")

@@ -77,9 +77,7 @@ async def store(pool):
 
 @pytest.fixture
 def settings(broker, database_url) -> PodiumSettings:
-    return PodiumSettings(
-        database_url=database_url, kafka_bootstrap_servers=broker.bootstrap
-    )
+    return PodiumSettings(database_url=database_url, kafka_bootstrap_servers=broker.bootstrap)
 
 
 async def _append(store: EventStore, topic: TopicSpec, space: str, version: int, n: int, **kw):

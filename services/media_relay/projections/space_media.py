@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
 from collections.abc import Callable
 
 import asyncpg
@@ -35,6 +34,7 @@ import asyncpg
 from libs.domain.membership import NOBODY, OVER, VOICES, SpaceMembers
 from libs.events.envelope import occurred_at
 from libs.events.topics import MODERATION_EVENTS, ROOM_EVENTS
+from libs.projection.leaving import LeavingSpaces
 from libs.projection.runner import ConsumedEvent
 from libs.projection.tracking import Stream
 from services.media_relay.domain.admission import (
@@ -74,9 +74,14 @@ class SpaceMediaView:
         # When each Space's view last changed (wall clock, s): how long after an event reached the
         # relay did forwarding stop is measured from it.
         self.changed_at: dict[str, float] = {}
-        # Spaces on their way out (ended, or never seen created), oldest first: (when, space id).
-        self._leaving: deque[tuple[float, str]] = deque()
-        self._leaves_at: dict[str, float] = {}
+        # Spaces on their way out: ended, or never seen created.
+        self.leaving = LeavingSpaces(
+            after=forget_ended_after,
+            keep=keep_ended,
+            clock=clock,
+            still_open=self._still_open,
+            forget=self._forget,
+        )
 
     # Filled from the durable view, kept current by the log
 
@@ -89,7 +94,7 @@ class SpaceMediaView:
             if stored.recording:
                 self.recorded.add(space_id)
             if not stored.members.roster.exists:
-                self._leave(space_id, self.clock() + self.forget_ended_after)
+                self.leaving.schedule(space_id)
             streams.update(dict.fromkeys(stored.streams, space_id))
         return streams
 
@@ -100,8 +105,7 @@ class SpaceMediaView:
         if self._applied is not None:
             self._applied.set()
             self._applied = None
-        if self._leaving and self._leaving[0][0] <= self.clock():
-            self._forget_left()
+        self.leaving.sweep()
         space = self.spaces.get(space_id)
         if space is None:
             space = self.spaces[space_id] = SpaceMembers()
@@ -123,35 +127,22 @@ class SpaceMediaView:
         if space.roster.is_over and not roster.is_over:
             if roster.exists:  # not a late event of a Space this cache never held
                 self.on_ended(space_id)
-            self._leave(space_id, self.clock() + self.forget_ended_after)
-        elif not space.roster.exists and space_id not in self._leaves_at:
-            self._leave(space_id, self.clock() + self.forget_ended_after)
+            self.leaving.schedule(space_id)
+        elif not space.roster.exists and not self.leaving.scheduled(space_id):
+            self.leaving.schedule(space_id)
 
     def holds(self, space_id: str) -> bool:
         return space_id in self.spaces
 
-    def _leave(self, space_id: str, at: float) -> None:
-        self._leaves_at[space_id] = at
-        self._leaving.append((at, space_id))
-        if len(self._leaving) > self.keep_ended:
-            self._forget_left(everything_before=len(self._leaving) - self.keep_ended)
+    def _still_open(self, space_id: str) -> bool:
+        """An entry made before its Space's first event was read: the Space turned out live."""
+        space = self.spaces.get(space_id)
+        return space is not None and space.roster.exists and not space.roster.is_over
 
-    def _forget_left(self, everything_before: int = 0) -> None:
-        """Spaces whose time is up (and the oldest beyond `keep_ended`) leave memory, unless they
-        turned out live after all (an entry made before its Space's first event was read)."""
-        now, leaving = self.clock(), self._leaving
-        while leaving and (everything_before > 0 or leaving[0][0] <= now):
-            everything_before -= 1
-            at, space_id = leaving.popleft()
-            if self._leaves_at.get(space_id) != at:
-                continue  # it was scheduled again since
-            del self._leaves_at[space_id]
-            space = self.spaces.get(space_id)
-            if space is not None and space.roster.exists and not space.roster.is_over:
-                continue
-            self.spaces.pop(space_id, None)
-            self.recorded.discard(space_id)
-            self.changed_at.pop(space_id, None)
+    def _forget(self, space_id: str) -> None:
+        self.spaces.pop(space_id, None)
+        self.recorded.discard(space_id)
+        self.changed_at.pop(space_id, None)
 
     # The hot path and the openings
 

@@ -10,7 +10,8 @@ shares (`libs.domain.membership`).
 A durable view (`libs/projection/durable.py`): each Space's roster is a row of
 `moderation.room_rosters_v1` and each member entry that says something a row
 of `moderation.room_members_v1`, written in the same transaction as the log
-position they reflect, so a restart resumes from there.
+position they reflect, so a restart resumes from there. The rows are the
+shared codec of the membership fold (`libs.projection.member_rows`).
 
 - The writer keeps the Spaces it applies in a bounded cache (live ones, in
   practice), updated as it applies, and answers their roles from memory. A
@@ -32,6 +33,14 @@ import asyncpg
 from libs.domain.membership import NOBODY, Change, Member, Roster, SpaceMembers, role_of, subject
 from libs.events.envelope import occurred_at
 from libs.events.topics import ROOM_EVENTS
+from libs.projection.member_rows import (
+    ROSTER_COLUMNS,
+    ROSTER_NAMES,
+    MemberTable,
+    roster_of,
+    roster_values,
+    upsert,
+)
 from libs.projection.runner import ConsumedEvent
 from podium.room.v1 import room_types_pb2 as rt
 from services.moderation.domain.commands import Roles
@@ -54,36 +63,18 @@ class RoomRoles:
     topics = (ROOM_EVENTS,)
     tables = ("room_rosters_v1", "room_members_v1")
     steps = (
-        """
-        CREATE TABLE {s}.room_rosters_v1 (
+        f"""
+        CREATE TABLE {{s}}.room_rosters_v1 (
             space_id text PRIMARY KEY,
-            version bigint NOT NULL,
-            host_user_id text NOT NULL,
-            state int NOT NULL,
-            co_hosts text[] NOT NULL,
-            speakers text[] NOT NULL,
-            present int NOT NULL,
-            listeners int NOT NULL
+            version bigint NOT NULL,{ROSTER_COLUMNS}
         );
-        CREATE TABLE {s}.room_members_v1 (
-            space_id text NOT NULL,
-            user_id text NOT NULL,
-            role int NOT NULL,
-            joined_at timestamptz,
-            muted boolean NOT NULL,
-            mute_kind int NOT NULL,
-            hand_raised_at timestamptz,
-            removed boolean NOT NULL,
-            barred boolean NOT NULL,
-            PRIMARY KEY (space_id, user_id)
-        );
-        """,
+        {MemberTable.ddl("{s}.room_members_v1")}""",
     )
 
     def __init__(self, pool: asyncpg.Pool | None, schema: str = "moderation", cache_spaces: int = 10_000):
         self.pool = pool
         self.rosters = f"{schema}.room_rosters_v1"
-        self.members = f"{schema}.room_members_v1"
+        self.members = MemberTable(f"{schema}.room_members_v1")
         self.cache_spaces = cache_spaces
         self._spaces: OrderedDict[str, SpaceMembers] = OrderedDict()
         self._over: list[str] = []  # Spaces over in the batch being applied
@@ -149,49 +140,14 @@ class RoomRoles:
     ) -> None:
         spaces = self._spaces
         await conn.executemany(
-            f"""INSERT INTO {self.rosters} AS r (space_id, version, host_user_id, state, co_hosts,
-                    speakers, present, listeners)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-                ON CONFLICT (space_id) DO UPDATE SET version = excluded.version,
-                    host_user_id = excluded.host_user_id, state = excluded.state,
-                    co_hosts = excluded.co_hosts, speakers = excluded.speakers,
-                    present = excluded.present, listeners = excluded.listeners""",
+            upsert(self.rosters, ("space_id", "version", *ROSTER_NAMES)),
             [
-                _roster_row(space_id, version, spaces[space_id].roster)
+                (space_id, version, *roster_values(spaces[space_id].roster))
                 for space_id, version in versions.items()
             ],
         )
-        if cleared:
-            await conn.execute(f"DELETE FROM {self.members} WHERE space_id = ANY($1::text[])", list(cleared))
-        gone = [(s, u) for s, u in touched if u not in spaces[s].entries]
-        if gone:
-            await conn.execute(
-                f"DELETE FROM {self.members} m USING unnest($1::text[], $2::text[]) AS d(space_id, user_id) "
-                "WHERE m.space_id = d.space_id AND m.user_id = d.user_id",
-                [s for s, _ in gone],
-                [u for _, u in gone],
-            )
-        kept = [(s, u, spaces[s].entries[u]) for s, u in touched if u in spaces[s].entries]
-        if kept:
-            await conn.execute(
-                f"""INSERT INTO {self.members} AS m (space_id, user_id, role, joined_at, muted, mute_kind,
-                        hand_raised_at, removed, barred)
-                    SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::timestamptz[],
-                        $5::boolean[], $6::int[], $7::timestamptz[], $8::boolean[], $9::boolean[])
-                    ON CONFLICT (space_id, user_id) DO UPDATE SET role = excluded.role,
-                        joined_at = excluded.joined_at, muted = excluded.muted,
-                        mute_kind = excluded.mute_kind, hand_raised_at = excluded.hand_raised_at,
-                        removed = excluded.removed, barred = excluded.barred""",
-                [s for s, _, _ in kept],
-                [u for _, u, _ in kept],
-                [m.role for _, _, m in kept],
-                [m.joined_at for _, _, m in kept],
-                [m.muted for _, _, m in kept],
-                [m.mute_kind for _, _, m in kept],
-                [m.hand_raised_at for _, _, m in kept],
-                [m.removed for _, _, m in kept],
-                [m.barred for _, _, m in kept],
-            )
+        await self.members.drop_spaces(conn, cleared)
+        await self.members.write(conn, {(s, u): spaces[s].member(u) for s, u in touched})
 
     async def _load(self, conn: asyncpg.Connection, space_ids: Iterable[str]) -> dict[str, SpaceMembers]:
         """The Spaces as their rows hold them (one not in the rows starts empty)."""
@@ -201,27 +157,8 @@ class RoomRoles:
         for row in await conn.fetch(
             f"SELECT * FROM {self.rosters} WHERE space_id = ANY($1::text[])", space_ids
         ):
-            loaded[row["space_id"]].roster = Roster(
-                space_id=row["space_id"],
-                host_user_id=row["host_user_id"],
-                state=row["state"],
-                co_hosts=tuple(row["co_hosts"]),
-                speakers=tuple(row["speakers"]),
-                present=row["present"],
-                listeners=row["listeners"],
-            )
-        for row in await conn.fetch(
-            f"SELECT * FROM {self.members} WHERE space_id = ANY($1::text[])", space_ids
-        ):
-            loaded[row["space_id"]].entries[row["user_id"]] = Member(
-                role=row["role"],
-                joined_at=row["joined_at"],
-                muted=row["muted"],
-                mute_kind=row["mute_kind"],
-                hand_raised_at=row["hand_raised_at"],
-                removed=row["removed"],
-                barred=row["barred"],
-            )
+            loaded[row["space_id"]].roster = roster_of(row)
+        await self.members.of_spaces(conn, loaded)
         return loaded
 
     # Queries
@@ -236,8 +173,8 @@ class RoomRoles:
         row = await self.pool.fetchrow(
             f"""SELECT r.host_user_id, r.state, a.role AS actor, t.role AS target
                 FROM {self.rosters} r
-                LEFT JOIN {self.members} a ON a.space_id = r.space_id AND a.user_id = $2
-                LEFT JOIN {self.members} t ON t.space_id = r.space_id AND t.user_id = $3
+                LEFT JOIN {self.members.table} a ON a.space_id = r.space_id AND a.user_id = $2
+                LEFT JOIN {self.members.table} t ON t.space_id = r.space_id AND t.user_id = $3
                 WHERE r.space_id = $1""",
             space_id,
             actor,
@@ -255,16 +192,3 @@ class RoomRoles:
 
 def _role(roster: Roster, role: int | None) -> int:
     return role_of(roster, Member(role=role) if role else NOBODY)
-
-
-def _roster_row(space_id: str, version: int, roster: Roster) -> tuple:
-    return (
-        space_id,
-        version,
-        roster.host_user_id,
-        roster.state,
-        list(roster.co_hosts),
-        list(roster.speakers),
-        roster.present,
-        roster.listeners,
-    )

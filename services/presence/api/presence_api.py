@@ -73,8 +73,8 @@ class PresenceApi(presence_service_pb2_grpc.PresenceServiceServicer):
         check.raise_if_any("ReportPresence has invalid fields")
         _require_own_gateway(request.gateway_id, caller)
         spaces = {entry.space_id for entry in request.entries}
-        await self.board.wait_until_known(spaces, self.view_wait_seconds)
-        refused = {s: _REFUSED[life] for s in spaces if (life := self.board.lifecycle(s)) in _REFUSED}
+        lifecycles = await self.board.lifecycles(spaces, self.view_wait_seconds)
+        refused = {s: _REFUSED[life] for s, life in lifecycles.items() if life in _REFUSED}
         rejected = []
         by_space: dict[str, list[str]] = defaultdict(list)
         for index, entry in enumerate(request.entries):
@@ -144,8 +144,8 @@ class PresenceApi(presence_service_pb2_grpc.PresenceServiceServicer):
         )
 
     async def _require_known(self, space_id: str) -> None:
-        await self.board.wait_until_known((space_id,), self.view_wait_seconds)
-        if self.board.lifecycle(space_id) is Lifecycle.UNKNOWN:
+        lifecycles = await self.board.lifecycles((space_id,), self.view_wait_seconds)
+        if lifecycles[space_id] is Lifecycle.UNKNOWN:
             raise NotFound(f"space {space_id!r} does not exist", reason="SPACE_NOT_FOUND")
 
     async def _counts_from_owner(self, space_id: str, caller: Caller) -> pt.SpaceCounts:

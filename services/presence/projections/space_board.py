@@ -1,17 +1,20 @@
-"""Who is in each Space, with role, mute, raised hand and connection: the "who's here" view.
+"""Who is in each Space, with role, mute, raised hand and connection: the "who's here" board.
 
-Built from four topics: the room's (membership, roles, requests to speak),
-moderation's (mutes), presence's own (connections) and the media relay's
-(who is talking). Membership, roles, mutes and raised hands are the one fold
-every service shares (`libs.domain.membership`); connections and talking are
-presence's own flags. Each Space keeps its members and the flags separately,
-so the flags are right whichever topic's event arrives first. Every change goes
-to the Space's watchers.
+Every presence replica keeps the boards of the live Spaces in memory, folded from four topics:
+the room's (membership, roles, requests to speak), moderation's (mutes), presence's own
+(connections) and the media relay's (who is talking), with the board's one fold
+(`services.presence.domain.board`). Every change goes to the Space's watchers.
 
-The board also knows which Spaces exist and which have ended, so presence can
-refuse heartbeats and questions about Spaces that do not exist. It lags the
-room by the log's delivery time; `wait_until_known` gives a Space created a
-moment ago a bounded chance to arrive.
+It starts from a snapshot of presence's durable rows (`space_board_rows.SpaceBoardRows`: `load`)
+and reads the log on from the snapshot's positions itself (`libs.projection.durable.CacheRunner`),
+so a start costs the live Spaces, not the history.
+
+The board also knows which Spaces exist and which have ended, so presence can refuse heartbeats
+and questions about Spaces that do not exist. An ended Space stays in memory
+`forget_ended_after` seconds (heartbeats racing its end are told it ended), at most `keep_ended`
+of them, then leaves (`libs.projection.leaving`); from then on its row answers for it
+(`lifecycles`). The board lags the room by the log's delivery time; `lifecycles` gives a Space
+created a moment ago a bounded chance to arrive.
 
 A watcher has a bounded queue. When it is full the watcher is not waited for:
 its queue is dropped and it is marked to receive a fresh snapshot, so a slow
@@ -21,59 +24,25 @@ gateway never slows the others or the projection.
 from __future__ import annotations
 
 import asyncio
-import enum
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+import time
+from collections.abc import Callable, Iterable
 
-from libs.domain.membership import Change, SpaceMembers, role_of
+import asyncpg
+
+from libs.domain.membership import OVER
 from libs.events.envelope import occurred_at
 from libs.events.topics import MEDIA_EVENTS, MODERATION_EVENTS, PRESENCE_EVENTS, ROOM_EVENTS
+from libs.projection.leaving import LeavingSpaces
 from libs.projection.runner import ConsumedEvent
-from podium.media.v1 import media_events_pb2 as media
+from libs.projection.tracking import Stream
 from podium.presence.v1 import presence_events_pb2 as pev
 from podium.presence.v1 import presence_types_pb2 as pt
 from podium.room.v1 import room_events_pb2 as rev
 from podium.room.v1 import room_types_pb2 as rt
+from services.presence.domain.board import LEFT, Board, Lifecycle, fold
+from services.presence.projections.space_board_rows import SpaceBoardRows
 
-JOINED, UPDATED, LEFT = (
-    pt.MEMBER_CHANGE_KIND_JOINED,
-    pt.MEMBER_CHANGE_KIND_UPDATED,
-    pt.MEMBER_CHANGE_KIND_LEFT,
-)
-
-
-class Lifecycle(enum.Enum):
-    UNKNOWN = "unknown"  # no SpaceCreated seen (yet)
-    OPEN = "open"  # scheduled or live
-    ENDED = "ended"  # ended or cancelled
-
-
-@dataclass
-class Board:
-    space: SpaceMembers = field(default_factory=SpaceMembers)  # members, roles, mutes, raised hands
-    connected: set[str] = field(default_factory=set)
-    speaking: set[str] = field(default_factory=set)
-
-    @property
-    def lifecycle(self) -> Lifecycle:
-        roster = self.space.roster
-        if roster.is_over:
-            return Lifecycle.ENDED
-        return Lifecycle.OPEN if roster.exists else Lifecycle.UNKNOWN
-
-    def is_member(self, user_id: str) -> bool:
-        return self.space.role_of(user_id) != rt.ROLE_UNSPECIFIED
-
-    def member(self, user_id: str) -> pt.SpaceMember:
-        entry = self.space.member(user_id)
-        return pt.SpaceMember(
-            user_id=user_id,
-            role=role_of(self.space.roster, entry),
-            muted=entry.muted,
-            hand_raised=entry.hand_raised_at is not None,
-            connected=user_id in self.connected,
-            speaking=user_id in self.speaking,
-        )
+__all__ = ["Board", "Lifecycle", "SpaceBoard", "Watcher"]
 
 
 class Watcher:
@@ -96,15 +65,47 @@ class Watcher:
 
 
 class SpaceBoard:
-    name = "presence-space-board"
+    name = "presence-space-board-cache"
     topics = (ROOM_EVENTS, MODERATION_EVENTS, PRESENCE_EVENTS, MEDIA_EVENTS)
 
-    def __init__(self, watcher_capacity: int = 1000):
+    def __init__(
+        self,
+        rows: SpaceBoardRows | None = None,
+        *,
+        watcher_capacity: int = 1000,
+        forget_ended_after: float = 60.0,
+        keep_ended: int = 10_000,
+        clock: Callable[[], float] = time.time,
+    ):
+        self.rows = rows
         self.boards: dict[str, Board] = {}
         self.watchers: dict[str, set[Watcher]] = {}
         self.watcher_capacity = watcher_capacity
         self._connected_in: dict[str, set[str]] = {}  # user -> Spaces the log says they are connected to
         self._applied: asyncio.Event | None = None  # set on the next apply, for callers waiting on it
+        # Spaces on their way out of memory: ended, or never seen created.
+        self.leaving = LeavingSpaces(
+            after=forget_ended_after,
+            keep=keep_ended,
+            clock=clock,
+            still_open=lambda space_id: self.lifecycle(space_id) is Lifecycle.OPEN,
+            forget=self._forget,
+        )
+
+    # Filled from the durable rows, kept current by the log
+
+    async def load(self, conn: asyncpg.Connection) -> dict[Stream, str]:
+        """The Spaces the rows hold that are not over; the streams they were folded from."""
+        assert self.rows is not None
+        streams: dict[Stream, str] = {}
+        for space_id, stored in (await self.rows.snapshot(conn)).items():
+            self.boards[space_id] = stored.board
+            for user_id in stored.board.connected:
+                self._connected_in.setdefault(user_id, set()).add(space_id)
+            if stored.board.lifecycle is Lifecycle.UNKNOWN:
+                self.leaving.schedule(space_id)
+            streams.update(dict.fromkeys(stored.streams, space_id))
+        return streams
 
     def apply(self, event: ConsumedEvent) -> None:
         e = event.payload
@@ -114,85 +115,102 @@ class SpaceBoard:
         if self._applied is not None:
             self._applied.set()
             self._applied = None
+        self.leaving.sweep()
         board = self.boards.get(space_id)
         if board is None:
             board = self.boards[space_id] = Board()
+        before = board.lifecycle
         self._index_connections(space_id, board, e)
-        for kind, user_id in self._change(board, e, occurred_at(event.envelope)):
+        for kind, user_id in fold(board, e, occurred_at(event.envelope)):
             change = pt.MemberChange(kind=kind, member=board.member(user_id))
             if kind == LEFT:
                 change.member.role = rt.ROLE_UNSPECIFIED
             for watcher in self.watchers.get(space_id, ()):
                 watcher.offer(change)
+        after = board.lifecycle
+        if after is Lifecycle.ENDED and before is not Lifecycle.ENDED:
+            self.leaving.schedule(space_id)
+        elif after is Lifecycle.UNKNOWN and not self.leaving.scheduled(space_id):
+            self.leaving.schedule(space_id)
+
+    def holds(self, space_id: str) -> bool:
+        return space_id in self.boards
+
+    def _forget(self, space_id: str) -> None:
+        board = self.boards.pop(space_id, None)
+        if board is not None:
+            self._disconnect(space_id, board.connected)
 
     def _index_connections(self, space_id: str, board: Board, e) -> None:
-        """Keeps who-is-connected-where, and drops connections the room ended (a leave, the end)."""
+        """Keeps who-is-connected-where (before the fold clears the board's flags)."""
         match e:
             case pev.ParticipantConnected():
                 self._connected_in.setdefault(e.user_id, set()).add(space_id)
-                return
             case pev.ParticipantTimedOut() | rev.ParticipantLeft():
-                gone = [e.user_id]
-                board.connected.discard(e.user_id)
+                self._disconnect(space_id, [e.user_id])
             case rev.SpaceEnded():
-                gone = list(board.connected)
-                board.connected.clear()
-            case _:
-                return
-        for user_id in gone:
+                self._disconnect(space_id, board.connected)
+
+    def _disconnect(self, space_id: str, users: Iterable[str]) -> None:
+        for user_id in list(users):
             spaces = self._connected_in.get(user_id)
             if spaces is not None:
                 spaces.discard(space_id)
                 if not spaces:
                     del self._connected_in[user_id]
 
+    # Questions
+
     def lifecycle(self, space_id: str) -> Lifecycle:
+        """The Space's lifecycle as memory holds it (UNKNOWN for a Space not held)."""
         board = self.boards.get(space_id)
         return Lifecycle.UNKNOWN if board is None else board.lifecycle
 
-    async def wait_until_known(self, space_ids: Iterable[str], timeout: float) -> None:
-        """Returns once every Space named is known (or ended), or after `timeout` s."""
+    async def lifecycles(self, space_ids: Iterable[str], timeout: float) -> dict[str, Lifecycle]:
+        """Each Space's lifecycle, waiting up to `timeout` s for Spaces not known yet.
+
+        A Space not in memory is looked up in the rows: over, it ENDED (it left memory); stored
+        and open, or not stored, memory is waited for (the rows' writer read it first, or it was
+        created a moment ago). Once the time is up, the rows' answer stands."""
+        space_ids = set(space_ids)
+        answers = {s: self.lifecycle(s) for s in space_ids}
+        missing = {s for s, life in answers.items() if life is Lifecycle.UNKNOWN}
+        if not missing:
+            return answers
+        stored = await self.rows.states_of(missing) if self.rows is not None else {}
+        for space_id, state in stored.items():
+            if state in OVER:
+                answers[space_id] = Lifecycle.ENDED
+                missing.discard(space_id)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while any(self.lifecycle(s) is Lifecycle.UNKNOWN for s in space_ids):
-            left = deadline - loop.time()
-            if left <= 0:
-                return
+        while missing and (left := deadline - loop.time()) > 0:
             if self._applied is None:
                 self._applied = asyncio.Event()
             try:
                 await asyncio.wait_for(self._applied.wait(), left)
             except TimeoutError:
-                return
+                break
+            for space_id in list(missing):
+                if (life := self.lifecycle(space_id)) is not Lifecycle.UNKNOWN:
+                    answers[space_id] = life
+                    missing.discard(space_id)
+        if missing and self.rows is not None:
+            stored = await self.rows.states_of(missing)
+            for space_id in missing:
+                state = stored.get(space_id, rt.SPACE_STATE_UNSPECIFIED)
+                if state in OVER:
+                    answers[space_id] = Lifecycle.ENDED
+                elif state != rt.SPACE_STATE_UNSPECIFIED:
+                    answers[space_id] = Lifecycle.OPEN
+        return answers
 
     def connected_in(self, user_id: str) -> list[str]:
         """The Spaces the log says `user_id` is connected to (normally one)."""
         return sorted(self._connected_in.get(user_id, ()))
 
-    @staticmethod
-    def _change(board: Board, e, at) -> list[tuple[int, str]]:
-        match e:
-            case rev.SpaceEnded():
-                gone = board.space.ordered()
-                board.space.apply(e, at)
-                board.speaking.clear()
-                return [(LEFT, u) for u in gone]
-            case rev.ParticipantLeft():
-                board.speaking.discard(e.user_id)
-                return _kinds(board.space.apply(e, at))
-            case pev.ParticipantConnected():
-                board.connected.add(e.user_id)
-            case pev.ParticipantTimedOut():
-                board.connected.discard(e.user_id)
-            case media.SpeakerStartedTalking():
-                board.speaking.add(e.user_id)
-            case media.SpeakerStoppedTalking():
-                board.speaking.discard(e.user_id)
-            case _:
-                return _kinds(board.space.apply(e, at))
-        return [(UPDATED, e.user_id)] if board.is_member(e.user_id) else []
-
     def snapshot(self, space_id: str) -> list[pt.SpaceMember]:
+        """Everyone in the Space now (none for a Space not held: unknown, or ended and forgotten)."""
         board = self.boards.get(space_id)
         return [] if board is None else [board.member(u) for u in board.space.ordered()]
 
@@ -207,13 +225,3 @@ class SpaceBoard:
             watchers.discard(watcher)
             if not watchers:
                 del self.watchers[watcher.space_id]
-
-
-def _kinds(change: Change | None) -> list[tuple[int, str]]:
-    """The member change a watcher sees: joined, left, or updated (role, mute or raised hand)."""
-    if change is None:
-        return []
-    before, after = change.before.is_in, change.after.is_in
-    if after:
-        return [(UPDATED if before else JOINED, change.user_id)]
-    return [(LEFT, change.user_id)] if before else []

@@ -132,11 +132,16 @@ async def test_a_timeout_becomes_a_leave_in_the_room(presence, room):
 
 
 @pytest.mark.parametrize("stop", ["sigterm", "sigkill"])
-async def test_counts_survive_a_restart_and_equal_a_replay_of_the_log(service_factory, private_broker, stop):
+async def test_counts_survive_a_restart_and_equal_a_replay_of_the_log(
+    service_factory, private_broker, private_database_url, stop
+):
     # A broker of its own: a second presence process on the shared broker would join the shared
     # consumer group and take half the partitions (queries answer from local partitions only).
     service = await service_factory(
-        "presence", broker=private_broker, env=FAST | {"PODIUM_PRESENCE_TIMEOUT_SECONDS": "60"}
+        "presence",
+        broker=private_broker,
+        database=private_database_url,
+        env=FAST | {"PODIUM_PRESENCE_TIMEOUT_SECONDS": "60"},
     )
     gateway = PresenceGateway(service.channel, "gateway-service")
     space = f"presence-space-restart-{stop}"
@@ -179,14 +184,17 @@ async def test_counts_survive_a_restart_and_equal_a_replay_of_the_log(service_fa
 
 
 async def test_every_table_value_comes_back_after_a_restart_from_multi_record_batches(
-    service_factory, private_broker
+    service_factory, private_broker, private_database_url
 ):
     """300 Spaces joined in one call: their changelog writes leave in batches of many records, and
     the embedded broker reports such a partition's end short (at the last batch's base offset + 1).
     A restarted presence must still recover every Space (libs/streams/faust_app.py reads on to the
     real end)."""
     service = await service_factory(
-        "presence", broker=private_broker, env=FAST | {"PODIUM_PRESENCE_TIMEOUT_SECONDS": "60"}
+        "presence",
+        broker=private_broker,
+        database=private_database_url,
+        env=FAST | {"PODIUM_PRESENCE_TIMEOUT_SECONDS": "60"},
     )
     gateway = PresenceGateway(service.channel, "gateway-service")
     spaces = [f"presence-batched-{i}" for i in range(300)]

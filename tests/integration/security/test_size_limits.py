@@ -45,9 +45,12 @@ async def test_a_message_over_the_grpc_limit_is_refused_before_it_is_read(room):
     assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
-async def test_report_presence_batches_are_bounded(service_factory, private_broker):
+async def test_report_presence_batches_are_bounded(service_factory, private_broker, private_database_url):
     presence = await service_factory(
-        "presence", broker=private_broker, env={"PODIUM_PRESENCE_MAX_ENTRIES_PER_REPORT": "100"}
+        "presence",
+        broker=private_broker,
+        database=private_database_url,
+        env={"PODIUM_PRESENCE_MAX_ENTRIES_PER_REPORT": "100"},
     )
     gateway = PresenceGateway(presence.channel, "gateway-service")
     await announce_spaces(private_broker.bootstrap, ["size-space"], presence=presence.channel)

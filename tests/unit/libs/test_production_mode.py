@@ -193,8 +193,13 @@ def test_each_unsafe_setting_is_one_problem_naming_its_variable(cls, field, valu
 
 def test_services_without_a_database_do_not_ask_for_one():
     default_url = PodiumSettings.model_fields["database_url"].default
-    for cls in (PresenceSettings, AnalyticsSettings):
-        assert safe(cls, database_url=default_url).production_problems() == []
+    assert safe(AnalyticsSettings, database_url=default_url).production_problems() == []
+
+
+def test_presence_keeps_its_board_in_postgresql_and_asks_for_a_database():
+    default_url = PodiumSettings.model_fields["database_url"].default
+    problems = safe(PresenceSettings, database_url=default_url).production_problems()
+    assert [p.split(" ", 1)[0] for p in problems] == ["DATABASE_URL"], problems
 
 
 def test_a_secret_is_never_quoted():

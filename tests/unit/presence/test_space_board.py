@@ -108,3 +108,44 @@ def test_the_board_knows_where_each_user_is_connected():
     assert board.connected_in("bo") == []
     board.apply(in_other(rev.SpaceEnded(space_id=other)))
     assert board.connected_in("ann") == [] and board.connected_in("nobody") == []
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Rows:
+    """The durable rows' answers, as a dict of stored states."""
+
+    def __init__(self, states: dict[str, int]):
+        self.states = states
+
+    async def states_of(self, space_ids):
+        return {s: self.states[s] for s in space_ids if s in self.states}
+
+
+def in_space(space_id: str, payload) -> ConsumedEvent:
+    envelope = consumed(payload).envelope
+    envelope.space_id = space_id
+    return ConsumedEvent(envelope, payload, "t", 0, 0)
+
+
+async def test_an_ended_space_leaves_memory_after_its_time_and_its_row_still_says_it_ended():
+    from services.presence.projections.space_board import Lifecycle
+
+    clock = Clock()
+    board = SpaceBoard(Rows({"old": rt.SPACE_STATE_ENDED}), forget_ended_after=60, clock=clock)  # type: ignore[arg-type]
+    for space_id in ("old", "live"):
+        board.apply(in_space(space_id, rev.SpaceCreated(space_id=space_id, host_user_id="h")))
+        board.apply(in_space(space_id, pev.ParticipantConnected(space_id=space_id, user_id="ann")))
+    board.apply(in_space("old", rev.SpaceEnded(space_id="old")))
+    assert board.lifecycle("old") is Lifecycle.ENDED and board.connected_in("ann") == ["live"]
+    clock.now += 61
+    board.apply(in_space("live", rev.SpaceStarted(space_id="live")))  # any later event sweeps
+    assert not board.holds("old") and board.holds("live")
+    answers = await board.lifecycles(["old", "live", "never"], timeout=0)
+    assert answers == {"old": Lifecycle.ENDED, "live": Lifecycle.OPEN, "never": Lifecycle.UNKNOWN}

@@ -1,0 +1,198 @@
+"""Presence's "who's here" boards in PostgreSQL: each Space's lifecycle, members and flags.
+
+A durable view (`libs/projection/durable.py`), written by one presence replica at a time:
+
+- `presence.space_boards_v1`: one row per Space, its `Roster` (lifecycle, host, co-hosts,
+  speakers, counts) and the event streams it was folded from (so a snapshot can say where each
+  of them stands);
+- `presence.space_board_members_v1`: one row per member entry that says something (the
+  membership fold's rows, `libs.projection.member_rows`);
+- `presence.space_board_flags_v1`: presence's own flags, one row per user connected or talking.
+
+Ending a Space deletes its entries and flags; its row stays, so "ended" is told apart from
+"unknown" after the Space has left every replica's memory. All of it is the board's one fold
+(`services.presence.domain.board.fold`) over the room, moderation, presence and media topics,
+folded per batch from the rows the batch touches. Presence answers from memory
+(`space_board.SpaceBoard`, loaded from here at start: `snapshot`) and asks here only about a
+Space it does not hold (`states_of`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import asyncpg
+
+from libs.events.envelope import occurred_at
+from libs.events.topics import MEDIA_EVENTS, MODERATION_EVENTS, PRESENCE_EVENTS, ROOM_EVENTS
+from libs.projection.member_rows import (
+    OPEN,
+    ROSTER_COLUMNS,
+    ROSTER_NAMES,
+    STREAM_COLUMNS,
+    STREAM_NAMES,
+    MemberTable,
+    roster_of,
+    roster_values,
+    stream_values,
+    streams_of,
+    upsert,
+)
+from libs.projection.runner import ConsumedEvent
+from libs.projection.tracking import Stream
+from services.presence.domain.board import Board, about, fold
+
+_COLUMNS = ("space_id", *ROSTER_NAMES, *STREAM_NAMES)
+
+
+@dataclass
+class StoredBoard:
+    """One Space's board as its rows hold it, and the streams it was folded from."""
+
+    board: Board = field(default_factory=Board)
+    streams: set[Stream] = field(default_factory=set)
+
+
+class SpaceBoardRows:
+    name = "presence-space-board"
+    version = 1
+    topics = (ROOM_EVENTS, MODERATION_EVENTS, PRESENCE_EVENTS, MEDIA_EVENTS)
+    tables = ("space_boards_v1", "space_board_members_v1", "space_board_flags_v1")
+    steps = (
+        f"""
+        CREATE TABLE {{s}}.space_boards_v1 (
+            space_id text PRIMARY KEY,{ROSTER_COLUMNS},{STREAM_COLUMNS}
+        );
+        CREATE INDEX space_boards_v1_open ON {{s}}.space_boards_v1 (space_id) WHERE {OPEN};
+        {MemberTable.ddl("{s}.space_board_members_v1")}
+        CREATE TABLE {{s}}.space_board_flags_v1 (
+            space_id text NOT NULL,
+            user_id text NOT NULL,
+            connected boolean NOT NULL,
+            speaking boolean NOT NULL,
+            PRIMARY KEY (space_id, user_id)
+        );
+        """,
+    )
+
+    def __init__(self, pool: asyncpg.Pool | None, schema: str = "presence"):
+        self.pool = pool
+        self.spaces = f"{schema}.space_boards_v1"
+        self.members = MemberTable(f"{schema}.space_board_members_v1")
+        self.flags = f"{schema}.space_board_flags_v1"
+
+    # The view's writes
+
+    async def apply(self, conn: asyncpg.Connection, events: Sequence[ConsumedEvent]) -> None:
+        ids = {e.envelope.space_id for e in events if e.envelope.space_id}
+        if not ids:
+            return  # blocks are keyed by host, not by Space
+        users = {(e.envelope.space_id, u) for e in events if (u := about(e.payload)) is not None}
+        stored = await self._load(conn, ids, users)
+        for event in events:
+            envelope = event.envelope
+            space = stored.get(envelope.space_id)
+            if space is None:
+                continue
+            space.streams.add((envelope.producer, envelope.stream_id))
+            fold(space.board, event.payload, occurred_at(envelope))
+        await conn.executemany(
+            upsert(self.spaces, _COLUMNS),
+            [
+                (space_id, *roster_values(s.board.space.roster), *stream_values(s.streams))
+                for space_id, s in stored.items()
+            ],
+        )
+        over = {space_id for space_id, s in stored.items() if s.board.space.roster.is_over}
+        if over:
+            await self.members.drop_spaces(conn, over)
+            await conn.execute(f"DELETE FROM {self.flags} WHERE space_id = ANY($1::text[])", list(over))
+        touched = [(s, u) for s, u in users if s not in over]
+        await self.members.write(conn, {(s, u): stored[s].board.space.member(u) for s, u in touched})
+        await self._write_flags(conn, [(s, u, stored[s].board) for s, u in touched])
+
+    async def _write_flags(self, conn: asyncpg.Connection, touched: list[tuple[str, str, Board]]) -> None:
+        """Each touched user's flags as they are now: a user neither connected nor talking has no row."""
+        flags = [(s, u, u in b.connected, u in b.speaking) for s, u, b in touched]
+        cleared = [(s, u) for s, u, connected, speaking in flags if not (connected or speaking)]
+        if cleared:
+            await conn.execute(
+                f"DELETE FROM {self.flags} f USING unnest($1::text[], $2::text[]) AS d(space_id, user_id) "
+                "WHERE f.space_id = d.space_id AND f.user_id = d.user_id",
+                [s for s, _ in cleared],
+                [u for _, u in cleared],
+            )
+        kept = [f for f in flags if f[2] or f[3]]
+        if kept:
+            await conn.execute(
+                f"""INSERT INTO {self.flags} (space_id, user_id, connected, speaking)
+                    SELECT * FROM unnest($1::text[], $2::text[], $3::boolean[], $4::boolean[])
+                    ON CONFLICT (space_id, user_id) DO UPDATE
+                    SET connected = excluded.connected, speaking = excluded.speaking""",
+                [f[0] for f in kept],
+                [f[1] for f in kept],
+                [f[2] for f in kept],
+                [f[3] for f in kept],
+            )
+
+    async def _load(
+        self, conn: asyncpg.Connection, ids: set[str], users: set[tuple[str, str]]
+    ) -> dict[str, StoredBoard]:
+        """The batch's Spaces as stored, with the entries and flags of the users its events name."""
+        rows = await conn.fetch(f"SELECT * FROM {self.spaces} WHERE space_id = ANY($1::text[])", list(ids))
+        stored = {space_id: StoredBoard() for space_id in ids}
+        for row in rows:
+            stored[row["space_id"]] = _stored(row)
+        await self.members.of_users(conn, {s: b.board.space for s, b in stored.items()}, users)
+        if users:
+            flags = await conn.fetch(
+                f"""SELECT f.* FROM unnest($1::text[], $2::text[]) AS q(space_id, user_id)
+                    JOIN {self.flags} f ON f.space_id = q.space_id AND f.user_id = q.user_id""",
+                [s for s, _ in users],
+                [u for _, u in users],
+            )
+            _fill_flags(stored, flags)
+        return stored
+
+    # Reads
+
+    async def snapshot(self, conn: asyncpg.Connection) -> dict[str, StoredBoard]:
+        """Every Space not over, with its entries and flags (call inside the snapshot's transaction)."""
+        stored = {
+            row["space_id"]: _stored(row)
+            for row in await conn.fetch(f"SELECT * FROM {self.spaces} WHERE {OPEN}")
+        }
+        await self.members.of_open_spaces(conn, {s: b.board.space for s, b in stored.items()}, self.spaces)
+        flags = await conn.fetch(
+            f"SELECT f.* FROM {self.flags} f JOIN {self.spaces} s USING (space_id) WHERE s.{OPEN}"
+        )
+        _fill_flags(stored, flags)
+        return stored
+
+    async def states_of(self, space_ids: Iterable[str]) -> dict[str, int]:
+        """The stored lifecycle state (podium.room.v1.SpaceState) of each Space the rows know."""
+        space_ids = list(space_ids)
+        if self.pool is None or not space_ids:
+            return {}
+        rows = await self.pool.fetch(
+            f"SELECT space_id, state FROM {self.spaces} WHERE space_id = ANY($1::text[])", space_ids
+        )
+        return {r["space_id"]: r["state"] for r in rows}
+
+
+def _stored(row) -> StoredBoard:
+    board = Board()
+    board.space.roster = roster_of(row)
+    return StoredBoard(board, streams_of(row))
+
+
+def _fill_flags(stored: dict[str, StoredBoard], rows) -> None:
+    for row in rows:
+        space = stored.get(row["space_id"])
+        if space is None:
+            continue
+        if row["connected"]:
+            space.board.connected.add(row["user_id"])
+        if row["speaking"]:
+            space.board.speaking.add(row["user_id"])
