@@ -17,10 +17,12 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+from libs.config.settings import PodiumSettings
 from libs.devstack.broker import EmbeddedBroker, free_port
 from libs.devstack.catalogue import service
 from libs.devstack.database import create_database, drop_database, resolve_database
 from libs.devstack.supervisor import ServiceProcess
+from libs.events.topics import EVERY_TOPIC, create_topics
 
 # Set by `python -m bench` to profile one service: {"service": name, "out": Path}; the
 # first process of that service a BenchStack starts gets py-spy attached, and the
@@ -81,6 +83,8 @@ class BenchStack:
             self.broker = EmbeddedBroker(log_path=self.work / "broker.log")
             await self.broker.start()
             self.bootstrap = self.broker.bootstrap
+        # The bench stack owns its topics, as the test stack and `podium up` do: services never make them.
+        await create_topics(self.bootstrap, EVERY_TOPIC, PodiumSettings().topic_partitions, 1)
         self._server = await resolve_database(self.work / "pgdata")
         self._database = f"podium_bench_{uuid.uuid4().hex[:8]}"
         self.database_url = await create_database(self._server.url, self._database)

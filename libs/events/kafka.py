@@ -114,3 +114,30 @@ async def log_end_offsets(
                 ends[tp] = max(ends[tp], max(r.offset for r in records) + 1)
                 waiting.discard(tp)
     return ends
+
+
+async def true_ends(
+    settings: PodiumSettings, parts: list[TopicPartition], client_id: str
+) -> dict[TopicPartition, int]:
+    """`log_end_offsets` with a reader of its own, so no consumer's positions move."""
+    probe = make_reader(settings, f"{client_id}-ends")
+    await probe.start()
+    try:
+        probe.assign(parts)
+        return await log_end_offsets(probe, parts, timeout=3.0)
+    finally:
+        await probe.stop()
+
+
+def beyond_reported_end(
+    consumer: AIOKafkaConsumer, positions: dict[TopicPartition, int]
+) -> list[TopicPartition]:
+    """The partitions whose position lies past the end the broker last reported. Apache Kafka
+    answers such a fetch with OFFSET_OUT_OF_RANGE; the dev broker answers it with nothing, and
+    under-reports the end of a multi-record batch, so a caller confirms with `true_ends`."""
+    out = []
+    for tp, position in positions.items():
+        high = consumer.highwater(tp)
+        if high is not None and position > high:
+            out.append(tp)
+    return out

@@ -170,7 +170,7 @@ class DurableProjectionRunner(ProjectionRunner):
             batches = await self._fetch()
             if batches:
                 await self._apply(batches)
-            self._look_for_a_lost_log()
+            await self._look_for_a_lost_log()
             if not self.caught_up.is_set():
                 await self._check_caught_up()
 

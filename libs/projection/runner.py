@@ -42,7 +42,14 @@ from google.protobuf.message import DecodeError, Message
 
 from libs.config.settings import PodiumSettings
 from libs.events.envelope import EventEnvelope, unwrap
-from libs.events.kafka import log_end_offsets, make_producer, make_reader, partitions_of
+from libs.events.kafka import (
+    beyond_reported_end,
+    log_end_offsets,
+    make_producer,
+    make_reader,
+    partitions_of,
+    true_ends,
+)
 from libs.events.kafka_security import kafka_security
 from libs.events.log_loss import LogLoss
 from libs.events.registry import UnknownEventType
@@ -106,6 +113,7 @@ class ProjectionRunner:
         self._stopped: set[TopicPartition] = set()  # partitions whose log was lost
         self._partitions: dict[str, int] = {}  # topic -> the partition count it started with
         self._checked_at = 0.0
+        self._cleared: dict[TopicPartition, tuple[int | None, int]] = {}
         self._targets: dict[TopicPartition, int] = {}
         self._positions: dict[TopicPartition, int] = {}
         self._consumer: AIOKafkaConsumer | None = None
@@ -222,7 +230,7 @@ class ProjectionRunner:
             if batches:
                 self._progressed()
                 self._after_batches()
-            self._look_for_a_lost_log()
+            await self._look_for_a_lost_log()
             if not self.caught_up.is_set():
                 await self._check_caught_up()
 
@@ -243,9 +251,9 @@ class ProjectionRunner:
         self._consumer.pause(tp)
         self.log_loss.report(self.projection.name, tp.topic, tp.partition, reason)
 
-    def _look_for_a_lost_log(self) -> None:
-        """A topic gone or changed (in the reader's metadata, refreshed every few seconds), and
-        holes that did not fill; at most once a second."""
+    async def _look_for_a_lost_log(self) -> None:
+        """A position past the log's end, a topic gone or changed (in the reader's metadata,
+        refreshed every few seconds), and holes that did not fill; at most once a second."""
         now = time.monotonic()
         if now - self._checked_at < 1.0:
             return
@@ -260,6 +268,19 @@ class ProjectionRunner:
             for tp in consumer.assignment():
                 if tp.topic == topic and tp not in self._stopped:
                     self._stop_reading(tp, reason)
+        reading = {tp: p for tp, p in self._positions.items() if tp not in self._stopped}
+        suspect = [
+            tp
+            for tp in beyond_reported_end(consumer, reading)
+            if self._cleared.get(tp) != (consumer.highwater(tp), reading[tp])
+        ]
+        if suspect:
+            ends = await true_ends(self.settings, suspect, self.client_id)
+            for tp in suspect:
+                if reading[tp] > ends[tp]:
+                    self._stop_reading(tp, f"its position {reading[tp]} lies beyond the log's end {ends[tp]}")
+                else:  # the broker under-reported its end; not asked again until either moves
+                    self._cleared[tp] = (consumer.highwater(tp), reading[tp])
         for tp, since in list(self._holes.items()):
             if tp in self._stopped or now - since < self.hole_seconds:
                 continue

@@ -10,10 +10,9 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
 
 from libs.config.settings import PodiumSettings
-from libs.events.topics import MEDIA_RECORDING
+from libs.events.topics import MEDIA_RECORDING, create_topics
 from services.replay.infrastructure.recording_spool import RecordingSpool
 from tests.support.opus_tones import recording_chunks, tone_packets
 
@@ -25,10 +24,11 @@ async def spool_on():
     """`await spool_on(bootstrap, database_url)` -> a started spool in a schema of its own."""
     started = []
 
-    async def start(bootstrap: str, database_url: str) -> RecordingSpool:
+    async def start(bootstrap: str, database_url: str, schema: str = "") -> RecordingSpool:
         pool = await asyncpg.create_pool(database_url, min_size=1, max_size=3)
-        schema = f"spool_{uuid.uuid4().hex[:10]}"
-        await pool.execute(f"CREATE SCHEMA {schema}")
+        if not schema:
+            schema = f"spool_{uuid.uuid4().hex[:10]}"
+            await pool.execute(f"CREATE SCHEMA {schema}")
         settings = PodiumSettings(kafka_bootstrap_servers=bootstrap, database_url=database_url)
         spool = RecordingSpool(settings, pool, schema)
         await spool.migrate()
@@ -100,16 +100,17 @@ async def test_audio_recorded_before_the_broker_lost_its_log_is_still_there(
     await write(chunks[:half])
     await spool.caught_up(timeout=30)
     await private_broker.restart()  # empty: the first half is gone from the broker, the topic too
-    # The spool notices the topic is gone and makes it again, with its partitions (no client's
-    # write makes it: libs/events/kafka.py).
-    admin = AIOKafkaAdminClient(bootstrap_servers=private_broker.bootstrap)
-    await admin.start()
-    try:
-        async with asyncio.timeout(30):
-            while MEDIA_RECORDING.name not in await admin.list_topics():
-                await asyncio.sleep(0.2)
-    finally:
-        await admin.close()
+    await create_topics(private_broker.bootstrap, (MEDIA_RECORDING,), 6, 1, replace_mismatched=True)
+    # The spool does not read the new log from where it stood in the old one: it reports the loss.
+    async with asyncio.timeout(30):
+        while not spool.log_loss.lost:
+            await asyncio.sleep(0.1)
+    assert all("beyond the log's end" in loss.reason for loss in spool.log_loss.losses.values())
+    # The operator's recovery forgets the spool's positions (`podium log recover`), and replay is
+    # started again: it reads the new log from its beginning, and what it stored stays stored.
+    await spool.stop()
+    await spool.pool.execute(f"DELETE FROM {spool.s}.recording_positions")
+    spool = await spool_on(private_broker.bootstrap, private_database_url, schema=spool.s)
     await write(chunks[half:])
     await spool.caught_up(timeout=60)
     frames = await spool.frames(space_id)
