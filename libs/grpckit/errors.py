@@ -12,6 +12,7 @@ import logging
 
 import asyncpg
 import grpc
+from aiokafka.errors import KafkaError
 from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
@@ -61,6 +62,12 @@ def classify(exc: BaseException) -> DomainError | None:
     if isinstance(exc, asyncpg.exceptions.InterfaceError | asyncpg.exceptions.ConnectionDoesNotExistError):
         return Unavailable(
             "the event store connection was lost; retry with backoff", reason="STORE_UNAVAILABLE"
+        )
+    if isinstance(exc, KafkaError):  # a write straight to the log (presence's heartbeats) refused
+        return Unavailable(
+            "the event log did not take the write; retry with backoff",
+            reason="LOG_UNAVAILABLE",
+            retry_after_seconds=1.0,
         )
     return None
 

@@ -17,11 +17,11 @@ import contextlib
 import logging
 
 import faust
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
 from libs.config.settings import PodiumSettings
-from libs.events.kafka import log_end_offsets, make_reader
+from libs.events.kafka import make_reader, true_ends
 from libs.events.kafka_security import kafka_security
 from libs.events.log_loss import LogLoss
 from libs.events.topics import TopicSpec, topic_problems
@@ -37,7 +37,7 @@ class FaustLogWatch:
         topics: tuple[TopicSpec, ...],
         log_loss: LogLoss,
         *,
-        interval: float = 2.0,
+        interval: float = 5.0,
     ):
         self.app = app
         self.settings = settings
@@ -60,24 +60,26 @@ class FaustLogWatch:
                 await self._task
 
     async def _watch(self) -> None:
-        admin = AIOKafkaAdminClient(
-            bootstrap_servers=self.settings.kafka_bootstrap_servers, **kafka_security(self.settings)
+        # The group's committed offsets, read as a member would (OffsetFetch) without joining it:
+        # the dev broker cannot answer the admin API's ListConsumerGroupOffsets.
+        offsets = make_reader(
+            self.settings, f"{self.group}-log-watch", group_id=self.group, enable_auto_commit=False
         )
-        reader = make_reader(self.settings, f"{self.group}-log-watch")
-        await admin.start()
-        await reader.start()
+        ends = make_reader(self.settings, f"{self.group}-log-watch-ends")
+        await offsets.start()
+        await ends.start()
         try:
             while True:
                 await asyncio.sleep(self.interval)
                 try:
-                    await self.check(admin, reader)
+                    await self.check(offsets, ends)
                 except (KafkaError, OSError) as e:  # the broker is away: look again later
                     log.info("%s: could not look at the log: %r", self.group, e)
         finally:
-            await reader.stop()
-            await admin.close()
+            await ends.stop()
+            await offsets.stop()
 
-    async def check(self, admin: AIOKafkaAdminClient, reader) -> None:
+    async def check(self, offsets, ends) -> None:
         problems = await topic_problems(
             self.settings.kafka_bootstrap_servers,
             self.topics,
@@ -87,24 +89,32 @@ class FaustLogWatch:
         for problem in problems:
             self._lost(problem.topic, -1, f"the topic {problem.problem}")
         broken = {problem.topic for problem in problems}
-        committed = {
-            tp: meta.offset
-            for tp, meta in (await admin.list_consumer_group_offsets(self.group)).items()
-            if meta.offset >= 0 and tp.topic not in broken
-        }
+        parts = [
+            TopicPartition(spec.name, p)
+            for spec in self.topics
+            if spec.name not in broken
+            for p in sorted(offsets.partitions_for_topic(spec.name) or ())
+        ]
+        if set(parts) != offsets.assignment():
+            offsets.assign(parts)
+        committed = {}
+        for tp in parts:
+            offset = await offsets.committed(tp)
+            if offset is not None and offset >= 0:
+                committed[tp] = offset
         if not committed:
             return
-        ends = await reader.end_offsets(list(committed))
-        beyond = [tp for tp, offset in committed.items() if offset > ends[tp]]
-        if beyond:  # or the broker under-reports its ends: count what is there
-            reader.assign(beyond)
-            ends.update(await log_end_offsets(reader, beyond, timeout=3.0))
+        reported = await ends.end_offsets(list(committed))
+        beyond = [tp for tp, offset in committed.items() if offset > reported[tp]]
+        if not beyond:
+            return
+        found = await true_ends(self.settings, beyond, f"{self.group}-log-watch")  # or under-reported
         for tp in beyond:
-            if committed[tp] > ends[tp]:
+            if committed[tp] > found[tp]:
                 self._lost(
                     tp.topic,
                     tp.partition,
-                    f"the group committed offset {committed[tp]}, beyond the log's end {ends[tp]}",
+                    f"the group committed offset {committed[tp]}, beyond the log's end {found[tp]}",
                 )
 
     def _lost(self, topic: str, partition: int, reason: str) -> None:

@@ -14,6 +14,7 @@ from deploy.check.catalogue import SERVICES
 from deploy.check.kafka import check_kafka_access
 from deploy.check.settings import check_settings
 from deploy.check.tls import check_grpc_tls, covers
+from libs.events import topics
 from libs.events.topics import DEAD_LETTER, TopicSpec
 from tests.deploy.conftest import edit, render
 
@@ -232,4 +233,9 @@ def test_each_service_is_granted_exactly_the_topics_its_code_names(svc):
 @pytest.mark.parametrize("svc", [s for s in SERVICES if s.kafka.faust_app], ids=lambda s: s.name)
 def test_a_faust_app_id_is_the_one_its_code_uses(svc):
     package = Path(importlib.import_module(svc.module).__path__[0])
-    assert any(f'"{svc.kafka.faust_app}"' in p.read_text() for p in package.rglob("*.py"))
+    # Literally, or through its constant in the topic catalogue (which names its changelogs too).
+    constants = [
+        name for name, value in vars(topics).items() if name.endswith("_APP") and value == svc.kafka.faust_app
+    ]
+    spelled = [f'"{svc.kafka.faust_app}"', *constants]
+    assert any(word in p.read_text() for p in package.rglob("*.py") for word in spelled)
