@@ -70,7 +70,16 @@ async def test_broker_restarted_empty_is_recovered_by_the_operator_procedure_and
         acknowledged_before = len(load.history.by_outcome("acknowledged"))
         lost_at = time.time()
         await private_broker.restart()  # empty: every topic and record is gone
-        await asyncio.sleep(3.0)  # load with the log gone, before the operator steps in
+        # Load goes on with the log gone. No service papers over it: each reports a lost log and
+        # says NOT_SERVING (what the operator is paged on), while acknowledged writes wait in
+        # PostgreSQL.
+        async with asyncio.timeout(60):
+            while True:
+                healths = [await s.process.health() for s in services.values()]
+                if all(health == "NOT_SERVING" for health in healths):
+                    break
+                await asyncio.sleep(0.3)
+        detected_after = time.time() - lost_at
         audio_gap = audio.longest_gap(lost_at, time.time())
 
         # The operator: scale to 0, `podium log recover`, scale back up.
@@ -114,6 +123,7 @@ async def test_broker_restarted_empty_is_recovered_by_the_operator_procedure_and
         errors=dict(history.error_codes()),
         audio=audio.summary(),
         audio_longest_gap_seconds_while_broker_lost=round(audio_gap, 3),
+        every_service_not_serving_after_seconds=round(detected_after, 2),
         audio_resumed_seconds_after_serving=round(audio_resumed, 3),
     )
     heard = audio.listener.received
