@@ -450,6 +450,10 @@ class CacheRunner(ProjectionRunner):
         )
         parts = await self._open(self.cache.topics)
         async with self.pool.acquire() as conn:
+            # Rows an operator asked to rebuild are not a snapshot to start from: wait until the
+            # writer has emptied them (it does so when it next takes the view).
+            while await self.tracking.rebuild_requested(conn):
+                await asyncio.sleep(0.2)
             async with conn.transaction(isolation="repeatable_read", readonly=True):
                 self._start = await self.tracking.positions(conn)
                 streams = await self.cache.load(conn)

@@ -422,3 +422,37 @@ async def test_a_cache_starts_from_the_views_rows_and_positions_and_reads_the_lo
 
 async def _equals(value, expected) -> bool:
     return value == expected
+
+
+async def test_a_cache_does_not_start_from_rows_an_operator_asked_to_rebuild(
+    settings, pool, schema, topic, producer
+):
+    """The rows are suspect once a rebuild is asked for: the cache waits until the writer has
+    emptied them, then starts from what the writer builds again."""
+    from libs.projection.durable import CacheRunner
+    from libs.projection.operations import request_rebuild
+
+    await _send(producer, topic, "a", range(1, 4))
+    writer = DurableProjectionRunner(settings, pool, schema, TitlesTable(topic, schema))
+    await writer.start()
+    async with asyncio.timeout(20):
+        await writer.caught_up.wait()
+    await writer.stop()
+    await pool.execute(f"UPDATE {schema}.titles_v1 SET title = 'corrupt'")  # what the rebuild is for
+    assert await request_rebuild(pool, schema, "titles") == [("titles", 1)]
+
+    cache = TitlesCache(topic, schema)
+    runner = CacheRunner(settings, pool, schema, TitlesTable(topic, schema), cache)
+    starting = asyncio.create_task(runner.start())
+    try:
+        await asyncio.sleep(0.5)  # no writer yet: the cache has not loaded the suspect rows
+        assert not starting.done() and cache.titles == {}
+        writer = DurableProjectionRunner(settings, pool, schema, TitlesTable(topic, schema))
+        await writer.start()
+        async with asyncio.timeout(20):
+            await starting
+            await runner.caught_up.wait()
+        assert cache.titles == {"a": "title 3"}
+    finally:
+        await writer.stop()
+        await runner.stop()
