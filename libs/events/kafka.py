@@ -119,12 +119,14 @@ async def log_end_offsets(
 async def true_ends(
     settings: PodiumSettings, parts: list[TopicPartition], client_id: str
 ) -> dict[TopicPartition, int]:
-    """`log_end_offsets` with a reader of its own, so no consumer's positions move."""
-    probe = make_reader(settings, f"{client_id}-ends")
+    """`log_end_offsets` with a reader of its own, so no consumer's positions move. Raises
+    TimeoutError (or a KafkaError) when the broker cannot say within a few seconds (it is away)."""
+    probe = make_reader(settings, f"{client_id}-ends", request_timeout_ms=5000)
     await probe.start()
     try:
         probe.assign(parts)
-        return await log_end_offsets(probe, parts, timeout=3.0)
+        async with asyncio.timeout(8.0):
+            return await log_end_offsets(probe, parts, timeout=3.0)
     finally:
         await probe.stop()
 

@@ -160,6 +160,8 @@ class DurableProjectionRunner(ProjectionRunner):
         for tp in self._parts:
             self._consumer.seek(tp, stored.get(tp, 0))
             self._positions[tp] = stored.get(tp, 0)
+        if self._stopped:  # a partition whose log was lost stays unread, whatever happens since
+            self._consumer.pause(*self._stopped)
         await self._stop_reading_beyond_the_end(stored)
         log.info(
             "projection %s v%d writing, resuming at %d records read of %d partitions",

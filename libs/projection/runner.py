@@ -37,14 +37,13 @@ from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.errors import OffsetOutOfRangeError
+from aiokafka.errors import KafkaError, OffsetOutOfRangeError
 from google.protobuf.message import DecodeError, Message
 
 from libs.config.settings import PodiumSettings
 from libs.events.envelope import EventEnvelope, unwrap
 from libs.events.kafka import (
     beyond_reported_end,
-    log_end_offsets,
     make_producer,
     make_reader,
     partitions_of,
@@ -275,7 +274,11 @@ class ProjectionRunner:
             if self._cleared.get(tp) != (consumer.highwater(tp), reading[tp])
         ]
         if suspect:
-            ends = await true_ends(self.settings, suspect, self.client_id)
+            try:
+                ends = await true_ends(self.settings, suspect, self.client_id)
+            except (KafkaError, TimeoutError, OSError) as e:  # the broker is away: look next time
+                log.info("projection %s: cannot tell where the log ends now: %r", self.projection.name, e)
+                return
             for tp in suspect:
                 if reading[tp] > ends[tp]:
                     self._stop_reading(tp, f"its position {reading[tp]} lies beyond the log's end {ends[tp]}")
@@ -296,12 +299,18 @@ class ProjectionRunner:
         """A stored position past the end of its partition's log: the log it was read from is gone."""
         consumer = self._consumer
         assert consumer is not None
-        ends = await consumer.end_offsets([tp for tp in stored if tp in consumer.assignment()])
+        try:
+            async with asyncio.timeout(10.0):
+                ends = await consumer.end_offsets([tp for tp in stored if tp in consumer.assignment()])
+        except (KafkaError, TimeoutError, OSError) as e:  # the broker is away: the reading loop looks
+            log.info("projection %s: cannot tell where the log ends now: %r", self.projection.name, e)
+            return
         beyond = [tp for tp, end in ends.items() if stored[tp] > end]
         if beyond:  # or the broker under-reports its ends (log_end_offsets): count what is there
-            ends.update(await log_end_offsets(consumer, beyond, timeout=3.0))
-            for tp in beyond:
-                consumer.seek(tp, stored[tp])
+            try:
+                ends.update(await true_ends(self.settings, beyond, self.client_id))
+            except (KafkaError, TimeoutError, OSError):
+                return
         for tp in beyond:
             if stored[tp] > ends[tp]:
                 self._stop_reading(

@@ -72,8 +72,9 @@ class FaustLogWatch:
             while True:
                 await asyncio.sleep(self.interval)
                 try:
-                    await self.check(offsets, ends)
-                except (KafkaError, OSError) as e:  # the broker is away: look again later
+                    async with asyncio.timeout(30.0):
+                        await self.check(offsets, ends)
+                except (KafkaError, OSError, TimeoutError) as e:  # the broker is away: look again later
                     log.info("%s: could not look at the log: %r", self.group, e)
         finally:
             await ends.stop()

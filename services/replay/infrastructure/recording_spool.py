@@ -179,7 +179,10 @@ class RecordingSpool:
         ]
         if not suspect:
             return
-        ends = await true_ends(self.settings, suspect, "podium-replay-recording-spool")
+        try:
+            ends = await true_ends(self.settings, suspect, "podium-replay-recording-spool")
+        except (KafkaError, TimeoutError, OSError):  # the broker is away: look next time
+            return
         for tp in suspect:
             if positions[tp] > ends[tp]:
                 self._lost(
