@@ -17,6 +17,7 @@ saying what it does at each step.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 
@@ -38,8 +39,8 @@ async def heal(stack: Stack, say: Callable[[str], None], serving_timeout: float 
     assert stack.broker is not None, "only the stack's own broker can be restarted"
     started = time.monotonic()
     say("the broker died and its log with it: stopping the services")
-    for service in reversed(stack.services):
-        await service.stop(grace=STOP_GRACE_SECONDS)
+    # All at once: each waits out its own drain against a broker that is gone.
+    await asyncio.gather(*(service.stop(grace=STOP_GRACE_SECONDS) for service in stack.services))
     await stack.broker.start()
     say(f"started an empty broker on {stack.bootstrap}; recovering the log from PostgreSQL")
     settings = stack.settings()
