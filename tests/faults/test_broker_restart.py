@@ -84,7 +84,7 @@ async def test_broker_restarted_empty_is_recovered_by_the_operator_procedure_and
 
         # The operator: scale to 0, `podium log recover`, scale back up.
         stopped = time.monotonic()
-        await asyncio.gather(*(s.terminate(grace=5.0) for s in services.values()))
+        await asyncio.gather(*(s.terminate() for s in services.values()))
         recovering = time.monotonic()
         settings = PodiumSettings(
             kafka_bootstrap_servers=private_broker.bootstrap, database_url=private_database_url
