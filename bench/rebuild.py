@@ -12,7 +12,10 @@ run measures:
              fetch with the rows and the tracking records,
   floor      the same runner with a view that writes nothing: what reading,
              decoding, ordering and tracking cost before any view's work,
-             so the ceiling any durable view can reach on this runner.
+             so the ceiling any durable view can reach on this runner,
+  decoded    raw aiokafka plus decoding each record's envelope and payload,
+             nothing else: the ceiling any consumer of Podium's events
+             reaches in one process, whatever its runner.
 Each is also measured in CPU seconds of this process per event, which the
 other work on a shared machine disturbs far less than the wall-clock rates.
 """
@@ -30,7 +33,7 @@ from datetime import UTC, datetime
 from aiokafka import AIOKafkaProducer
 
 from libs.config.settings import PodiumSettings
-from libs.events.envelope import Causation, wrap
+from libs.events.envelope import Causation, EventEnvelope, unwrap, wrap
 from libs.events.kafka import make_reader, partitions_of
 from libs.events.topics import DEAD_LETTER, TopicSpec, create_topics
 from libs.eventstore.pool import create_pool
@@ -51,6 +54,8 @@ class RebuildResult:
     raw_cpu: float = float("nan")  # CPU seconds of this process
     projection_cpu: float = float("nan")
     floor_cpu: float = float("nan")
+    decoded_seconds: float = float("nan")
+    decoded_cpu: float = float("nan")
 
     def cpu_us(self, seconds: float) -> float:
         return seconds / self.events * 1e6
@@ -58,6 +63,10 @@ class RebuildResult:
     @property
     def floor_ratio(self) -> float:
         return self.raw_seconds / self.floor_seconds
+
+    @property
+    def decoded_ratio(self) -> float:
+        return self.raw_seconds / self.decoded_seconds
 
     @property
     def raw_rate(self) -> float:
@@ -137,7 +146,9 @@ async def write_events(
     return written, spaces
 
 
-async def raw_consume(settings: PodiumSettings, topic: TopicSpec, expected: int) -> float:
+async def raw_consume(settings: PodiumSettings, topic: TopicSpec, expected: int, decode=False) -> float:
+    """Seconds to read every record with a plain consumer; with `decode`, also decoding each
+    record's envelope and payload, as every consumer of Podium's events must."""
     reader = make_reader(settings, "bench-raw")
     await reader.start()
     try:
@@ -148,20 +159,26 @@ async def raw_consume(settings: PodiumSettings, topic: TopicSpec, expected: int)
         started = time.perf_counter()
         while count < expected:
             batch = await reader.getmany(timeout_ms=200, max_records=2000)
-            count += sum(len(records) for records in batch.values())
+            for records in batch.values():
+                count += len(records)
+                if decode:
+                    for record in records:
+                        unwrap(EventEnvelope.FromString(record.value))
         return time.perf_counter() - started
     finally:
         await reader.stop()
 
 
-async def projection_rebuild(settings: PodiumSettings, topic: TopicSpec, expected: int) -> float:
-    schema = f"bench_rebuild_{uuid.uuid4().hex[:8]}"
+async def catch_up(settings: PodiumSettings, view_of: Callable, expected: int, name: str) -> float:
+    """Seconds the durable view `view_of(pool, schema)` takes to catch up with the log from its
+    start, in a fresh schema (the room's event store, empty: a Space's first event starts it)."""
+    schema = f"bench_{name}_{uuid.uuid4().hex[:8]}"
     pool = await create_pool(settings)
     try:
-        await migrate(pool, schema)  # the room's event store, empty: each Space's first event starts it
-        directory = SpaceDirectory(pool, EventStore(pool, schema, producer="room"), schema)
-        directory.topics = (topic,)
-        runner = DurableProjectionRunner(settings, pool, schema, directory, client_id="bench-rebuild")
+        await migrate(pool, schema)
+        runner = DurableProjectionRunner(
+            settings, pool, schema, view_of(pool, schema), client_id=f"bench-{name}"
+        )
         await runner.start()
         try:
             await runner.caught_up.wait()
@@ -173,6 +190,15 @@ async def projection_rebuild(settings: PodiumSettings, topic: TopicSpec, expecte
     finally:
         await pool.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
         await pool.close()
+
+
+def directory_on(topic: TopicSpec) -> Callable:
+    def view_of(pool, schema: str) -> SpaceDirectory:
+        directory = SpaceDirectory(pool, EventStore(pool, schema, producer="room"), schema)
+        directory.topics = (topic,)
+        return directory
+
+    return view_of
 
 
 class NothingView:
@@ -188,25 +214,6 @@ class NothingView:
 
     async def apply(self, conn, events) -> None:
         return None
-
-
-async def floor_rebuild(settings: PodiumSettings, topic: TopicSpec, expected: int) -> float:
-    schema = f"bench_floor_{uuid.uuid4().hex[:8]}"
-    pool = await create_pool(settings)
-    try:
-        await pool.execute(f"CREATE SCHEMA {schema}")
-        runner = DurableProjectionRunner(settings, pool, schema, NothingView(topic), client_id="bench-floor")
-        await runner.start()
-        try:
-            await runner.caught_up.wait()
-            assert runner.stats.applied == expected, (runner.stats, expected)
-            assert runner.stats.caught_up_after is not None
-            return runner.stats.caught_up_after
-        finally:
-            await runner.stop()
-    finally:
-        await pool.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-        await pool.close()
 
 
 def _cpu() -> float:
@@ -226,6 +233,11 @@ async def run(settings: PodiumSettings, events: int) -> RebuildResult:
     await create_topics(settings.kafka_bootstrap_servers, (topic, DEAD_LETTER), settings.topic_partitions, 1)
     written, _ = await write_events(settings, topic, events)
     raw, raw_cpu = await _timed(raw_consume, settings, topic, written)
-    projection, projection_cpu = await _timed(projection_rebuild, settings, topic, written)
-    floor, floor_cpu = await _timed(floor_rebuild, settings, topic, written)
-    return RebuildResult(written, raw, projection, floor, raw_cpu, projection_cpu, floor_cpu)
+    projection, projection_cpu = await _timed(catch_up, settings, directory_on(topic), written, "directory")
+    floor, floor_cpu = await _timed(
+        catch_up, settings, lambda _pool, _schema: NothingView(topic), written, "floor"
+    )
+    decoded, decoded_cpu = await _timed(raw_consume, settings, topic, written, True)
+    return RebuildResult(
+        written, raw, projection, floor, raw_cpu, projection_cpu, floor_cpu, decoded, decoded_cpu
+    )

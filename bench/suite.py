@@ -162,15 +162,18 @@ async def rebuild(quick: bool) -> dict:
             "ratio": round(r.ratio, 3),
             "floor_events_per_s": round(r.events / r.floor_seconds),
             "floor_ratio": round(r.floor_ratio, 3),
+            "decoded_events_per_s": round(r.events / r.decoded_seconds),
+            "decoded_ratio": round(r.decoded_ratio, 3),
             "cpu_us_per_event": {
                 "raw": round(r.cpu_us(r.raw_cpu), 2),
                 "projection": round(r.cpu_us(r.projection_cpu), 2),
                 "floor": round(r.cpu_us(r.floor_cpu), 2),
+                "decoded": round(r.cpu_us(r.decoded_cpu), 2),
             },
         },
-        "summary": f"{r.events:,} room events, 6 partitions, read three times in the same run: raw, the "
-        "durable Space directory catching up from its stored position into PostgreSQL, and the same "
-        "runner with a view that writes nothing (the floor)",
+        "summary": f"{r.events:,} room events, 6 partitions, read four times in the same run: raw, the "
+        "durable Space directory catching up from its stored position into PostgreSQL, the same "
+        "runner with a view that writes nothing (the floor), and raw plus decoding each event",
         "targets": [
             info("durable view catch-up events/s", round(r.projection_rate), "/s"),
             info("raw aiokafka events/s", round(r.raw_rate), "/s"),
@@ -182,8 +185,15 @@ async def rebuild(quick: bool) -> dict:
                 note=f"{round(r.events / r.floor_seconds):,} events/s",
             ),
             info(
-                "CPU per event: catch-up / floor / raw aiokafka (us, this process)",
-                f"{r.cpu_us(r.projection_cpu):.1f} / {r.cpu_us(r.floor_cpu):.1f} / {r.cpu_us(r.raw_cpu):.1f}",
+                "decode ceiling: raw aiokafka decoding each event and nothing else, vs raw",
+                round(r.decoded_ratio, 3),
+                "x",
+                note=f"{round(r.events / r.decoded_seconds):,} events/s",
+            ),
+            info(
+                "CPU per event: catch-up / floor / decoded / raw aiokafka (us, this process)",
+                f"{r.cpu_us(r.projection_cpu):.1f} / {r.cpu_us(r.floor_cpu):.1f} / "
+                f"{r.cpu_us(r.decoded_cpu):.1f} / {r.cpu_us(r.raw_cpu):.1f}",
             ),
         ],
         "profile_service": "self",

@@ -131,15 +131,35 @@ async def true_ends(
         await probe.stop()
 
 
-def beyond_reported_end(
-    consumer: AIOKafkaConsumer, positions: dict[TopicPartition, int]
-) -> list[TopicPartition]:
-    """The partitions whose position lies past the end the broker last reported. Apache Kafka
-    answers such a fetch with OFFSET_OUT_OF_RANGE; the dev broker answers it with nothing, and
-    under-reports the end of a multi-record batch, so a caller confirms with `true_ends`."""
-    out = []
-    for tp, position in positions.items():
-        high = consumer.highwater(tp)
-        if high is not None and position > high:
-            out.append(tp)
-    return out
+class PastTheEnd:
+    """Finds the positions that lie past the end of their partition's log: the sign that the log
+    they were read from is gone. Apache Kafka answers a fetch from there with OFFSET_OUT_OF_RANGE;
+    the dev broker answers it with nothing, and under-reports the end of a multi-record batch, so a
+    position past the reported end is confirmed with `true_ends` before it counts. A position found
+    fine is not asked about again until it or the reported end moves."""
+
+    def __init__(self, settings: PodiumSettings, client_id: str):
+        self.settings = settings
+        self.client_id = client_id
+        self._cleared: dict[TopicPartition, tuple[int, int]] = {}
+
+    async def beyond(
+        self, positions: dict[TopicPartition, int], reported: dict[TopicPartition, int | None]
+    ) -> dict[TopicPartition, int]:
+        """Each partition whose position is past its log's true end, with that end. Raises
+        TimeoutError (or a KafkaError, OSError) when the broker cannot say (it is away)."""
+        suspect = {}
+        for tp, position in positions.items():
+            end = reported.get(tp)
+            if end is not None and position > end and self._cleared.get(tp) != (end, position):
+                suspect[tp] = end
+        if not suspect:
+            return {}
+        ends = await true_ends(self.settings, list(suspect), self.client_id)
+        found = {}
+        for tp, end in suspect.items():
+            if positions[tp] > ends[tp]:
+                found[tp] = ends[tp]
+            else:
+                self._cleared[tp] = (end, positions[tp])
+        return found

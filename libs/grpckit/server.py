@@ -22,6 +22,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from libs.config.settings import PodiumSettings
+from libs.events.log_loss import LogLoss, Loss
 from libs.grpckit.handlers import end_streams
 from libs.grpckit.tls import server_credentials
 
@@ -47,6 +48,19 @@ class GrpcHost:
         )
         self.port = 0
         self._stopping = asyncio.Event()
+        self._log_loss: LogLoss | None = None
+        self._health_changes: set[asyncio.Future] = set()
+
+    def follow(self, log_loss: LogLoss) -> None:
+        """Health follows `log_loss`: NOT_SERVING from the first lost log on, whatever the service
+        says after (docs/operations.md, "Lost log")."""
+        self._log_loss = log_loss
+        log_loss.on_loss(self._on_lost_log)
+
+    def _on_lost_log(self, loss: Loss) -> None:
+        self._health_changes.add(
+            asyncio.ensure_future(self.not_serving(f"lost log: {loss.topic}: {loss.reason}"))
+        )
 
     async def start(self, address: str) -> int:
         for name in ("", *self.service_names):
@@ -66,6 +80,8 @@ class GrpcHost:
         return self.port
 
     async def serving(self) -> None:
+        if self._log_loss is not None and self._log_loss.lost:
+            return  # stays NOT_SERVING: the operator's recovery restarts the service
         for name in ("", *self.service_names):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info("health: SERVING")

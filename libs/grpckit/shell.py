@@ -15,7 +15,6 @@ turns health NOT_SERVING for good: the service waits for an operator.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Iterable
 from datetime import timedelta
@@ -25,7 +24,7 @@ from libs.application.idempotency_purge import IdempotencyPurge
 from libs.auth.keys import KeySet
 from libs.auth.tokens import TokenVerifier
 from libs.config.settings import PodiumSettings
-from libs.events.log_loss import LogLoss, Loss
+from libs.events.log_loss import LogLoss
 from libs.events.topics import DEAD_LETTER, TopicSpec
 from libs.eventstore.pool import create_pool
 from libs.eventstore.relay import OutboxRelay
@@ -76,8 +75,7 @@ class ServiceShell:
         self.pool = None
         self.store: EventStore | None = None
         self.log_loss = LogLoss()
-        self.log_loss.on_loss(self._on_lost_log)
-        self._health_changes: set[asyncio.Future] = set()
+        self.host.follow(self.log_loss)
 
     async def __aenter__(self) -> ServiceShell:
         self.pool = await create_pool(self.settings)
@@ -135,11 +133,6 @@ class ServiceShell:
         self.runners.append(runner)
         return runner
 
-    def _on_lost_log(self, loss: Loss) -> None:
-        self._health_changes.add(
-            asyncio.ensure_future(self.host.not_serving(f"lost log: {loss.topic}: {loss.reason}"))
-        )
-
     def add_background(self, task: Background) -> None:
         self.background.append(task)
 
@@ -156,8 +149,7 @@ class ServiceShell:
                 await runner.caught_up.wait()
             for task in self.background:
                 await task.start()
-            if not self.log_loss.lost:
-                await self.host.serving()
+            await self.host.serving()
             print(f"{self.producer} service ready on port {self.host.port}", flush=True)
             await self.host.wait_for_stop_signal()
             log.info("stopping")

@@ -13,16 +13,23 @@ and back, is written here once:
   `drop_spaces` deletes every entry of Spaces that are over, and `of_users` / `of_spaces` /
   `of_open_spaces` read them back into `SpaceMembers`.
 
+`fold_batch` is how such a view applies a batch: it loads the Spaces the batch is about and the
+entries of the users its events name, and folds each event in; `MemberTable.store` then writes
+what changed.
+
 `OPEN` is the SQL condition on a Space's `state` column for a Space not over (what a cache holds).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Protocol, TypeVar
 
 import asyncpg
+from google.protobuf.message import Message
 
-from libs.domain.membership import NOBODY, OVER, Member, Roster, SpaceMembers
+from libs.domain.membership import NOBODY, OVER, Member, Roster, SpaceMembers, subject
+from libs.projection.runner import ConsumedEvent
 from libs.projection.tracking import Stream
 
 OPEN = f"state NOT IN ({', '.join(str(state) for state in sorted(OVER))})"
@@ -84,6 +91,39 @@ def stream_values(streams: Iterable[Stream]) -> tuple[list[str], list[str]]:
 
 def streams_of(row) -> set[Stream]:
     return set(zip(row["stream_producers"], row["stream_ids"], strict=True))
+
+
+class StoredSpace(Protocol):
+    """A view's value for one Space, as its rows hold it: it notes the streams folded into it."""
+
+    streams: set[Stream]
+
+
+S = TypeVar("S", bound=StoredSpace)
+Users = set[tuple[str, str]]  # (Space id, user id)
+
+
+async def fold_batch(
+    conn: asyncpg.Connection,
+    events: Sequence[ConsumedEvent],
+    load: Callable[[asyncpg.Connection, set[str], Users], Awaitable[dict[str, S]]],
+    fold: Callable[[S, ConsumedEvent], object],
+    about: Callable[[Message], str | None] = subject,
+) -> tuple[dict[str, S], Users]:
+    """The batch's Spaces, loaded (`load`: with the entries of the users the events are `about`)
+    and with each event folded in (`fold`); and those (Space, user) pairs, whose entries it may
+    have changed. Events that name no Space (blocks are keyed by host) change nothing here."""
+    ids = {e.envelope.space_id for e in events if e.envelope.space_id}
+    if not ids:
+        return {}, set()
+    users = {(e.envelope.space_id, u) for e in events if (u := about(e.payload)) is not None}
+    spaces = await load(conn, ids, users)
+    for event in events:
+        space = spaces.get(event.envelope.space_id)
+        if space is not None:
+            space.streams.add((event.envelope.producer, event.envelope.stream_id))
+            fold(space, event)
+    return spaces, users
 
 
 def member_of(row) -> Member:
@@ -156,6 +196,16 @@ class MemberTable:
             [m.removed for _, _, m in kept],
             [m.barred for _, _, m in kept],
         )
+
+    async def store(
+        self, conn: asyncpg.Connection, spaces: Mapping[str, SpaceMembers], users: Users
+    ) -> set[str]:
+        """After a batch: the entries of Spaces now over go, and these users' entries are stored as
+        they are now. Returns the Spaces over."""
+        over = {space_id for space_id, members in spaces.items() if members.roster.is_over}
+        await self.drop_spaces(conn, over)
+        await self.write(conn, {(s, u): spaces[s].member(u) for s, u in users if s not in over})
+        return over
 
     async def drop_spaces(self, conn: asyncpg.Connection, space_ids: Iterable[str]) -> None:
         """Every entry of these Spaces goes (they are over: the fold says nobody is in)."""

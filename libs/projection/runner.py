@@ -43,11 +43,10 @@ from google.protobuf.message import DecodeError, Message
 from libs.config.settings import PodiumSettings
 from libs.events.envelope import EventEnvelope, unwrap
 from libs.events.kafka import (
-    beyond_reported_end,
+    PastTheEnd,
     make_producer,
     make_reader,
     partitions_of,
-    true_ends,
 )
 from libs.events.kafka_security import kafka_security
 from libs.events.log_loss import LogLoss
@@ -112,7 +111,7 @@ class ProjectionRunner:
         self._stopped: set[TopicPartition] = set()  # partitions whose log was lost
         self._partitions: dict[str, int] = {}  # topic -> the partition count it started with
         self._checked_at = 0.0
-        self._cleared: dict[TopicPartition, tuple[int | None, int]] = {}
+        self._past_the_end = PastTheEnd(settings, self.client_id)
         self._targets: dict[TopicPartition, int] = {}
         self._positions: dict[TopicPartition, int] = {}
         self._consumer: AIOKafkaConsumer | None = None
@@ -268,22 +267,13 @@ class ProjectionRunner:
                 if tp.topic == topic and tp not in self._stopped:
                     self._stop_reading(tp, reason)
         reading = {tp: p for tp, p in self._positions.items() if tp not in self._stopped}
-        suspect = [
-            tp
-            for tp in beyond_reported_end(consumer, reading)
-            if self._cleared.get(tp) != (consumer.highwater(tp), reading[tp])
-        ]
-        if suspect:
-            try:
-                ends = await true_ends(self.settings, suspect, self.client_id)
-            except (KafkaError, TimeoutError, OSError) as e:  # the broker is away: look next time
-                log.info("projection %s: cannot tell where the log ends now: %r", self.projection.name, e)
-                return
-            for tp in suspect:
-                if reading[tp] > ends[tp]:
-                    self._stop_reading(tp, f"its position {reading[tp]} lies beyond the log's end {ends[tp]}")
-                else:  # the broker under-reported its end; not asked again until either moves
-                    self._cleared[tp] = (consumer.highwater(tp), reading[tp])
+        try:
+            beyond = await self._past_the_end.beyond(reading, {tp: consumer.highwater(tp) for tp in reading})
+        except (KafkaError, TimeoutError, OSError) as e:  # the broker is away: look next time
+            log.info("projection %s: cannot tell where the log ends now: %r", self.projection.name, e)
+            return
+        for tp, end in beyond.items():
+            self._stop_reading(tp, f"its position {reading[tp]} lies beyond the log's end {end}")
         for tp, since in list(self._holes.items()):
             if tp in self._stopped or now - since < self.hole_seconds:
                 continue
@@ -305,17 +295,13 @@ class ProjectionRunner:
         except (KafkaError, TimeoutError, OSError) as e:  # the broker is away: the reading loop looks
             log.info("projection %s: cannot tell where the log ends now: %r", self.projection.name, e)
             return
-        beyond = [tp for tp, end in ends.items() if stored[tp] > end]
-        if beyond:  # or the broker under-reports its ends (log_end_offsets): count what is there
-            try:
-                ends.update(await true_ends(self.settings, beyond, self.client_id))
-            except (KafkaError, TimeoutError, OSError):
-                return
-        for tp in beyond:
-            if stored[tp] > ends[tp]:
-                self._stop_reading(
-                    tp, f"its stored position {stored[tp]} lies beyond the log's end {ends[tp]}"
-                )
+        try:
+            beyond = await self._past_the_end.beyond(stored, ends)
+        except (KafkaError, TimeoutError, OSError) as e:  # the broker is away: the reading loop looks
+            log.info("projection %s: cannot tell where the log ends now: %r", self.projection.name, e)
+            return
+        for tp, end in beyond.items():
+            self._stop_reading(tp, f"its stored position {stored[tp]} lies beyond the log's end {end}")
 
     def _held(self, tp: TopicPartition) -> None:
         self.stats.held = self._gate.held_count

@@ -21,7 +21,7 @@ from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
 from libs.config.settings import PodiumSettings
-from libs.events.kafka import make_reader, true_ends
+from libs.events.kafka import PastTheEnd, make_reader
 from libs.events.kafka_security import kafka_security
 from libs.events.log_loss import LogLoss
 from libs.events.topics import TopicSpec, topic_problems
@@ -45,6 +45,7 @@ class FaustLogWatch:
         self.log_loss = log_loss
         self.interval = interval
         self._task: asyncio.Task | None = None
+        self._past_the_end = PastTheEnd(settings, f"{self.group}-log-watch")
 
     @property
     def group(self) -> str:
@@ -106,17 +107,12 @@ class FaustLogWatch:
         if not committed:
             return
         reported = await ends.end_offsets(list(committed))
-        beyond = [tp for tp, offset in committed.items() if offset > reported[tp]]
-        if not beyond:
-            return
-        found = await true_ends(self.settings, beyond, f"{self.group}-log-watch")  # or under-reported
-        for tp in beyond:
-            if committed[tp] > found[tp]:
-                self._lost(
-                    tp.topic,
-                    tp.partition,
-                    f"the group committed offset {committed[tp]}, beyond the log's end {found[tp]}",
-                )
+        for tp, end in (await self._past_the_end.beyond(committed, reported)).items():
+            self._lost(
+                tp.topic,
+                tp.partition,
+                f"the group committed offset {committed[tp]}, beyond the log's end {end}",
+            )
 
     def _lost(self, topic: str, partition: int, reason: str) -> None:
         if not self.log_loss.report(self.group, topic, partition, reason):

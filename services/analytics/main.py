@@ -9,7 +9,6 @@ tables have recovered.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from libs.config.runtime import run
@@ -72,16 +71,12 @@ async def serve(settings: AnalyticsSettings) -> None:
         log_loss=log_loss,
     )
     watch = FaustLogWatch(streams.app, settings, topics, log_loss)
-    health_changes: set[asyncio.Future] = set()
-    log_loss.on_loss(
-        lambda loss: health_changes.add(asyncio.ensure_future(host.not_serving(f"lost log: {loss.reason}")))
-    )
+    host.follow(log_loss)
     await streams.app.start()
     await watch.start()
     try:
         await streams.app.tables.recovery.completed.wait()
-        if not log_loss.lost:
-            await host.serving()
+        await host.serving()
         print(f"analytics service ready on port {host.port}", flush=True)
         await host.wait_for_stop_signal()
         await host.stop()

@@ -12,7 +12,6 @@ recovered its table and the board has caught up.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from libs.config.runtime import run
@@ -71,10 +70,7 @@ async def serve(settings: PresenceSettings) -> None:
         standby_replicas=settings.presence_standby_replicas,
     )
     log_loss = LogLoss()
-    health_changes: set[asyncio.Future] = set()
-    log_loss.on_loss(
-        lambda loss: health_changes.add(asyncio.ensure_future(host.not_serving(f"lost log: {loss.reason}")))
-    )
+    host.follow(log_loss)
     watch = FaustLogWatch(streams.app, settings, TOPICS, log_loss)
     peers = PeerRouter(
         streams.app,
@@ -124,8 +120,7 @@ async def serve(settings: PresenceSettings) -> None:
         await streams.app.tables.recovery.completed.wait()
         for runner in runners:
             await runner.caught_up.wait()
-        if not log_loss.lost:
-            await host.serving()
+        await host.serving()
         print(f"presence service ready on port {host.port}", flush=True)
         await host.wait_for_stop_signal()
         await host.stop()

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from libs.domain.membership import Member, SpaceMembers, subject
+from libs.domain.membership import SpaceMembers
 from libs.events.envelope import occurred_at
 from libs.events.topics import MODERATION_EVENTS, ROOM_EVENTS
 from libs.projection.member_rows import (
@@ -32,6 +32,7 @@ from libs.projection.member_rows import (
     STREAM_COLUMNS,
     STREAM_NAMES,
     MemberTable,
+    fold_batch,
     roster_of,
     roster_values,
     stream_values,
@@ -75,29 +76,14 @@ class SpaceMediaRows:
     # The view's writes
 
     async def apply(self, conn: asyncpg.Connection, events: Sequence[ConsumedEvent]) -> None:
-        ids = {e.envelope.space_id for e in events if e.envelope.space_id}
-        if not ids:
-            return  # blocks are keyed by host, not by Space
-        users = {(e.envelope.space_id, u) for e in events if (u := subject(e.payload)) is not None}
-        spaces = await self._load(conn, ids, users)
-        changed: dict[tuple[str, str], Member] = {}
-        for event in events:
-            envelope = event.envelope
-            space = spaces.get(envelope.space_id)
-            if space is None:
-                continue
-            space.streams.add((envelope.producer, envelope.stream_id))
-            space.recording = recording_after(space.recording, event.payload)
-            change = space.members.apply(event.payload, occurred_at(envelope))
-            if change is not None:
-                changed[envelope.space_id, change.user_id] = change.after
+        spaces, users = await fold_batch(conn, events, self._load, _fold)
+        if not spaces:
+            return
         await conn.executemany(
             upsert(self.spaces, ("space_id", *ROSTER_NAMES, "recording", *STREAM_NAMES)),
             [_space_row(space_id, space) for space_id, space in spaces.items()],
         )
-        over = {space_id for space_id, space in spaces.items() if space.members.roster.is_over}
-        await self.members.drop_spaces(conn, over)
-        await self.members.write(conn, {key: m for key, m in changed.items() if key[0] not in over})
+        await self.members.store(conn, {s: space.members for s, space in spaces.items()}, users)
 
     async def _load(
         self, conn: asyncpg.Connection, ids: set[str], users: set[tuple[str, str]]
@@ -128,6 +114,11 @@ class SpaceMediaRows:
         if self.pool is None:
             return None
         return await self.pool.fetchval(f"SELECT state FROM {self.spaces} WHERE space_id = $1", space_id)
+
+
+def _fold(space: StoredSpace, event: ConsumedEvent) -> None:
+    space.recording = recording_after(space.recording, event.payload)
+    space.members.apply(event.payload, occurred_at(event.envelope))
 
 
 def _space_row(space_id: str, space: StoredSpace) -> tuple:

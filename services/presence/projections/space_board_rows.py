@@ -33,6 +33,7 @@ from libs.projection.member_rows import (
     STREAM_COLUMNS,
     STREAM_NAMES,
     MemberTable,
+    fold_batch,
     roster_of,
     roster_values,
     stream_values,
@@ -85,18 +86,9 @@ class SpaceBoardRows:
     # The view's writes
 
     async def apply(self, conn: asyncpg.Connection, events: Sequence[ConsumedEvent]) -> None:
-        ids = {e.envelope.space_id for e in events if e.envelope.space_id}
-        if not ids:
-            return  # blocks are keyed by host, not by Space
-        users = {(e.envelope.space_id, u) for e in events if (u := about(e.payload)) is not None}
-        stored = await self._load(conn, ids, users)
-        for event in events:
-            envelope = event.envelope
-            space = stored.get(envelope.space_id)
-            if space is None:
-                continue
-            space.streams.add((envelope.producer, envelope.stream_id))
-            fold(space.board, event.payload, occurred_at(envelope))
+        stored, users = await fold_batch(conn, events, self._load, _fold, about)
+        if not stored:
+            return
         await conn.executemany(
             upsert(self.spaces, _COLUMNS),
             [
@@ -104,13 +96,10 @@ class SpaceBoardRows:
                 for space_id, s in stored.items()
             ],
         )
-        over = {space_id for space_id, s in stored.items() if s.board.space.roster.is_over}
+        over = await self.members.store(conn, {s: b.board.space for s, b in stored.items()}, users)
         if over:
-            await self.members.drop_spaces(conn, over)
             await conn.execute(f"DELETE FROM {self.flags} WHERE space_id = ANY($1::text[])", list(over))
-        touched = [(s, u) for s, u in users if s not in over]
-        await self.members.write(conn, {(s, u): stored[s].board.space.member(u) for s, u in touched})
-        await self._write_flags(conn, [(s, u, stored[s].board) for s, u in touched])
+        await self._write_flags(conn, [(s, u, stored[s].board) for s, u in users if s not in over])
 
     async def _write_flags(self, conn: asyncpg.Connection, touched: list[tuple[str, str, Board]]) -> None:
         """Each touched user's flags as they are now: a user neither connected nor talking has no row."""
@@ -179,6 +168,10 @@ class SpaceBoardRows:
             f"SELECT space_id, state FROM {self.spaces} WHERE space_id = ANY($1::text[])", space_ids
         )
         return {r["space_id"]: r["state"] for r in rows}
+
+
+def _fold(stored: StoredBoard, event: ConsumedEvent) -> None:
+    fold(stored.board, event.payload, occurred_at(event.envelope))
 
 
 def _stored(row) -> StoredBoard:

@@ -42,7 +42,7 @@ from aiokafka.errors import KafkaError, OffsetOutOfRangeError
 from google.protobuf.message import DecodeError
 
 from libs.config.settings import PodiumSettings
-from libs.events.kafka import beyond_reported_end, log_end_offsets, make_reader, partitions_of, true_ends
+from libs.events.kafka import PastTheEnd, log_end_offsets, make_reader, partitions_of
 from libs.events.kafka_security import kafka_security
 from libs.events.log_loss import LogLoss
 from libs.events.topics import MEDIA_RECORDING, wait_for_topics
@@ -142,7 +142,7 @@ class RecordingSpool:
         try:
             parts = await partitions_of(reader, MEDIA_RECORDING.name)
             await self._assign(reader, conn, parts)
-            cleared: dict[TopicPartition, tuple] = {}  # positions past a reported end, found fine
+            past_the_end = PastTheEnd(self.settings, "podium-replay-recording-spool")
             while True:
                 try:
                     batch = await reader.getmany(timeout_ms=500, max_records=2000)
@@ -152,7 +152,7 @@ class RecordingSpool:
                     continue
                 if any(batch.values()):
                     await self._store(conn, batch)
-                await self._look_past_the_end(reader, cleared)
+                await self._look_past_the_end(reader, past_the_end)
         finally:
             await _stop(reader)
 
@@ -168,28 +168,14 @@ class RecordingSpool:
             else:
                 await reader.seek_to_beginning(tp)
 
-    async def _look_past_the_end(self, reader: AIOKafkaConsumer, cleared: dict) -> None:
-        """A position past the end of the partition's log (what Apache Kafka reports as
-        OFFSET_OUT_OF_RANGE, and the dev broker does not)."""
+    async def _look_past_the_end(self, reader: AIOKafkaConsumer, past_the_end: PastTheEnd) -> None:
         positions = {tp: await reader.position(tp) for tp in reader.assignment() - reader.paused()}
-        suspect = [
-            tp
-            for tp in beyond_reported_end(reader, positions)
-            if cleared.get(tp) != (reader.highwater(tp), positions[tp])
-        ]
-        if not suspect:
-            return
         try:
-            ends = await true_ends(self.settings, suspect, "podium-replay-recording-spool")
+            beyond = await past_the_end.beyond(positions, {tp: reader.highwater(tp) for tp in positions})
         except (KafkaError, TimeoutError, OSError):  # the broker is away: look next time
             return
-        for tp in suspect:
-            if positions[tp] > ends[tp]:
-                self._lost(
-                    reader, tp, f"its stored position {positions[tp]} lies beyond the log's end {ends[tp]}"
-                )
-            else:
-                cleared[tp] = (reader.highwater(tp), positions[tp])
+        for tp, end in beyond.items():
+            self._lost(reader, tp, f"its stored position {positions[tp]} lies beyond the log's end {end}")
 
     def _lost(self, reader: AIOKafkaConsumer, tp: TopicPartition, reason: str) -> None:
         reader.pause(tp)
