@@ -9,7 +9,7 @@ from pydantic import Field, field_validator
 from libs.config.production import local_addresses, public_url_problem
 from libs.config.settings import PodiumSettings
 from libs.routing.hash_ring import HashRing, parse_nodes
-from services.room.domain.limits import RoomLimits
+from services.room.domain.limits import DEFAULT_TOPICS, RoomLimits
 
 
 class RoomSettings(PodiumSettings):
@@ -28,6 +28,11 @@ class RoomSettings(PodiumSettings):
     )
     room_default_invite_link_ttl_seconds: int = Field(
         86400, gt=0, description="Lifetime of an invite link when the request gives none."
+    )
+
+    room_space_topics: str = Field(
+        ",".join(sorted(DEFAULT_TOPICS)),
+        description="The topics a Space may name (up to 3 each), comma-separated.",
     )
 
     room_directory_cache_spaces: int = Field(
@@ -71,4 +76,5 @@ class RoomSettings(PodiumSettings):
             max_co_hosts=self.room_max_co_hosts,
             max_speakers=self.room_max_speakers,
             abandoned_grace=timedelta(seconds=self.room_abandoned_grace_seconds),
+            topics=frozenset(t.strip() for t in self.room_space_topics.split(",") if t.strip()),
         )

@@ -132,7 +132,7 @@ class ModerationApi(moderation_service_pb2_grpc.ModerationServiceServicer):
     ) -> pb.ListBlockedUsersResponse:
         page = parse_page(request.page_size, request.page_token, caller.user_id)
         blocked = sorted((await self.commands.block_list(caller.user_id)).blocked)
-        users, token = paginate(blocked, page)
+        users, token = paginate(blocked, page, lambda user_id: (user_id,))
         return pb.ListBlockedUsersResponse(user_ids=users, next_page_token=token)
 
     @unary
@@ -236,7 +236,7 @@ class ModerationApi(moderation_service_pb2_grpc.ModerationServiceServicer):
                 reason="NOT_HOST_OR_CO_HOST",
             )
         page = parse_page(request.page_size, request.page_token, space_id)
-        actions = []
+        actions = []  # in the order of the Space's moderation stream: its version is the key
         for recorded in await self.commands.space_log(space_id):
             e = recorded.payload
             action = mt.ModerationAction(
@@ -246,8 +246,9 @@ class ModerationApi(moderation_service_pb2_grpc.ModerationServiceServicer):
                 reason=_reason_of(e),
             )
             action.occurred_at.CopyFrom(recorded.envelope.occurred_at)
-            actions.append(action)
-        chunk, token = paginate(actions, page)
+            actions.append((recorded.version, action))
+        chunk, token = paginate(actions, page, lambda item: (item[0],))
+        chunk = [action for _, action in chunk]
         return pb.GetModerationLogResponse(actions=chunk, next_page_token=token)
 
 

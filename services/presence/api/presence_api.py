@@ -18,6 +18,7 @@ from collections import defaultdict
 from aiokafka import AIOKafkaProducer
 
 from libs.domain.errors import FieldViolation, InvalidArgument, NotFound, PermissionDenied, Validator
+from libs.domain.membership import ROLE_ORDER
 from libs.events.topics import PRESENCE_HEARTBEATS
 from libs.grpckit.handlers import GATEWAYS, Authenticator, Caller, server_stream, unary
 from libs.grpckit.pagination import paginate, parse_page
@@ -130,12 +131,15 @@ class PresenceApi(presence_service_pb2_grpc.PresenceServiceServicer):
         state = self.streams.space(request.space_id)
         if state is None:
             return pb.GetSpacePresenceResponse(present_count=0, counts=pt.SpaceCounts())
-        # Host, co-hosts, speakers, listeners (as the room says), then anyone not (yet) a member.
-        rank = {m.user_id: i for i, m in enumerate(self.board.snapshot(request.space_id))}
-        ordered = sorted(
-            state["present"].items(), key=lambda item: (rank.get(item[0], len(rank)), item[1][1], item[0])
-        )
-        chunk, token = paginate(ordered, page)
+        # Host, co-hosts, speakers, listeners (as the room says), then anyone not (yet) a member;
+        # each in the order they connected.
+        roles = {m.user_id: ROLE_ORDER.get(m.role, 9) for m in self.board.snapshot(request.space_id)}
+
+        def key(item) -> tuple[int, int, str]:
+            user, (_gateway, connected_at, _last_seen) = item
+            return roles.get(user, 9), round(connected_at * 1_000_000), user
+
+        chunk, token = paginate(sorted(state["present"].items(), key=key), page, key)
         return pb.GetSpacePresenceResponse(
             present_count=len(state["present"]),
             counts=self._counts(request.space_id),

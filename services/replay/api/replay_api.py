@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from libs.domain.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound, PermissionDenied
 from libs.grpckit.handlers import Authenticator, Caller, server_stream, unary
-from libs.grpckit.pagination import paginate, parse_page
+from libs.grpckit.pagination import micros, paginate, parse_page
 from libs.grpckit.validation import duration_field, require_id, timestamp_field
 from podium.replay.v1 import replay_events_pb2 as rpe
 from podium.replay.v1 import replay_service_pb2 as pb
@@ -156,7 +156,12 @@ class ReplayApi(replay_service_pb2_grpc.ReplayServiceServicer):
         hosted = await self.catalog.by_host(host_id, caller.user_id)
         replays = [s for s in hosted if visible(s.audience, caller.user_id, roles)]
         failed = await self.jobs.failed([s.space_id for s in replays if s.finalized_at is None])
-        spaces, token = paginate([s for s in replays if s.space_id not in failed], page)
+        spaces, token = paginate(  # newest first
+            [s for s in replays if s.space_id not in failed],
+            page,
+            lambda s: (micros(s.ended_at), s.space_id),
+            descending=True,
+        )
         return pb.ListReplaysResponse(replays=[self._replay(s) for s in spaces], next_page_token=token)
 
     @unary

@@ -15,6 +15,8 @@ class CreateSpace:
     join_policy: int = 0
     scheduled_start: datetime | None = None
     recording_enabled: bool = False
+    topics: tuple[str, ...] = ()
+    language: str = ""
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,8 @@ class UpdateSpace:
     join_policy: int | None = None
     scheduled_start: datetime | None = None
     recording_enabled: bool | None = None
+    topics: tuple[str, ...] | None = None
+    language: str | None = None
 
 
 @dataclass(frozen=True)

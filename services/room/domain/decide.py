@@ -7,6 +7,7 @@ with a stable reason. Limits are checked here, on the write path.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
@@ -85,6 +86,39 @@ def _require_participant(state: Space, user_id: str) -> None:
         )
 
 
+# BCP 47's shape (RFC 5646, section 2.1), without checking subtags against the IANA registry: a
+# primary language subtag, then script, region, variant and extension subtags.
+_LANGUAGE_TAG = re.compile(
+    r"[A-Za-z]{2,3}(-[A-Za-z]{3}){0,3}(-[A-Za-z]{4})?(-([A-Za-z]{2}|[0-9]{3}))?(-([A-Za-z0-9]{5,8}|[0-9][A-Za-z0-9]{3}))*(-[0-9A-WY-Za-wy-z](-[A-Za-z0-9]{2,8})+)*(-x(-[A-Za-z0-9]{1,8})+)?"
+)
+
+
+def is_language_tag(value: str) -> bool:
+    return len(value) <= 35 and _LANGUAGE_TAG.fullmatch(value) is not None
+
+
+def _check_about(
+    check: Validator, topics: tuple[str, ...] | None, language: str | None, limits: RoomLimits
+) -> None:
+    if topics is not None:
+        check.check(
+            len(topics) <= limits.max_topics, "topics", f"at most {limits.max_topics} (got {len(topics)})"
+        )
+        check.check(len(set(topics)) == len(topics), "topics", "each at most once")
+        unknown = sorted(set(topics) - limits.topics)
+        check.check(
+            not unknown,
+            "topics",
+            f"{', '.join(unknown)} not among this deployment's topics ({', '.join(sorted(limits.topics))})",
+        )
+    if language:
+        check.check(
+            is_language_tag(language),
+            "language",
+            f"{language!r} is not a BCP 47 language tag (like en or pt-BR)",
+        )
+
+
 def _check_text(check: Validator, title: str | None, description: str | None, limits: RoomLimits) -> None:
     if title is not None:
         length = len(title.strip())  # surrounding whitespace is trimmed, so it does not count
@@ -109,6 +143,7 @@ def _create(cmd: c.CreateSpace, state: Space, ctx: Context, limits: RoomLimits) 
         raise AlreadyExists(f"space {cmd.space_id} already exists", reason="SPACE_EXISTS")
     check = Validator()
     _check_text(check, cmd.title, cmd.description, limits)
+    _check_about(check, cmd.topics, cmd.language, limits)
     check.check(
         cmd.join_policy in (types.JOIN_POLICY_UNSPECIFIED, *JOIN_POLICIES),
         "join_policy",
@@ -127,8 +162,22 @@ def _create(cmd: c.CreateSpace, state: Space, ctx: Context, limits: RoomLimits) 
         description=cmd.description,
         join_policy=cmd.join_policy or types.JOIN_POLICY_ANYONE,
         recording_enabled=cmd.recording_enabled,
+        topics=cmd.topics,
+        language=cmd.language,
     )
     return [_timestamp(event, "scheduled_start", cmd.scheduled_start)]
+
+
+#: The settings UpdateSpace may change, each named in the event's `changed_fields`.
+UPDATABLE = (
+    "title",
+    "description",
+    "join_policy",
+    "scheduled_start",
+    "recording_enabled",
+    "topics",
+    "language",
+)
 
 
 def _update(cmd: c.UpdateSpace, state: Space, ctx: Context, limits: RoomLimits) -> list[Message]:
@@ -136,6 +185,7 @@ def _update(cmd: c.UpdateSpace, state: Space, ctx: Context, limits: RoomLimits) 
     _require_not_over(state)
     check = Validator()
     _check_text(check, cmd.title, cmd.description, limits)
+    _check_about(check, cmd.topics, cmd.language, limits)
     if cmd.join_policy is not None:
         check.check(cmd.join_policy in JOIN_POLICIES, "join_policy", "must be ANYONE or INVITED_ONLY")
     if cmd.scheduled_start is not None:
@@ -143,7 +193,7 @@ def _update(cmd: c.UpdateSpace, state: Space, ctx: Context, limits: RoomLimits) 
         check.check(cmd.scheduled_start > ctx.now, "scheduled_start", "must be in the future")
     check.raise_if_any("UpdateSpace has invalid fields")
     event = ev.SpaceUpdated(space_id=state.space_id)
-    for name in ("title", "description", "join_policy", "scheduled_start", "recording_enabled"):
+    for name in UPDATABLE:
         value = getattr(cmd, name)
         if name == "title" and value is not None:
             value = value.strip()
@@ -152,6 +202,8 @@ def _update(cmd: c.UpdateSpace, state: Space, ctx: Context, limits: RoomLimits) 
         event.changed_fields.append(name)
         if name == "scheduled_start":
             _timestamp(event, name, value)
+        elif name == "topics":
+            event.topics[:] = value
         else:
             setattr(event, name, value)
     return [event] if event.changed_fields else []

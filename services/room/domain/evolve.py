@@ -57,6 +57,8 @@ def _created(s: Space, new: dict, e: ev.SpaceCreated, at: datetime) -> None:
         join_policy=e.join_policy,
         scheduled_start=_timestamp(e, "scheduled_start"),
         recording_enabled=e.recording_enabled,
+        topics=tuple(e.topics),
+        language=e.language,
         created_at=at,
     )
 
@@ -65,7 +67,9 @@ def _updated(s: Space, new: dict, e: ev.SpaceUpdated, at: datetime) -> None:
     for name in e.changed_fields:
         if name == "scheduled_start":
             new[name] = _timestamp(e, name)
-        elif name in ("title", "description", "join_policy", "recording_enabled"):
+        elif name == "topics":
+            new[name] = tuple(e.topics)
+        elif name in ("title", "description", "join_policy", "recording_enabled", "language"):
             new[name] = getattr(e, name)
 
 

@@ -5,6 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
+# What a Space may be about, unless a deployment lists its own (PODIUM_ROOM_SPACE_TOPICS).
+DEFAULT_TOPICS = frozenset(
+    {
+        "arts", "business", "comedy", "crypto", "education", "entertainment", "fashion", "food",
+        "gaming", "health", "music", "news", "politics", "religion", "science", "social",
+        "sports", "technology", "travel", "wellness",
+    }
+)  # fmt: skip
+
 
 @dataclass(frozen=True)
 class RoomLimits:
@@ -18,3 +27,5 @@ class RoomLimits:
     max_speak_requests: int = 1000
     abandoned_grace: timedelta = timedelta(minutes=5)
     max_invite_link_ttl: timedelta = timedelta(days=7)
+    topics: frozenset[str] = DEFAULT_TOPICS  # the ones a Space may name
+    max_topics: int = 3

@@ -58,6 +58,8 @@ class Space:
     join_policy: int = types.JOIN_POLICY_ANYONE
     scheduled_start: datetime | None = None
     recording_enabled: bool = False
+    topics: tuple[str, ...] = ()
+    language: str = ""
     created_at: datetime | None = None
     started_at: datetime | None = None
     ended_at: datetime | None = None

@@ -26,6 +26,8 @@ def space_view(state: Space) -> types.Space:
         join_policy=state.join_policy,
         state=state.state,
         recording_enabled=state.recording_enabled,
+        topics=list(state.topics),
+        language=state.language,
         co_host_user_ids=list(state.co_hosts),
         speaker_user_ids=list(state.speakers),
         participant_count=len(state.participants),  # O(1): counted by the membership fold
@@ -48,6 +50,16 @@ def participants_view(state: Space) -> list[types.Participant]:
         view.joined_at.FromDatetime(participant.joined_at)
         views.append(view)
     return views
+
+
+def participant_key(participant: types.Participant) -> tuple[int, int, str]:
+    """Where a participant stands in `participants_view`'s order (a page token's key)."""
+    return ROLE_ORDER.get(participant.role, 9), participant.joined_at.ToMicroseconds(), participant.user_id
+
+
+def speak_request_key(request: types.SpeakRequest) -> tuple[int, str]:
+    """Where a request stands in the queue (a page token's key)."""
+    return request.requested_at.ToMicroseconds(), request.user_id
 
 
 def speak_requests_view(state: Space) -> list[types.SpeakRequest]:

@@ -141,14 +141,19 @@ class SpaceCreated(_message.Message):
     JOIN_POLICY_FIELD_NUMBER: _builtins.int
     SCHEDULED_START_FIELD_NUMBER: _builtins.int
     RECORDING_ENABLED_FIELD_NUMBER: _builtins.int
+    TOPICS_FIELD_NUMBER: _builtins.int
+    LANGUAGE_FIELD_NUMBER: _builtins.int
     space_id: _builtins.str
     host_user_id: _builtins.str
     title: _builtins.str
     description: _builtins.str
     join_policy: _room_types_pb2.JoinPolicy.ValueType
     recording_enabled: _builtins.bool
+    language: _builtins.str
     @_builtins.property
     def scheduled_start(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def topics(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
         self,
         *,
@@ -159,10 +164,12 @@ class SpaceCreated(_message.Message):
         join_policy: _room_types_pb2.JoinPolicy.ValueType = ...,
         scheduled_start: _timestamp_pb2.Timestamp | None = ...,
         recording_enabled: _builtins.bool = ...,
+        topics: _abc.Iterable[_builtins.str] | None = ...,
+        language: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["scheduled_start", b"scheduled_start"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "host_user_id", b"host_user_id", "join_policy", b"join_policy", "recording_enabled", b"recording_enabled", "scheduled_start", b"scheduled_start", "space_id", b"space_id", "title", b"title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "host_user_id", b"host_user_id", "join_policy", b"join_policy", "language", b"language", "recording_enabled", b"recording_enabled", "scheduled_start", b"scheduled_start", "space_id", b"space_id", "title", b"title", "topics", b"topics"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -183,15 +190,20 @@ class SpaceUpdated(_message.Message):
     JOIN_POLICY_FIELD_NUMBER: _builtins.int
     SCHEDULED_START_FIELD_NUMBER: _builtins.int
     RECORDING_ENABLED_FIELD_NUMBER: _builtins.int
+    TOPICS_FIELD_NUMBER: _builtins.int
+    LANGUAGE_FIELD_NUMBER: _builtins.int
     space_id: _builtins.str
     title: _builtins.str
     description: _builtins.str
     join_policy: _room_types_pb2.JoinPolicy.ValueType
     recording_enabled: _builtins.bool
+    language: _builtins.str
     @_builtins.property
     def changed_fields(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
     def scheduled_start(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def topics(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
         self,
         *,
@@ -202,10 +214,12 @@ class SpaceUpdated(_message.Message):
         join_policy: _room_types_pb2.JoinPolicy.ValueType = ...,
         scheduled_start: _timestamp_pb2.Timestamp | None = ...,
         recording_enabled: _builtins.bool = ...,
+        topics: _abc.Iterable[_builtins.str] | None = ...,
+        language: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["scheduled_start", b"scheduled_start"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["changed_fields", b"changed_fields", "description", b"description", "join_policy", b"join_policy", "recording_enabled", b"recording_enabled", "scheduled_start", b"scheduled_start", "space_id", b"space_id", "title", b"title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changed_fields", b"changed_fields", "description", b"description", "join_policy", b"join_policy", "language", b"language", "recording_enabled", b"recording_enabled", "scheduled_start", b"scheduled_start", "space_id", b"space_id", "title", b"title", "topics", b"topics"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -154,6 +154,16 @@ class RoomServiceStub:
                 request_serializer=podium_dot_room_dot_v1_dot_room__service__pb2.GetMediaEndpointRequest.SerializeToString,
                 response_deserializer=podium_dot_room_dot_v1_dot_room__service__pb2.GetMediaEndpointResponse.FromString,
                 _registered_method=True)
+        self.SearchSpaces = channel.unary_unary(
+                '/podium.room.v1.RoomService/SearchSpaces',
+                request_serializer=podium_dot_room_dot_v1_dot_room__service__pb2.SearchSpacesRequest.SerializeToString,
+                response_deserializer=podium_dot_room_dot_v1_dot_room__service__pb2.SearchSpacesResponse.FromString,
+                _registered_method=True)
+        self.BatchGetSpaces = channel.unary_unary(
+                '/podium.room.v1.RoomService/BatchGetSpaces',
+                request_serializer=podium_dot_room_dot_v1_dot_room__service__pb2.BatchGetSpacesRequest.SerializeToString,
+                response_deserializer=podium_dot_room_dot_v1_dot_room__service__pb2.BatchGetSpacesResponse.FromString,
+                _registered_method=True)
 
 
 class RoomServiceServicer:
@@ -325,6 +335,22 @@ class RoomServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SearchSpaces(self, request, context):
+        """Finds Spaces by words of their title and description, and by state, topics, language and
+        hosts. Reads the Space directory, which lags the write side by milliseconds.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BatchGetSpaces(self, request, context):
+        """Up to 100 Spaces by id, from the Space directory; ids it does not know come back in
+        `missing_space_ids`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RoomServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -442,6 +468,16 @@ def add_RoomServiceServicer_to_server(servicer, server):
                     servicer.GetMediaEndpoint,
                     request_deserializer=podium_dot_room_dot_v1_dot_room__service__pb2.GetMediaEndpointRequest.FromString,
                     response_serializer=podium_dot_room_dot_v1_dot_room__service__pb2.GetMediaEndpointResponse.SerializeToString,
+            ),
+            'SearchSpaces': grpc.unary_unary_rpc_method_handler(
+                    servicer.SearchSpaces,
+                    request_deserializer=podium_dot_room_dot_v1_dot_room__service__pb2.SearchSpacesRequest.FromString,
+                    response_serializer=podium_dot_room_dot_v1_dot_room__service__pb2.SearchSpacesResponse.SerializeToString,
+            ),
+            'BatchGetSpaces': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchGetSpaces,
+                    request_deserializer=podium_dot_room_dot_v1_dot_room__service__pb2.BatchGetSpacesRequest.FromString,
+                    response_serializer=podium_dot_room_dot_v1_dot_room__service__pb2.BatchGetSpacesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1070,6 +1106,60 @@ class RoomService:
             '/podium.room.v1.RoomService/GetMediaEndpoint',
             podium_dot_room_dot_v1_dot_room__service__pb2.GetMediaEndpointRequest.SerializeToString,
             podium_dot_room_dot_v1_dot_room__service__pb2.GetMediaEndpointResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SearchSpaces(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/podium.room.v1.RoomService/SearchSpaces',
+            podium_dot_room_dot_v1_dot_room__service__pb2.SearchSpacesRequest.SerializeToString,
+            podium_dot_room_dot_v1_dot_room__service__pb2.SearchSpacesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchGetSpaces(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/podium.room.v1.RoomService/BatchGetSpaces',
+            podium_dot_room_dot_v1_dot_room__service__pb2.BatchGetSpacesRequest.SerializeToString,
+            podium_dot_room_dot_v1_dot_room__service__pb2.BatchGetSpacesResponse.FromString,
             options,
             channel_credentials,
             insecure,

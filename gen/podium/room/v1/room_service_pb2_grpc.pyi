@@ -84,6 +84,14 @@ class RoomServiceStub:
     """Denies a request to speak. Host or co-host."""
     GetMediaEndpoint: _grpc.UnaryUnaryMultiCallable[_room_service_pb2.GetMediaEndpointRequest, _room_service_pb2.GetMediaEndpointResponse]
     """Which media relay serves the Space (consistent hashing over the configured relays)."""
+    SearchSpaces: _grpc.UnaryUnaryMultiCallable[_room_service_pb2.SearchSpacesRequest, _room_service_pb2.SearchSpacesResponse]
+    """Finds Spaces by words of their title and description, and by state, topics, language and
+    hosts. Reads the Space directory, which lags the write side by milliseconds.
+    """
+    BatchGetSpaces: _grpc.UnaryUnaryMultiCallable[_room_service_pb2.BatchGetSpacesRequest, _room_service_pb2.BatchGetSpacesResponse]
+    """Up to 100 Spaces by id, from the Space directory; ids it does not know come back in
+    `missing_space_ids`.
+    """
 
 @_typing.type_check_only
 class RoomServiceAsyncStub(RoomServiceStub):
@@ -141,6 +149,14 @@ class RoomServiceAsyncStub(RoomServiceStub):
     """Denies a request to speak. Host or co-host."""
     GetMediaEndpoint: _aio.UnaryUnaryMultiCallable[_room_service_pb2.GetMediaEndpointRequest, _room_service_pb2.GetMediaEndpointResponse]  # type: ignore[assignment]
     """Which media relay serves the Space (consistent hashing over the configured relays)."""
+    SearchSpaces: _aio.UnaryUnaryMultiCallable[_room_service_pb2.SearchSpacesRequest, _room_service_pb2.SearchSpacesResponse]  # type: ignore[assignment]
+    """Finds Spaces by words of their title and description, and by state, topics, language and
+    hosts. Reads the Space directory, which lags the write side by milliseconds.
+    """
+    BatchGetSpaces: _aio.UnaryUnaryMultiCallable[_room_service_pb2.BatchGetSpacesRequest, _room_service_pb2.BatchGetSpacesResponse]  # type: ignore[assignment]
+    """Up to 100 Spaces by id, from the Space directory; ids it does not know come back in
+    `missing_space_ids`.
+    """
 
 class RoomServiceServicer(metaclass=_abc_1.ABCMeta):
     """RoomService owns a Space's lifecycle, membership and roles.
@@ -333,5 +349,25 @@ class RoomServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_room_service_pb2.GetMediaEndpointResponse, _abc.Awaitable[_room_service_pb2.GetMediaEndpointResponse]]:
         """Which media relay serves the Space (consistent hashing over the configured relays)."""
+
+    @_abc_1.abstractmethod
+    def SearchSpaces(
+        self,
+        request: _room_service_pb2.SearchSpacesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_room_service_pb2.SearchSpacesResponse, _abc.Awaitable[_room_service_pb2.SearchSpacesResponse]]:
+        """Finds Spaces by words of their title and description, and by state, topics, language and
+        hosts. Reads the Space directory, which lags the write side by milliseconds.
+        """
+
+    @_abc_1.abstractmethod
+    def BatchGetSpaces(
+        self,
+        request: _room_service_pb2.BatchGetSpacesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_room_service_pb2.BatchGetSpacesResponse, _abc.Awaitable[_room_service_pb2.BatchGetSpacesResponse]]:
+        """Up to 100 Spaces by id, from the Space directory; ids it does not know come back in
+        `missing_space_ids`.
+        """
 
 def add_RoomServiceServicer_to_server(servicer: RoomServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
