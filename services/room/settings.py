@@ -35,6 +35,13 @@ class RoomSettings(PodiumSettings):
         description="The topics a Space may name (up to 3 each), comma-separated.",
     )
 
+    room_reminder_lead_seconds: float = Field(
+        900, ge=0, description="Subscribers of a scheduled Space are reminded this long before its start."
+    )
+    room_start_window_seconds: float = Field(
+        7200, gt=0, description="A scheduled Space not started this long after its start ends as expired."
+    )
+
     room_directory_cache_spaces: int = Field(
         10_000,
         ge=1,
@@ -77,4 +84,6 @@ class RoomSettings(PodiumSettings):
             max_speakers=self.room_max_speakers,
             abandoned_grace=timedelta(seconds=self.room_abandoned_grace_seconds),
             topics=frozenset(t.strip() for t in self.room_space_topics.split(",") if t.strip()),
+            reminder_lead=timedelta(seconds=self.room_reminder_lead_seconds),
+            start_window=timedelta(seconds=self.room_start_window_seconds),
         )

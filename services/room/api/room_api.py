@@ -218,6 +218,34 @@ class RoomApi(room_service_pb2_grpc.RoomServiceServicer):
         )
 
     @unary
+    async def SubscribeToSpace(
+        self, request: pb.SubscribeToSpaceRequest, caller: Caller
+    ) -> pb.SubscribeToSpaceResponse:
+        space_id = require_id(request.space_id, "space_id")
+        return await self._mutate(
+            space_id,
+            cmd.SubscribeToSpace(space_id=space_id),
+            caller,
+            request,
+            "SubscribeToSpace",
+            pb.SubscribeToSpaceResponse,
+        )
+
+    @unary
+    async def UnsubscribeFromSpace(
+        self, request: pb.UnsubscribeFromSpaceRequest, caller: Caller
+    ) -> pb.UnsubscribeFromSpaceResponse:
+        space_id = require_id(request.space_id, "space_id")
+        return await self._mutate(
+            space_id,
+            cmd.UnsubscribeFromSpace(space_id=space_id),
+            caller,
+            request,
+            "UnsubscribeFromSpace",
+            pb.UnsubscribeFromSpaceResponse,
+        )
+
+    @unary
     async def StartSpace(self, request: pb.StartSpaceRequest, caller: Caller) -> pb.StartSpaceResponse:
         space_id = require_id(request.space_id, "space_id")
         return await self._mutate(

@@ -49,6 +49,33 @@ class CancelSpace:
 
 
 @dataclass(frozen=True)
+class SubscribeToSpace:
+    space_id: str
+
+
+@dataclass(frozen=True)
+class UnsubscribeFromSpace:
+    space_id: str
+
+
+@dataclass(frozen=True)
+class RemindSubscribers:
+    """Issued by the service itself when a scheduled Space's reminder is due (`kind`, a
+    podium.room.v1.ReminderKind), for the scheduled start it was due for."""
+
+    space_id: str
+    kind: int
+    scheduled_start: datetime
+
+
+@dataclass(frozen=True)
+class ExpireSpace:
+    """Issued by the service itself when a scheduled Space did not start within the window."""
+
+    space_id: str
+
+
+@dataclass(frozen=True)
 class EndAbandonedSpace:
     """Issued by the service itself when no host or co-host has been present for the grace period."""
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 
 from google.protobuf.message import Message
@@ -206,7 +206,11 @@ def _update(cmd: c.UpdateSpace, state: Space, ctx: Context, limits: RoomLimits) 
             event.topics[:] = value
         else:
             setattr(event, name, value)
-    return [event] if event.changed_fields else []
+    if not event.changed_fields:
+        return []
+    if "scheduled_start" in event.changed_fields and state.state == types.SPACE_STATE_SCHEDULED:
+        return [event, *reminders(state, ev.REMINDER_KIND_RESCHEDULED, limits, cmd.scheduled_start)]
+    return [event]
 
 
 def _start(cmd: c.StartSpace, state: Space, ctx: Context, limits: RoomLimits) -> list[Message]:
@@ -256,6 +260,88 @@ def _cancel(cmd: c.CancelSpace, state: Space, ctx: Context, limits: RoomLimits) 
             "only a space that has not started can be cancelled; end it instead", reason="SPACE_STARTED"
         )
     return [ev.SpaceCancelled(space_id=state.space_id)]
+
+
+# Reminders of a scheduled Space
+
+ZERO = timedelta(0)
+
+
+def _subscribe(cmd: c.SubscribeToSpace, state: Space, ctx: Context, limits: RoomLimits) -> list[Message]:
+    if state.state != types.SPACE_STATE_SCHEDULED:
+        raise FailedPrecondition(
+            "only a scheduled space that has not started can be subscribed to", reason="SPACE_NOT_SCHEDULED"
+        )
+    if ctx.actor_user_id in state.subscribers:
+        return []
+    return [ev.SpaceSubscribed(space_id=state.space_id, user_id=ctx.actor_user_id)]
+
+
+def _unsubscribe(
+    cmd: c.UnsubscribeFromSpace, state: Space, ctx: Context, limits: RoomLimits
+) -> list[Message]:
+    if ctx.actor_user_id not in state.subscribers:
+        return []
+    return [ev.SpaceUnsubscribed(space_id=state.space_id, user_id=ctx.actor_user_id)]
+
+
+def reminders(
+    state: Space, kind: int, limits: RoomLimits, scheduled_start: datetime | None = None
+) -> list[Message]:
+    """The SpaceReminder events that tell every subscriber about `kind` (and the scheduled start,
+    the Space's own unless given), up to `limits.reminder_batch` subscribers each (none when
+    nobody subscribed)."""
+    scheduled_start = scheduled_start or state.scheduled_start
+    users = sorted(state.subscribers)
+    size = limits.reminder_batch
+    parts = (len(users) + size - 1) // size
+    events = []
+    for part in range(parts):
+        event = ev.SpaceReminder(
+            space_id=state.space_id,
+            kind=kind,
+            title=state.title,
+            host_user_id=state.host_user_id,
+            subscriber_user_ids=users[part * size : (part + 1) * size],
+            part=part + 1,
+            parts=parts,
+        )
+        events.append(_timestamp(event, "scheduled_start", scheduled_start))
+    return events
+
+
+def _remind(cmd: c.RemindSubscribers, state: Space, ctx: Context, limits: RoomLimits) -> list[Message]:
+    if SYSTEM_CLAIM not in ctx.claims:
+        raise PermissionDenied("only the room service itself sends reminders", reason="SYSTEM_ONLY")
+    if (
+        state.state != types.SPACE_STATE_SCHEDULED
+        or state.scheduled_start != cmd.scheduled_start  # moved since the reminder fell due
+        or cmd.kind in state.reminded
+    ):
+        return []
+    due = state.scheduled_start - (
+        limits.reminder_lead if cmd.kind == ev.REMINDER_KIND_STARTING_SOON else ZERO
+    )
+    if ctx.now < due:
+        raise FailedPrecondition("the reminder is not due yet", reason="REMINDER_NOT_DUE")
+    # Nobody to remind still counts as reminded, so the reminder is not looked at again.
+    return reminders(state, cmd.kind, limits) or [
+        _timestamp(
+            ev.SpaceReminder(space_id=state.space_id, kind=cmd.kind, parts=0),
+            "scheduled_start",
+            state.scheduled_start,
+        )
+    ]
+
+
+def _expire(cmd: c.ExpireSpace, state: Space, ctx: Context, limits: RoomLimits) -> list[Message]:
+    if SYSTEM_CLAIM not in ctx.claims:
+        raise PermissionDenied("only the room service itself expires spaces", reason="SYSTEM_ONLY")
+    if state.state != types.SPACE_STATE_SCHEDULED:
+        return []
+    if state.scheduled_start is None or ctx.now < state.scheduled_start + limits.start_window:
+        raise FailedPrecondition("the space may still start", reason="SPACE_NOT_EXPIRED")
+    return [ev.SpaceEnded(space_id=state.space_id, reason=ev.END_REASON_EXPIRED)]
 
 
 # Membership
@@ -512,6 +598,10 @@ _HANDLERS: dict[type, Callable[..., list[Message]]] = {
     c.StartSpace: _start,
     c.EndSpace: _end,
     c.EndAbandonedSpace: _end_abandoned,
+    c.SubscribeToSpace: _subscribe,
+    c.UnsubscribeFromSpace: _unsubscribe,
+    c.RemindSubscribers: _remind,
+    c.ExpireSpace: _expire,
     c.CancelSpace: _cancel,
     c.JoinSpace: _join,
     c.LeaveSpace: _leave,

@@ -67,6 +67,7 @@ def _updated(s: Space, new: dict, e: ev.SpaceUpdated, at: datetime) -> None:
     for name in e.changed_fields:
         if name == "scheduled_start":
             new[name] = _timestamp(e, name)
+            new["reminded"] = frozenset()  # the reminders are due again for the new start
         elif name == "topics":
             new[name] = tuple(e.topics)
         elif name in ("title", "description", "join_policy", "recording_enabled", "language"):
@@ -84,6 +85,20 @@ def _ended(s: Space, new: dict, e: ev.SpaceEnded, at: datetime) -> None:
 
 def _cancelled(s: Space, new: dict, e: ev.SpaceCancelled, at: datetime) -> None:
     new["ended_at"] = at
+
+
+def _subscribed(s: Space, new: dict, e: ev.SpaceSubscribed, at: datetime) -> None:
+    new["subscribers"] = s.subscribers.set(e.user_id, at)
+
+
+def _unsubscribed(s: Space, new: dict, e: ev.SpaceUnsubscribed, at: datetime) -> None:
+    if e.user_id in s.subscribers:
+        new["subscribers"] = s.subscribers.delete(e.user_id)
+
+
+def _reminded(s: Space, new: dict, e: ev.SpaceReminder, at: datetime) -> None:
+    if e.kind != ev.REMINDER_KIND_RESCHEDULED:
+        new["reminded"] = s.reminded | {e.kind}
 
 
 def _joined(s: Space, new: dict, e: ev.ParticipantJoined, at: datetime) -> None:
@@ -155,4 +170,7 @@ _APPLIERS = {
     ev.SpeakRequestWithdrawn: _request_closed,
     ev.SpeakRequestApproved: _request_closed,
     ev.SpeakRequestDenied: _request_closed,
+    ev.SpaceSubscribed: _subscribed,
+    ev.SpaceUnsubscribed: _unsubscribed,
+    ev.SpaceReminder: _reminded,
 }

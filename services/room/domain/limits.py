@@ -29,3 +29,6 @@ class RoomLimits:
     max_invite_link_ttl: timedelta = timedelta(days=7)
     topics: frozenset[str] = DEFAULT_TOPICS  # the ones a Space may name
     max_topics: int = 3
+    reminder_lead: timedelta = timedelta(minutes=15)  # "starting soon" this long before the start
+    start_window: timedelta = timedelta(hours=2)  # a scheduled Space not started by then expires
+    reminder_batch: int = 1000  # subscribers one SpaceReminder names

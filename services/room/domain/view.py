@@ -32,6 +32,7 @@ def space_view(state: Space) -> types.Space:
         speaker_user_ids=list(state.speakers),
         participant_count=len(state.participants),  # O(1): counted by the membership fold
         listener_count=state.listener_count,
+        subscriber_count=len(state.subscribers),
         version=state.version,
     )
     for name in ("scheduled_start", "created_at", "started_at", "ended_at"):

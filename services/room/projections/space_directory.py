@@ -45,6 +45,7 @@ from services.room.domain.state import INITIAL, Space
 from services.room.domain.view import space_view
 
 LIVE = types.SPACE_STATE_LIVE
+SCHEDULED = types.SPACE_STATE_SCHEDULED
 ROLE_NAMES = {
     types.ROLE_HOST: "host",
     types.ROLE_CO_HOST: "co-host",
@@ -87,6 +88,8 @@ class SpaceDirectory:
         CREATE INDEX space_directory_v2_host ON {s}.space_directory_v2 (host_user_id, created_at DESC);
         CREATE INDEX space_directory_v2_live ON {s}.space_directory_v2 (state)
             WHERE state = 3; -- SPACE_STATE_LIVE
+        CREATE INDEX space_directory_v2_scheduled ON {s}.space_directory_v2 (starts_at)
+            WHERE state = 2; -- SPACE_STATE_SCHEDULED
         CREATE INDEX space_directory_v2_words ON {s}.space_directory_v2 USING gin (words);
         CREATE INDEX space_directory_v2_topics ON {s}.space_directory_v2 USING gin (topics);
         CREATE INDEX space_directory_v2_listeners ON {s}.space_directory_v2 (listeners DESC, space_id DESC);
@@ -231,6 +234,15 @@ class SpaceDirectory:
             f"SELECT space_id, space FROM {self.table} WHERE space_id = ANY($1::text[])", list(space_ids)
         )
         return {row["space_id"]: types.Space.FromString(row["space"]) for row in rows}
+
+    async def scheduled_before(self, until: datetime) -> list[tuple[str, datetime]]:
+        """Scheduled Spaces whose start is `until` or earlier, with that start (soonest first)."""
+        rows = await self.pool.fetch(
+            f"""SELECT space_id, starts_at FROM {self.table}
+                WHERE state = {SCHEDULED} AND starts_at <= $1 ORDER BY starts_at, space_id""",
+            until,
+        )
+        return [(row["space_id"], row["starts_at"]) for row in rows]
 
     async def live_census(self) -> tuple[int, dict[str, int]]:
         """Live Spaces, and their participants by role name (for the metrics)."""

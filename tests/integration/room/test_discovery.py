@@ -137,7 +137,8 @@ async def test_bad_searches_and_topics_are_refused_with_the_field(room, users):
     page = await host.SearchSpaces(query="", page_size=1)
     if page.next_page_token:  # a token is bound to its query
         await _rejected(
-            host.SearchSpaces(query="other", page_token=page.next_page_token), grpc.StatusCode.INVALID_ARGUMENT
+            host.SearchSpaces(query="other", page_token=page.next_page_token),
+            grpc.StatusCode.INVALID_ARGUMENT,
         )
 
 

@@ -113,6 +113,9 @@ MATRIX: dict[str, tuple[Cell, ...]] = {
     "room.ListSpaces":            (OK,       OK,       OK,       OK,       OK,       OK,       USER_TOKEN),
     "room.SearchSpaces":          (OK,       OK,       OK,       OK,       OK,       OK,       USER_TOKEN),
     "room.BatchGetSpaces":        (OK,       OK,       OK,       OK,       OK,       OK,       USER_TOKEN),
+    # The live Space cannot be subscribed to: every user token is let through to that refusal.
+    "room.SubscribeToSpace":      (*[refused("SPACE_NOT_SCHEDULED")] * 6,                       USER_TOKEN),
+    "room.UnsubscribeFromSpace":  (OK,       OK,       OK,       OK,       OK,       OK,       USER_TOKEN),
     "room.StartSpace":            (OK,       NOT_HOST, NOT_HOST, NOT_HOST, NOT_HOST, NOT_HOST, USER_TOKEN),
     "room.EndSpace":              (OK,       NOT_HOST, NOT_HOST, NOT_HOST, NOT_HOST, NOT_HOST, USER_TOKEN),
     "room.CancelSpace":           (refused("SPACE_STARTED"),
@@ -340,6 +343,8 @@ REQUESTS: dict[str, tuple[Scenario, Request]] = {
     "room.ListSpaces": (no_space, lambda s, c: rpb.ListSpacesRequest(page_size=10)),
     "room.SearchSpaces": (no_space, lambda s, c: rpb.SearchSpacesRequest(query="matrix", page_size=10)),
     "room.BatchGetSpaces": (live, lambda s, c: rpb.BatchGetSpacesRequest(space_ids=[s.space_id])),
+    "room.SubscribeToSpace": (live, lambda s, c: rpb.SubscribeToSpaceRequest(space_id=s.space_id)),
+    "room.UnsubscribeFromSpace": (live, lambda s, c: rpb.UnsubscribeFromSpaceRequest(space_id=s.space_id)),
     "room.StartSpace": (live, lambda s, c: rpb.StartSpaceRequest(space_id=s.space_id)),
     "room.EndSpace": (live, lambda s, c: rpb.EndSpaceRequest(space_id=s.space_id)),
     "room.CancelSpace": (live, lambda s, c: rpb.CancelSpaceRequest(space_id=s.space_id)),

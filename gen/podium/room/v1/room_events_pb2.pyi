@@ -32,6 +32,8 @@ class _EndReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EndReason.V
     """The host ended it."""
     END_REASON_ABANDONED: _EndReason.ValueType  # 2
     """No host or co-host was present for the grace period."""
+    END_REASON_EXPIRED: _EndReason.ValueType  # 3
+    """It was scheduled and not started within the window after its scheduled start."""
 
 class EndReason(_EndReason, metaclass=_EndReasonEnumTypeWrapper):
     """Why a Space ended."""
@@ -41,6 +43,8 @@ END_REASON_HOST_ENDED: EndReason.ValueType  # 1
 """The host ended it."""
 END_REASON_ABANDONED: EndReason.ValueType  # 2
 """No host or co-host was present for the grace period."""
+END_REASON_EXPIRED: EndReason.ValueType  # 3
+"""It was scheduled and not started within the window after its scheduled start."""
 Global___EndReason: _TypeAlias = EndReason  # noqa: Y015
 
 class _JoinSource:
@@ -122,6 +126,32 @@ SPEAKER_REMOVAL_REASON_UNSPECIFIED: SpeakerRemovalReason.ValueType  # 0
 SPEAKER_REMOVAL_REASON_REVOKED: SpeakerRemovalReason.ValueType  # 1
 SPEAKER_REMOVAL_REASON_STEPPED_DOWN: SpeakerRemovalReason.ValueType  # 2
 Global___SpeakerRemovalReason: _TypeAlias = SpeakerRemovalReason  # noqa: Y015
+
+class _ReminderKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ReminderKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ReminderKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    REMINDER_KIND_UNSPECIFIED: _ReminderKind.ValueType  # 0
+    REMINDER_KIND_STARTING_SOON: _ReminderKind.ValueType  # 1
+    """The Space starts soon (the lead time before its scheduled start)."""
+    REMINDER_KIND_STARTING_NOW: _ReminderKind.ValueType  # 2
+    """The scheduled start has come."""
+    REMINDER_KIND_RESCHEDULED: _ReminderKind.ValueType  # 3
+    """The host moved the scheduled start."""
+
+class ReminderKind(_ReminderKind, metaclass=_ReminderKindEnumTypeWrapper):
+    """What a reminder is about."""
+
+REMINDER_KIND_UNSPECIFIED: ReminderKind.ValueType  # 0
+REMINDER_KIND_STARTING_SOON: ReminderKind.ValueType  # 1
+"""The Space starts soon (the lead time before its scheduled start)."""
+REMINDER_KIND_STARTING_NOW: ReminderKind.ValueType  # 2
+"""The scheduled start has come."""
+REMINDER_KIND_RESCHEDULED: ReminderKind.ValueType  # 3
+"""The host moved the scheduled start."""
+Global___ReminderKind: _TypeAlias = ReminderKind  # noqa: Y015
 
 @_typing.final
 class SpaceCreated(_message.Message):
@@ -618,3 +648,97 @@ class SpeakRequestDenied(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SpeakRequestDenied: _TypeAlias = SpeakRequestDenied  # noqa: Y015
+
+@_typing.final
+class SpaceSubscribed(_message.Message):
+    """A user asked to be reminded of a scheduled Space."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SPACE_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    space_id: _builtins.str
+    user_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        space_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["space_id", b"space_id", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SpaceSubscribed: _TypeAlias = SpaceSubscribed  # noqa: Y015
+
+@_typing.final
+class SpaceUnsubscribed(_message.Message):
+    """A user no longer wants to be reminded of a scheduled Space."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SPACE_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    space_id: _builtins.str
+    user_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        space_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["space_id", b"space_id", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SpaceUnsubscribed: _TypeAlias = SpaceUnsubscribed  # noqa: Y015
+
+@_typing.final
+class SpaceReminder(_message.Message):
+    """Subscribers of a scheduled Space to remind (a gateway turns this into push notifications).
+    A reminder to many subscribers is several events of up to 1,000 users each: `part` of `parts`.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SPACE_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    SCHEDULED_START_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    HOST_USER_ID_FIELD_NUMBER: _builtins.int
+    SUBSCRIBER_USER_IDS_FIELD_NUMBER: _builtins.int
+    PART_FIELD_NUMBER: _builtins.int
+    PARTS_FIELD_NUMBER: _builtins.int
+    space_id: _builtins.str
+    kind: Global___ReminderKind.ValueType
+    title: _builtins.str
+    host_user_id: _builtins.str
+    part: _builtins.int
+    parts: _builtins.int
+    @_builtins.property
+    def scheduled_start(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def subscriber_user_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        space_id: _builtins.str = ...,
+        kind: Global___ReminderKind.ValueType = ...,
+        scheduled_start: _timestamp_pb2.Timestamp | None = ...,
+        title: _builtins.str = ...,
+        host_user_id: _builtins.str = ...,
+        subscriber_user_ids: _abc.Iterable[_builtins.str] | None = ...,
+        part: _builtins.int = ...,
+        parts: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["scheduled_start", b"scheduled_start"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["host_user_id", b"host_user_id", "kind", b"kind", "part", b"part", "parts", b"parts", "scheduled_start", b"scheduled_start", "space_id", b"space_id", "subscriber_user_ids", b"subscriber_user_ids", "title", b"title"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SpaceReminder: _TypeAlias = SpaceReminder  # noqa: Y015

@@ -1247,3 +1247,87 @@ class BatchGetSpacesResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___BatchGetSpacesResponse: _TypeAlias = BatchGetSpacesResponse  # noqa: Y015
+
+@_typing.final
+class SubscribeToSpaceRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SPACE_ID_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    space_id: _builtins.str
+    request_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        space_id: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id", "space_id", b"space_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubscribeToSpaceRequest: _TypeAlias = SubscribeToSpaceRequest  # noqa: Y015
+
+@_typing.final
+class SubscribeToSpaceResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SPACE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def space(self) -> _room_types_pb2.Space: ...
+    def __init__(
+        self,
+        *,
+        space: _room_types_pb2.Space | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["space", b"space"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["space", b"space"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubscribeToSpaceResponse: _TypeAlias = SubscribeToSpaceResponse  # noqa: Y015
+
+@_typing.final
+class UnsubscribeFromSpaceRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SPACE_ID_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    space_id: _builtins.str
+    request_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        space_id: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id", "space_id", b"space_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UnsubscribeFromSpaceRequest: _TypeAlias = UnsubscribeFromSpaceRequest  # noqa: Y015
+
+@_typing.final
+class UnsubscribeFromSpaceResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SPACE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def space(self) -> _room_types_pb2.Space: ...
+    def __init__(
+        self,
+        *,
+        space: _room_types_pb2.Space | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["space", b"space"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["space", b"space"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UnsubscribeFromSpaceResponse: _TypeAlias = UnsubscribeFromSpaceResponse  # noqa: Y015

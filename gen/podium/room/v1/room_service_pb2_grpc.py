@@ -164,6 +164,16 @@ class RoomServiceStub:
                 request_serializer=podium_dot_room_dot_v1_dot_room__service__pb2.BatchGetSpacesRequest.SerializeToString,
                 response_deserializer=podium_dot_room_dot_v1_dot_room__service__pb2.BatchGetSpacesResponse.FromString,
                 _registered_method=True)
+        self.SubscribeToSpace = channel.unary_unary(
+                '/podium.room.v1.RoomService/SubscribeToSpace',
+                request_serializer=podium_dot_room_dot_v1_dot_room__service__pb2.SubscribeToSpaceRequest.SerializeToString,
+                response_deserializer=podium_dot_room_dot_v1_dot_room__service__pb2.SubscribeToSpaceResponse.FromString,
+                _registered_method=True)
+        self.UnsubscribeFromSpace = channel.unary_unary(
+                '/podium.room.v1.RoomService/UnsubscribeFromSpace',
+                request_serializer=podium_dot_room_dot_v1_dot_room__service__pb2.UnsubscribeFromSpaceRequest.SerializeToString,
+                response_deserializer=podium_dot_room_dot_v1_dot_room__service__pb2.UnsubscribeFromSpaceResponse.FromString,
+                _registered_method=True)
 
 
 class RoomServiceServicer:
@@ -351,6 +361,21 @@ class RoomServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SubscribeToSpace(self, request, context):
+        """Asks to be reminded of a scheduled Space: at the lead time before its start, at its start,
+        and when the host moves it (SpaceReminder events). Subscribing twice changes nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UnsubscribeFromSpace(self, request, context):
+        """Stops the reminders. Unsubscribing when not subscribed changes nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RoomServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -478,6 +503,16 @@ def add_RoomServiceServicer_to_server(servicer, server):
                     servicer.BatchGetSpaces,
                     request_deserializer=podium_dot_room_dot_v1_dot_room__service__pb2.BatchGetSpacesRequest.FromString,
                     response_serializer=podium_dot_room_dot_v1_dot_room__service__pb2.BatchGetSpacesResponse.SerializeToString,
+            ),
+            'SubscribeToSpace': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubscribeToSpace,
+                    request_deserializer=podium_dot_room_dot_v1_dot_room__service__pb2.SubscribeToSpaceRequest.FromString,
+                    response_serializer=podium_dot_room_dot_v1_dot_room__service__pb2.SubscribeToSpaceResponse.SerializeToString,
+            ),
+            'UnsubscribeFromSpace': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnsubscribeFromSpace,
+                    request_deserializer=podium_dot_room_dot_v1_dot_room__service__pb2.UnsubscribeFromSpaceRequest.FromString,
+                    response_serializer=podium_dot_room_dot_v1_dot_room__service__pb2.UnsubscribeFromSpaceResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1160,6 +1195,60 @@ class RoomService:
             '/podium.room.v1.RoomService/BatchGetSpaces',
             podium_dot_room_dot_v1_dot_room__service__pb2.BatchGetSpacesRequest.SerializeToString,
             podium_dot_room_dot_v1_dot_room__service__pb2.BatchGetSpacesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubscribeToSpace(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/podium.room.v1.RoomService/SubscribeToSpace',
+            podium_dot_room_dot_v1_dot_room__service__pb2.SubscribeToSpaceRequest.SerializeToString,
+            podium_dot_room_dot_v1_dot_room__service__pb2.SubscribeToSpaceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UnsubscribeFromSpace(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/podium.room.v1.RoomService/UnsubscribeFromSpace',
+            podium_dot_room_dot_v1_dot_room__service__pb2.UnsubscribeFromSpaceRequest.SerializeToString,
+            podium_dot_room_dot_v1_dot_room__service__pb2.UnsubscribeFromSpaceResponse.FromString,
             options,
             channel_credentials,
             insecure,

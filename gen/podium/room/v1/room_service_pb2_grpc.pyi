@@ -92,6 +92,12 @@ class RoomServiceStub:
     """Up to 100 Spaces by id, from the Space directory; ids it does not know come back in
     `missing_space_ids`.
     """
+    SubscribeToSpace: _grpc.UnaryUnaryMultiCallable[_room_service_pb2.SubscribeToSpaceRequest, _room_service_pb2.SubscribeToSpaceResponse]
+    """Asks to be reminded of a scheduled Space: at the lead time before its start, at its start,
+    and when the host moves it (SpaceReminder events). Subscribing twice changes nothing.
+    """
+    UnsubscribeFromSpace: _grpc.UnaryUnaryMultiCallable[_room_service_pb2.UnsubscribeFromSpaceRequest, _room_service_pb2.UnsubscribeFromSpaceResponse]
+    """Stops the reminders. Unsubscribing when not subscribed changes nothing."""
 
 @_typing.type_check_only
 class RoomServiceAsyncStub(RoomServiceStub):
@@ -157,6 +163,12 @@ class RoomServiceAsyncStub(RoomServiceStub):
     """Up to 100 Spaces by id, from the Space directory; ids it does not know come back in
     `missing_space_ids`.
     """
+    SubscribeToSpace: _aio.UnaryUnaryMultiCallable[_room_service_pb2.SubscribeToSpaceRequest, _room_service_pb2.SubscribeToSpaceResponse]  # type: ignore[assignment]
+    """Asks to be reminded of a scheduled Space: at the lead time before its start, at its start,
+    and when the host moves it (SpaceReminder events). Subscribing twice changes nothing.
+    """
+    UnsubscribeFromSpace: _aio.UnaryUnaryMultiCallable[_room_service_pb2.UnsubscribeFromSpaceRequest, _room_service_pb2.UnsubscribeFromSpaceResponse]  # type: ignore[assignment]
+    """Stops the reminders. Unsubscribing when not subscribed changes nothing."""
 
 class RoomServiceServicer(metaclass=_abc_1.ABCMeta):
     """RoomService owns a Space's lifecycle, membership and roles.
@@ -369,5 +381,23 @@ class RoomServiceServicer(metaclass=_abc_1.ABCMeta):
         """Up to 100 Spaces by id, from the Space directory; ids it does not know come back in
         `missing_space_ids`.
         """
+
+    @_abc_1.abstractmethod
+    def SubscribeToSpace(
+        self,
+        request: _room_service_pb2.SubscribeToSpaceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_room_service_pb2.SubscribeToSpaceResponse, _abc.Awaitable[_room_service_pb2.SubscribeToSpaceResponse]]:
+        """Asks to be reminded of a scheduled Space: at the lead time before its start, at its start,
+        and when the host moves it (SpaceReminder events). Subscribing twice changes nothing.
+        """
+
+    @_abc_1.abstractmethod
+    def UnsubscribeFromSpace(
+        self,
+        request: _room_service_pb2.UnsubscribeFromSpaceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_room_service_pb2.UnsubscribeFromSpaceResponse, _abc.Awaitable[_room_service_pb2.UnsubscribeFromSpaceResponse]]:
+        """Stops the reminders. Unsubscribing when not subscribed changes nothing."""
 
 def add_RoomServiceServicer_to_server(servicer: RoomServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

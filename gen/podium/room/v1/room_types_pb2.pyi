@@ -201,6 +201,7 @@ class Space(_message.Message):
     VERSION_FIELD_NUMBER: _builtins.int
     TOPICS_FIELD_NUMBER: _builtins.int
     LANGUAGE_FIELD_NUMBER: _builtins.int
+    SUBSCRIBER_COUNT_FIELD_NUMBER: _builtins.int
     space_id: _builtins.str
     title: _builtins.str
     description: _builtins.str
@@ -214,6 +215,8 @@ class Space(_message.Message):
     """Version of the Space's event stream that this view reflects."""
     language: _builtins.str
     """The language the Space is held in: a BCP 47 tag ("en", "pt-BR"); empty when not said."""
+    subscriber_count: _builtins.int
+    """Users who asked to be reminded of it (SubscribeToSpace)."""
     @_builtins.property
     def scheduled_start(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -251,10 +254,11 @@ class Space(_message.Message):
         version: _builtins.int = ...,
         topics: _abc.Iterable[_builtins.str] | None = ...,
         language: _builtins.str = ...,
+        subscriber_count: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "ended_at", b"ended_at", "scheduled_start", b"scheduled_start", "started_at", b"started_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["co_host_user_ids", b"co_host_user_ids", "created_at", b"created_at", "description", b"description", "ended_at", b"ended_at", "host_user_id", b"host_user_id", "join_policy", b"join_policy", "language", b"language", "listener_count", b"listener_count", "participant_count", b"participant_count", "recording_enabled", b"recording_enabled", "scheduled_start", b"scheduled_start", "space_id", b"space_id", "speaker_user_ids", b"speaker_user_ids", "started_at", b"started_at", "state", b"state", "title", b"title", "topics", b"topics", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["co_host_user_ids", b"co_host_user_ids", "created_at", b"created_at", "description", b"description", "ended_at", b"ended_at", "host_user_id", b"host_user_id", "join_policy", b"join_policy", "language", b"language", "listener_count", b"listener_count", "participant_count", b"participant_count", "recording_enabled", b"recording_enabled", "scheduled_start", b"scheduled_start", "space_id", b"space_id", "speaker_user_ids", b"speaker_user_ids", "started_at", b"started_at", "state", b"state", "subscriber_count", b"subscriber_count", "title", b"title", "topics", b"topics", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
