@@ -307,6 +307,22 @@ def test_a_long_busy_run_reaches_every_event_type():
     ]
     result = run(script, SMALL, started=LIVE)
     emitted = {type(e) for e, _ in result.log}
+    # A scheduled Space's own events (tests/unit/room/test_scheduled_spaces.py tells the rules).
+    start = NOW + timedelta(hours=1)
+    scheduled = ev.SpaceCreated(space_id=SPACE, host_user_id=HOST, title="t")
+    scheduled.scheduled_start.FromDatetime(start)
+    state, later = fold(evolve, INITIAL, [(scheduled, NOW)]), start + timedelta(hours=3)
+    for actor, command, now in [
+        ("a", c.SubscribeToSpace(SPACE), NOW),
+        ("b", c.SubscribeToSpace(SPACE), NOW),
+        ("b", c.UnsubscribeFromSpace(SPACE), NOW),
+        (SYSTEM, c.RemindSubscribers(SPACE, ev.REMINDER_KIND_STARTING_SOON, start), start),
+        (SYSTEM, c.ExpireSpace(SPACE), later),
+    ]:
+        for event in decide(command, state, context(actor, now), SMALL):
+            state = evolve(state, event, now)
+            emitted.add(type(event))
+        check_invariants(state, SMALL)
     every = {
         getattr(ev, name)
         for name, message in ev.DESCRIPTOR.message_types_by_name.items()

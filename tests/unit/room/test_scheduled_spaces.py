@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from libs.domain.decider import SYSTEM_CLAIM
-from libs.domain.errors import FailedPrecondition, PermissionDenied
+from libs.domain.decider import SYSTEM_CLAIM, Context
+from libs.domain.errors import DomainError, FailedPrecondition, PermissionDenied
 from podium.room.v1 import room_events_pb2 as ev
 from services.room.domain import commands as c
+from services.room.domain.decide import decide
+from services.room.domain.evolve import evolve
 from services.room.domain.limits import RoomLimits
 from services.room.domain.view import space_view
 from tests.unit.room.given import HOST, NOW, SPACE, at, created, live, state_of, when
@@ -115,3 +119,61 @@ def test_a_scheduled_space_not_started_within_the_window_ends_as_expired():
     assert when(live(), c.ExpireSpace(SPACE), now=START + timedelta(hours=3), claims=SYSTEM) == []
     with pytest.raises(PermissionDenied):
         when(history, c.ExpireSpace(SPACE), now=START + timedelta(hours=3))
+
+
+# Random runs: subscriptions come and go, the host moves the start or starts the Space, the
+# service's sweep asks for reminders and expiry at random moments. Whatever happens, each
+# reminder goes out at most once for each scheduled start, never before it is due, names exactly
+# the subscribers of that moment, and only a Space never started expires.
+
+FANS = ["ann", "bo", "cy", "dee"]
+actions = st.one_of(
+    st.tuples(st.sampled_from(FANS), st.sampled_from([c.SubscribeToSpace, c.UnsubscribeFromSpace])),
+    st.tuples(st.just("system"), st.sampled_from([SOON, NOW_KIND])),
+    st.tuples(st.just("system"), st.just(c.ExpireSpace)),
+    st.tuples(st.just(HOST), st.integers(1, 90)),  # move the start this many minutes after now
+    st.tuples(st.just(HOST), st.just(c.StartSpace)),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(actions, st.integers(0, 40)), min_size=5, max_size=40))
+def test_reminders_go_out_once_per_start_when_due_to_the_subscribers_of_the_moment(script):
+    limits = RoomLimits(reminder_batch=3)
+    state, now = state_of(scheduled()), NOW
+    sent: list[tuple[int, datetime]] = []
+    for (actor, what), minutes in script:
+        now += timedelta(minutes=minutes)
+        if actor == "system" and what is c.ExpireSpace:
+            command = c.ExpireSpace(SPACE)
+        elif actor == "system":
+            command = c.RemindSubscribers(SPACE, what, state.scheduled_start or START)
+        elif isinstance(what, int):
+            command = c.UpdateSpace(SPACE, scheduled_start=now + timedelta(minutes=what))
+        else:
+            command = what(SPACE)
+        claims = frozenset({SYSTEM_CLAIM}) if actor == "system" else frozenset()
+        try:
+            events = decide(command, state, Context(actor, now, claims), limits)
+        except DomainError:  # refused: nothing changes
+            continue
+        subscribers = sorted(state.subscribers)
+        for event in events:
+            if isinstance(event, ev.SpaceReminder):
+                at = event.scheduled_start.ToDatetime(tzinfo=UTC)
+                if event.kind != MOVED:
+                    if event.part == 1 or event.parts == 0:
+                        assert (event.kind, at) not in sent, "once per scheduled start"
+                        sent.append((event.kind, at))
+                    lead = limits.reminder_lead if event.kind == SOON else timedelta(0)
+                    assert now >= at - lead, "never before it is due"
+            if isinstance(event, ev.SpaceEnded):
+                assert event.reason == ev.END_REASON_EXPIRED and state.started_at is None
+            state = evolve(state, event, now)
+        reminders = [e for e in events if isinstance(e, ev.SpaceReminder)]
+        if reminders and reminders[0].parts:
+            assert [u for e in reminders for u in e.subscriber_user_ids] == subscribers
+            assert [(e.part, e.parts) for e in reminders] == [
+                (i + 1, len(reminders)) for i in range(len(reminders))
+            ]
+        assert space_view(state).subscriber_count == len(state.subscribers)
