@@ -219,7 +219,7 @@ async def test_a_restart_resumes_the_views_from_their_stored_positions(
     assert "caught up: 0 events" in caught_up[1], caught_up[1]
     conn = await asyncpg.connect(private_database_url)
     try:
-        rows = await conn.fetchval("SELECT count(*) FROM room.space_directory_v1")
+        rows = await conn.fetchval("SELECT count(*) FROM room.space_directory_v2")
         positions = await conn.fetchval(
             "SELECT sum(next_offset) FROM room.view_positions WHERE view = 'room-space-directory'"
         )

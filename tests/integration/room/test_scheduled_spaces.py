@@ -75,8 +75,10 @@ async def test_subscribers_are_reminded_before_and_at_the_start_and_an_unstarted
             1,
         )
         assert reminder.scheduled_start.ToDatetime(tzinfo=UTC) == moved
-    soon, now = (envelopes[events.index(r)].occurred_at.ToDatetime(tzinfo=UTC) for r in reminders[1:])
-    assert moved - timedelta(seconds=2) <= soon and moved <= now  # not before each is due
+    # Not before it is due (the session's replica's lead time is 15 minutes, so "starting soon"
+    # has no bound here; the unit tests hold it to the lead time).
+    now = envelopes[events.index(reminders[2])].occurred_at.ToDatetime(tzinfo=UTC)
+    assert now >= moved
     assert events[-1] == ev.SpaceEnded(space_id=space_id, reason=ev.END_REASON_EXPIRED)
     ended_at = envelopes[-1].occurred_at.ToDatetime(tzinfo=UTC)
     assert ended_at >= moved + timedelta(seconds=3)
