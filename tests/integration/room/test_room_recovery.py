@@ -160,7 +160,11 @@ async def test_health_is_not_serving_until_the_directory_has_caught_up(
     process = ServiceProcess(
         service("room"),
         free_port(),
-        {"DATABASE_URL": private_database_url, "KAFKA_BOOTSTRAP_SERVERS": private_broker.bootstrap},
+        {
+            "DATABASE_URL": private_database_url,
+            "KAFKA_BOOTSTRAP_SERVERS": private_broker.bootstrap,
+            "PODIUM_METRICS_PORT": "0",  # not the default port, which another process may hold
+        },
     )
     process.launch()
     seen: list[str] = []
