@@ -14,6 +14,7 @@ from datetime import timedelta
 from google.protobuf.message import Message
 
 from libs.domain.errors import NotFound, PermissionDenied, Validator
+from libs.domain.reasons import Reason
 from libs.events.ids import new_id
 from libs.grpckit.handlers import USERS_AND_GATEWAYS, Authenticator, Caller, unary
 from libs.grpckit.pagination import paginate, parse_page
@@ -77,7 +78,7 @@ class RoomApi(room_service_pb2_grpc.RoomServiceServicer):
     async def _existing(self, space_id: str) -> Space:
         state = await self.commands.current(space_id)
         if not state.exists:
-            raise NotFound(f"space {space_id!r} does not exist", reason="SPACE_NOT_FOUND")
+            raise NotFound(f"space {space_id!r} does not exist", reason=Reason.SPACE_NOT_FOUND)
         return state
 
     # Lifecycle
@@ -346,7 +347,7 @@ class RoomApi(room_service_pb2_grpc.RoomServiceServicer):
         state = await self._existing(space_id)
         if not state.is_manager(caller.user_id):
             raise PermissionDenied(
-                "only the host and co-hosts can list requests to speak", reason="NOT_HOST_OR_CO_HOST"
+                "only the host and co-hosts can list requests to speak", reason=Reason.NOT_HOST_OR_CO_HOST
             )
         requests, next_token = paginate(speak_requests_view(state), page)
         return pb.ListSpeakRequestsResponse(requests=requests, next_page_token=next_token)
