@@ -198,7 +198,7 @@ class ListSpacesRequest(_message.Message):
     host_user_id: _builtins.str
     """Only Spaces hosted by this user."""
     page_size: _builtins.int
-    """1 to 100; defaults to 20."""
+    """At most 1000 (a larger value is lowered to 1000); 0 means 50; a negative value is refused."""
     page_token: _builtins.str
     @_builtins.property
     def states(self) -> _containers.RepeatedScalarFieldContainer[_room_types_pb2.SpaceState.ValueType]:
@@ -469,7 +469,7 @@ class ListParticipantsRequest(_message.Message):
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     space_id: _builtins.str
     page_size: _builtins.int
-    """1 to 1000; defaults to 100."""
+    """At most 1000 (a larger value is lowered to 1000); 0 means 50; a negative value is refused."""
     page_token: _builtins.str
     def __init__(
         self,
@@ -933,7 +933,7 @@ class ListSpeakRequestsRequest(_message.Message):
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     space_id: _builtins.str
     page_size: _builtins.int
-    """1 to 100; defaults to 50."""
+    """At most 1000 (a larger value is lowered to 1000); 0 means 50; a negative value is refused."""
     page_token: _builtins.str
     def __init__(
         self,
