@@ -193,6 +193,12 @@ class Reason(enum.Enum):
         "Refresh the participant list (ListParticipants, WatchSpace); join first if it is you.",
         "NOT_A_PARTICIPANT",
     )
+    PARTICIPANT_NOT_FOUND = (
+        Code.NOT_FOUND,
+        "The user is not in the Space now: never joined, left, timed out or was removed, or the "
+        "Space is over (GetParticipant).",
+        "Refresh the participant list (ListParticipants, WatchSpace).",
+    )
     NOT_INVITED = (
         Code.PERMISSION_DENIED,
         "The Space is invite-only, and the caller has neither an invitation nor an invite link.",

@@ -2,8 +2,8 @@
 
 Every method authenticates the caller from the bearer token (the `@unary`
 decorator) and maps domain rejections to canonical gRPC statuses. Mutations
-run through SpaceCommands; GetSpace, ListParticipants and ListSpeakRequests
-read the Space's stream (read-your-writes); ListSpaces reads the directory
+run through SpaceCommands; GetSpace, ListParticipants, GetParticipant and
+ListSpeakRequests read the Space's stream (read-your-writes); ListSpaces reads the directory
 projection.
 """
 
@@ -27,7 +27,7 @@ from services.room.application.invite_links import InviteLinks
 from services.room.application.space_commands import SpaceCommands
 from services.room.domain import commands as cmd
 from services.room.domain.state import Space
-from services.room.domain.view import participants_view, space_view, speak_requests_view
+from services.room.domain.view import participant_view, participants_view, space_view, speak_requests_view
 from services.room.projections.moderation_reactions import ModerationReactions
 from services.room.projections.space_directory import SpaceDirectory
 
@@ -219,6 +219,19 @@ class RoomApi(room_service_pb2_grpc.RoomServiceServicer):
         return pb.ListParticipantsResponse(
             participants=participants, next_page_token=next_token, total_size=len(everyone)
         )
+
+    @unary
+    async def GetParticipant(
+        self, request: pb.GetParticipantRequest, caller: Caller
+    ) -> pb.GetParticipantResponse:
+        space_id = require_id(request.space_id, "space_id")
+        user_id = require_id(request.user_id, "user_id")
+        participant = participant_view(await self._existing(space_id), user_id)
+        if participant is None:
+            raise NotFound(
+                f"user {user_id!r} is not in space {space_id!r}", reason=Reason.PARTICIPANT_NOT_FOUND
+            )
+        return pb.GetParticipantResponse(participant=participant)
 
     # Invites
 

@@ -513,6 +513,48 @@ class ListParticipantsResponse(_message.Message):
 Global___ListParticipantsResponse: _TypeAlias = ListParticipantsResponse  # noqa: Y015
 
 @_typing.final
+class GetParticipantRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SPACE_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    space_id: _builtins.str
+    user_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        space_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["space_id", b"space_id", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetParticipantRequest: _TypeAlias = GetParticipantRequest  # noqa: Y015
+
+@_typing.final
+class GetParticipantResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PARTICIPANT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def participant(self) -> _room_types_pb2.Participant: ...
+    def __init__(
+        self,
+        *,
+        participant: _room_types_pb2.Participant | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["participant", b"participant"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["participant", b"participant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetParticipantResponse: _TypeAlias = GetParticipantResponse  # noqa: Y015
+
+@_typing.final
 class InviteUsersRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
