@@ -106,7 +106,7 @@ def render() -> str:
             f"| {topic.cleanup_policy} | {topic.description} |"
         )
     lines.append("")
-    for file in descriptor_set().file:
+    for file in sorted(descriptor_set().file, key=lambda f: f.name):  # protoc orders by imports
         if not file.name.endswith("_events.proto"):
             continue
         comments = _comments(file)

@@ -179,7 +179,10 @@ class PresenceApi(presence_service_pb2_grpc.PresenceServiceServicer):
                     watcher.needs_snapshot = False
                     counts = await self._counts_from_owner(request.space_id, caller)
                     members = self.board.snapshot(request.space_id)
-                    snapshot = pt.SpaceSnapshot(space_id=request.space_id, members=members, counts=counts)
+                    space = await self.board.space(request.space_id)
+                    snapshot = pt.SpaceSnapshot(
+                        space_id=request.space_id, members=members, counts=counts, space=space
+                    )
                     yield pb.WatchSpaceResponse(snapshot=snapshot)
                     continue
                 try:
@@ -188,7 +191,10 @@ class PresenceApi(presence_service_pb2_grpc.PresenceServiceServicer):
                     watcher.wake.clear()
                     await watcher.wake.wait()
                     continue
-                yield pb.WatchSpaceResponse(change=change)
+                if isinstance(change, pt.SpaceChange):
+                    yield pb.WatchSpaceResponse(space_change=change)
+                else:
+                    yield pb.WatchSpaceResponse(change=change)
         finally:
             self.board.unwatch(watcher)
 
