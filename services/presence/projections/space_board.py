@@ -129,15 +129,10 @@ class SpaceBoard:
         at = occurred_at(event.envelope)
         self._index_connections(space_id, board, e)
         members = fold(board, e, at)
-        after_details = self.details[space_id] = sd.evolve(details, e, at)
-        for kind, fields in sd.changes(roster.state, details, board.space.roster.state, after_details):
-            change = pt.SpaceChange(
-                kind=_SPACE_CHANGE_KINDS[kind],
-                changed_fields=fields,
-                space=space_view(space_id, board.space.roster, after_details),
-            )
-            for watcher in self.watchers.get(space_id, ()):
-                watcher.offer(change)
+        after = sd.evolve(details, e, at)
+        if after is not details or board.space.roster.state != roster.state:  # most events: neither
+            self.details[space_id] = after
+            self._tell_space_changes(space_id, roster.state, details, board.space.roster, after)
         for kind, user_id in members:
             change = pt.MemberChange(kind=kind, member=board.member(user_id))
             if kind == LEFT:
@@ -149,6 +144,23 @@ class SpaceBoard:
             self.leaving.schedule(space_id)
         elif after is Lifecycle.UNKNOWN and not self.leaving.scheduled(space_id):
             self.leaving.schedule(space_id)
+
+    def _tell_space_changes(
+        self,
+        space_id: str,
+        state_before: int,
+        before: sd.SpaceDetails,
+        roster: Roster,
+        after: sd.SpaceDetails,
+    ) -> None:
+        for kind, fields in sd.changes(state_before, before, roster.state, after):
+            change = pt.SpaceChange(
+                kind=_SPACE_CHANGE_KINDS[kind],
+                changed_fields=fields,
+                space=space_view(space_id, roster, after),
+            )
+            for watcher in self.watchers.get(space_id, ()):
+                watcher.offer(change)
 
     def holds(self, space_id: str) -> bool:
         return space_id in self.boards
