@@ -1,7 +1,7 @@
 import pytest
 
 from libs.domain.errors import InvalidArgument
-from libs.grpckit.pagination import MAX_PAGE_SIZE, paginate, parse_page
+from libs.grpckit.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, paginate, parse_page
 
 
 def test_pages_cover_every_item_once():
@@ -34,3 +34,19 @@ def test_a_token_from_another_query_or_garbage_is_rejected():
         parse_page(2, token, {"state": 2})
     with pytest.raises(InvalidArgument):
         parse_page(2, "%%%garbage", {"state": 1})
+
+
+def test_every_page_size_field_says_the_sizes_the_code_uses():
+    from libs.contracts.catalogue import descriptor_set
+
+    said = {}
+    for file in descriptor_set().file:
+        comments = {tuple(loc.path): loc.leading_comments for loc in file.source_code_info.location}
+        for m, message in enumerate(file.message_type):
+            for f, field in enumerate(message.field):
+                if field.name == "page_size":
+                    said[message.name] = comments.get((4, m, 2, f), "")
+    assert len(said) >= 8, said
+    for message, comment in said.items():
+        assert f"At most {MAX_PAGE_SIZE} " in comment, (message, comment)
+        assert f"0 means {DEFAULT_PAGE_SIZE};" in comment, (message, comment)
