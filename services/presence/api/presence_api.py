@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaProducer
 
 from libs.domain.errors import FieldViolation, InvalidArgument, NotFound, PermissionDenied, Validator
 from libs.domain.membership import ROLE_ORDER
+from libs.domain.reasons import Reason
 from libs.events.topics import PRESENCE_HEARTBEATS
 from libs.grpckit.handlers import GATEWAYS, Authenticator, Caller, server_stream, unary
 from libs.grpckit.pagination import paginate, parse_page
@@ -30,7 +31,7 @@ from services.presence.application.stream_processor import PresenceStreams
 from services.presence.domain.space_presence import counts
 from services.presence.projections.space_board import Lifecycle, SpaceBoard
 
-_REFUSED = {Lifecycle.UNKNOWN: "SPACE_NOT_FOUND", Lifecycle.ENDED: "SPACE_ENDED"}
+_REFUSED = {Lifecycle.UNKNOWN: Reason.SPACE_NOT_FOUND, Lifecycle.ENDED: Reason.SPACE_ENDED}
 
 
 def _present_user(user_id: str, entry: list) -> pt.PresentUser:
@@ -85,7 +86,7 @@ class PresenceApi(presence_service_pb2_grpc.PresenceServiceServicer):
             else:
                 rejected.append(
                     pb.RejectedPresenceEntry(
-                        index=index, user_id=entry.user_id, space_id=entry.space_id, reason=reason
+                        index=index, user_id=entry.user_id, space_id=entry.space_id, reason=reason.reason
                     )
                 )
         futures = []
@@ -150,7 +151,7 @@ class PresenceApi(presence_service_pb2_grpc.PresenceServiceServicer):
     async def _require_known(self, space_id: str) -> None:
         lifecycles = await self.board.lifecycles((space_id,), self.view_wait_seconds)
         if lifecycles[space_id] is Lifecycle.UNKNOWN:
-            raise NotFound(f"space {space_id!r} does not exist", reason="SPACE_NOT_FOUND")
+            raise NotFound(f"space {space_id!r} does not exist", reason=Reason.SPACE_NOT_FOUND)
 
     async def _counts_from_owner(self, space_id: str, caller: Caller) -> pt.SpaceCounts:
         owner = self.peers.owner(space_id, caller)
@@ -182,7 +183,10 @@ class PresenceApi(presence_service_pb2_grpc.PresenceServiceServicer):
                     watcher.needs_snapshot = False
                     counts = await self._counts_from_owner(request.space_id, caller)
                     members = self.board.snapshot(request.space_id)
-                    snapshot = pt.SpaceSnapshot(space_id=request.space_id, members=members, counts=counts)
+                    space = await self.board.space(request.space_id)
+                    snapshot = pt.SpaceSnapshot(
+                        space_id=request.space_id, members=members, counts=counts, space=space
+                    )
                     yield pb.WatchSpaceResponse(snapshot=snapshot)
                     continue
                 try:
@@ -191,7 +195,10 @@ class PresenceApi(presence_service_pb2_grpc.PresenceServiceServicer):
                     watcher.wake.clear()
                     await watcher.wake.wait()
                     continue
-                yield pb.WatchSpaceResponse(change=change)
+                if isinstance(change, pt.SpaceChange):
+                    yield pb.WatchSpaceResponse(space_change=change)
+                else:
+                    yield pb.WatchSpaceResponse(change=change)
         finally:
             self.board.unwatch(watcher)
 
@@ -227,5 +234,5 @@ def _require_own_gateway(gateway_id: str, caller: Caller) -> None:
         raise PermissionDenied(
             f"gateway_id {gateway_id!r} is not the gateway your token names ({caller.user_id!r}): "
             "a gateway reports only for itself",
-            reason="NOT_YOUR_GATEWAY",
+            reason=Reason.NOT_YOUR_GATEWAY,
         )

@@ -2,8 +2,8 @@
 
 Every method authenticates the caller from the bearer token (the `@unary`
 decorator) and maps domain rejections to canonical gRPC statuses. Mutations
-run through SpaceCommands; GetSpace, ListParticipants and ListSpeakRequests
-read the Space's stream (read-your-writes); ListSpaces reads the directory
+run through SpaceCommands; GetSpace, ListParticipants, GetParticipant and
+ListSpeakRequests read the Space's stream (read-your-writes); ListSpaces reads the directory
 projection.
 """
 
@@ -14,6 +14,7 @@ from datetime import timedelta
 from google.protobuf.message import Message
 
 from libs.domain.errors import NotFound, PermissionDenied, Validator
+from libs.domain.reasons import Reason
 from libs.events.ids import new_id
 from libs.grpckit.handlers import USERS_AND_GATEWAYS, Authenticator, Caller, unary
 from libs.grpckit.pagination import paginate, parse_page
@@ -29,6 +30,7 @@ from services.room.domain.decide import UPDATABLE, is_language_tag
 from services.room.domain.state import Space
 from services.room.domain.view import (
     participant_key,
+    participant_view,
     participants_view,
     space_view,
     speak_request_key,
@@ -100,7 +102,7 @@ class RoomApi(room_service_pb2_grpc.RoomServiceServicer):
     async def _existing(self, space_id: str) -> Space:
         state = await self.commands.current(space_id)
         if not state.exists:
-            raise NotFound(f"space {space_id!r} does not exist", reason="SPACE_NOT_FOUND")
+            raise NotFound(f"space {space_id!r} does not exist", reason=Reason.SPACE_NOT_FOUND)
         return state
 
     # Lifecycle
@@ -323,6 +325,19 @@ class RoomApi(room_service_pb2_grpc.RoomServiceServicer):
             participants=participants, next_page_token=next_token, total_size=len(everyone)
         )
 
+    @unary
+    async def GetParticipant(
+        self, request: pb.GetParticipantRequest, caller: Caller
+    ) -> pb.GetParticipantResponse:
+        space_id = require_id(request.space_id, "space_id")
+        user_id = require_id(request.user_id, "user_id")
+        participant = participant_view(await self._existing(space_id), user_id)
+        if participant is None:
+            raise NotFound(
+                f"user {user_id!r} is not in space {space_id!r}", reason=Reason.PARTICIPANT_NOT_FOUND
+            )
+        return pb.GetParticipantResponse(participant=participant)
+
     # Invites
 
     @unary
@@ -450,7 +465,7 @@ class RoomApi(room_service_pb2_grpc.RoomServiceServicer):
         state = await self._existing(space_id)
         if not state.is_manager(caller.user_id):
             raise PermissionDenied(
-                "only the host and co-hosts can list requests to speak", reason="NOT_HOST_OR_CO_HOST"
+                "only the host and co-hosts can list requests to speak", reason=Reason.NOT_HOST_OR_CO_HOST
             )
         requests, next_token = paginate(speak_requests_view(state), page, speak_request_key)
         return pb.ListSpeakRequestsResponse(requests=requests, next_page_token=next_token)

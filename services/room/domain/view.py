@@ -7,7 +7,7 @@ from datetime import datetime
 from google.protobuf.message import Message
 
 from podium.room.v1 import room_types_pb2 as types
-from services.room.domain.state import Space
+from services.room.domain.state import Participant, Space
 
 ROLE_ORDER = {types.ROLE_HOST: 0, types.ROLE_CO_HOST: 1, types.ROLE_SPEAKER: 2, types.ROLE_LISTENER: 3}
 
@@ -45,12 +45,19 @@ def participants_view(state: Space) -> list[types.Participant]:
     ordered = sorted(
         state.participants.values(), key=lambda p: (ROLE_ORDER.get(p.role, 9), p.joined_at, p.user_id)
     )
-    views = []
-    for participant in ordered:
-        view = types.Participant(user_id=participant.user_id, role=participant.role)
-        view.joined_at.FromDatetime(participant.joined_at)
-        views.append(view)
-    return views
+    return [_participant(p) for p in ordered]
+
+
+def participant_view(state: Space, user_id: str) -> types.Participant | None:
+    """The user as a participant, or None when they are not in the Space now."""
+    participant = state.participants.get(user_id)
+    return None if participant is None else _participant(participant)
+
+
+def _participant(participant: Participant) -> types.Participant:
+    view = types.Participant(user_id=participant.user_id, role=participant.role)
+    view.joined_at.FromDatetime(participant.joined_at)
+    return view
 
 
 def participant_key(participant: types.Participant) -> tuple[int, int, str]:

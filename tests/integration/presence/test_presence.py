@@ -6,6 +6,7 @@ import asyncio
 
 import grpc
 import pytest
+from google.protobuf.field_mask_pb2 import FieldMask
 
 from libs.config.settings import PodiumSettings
 from libs.events.envelope import decode
@@ -278,7 +279,7 @@ async def test_bad_reports_are_rejected(presence):
 
 async def test_watch_space_sends_the_snapshot_then_the_changes_in_order(presence, room, moderation):
     host = RoomClient(room.channel, "watch-host")
-    space_id = (await host.CreateSpace(title="watched")).space.space_id
+    space_id = (await host.CreateSpace(title="watched", recording_enabled=True)).space.space_id
     await host.StartSpace(space_id=space_id)
     await _until(lambda: _board_has(presence, space_id, "watch-host"))
     watcher = PresenceGateway(presence.channel, "gateway-service")
@@ -291,6 +292,9 @@ async def test_watch_space_sends_the_snapshot_then_the_changes_in_order(presence
     first = await next_update()
     assert first.WhichOneof("update") == "snapshot"
     assert [(m.user_id, m.role) for m in first.snapshot.members] == [("watch-host", rt.ROLE_HOST)]
+    space = first.snapshot.space
+    assert (space.space_id, space.title, space.host_user_id) == (space_id, "watched", "watch-host")
+    assert space.state == rt.SPACE_STATE_LIVE and space.recording and space.HasField("started_at")
 
     ann = RoomClient(room.channel, "watch-ann")
     seen = []
@@ -321,7 +325,32 @@ async def test_watch_space_sends_the_snapshot_then_the_changes_in_order(presence
     await read_until(lambda change: change[3])  # muted (moderation's topic, not the room's)
     await ann.LeaveSpace(space_id=space_id)
     await read_until(lambda change: change[0] == left)
+
+    # The Space's own changes, then the host leaving as it ends.
+    await host.UpdateSpace(space_id=space_id, update_mask=FieldMask(paths=["title"]), title="renamed")
+    await host.UpdateSpace(
+        space_id=space_id, update_mask=FieldMask(paths=["recording_enabled"]), recording_enabled=False
+    )
+    await host.EndSpace(space_id=space_id)
+    told = []
+    while not told or told[-1] != ("member", left, "watch-host"):
+        update = await next_update()
+        if update.WhichOneof("update") == "space_change":
+            change = update.space_change
+            kind = pt.SpaceChangeKind.Name(change.kind).removeprefix("SPACE_CHANGE_KIND_")
+            details = change.space
+            told.append((kind, list(change.changed_fields), details.title, details.state, details.recording))
+        else:
+            told.append(("member", update.change.kind, update.change.member.user_id))
     stream.cancel()
+    live, ended = rt.SPACE_STATE_LIVE, rt.SPACE_STATE_ENDED
+    assert told == [
+        ("UPDATED", ["title"], "renamed", live, True),
+        ("UPDATED", ["recording_enabled"], "renamed", live, False),
+        ("RECORDING_STOPPED", [], "renamed", live, False),
+        ("ENDED", [], "renamed", ended, False),
+        ("member", left, "watch-host"),
+    ]
     assert seen[0] == (joined, listener, False, False)
     hand, promoted, muted = (
         (updated, listener, True, False),

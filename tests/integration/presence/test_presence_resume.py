@@ -152,7 +152,10 @@ async def test_a_restarted_presence_resumes_its_board_and_forgets_ended_spaces_i
 
         # Changes after the restart reach a watcher.
         stream = gateway.stub.WatchSpace(ps.WatchSpaceRequest(space_id=talk), metadata=gateway._md())
-        assert (await asyncio.wait_for(stream.read(), 15)).WhichOneof("update") == "snapshot"
+        first = await asyncio.wait_for(stream.read(), 15)
+        assert first.WhichOneof("update") == "snapshot"
+        # The Space's own details came back with the board, from its rows.
+        assert (first.snapshot.space.title, first.snapshot.space.state) == ("live", rt.SPACE_STATE_LIVE)
         await ann.LeaveSpace(space_id=talk)
         change = (await asyncio.wait_for(stream.read(), 15)).change
         assert (change.kind, change.member.user_id) == (LEFT, "pr-ann")
@@ -177,10 +180,10 @@ async def test_a_restarted_presence_resumes_its_board_and_forgets_ended_spaces_i
         with pytest.raises(grpc.aio.AioRpcError) as unknown:
             await gateway.GetSpacePresence(space_id="no-such-space")
         assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
-        state = await conn.fetchval("SELECT state FROM presence.space_boards_v1 WHERE space_id = $1", talk)
+        state = await conn.fetchval("SELECT state FROM presence.space_boards_v2 WHERE space_id = $1", talk)
         assert state == rt.SPACE_STATE_ENDED
         members = await conn.fetchval(
-            "SELECT count(*) FROM presence.space_board_members_v1 WHERE space_id = $1", talk
+            "SELECT count(*) FROM presence.space_board_members_v2 WHERE space_id = $1", talk
         )
         assert members == 0  # an ended Space keeps its row, not its entries
     finally:

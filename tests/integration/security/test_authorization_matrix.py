@@ -123,6 +123,7 @@ MATRIX: dict[str, tuple[Cell, ...]] = {
     "room.JoinSpace":             (OK,       OK,       OK,       OK,       OK,       OK,       USER_TOKEN),
     "room.LeaveSpace":            (OK,       OK,       OK,       OK,       OK,       OK,       USER_TOKEN),
     "room.ListParticipants":      (OK,       OK,       OK,       OK,       OK,       OK,       USER_TOKEN),
+    "room.GetParticipant":        (OK,       OK,       OK,       OK,       OK,       OK,       USER_TOKEN),
     "room.InviteUsers":           (OK,       OK,   NOT_MANAGER, NOT_MANAGER, NOT_MANAGER, NOT_MANAGER, USER_TOKEN),
     "room.CreateInviteLink":      (OK,       OK,   NOT_MANAGER, NOT_MANAGER, NOT_MANAGER, NOT_MANAGER, USER_TOKEN),
     "room.AddCoHost":             (OK,       NOT_HOST, NOT_HOST, NOT_HOST, NOT_HOST, NOT_HOST, USER_TOKEN),
@@ -351,6 +352,7 @@ REQUESTS: dict[str, tuple[Scenario, Request]] = {
     "room.JoinSpace": (live, lambda s, c: rpb.JoinSpaceRequest(space_id=s.space_id)),
     "room.LeaveSpace": (live, lambda s, c: rpb.LeaveSpaceRequest(space_id=s.space_id)),
     "room.ListParticipants": (live, lambda s, c: rpb.ListParticipantsRequest(space_id=s.space_id)),
+    "room.GetParticipant": (live, lambda s, c: rpb.GetParticipantRequest(space_id=s.space_id, user_id=s.user(LISTENER))),
     "room.InviteUsers": (live, lambda s, c: rpb.InviteUsersRequest(
         space_id=s.space_id, user_ids=[s.user("invitee")])),
     "room.CreateInviteLink": (live, lambda s, c: rpb.CreateInviteLinkRequest(space_id=s.space_id)),

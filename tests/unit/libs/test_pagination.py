@@ -3,7 +3,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from libs.domain.errors import InvalidArgument
-from libs.grpckit.pagination import MAX_PAGE_SIZE, from_micros, micros, paginate, parse_page
+from libs.grpckit.pagination import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    from_micros,
+    micros,
+    paginate,
+    parse_page,
+)
 
 
 def _key(item: int) -> tuple[int]:
@@ -93,3 +100,19 @@ def test_a_token_whose_key_has_another_shape_is_rejected():
 def test_times_become_exact_integer_keys():
     at = from_micros(1_764_763_200_123_456)
     assert micros(at) == 1_764_763_200_123_456 and micros(None) == 0
+
+
+def test_every_page_size_field_says_the_sizes_the_code_uses():
+    from libs.contracts.catalogue import descriptor_set
+
+    said = {}
+    for file in descriptor_set().file:
+        comments = {tuple(loc.path): loc.leading_comments for loc in file.source_code_info.location}
+        for m, message in enumerate(file.message_type):
+            for f, field in enumerate(message.field):
+                if field.name == "page_size":
+                    said[message.name] = comments.get((4, m, 2, f), "")
+    assert len(said) >= 8, said
+    for message, comment in said.items():
+        assert f"At most {MAX_PAGE_SIZE} " in comment, (message, comment)
+        assert f"0 means {DEFAULT_PAGE_SIZE};" in comment, (message, comment)

@@ -215,7 +215,7 @@ class ListSpacesRequest(_message.Message):
     host_user_id: _builtins.str
     """Only Spaces hosted by this user."""
     page_size: _builtins.int
-    """1 to 100; defaults to 20."""
+    """At most 1000 (a larger value is lowered to 1000); 0 means 50; a negative value is refused."""
     page_token: _builtins.str
     @_builtins.property
     def states(self) -> _containers.RepeatedScalarFieldContainer[_room_types_pb2.SpaceState.ValueType]:
@@ -486,7 +486,7 @@ class ListParticipantsRequest(_message.Message):
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     space_id: _builtins.str
     page_size: _builtins.int
-    """1 to 1000; defaults to 100."""
+    """At most 1000 (a larger value is lowered to 1000); 0 means 50; a negative value is refused."""
     page_token: _builtins.str
     def __init__(
         self,
@@ -528,6 +528,48 @@ class ListParticipantsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListParticipantsResponse: _TypeAlias = ListParticipantsResponse  # noqa: Y015
+
+@_typing.final
+class GetParticipantRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SPACE_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    space_id: _builtins.str
+    user_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        space_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["space_id", b"space_id", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetParticipantRequest: _TypeAlias = GetParticipantRequest  # noqa: Y015
+
+@_typing.final
+class GetParticipantResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PARTICIPANT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def participant(self) -> _room_types_pb2.Participant: ...
+    def __init__(
+        self,
+        *,
+        participant: _room_types_pb2.Participant | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["participant", b"participant"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["participant", b"participant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetParticipantResponse: _TypeAlias = GetParticipantResponse  # noqa: Y015
 
 @_typing.final
 class InviteUsersRequest(_message.Message):
@@ -950,7 +992,7 @@ class ListSpeakRequestsRequest(_message.Message):
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     space_id: _builtins.str
     page_size: _builtins.int
-    """1 to 100; defaults to 50."""
+    """At most 1000 (a larger value is lowered to 1000); 0 means 50; a negative value is refused."""
     page_token: _builtins.str
     def __init__(
         self,
@@ -1143,7 +1185,7 @@ class SearchSpacesRequest(_message.Message):
     """Only Spaces in this language (its primary subtag matches too: "pt" finds "pt-BR")."""
     order_by: _room_types_pb2.SpaceOrder.ValueType
     page_size: _builtins.int
-    """1 to 1000; defaults to 50."""
+    """At most 1000 (a larger value is lowered to 1000); 0 means 50; a negative value is refused."""
     page_token: _builtins.str
     @_builtins.property
     def states(self) -> _containers.RepeatedScalarFieldContainer[_room_types_pb2.SpaceState.ValueType]:

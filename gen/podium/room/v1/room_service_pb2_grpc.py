@@ -89,6 +89,11 @@ class RoomServiceStub:
                 request_serializer=podium_dot_room_dot_v1_dot_room__service__pb2.ListParticipantsRequest.SerializeToString,
                 response_deserializer=podium_dot_room_dot_v1_dot_room__service__pb2.ListParticipantsResponse.FromString,
                 _registered_method=True)
+        self.GetParticipant = channel.unary_unary(
+                '/podium.room.v1.RoomService/GetParticipant',
+                request_serializer=podium_dot_room_dot_v1_dot_room__service__pb2.GetParticipantRequest.SerializeToString,
+                response_deserializer=podium_dot_room_dot_v1_dot_room__service__pb2.GetParticipantResponse.FromString,
+                _registered_method=True)
         self.InviteUsers = channel.unary_unary(
                 '/podium.room.v1.RoomService/InviteUsers',
                 request_serializer=podium_dot_room_dot_v1_dot_room__service__pb2.InviteUsersRequest.SerializeToString,
@@ -249,6 +254,14 @@ class RoomServiceServicer:
 
     def ListParticipants(self, request, context):
         """Lists who is in a Space: host, co-hosts, speakers, then listeners.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetParticipant(self, request, context):
+        """One participant of a Space: their role and when they joined. NOT_FOUND when the Space does not
+        exist (reason SPACE_NOT_FOUND) or the user is not in it now (PARTICIPANT_NOT_FOUND).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -428,6 +441,11 @@ def add_RoomServiceServicer_to_server(servicer, server):
                     servicer.ListParticipants,
                     request_deserializer=podium_dot_room_dot_v1_dot_room__service__pb2.ListParticipantsRequest.FromString,
                     response_serializer=podium_dot_room_dot_v1_dot_room__service__pb2.ListParticipantsResponse.SerializeToString,
+            ),
+            'GetParticipant': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetParticipant,
+                    request_deserializer=podium_dot_room_dot_v1_dot_room__service__pb2.GetParticipantRequest.FromString,
+                    response_serializer=podium_dot_room_dot_v1_dot_room__service__pb2.GetParticipantResponse.SerializeToString,
             ),
             'InviteUsers': grpc.unary_unary_rpc_method_handler(
                     servicer.InviteUsers,
@@ -790,6 +808,33 @@ class RoomService:
             '/podium.room.v1.RoomService/ListParticipants',
             podium_dot_room_dot_v1_dot_room__service__pb2.ListParticipantsRequest.SerializeToString,
             podium_dot_room_dot_v1_dot_room__service__pb2.ListParticipantsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetParticipant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/podium.room.v1.RoomService/GetParticipant',
+            podium_dot_room_dot_v1_dot_room__service__pb2.GetParticipantRequest.SerializeToString,
+            podium_dot_room_dot_v1_dot_room__service__pb2.GetParticipantResponse.FromString,
             options,
             channel_credentials,
             insecure,

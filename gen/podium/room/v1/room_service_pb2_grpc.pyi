@@ -58,6 +58,10 @@ class RoomServiceStub:
     """Leaves a Space."""
     ListParticipants: _grpc.UnaryUnaryMultiCallable[_room_service_pb2.ListParticipantsRequest, _room_service_pb2.ListParticipantsResponse]
     """Lists who is in a Space: host, co-hosts, speakers, then listeners."""
+    GetParticipant: _grpc.UnaryUnaryMultiCallable[_room_service_pb2.GetParticipantRequest, _room_service_pb2.GetParticipantResponse]
+    """One participant of a Space: their role and when they joined. NOT_FOUND when the Space does not
+    exist (reason SPACE_NOT_FOUND) or the user is not in it now (PARTICIPANT_NOT_FOUND).
+    """
     InviteUsers: _grpc.UnaryUnaryMultiCallable[_room_service_pb2.InviteUsersRequest, _room_service_pb2.InviteUsersResponse]
     """Invites users to a Space. Host or co-host."""
     CreateInviteLink: _grpc.UnaryUnaryMultiCallable[_room_service_pb2.CreateInviteLinkRequest, _room_service_pb2.CreateInviteLinkResponse]
@@ -129,6 +133,10 @@ class RoomServiceAsyncStub(RoomServiceStub):
     """Leaves a Space."""
     ListParticipants: _aio.UnaryUnaryMultiCallable[_room_service_pb2.ListParticipantsRequest, _room_service_pb2.ListParticipantsResponse]  # type: ignore[assignment]
     """Lists who is in a Space: host, co-hosts, speakers, then listeners."""
+    GetParticipant: _aio.UnaryUnaryMultiCallable[_room_service_pb2.GetParticipantRequest, _room_service_pb2.GetParticipantResponse]  # type: ignore[assignment]
+    """One participant of a Space: their role and when they joined. NOT_FOUND when the Space does not
+    exist (reason SPACE_NOT_FOUND) or the user is not in it now (PARTICIPANT_NOT_FOUND).
+    """
     InviteUsers: _aio.UnaryUnaryMultiCallable[_room_service_pb2.InviteUsersRequest, _room_service_pb2.InviteUsersResponse]  # type: ignore[assignment]
     """Invites users to a Space. Host or co-host."""
     CreateInviteLink: _aio.UnaryUnaryMultiCallable[_room_service_pb2.CreateInviteLinkRequest, _room_service_pb2.CreateInviteLinkResponse]  # type: ignore[assignment]
@@ -257,6 +265,16 @@ class RoomServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_room_service_pb2.ListParticipantsResponse, _abc.Awaitable[_room_service_pb2.ListParticipantsResponse]]:
         """Lists who is in a Space: host, co-hosts, speakers, then listeners."""
+
+    @_abc_1.abstractmethod
+    def GetParticipant(
+        self,
+        request: _room_service_pb2.GetParticipantRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_room_service_pb2.GetParticipantResponse, _abc.Awaitable[_room_service_pb2.GetParticipantResponse]]:
+        """One participant of a Space: their role and when they joined. NOT_FOUND when the Space does not
+        exist (reason SPACE_NOT_FOUND) or the user is not in it now (PARTICIPANT_NOT_FOUND).
+        """
 
     @_abc_1.abstractmethod
     def InviteUsers(
