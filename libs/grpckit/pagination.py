@@ -65,3 +65,42 @@ def next_page_token(page: Page, returned: int, *, more: bool) -> str:
         return ""
     raw = json.dumps({"o": page.offset + returned, "q": page.query_digest}).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+# Keyset pages: the token names the last item returned, not a position, so a list that changes
+# between pages never repeats an item nor skips one that was there all along.
+
+
+@dataclass(frozen=True)
+class KeysetPage:
+    after: str  # the key of the last item of the previous page ('' for the first page)
+    size: int
+    query_digest: str
+
+
+def parse_keyset_page(page_size: int, page_token: str, query: object = "") -> KeysetPage:
+    """As `parse_page`, for a list ordered by a unique key: the page starts after `after`."""
+    page = parse_page(page_size, "", query)
+    if not page_token:
+        return KeysetPage("", page.size, page.query_digest)
+    try:
+        data = json.loads(base64.urlsafe_b64decode(page_token.encode() + b"=="))
+        after, token_digest = str(data["k"]), str(data["q"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise InvalidArgument(
+            "page_token is not a token this API issued", [FieldViolation("page_token", "malformed")]
+        ) from e
+    if token_digest != page.query_digest:
+        raise InvalidArgument(
+            "page_token belongs to a query with different filters; restart without a page_token",
+            [FieldViolation("page_token", "does not match the request's filters")],
+        )
+    return KeysetPage(after, page.size, page.query_digest)
+
+
+def next_keyset_token(page: KeysetPage, last_key: object, *, more: bool) -> str:
+    """The token for the page after the one whose last item has `last_key` ('' when no more)."""
+    if not more:
+        return ""
+    raw = json.dumps({"k": str(last_key), "q": page.query_digest}).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
