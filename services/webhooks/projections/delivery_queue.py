@@ -17,15 +17,17 @@ the batch's log position, it:
 
 The position and the rows commit together, and `(webhook, event)` is unique,
 so every event is enqueued exactly once per webhook, across restarts, replays
-of the log and rebuilds. Rows are inserted in the order the batch gives (each
-Space's events in log order per topic), which is the order of delivery. A
+of the log and rebuilds. Rows are inserted in the order of delivery: each
+stream (a Space's room events, its moderation events, its replay events) in
+log order, and the streams of one batch interleaved by the time their events
+occurred (across batches, in the order read). A
 rebuild empties the Space hosts only: deliveries are what was promised to
 receivers, not part of the view.
 """
 
 from __future__ import annotations
 
-import logging
+import heapq
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -39,8 +41,6 @@ from podium.room.v1 import room_events_pb2 as room
 from services.webhooks.domain.event_types import name
 from services.webhooks.domain.payloads import webhook_body
 from services.webhooks.infrastructure.tables import wake_channel
-
-log = logging.getLogger(__name__)
 
 
 class DeliveryQueue:
@@ -64,7 +64,7 @@ class DeliveryQueue:
 
     async def apply(self, conn: asyncpg.Connection, events: Sequence[ConsumedEvent]) -> None:
         hosts: dict[str, str] = {}
-        rows = []
+        streams: dict[tuple[str, str], list[tuple]] = {}
         for e in events:
             if isinstance(e.payload, room.SpaceCreated):
                 hosts[e.envelope.space_id] = e.payload.host_user_id
@@ -72,7 +72,7 @@ class DeliveryQueue:
                 continue
             body = webhook_body(e.envelope, e.payload)
             if body is not None:
-                rows.append(
+                streams.setdefault((e.envelope.producer, e.envelope.stream_id), []).append(
                     (
                         e.envelope.event_id,
                         e.envelope.space_id,
@@ -81,6 +81,9 @@ class DeliveryQueue:
                         body.json,
                     )
                 )
+        # The batch holds several topics' partitions one after the other; a Space's room, moderation
+        # and replay events are interleaved by time, each stream keeping its own order exactly.
+        rows = list(heapq.merge(*streams.values(), key=lambda row: row[3]))
         if hosts:
             await conn.execute(
                 f"INSERT INTO {self.s}.space_hosts_v1 (space_id, host_user_id) "
