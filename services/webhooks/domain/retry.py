@@ -23,8 +23,10 @@ class RetryPolicy:
 
     def backoff(self, attempts: int) -> timedelta:
         """The full backoff after the `attempts`-th failure, before jitter."""
-        exponent = min(attempts - 1, 62)  # 2**62 base units already exceeds any cap
-        return min(self.cap, self.base * (2**exponent))
+        # In float seconds: a timedelta of base * 2**n overflows long before n reaches an attempt
+        # limit someone might set.
+        doubled = self.base.total_seconds() * 2.0 ** min(attempts - 1, 1000)
+        return timedelta(seconds=min(self.cap.total_seconds(), doubled))
 
 
 def next_attempt(attempts: int, policy: RetryPolicy, now: datetime, jitter: float) -> datetime | None:

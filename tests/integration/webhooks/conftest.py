@@ -1,11 +1,9 @@
-"""The webhooks service under test, a real HTTP receiver, and the verifier docs/webhooks.md gives."""
+"""The webhooks service under test, and a real HTTP receiver."""
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 from aiohttp import web
@@ -20,7 +18,6 @@ FAST_RETRIES = {
     "PODIUM_WEBHOOKS_MAX_ATTEMPTS": "4",
     "PODIUM_WEBHOOKS_POLL_SECONDS": "0.1",
 }
-DOC = Path(__file__).resolve().parents[3] / "docs" / "webhooks.md"
 
 
 class WebhookClient(ServiceClient):
@@ -31,18 +28,6 @@ class WebhookClient(ServiceClient):
 @pytest.fixture(scope="session")
 async def webhooks(service_factory, room, moderation):
     return await service_factory("webhooks", env=FAST_RETRIES)
-
-
-def documented_verifier():
-    """The `verify` function of docs/webhooks.md, run from the page itself."""
-    text = DOC.read_text()
-    block = re.search(
-        r"<!-- verifier:begin[^>]*-->\s*```python\n(.*?)```\s*<!-- verifier:end -->", text, re.S
-    )
-    assert block, "docs/webhooks.md has lost its verifier block"
-    namespace: dict = {}
-    exec(compile(block.group(1), str(DOC), "exec"), namespace)
-    return namespace["verify"]
 
 
 @dataclass

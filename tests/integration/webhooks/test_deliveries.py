@@ -30,8 +30,9 @@ from libs.events.envelope import EventEnvelope, unwrap
 from podium.webhooks.v1 import webhook_types_pb2 as wt
 from services.webhooks.domain.event_types import name, webhook_type
 from tests.integration.clients import ModerationClient, RoomClient, error_reason
-from tests.integration.webhooks.conftest import WebhookClient, documented_verifier
+from tests.integration.webhooks.conftest import WebhookClient
 from tests.support.auth import gateway_token
+from tests.support.webhook_verifier import documented_verifier
 
 pytestmark = pytest.mark.integration
 
