@@ -84,12 +84,11 @@ class WebhookApi(webhook_service_pb2_grpc.WebhookServiceServicer):
                 f"state {request.state} is not a DeliveryState", [FieldViolation("state", "a DeliveryState")]
             )
         page = parse_keyset_page(request.page_size, request.page_token, [webhook_id, request.state])
-        try:
-            after = int(page.after or 0)
-        except ValueError as e:
+        after = int(page.after) if page.after.isdigit() else -1 if page.after else 0
+        if not 0 <= after < 2**63:
             raise InvalidArgument(
                 "page_token is not a token this API issued", [FieldViolation("page_token", "malformed")]
-            ) from e
+            )
         found = await self.registry.deliveries_of(
             _owner(caller), webhook_id, _STATES[request.state], after, page.size + 1
         )
