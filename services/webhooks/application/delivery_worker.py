@@ -100,8 +100,8 @@ class DeliveryWorker:
         while True:
             try:
                 await self._listen()
+                self._wake.clear()  # before looking: a wake while it looks is not lost
                 if not await self._take():
-                    self._wake.clear()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
             except asyncio.CancelledError:

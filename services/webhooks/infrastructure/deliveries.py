@@ -45,7 +45,7 @@ class Attempted:
 
     delivery_id: int
     state: str
-    attempted_at: datetime
+    attempted_at: datetime | None
     status: int
     error: str
     next_attempt_at: datetime | None = None
@@ -117,38 +117,34 @@ class Deliveries:
 
     async def record(self, attempted: Sequence[Attempted], released: Sequence[int] = ()) -> None:
         """Writes each attempt's outcome and lets go of the attempted and the `released` (held,
-        not attempted), in one transaction: a queue's next head is free only once its previous
-        one is recorded."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            if attempted:
-                await conn.execute(
-                    f"""
-                    UPDATE {self.s}.deliveries d SET
-                        state = a.state,
-                        attempts = d.attempts + 1,
-                        last_attempt_at = a.at,
-                        last_status = a.status,
-                        last_error = a.error,
-                        next_attempt_at = coalesce(a.next_at, d.next_attempt_at),
-                        delivered_at = CASE WHEN a.state = 'delivered' THEN a.at END,
-                        finished_at = CASE WHEN a.state <> 'pending' THEN a.at END,
-                        held_until = NULL
-                    FROM unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::int[], $5::text[],
-                                $6::timestamptz[]) AS a(id, state, at, status, error, next_at)
-                    WHERE d.delivery_id = a.id AND d.state = 'pending'
-                    """,
-                    [a.delivery_id for a in attempted],
-                    [a.state for a in attempted],
-                    [a.attempted_at for a in attempted],
-                    [a.status for a in attempted],
-                    [a.error[:500] for a in attempted],
-                    [a.next_attempt_at for a in attempted],
-                )
-            if released:
-                await conn.execute(
-                    f"UPDATE {self.s}.deliveries SET held_until = NULL WHERE delivery_id = ANY($1::bigint[])",
-                    list(released),
-                )
+        not attempted), in one statement: a queue's next head is free only once its previous one
+        is recorded."""
+        if not attempted and not released:
+            return
+        rows = [*attempted, *(Attempted(i, "", None, 0, "") for i in released)]  # type: ignore[arg-type]
+        await self.pool.execute(
+            f"""
+            UPDATE {self.s}.deliveries d SET
+                state = CASE WHEN a.state = '' THEN d.state ELSE a.state END,
+                attempts = d.attempts + CASE WHEN a.state = '' THEN 0 ELSE 1 END,
+                last_attempt_at = coalesce(a.at, d.last_attempt_at),
+                last_status = CASE WHEN a.state = '' THEN d.last_status ELSE a.status END,
+                last_error = CASE WHEN a.state = '' THEN d.last_error ELSE a.error END,
+                next_attempt_at = coalesce(a.next_at, d.next_attempt_at),
+                delivered_at = CASE WHEN a.state = 'delivered' THEN a.at ELSE d.delivered_at END,
+                finished_at = CASE WHEN a.state IN ('delivered', 'dead') THEN a.at ELSE d.finished_at END,
+                held_until = NULL
+            FROM unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::int[], $5::text[], $6::timestamptz[])
+                 AS a(id, state, at, status, error, next_at)
+            WHERE d.delivery_id = a.id AND d.state = 'pending'
+            """,
+            [a.delivery_id for a in rows],
+            [a.state for a in rows],
+            [a.attempted_at for a in rows],
+            [a.status for a in rows],
+            [a.error[:500] for a in rows],
+            [a.next_attempt_at for a in rows],
+        )
 
     async def listed(self, webhook_id: str, state: str, after: int, limit: int) -> list[DeliveryRecord]:
         """The webhook's deliveries after `after` (0: from the first), in `state` ('' any), in order."""

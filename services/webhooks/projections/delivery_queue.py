@@ -99,23 +99,27 @@ class DeliveryQueue:
             WEBHOOK_EVENTS_TOO_OLD.inc(len(rows) - len(recent))
         if not recent:
             return
-        status = await conn.execute(
+        await conn.execute(
             f"""
-            INSERT INTO {self.s}.deliveries (webhook_id, event_id, space_id, event_type, occurred_at, body)
-            SELECT w.webhook_id, e.event_id, e.space_id, e.event_type, e.at, e.body
-            FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[])
-                 WITH ORDINALITY AS e(event_id, space_id, event_type, at, body, n)
-            LEFT JOIN {self.s}.space_hosts_v1 h ON h.space_id = e.space_id
-            JOIN {self.s}.webhooks w
-              ON w.deleted_at IS NULL
-             AND e.event_type = ANY(w.event_types)
-             AND w.created_at <= e.at
-             AND (cardinality(w.space_ids) = 0 OR e.space_id = ANY(w.space_ids))
-             AND (w.owner_is_gateway OR w.owner_id = h.host_user_id)
-            ORDER BY e.n, w.webhook_id
-            ON CONFLICT (webhook_id, event_id) DO NOTHING
+            WITH enqueued AS (
+                INSERT INTO {self.s}.deliveries (webhook_id, event_id, space_id, event_type, occurred_at, body)
+                SELECT w.webhook_id, e.event_id, e.space_id, e.event_type, e.at, e.body
+                FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[])
+                     WITH ORDINALITY AS e(event_id, space_id, event_type, at, body, n)
+                LEFT JOIN {self.s}.space_hosts_v1 h ON h.space_id = e.space_id
+                JOIN {self.s}.webhooks w
+                  ON w.deleted_at IS NULL
+                 AND e.event_type = ANY(w.event_types)
+                 AND w.created_at <= e.at
+                 AND (cardinality(w.space_ids) = 0 OR e.space_id = ANY(w.space_ids))
+                 AND (w.owner_is_gateway OR w.owner_id = h.host_user_id)
+                ORDER BY e.n, w.webhook_id
+                ON CONFLICT (webhook_id, event_id) DO NOTHING
+                RETURNING 1
+            )
+            -- Wakes the delivery workers, at commit (PostgreSQL delivers a NOTIFY then).
+            SELECT pg_notify($6, '') WHERE EXISTS (SELECT 1 FROM enqueued)
             """,
             *(list(column) for column in zip(*recent, strict=True)),
+            self.channel,
         )
-        if int(status.split()[-1]):
-            await conn.execute("SELECT pg_notify($1, '')", self.channel)  # delivered at commit

@@ -30,12 +30,14 @@ from libs.events.envelope import EventEnvelope, unwrap
 from podium.webhooks.v1 import webhook_types_pb2 as wt
 from services.webhooks.domain.event_types import name, webhook_type
 from tests.integration.clients import ModerationClient, RoomClient, error_reason
+from tests.integration.conftest import eventually
 from tests.integration.webhooks.conftest import WebhookClient
 from tests.support.auth import gateway_token
 from tests.support.webhook_verifier import documented_verifier
 
 pytestmark = pytest.mark.integration
 
+VIEW_BEHIND = (grpc.StatusCode.UNAVAILABLE,)  # moderation's view not there yet, on a loaded machine
 ROOM_TYPES = {"space.scheduled", "space.started", "space.ended", "participant.joined", "participant.left",
               "participant.role_changed"}  # fmt: skip
 
@@ -70,9 +72,16 @@ async def _run_a_space(room, moderation, host: str, guests: list[str], *, schedu
         await RoomClient(room.channel, guest).JoinSpace(space_id=space_id)
     promoted = await host_room.InviteToSpeak(space_id=space_id, user_id=guests[0])
     host_mod = ModerationClient(moderation.channel, host)
-    await host_mod.MuteParticipant(space_id=space_id, user_id=guests[0], room_version=promoted.space.version)
-    await host_mod.RemoveParticipant(
-        space_id=space_id, user_id=guests[1], reason="off topic", room_version=promoted.space.version
+    version = promoted.space.version  # moderation decides once its view has seen the promotion
+    await eventually(
+        lambda: host_mod.MuteParticipant(space_id=space_id, user_id=guests[0], room_version=version),
+        retry_on=VIEW_BEHIND,
+    )
+    await eventually(
+        lambda: host_mod.RemoveParticipant(
+            space_id=space_id, user_id=guests[1], reason="off topic", room_version=version
+        ),
+        retry_on=VIEW_BEHIND,
     )
     async with asyncio.timeout(15):  # the room takes the removed user out, then the Space ends
         while guests[1] in [
