@@ -9,10 +9,11 @@ each attempt gave.
 Every replica runs one; holds in PostgreSQL keep two from sending the same
 run. It wakes when the delivery-queue view commits new deliveries (NOTIFY),
 when one of its runs ends, when a retry puts deliveries back, and otherwise
-every `poll_seconds` (for backoffs coming due). A hold lasts as long as a run
-may take; a worker that dies mid-run leaves its run to be sent again once the
-hold expires, so a receiver may get an event twice: it deduplicates by the
-event id (`Idempotency-Key`).
+every `poll_seconds` (for backoffs coming due). A hold lasts a few attempts'
+worth (a run that would outlast it stops and lets the rest go); a worker that
+dies mid-run leaves its run to be sent again once the hold expires, so a
+receiver may get an event twice: it deduplicates by the event id
+(`Idempotency-Key`).
 """
 
 from __future__ import annotations
@@ -136,8 +137,7 @@ class DeliveryWorker:
         )
         if not planned:
             return False
-        hold_seconds = (self.request_timeout + 5) * self.max_run
-        held = await self.deliveries.hold([i for run in planned for i in run], hold_seconds)
+        held = await self.deliveries.hold([i for run in planned for i in run], self.hold_seconds)
         stray: list[int] = []
         for run in planned:
             taken = _leading(run, held)
@@ -154,10 +154,19 @@ class DeliveryWorker:
         self._runs.discard(task)
         self._wake.set()
 
+    @property
+    def hold_seconds(self) -> float:
+        """How long a run is held: a few attempts' worth, so a dead worker's run is sent again
+        soon. A run ends early rather than attempt a delivery its hold might not outlast."""
+        return max(30.0, 3 * (self.request_timeout + 5))
+
     async def _send_run(self, run: list[QueuedDelivery]) -> None:
         attempted: list[Attempted] = []
+        last_start = time.monotonic() + self.hold_seconds - (self.request_timeout + 5)
         try:
             for delivery in run:
+                if time.monotonic() > last_start:
+                    break  # the rest go back, untried, to be taken again with a fresh hold
                 outcome = await self._attempt(delivery)
                 attempted.append(outcome)
                 if outcome.state != DELIVERED:
