@@ -85,5 +85,5 @@ class HttpSender:
                 return SendResult(response.status, f"HTTP {response.status}: {text}".strip().rstrip(":"))
         except TimeoutError:
             return SendResult(0, f"no answer within {self.timeout.total:g} s")
-        except (aiohttp.ClientError, OSError) as e:
+        except Exception as e:  # a refused connection, TLS, a URL aiohttp rejects: a failed attempt
             return SendResult(0, f"{type(e).__name__}: {e}"[:ERROR_TEXT])
