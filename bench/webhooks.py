@@ -3,14 +3,15 @@
     python -m bench.webhooks [--rate 500] [--seconds 20] [--spaces 100] [--backlog 10000]
 
 Against the real webhooks service (its own process, on a fresh broker and
-database), with a gateway's webhook for every event type pointing at an aiohttp
-receiver in this process that answers 204 at once:
+database), with a gateway's webhook for every event type pointing at a receiver
+that answers 204 at once:
 
 1. **steady**: room events (joins and leaves over `--spaces` live Spaces) are
    written to `podium.room.events.v1` open loop at `--rate` per second for
    `--seconds`, each stamped `occurred_at` as it is sent, as the room's relay
-   would. Latency is from that stamp to the POST arriving at the receiver:
-   the log, the delivery-queue view's transaction, the worker, HTTP.
+   would. Latency is from that stamp to the POST arriving at the receiver
+   (an aiohttp server in a process of its own): the log, the delivery-queue
+   view's transaction, the worker, HTTP.
 2. **backlog**: `--backlog` events are written at once, then the time until the
    last arrives gives the deliveries per second the service sustains.
 
@@ -23,13 +24,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import subprocess
+import sys
 import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import aiohttp
 import asyncpg
 import grpc
+import uvloop
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
 
@@ -38,6 +43,7 @@ from bench.stack import BenchStack, cpu_seconds, run_header
 from libs.auth.tokens import GATEWAY_ROLE, mint_token
 from libs.config.runtime import run
 from libs.config.settings import DEV_JWT_SECRET
+from libs.devstack.broker import free_port
 from libs.events.envelope import Causation, wrap
 from libs.events.topics import ROOM_EVENTS
 from podium.room.v1 import room_events_pb2 as ev
@@ -48,28 +54,47 @@ from podium.webhooks.v1 import webhook_service_pb2_grpc
 CAUSE = Causation("bench", "bench", "bench")
 
 
-@dataclass
-class Received:
-    """What the receiver saw: per event id, when it arrived and when it occurred."""
+class Receiver:
+    """The endpoint: an aiohttp server in a process of its own (as a gateway's would be), which
+    answers 204 at once and notes, per event, when it arrived and when it occurred."""
 
-    arrived: dict[str, float] = field(default_factory=dict)
-    occurred: dict[str, float] = field(default_factory=dict)
-    order: dict[str, list[str]] = field(default_factory=dict)  # per Space, event ids as they arrived
-    duplicates: int = 0
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    def __init__(self) -> None:
+        self.arrived: dict[str, tuple[str, float, float]] = {}  # id -> (Space, occurred, arrived)
+        self.duplicates = 0
 
-    async def handle(self, request: web.Request) -> web.Response:
+    async def hook(self, request: web.Request) -> web.Response:
         body = await request.read()
         now = time.time()
         event = json.loads(body)
         if event["id"] in self.arrived:
             self.duplicates += 1
         else:
-            self.arrived[event["id"]] = now
-            self.occurred[event["id"]] = datetime.fromisoformat(event["occurred_at"]).timestamp()
-            self.order.setdefault(event["space_id"], []).append(event["id"])
-            self.changed.set()
+            occurred = datetime.fromisoformat(event["occurred_at"]).timestamp()
+            self.arrived[event["id"]] = (event["space_id"], occurred, now)
         return web.Response(status=204)
+
+    async def count(self, _: web.Request) -> web.Response:
+        return web.json_response({"arrived": len(self.arrived)})
+
+    async def dump(self, _: web.Request) -> web.Response:
+        return web.json_response({"arrived": self.arrived, "duplicates": self.duplicates})
+
+    def serve(self, port: int) -> None:
+        app = web.Application()
+        app.router.add_post("/hook", self.hook)
+        app.router.add_get("/count", self.count)
+        app.router.add_get("/dump", self.dump)
+        web.run_app(
+            app, host="127.0.0.1", port=port, access_log=None, print=None, loop=uvloop.new_event_loop()
+        )
+
+
+@dataclass
+class Received:
+    """What the receiver saw, fetched from it: per event id, its Space, when it occurred and arrived."""
+
+    arrived: dict[str, tuple[str, float, float]] = field(default_factory=dict)
+    duplicates: int = 0
 
 
 class Spaces:
@@ -105,27 +130,31 @@ class Spaces:
         return space_id, envelope
 
 
-async def _wait_for(received: Received, ids: set[str], timeout: float) -> bool:
+async def _wait_for(session: aiohttp.ClientSession, base: str, count: int, timeout: float) -> bool:
+    """Until the receiver has `count` distinct events (all sent so far), or `timeout`."""
     deadline = time.monotonic() + timeout
-    while not ids <= received.arrived.keys():
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return False
-        received.changed.clear()
-        try:
-            await asyncio.wait_for(received.changed.wait(), min(left, 0.5))
-        except TimeoutError:
-            pass
-    return True
+    while time.monotonic() < deadline:
+        async with session.get(f"{base}/count") as answer:
+            if (await answer.json())["arrived"] >= count:
+                return True
+        await asyncio.sleep(0.1)
+    return False
+
+
+async def _received(session: aiohttp.ClientSession, base: str) -> Received:
+    async with session.get(f"{base}/dump") as answer:
+        found = await answer.json()
+    return Received({k: tuple(v) for k, v in found["arrived"].items()}, found["duplicates"])
 
 
 def _out_of_order(spaces: Spaces, received: Received) -> int:
     """Events that arrived before an event sent earlier for the same Space."""
     wrong = 0
-    for space_id, arrived in received.order.items():
-        position = {event_id: n for n, event_id in enumerate(spaces.sent[space_id])}
+    for sent in spaces.sent.values():
+        position = {event_id: n for n, event_id in enumerate(sent)}
+        arrived = sorted((received.arrived[i][2], i) for i in sent if i in received.arrived)
         last = -1
-        for event_id in arrived:
+        for _, event_id in arrived:
             if position[event_id] < last:
                 wrong += 1
             last = max(last, position[event_id])
@@ -133,21 +162,17 @@ def _out_of_order(spaces: Spaces, received: Received) -> int:
 
 
 async def main(args) -> dict:
-    received = Received()
-    app = web.Application()
-    app.router.add_post("/hook", received.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    receiver = subprocess.Popen([sys.executable, "-m", "bench.webhooks", "--serve", str(port)])
     try:
-        async with BenchStack() as stack:
+        async with aiohttp.ClientSession() as session, BenchStack() as stack:
+            await _until_listening(session, base)
             service = await stack.start("webhooks")
             channel = grpc.aio.insecure_channel(service.address)
             token = mint_token(DEV_JWT_SECRET, "bench-gateway", roles=[GATEWAY_ROLE])
             await webhook_service_pb2_grpc.WebhookServiceStub(channel).RegisterWebhook(
-                pb.RegisterWebhookRequest(url=f"http://{host}:{port}/hook"),
+                pb.RegisterWebhookRequest(url=f"{base}/hook"),
                 metadata=(("authorization", f"Bearer {token}"),),
             )
             await channel.close()
@@ -156,13 +181,17 @@ async def main(args) -> dict:
             spaces = Spaces(args.spaces)
             pid = service.process.pid
             try:
-                steady = await _steady(producer, spaces, received, args, pid)
+                steady = await _steady(producer, spaces, session, base, args, pid)
                 steady["stages_ms"] = await _stages(stack.database_url, spaces)
-                backlog = await _backlog(producer, spaces, received, args, pid)
+                backlog = await _backlog(producer, spaces, session, base, args, pid)
             finally:
                 await producer.stop()
+            received = await _received(session, base)
     finally:
-        await runner.cleanup()
+        receiver.terminate()
+        receiver.wait(10)
+    steady.update(_latencies(received, steady.pop("ids")))
+    backlog.update(_drain(received, backlog.pop("ids"), backlog.pop("started")))
     return {
         **run_header(),
         "spaces": args.spaces,
@@ -171,6 +200,16 @@ async def main(args) -> dict:
         "duplicates": received.duplicates,
         "out_of_order": _out_of_order(spaces, received),
     }
+
+
+async def _until_listening(session: aiohttp.ClientSession, base: str) -> None:
+    for _ in range(100):
+        try:
+            async with session.get(f"{base}/count"):
+                return
+        except aiohttp.ClientConnectionError:
+            await asyncio.sleep(0.1)
+    raise RuntimeError("the receiver did not start")
 
 
 async def _stages(database_url: str, spaces: Spaces) -> dict:
@@ -199,7 +238,7 @@ async def _send(producer: AIOKafkaProducer, spaces: Spaces) -> tuple[str, asynci
     return envelope.event_id, future
 
 
-async def _steady(producer, spaces: Spaces, received: Received, args, pid: int) -> dict:
+async def _steady(producer, spaces: Spaces, session, base: str, args, pid: int) -> dict:
     loop = asyncio.get_running_loop()
     total = int(args.rate * args.seconds)
     ids, futures = [], []
@@ -214,26 +253,33 @@ async def _steady(producer, spaces: Spaces, received: Received, args, pid: int) 
         futures.append(future)
     await asyncio.gather(*futures)
     offered_for = loop.time() - start
-    complete = await _wait_for(received, set(ids), 60)
-    latencies = [received.arrived[i] - received.occurred[i] for i in ids if i in received.arrived]
-    arrivals = sorted(received.arrived[i] for i in ids if i in received.arrived)
+    complete = await _wait_for(session, base, spaces.n, 120)
     return {
         "rate_offered_per_s": args.rate,
         "seconds": args.seconds,
         "published": total,
         "publish_seconds": round(offered_for, 2),
-        "delivered": len(latencies),
         "all_delivered": complete,
+        "webhooks_cpu_s": round(cpu_seconds(pid) - cpu_before, 2),
+        "ids": ids,
+    }
+
+
+def _latencies(received: Received, ids: list[str]) -> dict:
+    found = [received.arrived[i] for i in ids if i in received.arrived]
+    latencies = [arrived - occurred for _, occurred, arrived in found]
+    arrivals = sorted(arrived for _, _, arrived in found)
+    return {
+        "delivered": len(found),
         "delivered_per_s": round(len(arrivals) / (arrivals[-1] - arrivals[0]), 1) if len(arrivals) > 1 else 0,
         "latency_ms": {
             q: round(percentile(latencies, p) * 1000, 1)
             for q, p in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("max", 1.0))
         },
-        "webhooks_cpu_s": round(cpu_seconds(pid) - cpu_before, 2),
     }
 
 
-async def _backlog(producer, spaces: Spaces, received: Received, args, pid: int) -> dict:
+async def _backlog(producer, spaces: Spaces, session, base: str, args, pid: int) -> dict:
     ids, futures = [], []
     cpu_before = cpu_seconds(pid)
     started = time.time()
@@ -243,17 +289,24 @@ async def _backlog(producer, spaces: Spaces, received: Received, args, pid: int)
         futures.append(future)
     await asyncio.gather(*futures)
     written = time.time()
-    complete = await _wait_for(received, set(ids), 300)
-    last = max((received.arrived[i] for i in ids if i in received.arrived), default=written)
-    delivered = sum(1 for i in ids if i in received.arrived)
+    complete = await _wait_for(session, base, spaces.n, 300)
     return {
         "events": args.backlog,
         "write_seconds": round(written - started, 2),
-        "delivered": delivered,
         "all_delivered": complete,
-        "drain_seconds": round(last - started, 2),
-        "deliveries_per_s": round(delivered / (last - started), 1) if last > started else 0,
         "webhooks_cpu_s": round(cpu_seconds(pid) - cpu_before, 2),
+        "ids": ids,
+        "started": started,
+    }
+
+
+def _drain(received: Received, ids: list[str], started: float) -> dict:
+    arrivals = [received.arrived[i][2] for i in ids if i in received.arrived]
+    last = max(arrivals, default=started)
+    return {
+        "delivered": len(arrivals),
+        "drain_seconds": round(last - started, 2),
+        "deliveries_per_s": round(len(arrivals) / (last - started), 1) if last > started else 0,
     }
 
 
@@ -265,11 +318,16 @@ def parse_args(argv=None):
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--spaces", type=int, default=100)
     parser.add_argument("--backlog", type=int, default=10_000)
+    parser.add_argument("--serve", type=int, metavar="PORT", help=argparse.SUPPRESS)  # the receiver's process
     return parser.parse_args(argv)
 
 
 def cli() -> None:
-    print(json.dumps(run(main(parse_args()), "uvloop"), indent=2))
+    args = parse_args()
+    if args.serve:
+        Receiver().serve(args.serve)
+        return
+    print(json.dumps(run(main(args), "uvloop"), indent=2))
 
 
 if __name__ == "__main__":
