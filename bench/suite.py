@@ -1,11 +1,11 @@
 """Every benchmark, against the real stack, in one run: `python -m bench`.
 
-    python -m bench                      # all eight, full size (several minutes)
+    python -m bench                      # all nine, full size (several minutes)
     python -m bench --quick              # short durations: a smoke test
     python -m bench --only append,rebuild
 
 Benchmarks, in order: fanout, commands, rebuild, restart, append, presence,
-moderation, replay, search. Each starts what it needs (embedded broker, a fresh database on the
+moderation, replay, search, webhooks. Each starts what it needs (embedded broker, a fresh database on the
 local PostgreSQL, service processes) and tears it down. Each result has the
 measured numbers, its targets (a bound or a ratio) and whether each is met,
 the CPU seconds of every process it ran, and the load average around it.
@@ -402,6 +402,39 @@ async def search(quick: bool) -> dict:
     }
 
 
+async def webhooks(quick: bool) -> dict:
+    from bench import webhooks as bench_webhooks
+
+    args = bench_webhooks.parse_args(
+        ["--rate", "100", "--seconds", "3", "--spaces", "20", "--backlog", "1000"] if quick else []
+    )
+    raw = await bench_webhooks.main(args)
+    steady, backlog = raw["steady"], raw["backlog"]
+    lat, stages = steady["latency_ms"], steady["stages_ms"]
+    return {
+        "raw": raw,
+        "summary": f"a gateway's webhook for every event; room events over {args.spaces} Spaces open loop at "
+        f"{args.rate:g}/s for {args.seconds:g} s, then a backlog of {args.backlog:,} at once; an aiohttp "
+        "receiver answering 204",
+        "targets": [
+            target(f"p99 event → POST at {args.rate:g} events/s", lat["p99"], 1000, "<", " ms"),
+            info("p50 event → POST", lat["p50"], " ms",
+                 note=f"event → enqueued p50 {stages['enqueue']['p50']} / p99 {stages['enqueue']['p99']} ms; "
+                 f"enqueued → answered p50 {stages['deliver']['p50']} / p99 {stages['deliver']['p99']} ms"),
+            target("deliveries/s sustained at the offered rate", steady["delivered_per_s"], args.rate, ">=", "/s"),
+            info("deliveries/s draining a backlog", backlog["deliveries_per_s"], "/s",
+                 note=f"{backlog['events']:,} events in {backlog['drain_seconds']} s"),
+            target("events not delivered", steady["published"] - steady["delivered"]
+                   + backlog["events"] - backlog["delivered"], 0, "<="),
+            target("events delivered out of order in their Space", raw["out_of_order"], 0, "<="),
+            info("events delivered twice", raw["duplicates"]),
+            info("webhooks CPU per delivery (steady)",
+                 round(steady["webhooks_cpu_s"] / max(steady["delivered"], 1) * 1000, 2), " ms"),
+        ],
+        "profile_service": "webhooks",
+    }  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Benchmark:
     name: str
@@ -419,6 +452,7 @@ BENCHMARKS = (
     Benchmark("moderation", "Moderation: mute → forwarding stopped", moderation),
     Benchmark("replay", "Replay", replay),
     Benchmark("search", "Discovery: SearchSpaces", search),
+    Benchmark("webhooks", "Webhooks: event → POST", webhooks),
 )
 
 

@@ -129,6 +129,16 @@ SERVICES: tuple[DeployedService, ...] = (
             ),
         ),
     ),
+    # It publishes nothing: the dead-letter topic is for records its view cannot decode.
+    DeployedService(
+        "webhooks",
+        public=True,
+        uses_postgres=True,
+        kafka=KafkaAccess(
+            writes=(t.DEAD_LETTER,),
+            reads=(t.ROOM_EVENTS, t.MODERATION_EVENTS, t.REPLAY_EVENTS, t.DEAD_LETTER),
+        ),
+    ),
     # Health only: no gateway calls it.
     DeployedService(
         "analytics",

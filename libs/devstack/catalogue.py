@@ -37,6 +37,9 @@ SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec(
         "analytics", "services.analytics", "PODIUM_ANALYTICS_PORT", 50056, "podium.analytics.v1.Analytics"
     ),
+    ServiceSpec(
+        "webhooks", "services.webhooks", "PODIUM_WEBHOOKS_PORT", 50057, "podium.webhooks.v1.WebhookService"
+    ),
 )
 
 

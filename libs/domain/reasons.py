@@ -414,6 +414,19 @@ class Reason(enum.Enum):
         "Ask about a moment after the Space's `created_at`.",
     )
 
+    # Webhooks
+
+    WEBHOOK_NOT_FOUND = (
+        Code.NOT_FOUND,
+        "The caller has no webhook with that id (someone else's webhook is reported the same way).",
+        "Check the id against ListWebhooks.",
+    )
+    WEBHOOK_LIMIT_REACHED = (
+        Code.RESOURCE_EXHAUSTED,
+        "The owner already has as many webhooks as a deployment allows (PODIUM_WEBHOOKS_MAX_PER_OWNER).",
+        "Delete a webhook you no longer need, or subscribe one endpoint to more event types.",
+    )
+
     # Load and availability
 
     RATE_LIMITED = (

@@ -145,6 +145,28 @@ class EventStore:
             limit,
         )
 
+    async def remember(self, conn: asyncpg.Connection, record: IdempotencyRecord) -> None:
+        """Stores a response without events, inside the caller's transaction on `conn`, for a
+        change kept outside the event log (say, a table the service owns) that must be made once
+        per `request_id`. Raises DuplicateRequest when a live record holds the key (a concurrent
+        retry won: roll back and answer with its response); an expired one is replaced."""
+        await conn.execute(
+            f"DELETE FROM {self.schema}.idempotency WHERE key = $1 AND NOT {self._live}",
+            record.key,
+            self.idempotency_retention,
+        )
+        try:
+            await conn.execute(
+                f"INSERT INTO {self.schema}.idempotency (key, fingerprint, response, expires) "
+                "VALUES ($1, $2, $3, $4)",
+                record.key,
+                record.fingerprint,
+                record.response,
+                record.expires,
+            )
+        except asyncpg.UniqueViolationError as e:
+            raise DuplicateRequest(e.detail or "") from e
+
     async def _forget_expired(self, keys: Sequence[str]) -> int:
         """Deletes the expired records among `keys`, so that new ones can take their place."""
         status = await self.pool.execute(

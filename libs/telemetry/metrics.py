@@ -13,6 +13,10 @@ The names a platform team alerts on (docs/operations.md lists the alerts):
     podium_media_frames_total{direction}           relay frames: in, out, dropped, refused
     podium_live_spaces                             live Spaces (room)
     podium_space_participants{role}                participants of live Spaces, by role (room)
+    podium_webhook_attempts_total{outcome}         delivery attempts: delivered, failed (retried later),
+                                                   dead_lettered (webhooks)
+    podium_webhook_event_to_post_seconds           from an event to its delivery's first POST (webhooks)
+    podium_webhook_events_too_old_total            events older than the retention when read: not delivered
 """
 
 from __future__ import annotations
@@ -71,6 +75,20 @@ LOG_LOST = Gauge(
 )
 LIVE_SPACES = Gauge("podium_live_spaces", "Spaces that are live now.")
 SPACE_PARTICIPANTS = Gauge("podium_space_participants", "Participants of live Spaces, by role.", ["role"])
+WEBHOOK_ATTEMPTS = Counter(
+    "podium_webhook_attempts",
+    "Webhook delivery attempts by outcome: delivered, failed (to be retried), dead_lettered (no attempts left).",
+    ["outcome"],
+)
+WEBHOOK_EVENT_TO_POST = Histogram(
+    "podium_webhook_event_to_post_seconds",
+    "From an event's occurred_at to the first POST of its webhook delivery.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+)
+WEBHOOK_EVENTS_TOO_OLD = Counter(
+    "podium_webhook_events_too_old",
+    "Events older than the webhooks retention when the service read them: not delivered.",
+)
 
 
 def serve_metrics(port: int) -> int:

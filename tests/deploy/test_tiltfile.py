@@ -26,6 +26,7 @@ def test_the_tiltfile_builds_every_service_with_live_update():
         "podium-media-relay",
         "podium-replay",
         "podium-analytics",
+        "podium-webhooks",
     }
 
 

@@ -1,4 +1,4 @@
-"""The security tests' shared stack: all five services on a broker and database of their own."""
+"""The security tests' shared stack: every gRPC service on a broker and database of their own."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ import pytest
 from tests.integration.clients import RoomClient
 from tests.support.infrastructure import fresh_database, running_broker
 
-SERVICES = ("room", "moderation", "presence", "replay", "media-relay")
+SERVICES = ("room", "moderation", "presence", "replay", "media-relay", "webhooks")
 USERS = ("fuzz-host", "fuzz-listener", "fuzz-stranger", "fuzz-safety", "fuzz-gateway")
 
 
 class EventCounter:
-    """Counts a schema's events from a thread of its own (the test body is synchronous)."""
+    """Counts a table's rows from a thread of its own (the test body is synchronous)."""
 
     def __init__(self, database_url: str):
         self.loop = asyncio.new_event_loop()
@@ -27,8 +27,9 @@ class EventCounter:
     def _run(self, coro):
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(10)
 
-    def count(self, schema: str) -> int:
-        return self._run(self.conn.fetchval(f"SELECT count(*) FROM {schema}.events"))
+    def count(self, table: str) -> int:
+        """Rows of `table` (`room.events`, say): what a rejected request must not change."""
+        return self._run(self.conn.fetchval(f"SELECT count(*) FROM {table}"))
 
     def close(self) -> None:
         self._run(self.conn.close())
@@ -36,8 +37,8 @@ class EventCounter:
 
 
 @contextlib.asynccontextmanager
-async def five_services(run_dir, database_server):
-    """All five services on a broker and database of their own, and a live Space to aim at."""
+async def every_service(run_dir, database_server):
+    """Every gRPC service on a broker and database of their own, and a live Space to aim at."""
     from tests.support.services import start_service
 
     async with (
@@ -64,5 +65,5 @@ async def five_services(run_dir, database_server):
 @pytest.fixture(scope="package")
 async def stack(run_dir, database_server):
     """The stack the authorization tests share."""
-    async with five_services(run_dir, database_server) as running:
+    async with every_service(run_dir, database_server) as running:
         yield running

@@ -44,6 +44,8 @@ from podium.replay.v1 import replay_service_pb2_grpc
 from podium.replay.v1 import replay_types_pb2 as rpt
 from podium.room.v1 import room_service_pb2 as rpb
 from podium.room.v1 import room_types_pb2 as rt
+from podium.webhooks.v1 import webhook_service_pb2 as whpb
+from podium.webhooks.v1 import webhook_service_pb2_grpc
 from tests.integration.clients import ModerationClient, PresenceGateway, RoomClient, error_reason
 from tests.integration.media_relay.gateway import Publisher, frame, publish_when_admitted
 from tests.support.auth import bearer, gateway_bearer
@@ -58,6 +60,7 @@ SERVICES = {
     "presence": (ppb, "PresenceService"),
     "media-relay": (mpb, "MediaRelayService"),
     "replay": (rppb, "ReplayService"),
+    "webhooks": (whpb, "WebhookService"),
 }
 
 # The callers, and the other people a Space holds (the targets of calls about someone).
@@ -101,6 +104,8 @@ NOT_IN = denied("NOT_A_PARTICIPANT")
 NOT_TS = denied("NOT_TRUST_AND_SAFETY")
 NOT_VOICE = denied("NOT_A_SPEAKER")
 HIDDEN = denied("REPLAY_NOT_VISIBLE")
+#: Someone else's webhook is as good as none: NOT_FOUND, so ids reveal nothing.
+NOT_YOURS = Cell(grpc.StatusCode.NOT_FOUND, "WEBHOOK_NOT_FOUND")
 
 # The matrix. Room, moderation, presence and the relay aim at a live public Space; replay at the
 # recording of an invite-only Space those roles held, ended and finalized.
@@ -168,6 +173,13 @@ MATRIX: dict[str, tuple[Cell, ...]] = {
     "replay.DownloadReplay":      (OK,       OK,       OK,       OK,       HIDDEN,   OK,       USER_TOKEN),
     "replay.DeleteReplay":        (OK,       NOT_HOST, NOT_HOST, NOT_HOST, HIDDEN,   NOT_HOST, USER_TOKEN),
     "replay.GetSpaceStateAt":     (OK,       OK,       OK,       OK,       HIDDEN,   OK,       USER_TOKEN),
+    # Everyone may have webhooks (a gateway's hear of every Space, a user's of the Spaces they host),
+    # and each reaches only their own: these aim at the host's.
+    "webhooks.RegisterWebhook":   (OK,       OK,       OK,       OK,       OK,       OK,       OK),
+    "webhooks.ListWebhooks":      (OK,       OK,       OK,       OK,       OK,       OK,       OK),
+    "webhooks.DeleteWebhook":     (OK,  NOT_YOURS, NOT_YOURS, NOT_YOURS, NOT_YOURS, NOT_YOURS, NOT_YOURS),
+    "webhooks.ListWebhookDeliveries": (OK, NOT_YOURS, NOT_YOURS, NOT_YOURS, NOT_YOURS, NOT_YOURS, NOT_YOURS),
+    "webhooks.RetryWebhookDeliveries": (OK, NOT_YOURS, NOT_YOURS, NOT_YOURS, NOT_YOURS, NOT_YOURS, NOT_YOURS),
 }
 # fmt: on
 
@@ -190,6 +202,7 @@ class Services:
     presence: grpc.aio.Channel
     relay: grpc.aio.Channel
     replay: grpc.aio.Channel
+    webhooks: grpc.aio.Channel
     # The room's setup calls are the bulk of the run: a few Spaces at a time, the slowest first.
     building: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(12))
 
@@ -206,6 +219,7 @@ class Space:
     version: int = 0  # the room's last version after the setup
     report_id: str = ""  # the host's report of the Space
     ended_at: Timestamp | None = None
+    webhook_id: str = ""  # the host's webhook
     publishing: list[Publisher] = field(default_factory=list)
     tasks: list[asyncio.Task] = field(default_factory=list)
 
@@ -322,7 +336,20 @@ async def recorded(services: Services, space: Space) -> Space:
     return space
 
 
-SLOWEST_FIRST = [recorded, audible, present, muted, moderated, live, no_space]
+async def hooked(services: Services, space: Space) -> Space:
+    """No Space: the host has a webhook (for a Space that never happens, so it never sends)."""
+    registered = await webhook_service_pb2_grpc.WebhookServiceStub(services.webhooks).RegisterWebhook(
+        whpb.RegisterWebhookRequest(
+            url="https://hooks.example.com/podium", space_ids=[space.user("nowhere")]
+        ),
+        metadata=space.metadata(HOST),
+        timeout=15,
+    )
+    space.webhook_id = registered.webhook.webhook_id
+    return space
+
+
+SLOWEST_FIRST = [recorded, audible, present, muted, moderated, live, hooked, no_space]
 
 # The requests: (scenario, request for the Space and caller). Each is well-formed.
 
@@ -405,6 +432,14 @@ REQUESTS: dict[str, tuple[Scenario, Request]] = {
     "replay.DeleteReplay": (recorded, lambda s, c: rppb.DeleteReplayRequest(space_id=s.space_id)),
     "replay.GetSpaceStateAt": (recorded, lambda s, c: rppb.GetSpaceStateAtRequest(
         space_id=s.space_id, at=s.ended_at)),
+    "webhooks.RegisterWebhook": (no_space, lambda s, c: whpb.RegisterWebhookRequest(
+        url="https://hooks.example.com/podium", space_ids=[s.user("nowhere")])),
+    "webhooks.ListWebhooks": (no_space, lambda s, c: whpb.ListWebhooksRequest()),
+    "webhooks.DeleteWebhook": (hooked, lambda s, c: whpb.DeleteWebhookRequest(webhook_id=s.webhook_id)),
+    "webhooks.ListWebhookDeliveries": (hooked, lambda s, c: whpb.ListWebhookDeliveriesRequest(
+        webhook_id=s.webhook_id)),
+    "webhooks.RetryWebhookDeliveries": (hooked, lambda s, c: whpb.RetryWebhookDeliveriesRequest(
+        webhook_id=s.webhook_id)),
 }  # fmt: skip
 
 
@@ -482,7 +517,7 @@ async def answers(stack):
         services = Services(
             *[
                 await channels.enter_async_context(open_channel(addresses[name]))
-                for name in ("room", "moderation", "presence", "media-relay", "replay")
+                for name in ("room", "moderation", "presence", "media-relay", "replay", "webhooks")
             ]
         )
         answers: dict[tuple[str, str], Answer] = {}

@@ -27,6 +27,7 @@ from podium.presence.v1 import presence_types_pb2 as pt
 from podium.replay.v1 import replay_service_pb2
 from podium.room.v1 import room_service_pb2
 from podium.room.v1 import room_types_pb2 as rt
+from podium.webhooks.v1 import webhook_service_pb2
 from tests.integration.clients import (
     ModerationClient,
     PresenceClient,
@@ -47,6 +48,7 @@ SERVICES = {
     "presence": (ppb, "PresenceService"),
     "replay": (replay_service_pb2, "ReplayService"),
     "media-relay": (mpb, "MediaRelayService"),
+    "webhooks": (webhook_service_pb2, "WebhookService"),
 }
 USER, SAFETY, GATEWAY = "user", "trust-and-safety", "gateway"
 CALLERS = {
@@ -63,6 +65,11 @@ POLICY = {
     "media-relay.Subscribe": EVERYONE,  # a gateway for its listeners; a user only while in the Space
     "presence.ReportPresence": GATEWAYS_ONLY,
     "presence.GatewayDisconnected": GATEWAYS_ONLY,
+    # A webhook's owner is its caller: a user (the Spaces they host) or a gateway (every Space).
+    **{
+        f"webhooks.{m.name}": EVERYONE
+        for m in webhook_service_pb2.DESCRIPTOR.services_by_name["WebhookService"].methods
+    },
 }
 KIND_REASONS = {"USER_TOKEN_REQUIRED", "GATEWAY_TOKEN_REQUIRED"}
 

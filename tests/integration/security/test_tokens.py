@@ -16,6 +16,7 @@ from podium.moderation.v1 import moderation_service_pb2, moderation_service_pb2_
 from podium.presence.v1 import presence_service_pb2, presence_service_pb2_grpc
 from podium.replay.v1 import replay_service_pb2, replay_service_pb2_grpc
 from podium.room.v1 import room_service_pb2, room_service_pb2_grpc
+from podium.webhooks.v1 import webhook_service_pb2, webhook_service_pb2_grpc
 
 pytestmark = pytest.mark.integration
 
@@ -44,6 +45,9 @@ CALLS = {
     ),
     "replay": lambda ch, md: replay_service_pb2_grpc.ReplayServiceStub(ch).ListReplays(
         replay_service_pb2.ListReplaysRequest(host_id="h"), metadata=md, timeout=10
+    ),
+    "webhooks": lambda ch, md: webhook_service_pb2_grpc.WebhookServiceStub(ch).ListWebhooks(
+        webhook_service_pb2.ListWebhooksRequest(), metadata=md, timeout=10
     ),
     "media-relay": lambda ch, md: _first(
         media_service_pb2_grpc.MediaRelayServiceStub(ch).Subscribe(

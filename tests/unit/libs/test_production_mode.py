@@ -15,6 +15,7 @@ from services.moderation.settings import ModerationSettings
 from services.presence.settings import PresenceSettings
 from services.replay.settings import ReplaySettings
 from services.room.settings import RoomSettings
+from services.webhooks.settings import WebhooksSettings
 
 SERVICE_SETTINGS = (
     RoomSettings,
@@ -23,6 +24,7 @@ SERVICE_SETTINGS = (
     MediaRelaySettings,
     ReplaySettings,
     AnalyticsSettings,
+    WebhooksSettings,
 )
 SECRET = "a-production-secret-of-forty-eight-bytes-0123456"
 
@@ -50,6 +52,7 @@ SAFE_OF = {
     },
     PresenceSettings: {"presence_advertised_host": "presence-7c9d.presence-peers.podium.svc.cluster.local"},
     ReplaySettings: {"replay_blob_dir": "/var/lib/podium/recordings"},
+    WebhooksSettings: {"webhooks_allow_http": False, "webhooks_allow_private_addresses": False},
 }
 
 
@@ -172,6 +175,14 @@ UNSAFE = [
         "cannot reach",
     ),
     (ReplaySettings, "replay_blob_dir", ".podium/replays", "PODIUM_REPLAY_BLOB_DIR", "relative"),
+    (WebhooksSettings, "webhooks_allow_http", True, "PODIUM_WEBHOOKS_ALLOW_HTTP", "unencrypted"),
+    (
+        WebhooksSettings,
+        "webhooks_allow_private_addresses",
+        True,
+        "PODIUM_WEBHOOKS_ALLOW_PRIVATE_ADDRESSES",
+        "internal network",
+    ),
 ]
 
 
@@ -181,7 +192,7 @@ UNSAFE = [
     ids=[f"{field}={value!s:.30}" for _, field, value, _, _ in UNSAFE],
 )
 def test_each_unsafe_setting_is_one_problem_naming_its_variable(cls, field, value, variable, says):
-    # Every service that has the setting refuses it; the base rules hold for all six.
+    # Every service that has the setting refuses it; the base rules hold for all seven.
     for service in SERVICE_SETTINGS if cls is PodiumSettings else (cls,):
         if field == "database_url" and not service.uses_database:
             continue
@@ -226,6 +237,7 @@ def test_every_development_default_is_refused(cls):
         RoomSettings: {"PODIUM_ROOM_INVITE_LINK_BASE_URL", "PODIUM_ROOM_MEDIA_RELAYS"},
         PresenceSettings: {"PODIUM_PRESENCE_ADVERTISED_HOST"},
         ReplaySettings: {"PODIUM_REPLAY_BLOB_DIR"},
+        WebhooksSettings: {"PODIUM_WEBHOOKS_ALLOW_HTTP", "PODIUM_WEBHOOKS_ALLOW_PRIVATE_ADDRESSES"},
     }.get(cls, set())
     assert named == expected
     assert len(problems) == len(named)  # one line per setting

@@ -1,0 +1,1 @@
+"""Webhooks: Podium's events POSTed, signed, to the endpoints gateways and hosts register."""
