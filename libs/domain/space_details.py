@@ -66,26 +66,35 @@ def _scheduled(event: rev.SpaceCreated | rev.SpaceUpdated) -> datetime | None:
 
 def evolve(details: SpaceDetails, event: Message, at: Any) -> SpaceDetails:
     """The details after one event of the Space; the very value given when nothing changed."""
-    match event:
-        case rev.SpaceCreated():
-            return details._replace(
-                title=event.title,
-                description=event.description,
-                join_policy=event.join_policy,
-                scheduled_start=_scheduled(event),
-                recording_enabled=event.recording_enabled,
-            )
-        case rev.SpaceUpdated():
-            changed = {}
-            for name in SETTINGS:
-                if name in event.changed_fields:
-                    changed[name] = _scheduled(event) if name == "scheduled_start" else getattr(event, name)
-            return details._replace(**changed) if changed else details
-        case rev.SpaceStarted():
-            return details._replace(started_at=at)
-        case rev.SpaceEnded():
-            return details._replace(ended_at=at, end_reason=event.reason)
-    return details
+    step = _STEPS.get(type(event))  # a dict, not a match: every event of four topics comes here
+    return details if step is None else step(details, event, at)
+
+
+def _created(d: SpaceDetails, e: rev.SpaceCreated, at: Any) -> SpaceDetails:
+    return d._replace(
+        title=e.title,
+        description=e.description,
+        join_policy=e.join_policy,
+        scheduled_start=_scheduled(e),
+        recording_enabled=e.recording_enabled,
+    )
+
+
+def _updated(d: SpaceDetails, e: rev.SpaceUpdated, at: Any) -> SpaceDetails:
+    changed = {
+        name: _scheduled(e) if name == "scheduled_start" else getattr(e, name)
+        for name in SETTINGS
+        if name in e.changed_fields
+    }
+    return d._replace(**changed) if changed else d
+
+
+_STEPS = {
+    rev.SpaceCreated: _created,
+    rev.SpaceUpdated: _updated,
+    rev.SpaceStarted: lambda d, e, at: d._replace(started_at=at),
+    rev.SpaceEnded: lambda d, e, at: d._replace(ended_at=at, end_reason=e.reason),
+}
 
 
 _LIFECYCLE = {
