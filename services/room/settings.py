@@ -20,6 +20,12 @@ class RoomSettings(PodiumSettings):
     room_abandoned_grace_seconds: float = Field(
         300, ge=0, description="A live Space with no host or co-host present for this long ends itself."
     )
+    room_abandoned_grace_without_evidence_seconds: float = Field(
+        3600,
+        ge=0,
+        description="When the host and co-hosts left in a mass time-out (presence's brake: no evidence about "
+        "them), the Space ends itself only after this long without them.",
+    )
     room_sweep_interval_seconds: float = Field(
         5, gt=0, description="How often abandoned Spaces are looked for."
     )
@@ -71,4 +77,7 @@ class RoomSettings(PodiumSettings):
             max_co_hosts=self.room_max_co_hosts,
             max_speakers=self.room_max_speakers,
             abandoned_grace=timedelta(seconds=self.room_abandoned_grace_seconds),
+            abandoned_grace_without_evidence=timedelta(
+                seconds=self.room_abandoned_grace_without_evidence_seconds
+            ),
         )

@@ -1,8 +1,8 @@
 """The PresenceService servicer.
 
 ReportPresence groups a gateway's entries by Space and writes one heartbeat
-record per Space (keyed by Space id) with `acks=all`: the answer means the
-heartbeats are in the log. Queries about a Space are answered by the replica
+record per Space (keyed by Space id), and a pulse to every other partition,
+with `acks=all`: the answer means the heartbeats are in the log. Queries about a Space are answered by the replica
 whose faust table owns it (application/query_routing.py); the "who's here"
 board is complete on every replica.
 
@@ -21,6 +21,7 @@ from libs.domain.errors import FieldViolation, InvalidArgument, NotFound, Permis
 from libs.events.topics import PRESENCE_HEARTBEATS
 from libs.grpckit.handlers import GATEWAYS, Authenticator, Caller, server_stream, unary
 from libs.grpckit.pagination import paginate, parse_page
+from libs.streams.faust_app import partition_of
 from podium.presence.v1 import presence_service_pb2 as pb
 from podium.presence.v1 import presence_service_pb2_grpc
 from podium.presence.v1 import presence_types_pb2 as pt
@@ -95,6 +96,13 @@ class PresenceApi(presence_service_pb2_grpc.PresenceServiceServicer):
                     PRESENCE_HEARTBEATS.name, batch.SerializeToString(), key=space_id.encode()
                 )
             )
+        # A pulse to each partition none of the report's Spaces falls on: the gateway's silence there
+        # is then evidence that it holds nobody there any more (domain/evidence.py).
+        partitions = await self.producer.partitions_for(PRESENCE_HEARTBEATS.name)
+        covered = {partition_of(space_id, len(partitions)) for space_id in by_space}
+        pulse = pt.HeartbeatBatch(gateway_id=request.gateway_id).SerializeToString()
+        for partition in sorted(partitions - covered):
+            futures.append(await self.producer.send(PRESENCE_HEARTBEATS.name, pulse, partition=partition))
         for future in futures:
             await future
         return pb.ReportPresenceResponse(accepted=len(request.entries) - len(rejected), rejected=rejected)

@@ -30,6 +30,8 @@ from services.room.domain.limits import RoomLimits
 from services.room.domain.state import INITIAL, Space
 
 JOIN_POLICIES = (types.JOIN_POLICY_ANYONE, types.JOIN_POLICY_INVITED_ONLY)
+#: EndAbandonedSpace refused because the hosts left in a mass time-out: not before the longer grace.
+ABANDONED_WITHOUT_EVIDENCE = "HOSTS_GONE_IN_MASS_TIME_OUT"
 
 
 def decide(command: object, state: Space, ctx: Context, limits: RoomLimits = RoomLimits()) -> list[Message]:
@@ -190,6 +192,14 @@ def _end_abandoned(cmd: c.EndAbandonedSpace, state: Space, ctx: Context, limits:
     _require_live(state)
     if state.unattended_since is None or ctx.now - state.unattended_since < limits.abandoned_grace:
         raise FailedPrecondition("a host or co-host is present, or was recently", reason="SPACE_ATTENDED")
+    ends_at = state.unattended_since + limits.abandoned_grace_without_evidence
+    if not state.unattended_on_evidence and ctx.now < ends_at:
+        raise FailedPrecondition(
+            "the host and co-hosts left in a mass time-out, which is no evidence that they are gone; "
+            f"the Space waits for them until {ends_at.isoformat()}",
+            reason=ABANDONED_WITHOUT_EVIDENCE,
+            metadata={"not_before": ends_at.isoformat()},
+        )
     return [ev.SpaceEnded(space_id=state.space_id, reason=ev.END_REASON_ABANDONED)]
 
 
@@ -243,12 +253,16 @@ def _join(cmd: c.JoinSpace, state: Space, ctx: Context, limits: RoomLimits) -> l
     ]
 
 
-def _leave_event(state: Space, user_id: str, reason: int) -> list[Message]:
+def _leave_event(state: Space, user_id: str, reason: int, *, mass_time_out: bool = False) -> list[Message]:
     if not state.is_in(user_id):
         return []
     return [
         ev.ParticipantLeft(
-            space_id=state.space_id, user_id=user_id, reason=reason, previous_role=state.role_of(user_id)
+            space_id=state.space_id,
+            user_id=user_id,
+            reason=reason,
+            previous_role=state.role_of(user_id),
+            mass_time_out=mass_time_out,
         )
     ]
 
@@ -260,7 +274,7 @@ def _leave(cmd: c.LeaveSpace, state: Space, ctx: Context, limits: RoomLimits) ->
 def _time_out(cmd: c.TimeOutParticipant, state: Space, ctx: Context, limits: RoomLimits) -> list[Message]:
     if SYSTEM_CLAIM not in ctx.claims:
         raise PermissionDenied("only presence reports timed-out participants", reason="SYSTEM_ONLY")
-    return _leave_event(state, cmd.user_id, ev.LEAVE_REASON_TIMED_OUT)
+    return _leave_event(state, cmd.user_id, ev.LEAVE_REASON_TIMED_OUT, mass_time_out=cmd.mass_time_out)
 
 
 def _remove(cmd: c.RemoveParticipant, state: Space, ctx: Context, limits: RoomLimits) -> list[Message]:

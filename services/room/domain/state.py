@@ -66,6 +66,8 @@ class Space:
     invite_links: dict[str, datetime] = field(default_factory=dict)  # link id -> expiry
     request_queue: tuple[str, ...] = ()  # users with a raised hand, oldest first (bounded by the limits)
     unattended_since: datetime | None = None  # live, and no host or co-host present since then
+    # False when the last of them left in a mass time-out: no evidence that they are gone.
+    unattended_on_evidence: bool = True
     version: int = 0
 
     # Read from the membership

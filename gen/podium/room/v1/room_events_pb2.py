@@ -26,23 +26,23 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from podium.room.v1 import room_types_pb2 as podium_dot_room_dot_v1_dot_room__types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n podium/room/v1/room_events.proto\x12\x0epodium.room.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fpodium/room/v1/room_types.proto\"\xdb\x01\n\x0cSpaceCreated\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x14\n\x0chost_user_id\x18\x02 \x01(\t\x12\r\n\x05title\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12/\n\x0bjoin_policy\x18\x05 \x01(\x0e\x32\x1a.podium.room.v1.JoinPolicy\x12\x33\n\x0fscheduled_start\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11recording_enabled\x18\x07 \x01(\x08\"\xdd\x01\n\x0cSpaceUpdated\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x16\n\x0e\x63hanged_fields\x18\x02 \x03(\t\x12\r\n\x05title\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12/\n\x0bjoin_policy\x18\x05 \x01(\x0e\x32\x1a.podium.room.v1.JoinPolicy\x12\x33\n\x0fscheduled_start\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11recording_enabled\x18\x07 \x01(\x08\"6\n\x0cSpaceStarted\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x14\n\x0chost_user_id\x18\x02 \x01(\t\"I\n\nSpaceEnded\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12)\n\x06reason\x18\x02 \x01(\x0e\x32\x19.podium.room.v1.EndReason\"\"\n\x0eSpaceCancelled\x12\x10\n\x08space_id\x18\x01 \x01(\t\"\x9e\x01\n\x11ParticipantJoined\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\"\n\x04role\x18\x03 \x01(\x0e\x32\x14.podium.room.v1.Role\x12*\n\x06source\x18\x04 \x01(\x0e\x32\x1a.podium.room.v1.JoinSource\x12\x16\n\x0einvite_link_id\x18\x05 \x01(\t\"\x8e\x01\n\x0fParticipantLeft\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12+\n\x06reason\x18\x03 \x01(\x0e\x32\x1b.podium.room.v1.LeaveReason\x12+\n\rprevious_role\x18\x04 \x01(\x0e\x32\x14.podium.room.v1.Role\"2\n\x0cUsersInvited\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x10\n\x08user_ids\x18\x02 \x03(\t\"f\n\x11InviteLinkCreated\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x0f\n\x07link_id\x18\x02 \x01(\t\x12.\n\nexpires_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"0\n\x0b\x43oHostAdded\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\"2\n\rCoHostRemoved\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\"`\n\x0cSpeakerAdded\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12-\n\x06source\x18\x03 \x01(\x0e\x32\x1d.podium.room.v1.SpeakerSource\"i\n\x0eSpeakerRemoved\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x34\n\x06reason\x18\x03 \x01(\x0e\x32$.podium.room.v1.SpeakerRemovalReason\"3\n\x0eSpeakRequested\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\":\n\x15SpeakRequestWithdrawn\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\"k\n\x14SpeakRequestApproved\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x30\n\x0crequested_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"i\n\x12SpeakRequestDenied\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x30\n\x0crequested_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\\\n\tEndReason\x12\x1a\n\x16\x45ND_REASON_UNSPECIFIED\x10\x00\x12\x19\n\x15\x45ND_REASON_HOST_ENDED\x10\x01\x12\x18\n\x14\x45ND_REASON_ABANDONED\x10\x02*\x8d\x01\n\nJoinSource\x12\x1b\n\x17JOIN_SOURCE_UNSPECIFIED\x10\x00\x12\x16\n\x12JOIN_SOURCE_DIRECT\x10\x01\x12\x1b\n\x17JOIN_SOURCE_INVITE_LINK\x10\x02\x12\x17\n\x13JOIN_SOURCE_INVITED\x10\x03\x12\x14\n\x10JOIN_SOURCE_HOST\x10\x04*\x96\x01\n\x0bLeaveReason\x12\x1c\n\x18LEAVE_REASON_UNSPECIFIED\x10\x00\x12\x15\n\x11LEAVE_REASON_LEFT\x10\x01\x12\x1a\n\x16LEAVE_REASON_TIMED_OUT\x10\x02\x12\x18\n\x14LEAVE_REASON_REMOVED\x10\x03\x12\x1c\n\x18LEAVE_REASON_SPACE_ENDED\x10\x04*p\n\rSpeakerSource\x12\x1e\n\x1aSPEAKER_SOURCE_UNSPECIFIED\x10\x00\x12\x1a\n\x16SPEAKER_SOURCE_INVITED\x10\x01\x12#\n\x1fSPEAKER_SOURCE_REQUEST_APPROVED\x10\x02*\x8b\x01\n\x14SpeakerRemovalReason\x12&\n\"SPEAKER_REMOVAL_REASON_UNSPECIFIED\x10\x00\x12\"\n\x1eSPEAKER_REMOVAL_REASON_REVOKED\x10\x01\x12\'\n#SPEAKER_REMOVAL_REASON_STEPPED_DOWN\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n podium/room/v1/room_events.proto\x12\x0epodium.room.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fpodium/room/v1/room_types.proto\"\xdb\x01\n\x0cSpaceCreated\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x14\n\x0chost_user_id\x18\x02 \x01(\t\x12\r\n\x05title\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12/\n\x0bjoin_policy\x18\x05 \x01(\x0e\x32\x1a.podium.room.v1.JoinPolicy\x12\x33\n\x0fscheduled_start\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11recording_enabled\x18\x07 \x01(\x08\"\xdd\x01\n\x0cSpaceUpdated\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x16\n\x0e\x63hanged_fields\x18\x02 \x03(\t\x12\r\n\x05title\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12/\n\x0bjoin_policy\x18\x05 \x01(\x0e\x32\x1a.podium.room.v1.JoinPolicy\x12\x33\n\x0fscheduled_start\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11recording_enabled\x18\x07 \x01(\x08\"6\n\x0cSpaceStarted\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x14\n\x0chost_user_id\x18\x02 \x01(\t\"I\n\nSpaceEnded\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12)\n\x06reason\x18\x02 \x01(\x0e\x32\x19.podium.room.v1.EndReason\"\"\n\x0eSpaceCancelled\x12\x10\n\x08space_id\x18\x01 \x01(\t\"\x9e\x01\n\x11ParticipantJoined\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\"\n\x04role\x18\x03 \x01(\x0e\x32\x14.podium.room.v1.Role\x12*\n\x06source\x18\x04 \x01(\x0e\x32\x1a.podium.room.v1.JoinSource\x12\x16\n\x0einvite_link_id\x18\x05 \x01(\t\"\xa5\x01\n\x0fParticipantLeft\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12+\n\x06reason\x18\x03 \x01(\x0e\x32\x1b.podium.room.v1.LeaveReason\x12+\n\rprevious_role\x18\x04 \x01(\x0e\x32\x14.podium.room.v1.Role\x12\x15\n\rmass_time_out\x18\x05 \x01(\x08\"2\n\x0cUsersInvited\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x10\n\x08user_ids\x18\x02 \x03(\t\"f\n\x11InviteLinkCreated\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x0f\n\x07link_id\x18\x02 \x01(\t\x12.\n\nexpires_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"0\n\x0b\x43oHostAdded\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\"2\n\rCoHostRemoved\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\"`\n\x0cSpeakerAdded\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12-\n\x06source\x18\x03 \x01(\x0e\x32\x1d.podium.room.v1.SpeakerSource\"i\n\x0eSpeakerRemoved\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x34\n\x06reason\x18\x03 \x01(\x0e\x32$.podium.room.v1.SpeakerRemovalReason\"3\n\x0eSpeakRequested\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\":\n\x15SpeakRequestWithdrawn\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\"k\n\x14SpeakRequestApproved\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x30\n\x0crequested_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"i\n\x12SpeakRequestDenied\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x30\n\x0crequested_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\\\n\tEndReason\x12\x1a\n\x16\x45ND_REASON_UNSPECIFIED\x10\x00\x12\x19\n\x15\x45ND_REASON_HOST_ENDED\x10\x01\x12\x18\n\x14\x45ND_REASON_ABANDONED\x10\x02*\x8d\x01\n\nJoinSource\x12\x1b\n\x17JOIN_SOURCE_UNSPECIFIED\x10\x00\x12\x16\n\x12JOIN_SOURCE_DIRECT\x10\x01\x12\x1b\n\x17JOIN_SOURCE_INVITE_LINK\x10\x02\x12\x17\n\x13JOIN_SOURCE_INVITED\x10\x03\x12\x14\n\x10JOIN_SOURCE_HOST\x10\x04*\x96\x01\n\x0bLeaveReason\x12\x1c\n\x18LEAVE_REASON_UNSPECIFIED\x10\x00\x12\x15\n\x11LEAVE_REASON_LEFT\x10\x01\x12\x1a\n\x16LEAVE_REASON_TIMED_OUT\x10\x02\x12\x18\n\x14LEAVE_REASON_REMOVED\x10\x03\x12\x1c\n\x18LEAVE_REASON_SPACE_ENDED\x10\x04*p\n\rSpeakerSource\x12\x1e\n\x1aSPEAKER_SOURCE_UNSPECIFIED\x10\x00\x12\x1a\n\x16SPEAKER_SOURCE_INVITED\x10\x01\x12#\n\x1fSPEAKER_SOURCE_REQUEST_APPROVED\x10\x02*\x8b\x01\n\x14SpeakerRemovalReason\x12&\n\"SPEAKER_REMOVAL_REASON_UNSPECIFIED\x10\x00\x12\"\n\x1eSPEAKER_REMOVAL_REASON_REVOKED\x10\x01\x12\'\n#SPEAKER_REMOVAL_REASON_STEPPED_DOWN\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'podium.room.v1.room_events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ENDREASON']._serialized_start=1829
-  _globals['_ENDREASON']._serialized_end=1921
-  _globals['_JOINSOURCE']._serialized_start=1924
-  _globals['_JOINSOURCE']._serialized_end=2065
-  _globals['_LEAVEREASON']._serialized_start=2068
-  _globals['_LEAVEREASON']._serialized_end=2218
-  _globals['_SPEAKERSOURCE']._serialized_start=2220
-  _globals['_SPEAKERSOURCE']._serialized_end=2332
-  _globals['_SPEAKERREMOVALREASON']._serialized_start=2335
-  _globals['_SPEAKERREMOVALREASON']._serialized_end=2474
+  _globals['_ENDREASON']._serialized_start=1852
+  _globals['_ENDREASON']._serialized_end=1944
+  _globals['_JOINSOURCE']._serialized_start=1947
+  _globals['_JOINSOURCE']._serialized_end=2088
+  _globals['_LEAVEREASON']._serialized_start=2091
+  _globals['_LEAVEREASON']._serialized_end=2241
+  _globals['_SPEAKERSOURCE']._serialized_start=2243
+  _globals['_SPEAKERSOURCE']._serialized_end=2355
+  _globals['_SPEAKERREMOVALREASON']._serialized_start=2358
+  _globals['_SPEAKERREMOVALREASON']._serialized_end=2497
   _globals['_SPACECREATED']._serialized_start=119
   _globals['_SPACECREATED']._serialized_end=338
   _globals['_SPACEUPDATED']._serialized_start=341
@@ -56,25 +56,25 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PARTICIPANTJOINED']._serialized_start=732
   _globals['_PARTICIPANTJOINED']._serialized_end=890
   _globals['_PARTICIPANTLEFT']._serialized_start=893
-  _globals['_PARTICIPANTLEFT']._serialized_end=1035
-  _globals['_USERSINVITED']._serialized_start=1037
-  _globals['_USERSINVITED']._serialized_end=1087
-  _globals['_INVITELINKCREATED']._serialized_start=1089
-  _globals['_INVITELINKCREATED']._serialized_end=1191
-  _globals['_COHOSTADDED']._serialized_start=1193
-  _globals['_COHOSTADDED']._serialized_end=1241
-  _globals['_COHOSTREMOVED']._serialized_start=1243
-  _globals['_COHOSTREMOVED']._serialized_end=1293
-  _globals['_SPEAKERADDED']._serialized_start=1295
-  _globals['_SPEAKERADDED']._serialized_end=1391
-  _globals['_SPEAKERREMOVED']._serialized_start=1393
-  _globals['_SPEAKERREMOVED']._serialized_end=1498
-  _globals['_SPEAKREQUESTED']._serialized_start=1500
-  _globals['_SPEAKREQUESTED']._serialized_end=1551
-  _globals['_SPEAKREQUESTWITHDRAWN']._serialized_start=1553
-  _globals['_SPEAKREQUESTWITHDRAWN']._serialized_end=1611
-  _globals['_SPEAKREQUESTAPPROVED']._serialized_start=1613
-  _globals['_SPEAKREQUESTAPPROVED']._serialized_end=1720
-  _globals['_SPEAKREQUESTDENIED']._serialized_start=1722
-  _globals['_SPEAKREQUESTDENIED']._serialized_end=1827
+  _globals['_PARTICIPANTLEFT']._serialized_end=1058
+  _globals['_USERSINVITED']._serialized_start=1060
+  _globals['_USERSINVITED']._serialized_end=1110
+  _globals['_INVITELINKCREATED']._serialized_start=1112
+  _globals['_INVITELINKCREATED']._serialized_end=1214
+  _globals['_COHOSTADDED']._serialized_start=1216
+  _globals['_COHOSTADDED']._serialized_end=1264
+  _globals['_COHOSTREMOVED']._serialized_start=1266
+  _globals['_COHOSTREMOVED']._serialized_end=1316
+  _globals['_SPEAKERADDED']._serialized_start=1318
+  _globals['_SPEAKERADDED']._serialized_end=1414
+  _globals['_SPEAKERREMOVED']._serialized_start=1416
+  _globals['_SPEAKERREMOVED']._serialized_end=1521
+  _globals['_SPEAKREQUESTED']._serialized_start=1523
+  _globals['_SPEAKREQUESTED']._serialized_end=1574
+  _globals['_SPEAKREQUESTWITHDRAWN']._serialized_start=1576
+  _globals['_SPEAKREQUESTWITHDRAWN']._serialized_end=1634
+  _globals['_SPEAKREQUESTAPPROVED']._serialized_start=1636
+  _globals['_SPEAKREQUESTAPPROVED']._serialized_end=1743
+  _globals['_SPEAKREQUESTDENIED']._serialized_start=1745
+  _globals['_SPEAKREQUESTDENIED']._serialized_end=1850
 # @@protoc_insertion_point(module_scope)
