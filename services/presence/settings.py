@@ -103,6 +103,7 @@ class PresenceSettings(PodiumSettings):
             reconnect_grace_seconds=self.presence_reconnect_grace_seconds,
             forget_ended_after_seconds=self.presence_forget_ended_after_seconds,
             gap_seconds=self.presence_gap_seconds or timeout / 2,
+            pulse_every_seconds=(self.presence_gap_seconds or timeout / 2) / 2,
             max_lag_seconds=self.presence_max_lag_seconds or timeout / 2,
             brake_share=self.presence_brake_share,
             brake_min_users=self.presence_brake_min_users,

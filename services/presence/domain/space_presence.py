@@ -34,6 +34,9 @@ class PresenceRules:
     # the timeout, a gap of half of it in a partition's records is an outage, never normal traffic.
     gap_seconds: float = 15.0
     max_lag_seconds: float = 15.0  # behind the input, or its newest record older: no time-outs
+    # A gateway's reports pulse the partitions they have no Space on this often: shorter than the gap,
+    # so a partition with nothing but a gateway's pulses reads as continuous.
+    pulse_every_seconds: float = 7.5
     # The brake: more than this share of a Space's present users (and at least `brake_min_users`
     # of them), or more than `brake_max_users` on a partition, overdue at once wait one more period.
     brake_share: float = 0.5

@@ -48,8 +48,8 @@ class HeartbeatBatch(_message.Message):
 
     With a gateway_id and no space_id (nor tick, nor gateway_disconnected), a
     pulse: the gateway reported and holds nobody on this partition, which is
-    evidence about the users it held there. A report writes one to each
-    partition none of its Spaces falls on.
+    evidence about the users it held there. A gateway's reports write one to
+    each partition none of their Spaces falls on, every quarter of the timeout.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
