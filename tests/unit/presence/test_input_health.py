@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from libs.telemetry.metrics import PRESENCE_DEGRADED
+from prometheus_client import REGISTRY
+
 from services.presence.application.input_health import InputHealth
 
 
@@ -16,8 +17,8 @@ class Clock:
         return self.now
 
 
-def gauge() -> float:
-    return PRESENCE_DEGRADED._value.get()
+def gauge() -> float | None:
+    return REGISTRY.get_sample_value("podium_presence_degraded")
 
 
 def lines(caplog) -> list[str]:
