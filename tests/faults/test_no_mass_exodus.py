@@ -113,7 +113,7 @@ async def removed_since(database_url: str, space_id: str, before: dict) -> list[
     return sorted(user for version, (user, _, _) in now.items() if version not in before)
 
 
-async def until_removed(database_url: str, space_id: str, users: set[str], timeout: float = 45.0) -> dict:
+async def until_removed(database_url: str, space_id: str, users: set[str], timeout: float = 90.0) -> dict:
     """Waits until the room has taken every one of `users` out; returns user -> when."""
     async with asyncio.timeout(timeout):
         while True:
