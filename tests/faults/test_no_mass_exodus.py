@@ -210,6 +210,16 @@ async def test_a_frozen_presence_or_broker_removes_nobody_and_a_dead_gateway_onl
     verdict = judge(history, {"room": stored})
     spaces_ended = await ends(private_database_url, space_id)
     space = (await load.host.GetSpace(space_id=space_id)).space
+    host_present = load.host.user_id in {
+        p.user_id for p in (await load.host.ListParticipants(space_id=space_id)).participants
+    }
+    # The marker for "no Space ended": once the host really leaves, the sweep ends it.
+    left_at = time.time()
+    await load.host.LeaveSpace(space_id=space_id)
+    async with asyncio.timeout(60):
+        while not await ends(private_database_url, space_id):
+            await asyncio.sleep(0.25)
+    figures["ended_after_the_host_left_s"] = round(time.time() - left_at, 2)
     record(
         "no-mass-exodus",
         verdict,
@@ -226,7 +236,5 @@ async def test_a_frozen_presence_or_broker_removes_nobody_and_a_dead_gateway_onl
     assert TIMEOUT < figures["lone_user_removed_after_s"] <= LATE, figures
     assert all(TIMEOUT < late <= LATE for late in figures["dead_gateway_users_removed_after_s"]), figures
     assert spaces_ended == 0
-    assert space.state == rt.SPACE_STATE_LIVE and load.host.user_id in {
-        p.user_id for p in (await load.host.ListParticipants(space_id=space_id)).participants
-    }
+    assert space.state == rt.SPACE_STATE_LIVE and host_present
     assert_sound(verdict, convergence)
