@@ -173,6 +173,14 @@ class Reason(enum.Enum):
         "(only the service itself expires Spaces).",
         "None: clients cannot issue it.",
     )
+    HOSTS_GONE_IN_MASS_TIME_OUT = (
+        Code.FAILED_PRECONDITION,
+        "The room service asked to end a Space as abandoned, but its host and co-hosts left in a "
+        "mass time-out, which is no evidence that they are gone: it waits the longer grace "
+        "(PODIUM_ROOM_ABANDONED_GRACE_WITHOUT_EVIDENCE_SECONDS). `not_before` in the ErrorInfo "
+        "metadata says until when.",
+        "None: clients cannot issue it.",
+    )
     SPACE_STARTED = (
         Code.FAILED_PRECONDITION,
         "The Space has started, so it cannot be cancelled.",

@@ -99,7 +99,13 @@ async def serve(settings: PresenceSettings) -> None:
         ),
     )
     api = PresenceApi(
-        authenticator_for(settings), streams, board, producer, settings.presence_max_entries_per_report, peers
+        authenticator_for(settings),
+        streams,
+        board,
+        producer,
+        settings.presence_max_entries_per_report,
+        peers,
+        pulse_every_seconds=settings.rules().pulse_every_seconds,
     )
     presence_service_pb2_grpc.add_PresenceServiceServicer_to_server(api, host.server)
     host.install_signal_handlers()

@@ -20,6 +20,12 @@ class RoomSettings(PodiumSettings):
     room_abandoned_grace_seconds: float = Field(
         300, ge=0, description="A live Space with no host or co-host present for this long ends itself."
     )
+    room_abandoned_grace_without_evidence_seconds: float = Field(
+        3600,
+        ge=0,
+        description="When the host and co-hosts left in a mass time-out (presence's brake: no evidence about "
+        "them), the Space ends itself only after this long without them.",
+    )
     room_sweep_interval_seconds: float = Field(
         5, gt=0, description="How often abandoned Spaces are looked for."
     )
@@ -86,4 +92,7 @@ class RoomSettings(PodiumSettings):
             topics=frozenset(t.strip() for t in self.room_space_topics.split(",") if t.strip()),
             reminder_lead=timedelta(seconds=self.room_reminder_lead_seconds),
             start_window=timedelta(seconds=self.room_start_window_seconds),
+            abandoned_grace_without_evidence=timedelta(
+                seconds=self.room_abandoned_grace_without_evidence_seconds
+            ),
         )

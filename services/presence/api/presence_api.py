@@ -1,8 +1,8 @@
 """The PresenceService servicer.
 
 ReportPresence groups a gateway's entries by Space and writes one heartbeat
-record per Space (keyed by Space id) with `acks=all`: the answer means the
-heartbeats are in the log. Queries about a Space are answered by the replica
+record per Space (keyed by Space id), and now and then a pulse to every other
+partition, with `acks=all`: the answer means the heartbeats are in the log. Queries about a Space are answered by the replica
 whose faust table owns it (application/query_routing.py); the "who's here"
 board is complete on every replica.
 
@@ -13,6 +13,7 @@ gateway token, naming the same gateway as the request. The rest are users'.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import defaultdict
 
 from aiokafka import AIOKafkaProducer
@@ -23,6 +24,7 @@ from libs.domain.reasons import Reason
 from libs.events.topics import PRESENCE_HEARTBEATS
 from libs.grpckit.handlers import GATEWAYS, Authenticator, Caller, server_stream, unary
 from libs.grpckit.pagination import paginate, parse_page
+from libs.streams.faust_app import partition_of
 from podium.presence.v1 import presence_service_pb2 as pb
 from podium.presence.v1 import presence_service_pb2_grpc
 from podium.presence.v1 import presence_types_pb2 as pt
@@ -52,6 +54,7 @@ class PresenceApi(presence_service_pb2_grpc.PresenceServiceServicer):
         max_entries: int,
         peers: PeerRouter,
         view_wait_seconds: float = 1.0,
+        pulse_every_seconds: float = 7.5,
     ):
         self.authenticator = authenticator
         self.streams = streams
@@ -60,6 +63,8 @@ class PresenceApi(presence_service_pb2_grpc.PresenceServiceServicer):
         self.max_entries = max_entries
         self.peers = peers
         self.view_wait_seconds = view_wait_seconds
+        self.pulse_every_seconds = pulse_every_seconds
+        self.pulsed_at: dict[str, float] = {}  # gateway -> when its reports last sent pulses (monotonic)
 
     @unary(callers=GATEWAYS)
     async def ReportPresence(
@@ -97,9 +102,27 @@ class PresenceApi(presence_service_pb2_grpc.PresenceServiceServicer):
                     PRESENCE_HEARTBEATS.name, batch.SerializeToString(), key=space_id.encode()
                 )
             )
+        futures += await self._pulse(request.gateway_id, by_space)
         for future in futures:
             await future
         return pb.ReportPresenceResponse(accepted=len(request.entries) - len(rejected), rejected=rejected)
+
+    async def _pulse(self, gateway_id: str, spaces) -> list:
+        """A pulse to each partition none of the report's Spaces falls on, every `pulse_every_seconds`
+        of a gateway's reports: its silence there is then evidence that it holds nobody there any
+        more (domain/evidence.py), even where no other gateway reports. (Forgotten state, say after
+        the gateway moved to this replica, means a pulse at once: never fewer.)"""
+        now = time.monotonic()
+        if now - self.pulsed_at.get(gateway_id, float("-inf")) < self.pulse_every_seconds:
+            return []
+        self.pulsed_at[gateway_id] = now
+        partitions = await self.producer.partitions_for(PRESENCE_HEARTBEATS.name)
+        covered = {partition_of(space_id, len(partitions)) for space_id in spaces}
+        pulse = pt.HeartbeatBatch(gateway_id=gateway_id).SerializeToString()
+        return [
+            await self.producer.send(PRESENCE_HEARTBEATS.name, pulse, partition=partition)
+            for partition in sorted(partitions - covered)
+        ]
 
     @unary(callers=GATEWAYS)
     async def GatewayDisconnected(
@@ -108,6 +131,7 @@ class PresenceApi(presence_service_pb2_grpc.PresenceServiceServicer):
         if not request.gateway_id.strip():
             raise InvalidArgument("gateway_id is required", [FieldViolation("gateway_id", "required")])
         _require_own_gateway(request.gateway_id, caller)
+        self.pulsed_at.pop(request.gateway_id, None)
         loss = pt.HeartbeatBatch(gateway_id=request.gateway_id, gateway_disconnected=True).SerializeToString()
         partitions = self.producer.partitions_for(PRESENCE_HEARTBEATS.name)
         for partition in sorted(await partitions):

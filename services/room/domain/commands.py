@@ -97,10 +97,12 @@ class LeaveSpace:
 
 @dataclass(frozen=True)
 class TimeOutParticipant:
-    """Presence lost the user's connection."""
+    """Presence lost the user's connection. `mass_time_out`: in a time-out of many at once (held by
+    presence's brake first), which is not evidence that a host or co-host left the Space."""
 
     space_id: str
     user_id: str
+    mass_time_out: bool = False
 
 
 @dataclass(frozen=True)

@@ -251,6 +251,14 @@ def _end_abandoned(cmd: c.EndAbandonedSpace, state: Space, ctx: Context, limits:
         raise FailedPrecondition(
             "a host or co-host is present, or was recently", reason=Reason.SPACE_ATTENDED
         )
+    ends_at = state.unattended_since + limits.abandoned_grace_without_evidence
+    if not state.unattended_on_evidence and ctx.now < ends_at:
+        raise FailedPrecondition(
+            "the host and co-hosts left in a mass time-out, which is no evidence that they are gone; "
+            f"the Space waits for them until {ends_at.isoformat()}",
+            reason=Reason.HOSTS_GONE_IN_MASS_TIME_OUT,
+            metadata={"not_before": ends_at.isoformat()},
+        )
     return [ev.SpaceEnded(space_id=state.space_id, reason=ev.END_REASON_ABANDONED)]
 
 
@@ -387,12 +395,16 @@ def _join(cmd: c.JoinSpace, state: Space, ctx: Context, limits: RoomLimits) -> l
     ]
 
 
-def _leave_event(state: Space, user_id: str, reason: int) -> list[Message]:
+def _leave_event(state: Space, user_id: str, reason: int, *, mass_time_out: bool = False) -> list[Message]:
     if not state.is_in(user_id):
         return []
     return [
         ev.ParticipantLeft(
-            space_id=state.space_id, user_id=user_id, reason=reason, previous_role=state.role_of(user_id)
+            space_id=state.space_id,
+            user_id=user_id,
+            reason=reason,
+            previous_role=state.role_of(user_id),
+            mass_time_out=mass_time_out,
         )
     ]
 
@@ -404,7 +416,7 @@ def _leave(cmd: c.LeaveSpace, state: Space, ctx: Context, limits: RoomLimits) ->
 def _time_out(cmd: c.TimeOutParticipant, state: Space, ctx: Context, limits: RoomLimits) -> list[Message]:
     if SYSTEM_CLAIM not in ctx.claims:
         raise PermissionDenied("only presence reports timed-out participants", reason=Reason.SYSTEM_ONLY)
-    return _leave_event(state, cmd.user_id, ev.LEAVE_REASON_TIMED_OUT)
+    return _leave_event(state, cmd.user_id, ev.LEAVE_REASON_TIMED_OUT, mass_time_out=cmd.mass_time_out)
 
 
 def _remove(cmd: c.RemoveParticipant, state: Space, ctx: Context, limits: RoomLimits) -> list[Message]:

@@ -80,7 +80,7 @@ def _started(s: Space, new: dict, e: ev.SpaceStarted, at: datetime) -> None:
 
 def _ended(s: Space, new: dict, e: ev.SpaceEnded, at: datetime) -> None:
     """Ending a Space empties it (the membership says nobody is in); requests lapse."""
-    new.update(ended_at=at, request_queue=(), unattended_since=None)
+    new.update(ended_at=at, request_queue=(), unattended_since=None, unattended_on_evidence=True)
 
 
 def _cancelled(s: Space, new: dict, e: ev.SpaceCancelled, at: datetime) -> None:
@@ -103,13 +103,14 @@ def _reminded(s: Space, new: dict, e: ev.SpaceReminder, at: datetime) -> None:
 
 def _joined(s: Space, new: dict, e: ev.ParticipantJoined, at: datetime) -> None:
     if e.user_id == s.host_user_id or e.user_id in s.co_hosts:
-        new["unattended_since"] = None
+        new.update(unattended_since=None, unattended_on_evidence=True)
 
 
-def _unattended_check(s: Space, new: dict, at: datetime) -> None:
-    """A live Space left without its host and co-hosts is unattended from now."""
+def _unattended_check(s: Space, new: dict, at: datetime, on_evidence: bool = True) -> None:
+    """A live Space left without its host and co-hosts is unattended from now; not on evidence when
+    the last of them left in a mass time-out."""
     if s.is_live and s.unattended_since is None and not managers_present(new["membership"]):
-        new["unattended_since"] = at
+        new.update(unattended_since=at, unattended_on_evidence=on_evidence)
 
 
 def _lower_hand(s: Space, new: dict, user_id: str) -> None:
@@ -119,7 +120,7 @@ def _lower_hand(s: Space, new: dict, user_id: str) -> None:
 
 def _left(s: Space, new: dict, e: ev.ParticipantLeft, at: datetime) -> None:
     _lower_hand(s, new, e.user_id)
-    _unattended_check(s, new, at)
+    _unattended_check(s, new, at, on_evidence=not e.mass_time_out)
 
 
 def _invited(s: Space, new: dict, e: ev.UsersInvited, at: datetime) -> None:
@@ -133,7 +134,7 @@ def _link_created(s: Space, new: dict, e: ev.InviteLinkCreated, at: datetime) ->
 def _co_host_added(s: Space, new: dict, e: ev.CoHostAdded, at: datetime) -> None:
     _lower_hand(s, new, e.user_id)
     if s.is_in(e.user_id):
-        new["unattended_since"] = None
+        new.update(unattended_since=None, unattended_on_evidence=True)
 
 
 def _co_host_removed(s: Space, new: dict, e: ev.CoHostRemoved, at: datetime) -> None:

@@ -26,6 +26,10 @@ class RoomLimits:
     max_user_id: int = 128
     max_speak_requests: int = 1000
     abandoned_grace: timedelta = timedelta(minutes=5)
+    # When the host and co-hosts left in a mass time-out (presence's brake), not on evidence about
+    # them: they may be coming back from a platform fault. Longer, yet finite, so a Space that
+    # nobody will come back to does not stay live forever.
+    abandoned_grace_without_evidence: timedelta = timedelta(hours=1)
     max_invite_link_ttl: timedelta = timedelta(days=7)
     topics: frozenset[str] = DEFAULT_TOPICS  # the ones a Space may name
     max_topics: int = 3

@@ -77,6 +77,8 @@ class Space:
     # reminders already sent for the scheduled start as it is now (moving it sends them again).
     subscribers: Map = NO_SUBSCRIBERS  # user id -> when they subscribed
     reminded: frozenset[int] = frozenset()  # podium.room.v1.ReminderKind values
+    # False when the last of them left in a mass time-out: no evidence that they are gone.
+    unattended_on_evidence: bool = True
     version: int = 0
 
     # Read from the membership

@@ -85,7 +85,14 @@ Global___SpaceChangeKind: _TypeAlias = SpaceChangeKind  # noqa: Y015
 @_typing.final
 class HeartbeatBatch(_message.Message):
     """One gateway's heartbeat for the users it holds in one Space. Internal:
-    carried on podium.presence.heartbeats.v1, keyed by Space id.
+    carried on podium.presence.heartbeats.v1, keyed by Space id. Its record's
+    timestamp (when presence wrote it) is the evidence time of presence's
+    time-outs.
+
+    With a gateway_id and no space_id (nor tick, nor gateway_disconnected), a
+    pulse: the gateway reported and holds nobody on this partition, which is
+    evidence about the users it held there. A gateway's reports write one to
+    each partition none of their Spaces falls on, every quarter of the timeout.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -103,8 +110,9 @@ class HeartbeatBatch(_message.Message):
     Sent to every partition, since the gateway's users are in Spaces on all of them.
     """
     tick: _builtins.bool
-    """A clock tick, sent to every partition: time out users whose heartbeats stopped.
-    Expiry runs in the stream, so table writes stay on the right partition.
+    """A clock tick, sent to every partition: look for users whose heartbeats stopped. It only
+    triggers the check (in the stream, so table writes stay on the right partition); its time
+    is never evidence.
     """
     @_builtins.property
     def user_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...

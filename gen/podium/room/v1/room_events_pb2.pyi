@@ -368,10 +368,15 @@ class ParticipantLeft(_message.Message):
     USER_ID_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     PREVIOUS_ROLE_FIELD_NUMBER: _builtins.int
+    MASS_TIME_OUT_FIELD_NUMBER: _builtins.int
     space_id: _builtins.str
     user_id: _builtins.str
     reason: Global___LeaveReason.ValueType
     previous_role: _room_types_pb2.Role.ValueType
+    mass_time_out: _builtins.bool
+    """TIMED_OUT in a mass time-out (presence's `ParticipantTimedOut.mass_time_out`): a host or
+    co-host who left this way does not make the Space abandoned on evidence.
+    """
     def __init__(
         self,
         *,
@@ -379,10 +384,11 @@ class ParticipantLeft(_message.Message):
         user_id: _builtins.str = ...,
         reason: Global___LeaveReason.ValueType = ...,
         previous_role: _room_types_pb2.Role.ValueType = ...,
+        mass_time_out: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["previous_role", b"previous_role", "reason", b"reason", "space_id", b"space_id", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["mass_time_out", b"mass_time_out", "previous_role", b"previous_role", "reason", b"reason", "space_id", b"space_id", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
