@@ -55,9 +55,13 @@ pytestmark = [pytest.mark.faults, pytest.mark.integration]
 async def test_broker_restarted_empty_is_recovered_by_the_operator_procedure_and_views_converge(
     stack, private_broker, private_database_url, tmp_path
 ):
-    services = await stack("room", "moderation", "presence", "media-relay")
-    services |= await stack("analytics", env=ANALYTICS_FAST)
-    services |= await stack("replay", env={"PODIUM_REPLAY_BLOB_DIR": str(tmp_path), **FAST_FINALIZE})
+    services: dict = {}
+    for started in await asyncio.gather(
+        stack("room", "moderation", "presence", "media-relay"),
+        stack("analytics", env=ANALYTICS_FAST),
+        stack("replay", env={"PODIUM_REPLAY_BLOB_DIR": str(tmp_path), **FAST_FINALIZE}),
+    ):
+        services |= started
     room, moderation, presence = services["room"], services["moderation"], services["presence"]
     load = Load(room.channel, moderation=moderation.channel, presence=presence.channel, prefix="b")
     space_id = await load.setup(recording=True)

@@ -83,14 +83,16 @@ async def test_a_restarted_presence_resumes_its_board_and_forgets_ended_spaces_i
     async def start(name: str, env=None):
         return await service_factory(name, broker=private_broker, database=private_database_url, env=env)
 
-    room = await start("room")
-    presence = await start(
-        "presence",
-        {
-            "PODIUM_PRESENCE_TIMEOUT_SECONDS": "600",
-            "PODIUM_PRESENCE_FORGET_ENDED_AFTER_SECONDS": "1",
-            "PODIUM_METRICS_PORT": str(metrics),
-        },
+    room, presence = await asyncio.gather(
+        start("room"),
+        start(
+            "presence",
+            {
+                "PODIUM_PRESENCE_TIMEOUT_SECONDS": "600",
+                "PODIUM_PRESENCE_FORGET_ENDED_AFTER_SECONDS": "1",
+                "PODIUM_METRICS_PORT": str(metrics),
+            },
+        ),
     )
     gateway = PresenceGateway(presence.channel, "gateway-service")
     host, ann = RoomClient(room.channel, "pr-host"), RoomClient(room.channel, "pr-ann")
