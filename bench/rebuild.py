@@ -107,19 +107,20 @@ async def write_events(
     total: int,
     per_space: int = 500,
     story: Callable[[str, int], list] = space_story,
+    spaces: int | None = None,
 ) -> tuple[int, int]:
     """Writes `total` room events, Space after Space (`story(space_id, per_space)` each, the last one
-    cut short), as the room would; returns (events, Spaces) written."""
+    cut short), as the room would, or stops after `spaces` Spaces; returns (events, Spaces) written."""
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap_servers, linger_ms=20, max_batch_size=1 << 20
     )
     await producer.start()
-    written = spaces = 0
+    written = spaces_written = 0
     now = datetime.now(UTC)
     cause = Causation("bench", "bench", "bench")
     try:
         futures = []
-        while written < total:
+        while written < total and (spaces is None or spaces_written < spaces):
             space_id = str(uuid.uuid4())
             events = story(space_id, per_space)[: total - written]
             for version, payload in enumerate(events, start=1):
@@ -136,14 +137,14 @@ async def write_events(
                     await producer.send(topic.name, envelope.SerializeToString(), key=space_id.encode())
                 )
             written += len(events)
-            spaces += 1
+            spaces_written += 1
             if len(futures) >= 20_000:
                 await asyncio.gather(*futures)
                 futures.clear()
         await asyncio.gather(*futures)
     finally:
         await producer.stop()
-    return written, spaces
+    return written, spaces_written
 
 
 async def raw_consume(settings: PodiumSettings, topic: TopicSpec, expected: int, decode=False) -> float:

@@ -5,7 +5,7 @@
     python -m bench --only append,rebuild
 
 Benchmarks, in order: fanout, commands, rebuild, restart, append, presence,
-moderation, replay, webhooks. Each starts what it needs (embedded broker, a fresh database on the
+moderation, replay, search, webhooks. Each starts what it needs (embedded broker, a fresh database on the
 local PostgreSQL, service processes) and tears it down. Each result has the
 measured numbers, its targets (a bound or a ratio) and whether each is met,
 the CPU seconds of every process it ran, and the load average around it.
@@ -379,6 +379,29 @@ async def replay(quick: bool) -> dict:
     }  # fmt: skip
 
 
+async def search(quick: bool) -> dict:
+    from bench import search as bench_search
+
+    spaces, calls = (5_000, 600) if quick else (100_000, 6_000)
+    raw = bench_search.summary(await bench_search.run(spaces, calls))
+    kinds = raw["by_kind"]
+    return {
+        "raw": raw,
+        "summary": f"{raw['spaces']:,} Spaces in the room's directory (built from {raw['events']:,} "
+        f"events), {raw['calls']:,} SearchSpaces calls over gRPC one at a time, a mix of six kinds",
+        "targets": [
+            target("SearchSpaces p99", raw["p99_ms"], 50, "<", " ms"),
+            info("SearchSpaces p50", raw["p50_ms"], " ms"),
+            *(
+                info(f"p50 / p99: {kind}", f"{k['p50_ms']} / {k['p99_ms']}", " ms")
+                for kind, k in kinds.items()
+            ),
+            info("room start, its directory built from the log", raw["room_start_with_directory_s"], " s"),
+        ],
+        "profile_service": "room",
+    }
+
+
 async def webhooks(quick: bool) -> dict:
     from bench import webhooks as bench_webhooks
 
@@ -429,6 +452,7 @@ BENCHMARKS = (
     Benchmark("presence", "Presence", presence),
     Benchmark("moderation", "Moderation: mute → forwarding stopped", moderation),
     Benchmark("replay", "Replay", replay),
+    Benchmark("search", "Discovery: SearchSpaces", search),
     Benchmark("webhooks", "Webhooks: event → POST", webhooks),
 )
 

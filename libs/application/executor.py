@@ -41,6 +41,7 @@ from google.protobuf.message import Message
 from libs.domain.decider import Context, Decider, fold
 from libs.domain.errors import Aborted, DomainError, FieldViolation, InvalidArgument
 from libs.domain.identifiers import MAX_ID_LENGTH, id_problem
+from libs.domain.reasons import Reason
 from libs.events.envelope import Causation
 from libs.events.topics import TopicSpec
 from libs.eventstore.store import (
@@ -182,7 +183,9 @@ class CommandExecutor(Generic[C, S]):
         finally:
             for call in stream.queue:
                 if not call.future.done():
-                    call.future.set_exception(Aborted("the service is shutting down", reason="SHUTTING_DOWN"))
+                    call.future.set_exception(
+                        Aborted("the service is shutting down", reason=Reason.SHUTTING_DOWN)
+                    )
             self._streams.pop(stream_id, None)
 
     async def _run_batch(self, stream_id: str, stream: _Stream, batch: list[_Call]) -> None:
@@ -237,7 +240,7 @@ class CommandExecutor(Generic[C, S]):
             call.future.set_exception(
                 Aborted(
                     f"stream {stream_id} kept changing under {self.max_attempts} attempts; retry the call",
-                    reason="CONCURRENCY_CONFLICT",
+                    reason=Reason.CONCURRENCY_CONFLICT,
                 )
             )
 
@@ -311,7 +314,7 @@ def _replay(stored: StoredResponse, request_key: RequestKey, parsed: Message) ->
     if stored.fingerprint != request_key.fingerprint:
         raise InvalidArgument(
             "request_id was already used for a different request; use a new request_id",
-            reason="REQUEST_ID_REUSED",
+            reason=Reason.REQUEST_ID_REUSED,
         )
     parsed.ParseFromString(stored.response)
     return parsed

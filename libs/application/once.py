@@ -22,6 +22,7 @@ from google.protobuf.message import Message
 
 from libs.application.executor import RequestKey
 from libs.domain.errors import Aborted, InvalidArgument
+from libs.domain.reasons import Reason
 from libs.eventstore.store import DuplicateRequest, EventStore, IdempotencyRecord, StoredResponse
 
 R = TypeVar("R", bound=Message)
@@ -48,7 +49,7 @@ async def once(
         stored = await store.stored_response(key.key)
         if stored is None:  # expired in between: vanishingly rare
             raise Aborted(
-                "a concurrent call with this request_id interfered; retry", reason="CONCURRENCY_CONFLICT"
+                "a concurrent call with this request_id interfered; retry", reason=Reason.CONCURRENCY_CONFLICT
             ) from None
         return _replayed(stored, key, response_type)
 
@@ -57,6 +58,6 @@ def _replayed(stored: StoredResponse, key: RequestKey, response_type: type[R]) -
     if stored.fingerprint != key.fingerprint:
         raise InvalidArgument(
             "request_id was already used for a different request; use a new request_id",
-            reason="REQUEST_ID_REUSED",
+            reason=Reason.REQUEST_ID_REUSED,
         )
     return response_type.FromString(stored.response)

@@ -16,7 +16,7 @@ from pathlib import Path
 from google.protobuf import descriptor_pb2, json_format
 
 from libs.config.settings import PodiumSettings
-from libs.contracts.codegen import PROTOS, ROOT
+from libs.contracts.codegen import ROOT, include_paths, our_protos
 from libs.events.registry import message_class
 from libs.events.topics import ALL_TOPICS
 
@@ -43,17 +43,14 @@ duplicates, which the rule above removes. See docs/architecture.md.
 
 
 def descriptor_set() -> descriptor_pb2.FileDescriptorSet:
-    import grpc_tools
     from grpc_tools import protoc
 
-    include = Path(grpc_tools.__file__).parent / "_proto"
-    files = sorted(str(p.relative_to(PROTOS)) for p in PROTOS.rglob("*.proto"))
+    files = our_protos()
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "set.pb"
         args = [
             "protoc",
-            f"-I{PROTOS}",
-            f"-I{include}",
+            *include_paths(),
             f"--descriptor_set_out={out}",
             "--include_source_info",
             *files,
@@ -109,7 +106,7 @@ def render() -> str:
             f"| {topic.cleanup_policy} | {topic.description} |"
         )
     lines.append("")
-    for file in descriptor_set().file:
+    for file in sorted(descriptor_set().file, key=lambda f: f.name):  # protoc orders by imports
         if not file.name.endswith("_events.proto"):
             continue
         comments = _comments(file)

@@ -18,17 +18,28 @@ PROTOS = ROOT / "protos"
 GEN = ROOT / "gen"
 
 
+def include_paths() -> list[str]:
+    """protoc's -I arguments: protos/ and protobuf's well-known types."""
+    import grpc_tools
+
+    return [f"-I{PROTOS}", f"-I{Path(grpc_tools.__file__).parent / '_proto'}"]
+
+
+def our_protos() -> list[str]:
+    """Podium's proto files, relative to protos/. protos/google/ holds google.api's annotations
+    (field_behavior), vendored from googleapis-common-protos: imported by ours, not generated
+    here, since that Python package provides their code at runtime."""
+    return sorted(str(p.relative_to(PROTOS)) for p in (PROTOS / "podium").rglob("*.proto"))
+
+
 def generate(out: Path) -> None:
     """Runs protoc (from grpcio-tools) over every proto file into `out`."""
-    import grpc_tools
     from grpc_tools import protoc
 
-    files = sorted(str(p.relative_to(PROTOS)) for p in PROTOS.rglob("*.proto"))
-    include = Path(grpc_tools.__file__).parent / "_proto"
+    files = our_protos()
     args = [
         "protoc",
-        f"-I{PROTOS}",
-        f"-I{include}",
+        *include_paths(),
         f"--python_out={out}",
         f"--grpc_python_out={out}",
         f"--mypy_out={out}",

@@ -1,12 +1,16 @@
 """Domain errors: why a command was rejected, in terms a gRPC status can carry.
 
 The domain raises these from `decide`; the gRPC kit maps each to its canonical
-status code with `google.rpc` details. They carry no I/O and no gRPC types.
+status code with `google.rpc` details. They carry no I/O and no gRPC types. Each
+carries a `Reason` from the registry (`libs.domain.reasons`), which documents it in
+docs/errors.md; a reason of another status code is a bug, refused when raised.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from libs.domain.reasons import Reason
 
 
 @dataclass(frozen=True)
@@ -16,22 +20,33 @@ class FieldViolation:
 
 
 class DomainError(Exception):
-    """A command was rejected. `reason` is a stable UPPER_SNAKE_CASE identifier."""
+    """A command was rejected, for a documented `why`. `reason` is what clients key on: the stable
+    UPPER_SNAKE_CASE ErrorInfo reason."""
 
     code = "UNKNOWN"
 
-    def __init__(self, message: str, *, reason: str = "", metadata: dict[str, str] | None = None):
+    def __init__(self, message: str, *, reason: Reason, metadata: dict[str, str] | None = None):
+        if not isinstance(reason, Reason) or reason.code != self.code:
+            raise TypeError(f"{type(self).__name__} takes a {self.code} Reason, not {reason!r}")
         super().__init__(message)
         self.message = message
-        self.reason = reason or self.code
+        self.why = reason
+        self.reason = reason.reason
         self.metadata = dict(metadata or {})
 
 
 class InvalidArgument(DomainError):
     code = "INVALID_ARGUMENT"
 
-    def __init__(self, message: str, violations: list[FieldViolation] | None = None, **kw):
-        super().__init__(message, **kw)
+    def __init__(
+        self,
+        message: str,
+        violations: list[FieldViolation] | None = None,
+        *,
+        reason: Reason = Reason.INVALID_ARGUMENT,
+        **kw,
+    ):
+        super().__init__(message, reason=reason, **kw)
         self.violations = list(violations or [])
 
 

@@ -18,6 +18,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from libs.domain.errors import DomainError, InvalidArgument, ResourceExhausted, Unavailable
+from libs.domain.reasons import Reason
 
 log = logging.getLogger(__name__)
 
@@ -58,15 +59,17 @@ def classify(exc: BaseException) -> DomainError | None:
     if isinstance(exc, DomainError):
         return exc
     if isinstance(exc, OSError | asyncpg.PostgresConnectionError | asyncpg.CannotConnectNowError):
-        return Unavailable("the event store is unreachable; retry with backoff", reason="STORE_UNAVAILABLE")
+        return Unavailable(
+            "the event store is unreachable; retry with backoff", reason=Reason.STORE_UNAVAILABLE
+        )
     if isinstance(exc, asyncpg.exceptions.InterfaceError | asyncpg.exceptions.ConnectionDoesNotExistError):
         return Unavailable(
-            "the event store connection was lost; retry with backoff", reason="STORE_UNAVAILABLE"
+            "the event store connection was lost; retry with backoff", reason=Reason.STORE_UNAVAILABLE
         )
     if isinstance(exc, KafkaError):  # a write straight to the log (presence's heartbeats) refused
         return Unavailable(
             "the event log did not take the write; retry with backoff",
-            reason="LOG_UNAVAILABLE",
+            reason=Reason.LOG_UNAVAILABLE,
             retry_after_seconds=1.0,
         )
     return None

@@ -28,6 +28,7 @@ import grpc
 
 from libs.auth.tokens import Identity, InvalidToken, TokenVerifier
 from libs.domain.errors import DomainError, PermissionDenied, Unauthenticated
+from libs.domain.reasons import Reason
 from libs.grpckit.errors import abort
 from libs.telemetry.logging import set_space
 from libs.telemetry.metrics import COMMAND_SECONDS, COMMANDS
@@ -72,17 +73,18 @@ class Authenticator:
         header = metadata.get("authorization", "")
         if not header:
             raise Unauthenticated(
-                "missing bearer token: send metadata 'authorization: Bearer <jwt>'", reason="TOKEN_MISSING"
+                "missing bearer token: send metadata 'authorization: Bearer <jwt>'",
+                reason=Reason.TOKEN_MISSING,
             )
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthenticated(
-                "the authorization metadata must be 'Bearer <jwt>'", reason="TOKEN_MALFORMED"
+                "the authorization metadata must be 'Bearer <jwt>'", reason=Reason.TOKEN_MALFORMED
             )
         try:
             identity = self.verifier.verify(token.strip())
         except InvalidToken as e:
-            raise Unauthenticated(str(e), reason="TOKEN_INVALID") from e
+            raise Unauthenticated(str(e), reason=Reason.TOKEN_INVALID) from e
         _check_kind(identity, callers)
         # The server span (opened by the gRPC instrumentation from the caller's `traceparent`) is
         # what the command's events carry on; without tracing, the caller's own context.
@@ -100,12 +102,12 @@ def _check_kind(identity: Identity, callers: Callers) -> None:
     if identity.is_gateway and GATEWAYS not in callers:
         raise PermissionDenied(
             "this call takes the user's own token; a gateway acts for a user with that user's token",
-            reason="USER_TOKEN_REQUIRED",
+            reason=Reason.USER_TOKEN_REQUIRED,
         )
     if not identity.is_gateway and USERS not in callers:
         raise PermissionDenied(
             "only a client gateway may make this call: send a gateway token (role 'gateway')",
-            reason="GATEWAY_TOKEN_REQUIRED",
+            reason=Reason.GATEWAY_TOKEN_REQUIRED,
         )
 
 

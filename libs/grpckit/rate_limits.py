@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 
 from libs.domain.errors import DomainError, ResourceExhausted
+from libs.domain.reasons import Reason
 
 JOIN, REPORT, SPEAK_REQUEST, INVITE = "join", "report", "speak_request", "invite"
 
@@ -28,7 +29,7 @@ class RateLimited(ResourceExhausted):
         super().__init__(
             f"too many {action.replace('_', ' ')} calls: at most {per_minute} a minute; "
             f"retry in {retry_after_seconds:.1f} s",
-            reason="RATE_LIMITED",
+            reason=Reason.RATE_LIMITED,
             metadata={"action": action, "per_minute": str(per_minute)},
             retry_after_seconds=retry_after_seconds,
         )

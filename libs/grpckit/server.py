@@ -12,10 +12,11 @@ requires client certificates when a client CA is set (`libs.grpckit.tls`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -104,6 +105,25 @@ class GrpcHost:
 
     async def wait_for_stop_signal(self) -> None:
         await self._stopping.wait()
+
+    async def unless_stopped(self, starting: Awaitable[None]) -> bool:
+        """Runs `starting` (a service's start-up: waiting for its topics, catching up) unless a stop
+        signal comes first, which cancels it. True when it finished, False when stopped. A service
+        that waits for its topics can so wait for ever and still stop at once when told."""
+        start = asyncio.ensure_future(starting)
+        stop = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({start, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+        if start.done():
+            start.result()  # its failure is the service's
+            return True
+        start.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await start
+        log.info("stopped while starting")
+        return False
 
     def request_stop(self) -> None:
         self._stopping.set()

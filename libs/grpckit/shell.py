@@ -136,6 +136,14 @@ class ServiceShell:
     def add_background(self, task: Background) -> None:
         self.background.append(task)
 
+    async def _start(self) -> None:
+        for runner in self.runners:
+            await runner.start()
+        for runner in self.runners:
+            await runner.caught_up.wait()
+        for task in self.background:
+            await task.start()
+
     async def serve(self, bind_host: str, port: int) -> None:
         assert self.pool is not None, "use `async with shell:` first"
         relay = OutboxRelay(self.settings, self.pool, self.schema, (*self.publishes, DEAD_LETTER))
@@ -143,15 +151,10 @@ class ServiceShell:
         await self.host.start(f"{bind_host}:{port}")
         await relay.start()
         try:
-            for runner in self.runners:
-                await runner.start()
-            for runner in self.runners:
-                await runner.caught_up.wait()
-            for task in self.background:
-                await task.start()
-            await self.host.serving()
-            print(f"{self.producer} service ready on port {self.host.port}", flush=True)
-            await self.host.wait_for_stop_signal()
+            if await self.host.unless_stopped(self._start()):
+                await self.host.serving()
+                print(f"{self.producer} service ready on port {self.host.port}", flush=True)
+                await self.host.wait_for_stop_signal()
             log.info("stopping")
             await self.host.stop()
         finally:

@@ -11,6 +11,7 @@ The names a platform team alerts on (docs/operations.md lists the alerts):
     podium_projection_caught_up{projection}        1 once the view has caught up
     podium_view_cached_spaces{view}                Spaces a view cache holds in memory
     podium_media_frames_total{direction}           relay frames: in, out, dropped, refused
+    podium_presence_degraded                       1 while presence times nobody out (behind or silent input)
     podium_live_spaces                             live Spaces (room)
     podium_space_participants{role}                participants of live Spaces, by role (room)
     podium_webhook_attempts_total{outcome}         delivery attempts: delivered, failed (retried later),
@@ -72,6 +73,11 @@ LOG_LOST = Gauge(
     "podium_log_lost",
     "1 for each partition a consumer stopped reading because its log was lost (libs/events/log_loss.py).",
     ["consumer", "topic", "partition"],
+)
+PRESENCE_DEGRADED = Gauge(
+    "podium_presence_degraded",
+    "1 while presence is behind its heartbeat input, or that input is silent, on a partition it reads: "
+    "it times nobody out there until the input is current again.",
 )
 LIVE_SPACES = Gauge("podium_live_spaces", "Spaces that are live now.")
 SPACE_PARTICIPANTS = Gauge("podium_space_participants", "Participants of live Spaces, by role.", ["role"])

@@ -51,13 +51,16 @@ async def serve(settings: AnalyticsSettings) -> None:
     host = GrpcHost(settings, [SERVICE_NAME])
     host.install_signal_handlers()
     await host.start(f"{settings.analytics_bind_host}:{settings.analytics_port}")
-    await wait_for_topics(
+    waiting = wait_for_topics(
         settings.kafka_bootstrap_servers,
         topics,
         settings.topic_partitions,
         "analytics",
         **kafka_security(settings),
     )
+    if not await host.unless_stopped(waiting):
+        await host.stop()
+        return
     log_loss = LogLoss()
     streams = AnalyticsStreams(
         settings,
@@ -75,10 +78,10 @@ async def serve(settings: AnalyticsSettings) -> None:
     await streams.app.start()
     await watch.start()
     try:
-        await streams.app.tables.recovery.completed.wait()
-        await host.serving()
-        print(f"analytics service ready on port {host.port}", flush=True)
-        await host.wait_for_stop_signal()
+        if await host.unless_stopped(streams.app.tables.recovery.completed.wait()):
+            await host.serving()
+            print(f"analytics service ready on port {host.port}", flush=True)
+            await host.wait_for_stop_signal()
         await host.stop()
     finally:
         await watch.stop()

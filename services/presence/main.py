@@ -99,30 +99,39 @@ async def serve(settings: PresenceSettings) -> None:
         ),
     )
     api = PresenceApi(
-        authenticator_for(settings), streams, board, producer, settings.presence_max_entries_per_report, peers
+        authenticator_for(settings),
+        streams,
+        board,
+        producer,
+        settings.presence_max_entries_per_report,
+        peers,
+        pulse_every_seconds=settings.rules().pulse_every_seconds,
     )
     presence_service_pb2_grpc.add_PresenceServiceServicer_to_server(api, host.server)
     host.install_signal_handlers()
     await host.start(f"{settings.presence_bind_host}:{settings.presence_port}")
-    await wait_for_topics(
+    topics = wait_for_topics(
         settings.kafka_bootstrap_servers,
         TOPICS,
         settings.topic_partitions,
         "presence",
         **kafka_security(settings),
     )
+    if not await host.unless_stopped(topics):
+        await host.stop()
+        await peers.close()
+        await pool.close()
+        return
     await producer.start()
     await streams.app.start()
     await watch.start()
     for runner in runners:
         await runner.start()
     try:
-        await streams.app.tables.recovery.completed.wait()
-        for runner in runners:
-            await runner.caught_up.wait()
-        await host.serving()
-        print(f"presence service ready on port {host.port}", flush=True)
-        await host.wait_for_stop_signal()
+        if await host.unless_stopped(_caught_up(streams, runners)):
+            await host.serving()
+            print(f"presence service ready on port {host.port}", flush=True)
+            await host.wait_for_stop_signal()
         await host.stop()
     finally:
         await watch.stop()
@@ -134,6 +143,12 @@ async def serve(settings: PresenceSettings) -> None:
         await producer.stop()
         await peers.close()
         await pool.close()
+
+
+async def _caught_up(streams: PresenceStreams, runners) -> None:
+    await streams.app.tables.recovery.completed.wait()
+    for runner in runners:
+        await runner.caught_up.wait()
 
 
 def main() -> None:

@@ -28,6 +28,42 @@ class PresenceSettings(PodiumSettings):
     presence_timeout_seconds: float = Field(
         30, gt=0, description="Missed heartbeats for this long drop a user."
     )
+    presence_gap_seconds: float | None = Field(
+        None,
+        gt=0,
+        description="A silence this long in a partition's heartbeat records is an outage (presence or the "
+        "broker stopped): the time in it counts against nobody. Unset: half the timeout. Gateways must "
+        "report more often (at least every third of the timeout).",
+    )
+    presence_max_lag_seconds: float | None = Field(
+        None,
+        gt=0,
+        description="Presence behind its input by more than this, or a partition with users present whose "
+        "newest heartbeat record is older: no time-outs there, and podium_presence_degraded is 1. Unset: "
+        "half the timeout.",
+    )
+    presence_brake_share: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="One check finding more than this share of a Space's present users overdue (and at "
+        "least PODIUM_PRESENCE_BRAKE_MIN_USERS of them) holds those time-outs for one more period.",
+    )
+    presence_brake_min_users: int = Field(
+        3, ge=1, description="The share rule of the brake applies from this many overdue users of a Space."
+    )
+    presence_brake_max_users: int = Field(
+        1000,
+        ge=0,
+        description="One check of a partition finding more overdue users than this holds them all for one "
+        "more period.",
+    )
+    presence_brake_hold_seconds: float | None = Field(
+        None,
+        ge=0,
+        description="How long (in the heartbeat records' time) the brake holds time-outs; those still "
+        "overdue after it go, marked mass_time_out. Unset: the timeout.",
+    )
     presence_reconnect_grace_seconds: float = Field(
         60, ge=0, description="A user back within this long after a timeout is a reconnect, not a new join."
     )
@@ -38,7 +74,9 @@ class PresenceSettings(PodiumSettings):
         "board from memory, this long after the end, so memory and recovery follow live Spaces, not "
         "history; the board's rows in PostgreSQL answer for it from then on.",
     )
-    presence_tick_seconds: float = Field(1.0, gt=0, description="How often timeouts are checked.")
+    presence_tick_seconds: float = Field(
+        1.0, gt=0, description="How often time-outs are looked for (the tick only asks; it is not evidence)."
+    )
     presence_max_entries_per_report: int = Field(
         50_000, gt=0, description="Entries one ReportPresence may carry."
     )
@@ -59,8 +97,18 @@ class PresenceSettings(PodiumSettings):
         return problems
 
     def rules(self) -> PresenceRules:
+        timeout = self.presence_timeout_seconds
         return PresenceRules(
-            self.presence_timeout_seconds,
-            self.presence_reconnect_grace_seconds,
-            self.presence_forget_ended_after_seconds,
+            timeout_seconds=timeout,
+            reconnect_grace_seconds=self.presence_reconnect_grace_seconds,
+            forget_ended_after_seconds=self.presence_forget_ended_after_seconds,
+            gap_seconds=self.presence_gap_seconds or timeout / 2,
+            pulse_every_seconds=(self.presence_gap_seconds or timeout / 2) / 2,
+            max_lag_seconds=self.presence_max_lag_seconds or timeout / 2,
+            brake_share=self.presence_brake_share,
+            brake_min_users=self.presence_brake_min_users,
+            brake_max_users=self.presence_brake_max_users,
+            brake_hold_seconds=timeout
+            if self.presence_brake_hold_seconds is None
+            else self.presence_brake_hold_seconds,
         )

@@ -23,6 +23,7 @@ from services.room.api.room_api import RoomApi
 from services.room.application.abandoned_sweeper import AbandonedSpaceSweeper
 from services.room.application.invite_links import InviteLinks
 from services.room.application.live_census import LiveCensus
+from services.room.application.scheduled_spaces import ScheduledSpaces
 from services.room.application.space_commands import SpaceCommands
 from services.room.projections.moderation_reactions import ModerationReactions
 from services.room.projections.presence_reactions import PresenceReactions
@@ -48,6 +49,7 @@ async def serve(settings: RoomSettings) -> None:
         shell.add_durable_view(PresenceReactions(commands))
         shell.add_background(AbandonedSpaceSweeper(commands, directory, settings.room_sweep_interval_seconds))
         shell.add_background(LiveCensus(directory, settings.room_census_interval_seconds))
+        shell.add_background(ScheduledSpaces(commands, directory, settings.room_sweep_interval_seconds))
         api = RoomApi(
             shell.authenticator,
             commands,

@@ -9,7 +9,7 @@ from pydantic import Field, field_validator
 from libs.config.production import local_addresses, public_url_problem
 from libs.config.settings import PodiumSettings
 from libs.routing.hash_ring import HashRing, parse_nodes
-from services.room.domain.limits import RoomLimits
+from services.room.domain.limits import DEFAULT_TOPICS, RoomLimits
 
 
 class RoomSettings(PodiumSettings):
@@ -20,6 +20,12 @@ class RoomSettings(PodiumSettings):
     room_abandoned_grace_seconds: float = Field(
         300, ge=0, description="A live Space with no host or co-host present for this long ends itself."
     )
+    room_abandoned_grace_without_evidence_seconds: float = Field(
+        3600,
+        ge=0,
+        description="When the host and co-hosts left in a mass time-out (presence's brake: no evidence about "
+        "them), the Space ends itself only after this long without them.",
+    )
     room_sweep_interval_seconds: float = Field(
         5, gt=0, description="How often abandoned Spaces are looked for."
     )
@@ -28,6 +34,18 @@ class RoomSettings(PodiumSettings):
     )
     room_default_invite_link_ttl_seconds: int = Field(
         86400, gt=0, description="Lifetime of an invite link when the request gives none."
+    )
+
+    room_space_topics: str = Field(
+        ",".join(sorted(DEFAULT_TOPICS)),
+        description="The topics a Space may name (up to 3 each), comma-separated.",
+    )
+
+    room_reminder_lead_seconds: float = Field(
+        900, ge=0, description="Subscribers of a scheduled Space are reminded this long before its start."
+    )
+    room_start_window_seconds: float = Field(
+        7200, gt=0, description="A scheduled Space not started this long after its start ends as expired."
     )
 
     room_directory_cache_spaces: int = Field(
@@ -71,4 +89,10 @@ class RoomSettings(PodiumSettings):
             max_co_hosts=self.room_max_co_hosts,
             max_speakers=self.room_max_speakers,
             abandoned_grace=timedelta(seconds=self.room_abandoned_grace_seconds),
+            topics=frozenset(t.strip() for t in self.room_space_topics.split(",") if t.strip()),
+            reminder_lead=timedelta(seconds=self.room_reminder_lead_seconds),
+            start_window=timedelta(seconds=self.room_start_window_seconds),
+            abandoned_grace_without_evidence=timedelta(
+                seconds=self.room_abandoned_grace_without_evidence_seconds
+            ),
         )

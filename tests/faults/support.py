@@ -124,6 +124,9 @@ class Load:
         self.history = History()
         self.space_id = ""
         self.joined: set[str] = set()
+        self.reported_at: dict[
+            str, float
+        ] = {}  # user -> when the last acknowledged report with them was sent
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self._heartbeat_task: asyncio.Task | None = None
@@ -211,12 +214,15 @@ class Load:
     async def _heartbeats(self) -> None:
         assert self.gateway is not None
         while True:
-            entries = [pt.PresenceEntry(user_id=u, space_id=self.space_id) for u in sorted(self.joined)]
+            users = sorted(self.joined)
+            entries = [pt.PresenceEntry(user_id=u, space_id=self.space_id) for u in users]
+            sent = time.time()
             try:
                 await asyncio.wait_for(
                     self.gateway.ReportPresence(gateway_id="gw-faults", entries=entries), 2
                 )
                 self.history.heartbeats_ok += 1
+                self.reported_at.update(dict.fromkeys(users, sent))
             except (grpc.aio.AioRpcError, TimeoutError):
                 self.history.heartbeats_failed += 1
             await asyncio.sleep(0.5)
@@ -464,7 +470,11 @@ def record(
 
 async def pause(service, seconds: float) -> None:
     """SIGSTOP the service's process for `seconds` (a long GC pause, a frozen VM), then SIGCONT."""
-    pid = service.process.process.pid
+    await freeze(service.process.process.pid, seconds)
+
+
+async def freeze(pid: int, seconds: float) -> None:
+    """SIGSTOP process `pid` for `seconds`, then SIGCONT."""
     os.kill(pid, signal.SIGSTOP)
     try:
         await asyncio.sleep(seconds)

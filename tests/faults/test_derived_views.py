@@ -68,9 +68,13 @@ def _quiet_for(seconds: float):
 async def test_sigkilled_analytics_and_replay_derive_what_the_log_says(
     stack, private_broker, private_database_url, tmp_path
 ):
-    services = await stack("room", "moderation", "presence", "media-relay")
-    services |= await stack("replay", env={"PODIUM_REPLAY_BLOB_DIR": str(tmp_path), **FAST_FINALIZE})
-    services |= await stack("analytics", env=ANALYTICS_FAST)
+    services: dict = {}
+    for started in await asyncio.gather(
+        stack("room", "moderation", "presence", "media-relay"),
+        stack("replay", env={"PODIUM_REPLAY_BLOB_DIR": str(tmp_path), **FAST_FINALIZE}),
+        stack("analytics", env=ANALYTICS_FAST),
+    ):
+        services |= started
     room, moderation, presence = services["room"], services["moderation"], services["presence"]
     load = Load(room.channel, moderation=moderation.channel, presence=presence.channel, prefix="d")
     space_id = await load.setup(recording=True)

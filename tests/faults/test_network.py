@@ -87,7 +87,7 @@ async def proxied_broker(run_dir):
     await broker.start()
     await make_topics(broker.bootstrap)  # the test stack owns the topics
     yield broker
-    broker.stop()
+    broker.kill()  # as running_broker does: a stop would wait for the test's services to hang up
     await proxy.stop()
 
 
@@ -97,12 +97,19 @@ async def test_latency_and_connection_resets_to_the_broker(
     from tests.faults.conftest import NO_RATE_LIMITS, PRESENCE_ENV
 
     proxy = proxied_broker.proxy
-    services = {}
-    for name in ("room", "moderation", "presence", "media-relay"):
-        env = {**NO_RATE_LIMITS, **(PRESENCE_ENV if name == "presence" else {})}
-        services[name] = await service_factory(
-            name, broker=proxied_broker, database=private_database_url, env=env
+    names = ("room", "moderation", "presence", "media-relay")
+    started = await asyncio.gather(
+        *(
+            service_factory(
+                name,
+                broker=proxied_broker,
+                database=private_database_url,
+                env={**NO_RATE_LIMITS, **(PRESENCE_ENV if name == "presence" else {})},
+            )
+            for name in names
         )
+    )
+    services = dict(zip(names, started, strict=True))
     room, moderation, presence = services["room"], services["moderation"], services["presence"]
     load = Load(room.channel, moderation=moderation.channel, presence=presence.channel, prefix="n")
     space_id = await load.setup()

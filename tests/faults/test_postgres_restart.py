@@ -84,13 +84,18 @@ async def test_postgres_down_is_unavailable_then_nothing_half_written(
     service_factory, private_broker, private_postgres
 ):
     database_url = await create_database(private_postgres.url, "podium_faults")
-    room = await service_factory(
-        "room",
-        broker=private_broker,
-        database=database_url,
-        env={"PODIUM_RATE_LIMIT_JOINS_PER_MINUTE": "0", "PODIUM_RATE_LIMIT_SPEAK_REQUESTS_PER_MINUTE": "0"},
+    room, relay = await asyncio.gather(
+        service_factory(
+            "room",
+            broker=private_broker,
+            database=database_url,
+            env={
+                "PODIUM_RATE_LIMIT_JOINS_PER_MINUTE": "0",
+                "PODIUM_RATE_LIMIT_SPEAK_REQUESTS_PER_MINUTE": "0",
+            },
+        ),
+        service_factory("media-relay", broker=private_broker, database=database_url),
     )
-    relay = await service_factory("media-relay", broker=private_broker, database=database_url)
     load = Load(room.channel, prefix="d")
     space_id = await load.setup()
     probe = RoomClient(room.channel, "d-probe")

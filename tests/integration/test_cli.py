@@ -16,6 +16,7 @@ import pytest
 from libs.auth.keys import KeySet
 from libs.auth.tokens import TokenVerifier
 from libs.config.settings import DEV_JWT_SECRET
+from services.presence.projections.space_board_rows import SpaceBoardRows
 
 pytestmark = pytest.mark.integration
 
@@ -213,7 +214,7 @@ async def test_podium_views_status_lists_presences_board_and_rebuild_asks_for_it
     assert shown.returncode == 0, shown.stderr
     views = {(v["schema"], v["view"]): v for v in map(json.loads, shown.stdout.splitlines())}
     board = views[("presence", "presence-space-board")]
-    assert board["version"] == 1 and board["lag"] == 0 and not board["rebuild_requested"]
+    assert board["version"] == SpaceBoardRows.version and board["lag"] == 0 and not board["rebuild_requested"]
     asked = _podium("views", "rebuild", "presence", "presence-space-board", env=env)
     assert asked.returncode == 0, asked.stdout + asked.stderr
     shown = _podium("views", "status", "--json", env=env)

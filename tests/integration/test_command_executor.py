@@ -16,6 +16,7 @@ from google.protobuf.wrappers_pb2 import Int64Value
 from libs.application.executor import CommandExecutor, RequestKey
 from libs.domain.decider import Context, Decider
 from libs.domain.errors import InvalidArgument, ResourceExhausted
+from libs.domain.reasons import Reason
 from libs.events.envelope import Causation
 from libs.events.topics import TopicSpec
 from libs.eventstore.schema import migrate
@@ -37,7 +38,7 @@ def decide(command: Join, members: frozenset, ctx: Context):
     if command.user_id in members:
         return []
     if len(members) >= CAPACITY:
-        raise ResourceExhausted("full", reason="FULL")
+        raise ResourceExhausted("full", reason=Reason.SPEAKER_LIMIT_REACHED)
     return [room_events_pb2.ParticipantJoined(space_id="s", user_id=command.user_id)]
 
 

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
@@ -25,6 +26,7 @@ from libs.devstack.demo import run_demo
 from libs.events.topics import TopicSpec, create_topics
 from podium.room.v1 import room_service_pb2, room_service_pb2_grpc
 from tests.integration.clients import RoomClient
+from tests.support.infrastructure import fresh_database
 
 pytestmark = pytest.mark.integration
 
@@ -151,47 +153,73 @@ async def _until_line(up: subprocess.Popen, output: list[str], marker: str, time
                 return
 
 
-async def test_podium_up_runs_the_demo_and_stops_cleanly_on_ctrl_c(tmp_path, private_database_url):
-    # A database of its own: the `podium` database on a shared server holds every earlier run's
-    # Spaces, which a new (empty) broker would be made to carry first.
-    up, ports, broker_port = _start_podium_up(tmp_path, private_database_url)
+@dataclass
+class PodiumUp:
+    """A running `podium up` and what it has printed so far."""
+
+    process: subprocess.Popen
+    ports: dict[str, int]
+    broker_port: int
+    state_dir: Path
+    output: list[str] = field(default_factory=list)
+
+    async def until_line(self, marker: str, timeout: float) -> None:
+        await _until_line(self.process, self.output, marker, timeout)
+
+    async def ctrl_c(self) -> str:
+        """SIGINT, as Ctrl-C in its terminal; returns the rest of its output once it has exited."""
+        self.process.send_signal(signal.SIGINT)
+        rest = await asyncio.to_thread(self.process.communicate, timeout=60)
+        return rest[0]
+
+
+@pytest.fixture(scope="module")
+async def podium_up(tmp_path_factory, database_server):
+    """One `podium up` the tests below share, in this order: the demo, then healing a dead broker,
+    then Ctrl-C (each also passes alone: this starts the stack for it).
+
+    On a database of its own: the `podium` database on a shared server holds every earlier run's
+    Spaces, which a new (empty) broker would be made to carry first."""
+    tmp_path = tmp_path_factory.mktemp("podium-up")
+    async with fresh_database(database_server.url) as database_url:
+        up, ports, broker_port = _start_podium_up(tmp_path, database_url)
+        stack = PodiumUp(up, ports, broker_port, tmp_path / ".podium")
+        try:
+            await stack.until_line("Podium is up", 120)
+            yield stack
+        finally:
+            if up.poll() is None:
+                await stack.ctrl_c()
+
+
+async def test_podium_up_runs_the_demo(podium_up):
+    ports = podium_up.ports
     room_port, moderation_port, presence_port = ports["room"], ports["moderation"], ports["presence"]
-    output: list[str] = []
-    try:
-        await _until_line(up, output, "Podium is up", 120)
-        assert f"room: 127.0.0.1:{room_port}" in "".join(output)
-        assert (Path(tmp_path) / ".podium" / "stack.json").exists()
-        timeline = await run_demo(
-            f"127.0.0.1:{room_port}",
-            DEV_JWT_SECRET,
-            f"127.0.0.1:{moderation_port}",
-            f"127.0.0.1:{presence_port}",
-        )
-        steps = {step.action.split(" (")[0].split(":")[0]: step for step in timeline.steps}
-        actions = [step.action for step in timeline.steps]
-        assert actions[0].startswith("creates") and actions[-1] == "ends the Space"
-        assert steps["mutes ana"].muted == ["ana"]
-        assert "dan (listener)" not in steps["removes dan for spam"].participants
-        assert any(a.startswith("tries to rejoin and is refused: PERMISSION_DENIED") for a in actions)
-        assert timeline.steps[-2].participants == ["maya (host)", "ben (co-host)", "ana (speaker)"]
-        assert timeline.steps[-2].listening == 3  # maya, ben and ana still connected
-        assert max(step.listening or 0 for step in timeline.steps) == 5
-        assert timeline.steps[-1].state == "ended"
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{room_port}") as room_channel:
-            host = RoomClient(room_channel, "devstack-media")
-            space_id = (await host.CreateSpace(title="where is the audio")).space.space_id
-            endpoint = await host.GetMediaEndpoint(space_id=space_id)
-        assert endpoint.address == f"127.0.0.1:{ports['media-relay']}"  # the relay this stack runs
-        children = _children(up.pid)
-        assert len(children) >= 2, f"expected the broker and the room service under podium up: {children}"
-    finally:
-        up.send_signal(signal.SIGINT)
-        rest = await asyncio.to_thread(up.communicate, timeout=60)
-    assert up.returncode == 0, "".join(output) + rest[0]
-    assert "stopped." in rest[0]
-    assert not _listening(room_port) and not _listening(broker_port)
-    assert not [pid for pid in children if _alive(pid)], "podium up left processes behind"
-    assert not (Path(tmp_path) / ".podium" / "stack.json").exists()
+    assert f"room: 127.0.0.1:{room_port}" in "".join(podium_up.output)
+    assert (podium_up.state_dir / "stack.json").exists()
+    timeline = await run_demo(
+        f"127.0.0.1:{room_port}",
+        DEV_JWT_SECRET,
+        f"127.0.0.1:{moderation_port}",
+        f"127.0.0.1:{presence_port}",
+    )
+    steps = {step.action.split(" (")[0].split(":")[0]: step for step in timeline.steps}
+    actions = [step.action for step in timeline.steps]
+    assert actions[0].startswith("creates") and actions[-1] == "ends the Space"
+    assert steps["mutes ana"].muted == ["ana"]
+    assert "dan (listener)" not in steps["removes dan for spam"].participants
+    assert any(a.startswith("tries to rejoin and is refused: PERMISSION_DENIED") for a in actions)
+    assert timeline.steps[-2].participants == ["maya (host)", "ben (co-host)", "ana (speaker)"]
+    assert timeline.steps[-2].listening == 3  # maya, ben and ana still connected
+    assert max(step.listening or 0 for step in timeline.steps) == 5
+    assert timeline.steps[-1].state == "ended"
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{room_port}") as room_channel:
+        host = RoomClient(room_channel, "devstack-media")
+        space_id = (await host.CreateSpace(title="where is the audio")).space.space_id
+        endpoint = await host.GetMediaEndpoint(space_id=space_id)
+    assert endpoint.address == f"127.0.0.1:{ports['media-relay']}"  # the relay this stack runs
+    children = _children(podium_up.process.pid)
+    assert len(children) >= 2, f"expected the broker and the room service under podium up: {children}"
 
 
 async def _health(address: str, service: str) -> str:
@@ -205,36 +233,41 @@ async def _health(address: str, service: str) -> str:
     return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
 
 
-async def test_podium_up_heals_itself_when_its_broker_dies(tmp_path, private_database_url):
-    up, ports, _ = _start_podium_up(tmp_path, private_database_url)
+async def test_podium_up_heals_itself_when_its_broker_dies(podium_up):
+    ports, up = podium_up.ports, podium_up.process
     room_address = f"127.0.0.1:{ports['room']}"
-    output: list[str] = []
-    try:
-        await _until_line(up, output, "Podium is up", 120)
-        async with grpc.aio.insecure_channel(room_address) as channel:
-            host = RoomClient(channel, "heal-host")
-            before = (await host.CreateSpace(title="before the broker died")).space.space_id
-            await host.StartSpace(space_id=before)
-        broker = next(
-            pid for pid in _children(up.pid) if b"--listener-url" in Path(f"/proc/{pid}/cmdline").read_bytes()
-        )
-        os.kill(broker, signal.SIGKILL)  # the embedded broker dies, and its in-memory log with it
+    async with grpc.aio.insecure_channel(room_address) as channel:
+        host = RoomClient(channel, "heal-host")
+        before = (await host.CreateSpace(title="before the broker died")).space.space_id
+        await host.StartSpace(space_id=before)
+    broker = next(
+        pid for pid in _children(up.pid) if b"--listener-url" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    )
+    said_before = len(podium_up.output)
+    os.kill(broker, signal.SIGKILL)  # the embedded broker dies, and its in-memory log with it
 
-        await _until_line(up, output, "healed in", 300)
-        said = "".join(output)
-        assert said.index("the broker died") < said.index("reseed: room:") < said.index("healed in")
-        assert {await _health(f"127.0.0.1:{ports[s.name]}", s.health_name) for s in SERVICES} == {"SERVING"}
-        async with grpc.aio.insecure_channel(room_address) as channel:
-            host = RoomClient(channel, "heal-host")
-            listed = await host.ListSpaces(host_user_id="heal-host", page_size=10)
-            assert [s.space_id for s in listed.spaces] == [before]  # from before the loss, still there
-            after = (await host.CreateSpace(title="after the broker came back")).space.space_id
-            await host.StartSpace(space_id=after)  # and commands work
-            assert (await host.GetSpace(space_id=after)).space.started_at.seconds > 0
-    finally:
-        up.send_signal(signal.SIGINT)
-        rest = await asyncio.to_thread(up.communicate, timeout=60)
-    assert up.returncode == 0, "".join(output) + rest[0]
+    await podium_up.until_line("healed in", 300)
+    said = "".join(podium_up.output[said_before:])
+    assert said.index("the broker died") < said.index("reseed: room:") < said.index("healed in")
+    assert {await _health(f"127.0.0.1:{ports[s.name]}", s.health_name) for s in SERVICES} == {"SERVING"}
+    async with grpc.aio.insecure_channel(room_address) as channel:
+        host = RoomClient(channel, "heal-host")
+        listed = await host.ListSpaces(host_user_id="heal-host", page_size=10)
+        assert [s.space_id for s in listed.spaces] == [before]  # from before the loss, still there
+        after = (await host.CreateSpace(title="after the broker came back")).space.space_id
+        await host.StartSpace(space_id=after)  # and commands work
+        assert (await host.GetSpace(space_id=after)).space.started_at.seconds > 0
+
+
+async def test_podium_up_stops_cleanly_on_ctrl_c(podium_up):
+    up = podium_up.process
+    children = _children(up.pid)  # the broker (a new one, after the heal above) and the services
+    rest = await podium_up.ctrl_c()
+    assert up.returncode == 0, "".join(podium_up.output) + rest
+    assert "stopped." in rest
+    assert not _listening(podium_up.ports["room"]) and not _listening(podium_up.broker_port)
+    assert not [pid for pid in children if _alive(pid)], "podium up left processes behind"
+    assert not (podium_up.state_dir / "stack.json").exists()
 
 
 async def test_a_service_process_stops_gracefully_and_restarts_on_its_port(service_factory, channel, token):

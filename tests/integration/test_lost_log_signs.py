@@ -8,6 +8,7 @@ partition's log is a lost log, reported, and the partition is no longer fetched.
 from __future__ import annotations
 
 import asyncio
+import signal
 import uuid
 from types import SimpleNamespace
 
@@ -25,19 +26,21 @@ from libs.streams.log_watch import FaustLogWatch
 pytestmark = pytest.mark.integration
 
 
-async def test_a_service_whose_topics_are_not_as_expected_says_so_and_stays_not_serving(
-    private_broker, private_database_url, tmp_path
+@pytest.mark.parametrize("name", ["room", "presence", "analytics"])
+async def test_a_service_whose_topics_are_not_as_expected_says_so_stays_not_serving_and_stops_when_told(
+    private_broker, private_database_url, tmp_path, name
 ):
-    # The test stack made every topic with 6 partitions; this room expects 3.
+    # The test stack made every topic with 6 partitions; this service expects 3.
     process = ServiceProcess(
-        service("room"),
+        service(name),
         free_port(),
         {
             "DATABASE_URL": private_database_url,
             "KAFKA_BOOTSTRAP_SERVERS": private_broker.bootstrap,
             "PODIUM_TOPIC_PARTITIONS": "3",
+            "PODIUM_METRICS_PORT": "0",
         },
-        log_path=tmp_path / "room.log",
+        log_path=tmp_path / f"{name}.log",
     )
     process.launch()
     try:
@@ -47,8 +50,12 @@ async def test_a_service_whose_topics_are_not_as_expected_says_so_and_stays_not_
         line = next(line for line in process.log_path.read_text().splitlines() if "cannot start" in line)
         assert "has 6 partitions, expected 3" in line and "never by a service" in line
         assert await process.health() == "NOT_SERVING"
+        # Waiting for its topics, it still stops at once when told (a rollout, a node drain).
+        process.process.send_signal(signal.SIGTERM)
+        code = await asyncio.to_thread(process.process.wait, 15)
+        assert code == 0, process.output_tail()
     finally:
-        process.kill()  # still waiting for its topics: not yet listening for a stop signal
+        process.kill()
 
 
 async def test_a_faust_group_committed_beyond_the_log_end_is_a_lost_log(private_broker):

@@ -37,14 +37,16 @@ async def _within(awaitable, timeout: float, what: str, service=None):
 async def test_sigterm_ends_watch_streams_with_unavailable_and_exits_cleanly(
     service_factory, private_broker, private_database_url
 ):
-    room = await service_factory("room", broker=private_broker, database=private_database_url)
     # A grace period far longer than the waits below: a stream that ended within them was ended by
     # the shutdown itself, not by the drain running out (no wall-clock bound in the test).
-    presence = await service_factory(
-        "presence",
-        broker=private_broker,
-        database=private_database_url,
-        env={"PODIUM_SHUTDOWN_GRACE_SECONDS": "60"},
+    room, presence = await asyncio.gather(
+        service_factory("room", broker=private_broker, database=private_database_url),
+        service_factory(
+            "presence",
+            broker=private_broker,
+            database=private_database_url,
+            env={"PODIUM_SHUTDOWN_GRACE_SECONDS": "60"},
+        ),
     )
     host = RoomClient(room.channel, "drain-host")
     space_id = (await host.CreateSpace(title="draining")).space.space_id

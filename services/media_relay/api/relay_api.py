@@ -35,6 +35,7 @@ from libs.domain.errors import (
     NotFound,
     PermissionDenied,
 )
+from libs.domain.reasons import Reason
 from libs.grpckit.errors import abort
 from libs.grpckit.handlers import USERS_AND_GATEWAYS, Authenticator
 from libs.grpckit.validation import require_id
@@ -53,19 +54,21 @@ log = logging.getLogger(__name__)
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["MediaRelayService"].full_name
 
 _OPENING_ERRORS = {
-    Admission.UNKNOWN_SPACE: lambda s: NotFound(f"space {s!r} does not exist", reason="SPACE_NOT_FOUND"),
-    Admission.NOT_LIVE: lambda s: FailedPrecondition(f"space {s!r} is not live", reason="SPACE_NOT_LIVE"),
+    Admission.UNKNOWN_SPACE: lambda s: NotFound(f"space {s!r} does not exist", reason=Reason.SPACE_NOT_FOUND),
+    Admission.NOT_LIVE: lambda s: FailedPrecondition(
+        f"space {s!r} is not live", reason=Reason.SPACE_NOT_LIVE
+    ),
     Admission.ENDED: lambda s: SPACE_ENDED,
     Admission.NOT_A_SPEAKER: lambda s: PermissionDenied(
-        f"only the host, co-hosts and speakers of space {s!r} may publish audio", reason="NOT_A_SPEAKER"
+        f"only the host, co-hosts and speakers of space {s!r} may publish audio", reason=Reason.NOT_A_SPEAKER
     ),
     Admission.HARD_MUTED: lambda s: PermissionDenied(
-        f"you are muted in space {s!r} by a host or co-host (or pending review)", reason="MUTED"
+        f"you are muted in space {s!r} by a host or co-host (or pending review)", reason=Reason.MUTED
     ),
     Admission.NOT_A_PARTICIPANT: lambda s: PermissionDenied(
         f"only participants of space {s!r} may listen: join it first (JoinSpace), or listen through "
         "a client gateway",
-        reason="NOT_A_PARTICIPANT",
+        reason=Reason.NOT_A_PARTICIPANT,
     ),
 }
 
@@ -99,7 +102,7 @@ class MediaRelayApi:
                 raise PermissionDenied(
                     f"frame.speaker_id {frame.speaker_id!r} is not you ({caller.user_id!r}): "
                     "a gateway publishes each speaker with that speaker's token",
-                    reason="NOT_YOUR_STREAM",
+                    reason=Reason.NOT_YOUR_STREAM,
                 )
             verdict = await self.view.admit_opening(frame.space_id, frame.speaker_id)
             if verdict in _OPENING_ERRORS:

@@ -24,6 +24,7 @@ from collections import deque
 from collections.abc import Callable
 
 from libs.domain.errors import DomainError, FailedPrecondition, PermissionDenied, Unavailable
+from libs.domain.reasons import Reason
 from libs.telemetry.metrics import MEDIA_FRAMES
 from services.media_relay.domain.talking import TalkingDetector, TalkingPolicy, Transition
 
@@ -256,19 +257,19 @@ class SpaceFanout:
                 self.on_talking(self.space_id, speaker_id, change)
 
 
-SPACE_ENDED = FailedPrecondition("space ended", reason="SPACE_ENDED")
+SPACE_ENDED = FailedPrecondition("space ended", reason=Reason.SPACE_ENDED)
 
 
 def no_longer_in(space_id: str) -> PermissionDenied:
     return PermissionDenied(
         f"you are no longer in space {space_id!r} (you left, timed out or were removed)",
-        reason="NOT_A_PARTICIPANT",
+        reason=Reason.NOT_A_PARTICIPANT,
     )
 
 
 SHUTTING_DOWN = Unavailable(
     "the media relay is shutting down; reconnect (GetMediaEndpoint) and resume at the live edge",
-    reason="RELAY_SHUTTING_DOWN",
+    reason=Reason.RELAY_SHUTTING_DOWN,
 )
 
 

@@ -10,6 +10,7 @@ from libs.domain.errors import (
     Unavailable,
     Validator,
 )
+from libs.domain.reasons import Reason
 from libs.events.ids import new_id
 from libs.grpckit.handlers import Authenticator, Caller, unary
 from libs.grpckit.pagination import paginate, parse_page
@@ -61,12 +62,12 @@ class ModerationApi(moderation_service_pb2_grpc.ModerationServiceServicer):
                 raise Unavailable(
                     f"moderation's view of space {space_id!r} has not yet reached version {room_version}; "
                     "retry shortly",
-                    reason="VIEW_BEHIND",
+                    reason=Reason.VIEW_BEHIND,
                     retry_after_seconds=0.2,
                 )
         roles = await self.room.roles(space_id, actor, target)
         if not roles.host_user_id:
-            raise NotFound(f"space {space_id!r} does not exist", reason="SPACE_NOT_FOUND")
+            raise NotFound(f"space {space_id!r} does not exist", reason=Reason.SPACE_NOT_FOUND)
         return roles
 
     async def _on_space(self, space_id, command, caller, request, method, response_type, respond=None):
@@ -132,7 +133,7 @@ class ModerationApi(moderation_service_pb2_grpc.ModerationServiceServicer):
     ) -> pb.ListBlockedUsersResponse:
         page = parse_page(request.page_size, request.page_token, caller.user_id)
         blocked = sorted((await self.commands.block_list(caller.user_id)).blocked)
-        users, token = paginate(blocked, page)
+        users, token = paginate(blocked, page, lambda user_id: (user_id,))
         return pb.ListBlockedUsersResponse(user_ids=users, next_page_token=token)
 
     @unary
@@ -167,7 +168,7 @@ class ModerationApi(moderation_service_pb2_grpc.ModerationServiceServicer):
     def _require_trust_and_safety(self, caller: Caller) -> None:
         if TRUST_AND_SAFETY not in caller.identity.roles:
             raise PermissionDenied(
-                "this needs the trust-and-safety role in your token", reason="NOT_TRUST_AND_SAFETY"
+                "this needs the trust-and-safety role in your token", reason=Reason.NOT_TRUST_AND_SAFETY
             )
 
     @unary
@@ -233,10 +234,10 @@ class ModerationApi(moderation_service_pb2_grpc.ModerationServiceServicer):
         if TRUST_AND_SAFETY not in caller.identity.roles and not manages:
             raise PermissionDenied(
                 "only the host, co-hosts and trust and safety can read the moderation log",
-                reason="NOT_HOST_OR_CO_HOST",
+                reason=Reason.NOT_HOST_OR_CO_HOST,
             )
         page = parse_page(request.page_size, request.page_token, space_id)
-        actions = []
+        actions = []  # in the order of the Space's moderation stream: its version is the key
         for recorded in await self.commands.space_log(space_id):
             e = recorded.payload
             action = mt.ModerationAction(
@@ -246,8 +247,9 @@ class ModerationApi(moderation_service_pb2_grpc.ModerationServiceServicer):
                 reason=_reason_of(e),
             )
             action.occurred_at.CopyFrom(recorded.envelope.occurred_at)
-            actions.append(action)
-        chunk, token = paginate(actions, page)
+            actions.append((recorded.version, action))
+        chunk, token = paginate(actions, page, lambda item: (item[0],))
+        chunk = [action for _, action in chunk]
         return pb.GetModerationLogResponse(actions=chunk, next_page_token=token)
 
 

@@ -14,6 +14,7 @@ from google.protobuf.message import Message
 from libs.domain.decider import SYSTEM_CLAIM, Context, Decider
 from libs.domain.errors import FailedPrecondition, NotFound, PermissionDenied, Validator
 from libs.domain.identifiers import id_problem
+from libs.domain.reasons import Reason
 from podium.moderation.v1 import moderation_events_pb2 as ev
 from podium.moderation.v1 import moderation_types_pb2 as mt
 from podium.room.v1 import room_types_pb2 as rt
@@ -31,7 +32,7 @@ REASONS = [v for v in mt.ReportReason.values() if v != mt.REPORT_REASON_UNSPECIF
 
 def _require_manager(roles: c.Roles, action: str) -> None:
     if roles.actor not in MANAGERS:
-        raise PermissionDenied(f"only the host and co-hosts can {action}", reason="NOT_HOST_OR_CO_HOST")
+        raise PermissionDenied(f"only the host and co-hosts can {action}", reason=Reason.NOT_HOST_OR_CO_HOST)
 
 
 def _mute(
@@ -43,10 +44,10 @@ def _mute(
     target_role = cmd.roles.actor if self_mute else cmd.roles.target
     if target_role not in VOICES:
         raise FailedPrecondition(
-            f"user {cmd.user_id!r} is not speaking in this Space", reason="NOT_A_SPEAKER"
+            f"user {cmd.user_id!r} is not speaking in this Space", reason=Reason.USER_NOT_A_SPEAKER
         )
     if not self_mute and target_role == rt.ROLE_HOST:
-        raise PermissionDenied("nobody can mute the host", reason="CANNOT_MUTE_HOST")
+        raise PermissionDenied("nobody can mute the host", reason=Reason.CANNOT_MUTE_HOST)
     kind = mt.MUTE_KIND_SELF if self_mute else mt.MUTE_KIND_HOST
     current = s.mutes.get(cmd.user_id)
     if current == kind or (kind == mt.MUTE_KIND_SELF and current in HARD_MUTES):
@@ -63,11 +64,11 @@ def _unmute(
     if cmd.roles.actor not in MANAGERS:
         if cmd.user_id != ctx.actor_user_id:
             raise PermissionDenied(
-                "only the host and co-hosts can unmute others", reason="NOT_HOST_OR_CO_HOST"
+                "only the host and co-hosts can unmute others", reason=Reason.NOT_HOST_OR_CO_HOST
             )
         if current in HARD_MUTES:
             raise FailedPrecondition(
-                "a host or co-host muted you; only they can lift it", reason="HARD_MUTED"
+                "a host or co-host muted you; only they can lift it", reason=Reason.HARD_MUTED
             )
     return [ev.ParticipantUnmuted(space_id=cmd.space_id, user_id=cmd.user_id, lifted=current)]
 
@@ -77,9 +78,9 @@ def _remove(
 ) -> list[Message]:
     _require_manager(cmd.roles, "remove participants")
     if cmd.user_id == cmd.roles.host_user_id or cmd.roles.target == rt.ROLE_HOST:
-        raise PermissionDenied("the host cannot be removed", reason="CANNOT_REMOVE_HOST")
+        raise PermissionDenied("the host cannot be removed", reason=Reason.CANNOT_REMOVE_HOST)
     if cmd.user_id == ctx.actor_user_id:
-        raise FailedPrecondition("to leave, use LeaveSpace", reason="CANNOT_REMOVE_SELF")
+        raise FailedPrecondition("to leave, use LeaveSpace", reason=Reason.CANNOT_REMOVE_SELF)
     check = Validator()
     check.check(
         len(cmd.reason) <= limits.max_reason_text, "reason", f"at most {limits.max_reason_text} characters"
@@ -104,7 +105,7 @@ def _report_space(
     cmd: c.ReportSpace, s: SpaceModeration, ctx: Context, limits: ModerationLimits
 ) -> list[Message]:
     if cmd.roles.actor == rt.ROLE_UNSPECIFIED:
-        raise PermissionDenied("only participants can report a Space", reason="NOT_A_PARTICIPANT")
+        raise PermissionDenied("only participants can report a Space", reason=Reason.NOT_A_PARTICIPANT)
     _check_report(cmd.reason, cmd.text, limits)
     if cmd.report_id in s.reports:
         return []
@@ -123,11 +124,13 @@ def _report_participant(
     cmd: c.ReportParticipant, s: SpaceModeration, ctx: Context, limits: ModerationLimits
 ) -> list[Message]:
     if cmd.roles.actor == rt.ROLE_UNSPECIFIED:
-        raise PermissionDenied("only participants can report someone", reason="NOT_A_PARTICIPANT")
+        raise PermissionDenied("only participants can report someone", reason=Reason.NOT_A_PARTICIPANT)
     if cmd.user_id == ctx.actor_user_id:
-        raise FailedPrecondition("you cannot report yourself", reason="SELF_REPORT")
+        raise FailedPrecondition("you cannot report yourself", reason=Reason.SELF_REPORT)
     if cmd.roles.target == rt.ROLE_UNSPECIFIED and cmd.user_id not in s.removed:
-        raise FailedPrecondition(f"user {cmd.user_id!r} is not in this Space", reason="NOT_A_PARTICIPANT")
+        raise FailedPrecondition(
+            f"user {cmd.user_id!r} is not in this Space", reason=Reason.USER_NOT_A_PARTICIPANT
+        )
     _check_report(cmd.reason, cmd.text, limits)
     if cmd.report_id in s.reports:
         return []
@@ -152,7 +155,7 @@ def _auto_mute(cmd: c.AutoMute, s: SpaceModeration, ctx: Context, limits: Modera
     automatic mute before (a mute a host lifted after review is not re-imposed by the same reports).
     """
     if SYSTEM_CLAIM not in ctx.claims:
-        raise PermissionDenied("automatic mutes are issued by the service", reason="NOT_SYSTEM")
+        raise PermissionDenied("automatic mutes are issued by the service", reason=Reason.NOT_SYSTEM)
     if cmd.roles.target not in (rt.ROLE_CO_HOST, rt.ROLE_SPEAKER) or s.mutes.get(cmd.user_id) in HARD_MUTES:
         return []
     reports = [s.reports[r] for r in cmd.report_ids if r in s.reports and r not in s.auto_mute_causes]
@@ -182,10 +185,14 @@ def _resolve(
     cmd: c.ResolveReport, s: SpaceModeration, ctx: Context, limits: ModerationLimits
 ) -> list[Message]:
     if TRUST_AND_SAFETY not in ctx.claims:
-        raise PermissionDenied("only trust and safety can resolve reports", reason="NOT_TRUST_AND_SAFETY")
+        raise PermissionDenied(
+            "only trust and safety can resolve reports", reason=Reason.NOT_TRUST_AND_SAFETY
+        )
     report = s.reports.get(cmd.report_id)
     if report is None:
-        raise NotFound(f"report {cmd.report_id!r} does not exist in this Space", reason="REPORT_NOT_FOUND")
+        raise NotFound(
+            f"report {cmd.report_id!r} does not exist in this Space", reason=Reason.REPORT_NOT_FOUND
+        )
     check = Validator()
     check.check(
         cmd.resolution in (mt.RESOLUTION_NO_ACTION, mt.RESOLUTION_ACTION_TAKEN),
@@ -199,7 +206,9 @@ def _resolve(
     if not report.is_open:
         if report.resolution == cmd.resolution:
             return []
-        raise FailedPrecondition("the report was already resolved differently", reason="ALREADY_RESOLVED")
+        raise FailedPrecondition(
+            "the report was already resolved differently", reason=Reason.ALREADY_RESOLVED
+        )
     return [
         ev.ReportResolved(
             report_id=cmd.report_id,
@@ -230,7 +239,7 @@ def decide_space(
 
 def decide_blocks(command, state: BlockList, ctx: Context) -> list[Message]:
     if command.user_id == ctx.actor_user_id:
-        raise FailedPrecondition("you cannot block yourself", reason="SELF_BLOCK")
+        raise FailedPrecondition("you cannot block yourself", reason=Reason.SELF_BLOCK)
     check = Validator()
     check.check(
         id_problem(command.user_id.strip()) is None, "user_id", "a user id, at most 128 printable characters"

@@ -14,9 +14,10 @@ from datetime import UTC, datetime
 
 import asyncpg
 
+from libs.domain.errors import FieldViolation, InvalidArgument
 from libs.events.envelope import occurred_at
 from libs.events.topics import MODERATION_EVENTS
-from libs.grpckit.pagination import Page, next_page_token
+from libs.grpckit.pagination import Page, from_micros, micros, next_page_token
 from libs.projection.runner import ConsumedEvent
 from podium.moderation.v1 import moderation_events_pb2 as ev
 from podium.moderation.v1 import moderation_types_pb2 as mt
@@ -92,21 +93,39 @@ class ReportIndex:
         self, space_id: str, state: int, reason: int, since_seconds: int, page: Page
     ) -> tuple[list[mt.Report], str]:
         """A page of matching reports, newest first, and the next page's token."""
+        after_at, after_id = _after(page)
         rows = await self.pool.fetch(
             f"""SELECT * FROM {self.table}
                 WHERE ($1 = '' OR space_id = $1) AND ($2 = 0 OR state = $2) AND ($3 = 0 OR reason = $3)
                   AND reported_at >= $4
+                  AND ($5::timestamptz IS NULL OR (reported_at, report_id) < ($5, $6))
                 ORDER BY reported_at DESC, report_id DESC
-                OFFSET $5 LIMIT $6""",
+                LIMIT $7""",
             space_id,
             state,
             reason,
             datetime.fromtimestamp(since_seconds, UTC),
-            page.offset,
+            after_at,
+            after_id,
             page.size + 1,
         )
         reports = [_report(row) for row in rows[: page.size]]
-        return reports, next_page_token(page, len(reports), more=len(rows) > page.size)
+        more = len(rows) > page.size
+        last = rows[page.size - 1] if more else None
+        key = (micros(last["reported_at"]), last["report_id"]) if last is not None else ()
+        return reports, next_page_token(page, key, more=more)
+
+
+def _after(page: Page) -> tuple[datetime | None, str]:
+    """Where the page starts: after the (reported_at, report_id) of the last report returned."""
+    if page.after is None:
+        return None, ""
+    match page.after:
+        case (int(at), str(report_id)):
+            return from_micros(at), report_id
+    raise InvalidArgument(
+        "page_token is not a token this API issued", [FieldViolation("page_token", "malformed")]
+    )
 
 
 def _report(row: asyncpg.Record) -> mt.Report:

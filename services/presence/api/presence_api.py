@@ -1,8 +1,8 @@
 """The PresenceService servicer.
 
 ReportPresence groups a gateway's entries by Space and writes one heartbeat
-record per Space (keyed by Space id) with `acks=all`: the answer means the
-heartbeats are in the log. Queries about a Space are answered by the replica
+record per Space (keyed by Space id), and now and then a pulse to every other
+partition, with `acks=all`: the answer means the heartbeats are in the log. Queries about a Space are answered by the replica
 whose faust table owns it (application/query_routing.py); the "who's here"
 board is complete on every replica.
 
@@ -13,14 +13,18 @@ gateway token, naming the same gateway as the request. The rest are users'.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import defaultdict
 
 from aiokafka import AIOKafkaProducer
 
 from libs.domain.errors import FieldViolation, InvalidArgument, NotFound, PermissionDenied, Validator
+from libs.domain.membership import ROLE_ORDER
+from libs.domain.reasons import Reason
 from libs.events.topics import PRESENCE_HEARTBEATS
 from libs.grpckit.handlers import GATEWAYS, Authenticator, Caller, server_stream, unary
 from libs.grpckit.pagination import paginate, parse_page
+from libs.streams.faust_app import partition_of
 from podium.presence.v1 import presence_service_pb2 as pb
 from podium.presence.v1 import presence_service_pb2_grpc
 from podium.presence.v1 import presence_types_pb2 as pt
@@ -29,7 +33,7 @@ from services.presence.application.stream_processor import PresenceStreams
 from services.presence.domain.space_presence import counts
 from services.presence.projections.space_board import Lifecycle, SpaceBoard
 
-_REFUSED = {Lifecycle.UNKNOWN: "SPACE_NOT_FOUND", Lifecycle.ENDED: "SPACE_ENDED"}
+_REFUSED = {Lifecycle.UNKNOWN: Reason.SPACE_NOT_FOUND, Lifecycle.ENDED: Reason.SPACE_ENDED}
 
 
 def _present_user(user_id: str, entry: list) -> pt.PresentUser:
@@ -50,6 +54,7 @@ class PresenceApi(presence_service_pb2_grpc.PresenceServiceServicer):
         max_entries: int,
         peers: PeerRouter,
         view_wait_seconds: float = 1.0,
+        pulse_every_seconds: float = 7.5,
     ):
         self.authenticator = authenticator
         self.streams = streams
@@ -58,6 +63,8 @@ class PresenceApi(presence_service_pb2_grpc.PresenceServiceServicer):
         self.max_entries = max_entries
         self.peers = peers
         self.view_wait_seconds = view_wait_seconds
+        self.pulse_every_seconds = pulse_every_seconds
+        self.pulsed_at: dict[str, float] = {}  # gateway -> when its reports last sent pulses (monotonic)
 
     @unary(callers=GATEWAYS)
     async def ReportPresence(
@@ -84,7 +91,7 @@ class PresenceApi(presence_service_pb2_grpc.PresenceServiceServicer):
             else:
                 rejected.append(
                     pb.RejectedPresenceEntry(
-                        index=index, user_id=entry.user_id, space_id=entry.space_id, reason=reason
+                        index=index, user_id=entry.user_id, space_id=entry.space_id, reason=reason.reason
                     )
                 )
         futures = []
@@ -95,9 +102,27 @@ class PresenceApi(presence_service_pb2_grpc.PresenceServiceServicer):
                     PRESENCE_HEARTBEATS.name, batch.SerializeToString(), key=space_id.encode()
                 )
             )
+        futures += await self._pulse(request.gateway_id, by_space)
         for future in futures:
             await future
         return pb.ReportPresenceResponse(accepted=len(request.entries) - len(rejected), rejected=rejected)
+
+    async def _pulse(self, gateway_id: str, spaces) -> list:
+        """A pulse to each partition none of the report's Spaces falls on, every `pulse_every_seconds`
+        of a gateway's reports: its silence there is then evidence that it holds nobody there any
+        more (domain/evidence.py), even where no other gateway reports. (Forgotten state, say after
+        the gateway moved to this replica, means a pulse at once: never fewer.)"""
+        now = time.monotonic()
+        if now - self.pulsed_at.get(gateway_id, float("-inf")) < self.pulse_every_seconds:
+            return []
+        self.pulsed_at[gateway_id] = now
+        partitions = await self.producer.partitions_for(PRESENCE_HEARTBEATS.name)
+        covered = {partition_of(space_id, len(partitions)) for space_id in spaces}
+        pulse = pt.HeartbeatBatch(gateway_id=gateway_id).SerializeToString()
+        return [
+            await self.producer.send(PRESENCE_HEARTBEATS.name, pulse, partition=partition)
+            for partition in sorted(partitions - covered)
+        ]
 
     @unary(callers=GATEWAYS)
     async def GatewayDisconnected(
@@ -106,6 +131,7 @@ class PresenceApi(presence_service_pb2_grpc.PresenceServiceServicer):
         if not request.gateway_id.strip():
             raise InvalidArgument("gateway_id is required", [FieldViolation("gateway_id", "required")])
         _require_own_gateway(request.gateway_id, caller)
+        self.pulsed_at.pop(request.gateway_id, None)
         loss = pt.HeartbeatBatch(gateway_id=request.gateway_id, gateway_disconnected=True).SerializeToString()
         partitions = self.producer.partitions_for(PRESENCE_HEARTBEATS.name)
         for partition in sorted(await partitions):
@@ -130,12 +156,15 @@ class PresenceApi(presence_service_pb2_grpc.PresenceServiceServicer):
         state = self.streams.space(request.space_id)
         if state is None:
             return pb.GetSpacePresenceResponse(present_count=0, counts=pt.SpaceCounts())
-        # Host, co-hosts, speakers, listeners (as the room says), then anyone not (yet) a member.
-        rank = {m.user_id: i for i, m in enumerate(self.board.snapshot(request.space_id))}
-        ordered = sorted(
-            state["present"].items(), key=lambda item: (rank.get(item[0], len(rank)), item[1][1], item[0])
-        )
-        chunk, token = paginate(ordered, page)
+        # Host, co-hosts, speakers, listeners (as the room says), then anyone not (yet) a member;
+        # each in the order they connected.
+        roles = {m.user_id: ROLE_ORDER.get(m.role, 9) for m in self.board.snapshot(request.space_id)}
+
+        def key(item) -> tuple[int, int, str]:
+            user, (_gateway, connected_at, _last_seen) = item
+            return roles.get(user, 9), round(connected_at * 1_000_000), user
+
+        chunk, token = paginate(sorted(state["present"].items(), key=key), page, key)
         return pb.GetSpacePresenceResponse(
             present_count=len(state["present"]),
             counts=self._counts(request.space_id),
@@ -146,7 +175,7 @@ class PresenceApi(presence_service_pb2_grpc.PresenceServiceServicer):
     async def _require_known(self, space_id: str) -> None:
         lifecycles = await self.board.lifecycles((space_id,), self.view_wait_seconds)
         if lifecycles[space_id] is Lifecycle.UNKNOWN:
-            raise NotFound(f"space {space_id!r} does not exist", reason="SPACE_NOT_FOUND")
+            raise NotFound(f"space {space_id!r} does not exist", reason=Reason.SPACE_NOT_FOUND)
 
     async def _counts_from_owner(self, space_id: str, caller: Caller) -> pt.SpaceCounts:
         owner = self.peers.owner(space_id, caller)
@@ -178,7 +207,10 @@ class PresenceApi(presence_service_pb2_grpc.PresenceServiceServicer):
                     watcher.needs_snapshot = False
                     counts = await self._counts_from_owner(request.space_id, caller)
                     members = self.board.snapshot(request.space_id)
-                    snapshot = pt.SpaceSnapshot(space_id=request.space_id, members=members, counts=counts)
+                    space = await self.board.space(request.space_id)
+                    snapshot = pt.SpaceSnapshot(
+                        space_id=request.space_id, members=members, counts=counts, space=space
+                    )
                     yield pb.WatchSpaceResponse(snapshot=snapshot)
                     continue
                 try:
@@ -187,7 +219,10 @@ class PresenceApi(presence_service_pb2_grpc.PresenceServiceServicer):
                     watcher.wake.clear()
                     await watcher.wake.wait()
                     continue
-                yield pb.WatchSpaceResponse(change=change)
+                if isinstance(change, pt.SpaceChange):
+                    yield pb.WatchSpaceResponse(space_change=change)
+                else:
+                    yield pb.WatchSpaceResponse(change=change)
         finally:
             self.board.unwatch(watcher)
 
@@ -223,5 +258,5 @@ def _require_own_gateway(gateway_id: str, caller: Caller) -> None:
         raise PermissionDenied(
             f"gateway_id {gateway_id!r} is not the gateway your token names ({caller.user_id!r}): "
             "a gateway reports only for itself",
-            reason="NOT_YOUR_GATEWAY",
+            reason=Reason.NOT_YOUR_GATEWAY,
         )

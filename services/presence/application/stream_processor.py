@@ -3,19 +3,22 @@
 One faust app per process. Its single agent reads `podium.presence.heartbeats.v1`
 (keyed by Space id) and keeps one table, `presence-by-space`, keyed the same
 way, so the table is co-partitioned with its source and survives restarts
-through its changelog. Three kinds of record arrive:
+through its changelog. Four kinds of record arrive:
 
 - a gateway's heartbeat batch for one Space: joins and reconnects;
+- a gateway's pulse (a report with nothing for this partition): evidence only;
 - a gateway loss, sent to every partition: that gateway's users time out;
-A second agent follows the room's topic (co-partitioned: same key, same
-partition count) and drops users the room says have left.
-
-- a clock tick, sent to every partition by the timer: users whose heartbeats
-  stopped time out. Expiry runs inside the stream (faust tables can only be
+- a clock tick, sent to every partition by the timer: look for users whose
+  heartbeats stopped. It runs inside the stream (faust tables can only be
   written from a stream), so it is ordered with the heartbeats of its partition.
 
-Time is event time (each record's timestamp): a processing backlog delays a
-timeout but cannot cause a wrong one.
+Time-outs are decided on evidence (`domain/evidence.py`): the gateway records'
+own times, per partition, never the tick's or the wall clock. While presence is
+behind its input, or its input is silent, it times nobody out, and says it is
+degraded (`input_health.py`).
+
+A second agent follows the room's topic (co-partitioned: same key, same
+partition count) and drops users the room says have left.
 
 Events go to `podium.presence.events.v1` in the common envelope, with a
 per-Space version kept in the same table value.
@@ -34,6 +37,8 @@ from libs.events.topics import PRESENCE_EVENTS, PRESENCE_HEARTBEATS, ROOM_EVENTS
 from libs.streams.faust_app import PartitionIndex, make_faust_app, raw_topic, send_to_every_partition
 from podium.presence.v1 import presence_types_pb2 as pt
 from podium.room.v1 import room_events_pb2 as rev
+from services.presence.application.input_health import InputHealth
+from services.presence.domain.evidence import Evidence, Judgement, forget_gateway, judge, lagging, observe
 from services.presence.domain.space_presence import (
     HEARTBEATS,
     ROOM,
@@ -43,7 +48,7 @@ from services.presence.domain.space_presence import (
     drop_gateway,
     empty,
     end,
-    expire,
+    forget_gone,
     forgettable,
     leave,
 )
@@ -86,8 +91,9 @@ class PresenceStreams:
         self.app.agent(self.room_events, name="follow-room-leaves")(self._follow_room)
         self.processed = 0
         self.forgotten = 0  # ended Spaces dropped from the table
-        self.started_at = time.time()
         self.index = PartitionIndex(self.partitions)
+        self.evidence: dict[int, Evidence] = {}
+        self.health = InputHealth(stalled_after=max(rules.max_lag_seconds, 3 * tick_seconds))
         self.app.agent(self.heartbeats, name="track-presence")(self._track)
         self.app.timer(tick_seconds, name="presence-clock")(self._tick)
 
@@ -95,44 +101,91 @@ class PresenceStreams:
         return raw_topic(self.app, spec, self.partitions, **options)
 
     async def _track(self, stream):
-        """Applies heartbeats, gateway losses and clock ticks to the presence table."""
+        """Applies heartbeats, pulses, gateway losses and clock ticks to the presence table."""
         async for event in stream.events():
             signal = pt.HeartbeatBatch.FromString(event.value)
-            # Event time: when the record was written, not when it is processed. Ticks are records
-            # in the same partitions, so a backlog delays a timeout but never causes one.
-            now = event.message.timestamp or time.time()
+            # When the record was written, not when it is read: a backlog delays a time-out but
+            # never causes one.
+            at = event.message.timestamp or time.time()
             partition, offset = event.message.partition, event.message.offset
-            if signal.tick or signal.gateway_disconnected:
+            evidence = self.evidence.get(partition)
+            if evidence is None:
+                evidence = self.evidence[partition] = Evidence()
+            if signal.tick:
+                await self._look_for_time_outs(partition, evidence, at, offset)
+            elif signal.gateway_disconnected:
+                observe(evidence, signal.gateway_id, at, self.rules)
+                forget_gateway(evidence, signal.gateway_id)
                 for space_id in self.index.keys_on(self.table.keys(), partition):
                     state = self.table[space_id]
-                    if signal.tick and forgettable(state, now, self.rules):
-                        del self.table[space_id]  # a tombstone: recovery does not bring it back
-                        self.index.forget(space_id)
-                        self.forgotten += 1
-                        continue
                     if already_applied(state, HEARTBEATS, offset):
                         continue
-                    if signal.tick:
-                        produced = expire(state, now, self.rules, floor=self.started_at)
-                    else:
-                        produced = drop_gateway(state, signal.gateway_id, now)
+                    produced = drop_gateway(state, signal.gateway_id, at)
                     if produced:
                         await self._publish(state, produced)
-                        self._persist(space_id, state, now)
-            else:
+                        self._persist(space_id, state, at)
+            elif signal.space_id:
+                observe(evidence, signal.gateway_id, at, self.rules)
                 state = self.table.get(signal.space_id)
                 if state is None:
                     state = empty(signal.space_id)
                 if already_applied(state, HEARTBEATS, offset) or "ended_at" in state:
                     self.processed += 1  # applied before, or late for a Space that has ended
                     continue
-                produced = beat(state, signal.gateway_id, list(signal.user_ids), now, self.rules)
+                produced = beat(state, signal.gateway_id, list(signal.user_ids), at, self.rules)
                 await self._publish(state, produced)
-                if produced or now - state.get("persisted_at", 0) > self.rules.timeout_seconds / 3:
-                    self._persist(signal.space_id, state, now)
+                if produced or at - state.get("persisted_at", 0) > self.rules.timeout_seconds / 3:
+                    self._persist(signal.space_id, state, at)
                 # Otherwise only last-seen times moved: the value is updated in place in memory, and
                 # written to the changelog at most every third of the timeout, not on every beat.
+            elif signal.gateway_id:
+                observe(evidence, signal.gateway_id, at, self.rules)  # a pulse
             self.processed += 1
+
+    async def _look_for_time_outs(self, partition: int, evidence: Evidence, tick_at: float, offset: int):
+        """A tick: forgets ended Spaces, then times out the users the evidence shows gone, if it may."""
+        spaces = {}
+        for space_id in self.index.keys_on(self.table.keys(), partition):
+            state = self.table[space_id]
+            if forgettable(state, tick_at, self.rules):
+                del self.table[space_id]  # a tombstone: recovery does not bring it back
+                self.index.forget(space_id)
+                self.forgotten += 1
+                continue
+            forget_gone(state, tick_at, self.rules)
+            # A value that already reflects this tick (delivered again after a crash) is left alone.
+            if (state["present"] or state.get("held")) and state.get(HEARTBEATS, -1) < offset:
+                spaces[space_id] = state
+        reason = lagging(evidence, tick_at, time.time(), bool(spaces), self.rules)
+        self.health.checked(partition, reason)
+        if reason is not None:
+            return
+        judgement = judge(spaces, evidence, self.rules)
+        self._log_brake(partition, judgement)
+        for space_id in judgement.changed:
+            state = spaces[space_id]
+            already_applied(state, HEARTBEATS, offset)  # marks it
+            await self._publish(state, judgement.events.get(space_id, []))
+            self._persist(space_id, state, tick_at)
+
+    def _log_brake(self, partition: int, judgement: Judgement) -> None:
+        if judgement.held:
+            log.warning(
+                "presence brake: %d time-outs in %d Spaces of partition %d held for %.1f s, too many "
+                "at once (e.g. %s)",
+                sum(len(users) for users in judgement.held.values()),
+                len(judgement.held),
+                partition,
+                self.rules.brake_hold_seconds,
+                {space: users[:5] for space, users in list(judgement.held.items())[:3]},
+            )
+        if judgement.mass:
+            log.warning(
+                "presence brake: %d held time-outs on partition %d still due after the hold: they go, "
+                "marked mass_time_out",
+                judgement.mass,
+                partition,
+            )
 
     async def _follow_room(self, stream):
         """Drops users the room says have left, and everyone when a Space ends.
@@ -191,10 +244,20 @@ class PresenceStreams:
             )
 
     async def _tick(self) -> None:
-        """Every second, a tick to each partition, so expiry runs inside the stream."""
+        """Every second, a tick to each partition, so time-outs are looked for inside the stream; and
+        a look at whether every partition's ticks are being read."""
+        self.health.review(self._assigned())
         await send_to_every_partition(
             self.heartbeats, pt.HeartbeatBatch(tick=True).SerializeToString(), self.partitions
         )
+
+    def _assigned(self) -> set[int] | None:
+        """The heartbeat partitions this replica reads now (None: not known yet)."""
+        try:
+            assignment = self.app.consumer.assignment()
+        except Exception:  # not started, or between assignments
+            return None
+        return {tp.partition for tp in assignment if tp.topic == PRESENCE_HEARTBEATS.name}
 
     def space(self, space_id: str) -> dict | None:
         return self.table.get(space_id)

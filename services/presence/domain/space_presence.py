@@ -1,13 +1,15 @@
 """One Space's presence, as a plain value a faust table can store, and the rules over it.
 
-    beat(state, gateway, users, now)   -> events   (joins and reconnects)
-    expire(state, now)                 -> events   (timeouts)
-    drop_gateway(state, gateway, now)  -> events   (a gateway is gone)
+    beat(state, gateway, users, now)     -> events   (joins and reconnects)
+    time_out(state, user, at, cause)     -> event    (one user's connection is gone)
+    drop_gateway(state, gateway, now)    -> events   (a gateway is gone)
+    forget_gone(state, now)                          (reconnect graces that ran out)
 
 Each mutates the state dict it is given (it is the table's value, written back
 by the caller) and returns the events to publish. A user who comes back within
 `reconnect_grace` of timing out is a reconnect, not a new join. Counts follow:
-current, peak and unique users present.
+current, peak and unique users present. Who is timed out, and when, is decided
+on evidence (`evidence.py`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,20 @@ class PresenceRules:
     # are still recognised as late, not taken for a new Space), so memory and the changelog's
     # recovery follow live Spaces, not history.
     forget_ended_after_seconds: float = 60.0
+    # The evidence rules (evidence.py). A pause that can time a user out wrongly is longer than
+    # the timeout less one report interval, so with gateways reporting at least every third of
+    # the timeout, a gap of half of it in a partition's records is an outage, never normal traffic.
+    gap_seconds: float = 15.0
+    max_lag_seconds: float = 15.0  # behind the input, or its newest record older: no time-outs
+    # A gateway's reports pulse the partitions they have no Space on this often: shorter than the gap,
+    # so a partition with nothing but a gateway's pulses reads as continuous.
+    pulse_every_seconds: float = 7.5
+    # The brake: more than this share of a Space's present users (and at least `brake_min_users`
+    # of them), or more than `brake_max_users` on a partition, overdue at once wait one more period.
+    brake_share: float = 0.5
+    brake_min_users: int = 3
+    brake_max_users: int = 1000
+    brake_hold_seconds: float = 30.0
 
 
 # A Space's value records, per source, the position of the last record applied to it. After a
@@ -55,6 +71,8 @@ def empty(space_id: str) -> dict:
         "unique": [],  # every user ever present, in order of first arrival
         "peak": 0,
         "version": 0,  # of this Space's presence event stream
+        # Added when needed: "left" (user -> when the room said they left), "held" (user -> when
+        # the brake held their time-out), "ended_at", and the positions of `already_applied`.
     }
 
 
@@ -88,32 +106,26 @@ def beat(state: dict, gateway: str, users: list[str], now: float, rules: Presenc
     return events
 
 
-def _time_out(state: dict, user: str, now: float, cause: int) -> Message:
+def time_out(state: dict, user: str, at: float, cause: int, *, mass: bool = False) -> Message:
+    """The user's connection is gone: they are no longer present, and may reconnect within the grace."""
     gateway = state["present"].pop(user)[0]
-    state["gone"][user] = [gateway, now]
-    return ev.ParticipantTimedOut(space_id=state["space_id"], user_id=user, gateway_id=gateway, cause=cause)
+    state["gone"][user] = [gateway, at]
+    state.get("held", {}).pop(user, None)
+    return ev.ParticipantTimedOut(
+        space_id=state["space_id"], user_id=user, gateway_id=gateway, cause=cause, mass_time_out=mass
+    )
 
 
-def expire(state: dict, now: float, rules: PresenceRules, floor: float = 0.0) -> list[Message]:
-    """Times out users silent for longer than the timeout.
-
-    `floor` is when this process started: nobody is timed out for heartbeats
-    it could not have seen (the last-seen times restored from the changelog
-    may be a little old).
-    """
-    late = [
-        u for u, (_g, _c, last) in state["present"].items() if now - max(last, floor) > rules.timeout_seconds
-    ]
-    events = [_time_out(state, u, now, ev.TIMEOUT_CAUSE_HEARTBEATS_MISSED) for u in late]
+def forget_gone(state: dict, now: float, rules: PresenceRules) -> None:
+    """Users timed out longer ago than the reconnect grace: back later, they are a new join."""
     forgotten = [u for u, (_g, at) in state["gone"].items() if now - at > rules.reconnect_grace_seconds]
     for user in forgotten:
         del state["gone"][user]
-    return events
 
 
 def drop_gateway(state: dict, gateway: str, now: float) -> list[Message]:
     held = [u for u, entry in state["present"].items() if entry[0] == gateway]
-    return [_time_out(state, u, now, ev.TIMEOUT_CAUSE_GATEWAY_DISCONNECTED) for u in held]
+    return [time_out(state, u, now, ev.TIMEOUT_CAUSE_GATEWAY_DISCONNECTED) for u in held]
 
 
 def counts(state: dict) -> tuple[int, int, int]:
@@ -141,7 +153,9 @@ def leave(state: dict, users: list[str], at: float) -> None:
     later (they travel on another topic) do not bring the user back.
     """
     left = state.setdefault("left", {})
+    held = state.get("held", {})
     for user in users:
         state["present"].pop(user, None)
         state["gone"].pop(user, None)
+        held.pop(user, None)
         left[user] = at

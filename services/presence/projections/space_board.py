@@ -3,7 +3,9 @@
 Every presence replica keeps the boards of the live Spaces in memory, folded from four topics:
 the room's (membership, roles, requests to speak), moderation's (mutes), presence's own
 (connections) and the media relay's (who is talking), with the board's one fold
-(`services.presence.domain.board`). Every change goes to the Space's watchers.
+(`services.presence.domain.board`), and beside each board the Space's own details (title,
+settings, times, recording: `libs.domain.space_details`). Every change goes to the Space's
+watchers: the Space's own first (`SpaceChange`), then its members' (`MemberChange`).
 
 It starts from a snapshot of presence's durable rows (`space_board_rows.SpaceBoardRows`: `load`)
 and reads the log on from the snapshot's positions itself (`libs.projection.durable.CacheRunner`),
@@ -29,7 +31,8 @@ from collections.abc import Callable, Iterable
 
 import asyncpg
 
-from libs.domain.membership import OVER
+from libs.domain import space_details as sd
+from libs.domain.membership import OVER, Roster
 from libs.events.envelope import occurred_at
 from libs.events.topics import MEDIA_EVENTS, MODERATION_EVENTS, PRESENCE_EVENTS, ROOM_EVENTS
 from libs.projection.leaving import LeavingSpaces
@@ -48,12 +51,12 @@ __all__ = ["Board", "Lifecycle", "SpaceBoard", "Watcher"]
 class Watcher:
     def __init__(self, space_id: str, capacity: int):
         self.space_id = space_id
-        self.queue: asyncio.Queue[pt.MemberChange] = asyncio.Queue(maxsize=capacity)
+        self.queue: asyncio.Queue[pt.MemberChange | pt.SpaceChange] = asyncio.Queue(maxsize=capacity)
         self.needs_snapshot = True
         self.wake = asyncio.Event()
         self.wake.set()
 
-    def offer(self, change: pt.MemberChange) -> None:
+    def offer(self, change: pt.MemberChange | pt.SpaceChange) -> None:
         if self.needs_snapshot:
             return  # the coming snapshot includes it
         try:
@@ -79,6 +82,7 @@ class SpaceBoard:
     ):
         self.rows = rows
         self.boards: dict[str, Board] = {}
+        self.details: dict[str, sd.SpaceDetails] = {}  # of the Spaces in `boards`
         self.watchers: dict[str, set[Watcher]] = {}
         self.watcher_capacity = watcher_capacity
         self._connected_in: dict[str, set[str]] = {}  # user -> Spaces the log says they are connected to
@@ -100,6 +104,7 @@ class SpaceBoard:
         streams: dict[Stream, str] = {}
         for space_id, stored in (await self.rows.snapshot(conn)).items():
             self.boards[space_id] = stored.board
+            self.details[space_id] = stored.details
             for user_id in stored.board.connected:
                 self._connected_in.setdefault(user_id, set()).add(space_id)
             if stored.board.lifecycle is Lifecycle.UNKNOWN:
@@ -120,8 +125,15 @@ class SpaceBoard:
         if board is None:
             board = self.boards[space_id] = Board()
         before = board.lifecycle
+        roster, details = board.space.roster, self.details.get(space_id, sd.EMPTY)
+        at = occurred_at(event.envelope)
         self._index_connections(space_id, board, e)
-        for kind, user_id in fold(board, e, occurred_at(event.envelope)):
+        members = fold(board, e, at)
+        after = sd.evolve(details, e, at)
+        if after is not details or board.space.roster.state != roster.state:  # most events: neither
+            self.details[space_id] = after
+            self._tell_space_changes(space_id, roster.state, details, board.space.roster, after)
+        for kind, user_id in members:
             change = pt.MemberChange(kind=kind, member=board.member(user_id))
             if kind == LEFT:
                 change.member.role = rt.ROLE_UNSPECIFIED
@@ -133,10 +145,28 @@ class SpaceBoard:
         elif after is Lifecycle.UNKNOWN and not self.leaving.scheduled(space_id):
             self.leaving.schedule(space_id)
 
+    def _tell_space_changes(
+        self,
+        space_id: str,
+        state_before: int,
+        before: sd.SpaceDetails,
+        roster: Roster,
+        after: sd.SpaceDetails,
+    ) -> None:
+        for kind, fields in sd.changes(state_before, before, roster.state, after):
+            change = pt.SpaceChange(
+                kind=_SPACE_CHANGE_KINDS[kind],
+                changed_fields=fields,
+                space=space_view(space_id, roster, after),
+            )
+            for watcher in self.watchers.get(space_id, ()):
+                watcher.offer(change)
+
     def holds(self, space_id: str) -> bool:
         return space_id in self.boards
 
     def _forget(self, space_id: str) -> None:
+        self.details.pop(space_id, None)
         board = self.boards.pop(space_id, None)
         if board is not None:
             self._disconnect(space_id, board.connected)
@@ -214,6 +244,16 @@ class SpaceBoard:
         board = self.boards.get(space_id)
         return [] if board is None else [board.member(u) for u in board.space.ordered()]
 
+    async def space(self, space_id: str) -> pt.SpaceDetails:
+        """The Space's own details now; from the rows for a Space not held (ended and forgotten)."""
+        board = self.boards.get(space_id)
+        if board is not None:
+            return space_view(space_id, board.space.roster, self.details.get(space_id, sd.EMPTY))
+        stored = await self.rows.details_of(space_id) if self.rows is not None else None
+        if stored is None:
+            return pt.SpaceDetails(space_id=space_id)
+        return space_view(space_id, *stored)
+
     def watch(self, space_id: str) -> Watcher:
         watcher = Watcher(space_id, self.watcher_capacity)
         self.watchers.setdefault(space_id, set()).add(watcher)
@@ -225,3 +265,31 @@ class SpaceBoard:
             watchers.discard(watcher)
             if not watchers:
                 del self.watchers[watcher.space_id]
+
+
+_SPACE_CHANGE_KINDS = {
+    change: pt.SpaceChangeKind.Value(f"SPACE_CHANGE_KIND_{change.name}") for change in sd.Change
+}
+
+
+def _time(message, name: str, value) -> None:
+    if value is not None:
+        getattr(message, name).FromDatetime(value)
+
+
+def space_view(space_id: str, roster: Roster, details: sd.SpaceDetails) -> pt.SpaceDetails:
+    """The Space's own details as WatchSpace shows them."""
+    view = pt.SpaceDetails(
+        space_id=space_id,
+        host_user_id=roster.host_user_id,
+        title=details.title,
+        description=details.description,
+        state=roster.state,
+        join_policy=details.join_policy,
+        end_reason=details.end_reason,
+        recording_enabled=details.recording_enabled,
+        recording=sd.recording(roster.state, details),
+    )
+    for name in ("scheduled_start", "started_at", "ended_at"):
+        _time(view, name, getattr(details, name))
+    return view

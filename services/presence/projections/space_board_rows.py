@@ -1,20 +1,20 @@
-"""Presence's "who's here" boards in PostgreSQL: each Space's lifecycle, members and flags.
+"""Presence's "who's here" boards in PostgreSQL: each Space's lifecycle, details, members and flags.
 
 A durable view (`libs/projection/durable.py`), written by one presence replica at a time:
 
-- `presence.space_boards_v1`: one row per Space, its `Roster` (lifecycle, host, co-hosts,
-  speakers, counts) and the event streams it was folded from (so a snapshot can say where each
-  of them stands);
-- `presence.space_board_members_v1`: one row per member entry that says something (the
+- `presence.space_boards_v2`: one row per Space, its `Roster` (lifecycle, host, co-hosts,
+  speakers, counts), its own details (`libs.domain.space_details`: title, settings, times) and
+  the event streams it was folded from (so a snapshot can say where each of them stands);
+- `presence.space_board_members_v2`: one row per member entry that says something (the
   membership fold's rows, `libs.projection.member_rows`);
-- `presence.space_board_flags_v1`: presence's own flags, one row per user connected or talking.
+- `presence.space_board_flags_v2`: presence's own flags, one row per user connected or talking.
 
 Ending a Space deletes its entries and flags; its row stays, so "ended" is told apart from
 "unknown" after the Space has left every replica's memory. All of it is the board's one fold
-(`services.presence.domain.board.fold`) over the room, moderation, presence and media topics,
-folded per batch from the rows the batch touches. Presence answers from memory
+(`services.presence.domain.board.fold`), with the details' fold beside it, over the room,
+moderation, presence and media topics, folded per batch from the rows the batch touches. Presence answers from memory
 (`space_board.SpaceBoard`, loaded from here at start: `snapshot`) and asks here only about a
-Space it does not hold (`states_of`).
+Space it does not hold (`states_of`, `details_of`). Version 2 added the details.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
+from libs.domain import space_details as sd
+from libs.domain.membership import Roster
 from libs.events.envelope import occurred_at
 from libs.events.topics import MEDIA_EVENTS, MODERATION_EVENTS, PRESENCE_EVENTS, ROOM_EVENTS
 from libs.projection.member_rows import (
@@ -44,7 +46,17 @@ from libs.projection.runner import ConsumedEvent
 from libs.projection.tracking import Stream
 from services.presence.domain.board import Board, about, fold
 
-_COLUMNS = ("space_id", *ROSTER_NAMES, *STREAM_NAMES)
+DETAILS_COLUMNS = """
+            title text NOT NULL,
+            description text NOT NULL,
+            join_policy int NOT NULL,
+            scheduled_start timestamptz,
+            recording_enabled boolean NOT NULL,
+            started_at timestamptz,
+            ended_at timestamptz,
+            end_reason int NOT NULL"""
+DETAILS_NAMES = sd.SpaceDetails._fields
+_COLUMNS = ("space_id", *ROSTER_NAMES, *DETAILS_NAMES, *STREAM_NAMES)
 
 
 @dataclass
@@ -52,22 +64,23 @@ class StoredBoard:
     """One Space's board as its rows hold it, and the streams it was folded from."""
 
     board: Board = field(default_factory=Board)
+    details: sd.SpaceDetails = sd.EMPTY
     streams: set[Stream] = field(default_factory=set)
 
 
 class SpaceBoardRows:
     name = "presence-space-board"
-    version = 1
+    version = 2
     topics = (ROOM_EVENTS, MODERATION_EVENTS, PRESENCE_EVENTS, MEDIA_EVENTS)
-    tables = ("space_boards_v1", "space_board_members_v1", "space_board_flags_v1")
+    tables = ("space_boards_v2", "space_board_members_v2", "space_board_flags_v2")
     steps = (
         f"""
-        CREATE TABLE {{s}}.space_boards_v1 (
-            space_id text PRIMARY KEY,{ROSTER_COLUMNS},{STREAM_COLUMNS}
+        CREATE TABLE {{s}}.space_boards_v2 (
+            space_id text PRIMARY KEY,{ROSTER_COLUMNS},{DETAILS_COLUMNS},{STREAM_COLUMNS}
         );
-        CREATE INDEX space_boards_v1_open ON {{s}}.space_boards_v1 (space_id) WHERE {OPEN};
-        {MemberTable.ddl("{s}.space_board_members_v1")}
-        CREATE TABLE {{s}}.space_board_flags_v1 (
+        CREATE INDEX space_boards_v2_open ON {{s}}.space_boards_v2 (space_id) WHERE {OPEN};
+        {MemberTable.ddl("{s}.space_board_members_v2")}
+        CREATE TABLE {{s}}.space_board_flags_v2 (
             space_id text NOT NULL,
             user_id text NOT NULL,
             connected boolean NOT NULL,
@@ -79,9 +92,9 @@ class SpaceBoardRows:
 
     def __init__(self, pool: asyncpg.Pool | None, schema: str = "presence"):
         self.pool = pool
-        self.spaces = f"{schema}.space_boards_v1"
-        self.members = MemberTable(f"{schema}.space_board_members_v1")
-        self.flags = f"{schema}.space_board_flags_v1"
+        self.spaces = f"{schema}.space_boards_v2"
+        self.members = MemberTable(f"{schema}.space_board_members_v2")
+        self.flags = f"{schema}.space_board_flags_v2"
 
     # The view's writes
 
@@ -92,7 +105,7 @@ class SpaceBoardRows:
         await conn.executemany(
             upsert(self.spaces, _COLUMNS),
             [
-                (space_id, *roster_values(s.board.space.roster), *stream_values(s.streams))
+                (space_id, *roster_values(s.board.space.roster), *s.details, *stream_values(s.streams))
                 for space_id, s in stored.items()
             ],
         )
@@ -169,15 +182,28 @@ class SpaceBoardRows:
         )
         return {r["space_id"]: r["state"] for r in rows}
 
+    async def details_of(self, space_id: str) -> tuple[Roster, sd.SpaceDetails] | None:
+        """The Space's roster and details as stored, or None for a Space the rows do not know."""
+        if self.pool is None:
+            return None
+        row = await self.pool.fetchrow(f"SELECT * FROM {self.spaces} WHERE space_id = $1", space_id)
+        return None if row is None else (roster_of(row), _details(row))
+
 
 def _fold(stored: StoredBoard, event: ConsumedEvent) -> None:
-    fold(stored.board, event.payload, occurred_at(event.envelope))
+    at = occurred_at(event.envelope)
+    fold(stored.board, event.payload, at)
+    stored.details = sd.evolve(stored.details, event.payload, at)
 
 
 def _stored(row) -> StoredBoard:
     board = Board()
     board.space.roster = roster_of(row)
-    return StoredBoard(board, streams_of(row))
+    return StoredBoard(board, _details(row), streams_of(row))
+
+
+def _details(row) -> sd.SpaceDetails:
+    return sd.SpaceDetails(*(row[name] for name in DETAILS_NAMES))
 
 
 def _fill_flags(stored: dict[str, StoredBoard], rows) -> None:

@@ -7,8 +7,9 @@ import time
 from datetime import timedelta
 
 from libs.domain.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound, PermissionDenied
+from libs.domain.reasons import Reason
 from libs.grpckit.handlers import Authenticator, Caller, server_stream, unary
-from libs.grpckit.pagination import paginate, parse_page
+from libs.grpckit.pagination import micros, paginate, parse_page
 from libs.grpckit.validation import duration_field, require_id, timestamp_field
 from podium.replay.v1 import replay_events_pb2 as rpe
 from podium.replay.v1 import replay_service_pb2 as pb
@@ -70,12 +71,12 @@ class ReplayApi(replay_service_pb2_grpc.ReplayServiceServicer):
         space_id = require_id(space_id, "space_id")
         space = await self.catalog.get(space_id, caller.user_id)
         if space is None:
-            raise NotFound(f"space {space_id!r} does not exist", reason="SPACE_NOT_FOUND")
+            raise NotFound(f"space {space_id!r} does not exist", reason=Reason.SPACE_NOT_FOUND)
         if not visible(space.audience, caller.user_id, caller.identity.roles):
             raise PermissionDenied(
                 f"space {space_id!r} is invite-only: its replay is only for its host, co-hosts, the people"
                 " admitted to it and trust and safety",
-                reason="REPLAY_NOT_VISIBLE",
+                reason=Reason.REPLAY_NOT_VISIBLE,
             )
         return space
 
@@ -84,16 +85,16 @@ class ReplayApi(replay_service_pb2_grpc.ReplayServiceServicer):
         if not space.recording_enabled:
             raise FailedPrecondition(
                 f"space {space.space_id!r} was not recorded (its host had recording off), so it has no replay",
-                reason="NOT_RECORDED",
+                reason=Reason.NOT_RECORDED,
             )
         if space.cancelled:
             raise FailedPrecondition(
-                f"space {space.space_id!r} was cancelled; it has no replay", reason="CANCELLED"
+                f"space {space.space_id!r} was cancelled; it has no replay", reason=Reason.CANCELLED
             )
         if space.ended_at is None:
             raise FailedPrecondition(
                 f"space {space.space_id!r} has not ended yet; its replay is made when it ends",
-                reason="SPACE_NOT_ENDED",
+                reason=Reason.SPACE_NOT_ENDED,
             )
         return space
 
@@ -101,16 +102,18 @@ class ReplayApi(replay_service_pb2_grpc.ReplayServiceServicer):
         space = await self._recorded(space_id, caller)
         if space.deleted == rpe.DELETION_REASON_RETENTION_EXPIRED:
             raise NotFound(
-                f"the replay of space {space.space_id!r} expired and was deleted", reason="REPLAY_EXPIRED"
+                f"the replay of space {space.space_id!r} expired and was deleted",
+                reason=Reason.REPLAY_EXPIRED,
             )
         if space.deleted:
             raise NotFound(
-                f"the replay of space {space.space_id!r} was deleted by its host", reason="REPLAY_DELETED"
+                f"the replay of space {space.space_id!r} was deleted by its host",
+                reason=Reason.REPLAY_DELETED,
             )
         if space.finalized_at is None:
             raise FailedPrecondition(
                 f"the replay of space {space.space_id!r} is still being finalized; see GetReplay's progress",
-                reason="REPLAY_FINALIZING",
+                reason=Reason.REPLAY_FINALIZING,
                 metadata={"retry": "after GetReplay says READY"},
             )
         return space
@@ -156,7 +159,12 @@ class ReplayApi(replay_service_pb2_grpc.ReplayServiceServicer):
         hosted = await self.catalog.by_host(host_id, caller.user_id)
         replays = [s for s in hosted if visible(s.audience, caller.user_id, roles)]
         failed = await self.jobs.failed([s.space_id for s in replays if s.finalized_at is None])
-        spaces, token = paginate([s for s in replays if s.space_id not in failed], page)
+        spaces, token = paginate(  # newest first
+            [s for s in replays if s.space_id not in failed],
+            page,
+            lambda s: (micros(s.ended_at), s.space_id),
+            descending=True,
+        )
         return pb.ListReplaysResponse(replays=[self._replay(s) for s in spaces], next_page_token=token)
 
     @unary
@@ -170,7 +178,7 @@ class ReplayApi(replay_service_pb2_grpc.ReplayServiceServicer):
             job = await self.jobs.get(space.space_id)
             if job is not None and job.state == FAILED:
                 raise FailedPrecondition(
-                    f"space {space.space_id!r} has no replay: {job.error}", reason="NO_AUDIO"
+                    f"space {space.space_id!r} has no replay: {job.error}", reason=Reason.NO_AUDIO
                 )
             replay.progress = job.progress if job else 0.0
         return pb.GetReplayResponse(replay=replay)
@@ -231,7 +239,7 @@ class ReplayApi(replay_service_pb2_grpc.ReplayServiceServicer):
         try:
             return self.blobs.open(key)
         except FileNotFoundError as e:
-            raise NotFound(f"the replay of space {space_id!r} is gone", reason="REPLAY_DELETED") from e
+            raise NotFound(f"the replay of space {space_id!r} is gone", reason=Reason.REPLAY_DELETED) from e
 
     # -- changing --------------------------------------------------------------------------
 
@@ -256,13 +264,13 @@ class ReplayApi(replay_service_pb2_grpc.ReplayServiceServicer):
         if not request.HasField("at"):
             raise InvalidArgument("at is required", [FieldViolation("at", "a moment to look at")])
         if not await self.history.known(space_id):
-            raise NotFound(f"space {space_id!r} does not exist", reason="SPACE_NOT_FOUND")
+            raise NotFound(f"space {space_id!r} does not exist", reason=Reason.SPACE_NOT_FOUND)
         await self._space(space_id, caller)
         at = timestamp_field(request.at, "at")
         state = state_at(await self.history.events(space_id, until=at), at)
         if not state.exists:
             raise FailedPrecondition(
-                f"space {space_id!r} did not exist yet at {at.isoformat()}", reason="NOT_CREATED_YET"
+                f"space {space_id!r} did not exist yet at {at.isoformat()}", reason=Reason.NOT_CREATED_YET
             )
         response = pb.GetSpaceStateAtResponse(
             space_id=space_id, title=state.title, status=state.status, listener_count=state.listener_count

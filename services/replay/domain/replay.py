@@ -16,6 +16,7 @@ from google.protobuf.message import Message
 
 from libs.domain.decider import SYSTEM_CLAIM, Context, Decider
 from libs.domain.errors import FailedPrecondition, NotFound, PermissionDenied
+from libs.domain.reasons import Reason
 from podium.replay.v1 import replay_events_pb2 as rpe
 
 
@@ -61,7 +62,7 @@ def decide(command: object, state: ReplayStream, context: Context) -> list[Messa
     match command:
         case Finalize():
             if SYSTEM_CLAIM not in context.claims:
-                raise PermissionDenied("only the replay service finalizes replays", reason="NOT_SYSTEM")
+                raise PermissionDenied("only the replay service finalizes replays", reason=Reason.NOT_SYSTEM)
             if state.finalized:
                 return []  # a re-run after a restart: it is already done
             event = rpe.ReplayFinalized(
@@ -76,13 +77,13 @@ def decide(command: object, state: ReplayStream, context: Context) -> list[Messa
         case Delete():
             _require_available(state, command.space_id)
             if context.actor_user_id != command.host_user_id:
-                raise PermissionDenied("only the Space's host can delete its replay", reason="NOT_HOST")
+                raise PermissionDenied("only the Space's host can delete its replay", reason=Reason.NOT_HOST)
             return [rpe.ReplayDeleted(space_id=command.space_id, reason=rpe.DELETION_REASON_HOST_DELETED)]
         case Expire():
             if not state.finalized or state.deleted:
                 return []
             if context.now < command.expires_at:
-                raise FailedPrecondition("the replay has not expired yet", reason="NOT_EXPIRED")
+                raise FailedPrecondition("the replay has not expired yet", reason=Reason.NOT_EXPIRED)
             return [
                 rpe.ReplayDeleted(space_id=command.space_id, reason=rpe.DELETION_REASON_RETENTION_EXPIRED)
             ]
@@ -94,11 +95,15 @@ def decide(command: object, state: ReplayStream, context: Context) -> list[Messa
 
 def _require_available(state: ReplayStream, space_id: str) -> None:
     if not state.finalized:
-        raise NotFound(f"space {space_id!r} has no finalized replay", reason="REPLAY_NOT_FOUND")
+        raise NotFound(f"space {space_id!r} has no finalized replay", reason=Reason.REPLAY_NOT_FOUND)
     if state.deleted == rpe.DELETION_REASON_RETENTION_EXPIRED:
-        raise NotFound(f"the replay of space {space_id!r} expired and was deleted", reason="REPLAY_EXPIRED")
+        raise NotFound(
+            f"the replay of space {space_id!r} expired and was deleted", reason=Reason.REPLAY_EXPIRED
+        )
     if state.deleted:
-        raise NotFound(f"the replay of space {space_id!r} was deleted by its host", reason="REPLAY_DELETED")
+        raise NotFound(
+            f"the replay of space {space_id!r} was deleted by its host", reason=Reason.REPLAY_DELETED
+        )
 
 
 def evolve(state: ReplayStream, event: Message, at: datetime) -> ReplayStream:

@@ -2,8 +2,8 @@
 
 Every method authenticates the caller from the bearer token (the `@unary`
 decorator) and maps domain rejections to canonical gRPC statuses. Mutations
-run through SpaceCommands; GetSpace, ListParticipants and ListSpeakRequests
-read the Space's stream (read-your-writes); ListSpaces reads the directory
+run through SpaceCommands; GetSpace, ListParticipants, GetParticipant and
+ListSpeakRequests read the Space's stream (read-your-writes); ListSpaces reads the directory
 projection.
 """
 
@@ -14,6 +14,7 @@ from datetime import timedelta
 from google.protobuf.message import Message
 
 from libs.domain.errors import NotFound, PermissionDenied, Validator
+from libs.domain.reasons import Reason
 from libs.events.ids import new_id
 from libs.grpckit.handlers import USERS_AND_GATEWAYS, Authenticator, Caller, unary
 from libs.grpckit.pagination import paginate, parse_page
@@ -25,13 +26,37 @@ from podium.room.v1 import room_service_pb2_grpc, room_types_pb2
 from services.room.application.invite_links import InviteLinks
 from services.room.application.space_commands import SpaceCommands
 from services.room.domain import commands as cmd
+from services.room.domain.decide import UPDATABLE, is_language_tag
 from services.room.domain.state import Space
-from services.room.domain.view import participants_view, space_view, speak_requests_view
+from services.room.domain.view import (
+    participant_key,
+    participant_view,
+    participants_view,
+    space_view,
+    speak_request_key,
+    speak_requests_view,
+)
 from services.room.projections.moderation_reactions import ModerationReactions
-from services.room.projections.space_directory import SpaceDirectory
+from services.room.projections.space_directory import Search, SpaceDirectory
 
 MAX_INVITE_LINK_TTL = timedelta(days=7)
-UPDATABLE_FIELDS = ("title", "description", "join_policy", "scheduled_start", "recording_enabled")
+UPDATABLE_FIELDS = UPDATABLE
+MAX_QUERY = 200  # characters of a search
+MAX_FILTER = 100  # topics or hosts a search may name
+MAX_BATCH = 100  # Spaces one BatchGetSpaces may ask for
+
+
+def _printable(text: str) -> bool:
+    return not any(ord(c) < 0x20 or ord(c) == 0x7F for c in text)
+
+
+def _check_states(check: Validator, states) -> None:
+    for value in states:
+        check.check(
+            value in room_types_pb2.SpaceState.values() and value != room_types_pb2.SPACE_STATE_UNSPECIFIED,
+            "states",
+            f"{value} is not a SpaceState",
+        )
 
 
 def _space_response(response_type):
@@ -77,7 +102,7 @@ class RoomApi(room_service_pb2_grpc.RoomServiceServicer):
     async def _existing(self, space_id: str) -> Space:
         state = await self.commands.current(space_id)
         if not state.exists:
-            raise NotFound(f"space {space_id!r} does not exist", reason="SPACE_NOT_FOUND")
+            raise NotFound(f"space {space_id!r} does not exist", reason=Reason.SPACE_NOT_FOUND)
         return state
 
     # Lifecycle
@@ -94,6 +119,8 @@ class RoomApi(room_service_pb2_grpc.RoomServiceServicer):
             if request.HasField("scheduled_start")
             else None,
             recording_enabled=request.recording_enabled,
+            topics=tuple(request.topics),
+            language=request.language,
         )
         return await self._mutate(space_id, command, caller, request, "CreateSpace", pb.CreateSpaceResponse)
 
@@ -117,6 +144,8 @@ class RoomApi(room_service_pb2_grpc.RoomServiceServicer):
             if "scheduled_start" in paths
             else None,
             recording_enabled=request.recording_enabled if "recording_enabled" in paths else None,
+            topics=tuple(request.topics) if "topics" in paths else None,
+            language=request.language if "language" in paths else None,
         )
         return await self._mutate(space_id, command, caller, request, "UpdateSpace", pb.UpdateSpaceResponse)
 
@@ -128,18 +157,95 @@ class RoomApi(room_service_pb2_grpc.RoomServiceServicer):
     @unary
     async def ListSpaces(self, request: pb.ListSpacesRequest, caller: Caller) -> pb.ListSpacesResponse:
         check = Validator()
-        for value in request.states:
-            check.check(
-                value in room_types_pb2.SpaceState.values()
-                and value != room_types_pb2.SPACE_STATE_UNSPECIFIED,
-                "states",
-                f"{value} is not a SpaceState",
-            )
+        _check_states(check, request.states)
         check.raise_if_any()
         states = frozenset(request.states)
         page = parse_page(request.page_size, request.page_token, [sorted(states), request.host_user_id])
         spaces, next_token = await self.directory.query(states, request.host_user_id, page)
         return pb.ListSpacesResponse(spaces=spaces, next_page_token=next_token)
+
+    @unary
+    async def SearchSpaces(self, request: pb.SearchSpacesRequest, caller: Caller) -> pb.SearchSpacesResponse:
+        check = Validator()
+        words = request.query.strip()
+        check.check(len(words) <= MAX_QUERY, "query", f"at most {MAX_QUERY} characters (got {len(words)})")
+        check.check(_printable(words), "query", "printable characters only")
+        check.check(
+            all(0 < len(t) <= 64 and _printable(t) for t in request.topics),
+            "topics",
+            "each 1 to 64 printable characters",
+        )
+        _check_states(check, request.states)
+        check.check(len(request.topics) <= MAX_FILTER, "topics", f"at most {MAX_FILTER}")
+        check.check(
+            not request.language or is_language_tag(request.language),
+            "language",
+            f"{request.language!r} is not a BCP 47 language tag (like en or pt-BR)",
+        )
+        check.check(len(request.host_user_ids) <= MAX_FILTER, "host_user_ids", f"at most {MAX_FILTER}")
+        check.check(
+            request.order_by in room_types_pb2.SpaceOrder.values(),
+            "order_by",
+            f"{request.order_by} is not a SpaceOrder",
+        )
+        check.raise_if_any("SearchSpaces has invalid fields")
+        search = Search(
+            words=words,
+            states=frozenset(request.states),
+            topics=frozenset(request.topics),
+            language=request.language,
+            host_user_ids=frozenset(require_id(h, "host_user_ids") for h in request.host_user_ids),
+            order=request.order_by,
+        )
+        query = [words, sorted(search.states), sorted(search.topics), search.language.lower()]
+        page = parse_page(
+            request.page_size, request.page_token, [*query, sorted(search.host_user_ids), search.order]
+        )
+        spaces, next_token = await self.directory.search(search, page)
+        return pb.SearchSpacesResponse(spaces=spaces, next_page_token=next_token)
+
+    @unary
+    async def BatchGetSpaces(
+        self, request: pb.BatchGetSpacesRequest, caller: Caller
+    ) -> pb.BatchGetSpacesResponse:
+        check = Validator()
+        count = len(request.space_ids)
+        check.check(1 <= count <= MAX_BATCH, "space_ids", f"1 to {MAX_BATCH} ids (got {count})")
+        check.raise_if_any("BatchGetSpaces needs 1 to 100 Space ids")
+        wanted = list(dict.fromkeys(require_id(i, "space_ids") for i in request.space_ids))
+        found = await self.directory.get_many(wanted)
+        return pb.BatchGetSpacesResponse(
+            spaces=[found[i] for i in wanted if i in found],
+            missing_space_ids=[i for i in wanted if i not in found],
+        )
+
+    @unary
+    async def SubscribeToSpace(
+        self, request: pb.SubscribeToSpaceRequest, caller: Caller
+    ) -> pb.SubscribeToSpaceResponse:
+        space_id = require_id(request.space_id, "space_id")
+        return await self._mutate(
+            space_id,
+            cmd.SubscribeToSpace(space_id=space_id),
+            caller,
+            request,
+            "SubscribeToSpace",
+            pb.SubscribeToSpaceResponse,
+        )
+
+    @unary
+    async def UnsubscribeFromSpace(
+        self, request: pb.UnsubscribeFromSpaceRequest, caller: Caller
+    ) -> pb.UnsubscribeFromSpaceResponse:
+        space_id = require_id(request.space_id, "space_id")
+        return await self._mutate(
+            space_id,
+            cmd.UnsubscribeFromSpace(space_id=space_id),
+            caller,
+            request,
+            "UnsubscribeFromSpace",
+            pb.UnsubscribeFromSpaceResponse,
+        )
 
     @unary
     async def StartSpace(self, request: pb.StartSpaceRequest, caller: Caller) -> pb.StartSpaceResponse:
@@ -214,10 +320,23 @@ class RoomApi(room_service_pb2_grpc.RoomServiceServicer):
         page = parse_page(request.page_size, request.page_token, space_id)
         state = await self._existing(space_id)
         everyone = participants_view(state)
-        participants, next_token = paginate(everyone, page)
+        participants, next_token = paginate(everyone, page, participant_key)
         return pb.ListParticipantsResponse(
             participants=participants, next_page_token=next_token, total_size=len(everyone)
         )
+
+    @unary
+    async def GetParticipant(
+        self, request: pb.GetParticipantRequest, caller: Caller
+    ) -> pb.GetParticipantResponse:
+        space_id = require_id(request.space_id, "space_id")
+        user_id = require_id(request.user_id, "user_id")
+        participant = participant_view(await self._existing(space_id), user_id)
+        if participant is None:
+            raise NotFound(
+                f"user {user_id!r} is not in space {space_id!r}", reason=Reason.PARTICIPANT_NOT_FOUND
+            )
+        return pb.GetParticipantResponse(participant=participant)
 
     # Invites
 
@@ -346,9 +465,9 @@ class RoomApi(room_service_pb2_grpc.RoomServiceServicer):
         state = await self._existing(space_id)
         if not state.is_manager(caller.user_id):
             raise PermissionDenied(
-                "only the host and co-hosts can list requests to speak", reason="NOT_HOST_OR_CO_HOST"
+                "only the host and co-hosts can list requests to speak", reason=Reason.NOT_HOST_OR_CO_HOST
             )
-        requests, next_token = paginate(speak_requests_view(state), page)
+        requests, next_token = paginate(speak_requests_view(state), page, speak_request_key)
         return pb.ListSpeakRequestsResponse(requests=requests, next_page_token=next_token)
 
     @unary

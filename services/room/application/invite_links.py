@@ -13,6 +13,7 @@ from datetime import datetime
 import jwt
 
 from libs.domain.errors import FieldViolation, InvalidArgument, PermissionDenied
+from libs.domain.reasons import Reason
 
 AUDIENCE = "podium-invite"
 
@@ -44,14 +45,16 @@ class InviteLinks:
             )
         except jwt.ExpiredSignatureError as e:
             raise PermissionDenied(
-                "the invite link has expired; ask the host for a new one", reason="INVITE_EXPIRED"
+                "the invite link has expired; ask the host for a new one", reason=Reason.INVITE_EXPIRED
             ) from e
         except jwt.PyJWTError as e:
             raise InvalidArgument(
                 "invite_token is not a valid Podium invite link",
                 [FieldViolation("invite_token", "not a token issued by CreateInviteLink")],
-                reason="INVITE_INVALID",
+                reason=Reason.INVITE_INVALID,
             ) from e
         if claims.get("sid") != space_id:
-            raise PermissionDenied("the invite link is for a different Space", reason="INVITE_OTHER_SPACE")
+            raise PermissionDenied(
+                "the invite link is for a different Space", reason=Reason.INVITE_OTHER_SPACE
+            )
         return str(claims.get("lid", ""))

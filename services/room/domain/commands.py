@@ -15,6 +15,8 @@ class CreateSpace:
     join_policy: int = 0
     scheduled_start: datetime | None = None
     recording_enabled: bool = False
+    topics: tuple[str, ...] = ()
+    language: str = ""
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,8 @@ class UpdateSpace:
     join_policy: int | None = None
     scheduled_start: datetime | None = None
     recording_enabled: bool | None = None
+    topics: tuple[str, ...] | None = None
+    language: str | None = None
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,33 @@ class EndSpace:
 
 @dataclass(frozen=True)
 class CancelSpace:
+    space_id: str
+
+
+@dataclass(frozen=True)
+class SubscribeToSpace:
+    space_id: str
+
+
+@dataclass(frozen=True)
+class UnsubscribeFromSpace:
+    space_id: str
+
+
+@dataclass(frozen=True)
+class RemindSubscribers:
+    """Issued by the service itself when a scheduled Space's reminder is due (`kind`, a
+    podium.room.v1.ReminderKind), for the scheduled start it was due for."""
+
+    space_id: str
+    kind: int
+    scheduled_start: datetime
+
+
+@dataclass(frozen=True)
+class ExpireSpace:
+    """Issued by the service itself when a scheduled Space did not start within the window."""
+
     space_id: str
 
 
@@ -66,10 +97,12 @@ class LeaveSpace:
 
 @dataclass(frozen=True)
 class TimeOutParticipant:
-    """Presence lost the user's connection."""
+    """Presence lost the user's connection. `mass_time_out`: in a time-out of many at once (held by
+    presence's brake first), which is not evidence that a host or co-host left the Space."""
 
     space_id: str
     user_id: str
+    mass_time_out: bool = False
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,8 @@ def _created(s: Space, new: dict, e: ev.SpaceCreated, at: datetime) -> None:
         join_policy=e.join_policy,
         scheduled_start=_timestamp(e, "scheduled_start"),
         recording_enabled=e.recording_enabled,
+        topics=tuple(e.topics),
+        language=e.language,
         created_at=at,
     )
 
@@ -65,7 +67,10 @@ def _updated(s: Space, new: dict, e: ev.SpaceUpdated, at: datetime) -> None:
     for name in e.changed_fields:
         if name == "scheduled_start":
             new[name] = _timestamp(e, name)
-        elif name in ("title", "description", "join_policy", "recording_enabled"):
+            new["reminded"] = frozenset()  # the reminders are due again for the new start
+        elif name == "topics":
+            new[name] = tuple(e.topics)
+        elif name in ("title", "description", "join_policy", "recording_enabled", "language"):
             new[name] = getattr(e, name)
 
 
@@ -75,22 +80,37 @@ def _started(s: Space, new: dict, e: ev.SpaceStarted, at: datetime) -> None:
 
 def _ended(s: Space, new: dict, e: ev.SpaceEnded, at: datetime) -> None:
     """Ending a Space empties it (the membership says nobody is in); requests lapse."""
-    new.update(ended_at=at, request_queue=(), unattended_since=None)
+    new.update(ended_at=at, request_queue=(), unattended_since=None, unattended_on_evidence=True)
 
 
 def _cancelled(s: Space, new: dict, e: ev.SpaceCancelled, at: datetime) -> None:
     new["ended_at"] = at
 
 
+def _subscribed(s: Space, new: dict, e: ev.SpaceSubscribed, at: datetime) -> None:
+    new["subscribers"] = s.subscribers.set(e.user_id, at)
+
+
+def _unsubscribed(s: Space, new: dict, e: ev.SpaceUnsubscribed, at: datetime) -> None:
+    if e.user_id in s.subscribers:
+        new["subscribers"] = s.subscribers.delete(e.user_id)
+
+
+def _reminded(s: Space, new: dict, e: ev.SpaceReminder, at: datetime) -> None:
+    if e.kind != ev.REMINDER_KIND_RESCHEDULED:
+        new["reminded"] = s.reminded | {e.kind}
+
+
 def _joined(s: Space, new: dict, e: ev.ParticipantJoined, at: datetime) -> None:
     if e.user_id == s.host_user_id or e.user_id in s.co_hosts:
-        new["unattended_since"] = None
+        new.update(unattended_since=None, unattended_on_evidence=True)
 
 
-def _unattended_check(s: Space, new: dict, at: datetime) -> None:
-    """A live Space left without its host and co-hosts is unattended from now."""
+def _unattended_check(s: Space, new: dict, at: datetime, on_evidence: bool = True) -> None:
+    """A live Space left without its host and co-hosts is unattended from now; not on evidence when
+    the last of them left in a mass time-out."""
     if s.is_live and s.unattended_since is None and not managers_present(new["membership"]):
-        new["unattended_since"] = at
+        new.update(unattended_since=at, unattended_on_evidence=on_evidence)
 
 
 def _lower_hand(s: Space, new: dict, user_id: str) -> None:
@@ -100,7 +120,7 @@ def _lower_hand(s: Space, new: dict, user_id: str) -> None:
 
 def _left(s: Space, new: dict, e: ev.ParticipantLeft, at: datetime) -> None:
     _lower_hand(s, new, e.user_id)
-    _unattended_check(s, new, at)
+    _unattended_check(s, new, at, on_evidence=not e.mass_time_out)
 
 
 def _invited(s: Space, new: dict, e: ev.UsersInvited, at: datetime) -> None:
@@ -114,7 +134,7 @@ def _link_created(s: Space, new: dict, e: ev.InviteLinkCreated, at: datetime) ->
 def _co_host_added(s: Space, new: dict, e: ev.CoHostAdded, at: datetime) -> None:
     _lower_hand(s, new, e.user_id)
     if s.is_in(e.user_id):
-        new["unattended_since"] = None
+        new.update(unattended_since=None, unattended_on_evidence=True)
 
 
 def _co_host_removed(s: Space, new: dict, e: ev.CoHostRemoved, at: datetime) -> None:
@@ -151,4 +171,7 @@ _APPLIERS = {
     ev.SpeakRequestWithdrawn: _request_closed,
     ev.SpeakRequestApproved: _request_closed,
     ev.SpeakRequestDenied: _request_closed,
+    ev.SpaceSubscribed: _subscribed,
+    ev.SpaceUnsubscribed: _unsubscribed,
+    ev.SpaceReminder: _reminded,
 }

@@ -13,6 +13,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from immutables import Map
+
 from libs.domain.membership import NO_MEMBERS, NOT_IN, Membership
 from podium.room.v1 import room_types_pb2 as types
 
@@ -51,6 +53,9 @@ class Participants(Mapping[str, Participant]):
         return 0 if roster.is_over else roster.present
 
 
+NO_SUBSCRIBERS: Map = Map()
+
+
 @dataclass(frozen=True)
 class Space:
     title: str = ""
@@ -58,6 +63,8 @@ class Space:
     join_policy: int = types.JOIN_POLICY_ANYONE
     scheduled_start: datetime | None = None
     recording_enabled: bool = False
+    topics: tuple[str, ...] = ()
+    language: str = ""
     created_at: datetime | None = None
     started_at: datetime | None = None
     ended_at: datetime | None = None
@@ -66,6 +73,12 @@ class Space:
     invite_links: dict[str, datetime] = field(default_factory=dict)  # link id -> expiry
     request_queue: tuple[str, ...] = ()  # users with a raised hand, oldest first (bounded by the limits)
     unattended_since: datetime | None = None  # live, and no host or co-host present since then
+    # Users to remind of the scheduled start (a persistent map, so a subscription is O(1)), and the
+    # reminders already sent for the scheduled start as it is now (moving it sends them again).
+    subscribers: Map = NO_SUBSCRIBERS  # user id -> when they subscribed
+    reminded: frozenset[int] = frozenset()  # podium.room.v1.ReminderKind values
+    # False when the last of them left in a mass time-out: no evidence that they are gone.
+    unattended_on_evidence: bool = True
     version: int = 0
 
     # Read from the membership

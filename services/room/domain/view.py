@@ -7,7 +7,7 @@ from datetime import datetime
 from google.protobuf.message import Message
 
 from podium.room.v1 import room_types_pb2 as types
-from services.room.domain.state import Space
+from services.room.domain.state import Participant, Space
 
 ROLE_ORDER = {types.ROLE_HOST: 0, types.ROLE_CO_HOST: 1, types.ROLE_SPEAKER: 2, types.ROLE_LISTENER: 3}
 
@@ -26,10 +26,13 @@ def space_view(state: Space) -> types.Space:
         join_policy=state.join_policy,
         state=state.state,
         recording_enabled=state.recording_enabled,
+        topics=list(state.topics),
+        language=state.language,
         co_host_user_ids=list(state.co_hosts),
         speaker_user_ids=list(state.speakers),
         participant_count=len(state.participants),  # O(1): counted by the membership fold
         listener_count=state.listener_count,
+        subscriber_count=len(state.subscribers),
         version=state.version,
     )
     for name in ("scheduled_start", "created_at", "started_at", "ended_at"):
@@ -42,12 +45,29 @@ def participants_view(state: Space) -> list[types.Participant]:
     ordered = sorted(
         state.participants.values(), key=lambda p: (ROLE_ORDER.get(p.role, 9), p.joined_at, p.user_id)
     )
-    views = []
-    for participant in ordered:
-        view = types.Participant(user_id=participant.user_id, role=participant.role)
-        view.joined_at.FromDatetime(participant.joined_at)
-        views.append(view)
-    return views
+    return [_participant(p) for p in ordered]
+
+
+def participant_view(state: Space, user_id: str) -> types.Participant | None:
+    """The user as a participant, or None when they are not in the Space now."""
+    participant = state.participants.get(user_id)
+    return None if participant is None else _participant(participant)
+
+
+def _participant(participant: Participant) -> types.Participant:
+    view = types.Participant(user_id=participant.user_id, role=participant.role)
+    view.joined_at.FromDatetime(participant.joined_at)
+    return view
+
+
+def participant_key(participant: types.Participant) -> tuple[int, int, str]:
+    """Where a participant stands in `participants_view`'s order (a page token's key)."""
+    return ROLE_ORDER.get(participant.role, 9), participant.joined_at.ToMicroseconds(), participant.user_id
+
+
+def speak_request_key(request: types.SpeakRequest) -> tuple[int, str]:
+    """Where a request stands in the queue (a page token's key)."""
+    return request.requested_at.ToMicroseconds(), request.user_id
 
 
 def speak_requests_view(state: Space) -> list[types.SpeakRequest]:

@@ -1,7 +1,9 @@
 """What the room service does about presence's events: a timed-out connection is a leave.
 
 `ParticipantTimedOut` becomes the room's own TimeOutParticipant command, so
-the room's events say `ParticipantLeft(TIMED_OUT)`. A durable view with no
+the room's events say `ParticipantLeft(TIMED_OUT)` (with `mass_time_out` when
+presence's brake held it first: then a host leaving this way does not make the
+Space abandoned on evidence). A durable view with no
 rows of its own: its log position is stored as each batch is acted on, so a
 restart goes on from there instead of issuing every past timeout again. Each
 timeout is acted on once, keyed by its event id, so one applied again after a
@@ -42,7 +44,9 @@ class PresenceReactions:
                 continue
             try:
                 await self.commands.react(
-                    e.space_id, TimeOutParticipant(e.space_id, e.user_id), event.envelope.event_id
+                    e.space_id,
+                    TimeOutParticipant(e.space_id, e.user_id, mass_time_out=e.mass_time_out),
+                    event.envelope.event_id,
                 )
             except DomainError as rejected:  # a Space the room does not know, for instance
                 log.info("timeout of %s in %s not applied: %s", e.user_id, e.space_id, rejected.message)

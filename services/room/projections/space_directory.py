@@ -1,9 +1,15 @@
-"""The directory of every Space, for ListSpaces, the abandoned-Space sweeper and the live census.
+"""The directory of every Space, for ListSpaces, SearchSpaces, BatchGetSpaces, the abandoned-Space
+sweeper and the live census.
 
 A durable view (`libs/projection/durable.py`): one row per Space in
-`room.space_directory_v1`, with the columns the queries filter and sort on and
-the `podium.room.v1.Space` that ListSpaces returns, written in the same
-transaction as the log position it reflects. A restart resumes from there.
+`room.space_directory_v2`, with the columns the queries filter and sort on and
+the `podium.room.v1.Space` the lists return, written in the same transaction as
+the log position it reflects. A restart resumes from there.
+
+Search is PostgreSQL's full-text search over the title (weighted A) and the
+description (B), with the `simple` configuration: Spaces are held in every
+language, so words are matched as written (case-folded), never stemmed by one
+language's rules. Every list pages by keyset (`libs.grpckit.pagination`).
 
 Each row is the room domain's own `evolve` folded over the Space's events, so
 the directory and the write side never disagree about what an event means.
@@ -21,14 +27,16 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
 
+from libs.domain.errors import FieldViolation, InvalidArgument
 from libs.events.envelope import occurred_at
 from libs.events.topics import ROOM_EVENTS
 from libs.eventstore.store import EventStore
-from libs.grpckit.pagination import Page, next_page_token
+from libs.grpckit.pagination import Page, from_micros, micros, next_page_token
 from libs.projection.runner import ConsumedEvent
 from podium.room.v1 import room_types_pb2 as types
 from services.room.application.space_commands import stream_of
@@ -37,6 +45,7 @@ from services.room.domain.state import INITIAL, Space
 from services.room.domain.view import space_view
 
 LIVE = types.SPACE_STATE_LIVE
+SCHEDULED = types.SPACE_STATE_SCHEDULED
 ROLE_NAMES = {
     types.ROLE_HOST: "host",
     types.ROLE_CO_HOST: "co-host",
@@ -47,28 +56,44 @@ ROLE_NAMES = {
 
 class SpaceDirectory:
     name = "room-space-directory"
-    version = 1
+    # 2: the title, description, topics, language and start time, for SearchSpaces
+    version = 2
     topics = (ROOM_EVENTS,)
-    tables = ("space_directory_v1",)
+    tables = ("space_directory_v2",)
     steps = (
         """
-        CREATE TABLE {s}.space_directory_v1 (
+        CREATE TABLE {s}.space_directory_v2 (
             space_id text PRIMARY KEY,
             version bigint NOT NULL,
             state int NOT NULL,
             host_user_id text NOT NULL,
-            created_at timestamptz,
+            created_at timestamptz NOT NULL,
+            starts_at timestamptz NOT NULL,
             unattended_since timestamptz,
             hosts int NOT NULL,
             co_hosts int NOT NULL,
             speakers int NOT NULL,
             listeners int NOT NULL,
+            title text NOT NULL,
+            description text NOT NULL,
+            topics text[] NOT NULL,
+            language text NOT NULL,
+            words tsvector GENERATED ALWAYS AS (
+                setweight(to_tsvector('simple', title), 'A')
+                || setweight(to_tsvector('simple', description), 'B')
+            ) STORED,
             space bytea NOT NULL
         );
-        CREATE INDEX space_directory_v1_newest ON {s}.space_directory_v1 (created_at DESC, space_id DESC);
-        CREATE INDEX space_directory_v1_host ON {s}.space_directory_v1 (host_user_id, created_at DESC);
-        CREATE INDEX space_directory_v1_live ON {s}.space_directory_v1 (state)
+        CREATE INDEX space_directory_v2_newest ON {s}.space_directory_v2 (created_at DESC, space_id DESC);
+        CREATE INDEX space_directory_v2_host ON {s}.space_directory_v2 (host_user_id, created_at DESC);
+        CREATE INDEX space_directory_v2_live ON {s}.space_directory_v2 (state)
             WHERE state = 3; -- SPACE_STATE_LIVE
+        CREATE INDEX space_directory_v2_scheduled ON {s}.space_directory_v2 (starts_at)
+            WHERE state = 2; -- SPACE_STATE_SCHEDULED
+        CREATE INDEX space_directory_v2_words ON {s}.space_directory_v2 USING gin (words);
+        CREATE INDEX space_directory_v2_topics ON {s}.space_directory_v2 USING gin (topics);
+        CREATE INDEX space_directory_v2_listeners ON {s}.space_directory_v2 (listeners DESC, space_id DESC);
+        CREATE INDEX space_directory_v2_starts ON {s}.space_directory_v2 (starts_at, space_id);
         """,
     )
 
@@ -77,7 +102,7 @@ class SpaceDirectory:
     ):
         self.pool = pool
         self.store = store
-        self.table = f"{schema}.space_directory_v1"
+        self.table = f"{schema}.space_directory_v2"
         self.cache_spaces = cache_spaces
         self._states: OrderedDict[str, Space] = OrderedDict()
         self.loaded_from_store = 0  # cache misses, for tests and metrics
@@ -104,13 +129,16 @@ class SpaceDirectory:
             states.popitem(last=False)
         await conn.executemany(
             f"""INSERT INTO {self.table} AS d (space_id, version, state, host_user_id, created_at,
-                    unattended_since, hosts, co_hosts, speakers, listeners, space)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                    starts_at, unattended_since, hosts, co_hosts, speakers, listeners, title,
+                    description, topics, language, space)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
                 ON CONFLICT (space_id) DO UPDATE SET version = excluded.version, state = excluded.state,
                     host_user_id = excluded.host_user_id, created_at = excluded.created_at,
-                    unattended_since = excluded.unattended_since, hosts = excluded.hosts,
-                    co_hosts = excluded.co_hosts, speakers = excluded.speakers,
-                    listeners = excluded.listeners, space = excluded.space
+                    starts_at = excluded.starts_at, unattended_since = excluded.unattended_since,
+                    hosts = excluded.hosts, co_hosts = excluded.co_hosts, speakers = excluded.speakers,
+                    listeners = excluded.listeners, title = excluded.title,
+                    description = excluded.description, topics = excluded.topics,
+                    language = excluded.language, space = excluded.space
                 WHERE d.version < excluded.version""",
             [_row(space) for space in changed.values() if space.exists],
         )
@@ -143,19 +171,78 @@ class SpaceDirectory:
         self, states: frozenset[int], host_user_id: str, page: Page
     ) -> tuple[list[types.Space], str]:
         """A page of Spaces matching the filters, newest first, and the next page's token."""
+        after_at, after_id = _after(page)
         rows = await self.pool.fetch(
-            f"""SELECT space FROM {self.table}
+            f"""SELECT space_id, created_at, space FROM {self.table}
                 WHERE (cardinality($1::int[]) = 0 OR state = ANY($1::int[]))
                   AND ($2 = '' OR host_user_id = $2)
-                ORDER BY created_at DESC NULLS LAST, space_id DESC
-                OFFSET $3 LIMIT $4""",
+                  AND ($3::timestamptz IS NULL OR (created_at, space_id) < ($3, $4))
+                ORDER BY created_at DESC, space_id DESC
+                LIMIT $5""",
             sorted(states),
             host_user_id,
-            page.offset,
+            from_micros(after_at) if after_at is not None else None,
+            after_id,
             page.size + 1,
         )
-        spaces = [types.Space.FromString(r["space"]) for r in rows[: page.size]]
-        return spaces, next_page_token(page, len(spaces), more=len(rows) > page.size)
+        return _page(rows, page, lambda row: (micros(row["created_at"]), row["space_id"]))
+
+    async def search(self, search: Search, page: Page) -> tuple[list[types.Space], str]:
+        """A page of the Spaces `search` finds, in its order, and the next page's token."""
+        order = search.order
+        if order == types.SPACE_ORDER_UNSPECIFIED:
+            order = types.SPACE_ORDER_RELEVANCE if search.words else types.SPACE_ORDER_LISTENERS
+        if order == types.SPACE_ORDER_RELEVANCE and not search.words:
+            order = types.SPACE_ORDER_LISTENERS  # nothing to be relevant to
+        # The key each order pages by, as SQL (an integer, then the Space id for ties).
+        sort_key, descending = {
+            types.SPACE_ORDER_RELEVANCE: (
+                "round(ts_rank(words, websearch_to_tsquery('simple', $1)) * 1e9)::bigint",
+                True,
+            ),
+            types.SPACE_ORDER_LISTENERS: ("listeners::bigint", True),
+            types.SPACE_ORDER_START_TIME: ("(extract(epoch FROM starts_at) * 1e6)::bigint", False),
+        }[order]
+        after_key, after_id = _after(page)
+        direction, before = ("DESC", "<") if descending else ("ASC", ">")
+        rows = await self.pool.fetch(
+            f"""SELECT * FROM (
+                    SELECT space_id, space, {sort_key} AS sort_key FROM {self.table}
+                    WHERE ($1 = '' OR words @@ websearch_to_tsquery('simple', $1))
+                      AND (cardinality($2::int[]) = 0 OR state = ANY($2::int[]))
+                      AND (cardinality($3::text[]) = 0 OR topics && $3::text[])
+                      AND ($4 = '' OR lower(language) = $4 OR lower(language) LIKE $4 || '-%')
+                      AND (cardinality($5::text[]) = 0 OR host_user_id = ANY($5::text[]))
+                ) found
+                WHERE ($6::bigint IS NULL OR (sort_key, space_id) {before} ($6, $7))
+                ORDER BY sort_key {direction}, space_id {direction}
+                LIMIT $8""",
+            search.words,
+            sorted(search.states),
+            sorted(search.topics),
+            search.language.lower(),
+            sorted(search.host_user_ids),
+            after_key,
+            after_id,
+            page.size + 1,
+        )
+        return _page(rows, page, lambda row: (row["sort_key"], row["space_id"]))
+
+    async def get_many(self, space_ids: Sequence[str]) -> dict[str, types.Space]:
+        """The Spaces the directory knows among `space_ids`."""
+        rows = await self.pool.fetch(
+            f"SELECT space_id, space FROM {self.table} WHERE space_id = ANY($1::text[])", list(space_ids)
+        )
+        return {row["space_id"]: types.Space.FromString(row["space"]) for row in rows}
+
+    async def scheduled_before(self, until: datetime) -> list[tuple[str, datetime]]:
+        """Scheduled Spaces whose start is `until` or earlier, with that start (soonest first)."""
+        rows = await self.pool.fetch(
+            f"""SELECT space_id, starts_at FROM {self.table}
+                WHERE state = {SCHEDULED} AND starts_at <= $1 ORDER BY starts_at, space_id""",
+            until,
+        )
+        return [(row["space_id"], row["starts_at"]) for row in rows]
 
     async def live_census(self) -> tuple[int, dict[str, int]]:
         """Live Spaces, and their participants by role name (for the metrics)."""
@@ -183,6 +270,36 @@ class SpaceDirectory:
         return [r["space_id"] for r in rows]
 
 
+@dataclass(frozen=True)
+class Search:
+    """What SearchSpaces asks for (validated by the API)."""
+
+    words: str = ""
+    states: frozenset[int] = frozenset()
+    topics: frozenset[str] = frozenset()
+    language: str = ""
+    host_user_ids: frozenset[str] = frozenset()
+    order: int = types.SPACE_ORDER_UNSPECIFIED
+
+
+def _after(page: Page) -> tuple[int | None, str]:
+    """Where the page starts: after (a sort key, a Space id), as the token says."""
+    if page.after is None:
+        return None, ""
+    match page.after:
+        case (int(value), str(space_id)):
+            return value, space_id
+    raise InvalidArgument(
+        "page_token is not a token this API issued", [FieldViolation("page_token", "malformed")]
+    )
+
+
+def _page(rows, page: Page, key) -> tuple[list[types.Space], str]:
+    spaces = [types.Space.FromString(row["space"]) for row in rows[: page.size]]
+    more = len(rows) > page.size
+    return spaces, next_page_token(page, key(rows[page.size - 1]) if more else (), more=more)
+
+
 def _row(space: Space) -> tuple:
     # Co-hosts and speakers are always participants (leaving ends the role): O(1) however big.
     host = 1 if space.is_in(space.host_user_id) else 0
@@ -193,10 +310,15 @@ def _row(space: Space) -> tuple:
         space.state,
         space.host_user_id,
         space.created_at,
+        space.started_at or space.scheduled_start or space.created_at,
         space.unattended_since,
         host,
         co_hosts,
         speakers,
         space.listener_count,
+        space.title,
+        space.description,
+        list(space.topics),
+        space.language,
         space_view(space).SerializeToString(),
     )

@@ -11,7 +11,7 @@ from datetime import datetime
 from libs.application.executor import RequestKey
 from libs.domain.errors import FieldViolation, InvalidArgument, Validator
 from libs.grpckit.handlers import USERS_AND_GATEWAYS, Authenticator, Caller, unary
-from libs.grpckit.pagination import next_keyset_token, parse_keyset_page
+from libs.grpckit.pagination import next_page_token, parse_page
 from libs.grpckit.validation import require_id
 from podium.webhooks.v1 import webhook_service_pb2 as pb
 from podium.webhooks.v1 import webhook_service_pb2_grpc
@@ -55,13 +55,22 @@ class WebhookApi(webhook_service_pb2_grpc.WebhookServiceServicer):
 
     @unary(callers=USERS_AND_GATEWAYS)
     async def ListWebhooks(self, request: pb.ListWebhooksRequest, caller: Caller) -> pb.ListWebhooksResponse:
-        page = parse_keyset_page(request.page_size, request.page_token, "ListWebhooks")
-        found = await self.registry.owned(_owner(caller), page.after, page.size + 1)
+        page = parse_page(request.page_size, request.page_token, "ListWebhooks")
+        match page.after:
+            case None:
+                after = ""
+            case (str(after),):
+                pass
+            case _:
+                raise InvalidArgument(
+                    "page_token is not a token this API issued", [FieldViolation("page_token", "malformed")]
+                )
+        found = await self.registry.owned(_owner(caller), after, page.size + 1)
         shown = found[: page.size]
         return pb.ListWebhooksResponse(
             webhooks=[webhook_message(w) for w in shown],
-            next_page_token=next_keyset_token(
-                page, shown[-1].webhook_id if shown else "", more=len(found) > page.size
+            next_page_token=next_page_token(
+                page, (shown[-1].webhook_id,) if shown else (), more=len(found) > page.size
             ),
         )
 
@@ -83,20 +92,24 @@ class WebhookApi(webhook_service_pb2_grpc.WebhookServiceServicer):
             raise InvalidArgument(
                 f"state {request.state} is not a DeliveryState", [FieldViolation("state", "a DeliveryState")]
             )
-        page = parse_keyset_page(request.page_size, request.page_token, [webhook_id, request.state])
-        after = int(page.after) if page.after.isdigit() else -1 if page.after else 0
-        if not 0 <= after < 2**63:
-            raise InvalidArgument(
-                "page_token is not a token this API issued", [FieldViolation("page_token", "malformed")]
-            )
+        page = parse_page(request.page_size, request.page_token, [webhook_id, request.state])
+        match page.after:
+            case None:
+                after = 0
+            case (int(after),) if 0 <= after < 2**63:
+                pass
+            case _:
+                raise InvalidArgument(
+                    "page_token is not a token this API issued", [FieldViolation("page_token", "malformed")]
+                )
         found = await self.registry.deliveries_of(
             _owner(caller), webhook_id, _STATES[request.state], after, page.size + 1
         )
         shown = found[: page.size]
         return pb.ListWebhookDeliveriesResponse(
             deliveries=[_delivery(d) for d in shown],
-            next_page_token=next_keyset_token(
-                page, shown[-1].delivery_id if shown else 0, more=len(found) > page.size
+            next_page_token=next_page_token(
+                page, (shown[-1].delivery_id,) if shown else (), more=len(found) > page.size
             ),
         )
 

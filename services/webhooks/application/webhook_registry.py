@@ -15,6 +15,7 @@ import asyncpg
 from libs.application.executor import RequestKey
 from libs.application.once import once
 from libs.domain.errors import NotFound, ResourceExhausted
+from libs.domain.reasons import Reason
 from libs.events.ids import new_id
 from libs.eventstore.store import EventStore
 from podium.webhooks.v1 import webhook_service_pb2 as pb
@@ -64,7 +65,7 @@ class WebhookRegistry:
             if await self.endpoints.count(conn, owner) >= self.max_per_owner:
                 raise ResourceExhausted(
                     f"an owner may have at most {self.max_per_owner} webhooks; delete one first",
-                    reason="WEBHOOK_LIMIT_REACHED",
+                    reason=Reason.WEBHOOK_LIMIT_REACHED,
                 )
             secret = new_secret()
             stored = await self.endpoints.insert(
@@ -114,5 +115,5 @@ class WebhookRegistry:
     async def _owned(self, owner: Owner, webhook_id: str, *, deleted_ok: bool = False) -> StoredWebhook:
         webhook = await self.endpoints.get(webhook_id)
         if webhook is None or webhook.owner != owner or (webhook.deleted_at is not None and not deleted_ok):
-            raise NotFound(f"you have no webhook {webhook_id!r}", reason="WEBHOOK_NOT_FOUND")
+            raise NotFound(f"you have no webhook {webhook_id!r}", reason=Reason.WEBHOOK_NOT_FOUND)
         return webhook

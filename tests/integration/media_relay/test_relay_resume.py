@@ -56,7 +56,7 @@ async def test_a_restarted_relay_resumes_from_its_stored_positions_and_still_adm
     async def start(name: str):
         return await service_factory(name, broker=private_broker, database=private_database_url)
 
-    room, moderation, relay = await start("room"), await start("moderation"), await start("media-relay")
+    room, moderation, relay = await asyncio.gather(start("room"), start("moderation"), start("media-relay"))
     talk = await live_space(room, "rr-host", speakers=["rr-spk", "rr-spk2"], listeners=["rr-fan"])
     quiet = await live_space(room, "rr-host2", speakers=["rr-quiet"])
     over = await live_space(room, "rr-host3")

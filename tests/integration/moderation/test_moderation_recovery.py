@@ -59,8 +59,9 @@ async def test_a_restart_resumes_the_views_from_their_stored_positions(
     """Nothing is read again from offset 0: neither view applies anything it had applied before,
     yet the roles and the reports answer as before, from the rows."""
     where = {"broker": private_broker, "database": private_database_url}
-    room = await service_factory("room", **where)
-    moderation = await service_factory("moderation", **where)
+    room, moderation = await asyncio.gather(
+        service_factory("room", **where), service_factory("moderation", **where)
+    )
     spaces = [await _muted_speaker(room, moderation, f"resume-{i}") for i in range(6)]
     before = await _reports(ModerationClient(moderation.channel, "resume-ts", roles=TS), len(spaces))
 

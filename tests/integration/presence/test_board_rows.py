@@ -42,8 +42,9 @@ def history() -> list[ConsumedEvent]:
     events = []
     for s in ("live", "over"):
         events += [
-            event(s, "room", rev.SpaceCreated(space_id=s, host_user_id="host")),
+            event(s, "room", rev.SpaceCreated(space_id=s, host_user_id="host", recording_enabled=True)),
             event(s, "room", rev.SpaceStarted(space_id=s, host_user_id="host")),
+            event(s, "room", rev.SpaceUpdated(space_id=s, changed_fields=["title"], title=f"{s} talk")),
             event(s, "room", rev.ParticipantJoined(space_id=s, user_id="host", role=rt.ROLE_HOST)),
             event(s, "presence", pev.ParticipantConnected(space_id=s, user_id="ann")),  # before the join
             event(s, "room", rev.ParticipantJoined(space_id=s, user_id="ann", role=rt.ROLE_LISTENER)),
@@ -57,7 +58,7 @@ def history() -> list[ConsumedEvent]:
             event(s, "room", rev.ParticipantLeft(space_id=s, user_id="cy")),
             event(s, "presence", pev.ParticipantTimedOut(space_id=s, user_id="bo")),
         ]
-    events.append(event("over", "room", rev.SpaceEnded(space_id="over")))
+    events.append(event("over", "room", rev.SpaceEnded(space_id="over", reason=rev.END_REASON_HOST_ENDED)))
     return events
 
 
@@ -85,6 +86,13 @@ async def test_the_rows_fold_what_the_board_folds_in_batches_of_any_size(databas
         async with pool.acquire() as conn:
             streams = await loaded.load(conn)
         assert seen(loaded, "live") == seen(in_memory, "live") != []
+        live = await loaded.space("live")
+        assert live == await in_memory.space("live") and (live.title, live.recording) == ("live talk", True)
+        over = await loaded.space("over")  # not held: from its row
+        assert over == await in_memory.space("over") and over.state == rt.SPACE_STATE_ENDED
+        assert (
+            over.end_reason == rev.END_REASON_HOST_ENDED and over.HasField("ended_at") and not over.recording
+        )
         assert loaded.connected_in("ann") == ["live"] and not loaded.holds("over")
         assert set(streams.values()) == {"live"} and len(streams) == 4  # room, presence, moderation, media
         assert await rows.states_of(["over", "live", "none"]) == {
@@ -93,9 +101,9 @@ async def test_the_rows_fold_what_the_board_folds_in_batches_of_any_size(databas
         }
         async with pool.acquire() as conn:
             left = await conn.fetchval(
-                f"SELECT count(*) FROM {schema}.space_board_members_v1 WHERE space_id = 'over'"
+                f"SELECT count(*) FROM {schema}.space_board_members_v2 WHERE space_id = 'over'"
             ) + await conn.fetchval(
-                f"SELECT count(*) FROM {schema}.space_board_flags_v1 WHERE space_id = 'over'"
+                f"SELECT count(*) FROM {schema}.space_board_flags_v2 WHERE space_id = 'over'"
             )
         assert left == 0
     finally:

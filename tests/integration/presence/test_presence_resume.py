@@ -83,14 +83,16 @@ async def test_a_restarted_presence_resumes_its_board_and_forgets_ended_spaces_i
     async def start(name: str, env=None):
         return await service_factory(name, broker=private_broker, database=private_database_url, env=env)
 
-    room = await start("room")
-    presence = await start(
-        "presence",
-        {
-            "PODIUM_PRESENCE_TIMEOUT_SECONDS": "600",
-            "PODIUM_PRESENCE_FORGET_ENDED_AFTER_SECONDS": "1",
-            "PODIUM_METRICS_PORT": str(metrics),
-        },
+    room, presence = await asyncio.gather(
+        start("room"),
+        start(
+            "presence",
+            {
+                "PODIUM_PRESENCE_TIMEOUT_SECONDS": "600",
+                "PODIUM_PRESENCE_FORGET_ENDED_AFTER_SECONDS": "1",
+                "PODIUM_METRICS_PORT": str(metrics),
+            },
+        ),
     )
     gateway = PresenceGateway(presence.channel, "gateway-service")
     host, ann = RoomClient(room.channel, "pr-host"), RoomClient(room.channel, "pr-ann")
@@ -152,7 +154,10 @@ async def test_a_restarted_presence_resumes_its_board_and_forgets_ended_spaces_i
 
         # Changes after the restart reach a watcher.
         stream = gateway.stub.WatchSpace(ps.WatchSpaceRequest(space_id=talk), metadata=gateway._md())
-        assert (await asyncio.wait_for(stream.read(), 15)).WhichOneof("update") == "snapshot"
+        first = await asyncio.wait_for(stream.read(), 15)
+        assert first.WhichOneof("update") == "snapshot"
+        # The Space's own details came back with the board, from its rows.
+        assert (first.snapshot.space.title, first.snapshot.space.state) == ("live", rt.SPACE_STATE_LIVE)
         await ann.LeaveSpace(space_id=talk)
         change = (await asyncio.wait_for(stream.read(), 15)).change
         assert (change.kind, change.member.user_id) == (LEFT, "pr-ann")
@@ -177,10 +182,10 @@ async def test_a_restarted_presence_resumes_its_board_and_forgets_ended_spaces_i
         with pytest.raises(grpc.aio.AioRpcError) as unknown:
             await gateway.GetSpacePresence(space_id="no-such-space")
         assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
-        state = await conn.fetchval("SELECT state FROM presence.space_boards_v1 WHERE space_id = $1", talk)
+        state = await conn.fetchval("SELECT state FROM presence.space_boards_v2 WHERE space_id = $1", talk)
         assert state == rt.SPACE_STATE_ENDED
         members = await conn.fetchval(
-            "SELECT count(*) FROM presence.space_board_members_v1 WHERE space_id = $1", talk
+            "SELECT count(*) FROM presence.space_board_members_v2 WHERE space_id = $1", talk
         )
         assert members == 0  # an ended Space keeps its row, not its entries
     finally:

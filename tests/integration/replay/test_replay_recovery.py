@@ -28,12 +28,14 @@ SECONDS = 40  # per speaker, three speakers at once: 120 s of audio to decode
 async def test_a_finalizer_killed_midway_finishes_once_after_restart_and_retention_expires_it(
     service_factory, private_broker, private_database_url, tmp_path
 ):
-    room = await service_factory("room", broker=private_broker, database=private_database_url)
-    replay = await service_factory(
-        "replay",
-        broker=private_broker,
-        database=private_database_url,
-        env={"PODIUM_REPLAY_BLOB_DIR": str(tmp_path), **FAST_FINALIZE},
+    room, replay = await asyncio.gather(
+        service_factory("room", broker=private_broker, database=private_database_url),
+        service_factory(
+            "replay",
+            broker=private_broker,
+            database=private_database_url,
+            env={"PODIUM_REPLAY_BLOB_DIR": str(tmp_path), **FAST_FINALIZE},
+        ),
     )
     host = RoomClient(room.channel, "rec-host")
     space_id = (await host.CreateSpace(title="Long talk", recording_enabled=True)).space.space_id

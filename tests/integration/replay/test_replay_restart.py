@@ -35,12 +35,14 @@ async def test_a_restart_resumes_the_views_from_their_stored_positions_and_serve
 ):
     """Nothing is read again from offset 0, yet an ended Space's replay, timeline and state at a
     moment are what they were; a Space live across the restart is noticed ending, once."""
-    room = await service_factory("room", broker=private_broker, database=private_database_url)
-    replay = await service_factory(
-        "replay",
-        broker=private_broker,
-        database=private_database_url,
-        env={"PODIUM_REPLAY_BLOB_DIR": str(tmp_path), **FAST_FINALIZE},
+    room, replay = await asyncio.gather(
+        service_factory("room", broker=private_broker, database=private_database_url),
+        service_factory(
+            "replay",
+            broker=private_broker,
+            database=private_database_url,
+            env={"PODIUM_REPLAY_BLOB_DIR": str(tmp_path), **FAST_FINALIZE},
+        ),
     )
     producer = AIOKafkaProducer(bootstrap_servers=private_broker.bootstrap, acks="all", linger_ms=0)
     await producer.start()

@@ -64,6 +64,30 @@ async def test_a_space_from_creation_to_end(room, users):
     await _rejected(ann.JoinSpace(space_id=space_id), grpc.StatusCode.FAILED_PRECONDITION)
 
 
+async def test_get_participant_gives_one_person_and_not_found_says_why(room, users):
+    host, ann, ben = users("host", "ann", "ben")
+    space_id = await _live_space(host)
+    await ann.JoinSpace(space_id=space_id)
+    await host.InviteToSpeak(space_id=space_id, user_id="ann")
+
+    got = (await ben.GetParticipant(space_id=space_id, user_id="ann")).participant
+    listed = {p.user_id: p for p in (await ben.ListParticipants(space_id=space_id)).participants}
+    assert got.role == types.ROLE_SPEAKER and got == listed["ann"]
+    assert (await ann.GetParticipant(space_id=space_id, user_id="host")).participant.role == types.ROLE_HOST
+
+    absent = await _rejected(ann.GetParticipant(space_id=space_id, user_id="ben"), grpc.StatusCode.NOT_FOUND)
+    assert error_reason(absent) == "PARTICIPANT_NOT_FOUND"
+    await ann.LeaveSpace(space_id=space_id)
+    left = await _rejected(ben.GetParticipant(space_id=space_id, user_id="ann"), grpc.StatusCode.NOT_FOUND)
+    assert error_reason(left) == "PARTICIPANT_NOT_FOUND"
+    unknown = await _rejected(
+        ben.GetParticipant(space_id="no-such-space", user_id="ann"), grpc.StatusCode.NOT_FOUND
+    )
+    assert error_reason(unknown) == "SPACE_NOT_FOUND"
+    nobody = await _rejected(ben.GetParticipant(space_id=space_id), grpc.StatusCode.INVALID_ARGUMENT)
+    assert field_violations(nobody) == ["user_id"]
+
+
 async def test_events_reach_the_topic_in_order(room, users, room_topic_events):
     host, ann = users("host", "ann")
     space_id = await _live_space(host)

@@ -160,7 +160,11 @@ async def test_health_is_not_serving_until_the_directory_has_caught_up(
     process = ServiceProcess(
         service("room"),
         free_port(),
-        {"DATABASE_URL": private_database_url, "KAFKA_BOOTSTRAP_SERVERS": private_broker.bootstrap},
+        {
+            "DATABASE_URL": private_database_url,
+            "KAFKA_BOOTSTRAP_SERVERS": private_broker.bootstrap,
+            "PODIUM_METRICS_PORT": "0",  # not the default port, which another process may hold
+        },
     )
     process.launch()
     seen: list[str] = []
@@ -219,7 +223,7 @@ async def test_a_restart_resumes_the_views_from_their_stored_positions(
     assert "caught up: 0 events" in caught_up[1], caught_up[1]
     conn = await asyncpg.connect(private_database_url)
     try:
-        rows = await conn.fetchval("SELECT count(*) FROM room.space_directory_v1")
+        rows = await conn.fetchval("SELECT count(*) FROM room.space_directory_v2")
         positions = await conn.fetchval(
             "SELECT sum(next_offset) FROM room.view_positions WHERE view = 'room-space-directory'"
         )

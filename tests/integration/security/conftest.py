@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -45,10 +46,13 @@ async def every_service(run_dir, database_server):
         running_broker(run_dir, external_ok=False) as broker,
         fresh_database(database_server.url) as db,
     ):
-        running = {
-            name: await start_service(name, bootstrap=broker.bootstrap, database_url=db, log_dir=run_dir)
-            for name in SERVICES
-        }
+        started = await asyncio.gather(
+            *(
+                start_service(name, bootstrap=broker.bootstrap, database_url=db, log_dir=run_dir)
+                for name in SERVICES
+            )
+        )
+        running = dict(zip(SERVICES, started, strict=True))
         host = RoomClient(running["room"].channel, "fuzz-host")
         space_id = (await host.CreateSpace(title="fuzzed")).space.space_id
         await host.StartSpace(space_id=space_id)
@@ -58,12 +62,26 @@ async def every_service(run_dir, database_server):
             yield {name: s.address for name, s in running.items()}, counter, (space_id, *USERS)
         finally:
             await asyncio.to_thread(counter.close)
-            for service in running.values():
-                await service.stop()
+            await asyncio.gather(*(service.stop() for service in running.values()))
 
 
 @pytest.fixture(scope="package")
 async def stack(run_dir, database_server):
-    """The stack the authorization tests share."""
+    """The stack the security tests share (those that need no settings of their own)."""
     async with every_service(run_dir, database_server) as running:
         yield running
+
+
+FUZZING = Path(__file__).with_name("test_fuzzing.py")
+
+
+def pytest_collection_modifyitems(items):
+    """The fuzzer runs first on the shared stack. It asserts a rejected request leaves a service's
+    event count unchanged, and the other tests leave work behind that writes events later (presence
+    timing out their users, the room reacting): run before them, nothing else writes meanwhile."""
+    mine = [i for i, item in enumerate(items) if item.path.parent == FUZZING.parent]
+    if not mine:
+        return
+    ordered = sorted((items[i] for i in mine), key=lambda item: item.path != FUZZING)
+    for i, item in zip(mine, ordered, strict=True):
+        items[i] = item

@@ -31,7 +31,7 @@ from podium.presence.v1 import presence_service_pb2
 from podium.replay.v1 import replay_service_pb2
 from podium.room.v1 import room_service_pb2
 from podium.webhooks.v1 import webhook_service_pb2
-from tests.integration.security.conftest import USERS, every_service
+from tests.integration.security.conftest import USERS
 from tests.support.fuzzing import build, message_values
 
 pytestmark = pytest.mark.integration
@@ -54,14 +54,6 @@ def _methods():
     for name, (module, service, _) in SERVICES.items():
         for method in module.DESCRIPTOR.services_by_name[service].methods:
             yield pytest.param(name, method, id=f"{name}.{method.name}")
-
-
-@pytest.fixture(scope="module")
-async def stack(run_dir, database_server):
-    """A stack of the fuzzer's own: it counts what a rejected request must not change, and the other security tests
-    leave work behind (presence timing out their users, the room reacting) that writes events."""
-    async with every_service(run_dir, database_server) as running:
-        yield running
 
 
 @pytest.mark.parametrize(("service", "method"), list(_methods()))

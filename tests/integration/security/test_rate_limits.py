@@ -3,6 +3,8 @@ RESOURCE_EXHAUSTED with a retry delay, changes nothing, and other users are not 
 
 from __future__ import annotations
 
+import asyncio
+
 import grpc
 import pytest
 from google.rpc import error_details_pb2, status_pb2
@@ -42,9 +44,11 @@ async def _refused(call) -> grpc.aio.AioRpcError:
 async def test_joins_speak_requests_invites_and_reports_are_limited_per_user(
     service_factory, private_broker, private_database_url
 ):
-    room = await service_factory("room", broker=private_broker, database=private_database_url, env=LIMITS)
-    moderation = await service_factory(
-        "moderation", broker=private_broker, database=private_database_url, env=LIMITS
+    room, moderation = await asyncio.gather(
+        *(
+            service_factory(name, broker=private_broker, database=private_database_url, env=LIMITS)
+            for name in ("room", "moderation")
+        )
     )
     host = RoomClient(room.channel, "limit-host")
     spaces = []
@@ -74,5 +78,3 @@ async def test_joins_speak_requests_invites_and_reports_are_limited_per_user(
     for _ in range(2):
         await reporter.ReportSpace(space_id=spaces[0], reason=1, text="spam")
     await _refused(reporter.ReportSpace(space_id=spaces[0], reason=1, text="spam"))
-    await room.stop()
-    await moderation.stop()

@@ -60,4 +60,3 @@ async def test_report_presence_batches_are_bounded(service_factory, private_brok
 
     await _invalid(gateway.ReportPresence(gateway_id="gw", entries=entries(101)), "entries")
     assert (await gateway.ReportPresence(gateway_id="gw", entries=entries(100))).accepted == 100
-    await presence.stop()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import grpc
@@ -62,13 +61,10 @@ async def _first(stream):
         return item
 
 
-async def test_every_service_refuses_bad_tokens_with_a_reason(
-    service_factory, private_broker, private_database_url
-):
-    running = await asyncio.gather(
-        *(service_factory(name, broker=private_broker, database=private_database_url) for name in CALLS)
-    )
-    for (name, call), service in zip(CALLS.items(), running, strict=True):
+async def test_every_service_refuses_bad_tokens_with_a_reason(stack, channel):
+    addresses, _, _ = stack
+    for name, call in CALLS.items():
+        service = await channel(addresses[name])
         for kind, (token, reason) in BAD_TOKENS.items():
             if token is None:
                 metadata = ()
@@ -77,8 +73,6 @@ async def test_every_service_refuses_bad_tokens_with_a_reason(
             else:
                 metadata = (("authorization", f"Bearer {token}"),)
             with pytest.raises(grpc.aio.AioRpcError) as refused:
-                await call(service.channel, metadata)
+                await call(service, metadata)
             assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED, (name, kind)
             assert reason in refused.value.details(), (name, kind, refused.value.details())
-    for service in running:
-        await service.stop()

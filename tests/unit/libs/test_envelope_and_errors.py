@@ -4,6 +4,7 @@ import grpc
 from google.rpc import error_details_pb2, status_pb2
 
 from libs.domain.errors import FieldViolation, InvalidArgument, ResourceExhausted
+from libs.domain.reasons import Reason
 from libs.events.envelope import Causation, decode, occurred_at, wrap
 from libs.events.ids import uuid7
 from libs.grpckit.errors import to_status
@@ -42,16 +43,16 @@ def _details(status: grpc.Status) -> status_pb2.Status:
 
 def test_invalid_argument_carries_field_violations_and_error_info():
     status = to_status(
-        InvalidArgument("bad title", [FieldViolation("title", "too long")], reason="TITLE_TOO_LONG")
+        InvalidArgument("bad title", [FieldViolation("title", "too long")], reason=Reason.INVITE_INVALID)
     )
     assert status.code == grpc.StatusCode.INVALID_ARGUMENT
     assert status.details == "bad title"
     info, bad = error_details_pb2.ErrorInfo(), error_details_pb2.BadRequest()
     details = _details(status).details
-    assert details[0].Unpack(info) and info.reason == "TITLE_TOO_LONG" and info.domain == "podium.dev"
+    assert details[0].Unpack(info) and info.reason == "INVITE_INVALID" and info.domain == "podium.dev"
     assert details[1].Unpack(bad) and bad.field_violations[0].field == "title"
 
 
 def test_resource_exhausted_maps_to_its_code():
-    status = to_status(ResourceExhausted("no more speakers", reason="SPEAKER_LIMIT_REACHED"))
+    status = to_status(ResourceExhausted("no more speakers", reason=Reason.SPEAKER_LIMIT_REACHED))
     assert status.code == grpc.StatusCode.RESOURCE_EXHAUSTED

@@ -1,7 +1,20 @@
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from libs.domain.errors import InvalidArgument
-from libs.grpckit.pagination import MAX_PAGE_SIZE, next_keyset_token, paginate, parse_keyset_page, parse_page
+from libs.grpckit.pagination import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    from_micros,
+    micros,
+    paginate,
+    parse_page,
+)
+
+
+def _key(item: int) -> tuple[int]:
+    return (item,)
 
 
 def test_pages_cover_every_item_once():
@@ -9,11 +22,53 @@ def test_pages_cover_every_item_once():
     seen, token = [], ""
     while True:
         page = parse_page(3, token, "q")
-        chunk, token = paginate(items, page)
+        chunk, token = paginate(items, page, _key)
         seen.extend(chunk)
         if not token:
             break
     assert seen == items
+
+
+def test_a_descending_list_pages_in_its_own_order():
+    items = [(9, "b"), (9, "a"), (5, "z"), (1, "c")]  # newest first, ties by id descending
+    seen, token = [], ""
+    while True:
+        chunk, token = paginate(items, parse_page(1, token), lambda item: item, descending=True)
+        seen.extend(chunk)
+        if not token:
+            break
+    assert seen == items
+
+
+@given(
+    st.lists(st.integers(0, 40), unique=True, max_size=30),
+    st.lists(st.tuples(st.booleans(), st.integers(0, 60)), max_size=30),
+    st.integers(1, 5),
+)
+def test_a_list_that_changes_while_it_is_paged_repeats_nobody_and_skips_only_those_who_left(
+    start, changes, size
+):
+    """Members arrive (always after everyone already there, like a join) and leave between pages."""
+    members = sorted(start)
+    left: set[int] = set()
+    seen: list[int] = []
+    token, turn = "", 0
+    while True:
+        chunk, token = paginate(members, parse_page(size, token, "space"), _key)
+        seen.extend(chunk)
+        if not token:
+            break
+        for arrives, value in changes[turn : turn + 2]:  # a couple of changes between pages
+            if arrives:
+                members.append((members[-1] if members else 0) + 1 + value)
+            elif members:
+                gone = members[value % len(members)]
+                members.remove(gone)
+                left.add(gone)
+        turn += 2
+    assert len(seen) == len(set(seen))  # nobody twice
+    assert set(members) <= set(seen)  # everyone still there at the end was listed
+    assert set(start) - set(seen) <= left  # whoever was not listed had left
 
 
 def test_page_size_is_capped_and_defaulted():
@@ -29,41 +84,35 @@ def test_negative_page_size_is_invalid(size):
 
 
 def test_a_token_from_another_query_or_garbage_is_rejected():
-    _, token = paginate(list(range(10)), parse_page(2, "", {"state": 1}))
+    _, token = paginate(list(range(10)), parse_page(2, "", {"state": 1}), _key)
     with pytest.raises(InvalidArgument):
         parse_page(2, token, {"state": 2})
     with pytest.raises(InvalidArgument):
         parse_page(2, "%%%garbage", {"state": 1})
 
 
-def test_keyset_pages_never_repeat_or_skip_an_item_that_stays_while_the_list_changes():
-    items = {f"k{i:02}" for i in range(0, 20, 2)}
-    stayed = set(items)
-    seen, token, n = [], "", 0
-    while True:
-        page = parse_keyset_page(3, token, "q")
-        chunk = [k for k in sorted(items) if k > page.after][: page.size + 1]
-        shown = chunk[: page.size]
-        seen.extend(shown)
-        token = next_keyset_token(page, shown[-1] if shown else "", more=len(chunk) > page.size)
-        if not token:
-            break
-        # Between pages the list changes: one item goes, one comes (before and after the cursor).
-        n += 1
-        gone = sorted(items)[n * 2 % len(items)]
-        items.discard(gone)
-        stayed.discard(gone)
-        items |= {f"k{n:02}a", f"k{n + 10:02}a"}
-    assert len(seen) == len(set(seen))
-    assert stayed <= set(seen)
+def test_a_token_whose_key_has_another_shape_is_rejected():
+    _, token = paginate(["a", "b", "c"], parse_page(1, "", "q"), lambda s: (s,))
+    with pytest.raises(InvalidArgument):
+        paginate(list(range(5)), parse_page(1, token, "q"), _key)
 
 
-def test_a_keyset_token_from_another_query_or_garbage_is_rejected():
-    page = parse_keyset_page(2, "", {"state": 1})
-    token = next_keyset_token(page, "k1", more=True)
-    assert parse_keyset_page(2, token, {"state": 1}).after == "k1"
-    with pytest.raises(InvalidArgument):
-        parse_keyset_page(2, token, {"state": 2})
-    with pytest.raises(InvalidArgument):
-        parse_keyset_page(2, "%%%garbage", {"state": 1})
-    assert next_keyset_token(page, "k1", more=False) == ""
+def test_times_become_exact_integer_keys():
+    at = from_micros(1_764_763_200_123_456)
+    assert micros(at) == 1_764_763_200_123_456 and micros(None) == 0
+
+
+def test_every_page_size_field_says_the_sizes_the_code_uses():
+    from libs.contracts.catalogue import descriptor_set
+
+    said = {}
+    for file in descriptor_set().file:
+        comments = {tuple(loc.path): loc.leading_comments for loc in file.source_code_info.location}
+        for m, message in enumerate(file.message_type):
+            for f, field in enumerate(message.field):
+                if field.name == "page_size":
+                    said[message.name] = comments.get((4, m, 2, f), "")
+    assert len(said) >= 8, said
+    for message, comment in said.items():
+        assert f"At most {MAX_PAGE_SIZE} " in comment, (message, comment)
+        assert f"0 means {DEFAULT_PAGE_SIZE};" in comment, (message, comment)

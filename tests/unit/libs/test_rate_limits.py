@@ -64,11 +64,12 @@ def test_idle_buckets_are_forgotten():
 
 def test_a_call_the_domain_rejects_gives_its_token_back():
     from libs.domain.errors import FailedPrecondition
+    from libs.domain.reasons import Reason
 
     limits = RateLimiter({REPORT: 2}, Clock())
     for _ in range(5):  # refused while a view catches up: no tokens spent
         with pytest.raises(FailedPrecondition), limits.charge(REPORT, "ana"):
-            raise FailedPrecondition("not in the Space yet")
+            raise FailedPrecondition("not in the Space yet", reason=Reason.USER_NOT_A_PARTICIPANT)
     for _ in range(2):
         with limits.charge(REPORT, "ana"):
             pass

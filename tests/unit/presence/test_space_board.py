@@ -149,3 +149,33 @@ async def test_an_ended_space_leaves_memory_after_its_time_and_its_row_still_say
     assert not board.holds("old") and board.holds("live")
     answers = await board.lifecycles(["old", "live", "never"], timeout=0)
     assert answers == {"old": Lifecycle.ENDED, "live": Lifecycle.OPEN, "never": Lifecycle.UNKNOWN}
+
+
+def test_watchers_see_the_spaces_own_changes_before_its_members_changes():
+    board = SpaceBoard()
+    feed(board, rev.SpaceCreated(space_id=S, host_user_id="host", title="Hi", recording_enabled=True))
+    watcher = board.watch(S)
+    watcher.needs_snapshot = False  # the snapshot was sent; changes follow
+    feed(
+        board,
+        rev.SpaceStarted(space_id=S, host_user_id="host"),
+        rev.ParticipantJoined(space_id=S, user_id="host", role=rt.ROLE_HOST),
+        rev.SpaceUpdated(space_id=S, changed_fields=["title"], title="Later"),
+        rev.SpaceEnded(space_id=S, reason=rev.END_REASON_HOST_ENDED),
+    )
+    told = []
+    while not watcher.queue.empty():
+        change = watcher.queue.get_nowait()
+        if isinstance(change, pt.SpaceChange):
+            told.append((pt.SpaceChangeKind.Name(change.kind), change.space.state, change.space.recording))
+        else:
+            told.append((pt.MemberChangeKind.Name(change.kind), change.member.user_id))
+    assert told == [
+        ("SPACE_CHANGE_KIND_STARTED", rt.SPACE_STATE_LIVE, True),
+        ("SPACE_CHANGE_KIND_RECORDING_STARTED", rt.SPACE_STATE_LIVE, True),
+        ("MEMBER_CHANGE_KIND_JOINED", "host"),
+        ("SPACE_CHANGE_KIND_UPDATED", rt.SPACE_STATE_LIVE, True),
+        ("SPACE_CHANGE_KIND_ENDED", rt.SPACE_STATE_ENDED, False),
+        ("SPACE_CHANGE_KIND_RECORDING_STOPPED", rt.SPACE_STATE_ENDED, False),
+        ("MEMBER_CHANGE_KIND_LEFT", "host"),
+    ]

@@ -1,7 +1,16 @@
-"""Presence rules over one Space: joins, reconnects, timeouts, gateway loss, counts."""
+"""Presence rules over one Space: joins, reconnects, timeouts, gateway loss, counts. (When a user is
+timed out, on evidence, is tests/unit/presence/test_evidence.py.)"""
 
 from podium.presence.v1 import presence_events_pb2 as ev
-from services.presence.domain.space_presence import PresenceRules, beat, counts, drop_gateway, empty, expire
+from services.presence.domain.space_presence import (
+    PresenceRules,
+    beat,
+    counts,
+    drop_gateway,
+    empty,
+    forget_gone,
+    time_out,
+)
 
 RULES = PresenceRules(timeout_seconds=30, reconnect_grace_seconds=60)
 
@@ -22,26 +31,26 @@ def test_first_heartbeat_is_a_join_and_later_ones_are_silent():
     assert counts(state) == (2, 2, 2)
 
 
-def test_missed_heartbeats_time_out_only_after_the_timeout():
+def test_a_time_out_leaves_the_counts_peak_and_unique_as_they_were():
     state = empty("s")
     beat(state, "gw", ["a", "b"], 0, RULES)
-    beat(state, "gw", ["b"], 25, RULES)
-    assert expire(state, 30, RULES) == []
-    assert kinds(expire(state, 31, RULES)) == [
-        ("ParticipantTimedOut", "a", ev.TIMEOUT_CAUSE_HEARTBEATS_MISSED)
-    ]
+    event = time_out(state, "a", 31, ev.TIMEOUT_CAUSE_HEARTBEATS_MISSED)
+    assert kinds([event]) == [("ParticipantTimedOut", "a", ev.TIMEOUT_CAUSE_HEARTBEATS_MISSED)]
+    assert (event.gateway_id, event.mass_time_out) == ("gw", False)
     assert counts(state) == (1, 2, 2)
 
 
 def test_coming_back_within_the_grace_is_a_reconnect_and_later_a_new_join():
     state = empty("s")
     beat(state, "gw", ["a"], 0, RULES)
-    expire(state, 31, RULES)
+    time_out(state, "a", 31, ev.TIMEOUT_CAUSE_HEARTBEATS_MISSED)
     assert kinds(beat(state, "gw", ["a"], 50, RULES)) == [
         ("ParticipantConnected", "a", ev.CONNECT_KIND_RECONNECT)
     ]
-    expire(state, 81, RULES)
-    expire(state, 200, RULES)  # grace over: forgotten
+    time_out(state, "a", 81, ev.TIMEOUT_CAUSE_HEARTBEATS_MISSED)
+    forget_gone(state, 141, RULES)
+    assert "a" in state["gone"]  # 60 s after: still inside the grace
+    forget_gone(state, 200, RULES)  # grace over: forgotten
     assert kinds(beat(state, "gw", ["a"], 201, RULES)) == [("ParticipantConnected", "a", ev.CONNECT_KIND_NEW)]
     assert counts(state) == (1, 1, 1)  # unique counts people, not sessions
 

@@ -177,6 +177,36 @@ def test_an_abandoned_space_ends_only_after_the_grace_period():
         when(gone, c.EndAbandonedSpace(SPACE), "ann", now=at(300))
 
 
+def test_a_host_gone_in_a_mass_time_out_is_not_absent_on_evidence():
+    """Presence's brake held the time-out, and it was part of many at once: the Space waits for its
+    host for the longer grace, not the usual one."""
+    limits = RoomLimits(
+        abandoned_grace=timedelta(minutes=5), abandoned_grace_without_evidence=timedelta(hours=1)
+    )
+    system = {"actor": "system:room", "limits": limits, "claims": ["system"]}
+    (left,) = when([*live(), *joined("ann")], c.TimeOutParticipant(SPACE, HOST, mass_time_out=True), **system)
+    assert (left.reason, left.mass_time_out) == (ev.LEAVE_REASON_TIMED_OUT, True)
+    gone = [*live(), *joined("ann"), left]
+    state = state_of(*gone)
+    assert (state.unattended_since, state.unattended_on_evidence) == (NOW, False)
+    with rejected(FailedPrecondition, "HOSTS_GONE_IN_MASS_TIME_OUT") as refused:
+        when(gone, c.EndAbandonedSpace(SPACE), now=at(3599), **system)
+    assert refused.value.metadata == {"not_before": at(3600).isoformat()}
+    (event,) = when(gone, c.EndAbandonedSpace(SPACE), now=at(3600), **system)
+    assert event.reason == ev.END_REASON_ABANDONED
+    back = state_of(*gone, *joined(HOST))
+    assert (back.unattended_since, back.unattended_on_evidence) == (None, True)
+
+
+def test_an_ordinary_time_out_of_the_host_is_absence_on_evidence():
+    (left,) = when(
+        [*live(), *joined("ann")], c.TimeOutParticipant(SPACE, HOST), "presence", claims=["system"]
+    )
+    assert not left.mass_time_out
+    state = state_of(*live(), *joined("ann"), left)
+    assert (state.unattended_since, state.unattended_on_evidence) == (NOW, True)
+
+
 def test_a_co_host_present_keeps_the_space_attended():
     state = state_of(*live(), *co_hosts("cat"), ev.ParticipantLeft(space_id=SPACE, user_id=HOST))
     assert state.unattended_since is None

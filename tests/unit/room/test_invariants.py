@@ -29,7 +29,11 @@ from tests.unit.room.given import HOST, NOW, SPACE
 USERS = [HOST, "a", "b", "c", "d"]
 SYSTEM = "sys"
 SMALL = RoomLimits(
-    max_co_hosts=1, max_speakers=2, max_speak_requests=2, abandoned_grace=timedelta(seconds=60)
+    max_co_hosts=1,
+    max_speakers=2,
+    max_speak_requests=2,
+    abandoned_grace=timedelta(seconds=60),
+    abandoned_grace_without_evidence=timedelta(seconds=150),
 )
 TINY = RoomLimits(max_co_hosts=0, max_speakers=1, max_speak_requests=1, abandoned_grace=timedelta(0))
 
@@ -86,6 +90,7 @@ system = step(
     st.one_of(
         on([c.TimeOutParticipant, c.RemoveParticipant]),
         on([c.TimeOutParticipant, c.RemoveParticipant]),
+        st.builds(lambda target: c.TimeOutParticipant(SPACE, target, mass_time_out=True), users),
         st.just(c.EndAbandonedSpace(SPACE)),
     ),
 )
@@ -190,6 +195,8 @@ def check_invariants(state: Space, limits: RoomLimits) -> None:
         assert not people and not state.co_hosts and not state.speakers and not state.speak_requests
     if state.is_live:
         assert (state.unattended_since is None) == state.managers_present()
+    if state.unattended_since is None:
+        assert state.unattended_on_evidence
     view = space_view(state)
     assert view.listener_count == sum(r == types.ROLE_LISTENER for r in roles.values())
 
@@ -201,6 +208,13 @@ def test_role_limits_and_membership_always_hold(sequence, limits, started):
     for version, state in enumerate(result.states, start=1):
         check_invariants(state, limits)
         assert state.version == version
+    for decision in result.decisions:
+        if any(isinstance(e, ev.SpaceEnded) and e.reason == ev.END_REASON_ABANDONED for e in decision.events):
+            before, now = decision.before, decision.ctx.now
+            assert now - before.unattended_since >= limits.abandoned_grace
+            assert before.unattended_on_evidence or (
+                now - before.unattended_since >= limits.abandoned_grace_without_evidence
+            ), "hosts gone in a mass time-out wait for the longer grace"
     log = [event for event, _ in result.log]
     over = [i for i, e in enumerate(log) if isinstance(e, ev.SpaceEnded | ev.SpaceCancelled)]
     if over:
@@ -307,6 +321,22 @@ def test_a_long_busy_run_reaches_every_event_type():
     ]
     result = run(script, SMALL, started=LIVE)
     emitted = {type(e) for e, _ in result.log}
+    # A scheduled Space's own events (tests/unit/room/test_scheduled_spaces.py tells the rules).
+    start = NOW + timedelta(hours=1)
+    scheduled = ev.SpaceCreated(space_id=SPACE, host_user_id=HOST, title="t")
+    scheduled.scheduled_start.FromDatetime(start)
+    state, later = fold(evolve, INITIAL, [(scheduled, NOW)]), start + timedelta(hours=3)
+    for actor, command, now in [
+        ("a", c.SubscribeToSpace(SPACE), NOW),
+        ("b", c.SubscribeToSpace(SPACE), NOW),
+        ("b", c.UnsubscribeFromSpace(SPACE), NOW),
+        (SYSTEM, c.RemindSubscribers(SPACE, ev.REMINDER_KIND_STARTING_SOON, start), start),
+        (SYSTEM, c.ExpireSpace(SPACE), later),
+    ]:
+        for event in decide(command, state, context(actor, now), SMALL):
+            state = evolve(state, event, now)
+            emitted.add(type(event))
+        check_invariants(state, SMALL)
     every = {
         getattr(ev, name)
         for name, message in ev.DESCRIPTOR.message_types_by_name.items()

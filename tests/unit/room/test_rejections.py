@@ -382,6 +382,10 @@ EVERY_COMMAND = [
     c.WithdrawSpeakRequest(SPACE),
     c.ApproveSpeakRequest(SPACE, "u"),
     c.DenySpeakRequest(SPACE, "u"),
+    c.SubscribeToSpace(SPACE),
+    c.UnsubscribeFromSpace(SPACE),
+    c.RemindSubscribers(SPACE, 1, at(3600)),
+    c.ExpireSpace(SPACE),
 ]
 
 

@@ -22,24 +22,29 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 from podium.media.v1 import media_types_pb2 as podium_dot_media_dot_v1_dot_media__types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#podium/media/v1/media_service.proto\x12\x0fpodium.media.v1\x1a!podium/media/v1/media_types.proto\"<\n\x0ePublishRequest\x12*\n\x05\x66rame\x18\x01 \x01(\x0b\x32\x1b.podium.media.v1.AudioFrame\"\\\n\x0fPublishResponse\x12\x17\n\x0f\x66rames_received\x18\x01 \x01(\x04\x12\x18\n\x10\x66rames_forwarded\x18\x02 \x01(\x04\x12\x16\n\x0e\x66rames_refused\x18\x03 \x01(\x04\"8\n\x10SubscribeRequest\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x12\n\ngateway_id\x18\x02 \x01(\t\"g\n\x11SubscribeResponse\x12-\n\x06\x66rames\x18\x01 \x03(\x0b\x32\x1d.podium.media.v1.RelayedFrame\x12\x15\n\rdropped_total\x18\x02 \x01(\x04\x12\x0c\n\x04tick\x18\x03 \x01(\x04\x32\xb9\x01\n\x11MediaRelayService\x12N\n\x07Publish\x12\x1f.podium.media.v1.PublishRequest\x1a .podium.media.v1.PublishResponse(\x01\x12T\n\tSubscribe\x12!.podium.media.v1.SubscribeRequest\x1a\".podium.media.v1.SubscribeResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#podium/media/v1/media_service.proto\x12\x0fpodium.media.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a!podium/media/v1/media_types.proto\"B\n\x0ePublishRequest\x12\x30\n\x05\x66rame\x18\x01 \x01(\x0b\x32\x1b.podium.media.v1.AudioFrameB\x04\xe2\x41\x01\x02\"\\\n\x0fPublishResponse\x12\x17\n\x0f\x66rames_received\x18\x01 \x01(\x04\x12\x18\n\x10\x66rames_forwarded\x18\x02 \x01(\x04\x12\x16\n\x0e\x66rames_refused\x18\x03 \x01(\x04\">\n\x10SubscribeRequest\x12\x16\n\x08space_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\ngateway_id\x18\x02 \x01(\t\"g\n\x11SubscribeResponse\x12-\n\x06\x66rames\x18\x01 \x03(\x0b\x32\x1d.podium.media.v1.RelayedFrame\x12\x15\n\rdropped_total\x18\x02 \x01(\x04\x12\x0c\n\x04tick\x18\x03 \x01(\x04\x32\xb9\x01\n\x11MediaRelayService\x12N\n\x07Publish\x12\x1f.podium.media.v1.PublishRequest\x1a .podium.media.v1.PublishResponse(\x01\x12T\n\tSubscribe\x12!.podium.media.v1.SubscribeRequest\x1a\".podium.media.v1.SubscribeResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'podium.media.v1.media_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PUBLISHREQUEST']._serialized_start=91
-  _globals['_PUBLISHREQUEST']._serialized_end=151
-  _globals['_PUBLISHRESPONSE']._serialized_start=153
-  _globals['_PUBLISHRESPONSE']._serialized_end=245
-  _globals['_SUBSCRIBEREQUEST']._serialized_start=247
-  _globals['_SUBSCRIBEREQUEST']._serialized_end=303
-  _globals['_SUBSCRIBERESPONSE']._serialized_start=305
-  _globals['_SUBSCRIBERESPONSE']._serialized_end=408
-  _globals['_MEDIARELAYSERVICE']._serialized_start=411
-  _globals['_MEDIARELAYSERVICE']._serialized_end=596
+  _globals['_PUBLISHREQUEST'].fields_by_name['frame']._loaded_options = None
+  _globals['_PUBLISHREQUEST'].fields_by_name['frame']._serialized_options = b'\342A\001\002'
+  _globals['_SUBSCRIBEREQUEST'].fields_by_name['space_id']._loaded_options = None
+  _globals['_SUBSCRIBEREQUEST'].fields_by_name['space_id']._serialized_options = b'\342A\001\002'
+  _globals['_PUBLISHREQUEST']._serialized_start=124
+  _globals['_PUBLISHREQUEST']._serialized_end=190
+  _globals['_PUBLISHRESPONSE']._serialized_start=192
+  _globals['_PUBLISHRESPONSE']._serialized_end=284
+  _globals['_SUBSCRIBEREQUEST']._serialized_start=286
+  _globals['_SUBSCRIBEREQUEST']._serialized_end=348
+  _globals['_SUBSCRIBERESPONSE']._serialized_start=350
+  _globals['_SUBSCRIBERESPONSE']._serialized_end=453
+  _globals['_MEDIARELAYSERVICE']._serialized_start=456
+  _globals['_MEDIARELAYSERVICE']._serialized_end=641
 # @@protoc_insertion_point(module_scope)

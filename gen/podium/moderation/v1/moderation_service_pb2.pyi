@@ -254,6 +254,7 @@ class ListBlockedUsersRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
+    """At most 1000 (a larger value is lowered to 1000); 0 means 50; a negative value is refused."""
     page_token: _builtins.str
     def __init__(
         self,
@@ -437,6 +438,7 @@ class ListReportsRequest(_message.Message):
     """Unspecified: every state."""
     reason: _moderation_types_pb2.ReportReason.ValueType
     page_size: _builtins.int
+    """At most 1000 (a larger value is lowered to 1000); 0 means 50; a negative value is refused."""
     page_token: _builtins.str
     @_builtins.property
     def since(self) -> _timestamp_pb2.Timestamp: ...
@@ -541,6 +543,7 @@ class GetModerationLogRequest(_message.Message):
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     space_id: _builtins.str
     page_size: _builtins.int
+    """At most 1000 (a larger value is lowered to 1000); 0 means 50; a negative value is refused."""
     page_token: _builtins.str
     def __init__(
         self,

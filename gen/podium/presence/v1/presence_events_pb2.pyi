@@ -102,10 +102,17 @@ class ParticipantTimedOut(_message.Message):
     USER_ID_FIELD_NUMBER: _builtins.int
     GATEWAY_ID_FIELD_NUMBER: _builtins.int
     CAUSE_FIELD_NUMBER: _builtins.int
+    MASS_TIME_OUT_FIELD_NUMBER: _builtins.int
     space_id: _builtins.str
     user_id: _builtins.str
     gateway_id: _builtins.str
     cause: Global___TimeoutCause.ValueType
+    mass_time_out: _builtins.bool
+    """Part of a mass time-out: more of the Space (or of presence's partition) looked gone at once
+    than presence's brake allows, so presence held these time-outs for one more period, and they
+    were still due after it. The room does not count a host or co-host who left this way as
+    absent on evidence when it looks for abandoned Spaces.
+    """
     def __init__(
         self,
         *,
@@ -113,10 +120,11 @@ class ParticipantTimedOut(_message.Message):
         user_id: _builtins.str = ...,
         gateway_id: _builtins.str = ...,
         cause: Global___TimeoutCause.ValueType = ...,
+        mass_time_out: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cause", b"cause", "gateway_id", b"gateway_id", "space_id", b"space_id", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cause", b"cause", "gateway_id", b"gateway_id", "mass_time_out", b"mass_time_out", "space_id", b"space_id", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

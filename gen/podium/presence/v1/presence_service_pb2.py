@@ -22,38 +22,49 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 from podium.presence.v1 import presence_types_pb2 as podium_dot_presence_dot_v1_dot_presence__types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)podium/presence/v1/presence_service.proto\x12\x12podium.presence.v1\x1a\'podium/presence/v1/presence_types.proto\"_\n\x15ReportPresenceRequest\x12\x12\n\ngateway_id\x18\x01 \x01(\t\x12\x32\n\x07\x65ntries\x18\x02 \x03(\x0b\x32!.podium.presence.v1.PresenceEntry\"g\n\x16ReportPresenceResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x05\x12;\n\x08rejected\x18\x02 \x03(\x0b\x32).podium.presence.v1.RejectedPresenceEntry\"Y\n\x15RejectedPresenceEntry\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x10\n\x08space_id\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"0\n\x1aGatewayDisconnectedRequest\x12\x12\n\ngateway_id\x18\x01 \x01(\t\"\x1d\n\x1bGatewayDisconnectedResponse\"R\n\x17GetSpacePresenceRequest\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"\xab\x01\n\x18GetSpacePresenceResponse\x12\x15\n\rpresent_count\x18\x01 \x01(\x05\x12/\n\x06\x63ounts\x18\x02 \x01(\x0b\x32\x1f.podium.presence.v1.SpaceCounts\x12.\n\x05users\x18\x03 \x03(\x0b\x32\x1f.podium.presence.v1.PresentUser\x12\x17\n\x0fnext_page_token\x18\x04 \x01(\t\")\n\x16GetUserPresenceRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\"k\n\x17GetUserPresenceResponse\x12\x0f\n\x07present\x18\x01 \x01(\x08\x12\x10\n\x08space_id\x18\x02 \x01(\t\x12-\n\x04user\x18\x03 \x01(\x0b\x32\x1f.podium.presence.v1.PresentUser\"%\n\x11WatchSpaceRequest\x12\x10\n\x08space_id\x18\x01 \x01(\t\"\x89\x01\n\x12WatchSpaceResponse\x12\x35\n\x08snapshot\x18\x01 \x01(\x0b\x32!.podium.presence.v1.SpaceSnapshotH\x00\x12\x32\n\x06\x63hange\x18\x02 \x01(\x0b\x32 .podium.presence.v1.MemberChangeH\x00\x42\x08\n\x06update2\xac\x04\n\x0fPresenceService\x12g\n\x0eReportPresence\x12).podium.presence.v1.ReportPresenceRequest\x1a*.podium.presence.v1.ReportPresenceResponse\x12v\n\x13GatewayDisconnected\x12..podium.presence.v1.GatewayDisconnectedRequest\x1a/.podium.presence.v1.GatewayDisconnectedResponse\x12m\n\x10GetSpacePresence\x12+.podium.presence.v1.GetSpacePresenceRequest\x1a,.podium.presence.v1.GetSpacePresenceResponse\x12j\n\x0fGetUserPresence\x12*.podium.presence.v1.GetUserPresenceRequest\x1a+.podium.presence.v1.GetUserPresenceResponse\x12]\n\nWatchSpace\x12%.podium.presence.v1.WatchSpaceRequest\x1a&.podium.presence.v1.WatchSpaceResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)podium/presence/v1/presence_service.proto\x12\x12podium.presence.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\'podium/presence/v1/presence_types.proto\"e\n\x15ReportPresenceRequest\x12\x18\n\ngateway_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x32\n\x07\x65ntries\x18\x02 \x03(\x0b\x32!.podium.presence.v1.PresenceEntry\"g\n\x16ReportPresenceResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x05\x12;\n\x08rejected\x18\x02 \x03(\x0b\x32).podium.presence.v1.RejectedPresenceEntry\"Y\n\x15RejectedPresenceEntry\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x10\n\x08space_id\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"6\n\x1aGatewayDisconnectedRequest\x12\x18\n\ngateway_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"\x1d\n\x1bGatewayDisconnectedResponse\"X\n\x17GetSpacePresenceRequest\x12\x16\n\x08space_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"\xab\x01\n\x18GetSpacePresenceResponse\x12\x15\n\rpresent_count\x18\x01 \x01(\x05\x12/\n\x06\x63ounts\x18\x02 \x01(\x0b\x32\x1f.podium.presence.v1.SpaceCounts\x12.\n\x05users\x18\x03 \x03(\x0b\x32\x1f.podium.presence.v1.PresentUser\x12\x17\n\x0fnext_page_token\x18\x04 \x01(\t\"/\n\x16GetUserPresenceRequest\x12\x15\n\x07user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"k\n\x17GetUserPresenceResponse\x12\x0f\n\x07present\x18\x01 \x01(\x08\x12\x10\n\x08space_id\x18\x02 \x01(\t\x12-\n\x04user\x18\x03 \x01(\x0b\x32\x1f.podium.presence.v1.PresentUser\"+\n\x11WatchSpaceRequest\x12\x16\n\x08space_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"\xc2\x01\n\x12WatchSpaceResponse\x12\x35\n\x08snapshot\x18\x01 \x01(\x0b\x32!.podium.presence.v1.SpaceSnapshotH\x00\x12\x32\n\x06\x63hange\x18\x02 \x01(\x0b\x32 .podium.presence.v1.MemberChangeH\x00\x12\x37\n\x0cspace_change\x18\x03 \x01(\x0b\x32\x1f.podium.presence.v1.SpaceChangeH\x00\x42\x08\n\x06update2\xac\x04\n\x0fPresenceService\x12g\n\x0eReportPresence\x12).podium.presence.v1.ReportPresenceRequest\x1a*.podium.presence.v1.ReportPresenceResponse\x12v\n\x13GatewayDisconnected\x12..podium.presence.v1.GatewayDisconnectedRequest\x1a/.podium.presence.v1.GatewayDisconnectedResponse\x12m\n\x10GetSpacePresence\x12+.podium.presence.v1.GetSpacePresenceRequest\x1a,.podium.presence.v1.GetSpacePresenceResponse\x12j\n\x0fGetUserPresence\x12*.podium.presence.v1.GetUserPresenceRequest\x1a+.podium.presence.v1.GetUserPresenceResponse\x12]\n\nWatchSpace\x12%.podium.presence.v1.WatchSpaceRequest\x1a&.podium.presence.v1.WatchSpaceResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'podium.presence.v1.presence_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_REPORTPRESENCEREQUEST']._serialized_start=106
-  _globals['_REPORTPRESENCEREQUEST']._serialized_end=201
-  _globals['_REPORTPRESENCERESPONSE']._serialized_start=203
-  _globals['_REPORTPRESENCERESPONSE']._serialized_end=306
-  _globals['_REJECTEDPRESENCEENTRY']._serialized_start=308
-  _globals['_REJECTEDPRESENCEENTRY']._serialized_end=397
-  _globals['_GATEWAYDISCONNECTEDREQUEST']._serialized_start=399
-  _globals['_GATEWAYDISCONNECTEDREQUEST']._serialized_end=447
-  _globals['_GATEWAYDISCONNECTEDRESPONSE']._serialized_start=449
-  _globals['_GATEWAYDISCONNECTEDRESPONSE']._serialized_end=478
-  _globals['_GETSPACEPRESENCEREQUEST']._serialized_start=480
-  _globals['_GETSPACEPRESENCEREQUEST']._serialized_end=562
-  _globals['_GETSPACEPRESENCERESPONSE']._serialized_start=565
-  _globals['_GETSPACEPRESENCERESPONSE']._serialized_end=736
-  _globals['_GETUSERPRESENCEREQUEST']._serialized_start=738
-  _globals['_GETUSERPRESENCEREQUEST']._serialized_end=779
-  _globals['_GETUSERPRESENCERESPONSE']._serialized_start=781
-  _globals['_GETUSERPRESENCERESPONSE']._serialized_end=888
-  _globals['_WATCHSPACEREQUEST']._serialized_start=890
-  _globals['_WATCHSPACEREQUEST']._serialized_end=927
-  _globals['_WATCHSPACERESPONSE']._serialized_start=930
-  _globals['_WATCHSPACERESPONSE']._serialized_end=1067
-  _globals['_PRESENCESERVICE']._serialized_start=1070
-  _globals['_PRESENCESERVICE']._serialized_end=1626
+  _globals['_REPORTPRESENCEREQUEST'].fields_by_name['gateway_id']._loaded_options = None
+  _globals['_REPORTPRESENCEREQUEST'].fields_by_name['gateway_id']._serialized_options = b'\342A\001\002'
+  _globals['_GATEWAYDISCONNECTEDREQUEST'].fields_by_name['gateway_id']._loaded_options = None
+  _globals['_GATEWAYDISCONNECTEDREQUEST'].fields_by_name['gateway_id']._serialized_options = b'\342A\001\002'
+  _globals['_GETSPACEPRESENCEREQUEST'].fields_by_name['space_id']._loaded_options = None
+  _globals['_GETSPACEPRESENCEREQUEST'].fields_by_name['space_id']._serialized_options = b'\342A\001\002'
+  _globals['_GETUSERPRESENCEREQUEST'].fields_by_name['user_id']._loaded_options = None
+  _globals['_GETUSERPRESENCEREQUEST'].fields_by_name['user_id']._serialized_options = b'\342A\001\002'
+  _globals['_WATCHSPACEREQUEST'].fields_by_name['space_id']._loaded_options = None
+  _globals['_WATCHSPACEREQUEST'].fields_by_name['space_id']._serialized_options = b'\342A\001\002'
+  _globals['_REPORTPRESENCEREQUEST']._serialized_start=139
+  _globals['_REPORTPRESENCEREQUEST']._serialized_end=240
+  _globals['_REPORTPRESENCERESPONSE']._serialized_start=242
+  _globals['_REPORTPRESENCERESPONSE']._serialized_end=345
+  _globals['_REJECTEDPRESENCEENTRY']._serialized_start=347
+  _globals['_REJECTEDPRESENCEENTRY']._serialized_end=436
+  _globals['_GATEWAYDISCONNECTEDREQUEST']._serialized_start=438
+  _globals['_GATEWAYDISCONNECTEDREQUEST']._serialized_end=492
+  _globals['_GATEWAYDISCONNECTEDRESPONSE']._serialized_start=494
+  _globals['_GATEWAYDISCONNECTEDRESPONSE']._serialized_end=523
+  _globals['_GETSPACEPRESENCEREQUEST']._serialized_start=525
+  _globals['_GETSPACEPRESENCEREQUEST']._serialized_end=613
+  _globals['_GETSPACEPRESENCERESPONSE']._serialized_start=616
+  _globals['_GETSPACEPRESENCERESPONSE']._serialized_end=787
+  _globals['_GETUSERPRESENCEREQUEST']._serialized_start=789
+  _globals['_GETUSERPRESENCEREQUEST']._serialized_end=836
+  _globals['_GETUSERPRESENCERESPONSE']._serialized_start=838
+  _globals['_GETUSERPRESENCERESPONSE']._serialized_end=945
+  _globals['_WATCHSPACEREQUEST']._serialized_start=947
+  _globals['_WATCHSPACEREQUEST']._serialized_end=990
+  _globals['_WATCHSPACERESPONSE']._serialized_start=993
+  _globals['_WATCHSPACERESPONSE']._serialized_end=1187
+  _globals['_PRESENCESERVICE']._serialized_start=1190
+  _globals['_PRESENCESERVICE']._serialized_end=1746
 # @@protoc_insertion_point(module_scope)

@@ -143,6 +143,7 @@ class GetSpacePresenceRequest(_message.Message):
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     space_id: _builtins.str
     page_size: _builtins.int
+    """At most 1000 (a larger value is lowered to 1000); 0 means 50; a negative value is refused."""
     page_token: _builtins.str
     def __init__(
         self,
@@ -259,21 +260,25 @@ class WatchSpaceResponse(_message.Message):
 
     SNAPSHOT_FIELD_NUMBER: _builtins.int
     CHANGE_FIELD_NUMBER: _builtins.int
+    SPACE_CHANGE_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def snapshot(self) -> _presence_types_pb2.SpaceSnapshot: ...
     @_builtins.property
     def change(self) -> _presence_types_pb2.MemberChange: ...
+    @_builtins.property
+    def space_change(self) -> _presence_types_pb2.SpaceChange: ...
     def __init__(
         self,
         *,
         snapshot: _presence_types_pb2.SpaceSnapshot | None = ...,
         change: _presence_types_pb2.MemberChange | None = ...,
+        space_change: _presence_types_pb2.SpaceChange | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["change", b"change", "snapshot", b"snapshot", "update", b"update"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["change", b"change", "snapshot", b"snapshot", "space_change", b"space_change", "update", b"update"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["change", b"change", "snapshot", b"snapshot", "update", b"update"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["change", b"change", "snapshot", b"snapshot", "space_change", b"space_change", "update", b"update"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_update: _TypeAlias = _typing.Literal["snapshot", "change"]  # noqa: Y015
+    _WhichOneofReturnType_update: _TypeAlias = _typing.Literal["snapshot", "change", "space_change"]  # noqa: Y015
     _WhichOneofArgType_update: _TypeAlias = _typing.Literal["update", b"update"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_update) -> _WhichOneofReturnType_update | None: ...
 

@@ -97,8 +97,10 @@ class PresenceServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def WatchSpace(self, request, context):
-        """A snapshot of who is in the Space, then every change, in order. A watcher too slow to
-        keep up gets a fresh snapshot instead of a backlog; it never slows the others.
+        """A snapshot of the Space (its details, and who is in it), then every change, in order: to
+        its members (joined, updated, left) and to the Space itself (settings, started, ended,
+        cancelled, recording started or stopped). A watcher too slow to keep up gets a fresh
+        snapshot instead of a backlog; it never slows the others.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -45,8 +45,10 @@ class PresenceServiceStub:
     GetUserPresence: _grpc.UnaryUnaryMultiCallable[_presence_service_pb2.GetUserPresenceRequest, _presence_service_pb2.GetUserPresenceResponse]
     """Which Space a user is in, if any."""
     WatchSpace: _grpc.UnaryStreamMultiCallable[_presence_service_pb2.WatchSpaceRequest, _presence_service_pb2.WatchSpaceResponse]
-    """A snapshot of who is in the Space, then every change, in order. A watcher too slow to
-    keep up gets a fresh snapshot instead of a backlog; it never slows the others.
+    """A snapshot of the Space (its details, and who is in it), then every change, in order: to
+    its members (joined, updated, left) and to the Space itself (settings, started, ended,
+    cancelled, recording started or stopped). A watcher too slow to keep up gets a fresh
+    snapshot instead of a backlog; it never slows the others.
     """
 
 @_typing.type_check_only
@@ -66,8 +68,10 @@ class PresenceServiceAsyncStub(PresenceServiceStub):
     GetUserPresence: _aio.UnaryUnaryMultiCallable[_presence_service_pb2.GetUserPresenceRequest, _presence_service_pb2.GetUserPresenceResponse]  # type: ignore[assignment]
     """Which Space a user is in, if any."""
     WatchSpace: _aio.UnaryStreamMultiCallable[_presence_service_pb2.WatchSpaceRequest, _presence_service_pb2.WatchSpaceResponse]  # type: ignore[assignment]
-    """A snapshot of who is in the Space, then every change, in order. A watcher too slow to
-    keep up gets a fresh snapshot instead of a backlog; it never slows the others.
+    """A snapshot of the Space (its details, and who is in it), then every change, in order: to
+    its members (joined, updated, left) and to the Space itself (settings, started, ended,
+    cancelled, recording started or stopped). A watcher too slow to keep up gets a fresh
+    snapshot instead of a backlog; it never slows the others.
     """
 
 class PresenceServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -114,8 +118,10 @@ class PresenceServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _presence_service_pb2.WatchSpaceRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_presence_service_pb2.WatchSpaceResponse], _abc.AsyncIterator[_presence_service_pb2.WatchSpaceResponse]]:
-        """A snapshot of who is in the Space, then every change, in order. A watcher too slow to
-        keep up gets a fresh snapshot instead of a backlog; it never slows the others.
+        """A snapshot of the Space (its details, and who is in it), then every change, in order: to
+        its members (joined, updated, left) and to the Space itself (settings, started, ended,
+        cancelled, recording started or stopped). A watcher too slow to keep up gets a fresh
+        snapshot instead of a backlog; it never slows the others.
         """
 
 def add_PresenceServiceServicer_to_server(servicer: PresenceServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

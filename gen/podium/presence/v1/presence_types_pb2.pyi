@@ -9,6 +9,8 @@ from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from podium.room.v1 import room_events_pb2 as _room_events_pb2
+from podium.room.v1 import room_types_pb2 as _room_types_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -39,10 +41,58 @@ MEMBER_CHANGE_KIND_UPDATED: MemberChangeKind.ValueType  # 2
 MEMBER_CHANGE_KIND_LEFT: MemberChangeKind.ValueType  # 3
 Global___MemberChangeKind: _TypeAlias = MemberChangeKind  # noqa: Y015
 
+class _SpaceChangeKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SpaceChangeKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SpaceChangeKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SPACE_CHANGE_KIND_UNSPECIFIED: _SpaceChangeKind.ValueType  # 0
+    SPACE_CHANGE_KIND_UPDATED: _SpaceChangeKind.ValueType  # 1
+    """Settings changed (title, description, join policy, a new or cleared scheduled start,
+    recording on or off): `changed_fields` names them.
+    """
+    SPACE_CHANGE_KIND_STARTED: _SpaceChangeKind.ValueType  # 2
+    """The Space went live."""
+    SPACE_CHANGE_KIND_ENDED: _SpaceChangeKind.ValueType  # 3
+    """The Space ended; `space.end_reason` says why. Its members' LEFT changes follow."""
+    SPACE_CHANGE_KIND_CANCELLED: _SpaceChangeKind.ValueType  # 4
+    """The Space was cancelled before it started."""
+    SPACE_CHANGE_KIND_RECORDING_STARTED: _SpaceChangeKind.ValueType  # 5
+    """Audio is being recorded from now on: the Space is live with recording on."""
+    SPACE_CHANGE_KIND_RECORDING_STOPPED: _SpaceChangeKind.ValueType  # 6
+    """Audio is no longer recorded: recording was switched off, or the Space ended."""
+
+class SpaceChangeKind(_SpaceChangeKind, metaclass=_SpaceChangeKindEnumTypeWrapper): ...
+
+SPACE_CHANGE_KIND_UNSPECIFIED: SpaceChangeKind.ValueType  # 0
+SPACE_CHANGE_KIND_UPDATED: SpaceChangeKind.ValueType  # 1
+"""Settings changed (title, description, join policy, a new or cleared scheduled start,
+recording on or off): `changed_fields` names them.
+"""
+SPACE_CHANGE_KIND_STARTED: SpaceChangeKind.ValueType  # 2
+"""The Space went live."""
+SPACE_CHANGE_KIND_ENDED: SpaceChangeKind.ValueType  # 3
+"""The Space ended; `space.end_reason` says why. Its members' LEFT changes follow."""
+SPACE_CHANGE_KIND_CANCELLED: SpaceChangeKind.ValueType  # 4
+"""The Space was cancelled before it started."""
+SPACE_CHANGE_KIND_RECORDING_STARTED: SpaceChangeKind.ValueType  # 5
+"""Audio is being recorded from now on: the Space is live with recording on."""
+SPACE_CHANGE_KIND_RECORDING_STOPPED: SpaceChangeKind.ValueType  # 6
+"""Audio is no longer recorded: recording was switched off, or the Space ended."""
+Global___SpaceChangeKind: _TypeAlias = SpaceChangeKind  # noqa: Y015
+
 @_typing.final
 class HeartbeatBatch(_message.Message):
     """One gateway's heartbeat for the users it holds in one Space. Internal:
-    carried on podium.presence.heartbeats.v1, keyed by Space id.
+    carried on podium.presence.heartbeats.v1, keyed by Space id. Its record's
+    timestamp (when presence wrote it) is the evidence time of presence's
+    time-outs.
+
+    With a gateway_id and no space_id (nor tick, nor gateway_disconnected), a
+    pulse: the gateway reported and holds nobody on this partition, which is
+    evidence about the users it held there. A gateway's reports write one to
+    each partition none of their Spaces falls on, every quarter of the timeout.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -60,8 +110,9 @@ class HeartbeatBatch(_message.Message):
     Sent to every partition, since the gateway's users are in Spaces on all of them.
     """
     tick: _builtins.bool
-    """A clock tick, sent to every partition: time out users whose heartbeats stopped.
-    Expiry runs in the stream, so table writes stay on the right partition.
+    """A clock tick, sent to every partition: look for users whose heartbeats stopped. It only
+    triggers the check (in the stream, so table writes stay on the right partition); its time
+    is never evidence.
     """
     @_builtins.property
     def user_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
@@ -231,6 +282,7 @@ class SpaceSnapshot(_message.Message):
     SPACE_ID_FIELD_NUMBER: _builtins.int
     MEMBERS_FIELD_NUMBER: _builtins.int
     COUNTS_FIELD_NUMBER: _builtins.int
+    SPACE_FIELD_NUMBER: _builtins.int
     space_id: _builtins.str
     @_builtins.property
     def members(self) -> _containers.RepeatedCompositeFieldContainer[Global___SpaceMember]:
@@ -238,17 +290,119 @@ class SpaceSnapshot(_message.Message):
 
     @_builtins.property
     def counts(self) -> Global___SpaceCounts: ...
+    @_builtins.property
+    def space(self) -> Global___SpaceDetails:
+        """The Space's own details now."""
+
     def __init__(
         self,
         *,
         space_id: _builtins.str = ...,
         members: _abc.Iterable[Global___SpaceMember] | None = ...,
         counts: Global___SpaceCounts | None = ...,
+        space: Global___SpaceDetails | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["counts", b"counts"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["counts", b"counts", "space", b"space"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["counts", b"counts", "members", b"members", "space_id", b"space_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["counts", b"counts", "members", b"members", "space", b"space", "space_id", b"space_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SpaceSnapshot: _TypeAlias = SpaceSnapshot  # noqa: Y015
+
+@_typing.final
+class SpaceDetails(_message.Message):
+    """A Space's own details, as a gateway renders its header: presence's view of the room's events."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SPACE_ID_FIELD_NUMBER: _builtins.int
+    HOST_USER_ID_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    JOIN_POLICY_FIELD_NUMBER: _builtins.int
+    SCHEDULED_START_FIELD_NUMBER: _builtins.int
+    STARTED_AT_FIELD_NUMBER: _builtins.int
+    ENDED_AT_FIELD_NUMBER: _builtins.int
+    END_REASON_FIELD_NUMBER: _builtins.int
+    RECORDING_ENABLED_FIELD_NUMBER: _builtins.int
+    RECORDING_FIELD_NUMBER: _builtins.int
+    space_id: _builtins.str
+    host_user_id: _builtins.str
+    title: _builtins.str
+    description: _builtins.str
+    state: _room_types_pb2.SpaceState.ValueType
+    join_policy: _room_types_pb2.JoinPolicy.ValueType
+    end_reason: _room_events_pb2.EndReason.ValueType
+    """Why it ended, once ENDED."""
+    recording_enabled: _builtins.bool
+    """The host's setting: the Space is recorded while live."""
+    recording: _builtins.bool
+    """Audio is being recorded now: the Space is live with recording on."""
+    @_builtins.property
+    def scheduled_start(self) -> _timestamp_pb2.Timestamp:
+        """Set while the Space is scheduled (or was, before it started)."""
+
+    @_builtins.property
+    def started_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def ended_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        space_id: _builtins.str = ...,
+        host_user_id: _builtins.str = ...,
+        title: _builtins.str = ...,
+        description: _builtins.str = ...,
+        state: _room_types_pb2.SpaceState.ValueType = ...,
+        join_policy: _room_types_pb2.JoinPolicy.ValueType = ...,
+        scheduled_start: _timestamp_pb2.Timestamp | None = ...,
+        started_at: _timestamp_pb2.Timestamp | None = ...,
+        ended_at: _timestamp_pb2.Timestamp | None = ...,
+        end_reason: _room_events_pb2.EndReason.ValueType = ...,
+        recording_enabled: _builtins.bool = ...,
+        recording: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ended_at", b"ended_at", "scheduled_start", b"scheduled_start", "started_at", b"started_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "end_reason", b"end_reason", "ended_at", b"ended_at", "host_user_id", b"host_user_id", "join_policy", b"join_policy", "recording", b"recording", "recording_enabled", b"recording_enabled", "scheduled_start", b"scheduled_start", "space_id", b"space_id", "started_at", b"started_at", "state", b"state", "title", b"title"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SpaceDetails: _TypeAlias = SpaceDetails  # noqa: Y015
+
+@_typing.final
+class SpaceChange(_message.Message):
+    """A change to the Space itself, rather than to one of its members."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    CHANGED_FIELDS_FIELD_NUMBER: _builtins.int
+    SPACE_FIELD_NUMBER: _builtins.int
+    kind: Global___SpaceChangeKind.ValueType
+    @_builtins.property
+    def changed_fields(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """For UPDATED, the settings that changed: title, description, join_policy, scheduled_start,
+        recording_enabled.
+        """
+
+    @_builtins.property
+    def space(self) -> Global___SpaceDetails:
+        """The Space after the change."""
+
+    def __init__(
+        self,
+        *,
+        kind: Global___SpaceChangeKind.ValueType = ...,
+        changed_fields: _abc.Iterable[_builtins.str] | None = ...,
+        space: Global___SpaceDetails | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["space", b"space"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changed_fields", b"changed_fields", "kind", b"kind", "space", b"space"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SpaceChange: _TypeAlias = SpaceChange  # noqa: Y015

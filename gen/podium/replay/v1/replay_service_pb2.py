@@ -22,42 +22,55 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from podium.replay.v1 import replay_types_pb2 as podium_dot_replay_dot_v1_dot_replay__types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%podium/replay/v1/replay_service.proto\x12\x10podium.replay.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a#podium/replay/v1/replay_types.proto\"L\n\x12ListReplaysRequest\x12\x0f\n\x07host_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"Y\n\x13ListReplaysResponse\x12)\n\x07replays\x18\x01 \x03(\x0b\x32\x18.podium.replay.v1.Replay\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"$\n\x10GetReplayRequest\x12\x10\n\x08space_id\x18\x01 \x01(\t\"=\n\x11GetReplayResponse\x12(\n\x06replay\x18\x01 \x01(\x0b\x32\x18.podium.replay.v1.Replay\"c\n\x13StreamReplayRequest\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12+\n\x08start_at\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\r\n\x05speed\x18\x03 \x01(\x01\"K\n\x14StreamReplayResponse\x12%\n\x02\x61t\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0c\n\x04opus\x18\x02 \x01(\x0c\")\n\x15\x44ownloadReplayRequest\x12\x10\n\x08space_id\x18\x01 \x01(\t\"K\n\x16\x44ownloadReplayResponse\x12\r\n\x05\x63hunk\x18\x01 \x01(\x0c\x12\x0e\n\x06offset\x18\x02 \x01(\x04\x12\x12\n\ntotal_size\x18\x03 \x01(\x04\";\n\x13\x44\x65leteReplayRequest\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\x16\n\x14\x44\x65leteReplayResponse\"R\n\x16GetSpaceStateAtRequest\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12&\n\x02\x61t\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xc9\x01\n\x17GetSpaceStateAtResponse\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x35\n\x0cparticipants\x18\x04 \x03(\x0b\x32\x1f.podium.replay.v1.ParticipantAt\x12\x16\n\x0elistener_count\x18\x05 \x01(\r\x12.\n\x0bsince_start\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration2\xd0\x04\n\rReplayService\x12Z\n\x0bListReplays\x12$.podium.replay.v1.ListReplaysRequest\x1a%.podium.replay.v1.ListReplaysResponse\x12T\n\tGetReplay\x12\".podium.replay.v1.GetReplayRequest\x1a#.podium.replay.v1.GetReplayResponse\x12_\n\x0cStreamReplay\x12%.podium.replay.v1.StreamReplayRequest\x1a&.podium.replay.v1.StreamReplayResponse0\x01\x12\x65\n\x0e\x44ownloadReplay\x12\'.podium.replay.v1.DownloadReplayRequest\x1a(.podium.replay.v1.DownloadReplayResponse0\x01\x12]\n\x0c\x44\x65leteReplay\x12%.podium.replay.v1.DeleteReplayRequest\x1a&.podium.replay.v1.DeleteReplayResponse\x12\x66\n\x0fGetSpaceStateAt\x12(.podium.replay.v1.GetSpaceStateAtRequest\x1a).podium.replay.v1.GetSpaceStateAtResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%podium/replay/v1/replay_service.proto\x12\x10podium.replay.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a#podium/replay/v1/replay_types.proto\"L\n\x12ListReplaysRequest\x12\x0f\n\x07host_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"Y\n\x13ListReplaysResponse\x12)\n\x07replays\x18\x01 \x03(\x0b\x32\x18.podium.replay.v1.Replay\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"*\n\x10GetReplayRequest\x12\x16\n\x08space_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"=\n\x11GetReplayResponse\x12(\n\x06replay\x18\x01 \x01(\x0b\x32\x18.podium.replay.v1.Replay\"i\n\x13StreamReplayRequest\x12\x16\n\x08space_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12+\n\x08start_at\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\r\n\x05speed\x18\x03 \x01(\x01\"K\n\x14StreamReplayResponse\x12%\n\x02\x61t\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0c\n\x04opus\x18\x02 \x01(\x0c\"/\n\x15\x44ownloadReplayRequest\x12\x16\n\x08space_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"K\n\x16\x44ownloadReplayResponse\x12\r\n\x05\x63hunk\x18\x01 \x01(\x0c\x12\x0e\n\x06offset\x18\x02 \x01(\x04\x12\x12\n\ntotal_size\x18\x03 \x01(\x04\"A\n\x13\x44\x65leteReplayRequest\x12\x16\n\x08space_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\x16\n\x14\x44\x65leteReplayResponse\"^\n\x16GetSpaceStateAtRequest\x12\x16\n\x08space_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12,\n\x02\x61t\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x02\"\xc9\x01\n\x17GetSpaceStateAtResponse\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x35\n\x0cparticipants\x18\x04 \x03(\x0b\x32\x1f.podium.replay.v1.ParticipantAt\x12\x16\n\x0elistener_count\x18\x05 \x01(\r\x12.\n\x0bsince_start\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration2\xd0\x04\n\rReplayService\x12Z\n\x0bListReplays\x12$.podium.replay.v1.ListReplaysRequest\x1a%.podium.replay.v1.ListReplaysResponse\x12T\n\tGetReplay\x12\".podium.replay.v1.GetReplayRequest\x1a#.podium.replay.v1.GetReplayResponse\x12_\n\x0cStreamReplay\x12%.podium.replay.v1.StreamReplayRequest\x1a&.podium.replay.v1.StreamReplayResponse0\x01\x12\x65\n\x0e\x44ownloadReplay\x12\'.podium.replay.v1.DownloadReplayRequest\x1a(.podium.replay.v1.DownloadReplayResponse0\x01\x12]\n\x0c\x44\x65leteReplay\x12%.podium.replay.v1.DeleteReplayRequest\x1a&.podium.replay.v1.DeleteReplayResponse\x12\x66\n\x0fGetSpaceStateAt\x12(.podium.replay.v1.GetSpaceStateAtRequest\x1a).podium.replay.v1.GetSpaceStateAtResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'podium.replay.v1.replay_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_LISTREPLAYSREQUEST']._serialized_start=161
-  _globals['_LISTREPLAYSREQUEST']._serialized_end=237
-  _globals['_LISTREPLAYSRESPONSE']._serialized_start=239
-  _globals['_LISTREPLAYSRESPONSE']._serialized_end=328
-  _globals['_GETREPLAYREQUEST']._serialized_start=330
-  _globals['_GETREPLAYREQUEST']._serialized_end=366
-  _globals['_GETREPLAYRESPONSE']._serialized_start=368
-  _globals['_GETREPLAYRESPONSE']._serialized_end=429
-  _globals['_STREAMREPLAYREQUEST']._serialized_start=431
-  _globals['_STREAMREPLAYREQUEST']._serialized_end=530
-  _globals['_STREAMREPLAYRESPONSE']._serialized_start=532
-  _globals['_STREAMREPLAYRESPONSE']._serialized_end=607
-  _globals['_DOWNLOADREPLAYREQUEST']._serialized_start=609
-  _globals['_DOWNLOADREPLAYREQUEST']._serialized_end=650
-  _globals['_DOWNLOADREPLAYRESPONSE']._serialized_start=652
-  _globals['_DOWNLOADREPLAYRESPONSE']._serialized_end=727
-  _globals['_DELETEREPLAYREQUEST']._serialized_start=729
-  _globals['_DELETEREPLAYREQUEST']._serialized_end=788
-  _globals['_DELETEREPLAYRESPONSE']._serialized_start=790
-  _globals['_DELETEREPLAYRESPONSE']._serialized_end=812
-  _globals['_GETSPACESTATEATREQUEST']._serialized_start=814
-  _globals['_GETSPACESTATEATREQUEST']._serialized_end=896
-  _globals['_GETSPACESTATEATRESPONSE']._serialized_start=899
-  _globals['_GETSPACESTATEATRESPONSE']._serialized_end=1100
-  _globals['_REPLAYSERVICE']._serialized_start=1103
-  _globals['_REPLAYSERVICE']._serialized_end=1695
+  _globals['_GETREPLAYREQUEST'].fields_by_name['space_id']._loaded_options = None
+  _globals['_GETREPLAYREQUEST'].fields_by_name['space_id']._serialized_options = b'\342A\001\002'
+  _globals['_STREAMREPLAYREQUEST'].fields_by_name['space_id']._loaded_options = None
+  _globals['_STREAMREPLAYREQUEST'].fields_by_name['space_id']._serialized_options = b'\342A\001\002'
+  _globals['_DOWNLOADREPLAYREQUEST'].fields_by_name['space_id']._loaded_options = None
+  _globals['_DOWNLOADREPLAYREQUEST'].fields_by_name['space_id']._serialized_options = b'\342A\001\002'
+  _globals['_DELETEREPLAYREQUEST'].fields_by_name['space_id']._loaded_options = None
+  _globals['_DELETEREPLAYREQUEST'].fields_by_name['space_id']._serialized_options = b'\342A\001\002'
+  _globals['_GETSPACESTATEATREQUEST'].fields_by_name['space_id']._loaded_options = None
+  _globals['_GETSPACESTATEATREQUEST'].fields_by_name['space_id']._serialized_options = b'\342A\001\002'
+  _globals['_GETSPACESTATEATREQUEST'].fields_by_name['at']._loaded_options = None
+  _globals['_GETSPACESTATEATREQUEST'].fields_by_name['at']._serialized_options = b'\342A\001\002'
+  _globals['_LISTREPLAYSREQUEST']._serialized_start=194
+  _globals['_LISTREPLAYSREQUEST']._serialized_end=270
+  _globals['_LISTREPLAYSRESPONSE']._serialized_start=272
+  _globals['_LISTREPLAYSRESPONSE']._serialized_end=361
+  _globals['_GETREPLAYREQUEST']._serialized_start=363
+  _globals['_GETREPLAYREQUEST']._serialized_end=405
+  _globals['_GETREPLAYRESPONSE']._serialized_start=407
+  _globals['_GETREPLAYRESPONSE']._serialized_end=468
+  _globals['_STREAMREPLAYREQUEST']._serialized_start=470
+  _globals['_STREAMREPLAYREQUEST']._serialized_end=575
+  _globals['_STREAMREPLAYRESPONSE']._serialized_start=577
+  _globals['_STREAMREPLAYRESPONSE']._serialized_end=652
+  _globals['_DOWNLOADREPLAYREQUEST']._serialized_start=654
+  _globals['_DOWNLOADREPLAYREQUEST']._serialized_end=701
+  _globals['_DOWNLOADREPLAYRESPONSE']._serialized_start=703
+  _globals['_DOWNLOADREPLAYRESPONSE']._serialized_end=778
+  _globals['_DELETEREPLAYREQUEST']._serialized_start=780
+  _globals['_DELETEREPLAYREQUEST']._serialized_end=845
+  _globals['_DELETEREPLAYRESPONSE']._serialized_start=847
+  _globals['_DELETEREPLAYRESPONSE']._serialized_end=869
+  _globals['_GETSPACESTATEATREQUEST']._serialized_start=871
+  _globals['_GETSPACESTATEATREQUEST']._serialized_end=965
+  _globals['_GETSPACESTATEATRESPONSE']._serialized_start=968
+  _globals['_GETSPACESTATEATRESPONSE']._serialized_end=1169
+  _globals['_REPLAYSERVICE']._serialized_start=1172
+  _globals['_REPLAYSERVICE']._serialized_end=1764
 # @@protoc_insertion_point(module_scope)

@@ -30,6 +30,7 @@ class ListReplaysRequest(_message.Message):
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     host_id: _builtins.str
     page_size: _builtins.int
+    """At most 1000 (a larger value is lowered to 1000); 0 means 50; a negative value is refused."""
     page_token: _builtins.str
     def __init__(
         self,

@@ -32,6 +32,8 @@ class _EndReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EndReason.V
     """The host ended it."""
     END_REASON_ABANDONED: _EndReason.ValueType  # 2
     """No host or co-host was present for the grace period."""
+    END_REASON_EXPIRED: _EndReason.ValueType  # 3
+    """It was scheduled and not started within the window after its scheduled start."""
 
 class EndReason(_EndReason, metaclass=_EndReasonEnumTypeWrapper):
     """Why a Space ended."""
@@ -41,6 +43,8 @@ END_REASON_HOST_ENDED: EndReason.ValueType  # 1
 """The host ended it."""
 END_REASON_ABANDONED: EndReason.ValueType  # 2
 """No host or co-host was present for the grace period."""
+END_REASON_EXPIRED: EndReason.ValueType  # 3
+"""It was scheduled and not started within the window after its scheduled start."""
 Global___EndReason: _TypeAlias = EndReason  # noqa: Y015
 
 class _JoinSource:
@@ -123,6 +127,32 @@ SPEAKER_REMOVAL_REASON_REVOKED: SpeakerRemovalReason.ValueType  # 1
 SPEAKER_REMOVAL_REASON_STEPPED_DOWN: SpeakerRemovalReason.ValueType  # 2
 Global___SpeakerRemovalReason: _TypeAlias = SpeakerRemovalReason  # noqa: Y015
 
+class _ReminderKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ReminderKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ReminderKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    REMINDER_KIND_UNSPECIFIED: _ReminderKind.ValueType  # 0
+    REMINDER_KIND_STARTING_SOON: _ReminderKind.ValueType  # 1
+    """The Space starts soon (the lead time before its scheduled start)."""
+    REMINDER_KIND_STARTING_NOW: _ReminderKind.ValueType  # 2
+    """The scheduled start has come."""
+    REMINDER_KIND_RESCHEDULED: _ReminderKind.ValueType  # 3
+    """The host moved the scheduled start."""
+
+class ReminderKind(_ReminderKind, metaclass=_ReminderKindEnumTypeWrapper):
+    """What a reminder is about."""
+
+REMINDER_KIND_UNSPECIFIED: ReminderKind.ValueType  # 0
+REMINDER_KIND_STARTING_SOON: ReminderKind.ValueType  # 1
+"""The Space starts soon (the lead time before its scheduled start)."""
+REMINDER_KIND_STARTING_NOW: ReminderKind.ValueType  # 2
+"""The scheduled start has come."""
+REMINDER_KIND_RESCHEDULED: ReminderKind.ValueType  # 3
+"""The host moved the scheduled start."""
+Global___ReminderKind: _TypeAlias = ReminderKind  # noqa: Y015
+
 @_typing.final
 class SpaceCreated(_message.Message):
     """Events of the room service, published on `podium.room.events.v1`, keyed by
@@ -141,14 +171,19 @@ class SpaceCreated(_message.Message):
     JOIN_POLICY_FIELD_NUMBER: _builtins.int
     SCHEDULED_START_FIELD_NUMBER: _builtins.int
     RECORDING_ENABLED_FIELD_NUMBER: _builtins.int
+    TOPICS_FIELD_NUMBER: _builtins.int
+    LANGUAGE_FIELD_NUMBER: _builtins.int
     space_id: _builtins.str
     host_user_id: _builtins.str
     title: _builtins.str
     description: _builtins.str
     join_policy: _room_types_pb2.JoinPolicy.ValueType
     recording_enabled: _builtins.bool
+    language: _builtins.str
     @_builtins.property
     def scheduled_start(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def topics(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
         self,
         *,
@@ -159,10 +194,12 @@ class SpaceCreated(_message.Message):
         join_policy: _room_types_pb2.JoinPolicy.ValueType = ...,
         scheduled_start: _timestamp_pb2.Timestamp | None = ...,
         recording_enabled: _builtins.bool = ...,
+        topics: _abc.Iterable[_builtins.str] | None = ...,
+        language: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["scheduled_start", b"scheduled_start"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "host_user_id", b"host_user_id", "join_policy", b"join_policy", "recording_enabled", b"recording_enabled", "scheduled_start", b"scheduled_start", "space_id", b"space_id", "title", b"title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "host_user_id", b"host_user_id", "join_policy", b"join_policy", "language", b"language", "recording_enabled", b"recording_enabled", "scheduled_start", b"scheduled_start", "space_id", b"space_id", "title", b"title", "topics", b"topics"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -183,15 +220,20 @@ class SpaceUpdated(_message.Message):
     JOIN_POLICY_FIELD_NUMBER: _builtins.int
     SCHEDULED_START_FIELD_NUMBER: _builtins.int
     RECORDING_ENABLED_FIELD_NUMBER: _builtins.int
+    TOPICS_FIELD_NUMBER: _builtins.int
+    LANGUAGE_FIELD_NUMBER: _builtins.int
     space_id: _builtins.str
     title: _builtins.str
     description: _builtins.str
     join_policy: _room_types_pb2.JoinPolicy.ValueType
     recording_enabled: _builtins.bool
+    language: _builtins.str
     @_builtins.property
     def changed_fields(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
     def scheduled_start(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def topics(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
         self,
         *,
@@ -202,10 +244,12 @@ class SpaceUpdated(_message.Message):
         join_policy: _room_types_pb2.JoinPolicy.ValueType = ...,
         scheduled_start: _timestamp_pb2.Timestamp | None = ...,
         recording_enabled: _builtins.bool = ...,
+        topics: _abc.Iterable[_builtins.str] | None = ...,
+        language: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["scheduled_start", b"scheduled_start"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["changed_fields", b"changed_fields", "description", b"description", "join_policy", b"join_policy", "recording_enabled", b"recording_enabled", "scheduled_start", b"scheduled_start", "space_id", b"space_id", "title", b"title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changed_fields", b"changed_fields", "description", b"description", "join_policy", b"join_policy", "language", b"language", "recording_enabled", b"recording_enabled", "scheduled_start", b"scheduled_start", "space_id", b"space_id", "title", b"title", "topics", b"topics"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -324,10 +368,15 @@ class ParticipantLeft(_message.Message):
     USER_ID_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     PREVIOUS_ROLE_FIELD_NUMBER: _builtins.int
+    MASS_TIME_OUT_FIELD_NUMBER: _builtins.int
     space_id: _builtins.str
     user_id: _builtins.str
     reason: Global___LeaveReason.ValueType
     previous_role: _room_types_pb2.Role.ValueType
+    mass_time_out: _builtins.bool
+    """TIMED_OUT in a mass time-out (presence's `ParticipantTimedOut.mass_time_out`): a host or
+    co-host who left this way does not make the Space abandoned on evidence.
+    """
     def __init__(
         self,
         *,
@@ -335,10 +384,11 @@ class ParticipantLeft(_message.Message):
         user_id: _builtins.str = ...,
         reason: Global___LeaveReason.ValueType = ...,
         previous_role: _room_types_pb2.Role.ValueType = ...,
+        mass_time_out: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["previous_role", b"previous_role", "reason", b"reason", "space_id", b"space_id", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["mass_time_out", b"mass_time_out", "previous_role", b"previous_role", "reason", b"reason", "space_id", b"space_id", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -604,3 +654,97 @@ class SpeakRequestDenied(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SpeakRequestDenied: _TypeAlias = SpeakRequestDenied  # noqa: Y015
+
+@_typing.final
+class SpaceSubscribed(_message.Message):
+    """A user asked to be reminded of a scheduled Space."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SPACE_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    space_id: _builtins.str
+    user_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        space_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["space_id", b"space_id", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SpaceSubscribed: _TypeAlias = SpaceSubscribed  # noqa: Y015
+
+@_typing.final
+class SpaceUnsubscribed(_message.Message):
+    """A user no longer wants to be reminded of a scheduled Space."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SPACE_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    space_id: _builtins.str
+    user_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        space_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["space_id", b"space_id", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SpaceUnsubscribed: _TypeAlias = SpaceUnsubscribed  # noqa: Y015
+
+@_typing.final
+class SpaceReminder(_message.Message):
+    """Subscribers of a scheduled Space to remind (a gateway turns this into push notifications).
+    A reminder to many subscribers is several events of up to 1,000 users each: `part` of `parts`.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SPACE_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    SCHEDULED_START_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    HOST_USER_ID_FIELD_NUMBER: _builtins.int
+    SUBSCRIBER_USER_IDS_FIELD_NUMBER: _builtins.int
+    PART_FIELD_NUMBER: _builtins.int
+    PARTS_FIELD_NUMBER: _builtins.int
+    space_id: _builtins.str
+    kind: Global___ReminderKind.ValueType
+    title: _builtins.str
+    host_user_id: _builtins.str
+    part: _builtins.int
+    parts: _builtins.int
+    @_builtins.property
+    def scheduled_start(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def subscriber_user_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        space_id: _builtins.str = ...,
+        kind: Global___ReminderKind.ValueType = ...,
+        scheduled_start: _timestamp_pb2.Timestamp | None = ...,
+        title: _builtins.str = ...,
+        host_user_id: _builtins.str = ...,
+        subscriber_user_ids: _abc.Iterable[_builtins.str] | None = ...,
+        part: _builtins.int = ...,
+        parts: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["scheduled_start", b"scheduled_start"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["host_user_id", b"host_user_id", "kind", b"kind", "part", b"part", "parts", b"parts", "scheduled_start", b"scheduled_start", "space_id", b"space_id", "subscriber_user_ids", b"subscriber_user_ids", "title", b"title"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SpaceReminder: _TypeAlias = SpaceReminder  # noqa: Y015

@@ -32,6 +32,8 @@ class CreateSpaceRequest(_message.Message):
     SCHEDULED_START_FIELD_NUMBER: _builtins.int
     RECORDING_ENABLED_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    TOPICS_FIELD_NUMBER: _builtins.int
+    LANGUAGE_FIELD_NUMBER: _builtins.int
     title: _builtins.str
     """1 to 70 characters."""
     description: _builtins.str
@@ -40,9 +42,15 @@ class CreateSpaceRequest(_message.Message):
     """Defaults to JOIN_POLICY_ANYONE."""
     recording_enabled: _builtins.bool
     request_id: _builtins.str
+    language: _builtins.str
+    """A BCP 47 language tag ("en", "pt-BR"), or empty."""
     @_builtins.property
     def scheduled_start(self) -> _timestamp_pb2.Timestamp:
         """When set (and in the future), the Space is SCHEDULED."""
+
+    @_builtins.property
+    def topics(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Up to 3, each from the deployment's list of topics."""
 
     def __init__(
         self,
@@ -53,10 +61,12 @@ class CreateSpaceRequest(_message.Message):
         scheduled_start: _timestamp_pb2.Timestamp | None = ...,
         recording_enabled: _builtins.bool = ...,
         request_id: _builtins.str = ...,
+        topics: _abc.Iterable[_builtins.str] | None = ...,
+        language: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["scheduled_start", b"scheduled_start"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "join_policy", b"join_policy", "recording_enabled", b"recording_enabled", "request_id", b"request_id", "scheduled_start", b"scheduled_start", "title", b"title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "join_policy", b"join_policy", "language", b"language", "recording_enabled", b"recording_enabled", "request_id", b"request_id", "scheduled_start", b"scheduled_start", "title", b"title", "topics", b"topics"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -94,20 +104,25 @@ class UpdateSpaceRequest(_message.Message):
     SCHEDULED_START_FIELD_NUMBER: _builtins.int
     RECORDING_ENABLED_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    TOPICS_FIELD_NUMBER: _builtins.int
+    LANGUAGE_FIELD_NUMBER: _builtins.int
     space_id: _builtins.str
     title: _builtins.str
     description: _builtins.str
     join_policy: _room_types_pb2.JoinPolicy.ValueType
     recording_enabled: _builtins.bool
     request_id: _builtins.str
+    language: _builtins.str
     @_builtins.property
     def update_mask(self) -> _field_mask_pb2.FieldMask:
         """Paths of the fields to change: title, description, join_policy,
-        scheduled_start, recording_enabled.
+        scheduled_start, recording_enabled, topics, language.
         """
 
     @_builtins.property
     def scheduled_start(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def topics(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
         self,
         *,
@@ -119,10 +134,12 @@ class UpdateSpaceRequest(_message.Message):
         scheduled_start: _timestamp_pb2.Timestamp | None = ...,
         recording_enabled: _builtins.bool = ...,
         request_id: _builtins.str = ...,
+        topics: _abc.Iterable[_builtins.str] | None = ...,
+        language: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["scheduled_start", b"scheduled_start", "update_mask", b"update_mask"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "join_policy", b"join_policy", "recording_enabled", b"recording_enabled", "request_id", b"request_id", "scheduled_start", b"scheduled_start", "space_id", b"space_id", "title", b"title", "update_mask", b"update_mask"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "join_policy", b"join_policy", "language", b"language", "recording_enabled", b"recording_enabled", "request_id", b"request_id", "scheduled_start", b"scheduled_start", "space_id", b"space_id", "title", b"title", "topics", b"topics", "update_mask", b"update_mask"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -198,7 +215,7 @@ class ListSpacesRequest(_message.Message):
     host_user_id: _builtins.str
     """Only Spaces hosted by this user."""
     page_size: _builtins.int
-    """1 to 100; defaults to 20."""
+    """At most 1000 (a larger value is lowered to 1000); 0 means 50; a negative value is refused."""
     page_token: _builtins.str
     @_builtins.property
     def states(self) -> _containers.RepeatedScalarFieldContainer[_room_types_pb2.SpaceState.ValueType]:
@@ -469,7 +486,7 @@ class ListParticipantsRequest(_message.Message):
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     space_id: _builtins.str
     page_size: _builtins.int
-    """1 to 1000; defaults to 100."""
+    """At most 1000 (a larger value is lowered to 1000); 0 means 50; a negative value is refused."""
     page_token: _builtins.str
     def __init__(
         self,
@@ -511,6 +528,48 @@ class ListParticipantsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListParticipantsResponse: _TypeAlias = ListParticipantsResponse  # noqa: Y015
+
+@_typing.final
+class GetParticipantRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SPACE_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    space_id: _builtins.str
+    user_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        space_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["space_id", b"space_id", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetParticipantRequest: _TypeAlias = GetParticipantRequest  # noqa: Y015
+
+@_typing.final
+class GetParticipantResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PARTICIPANT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def participant(self) -> _room_types_pb2.Participant: ...
+    def __init__(
+        self,
+        *,
+        participant: _room_types_pb2.Participant | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["participant", b"participant"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["participant", b"participant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetParticipantResponse: _TypeAlias = GetParticipantResponse  # noqa: Y015
 
 @_typing.final
 class InviteUsersRequest(_message.Message):
@@ -933,7 +992,7 @@ class ListSpeakRequestsRequest(_message.Message):
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     space_id: _builtins.str
     page_size: _builtins.int
-    """1 to 100; defaults to 50."""
+    """At most 1000 (a larger value is lowered to 1000); 0 means 50; a negative value is refused."""
     page_token: _builtins.str
     def __init__(
         self,
@@ -1105,3 +1164,212 @@ class GetMediaEndpointResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetMediaEndpointResponse: _TypeAlias = GetMediaEndpointResponse  # noqa: Y015
+
+@_typing.final
+class SearchSpacesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    QUERY_FIELD_NUMBER: _builtins.int
+    STATES_FIELD_NUMBER: _builtins.int
+    TOPICS_FIELD_NUMBER: _builtins.int
+    LANGUAGE_FIELD_NUMBER: _builtins.int
+    HOST_USER_IDS_FIELD_NUMBER: _builtins.int
+    ORDER_BY_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    query: _builtins.str
+    """Words to find in the title and description (all of them, any order, any case); up to 200
+    characters. Empty: every Space the filters admit.
+    """
+    language: _builtins.str
+    """Only Spaces in this language (its primary subtag matches too: "pt" finds "pt-BR")."""
+    order_by: _room_types_pb2.SpaceOrder.ValueType
+    page_size: _builtins.int
+    """At most 1000 (a larger value is lowered to 1000); 0 means 50; a negative value is refused."""
+    page_token: _builtins.str
+    @_builtins.property
+    def states(self) -> _containers.RepeatedScalarFieldContainer[_room_types_pb2.SpaceState.ValueType]:
+        """Only Spaces in one of these states; all states when empty."""
+
+    @_builtins.property
+    def topics(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Only Spaces with at least one of these topics."""
+
+    @_builtins.property
+    def host_user_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Only Spaces hosted by one of these users (up to 100)."""
+
+    def __init__(
+        self,
+        *,
+        query: _builtins.str = ...,
+        states: _abc.Iterable[_room_types_pb2.SpaceState.ValueType] | None = ...,
+        topics: _abc.Iterable[_builtins.str] | None = ...,
+        language: _builtins.str = ...,
+        host_user_ids: _abc.Iterable[_builtins.str] | None = ...,
+        order_by: _room_types_pb2.SpaceOrder.ValueType = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["host_user_ids", b"host_user_ids", "language", b"language", "order_by", b"order_by", "page_size", b"page_size", "page_token", b"page_token", "query", b"query", "states", b"states", "topics", b"topics"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SearchSpacesRequest: _TypeAlias = SearchSpacesRequest  # noqa: Y015
+
+@_typing.final
+class SearchSpacesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SPACES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def spaces(self) -> _containers.RepeatedCompositeFieldContainer[_room_types_pb2.Space]: ...
+    def __init__(
+        self,
+        *,
+        spaces: _abc.Iterable[_room_types_pb2.Space] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "spaces", b"spaces"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SearchSpacesResponse: _TypeAlias = SearchSpacesResponse  # noqa: Y015
+
+@_typing.final
+class BatchGetSpacesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SPACE_IDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def space_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """1 to 100 Space ids."""
+
+    def __init__(
+        self,
+        *,
+        space_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["space_ids", b"space_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchGetSpacesRequest: _TypeAlias = BatchGetSpacesRequest  # noqa: Y015
+
+@_typing.final
+class BatchGetSpacesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SPACES_FIELD_NUMBER: _builtins.int
+    MISSING_SPACE_IDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def spaces(self) -> _containers.RepeatedCompositeFieldContainer[_room_types_pb2.Space]:
+        """In the order asked for, each once."""
+
+    @_builtins.property
+    def missing_space_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        spaces: _abc.Iterable[_room_types_pb2.Space] | None = ...,
+        missing_space_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["missing_space_ids", b"missing_space_ids", "spaces", b"spaces"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchGetSpacesResponse: _TypeAlias = BatchGetSpacesResponse  # noqa: Y015
+
+@_typing.final
+class SubscribeToSpaceRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SPACE_ID_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    space_id: _builtins.str
+    request_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        space_id: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id", "space_id", b"space_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubscribeToSpaceRequest: _TypeAlias = SubscribeToSpaceRequest  # noqa: Y015
+
+@_typing.final
+class SubscribeToSpaceResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SPACE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def space(self) -> _room_types_pb2.Space: ...
+    def __init__(
+        self,
+        *,
+        space: _room_types_pb2.Space | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["space", b"space"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["space", b"space"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubscribeToSpaceResponse: _TypeAlias = SubscribeToSpaceResponse  # noqa: Y015
+
+@_typing.final
+class UnsubscribeFromSpaceRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SPACE_ID_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    space_id: _builtins.str
+    request_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        space_id: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id", "space_id", b"space_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UnsubscribeFromSpaceRequest: _TypeAlias = UnsubscribeFromSpaceRequest  # noqa: Y015
+
+@_typing.final
+class UnsubscribeFromSpaceResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SPACE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def space(self) -> _room_types_pb2.Space: ...
+    def __init__(
+        self,
+        *,
+        space: _room_types_pb2.Space | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["space", b"space"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["space", b"space"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UnsubscribeFromSpaceResponse: _TypeAlias = UnsubscribeFromSpaceResponse  # noqa: Y015

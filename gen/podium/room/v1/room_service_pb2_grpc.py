@@ -89,6 +89,11 @@ class RoomServiceStub:
                 request_serializer=podium_dot_room_dot_v1_dot_room__service__pb2.ListParticipantsRequest.SerializeToString,
                 response_deserializer=podium_dot_room_dot_v1_dot_room__service__pb2.ListParticipantsResponse.FromString,
                 _registered_method=True)
+        self.GetParticipant = channel.unary_unary(
+                '/podium.room.v1.RoomService/GetParticipant',
+                request_serializer=podium_dot_room_dot_v1_dot_room__service__pb2.GetParticipantRequest.SerializeToString,
+                response_deserializer=podium_dot_room_dot_v1_dot_room__service__pb2.GetParticipantResponse.FromString,
+                _registered_method=True)
         self.InviteUsers = channel.unary_unary(
                 '/podium.room.v1.RoomService/InviteUsers',
                 request_serializer=podium_dot_room_dot_v1_dot_room__service__pb2.InviteUsersRequest.SerializeToString,
@@ -153,6 +158,26 @@ class RoomServiceStub:
                 '/podium.room.v1.RoomService/GetMediaEndpoint',
                 request_serializer=podium_dot_room_dot_v1_dot_room__service__pb2.GetMediaEndpointRequest.SerializeToString,
                 response_deserializer=podium_dot_room_dot_v1_dot_room__service__pb2.GetMediaEndpointResponse.FromString,
+                _registered_method=True)
+        self.SearchSpaces = channel.unary_unary(
+                '/podium.room.v1.RoomService/SearchSpaces',
+                request_serializer=podium_dot_room_dot_v1_dot_room__service__pb2.SearchSpacesRequest.SerializeToString,
+                response_deserializer=podium_dot_room_dot_v1_dot_room__service__pb2.SearchSpacesResponse.FromString,
+                _registered_method=True)
+        self.BatchGetSpaces = channel.unary_unary(
+                '/podium.room.v1.RoomService/BatchGetSpaces',
+                request_serializer=podium_dot_room_dot_v1_dot_room__service__pb2.BatchGetSpacesRequest.SerializeToString,
+                response_deserializer=podium_dot_room_dot_v1_dot_room__service__pb2.BatchGetSpacesResponse.FromString,
+                _registered_method=True)
+        self.SubscribeToSpace = channel.unary_unary(
+                '/podium.room.v1.RoomService/SubscribeToSpace',
+                request_serializer=podium_dot_room_dot_v1_dot_room__service__pb2.SubscribeToSpaceRequest.SerializeToString,
+                response_deserializer=podium_dot_room_dot_v1_dot_room__service__pb2.SubscribeToSpaceResponse.FromString,
+                _registered_method=True)
+        self.UnsubscribeFromSpace = channel.unary_unary(
+                '/podium.room.v1.RoomService/UnsubscribeFromSpace',
+                request_serializer=podium_dot_room_dot_v1_dot_room__service__pb2.UnsubscribeFromSpaceRequest.SerializeToString,
+                response_deserializer=podium_dot_room_dot_v1_dot_room__service__pb2.UnsubscribeFromSpaceResponse.FromString,
                 _registered_method=True)
 
 
@@ -229,6 +254,14 @@ class RoomServiceServicer:
 
     def ListParticipants(self, request, context):
         """Lists who is in a Space: host, co-hosts, speakers, then listeners.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetParticipant(self, request, context):
+        """One participant of a Space: their role and when they joined. NOT_FOUND when the Space does not
+        exist (reason SPACE_NOT_FOUND) or the user is not in it now (PARTICIPANT_NOT_FOUND).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -325,6 +358,37 @@ class RoomServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SearchSpaces(self, request, context):
+        """Finds Spaces by words of their title and description, and by state, topics, language and
+        hosts. Reads the Space directory, which lags the write side by milliseconds.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BatchGetSpaces(self, request, context):
+        """Up to 100 Spaces by id, from the Space directory; ids it does not know come back in
+        `missing_space_ids`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubscribeToSpace(self, request, context):
+        """Asks to be reminded of a scheduled Space: at the lead time before its start, at its start,
+        and when the host moves it (SpaceReminder events). Subscribing twice changes nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UnsubscribeFromSpace(self, request, context):
+        """Stops the reminders. Unsubscribing when not subscribed changes nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RoomServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -377,6 +441,11 @@ def add_RoomServiceServicer_to_server(servicer, server):
                     servicer.ListParticipants,
                     request_deserializer=podium_dot_room_dot_v1_dot_room__service__pb2.ListParticipantsRequest.FromString,
                     response_serializer=podium_dot_room_dot_v1_dot_room__service__pb2.ListParticipantsResponse.SerializeToString,
+            ),
+            'GetParticipant': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetParticipant,
+                    request_deserializer=podium_dot_room_dot_v1_dot_room__service__pb2.GetParticipantRequest.FromString,
+                    response_serializer=podium_dot_room_dot_v1_dot_room__service__pb2.GetParticipantResponse.SerializeToString,
             ),
             'InviteUsers': grpc.unary_unary_rpc_method_handler(
                     servicer.InviteUsers,
@@ -442,6 +511,26 @@ def add_RoomServiceServicer_to_server(servicer, server):
                     servicer.GetMediaEndpoint,
                     request_deserializer=podium_dot_room_dot_v1_dot_room__service__pb2.GetMediaEndpointRequest.FromString,
                     response_serializer=podium_dot_room_dot_v1_dot_room__service__pb2.GetMediaEndpointResponse.SerializeToString,
+            ),
+            'SearchSpaces': grpc.unary_unary_rpc_method_handler(
+                    servicer.SearchSpaces,
+                    request_deserializer=podium_dot_room_dot_v1_dot_room__service__pb2.SearchSpacesRequest.FromString,
+                    response_serializer=podium_dot_room_dot_v1_dot_room__service__pb2.SearchSpacesResponse.SerializeToString,
+            ),
+            'BatchGetSpaces': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchGetSpaces,
+                    request_deserializer=podium_dot_room_dot_v1_dot_room__service__pb2.BatchGetSpacesRequest.FromString,
+                    response_serializer=podium_dot_room_dot_v1_dot_room__service__pb2.BatchGetSpacesResponse.SerializeToString,
+            ),
+            'SubscribeToSpace': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubscribeToSpace,
+                    request_deserializer=podium_dot_room_dot_v1_dot_room__service__pb2.SubscribeToSpaceRequest.FromString,
+                    response_serializer=podium_dot_room_dot_v1_dot_room__service__pb2.SubscribeToSpaceResponse.SerializeToString,
+            ),
+            'UnsubscribeFromSpace': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnsubscribeFromSpace,
+                    request_deserializer=podium_dot_room_dot_v1_dot_room__service__pb2.UnsubscribeFromSpaceRequest.FromString,
+                    response_serializer=podium_dot_room_dot_v1_dot_room__service__pb2.UnsubscribeFromSpaceResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -719,6 +808,33 @@ class RoomService:
             '/podium.room.v1.RoomService/ListParticipants',
             podium_dot_room_dot_v1_dot_room__service__pb2.ListParticipantsRequest.SerializeToString,
             podium_dot_room_dot_v1_dot_room__service__pb2.ListParticipantsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetParticipant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/podium.room.v1.RoomService/GetParticipant',
+            podium_dot_room_dot_v1_dot_room__service__pb2.GetParticipantRequest.SerializeToString,
+            podium_dot_room_dot_v1_dot_room__service__pb2.GetParticipantResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -1070,6 +1186,114 @@ class RoomService:
             '/podium.room.v1.RoomService/GetMediaEndpoint',
             podium_dot_room_dot_v1_dot_room__service__pb2.GetMediaEndpointRequest.SerializeToString,
             podium_dot_room_dot_v1_dot_room__service__pb2.GetMediaEndpointResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SearchSpaces(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/podium.room.v1.RoomService/SearchSpaces',
+            podium_dot_room_dot_v1_dot_room__service__pb2.SearchSpacesRequest.SerializeToString,
+            podium_dot_room_dot_v1_dot_room__service__pb2.SearchSpacesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchGetSpaces(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/podium.room.v1.RoomService/BatchGetSpaces',
+            podium_dot_room_dot_v1_dot_room__service__pb2.BatchGetSpacesRequest.SerializeToString,
+            podium_dot_room_dot_v1_dot_room__service__pb2.BatchGetSpacesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubscribeToSpace(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/podium.room.v1.RoomService/SubscribeToSpace',
+            podium_dot_room_dot_v1_dot_room__service__pb2.SubscribeToSpaceRequest.SerializeToString,
+            podium_dot_room_dot_v1_dot_room__service__pb2.SubscribeToSpaceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UnsubscribeFromSpace(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/podium.room.v1.RoomService/UnsubscribeFromSpace',
+            podium_dot_room_dot_v1_dot_room__service__pb2.UnsubscribeFromSpaceRequest.SerializeToString,
+            podium_dot_room_dot_v1_dot_room__service__pb2.UnsubscribeFromSpaceResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -58,6 +58,10 @@ class RoomServiceStub:
     """Leaves a Space."""
     ListParticipants: _grpc.UnaryUnaryMultiCallable[_room_service_pb2.ListParticipantsRequest, _room_service_pb2.ListParticipantsResponse]
     """Lists who is in a Space: host, co-hosts, speakers, then listeners."""
+    GetParticipant: _grpc.UnaryUnaryMultiCallable[_room_service_pb2.GetParticipantRequest, _room_service_pb2.GetParticipantResponse]
+    """One participant of a Space: their role and when they joined. NOT_FOUND when the Space does not
+    exist (reason SPACE_NOT_FOUND) or the user is not in it now (PARTICIPANT_NOT_FOUND).
+    """
     InviteUsers: _grpc.UnaryUnaryMultiCallable[_room_service_pb2.InviteUsersRequest, _room_service_pb2.InviteUsersResponse]
     """Invites users to a Space. Host or co-host."""
     CreateInviteLink: _grpc.UnaryUnaryMultiCallable[_room_service_pb2.CreateInviteLinkRequest, _room_service_pb2.CreateInviteLinkResponse]
@@ -84,6 +88,20 @@ class RoomServiceStub:
     """Denies a request to speak. Host or co-host."""
     GetMediaEndpoint: _grpc.UnaryUnaryMultiCallable[_room_service_pb2.GetMediaEndpointRequest, _room_service_pb2.GetMediaEndpointResponse]
     """Which media relay serves the Space (consistent hashing over the configured relays)."""
+    SearchSpaces: _grpc.UnaryUnaryMultiCallable[_room_service_pb2.SearchSpacesRequest, _room_service_pb2.SearchSpacesResponse]
+    """Finds Spaces by words of their title and description, and by state, topics, language and
+    hosts. Reads the Space directory, which lags the write side by milliseconds.
+    """
+    BatchGetSpaces: _grpc.UnaryUnaryMultiCallable[_room_service_pb2.BatchGetSpacesRequest, _room_service_pb2.BatchGetSpacesResponse]
+    """Up to 100 Spaces by id, from the Space directory; ids it does not know come back in
+    `missing_space_ids`.
+    """
+    SubscribeToSpace: _grpc.UnaryUnaryMultiCallable[_room_service_pb2.SubscribeToSpaceRequest, _room_service_pb2.SubscribeToSpaceResponse]
+    """Asks to be reminded of a scheduled Space: at the lead time before its start, at its start,
+    and when the host moves it (SpaceReminder events). Subscribing twice changes nothing.
+    """
+    UnsubscribeFromSpace: _grpc.UnaryUnaryMultiCallable[_room_service_pb2.UnsubscribeFromSpaceRequest, _room_service_pb2.UnsubscribeFromSpaceResponse]
+    """Stops the reminders. Unsubscribing when not subscribed changes nothing."""
 
 @_typing.type_check_only
 class RoomServiceAsyncStub(RoomServiceStub):
@@ -115,6 +133,10 @@ class RoomServiceAsyncStub(RoomServiceStub):
     """Leaves a Space."""
     ListParticipants: _aio.UnaryUnaryMultiCallable[_room_service_pb2.ListParticipantsRequest, _room_service_pb2.ListParticipantsResponse]  # type: ignore[assignment]
     """Lists who is in a Space: host, co-hosts, speakers, then listeners."""
+    GetParticipant: _aio.UnaryUnaryMultiCallable[_room_service_pb2.GetParticipantRequest, _room_service_pb2.GetParticipantResponse]  # type: ignore[assignment]
+    """One participant of a Space: their role and when they joined. NOT_FOUND when the Space does not
+    exist (reason SPACE_NOT_FOUND) or the user is not in it now (PARTICIPANT_NOT_FOUND).
+    """
     InviteUsers: _aio.UnaryUnaryMultiCallable[_room_service_pb2.InviteUsersRequest, _room_service_pb2.InviteUsersResponse]  # type: ignore[assignment]
     """Invites users to a Space. Host or co-host."""
     CreateInviteLink: _aio.UnaryUnaryMultiCallable[_room_service_pb2.CreateInviteLinkRequest, _room_service_pb2.CreateInviteLinkResponse]  # type: ignore[assignment]
@@ -141,6 +163,20 @@ class RoomServiceAsyncStub(RoomServiceStub):
     """Denies a request to speak. Host or co-host."""
     GetMediaEndpoint: _aio.UnaryUnaryMultiCallable[_room_service_pb2.GetMediaEndpointRequest, _room_service_pb2.GetMediaEndpointResponse]  # type: ignore[assignment]
     """Which media relay serves the Space (consistent hashing over the configured relays)."""
+    SearchSpaces: _aio.UnaryUnaryMultiCallable[_room_service_pb2.SearchSpacesRequest, _room_service_pb2.SearchSpacesResponse]  # type: ignore[assignment]
+    """Finds Spaces by words of their title and description, and by state, topics, language and
+    hosts. Reads the Space directory, which lags the write side by milliseconds.
+    """
+    BatchGetSpaces: _aio.UnaryUnaryMultiCallable[_room_service_pb2.BatchGetSpacesRequest, _room_service_pb2.BatchGetSpacesResponse]  # type: ignore[assignment]
+    """Up to 100 Spaces by id, from the Space directory; ids it does not know come back in
+    `missing_space_ids`.
+    """
+    SubscribeToSpace: _aio.UnaryUnaryMultiCallable[_room_service_pb2.SubscribeToSpaceRequest, _room_service_pb2.SubscribeToSpaceResponse]  # type: ignore[assignment]
+    """Asks to be reminded of a scheduled Space: at the lead time before its start, at its start,
+    and when the host moves it (SpaceReminder events). Subscribing twice changes nothing.
+    """
+    UnsubscribeFromSpace: _aio.UnaryUnaryMultiCallable[_room_service_pb2.UnsubscribeFromSpaceRequest, _room_service_pb2.UnsubscribeFromSpaceResponse]  # type: ignore[assignment]
+    """Stops the reminders. Unsubscribing when not subscribed changes nothing."""
 
 class RoomServiceServicer(metaclass=_abc_1.ABCMeta):
     """RoomService owns a Space's lifecycle, membership and roles.
@@ -229,6 +265,16 @@ class RoomServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_room_service_pb2.ListParticipantsResponse, _abc.Awaitable[_room_service_pb2.ListParticipantsResponse]]:
         """Lists who is in a Space: host, co-hosts, speakers, then listeners."""
+
+    @_abc_1.abstractmethod
+    def GetParticipant(
+        self,
+        request: _room_service_pb2.GetParticipantRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_room_service_pb2.GetParticipantResponse, _abc.Awaitable[_room_service_pb2.GetParticipantResponse]]:
+        """One participant of a Space: their role and when they joined. NOT_FOUND when the Space does not
+        exist (reason SPACE_NOT_FOUND) or the user is not in it now (PARTICIPANT_NOT_FOUND).
+        """
 
     @_abc_1.abstractmethod
     def InviteUsers(
@@ -333,5 +379,43 @@ class RoomServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_room_service_pb2.GetMediaEndpointResponse, _abc.Awaitable[_room_service_pb2.GetMediaEndpointResponse]]:
         """Which media relay serves the Space (consistent hashing over the configured relays)."""
+
+    @_abc_1.abstractmethod
+    def SearchSpaces(
+        self,
+        request: _room_service_pb2.SearchSpacesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_room_service_pb2.SearchSpacesResponse, _abc.Awaitable[_room_service_pb2.SearchSpacesResponse]]:
+        """Finds Spaces by words of their title and description, and by state, topics, language and
+        hosts. Reads the Space directory, which lags the write side by milliseconds.
+        """
+
+    @_abc_1.abstractmethod
+    def BatchGetSpaces(
+        self,
+        request: _room_service_pb2.BatchGetSpacesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_room_service_pb2.BatchGetSpacesResponse, _abc.Awaitable[_room_service_pb2.BatchGetSpacesResponse]]:
+        """Up to 100 Spaces by id, from the Space directory; ids it does not know come back in
+        `missing_space_ids`.
+        """
+
+    @_abc_1.abstractmethod
+    def SubscribeToSpace(
+        self,
+        request: _room_service_pb2.SubscribeToSpaceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_room_service_pb2.SubscribeToSpaceResponse, _abc.Awaitable[_room_service_pb2.SubscribeToSpaceResponse]]:
+        """Asks to be reminded of a scheduled Space: at the lead time before its start, at its start,
+        and when the host moves it (SpaceReminder events). Subscribing twice changes nothing.
+        """
+
+    @_abc_1.abstractmethod
+    def UnsubscribeFromSpace(
+        self,
+        request: _room_service_pb2.UnsubscribeFromSpaceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_room_service_pb2.UnsubscribeFromSpaceResponse, _abc.Awaitable[_room_service_pb2.UnsubscribeFromSpaceResponse]]:
+        """Stops the reminders. Unsubscribing when not subscribed changes nothing."""
 
 def add_RoomServiceServicer_to_server(servicer: RoomServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -92,6 +92,38 @@ ROLE_SPEAKER: Role.ValueType  # 3
 ROLE_LISTENER: Role.ValueType  # 4
 Global___Role: _TypeAlias = Role  # noqa: Y015
 
+class _SpaceOrder:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SpaceOrderEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SpaceOrder.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SPACE_ORDER_UNSPECIFIED: _SpaceOrder.ValueType  # 0
+    """RELEVANCE when the request has a query, else LISTENERS."""
+    SPACE_ORDER_RELEVANCE: _SpaceOrder.ValueType  # 1
+    """Best match of the query first (title words weigh more than description words)."""
+    SPACE_ORDER_LISTENERS: _SpaceOrder.ValueType  # 2
+    """Most listeners now first."""
+    SPACE_ORDER_START_TIME: _SpaceOrder.ValueType  # 3
+    """Earliest start first: when a live or ended Space started, when a scheduled one is to start
+    (so, with states = [SCHEDULED], the soonest first).
+    """
+
+class SpaceOrder(_SpaceOrder, metaclass=_SpaceOrderEnumTypeWrapper):
+    """How SearchSpaces orders what it finds."""
+
+SPACE_ORDER_UNSPECIFIED: SpaceOrder.ValueType  # 0
+"""RELEVANCE when the request has a query, else LISTENERS."""
+SPACE_ORDER_RELEVANCE: SpaceOrder.ValueType  # 1
+"""Best match of the query first (title words weigh more than description words)."""
+SPACE_ORDER_LISTENERS: SpaceOrder.ValueType  # 2
+"""Most listeners now first."""
+SPACE_ORDER_START_TIME: SpaceOrder.ValueType  # 3
+"""Earliest start first: when a live or ended Space started, when a scheduled one is to start
+(so, with states = [SCHEDULED], the soonest first).
+"""
+Global___SpaceOrder: _TypeAlias = SpaceOrder  # noqa: Y015
+
 @_typing.final
 class Participant(_message.Message):
     """Someone in a Space."""
@@ -167,6 +199,9 @@ class Space(_message.Message):
     PARTICIPANT_COUNT_FIELD_NUMBER: _builtins.int
     LISTENER_COUNT_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
+    TOPICS_FIELD_NUMBER: _builtins.int
+    LANGUAGE_FIELD_NUMBER: _builtins.int
+    SUBSCRIBER_COUNT_FIELD_NUMBER: _builtins.int
     space_id: _builtins.str
     title: _builtins.str
     description: _builtins.str
@@ -178,6 +213,10 @@ class Space(_message.Message):
     listener_count: _builtins.int
     version: _builtins.int
     """Version of the Space's event stream that this view reflects."""
+    language: _builtins.str
+    """The language the Space is held in: a BCP 47 tag ("en", "pt-BR"); empty when not said."""
+    subscriber_count: _builtins.int
+    """Users who asked to be reminded of it (SubscribeToSpace)."""
     @_builtins.property
     def scheduled_start(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -190,6 +229,10 @@ class Space(_message.Message):
     def co_host_user_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
     def speaker_user_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def topics(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Up to 3 topics, from the deployment's list (RoomService settings: room_space_topics)."""
+
     def __init__(
         self,
         *,
@@ -209,10 +252,13 @@ class Space(_message.Message):
         participant_count: _builtins.int = ...,
         listener_count: _builtins.int = ...,
         version: _builtins.int = ...,
+        topics: _abc.Iterable[_builtins.str] | None = ...,
+        language: _builtins.str = ...,
+        subscriber_count: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "ended_at", b"ended_at", "scheduled_start", b"scheduled_start", "started_at", b"started_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["co_host_user_ids", b"co_host_user_ids", "created_at", b"created_at", "description", b"description", "ended_at", b"ended_at", "host_user_id", b"host_user_id", "join_policy", b"join_policy", "listener_count", b"listener_count", "participant_count", b"participant_count", "recording_enabled", b"recording_enabled", "scheduled_start", b"scheduled_start", "space_id", b"space_id", "speaker_user_ids", b"speaker_user_ids", "started_at", b"started_at", "state", b"state", "title", b"title", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["co_host_user_ids", b"co_host_user_ids", "created_at", b"created_at", "description", b"description", "ended_at", b"ended_at", "host_user_id", b"host_user_id", "join_policy", b"join_policy", "language", b"language", "listener_count", b"listener_count", "participant_count", b"participant_count", "recording_enabled", b"recording_enabled", "scheduled_start", b"scheduled_start", "space_id", b"space_id", "speaker_user_ids", b"speaker_user_ids", "started_at", b"started_at", "state", b"state", "subscriber_count", b"subscriber_count", "title", b"title", "topics", b"topics", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

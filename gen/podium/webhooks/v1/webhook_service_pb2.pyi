@@ -97,7 +97,7 @@ class ListWebhooksRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
-    """At most 1000; 0 means 50."""
+    """At most 1000 (a larger value is lowered to 1000); 0 means 50; a negative value is refused."""
     page_token: _builtins.str
     def __init__(
         self,
@@ -185,7 +185,7 @@ class ListWebhookDeliveriesRequest(_message.Message):
     state: _webhook_types_pb2.DeliveryState.ValueType
     """Only deliveries in this state; unspecified: all."""
     page_size: _builtins.int
-    """At most 1000; 0 means 50."""
+    """At most 1000 (a larger value is lowered to 1000); 0 means 50; a negative value is refused."""
     page_token: _builtins.str
     def __init__(
         self,
