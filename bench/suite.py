@@ -415,13 +415,14 @@ async def webhooks(quick: bool) -> dict:
         "raw": raw,
         "summary": f"a gateway's webhook for every event; room events over {args.spaces} Spaces open loop at "
         f"{args.rate:g}/s for {args.seconds:g} s, then a backlog of {args.backlog:,} at once; an aiohttp "
-        "receiver answering 204",
+        "receiver in a process of its own answering 204",
         "targets": [
             target(f"p99 event → POST at {args.rate:g} events/s", lat["p99"], 1000, "<", " ms"),
             info("p50 event → POST", lat["p50"], " ms",
                  note=f"event → enqueued p50 {stages['enqueue']['p50']} / p99 {stages['enqueue']['p99']} ms; "
                  f"enqueued → answered p50 {stages['deliver']['p50']} / p99 {stages['deliver']['p99']} ms"),
-            target("deliveries/s sustained at the offered rate", steady["delivered_per_s"], args.rate, ">=", "/s"),
+            target("deliveries/s sustained", steady["delivered_per_s"], 0.95 * args.rate, ">=", "/s",
+                   note=f"kept up with the {args.rate:g}/s offered, within 5 %"),
             info("deliveries/s draining a backlog", backlog["deliveries_per_s"], "/s",
                  note=f"{backlog['events']:,} events in {backlog['drain_seconds']} s"),
             target("events not delivered", steady["published"] - steady["delivered"]

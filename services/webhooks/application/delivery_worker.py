@@ -1,10 +1,10 @@
 """The delivery worker: sends due deliveries, in order per webhook and Space, and records what
 each attempt gave.
 
-    loop: candidates -> runs (the ordering rule) -> hold -> one task per run:
+    loop: record what ended runs gave (which frees their queues' next heads)
+          -> candidates -> runs (the ordering rule) -> hold -> one task per run:
               POST each delivery in turn; the first failure ends the run
               (retried after its backoff, or dead-lettered) and lets go of the rest
-          -> record, which frees the queue's next head
 
 Every replica runs one; holds in PostgreSQL keep two from sending the same
 run. It wakes when the delivery-queue view commits new deliveries (NOTIFY),
@@ -44,6 +44,8 @@ from services.webhooks.infrastructure.http_sender import HttpSender
 
 log = logging.getLogger(__name__)
 
+GATHER_SECONDS = 0.005
+
 
 class DeliveryWorker:
     name = "webhook-delivery-worker"
@@ -74,6 +76,8 @@ class DeliveryWorker:
         self.jitter = jitter
         self._wake = asyncio.Event()
         self._runs: set[asyncio.Task] = set()
+        self._attempted: list[Attempted] = []  # outcomes the next round records, in one statement
+        self._released: list[int] = []
         self._task: asyncio.Task | None = None
         self._listener: asyncpg.Connection | None = None
 
@@ -91,6 +95,10 @@ class DeliveryWorker:
             run.cancel()
         if self._runs:
             await asyncio.wait(self._runs, timeout=self.request_timeout + 5)
+        try:
+            await self._record()
+        except Exception:
+            log.exception("could not record the last webhook attempts; they are sent again later")
         await self._unlisten()
         await self.sender.stop()
 
@@ -102,9 +110,13 @@ class DeliveryWorker:
             try:
                 await self._listen()
                 self._wake.clear()  # before looking: a wake while it looks is not lost
+                await self._record()
                 if not await self._take():
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+                        # Runs end and views commit in bursts: one round a moment later records
+                        # and takes for all of them, instead of a round trip each.
+                        await asyncio.sleep(GATHER_SECONDS)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -147,8 +159,21 @@ class DeliveryWorker:
                 self._runs.add(task)
                 task.add_done_callback(self._run_ended)
         if stray:  # held behind a delivery another worker took first: not ours to send
-            await self.deliveries.record((), stray)
+            self._released += stray
+            self._wake.set()
         return len(planned) >= room
+
+    async def _record(self) -> None:
+        """Records the outcomes of the runs that ended, which frees their queues' next heads."""
+        attempted, released = self._attempted, self._released
+        if not attempted and not released:
+            return
+        self._attempted, self._released = [], []
+        try:
+            await self.deliveries.record(attempted, released)
+        except BaseException:
+            self._attempted[:0], self._released[:0] = attempted, released  # the next round tries again
+            raise
 
     def _run_ended(self, task: asyncio.Task) -> None:
         self._runs.discard(task)
@@ -173,13 +198,8 @@ class DeliveryWorker:
                     break
         finally:
             done = {a.delivery_id for a in attempted}
-            rest = [d.delivery_id for d in run if d.delivery_id not in done]
-            try:
-                await self.deliveries.record(attempted, rest)
-            except Exception:
-                log.exception(
-                    "could not record %d webhook attempts; they are sent again later", len(attempted)
-                )
+            self._attempted += attempted
+            self._released += [d.delivery_id for d in run if d.delivery_id not in done]
 
     async def _attempt(self, delivery: QueuedDelivery) -> Attempted:
         attempt = delivery.attempts + 1
