@@ -52,7 +52,8 @@ class OutboxRelay:
         self.topics = topics
         self.batch_size = batch_size
         self.poll_interval = poll_interval
-        self.active = False
+        self.active = False  # holds the lock
+        self.publishing = False  # holds the lock, its topics are in place and its producer started
         self.published = 0
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
@@ -61,10 +62,11 @@ class OutboxRelay:
         self._task = asyncio.create_task(self._run(), name=f"{self.schema}-outbox-relay")
 
     async def stop(self, drain_seconds: float = 0.0) -> None:
-        """Stops publishing; when this relay is the active one, first publishes what the outbox
-        holds, for up to `drain_seconds` (what is left is published by the next relay to start)."""
+        """Stops publishing; when this relay is the active one and publishing, first publishes what
+        the outbox holds, for up to `drain_seconds` (what is left is published by the next relay to
+        start). One still waiting for its topics has nowhere to drain to, and stops at once."""
         deadline = time.monotonic() + drain_seconds
-        while self.active and time.monotonic() < deadline:
+        while self.publishing and time.monotonic() < deadline:
             if not await self.pool.fetchval(f"SELECT count(*) FROM {self.schema}.outbox"):
                 break
             self._wake.set()
@@ -122,6 +124,7 @@ class OutboxRelay:
         )
         producer = make_producer(self.settings, client_id=f"{self.schema}-relay")
         await producer.start()
+        self.publishing = True
         try:
             while not lock_conn.is_closed():  # without the lock, another replica may be publishing
                 sent = await self._publish_batch(producer)
@@ -130,6 +133,7 @@ class OutboxRelay:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), self.poll_interval)
         finally:
+            self.publishing = False
             await producer.stop()
 
     async def _publish_batch(self, producer: AIOKafkaProducer) -> int:

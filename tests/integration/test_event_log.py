@@ -157,6 +157,20 @@ async def test_relay_publishes_in_stream_order_and_only_one_relay_is_active(stor
             await relay.stop()
 
 
+async def test_a_relay_waiting_for_its_topics_stops_at_once_instead_of_draining(store, settings, pool):
+    missing = _topic()  # never made: the relay waits for it, holding the lock, and publishes nothing
+    await _append(store, missing, "w", 0, 3)
+    relay = OutboxRelay(settings, pool, store.schema, (missing,))
+    await relay.start()
+    async with asyncio.timeout(30):
+        while not relay.active:
+            await asyncio.sleep(0.05)
+    # A drain this long would outlast the test's timeout: a relay with nowhere to publish skips it.
+    await relay.stop(drain_seconds=3600)
+    assert not relay.publishing
+    assert await pool.fetchval(f"SELECT count(*) FROM {store.schema}.outbox") == 3  # for the next relay
+
+
 async def test_projection_ignores_duplicates_and_reports_caught_up(store, settings, pool):
     topic = await _made_topic(settings)
     relay = OutboxRelay(settings, pool, store.schema, (topic,))
