@@ -186,13 +186,13 @@ async def test_a_frozen_presence_or_broker_removes_nobody_and_a_dead_gateway_onl
         )
         figures["removed_in_broker_pause"] = await removed_since(private_database_url, space_id, before)
 
-        # 4. The first gateway leaves one member out while it reports the rest.
+        # 3. The first gateway leaves one member out while it reports the rest.
         lone = await lone_user(load, "lone-c")
         before = await removals(private_database_url, space_id)
         figures["lone_user_removed_after_s"] = round(
             await lone_user_goes(load, private_database_url, lone), 2
         )
-        # 3. The second gateway dies. (Apart from 4: four of the Space's ten or so at once would be more
+        # 4. The second gateway dies. (Apart from 3: four of the Space's ten or so at once would be more
         # than half, which the brake holds one more period.)
         await doomed.die()
         gone = await until_removed(private_database_url, space_id, set(doomed_users))
