@@ -9,13 +9,11 @@ time-out of the host would end the Space within the test. In turn:
 1. presence SIGSTOPped for 9 s (3x the timeout) while the gateway keeps
    reporting: nobody is removed, no Space ends;
 2. the broker SIGSTOPped for 9 s: the same;
-3. the second gateway stops reporting without a word (it died; no
+3. one member whom the first gateway stops reporting while it reports the rest
+   (the lone silent user) is removed within timeout + 2 s of their last report;
+4. the second gateway stops reporting without a word (it died; no
    GatewayDisconnected) while the first goes on: its three members are
    removed within timeout + 2 s of its last report, and nobody else.
-
-4. (before 3) one member whom the first gateway stops reporting while it
-   reports the rest (the lone silent user) is removed within timeout + 2 s of
-   their last report.
 
 After each pause a member left out of the reports the same way is the
 positive marker: once the room has taken them out, presence has judged on
