@@ -92,7 +92,7 @@ async def log_ends(bootstrap: str, topic: str) -> dict:
     try:
         parts = await partitions_of(reader, topic)
         reader.assign(parts)
-        return await log_end_offsets(reader, parts, probe_ms=200)
+        return await log_end_offsets(reader, parts)
     finally:
         await reader.stop()
 

@@ -9,13 +9,11 @@ time-out of the host would end the Space within the test. In turn:
 1. presence SIGSTOPped for 9 s (3x the timeout) while the gateway keeps
    reporting: nobody is removed, no Space ends;
 2. the broker SIGSTOPped for 9 s: the same;
-3. the second gateway stops reporting without a word (it died; no
+3. one member whom the first gateway stops reporting while it reports the rest
+   (the lone silent user) is removed within timeout + 2 s of their last report;
+4. the second gateway stops reporting without a word (it died; no
    GatewayDisconnected) while the first goes on: its three members are
    removed within timeout + 2 s of its last report, and nobody else.
-
-4. (before 3) one member whom the first gateway stops reporting while it
-   reports the rest (the lone silent user) is removed within timeout + 2 s of
-   their last report.
 
 After each pause a member left out of the reports the same way is the
 positive marker: once the room has taken them out, presence has judged on
@@ -186,13 +184,13 @@ async def test_a_frozen_presence_or_broker_removes_nobody_and_a_dead_gateway_onl
         )
         figures["removed_in_broker_pause"] = await removed_since(private_database_url, space_id, before)
 
-        # 4. The first gateway leaves one member out while it reports the rest.
+        # 3. The first gateway leaves one member out while it reports the rest.
         lone = await lone_user(load, "lone-c")
         before = await removals(private_database_url, space_id)
         figures["lone_user_removed_after_s"] = round(
             await lone_user_goes(load, private_database_url, lone), 2
         )
-        # 3. The second gateway dies. (Apart from 4: four of the Space's ten or so at once would be more
+        # 4. The second gateway dies. (Apart from 3: four of the Space's ten or so at once would be more
         # than half, which the brake holds one more period.)
         await doomed.die()
         gone = await until_removed(private_database_url, space_id, set(doomed_users))
