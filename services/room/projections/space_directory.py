@@ -287,7 +287,7 @@ def _after(page: Page) -> tuple[int | None, str]:
     if page.after is None:
         return None, ""
     match page.after:
-        case (int(value), str(space_id)):
+        case (int(value), str(space_id)) if -(2**62) < value < 2**62:  # a time or count, never more
             return value, space_id
     raise InvalidArgument(
         "page_token is not a token this API issued", [FieldViolation("page_token", "malformed")]
