@@ -21,6 +21,11 @@ def require_id(value: str, field: str) -> str:
     return value
 
 
+def optional_id(value: str, field: str) -> str:
+    """`value` stripped, "" when blank (a filter left out), else as `require_id`."""
+    return require_id(value, field) if value.strip() else ""
+
+
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 LONGEST = timedelta(days=3650)

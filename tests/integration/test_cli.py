@@ -192,9 +192,13 @@ async def test_podium_views_status_lists_the_rooms_views_and_rebuild_asks_for_on
     shown = _podium("views", "status", "--json", env=env)
     assert shown.returncode == 0, shown.stderr
     views = {(v["schema"], v["view"]): v for v in map(json.loads, shown.stdout.splitlines())}
-    for view in ("room-space-directory", "room-moderation-reactions", "room-presence-reactions"):
-        assert views[("room", view)]["version"] == 1
-        assert views[("room", view)]["lag"] == 0
+    from services.room.projections.moderation_reactions import ModerationReactions
+    from services.room.projections.presence_reactions import PresenceReactions
+    from services.room.projections.space_directory import SpaceDirectory
+
+    for view in (SpaceDirectory, ModerationReactions, PresenceReactions):
+        assert views[("room", view.name)]["version"] == view.version
+        assert views[("room", view.name)]["lag"] == 0
     unknown = _podium("views", "rebuild", "room", "no-such-view", env=env)
     assert unknown.returncode == 1 and "no durable view" in unknown.stdout
 

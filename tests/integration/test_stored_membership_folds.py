@@ -73,7 +73,8 @@ async def test_a_cache_loaded_from_the_rows_agrees_with_the_room_after_every_bat
                 check_presence(board, room, mod)
                 check_relay(relay, room, mod)
         if log[-1].room.is_over:
-            for table in ("space_board_members_v1", "space_media_members_v1"):
-                assert await pool.fetchval(f"SELECT count(*) FROM {schema}.{table}") == 0, table
+            for rows in (board_rows, media_rows):
+                table = rows.members.table
+                assert await pool.fetchval(f"SELECT count(*) FROM {table}") == 0, table
     finally:
         await pool.execute(f"DROP SCHEMA {schema} CASCADE")

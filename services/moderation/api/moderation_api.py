@@ -15,7 +15,7 @@ from libs.events.ids import new_id
 from libs.grpckit.handlers import Authenticator, Caller, unary
 from libs.grpckit.pagination import paginate, parse_page
 from libs.grpckit.rate_limits import REPORT, RateLimiter
-from libs.grpckit.validation import require_id, timestamp_field
+from libs.grpckit.validation import optional_id, require_id, timestamp_field
 from libs.projection.runner import ProjectionRunner
 from podium.moderation.v1 import moderation_service_pb2 as pb
 from podium.moderation.v1 import moderation_service_pb2_grpc
@@ -182,14 +182,13 @@ class ModerationApi(moderation_service_pb2_grpc.ModerationServiceServicer):
             request.reason in mt.ReportReason.values(), "reason", f"{request.reason} is not a ReportReason"
         )
         check.raise_if_any("ListReports has invalid filters")
+        space_id = optional_id(request.space_id, "space_id")
         if request.HasField("since"):
             timestamp_field(request.since, "since")
         since = request.since.seconds if request.HasField("since") else 0
-        query = [request.space_id, request.state, request.reason, since]
+        query = [space_id, request.state, request.reason, since]
         page = parse_page(request.page_size, request.page_token, query)
-        reports, token = await self.reports.query(
-            request.space_id, request.state, request.reason, since, page
-        )
+        reports, token = await self.reports.query(space_id, request.state, request.reason, since, page)
         return pb.ListReportsResponse(reports=reports, next_page_token=token)
 
     @unary

@@ -19,11 +19,13 @@ from collections import defaultdict
 from aiokafka import AIOKafkaProducer
 
 from libs.domain.errors import FieldViolation, InvalidArgument, NotFound, PermissionDenied, Validator
+from libs.domain.identifiers import id_problem
 from libs.domain.membership import ROLE_ORDER
 from libs.domain.reasons import Reason
 from libs.events.topics import PRESENCE_HEARTBEATS
 from libs.grpckit.handlers import GATEWAYS, Authenticator, Caller, server_stream, unary
 from libs.grpckit.pagination import paginate, parse_page
+from libs.grpckit.validation import require_id
 from libs.streams.faust_app import partition_of
 from podium.presence.v1 import presence_service_pb2 as pb
 from podium.presence.v1 import presence_service_pb2_grpc
@@ -75,8 +77,8 @@ class PresenceApi(presence_service_pb2_grpc.PresenceServiceServicer):
         check.check(
             len(request.entries) <= self.max_entries, "entries", f"at most {self.max_entries} per call"
         )
-        bad = [i for i, e in enumerate(request.entries) if not e.user_id or not e.space_id]
-        check.check(not bad, "entries", f"user_id and space_id are required (first bad entry: {bad[:1]})")
+        bad = [i for i, e in enumerate(request.entries) if id_problem(e.user_id) or id_problem(e.space_id)]
+        check.check(not bad, "entries", f"user_id and space_id must be ids (first bad entry: {bad[:1]})")
         check.raise_if_any("ReportPresence has invalid fields")
         _require_own_gateway(request.gateway_id, caller)
         spaces = {entry.space_id for entry in request.entries}
@@ -142,23 +144,22 @@ class PresenceApi(presence_service_pb2_grpc.PresenceServiceServicer):
     async def GetSpacePresence(
         self, request: pb.GetSpacePresenceRequest, caller: Caller
     ) -> pb.GetSpacePresenceResponse:
-        if not request.space_id:
-            raise InvalidArgument("space_id is required", [FieldViolation("space_id", "required")])
-        page = parse_page(request.page_size, request.page_token, request.space_id)
-        await self._require_known(request.space_id)
-        owner = self.peers.owner(request.space_id, caller)
+        space_id = require_id(request.space_id, "space_id")
+        page = parse_page(request.page_size, request.page_token, space_id)
+        await self._require_known(space_id)
+        owner = self.peers.owner(space_id, caller)
         if owner is not None:
             answer = await self.peers.ask(
                 owner, "GetSpacePresence", request, pb.GetSpacePresenceResponse, caller
             )
             if answer is not None:
                 return answer
-        state = self.streams.space(request.space_id)
+        state = self.streams.space(space_id)
         if state is None:
             return pb.GetSpacePresenceResponse(present_count=0, counts=pt.SpaceCounts())
         # Host, co-hosts, speakers, listeners (as the room says), then anyone not (yet) a member;
         # each in the order they connected.
-        roles = {m.user_id: ROLE_ORDER.get(m.role, 9) for m in self.board.snapshot(request.space_id)}
+        roles = {m.user_id: ROLE_ORDER.get(m.role, 9) for m in self.board.snapshot(space_id)}
 
         def key(item) -> tuple[int, int, str]:
             user, (_gateway, connected_at, _last_seen) = item
@@ -167,7 +168,7 @@ class PresenceApi(presence_service_pb2_grpc.PresenceServiceServicer):
         chunk, token = paginate(sorted(state["present"].items(), key=key), page, key)
         return pb.GetSpacePresenceResponse(
             present_count=len(state["present"]),
-            counts=self._counts(request.space_id),
+            counts=self._counts(space_id),
             users=[_present_user(user, entry) for user, entry in chunk],
             next_page_token=token,
         )
@@ -197,19 +198,18 @@ class PresenceApi(presence_service_pb2_grpc.PresenceServiceServicer):
 
     @server_stream
     async def WatchSpace(self, request: pb.WatchSpaceRequest, caller: Caller):
-        if not request.space_id:
-            raise InvalidArgument("space_id is required", [FieldViolation("space_id", "required")])
-        await self._require_known(request.space_id)
-        watcher = self.board.watch(request.space_id)
+        space_id = require_id(request.space_id, "space_id")
+        await self._require_known(space_id)
+        watcher = self.board.watch(space_id)
         try:
             while True:
                 if watcher.needs_snapshot:
                     watcher.needs_snapshot = False
-                    counts = await self._counts_from_owner(request.space_id, caller)
-                    members = self.board.snapshot(request.space_id)
-                    space = await self.board.space(request.space_id)
+                    counts = await self._counts_from_owner(space_id, caller)
+                    members = self.board.snapshot(space_id)
+                    space = await self.board.space(space_id)
                     snapshot = pt.SpaceSnapshot(
-                        space_id=request.space_id, members=members, counts=counts, space=space
+                        space_id=space_id, members=members, counts=counts, space=space
                     )
                     yield pb.WatchSpaceResponse(snapshot=snapshot)
                     continue
@@ -230,8 +230,7 @@ class PresenceApi(presence_service_pb2_grpc.PresenceServiceServicer):
     async def GetUserPresence(
         self, request: pb.GetUserPresenceRequest, caller: Caller
     ) -> pb.GetUserPresenceResponse:
-        if not request.user_id:
-            raise InvalidArgument("user_id is required", [FieldViolation("user_id", "required")])
+        require_id(request.user_id, "user_id")
         # The board (complete on every replica) says where the user is connected; the owning
         # replica's table confirms it and has the details.
         for space_id in self.board.connected_in(request.user_id):

@@ -10,7 +10,7 @@ from libs.domain.errors import FailedPrecondition, FieldViolation, InvalidArgume
 from libs.domain.reasons import Reason
 from libs.grpckit.handlers import Authenticator, Caller, server_stream, unary
 from libs.grpckit.pagination import micros, paginate, parse_page
-from libs.grpckit.validation import duration_field, require_id, timestamp_field
+from libs.grpckit.validation import duration_field, optional_id, require_id, timestamp_field
 from podium.replay.v1 import replay_events_pb2 as rpe
 from podium.replay.v1 import replay_service_pb2 as pb
 from podium.replay.v1 import replay_service_pb2_grpc
@@ -153,7 +153,7 @@ class ReplayApi(replay_service_pb2_grpc.ReplayServiceServicer):
 
     @unary
     async def ListReplays(self, request: pb.ListReplaysRequest, caller: Caller) -> pb.ListReplaysResponse:
-        host_id = request.host_id.strip() or caller.user_id
+        host_id = optional_id(request.host_id, "host_id") or caller.user_id
         page = parse_page(request.page_size, request.page_token, host_id)
         roles = caller.identity.roles
         hosted = await self.catalog.by_host(host_id, caller.user_id)

@@ -19,7 +19,7 @@ from libs.events.ids import new_id
 from libs.grpckit.handlers import USERS_AND_GATEWAYS, Authenticator, Caller, unary
 from libs.grpckit.pagination import paginate, parse_page
 from libs.grpckit.rate_limits import INVITE, JOIN, SPEAK_REQUEST, RateLimiter
-from libs.grpckit.validation import duration_field, require_id, timestamp_field
+from libs.grpckit.validation import duration_field, optional_id, require_id, timestamp_field
 from libs.routing.hash_ring import HashRing, Node
 from podium.room.v1 import room_service_pb2 as pb
 from podium.room.v1 import room_service_pb2_grpc, room_types_pb2
@@ -160,8 +160,9 @@ class RoomApi(room_service_pb2_grpc.RoomServiceServicer):
         _check_states(check, request.states)
         check.raise_if_any()
         states = frozenset(request.states)
-        page = parse_page(request.page_size, request.page_token, [sorted(states), request.host_user_id])
-        spaces, next_token = await self.directory.query(states, request.host_user_id, page)
+        host_user_id = optional_id(request.host_user_id, "host_user_id")
+        page = parse_page(request.page_size, request.page_token, [sorted(states), host_user_id])
+        spaces, next_token = await self.directory.query(states, host_user_id, page)
         return pb.ListSpacesResponse(spaces=spaces, next_page_token=next_token)
 
     @unary
