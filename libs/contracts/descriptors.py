@@ -41,7 +41,9 @@ def main() -> None:
         build(built)
         if args.check:
             if not OUT.exists() or OUT.read_bytes() != built.read_bytes():
-                sys.exit("docs/podium.binpb is stale: run `python -m libs.contracts.descriptors` and commit it")
+                sys.exit(
+                    "docs/podium.binpb is stale: run `python -m libs.contracts.descriptors` and commit it"
+                )
             print("docs/podium.binpb is current")
             return
         OUT.write_bytes(built.read_bytes())
