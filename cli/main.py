@@ -213,7 +213,7 @@ def events_tail(
     topic: list[str] = typer.Option(
         [],
         "--topic",
-        help="Topic(s) to read; default: every Podium event topic (room, moderation, presence).",
+        help="Topic(s) to read; default: every Podium event topic (room, moderation, presence, media, replay).",
     ),
     space: str = typer.Option("", "--space", help="Only this Space's events."),
     event_type: str = typer.Option("", "--type", help="Only this event type (full or short name)."),
@@ -226,18 +226,27 @@ def events_tail(
         "", help="Kafka bootstrap servers; default: KAFKA_BOOTSTRAP_SERVERS or `podium up`'s."
     ),
 ) -> None:
-    """Print events as they are (or were) published, decoded."""
+    """Print events as they are (or were) published, decoded; and a line for each record that is not
+    (where it is and why), in its place in the stream."""
     from libs.config.settings import PodiumSettings
-    from libs.events.tail import Filters, TailError, as_json, as_line, tail
-    from libs.events.topics import MODERATION_EVENTS, PRESENCE_EVENTS, ROOM_EVENTS
+    from libs.events.tail import Filters, TailError, Undecodable, as_json, as_line, tail
+    from libs.events.topics import EVENT_TOPICS
 
     bootstrap = bootstrap_or_exit(bootstrap)
-    topics = topic or [ROOM_EVENTS.name, MODERATION_EVENTS.name, PRESENCE_EVENTS.name]
+    topics = topic or [t.name for t in EVENT_TOPICS]
     settings = PodiumSettings(kafka_bootstrap_servers=bootstrap)
+
+    def undecodable(record: Undecodable) -> None:
+        typer.echo(record.as_json() if as_json_lines else record.as_line())
 
     async def run() -> None:
         async for envelope, payload in tail(
-            settings, topics, Filters(space, event_type), from_beginning=from_beginning, follow=follow
+            settings,
+            topics,
+            Filters(space, event_type),
+            from_beginning=from_beginning,
+            follow=follow,
+            undecodable=undecodable,
         ):
             typer.echo(as_json(envelope, payload) if as_json_lines else as_line(envelope, payload))
 
@@ -271,48 +280,56 @@ def events_export(
     until: str = typer.Option("", "--until", help="ISO 8601 time (exclusive); default: now."),
     fmt: str = typer.Option("jsonl", "--format", help="jsonl or parquet."),
     out: Path = typer.Option(..., "--out", help="The file to write."),
-    topic: list[str] = typer.Option([], "--topic", help="Topic(s); default: every Podium event topic."),
+    topic: list[str] = typer.Option(
+        [],
+        "--topic",
+        help="Topic(s); default: every Podium event topic (room, moderation, presence, media, replay).",
+    ),
     bootstrap: str = typer.Option(
         "", help="Kafka bootstrap servers; default: KAFKA_BOOTSTRAP_SERVERS or `podium up`'s."
     ),
 ) -> None:
-    """Export events from a time range, one row per event (Parquet: the payload in typed columns)."""
+    """Export events from a time range, one row per event, each once (Parquet: the payload in typed
+    columns). Streams: memory does not grow with the log."""
     from datetime import UTC, datetime
 
     from rich.progress import Progress, SpinnerColumn, TextColumn
 
     from libs.config.settings import PodiumSettings
-    from libs.events.export import collect, write
+    from libs.events.export import FORMATS, export
     from libs.events.tail import TailError
-    from libs.events.topics import MODERATION_EVENTS, PRESENCE_EVENTS, ROOM_EVENTS
+    from libs.events.topics import EVENT_TOPICS
 
-    if fmt not in ("jsonl", "parquet"):
+    if fmt not in FORMATS:
         console.print(f"[red]--format {fmt!r}: use jsonl or parquet[/red]")
         raise typer.Exit(2)
     start = _time_or_exit(since, "--since", datetime(1970, 1, 1, tzinfo=UTC))
     end = _time_or_exit(until, "--until", datetime.now(UTC))
     settings = PodiumSettings(kafka_bootstrap_servers=bootstrap_or_exit(bootstrap))
-    topics = topic or [ROOM_EVENTS.name, MODERATION_EVENTS.name, PRESENCE_EVENTS.name]
+    topics = topic or [t.name for t in EVENT_TOPICS]
     with Progress(
         SpinnerColumn(), TextColumn("{task.description}"), console=console, transient=True
     ) as progress:
-        task = progress.add_task("reading events: 0", total=None)
+        task = progress.add_task("writing events: 0", total=None)
         count = 0
 
         def tick() -> None:
             nonlocal count
             count += 1
             if count % 500 == 0:
-                progress.update(task, description=f"reading events: {count}")
+                progress.update(task, description=f"writing events: {count}")
 
         try:
-            events = asyncio.run(collect(settings, topics, start, end, tick))
+            result = asyncio.run(export(settings, topics, start, end, out, fmt, tick))
         except TailError as e:
             console.print(f"[red]{e}[/red]")
             raise typer.Exit(2) from e
-        progress.update(task, description=f"writing {len(events)} events to {out}")
-        written = write(events, out, fmt)
-    console.print(f"wrote {written} events to {out} ({fmt})")
+    for record in result.first_undecodable:
+        console.print(f"[yellow]skipped {record.as_line()}[/yellow]", highlight=False)
+    console.print(
+        f"wrote {result.written} events to {out} ({fmt}); dropped {result.duplicates} duplicates, "
+        f"skipped {result.undecodable} undecodable records"
+    )
 
 
 @app.command()

@@ -41,7 +41,8 @@ async def test_the_duckdb_recipe_reads_the_room_topic_from_the_descriptor_set_al
     ]
     envelopes = event_samples.envelopes(space_id, room_events)
     records = event_samples.as_records(envelopes)
-    await event_samples.write(broker.bootstrap, [*records, records[0]])  # the first one twice
+    garbage = (ROOM_EVENTS.name, space_id, b"\xff not an envelope")
+    await event_samples.write(broker.bootstrap, [*records, garbage, records[0]])  # the first one twice
 
     script = tmp_path / "recipe.py"
     script.write_text(f"SPACE = {space_id!r}\n" + recipe("duckdb") + REPORT)
@@ -58,10 +59,9 @@ async def test_the_duckdb_recipe_reads_the_room_topic_from_the_descriptor_set_al
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["imported"] == []
+    assert f"skipped {ROOM_EVENTS.name}:" in result.stdout
     assert [event_type for event_type, _ in report["rows"]] == [e.event_type for e in envelopes]  # once each
-    payloads = {}  # the first of each type: every field set
-    for event_type, payload in report["rows"]:
-        payloads.setdefault(event_type, json.loads(payload))
+    payloads = {event_type: json.loads(payload) for event_type, payload in report["rows"]}  # the full ones
     created = payloads["podium.room.v1.SpaceCreated"]
     assert created["title"] == "sample-title" and created["scheduledStart"] == "2026-11-24T12:00:00Z"
     assert [space_id, "sample-title"] in report["titles"]

@@ -65,13 +65,14 @@ def _scalar(field: FieldDescriptor):
 
 
 def samples(space_id: str) -> list[Message]:
-    """Two payloads of every event type: every field set, then only `space_id`."""
+    """Two payloads of every event type: only `space_id` set, then every field (the order that once
+    crashed the Parquet export, which took a column's type from the first row that had a value)."""
     found = []
     for event_type in event_types():
         cls = message_class(event_type)
         full = fill(cls())
         bare = cls()
-        for payload in (full, bare):
+        for payload in (bare, full):
             if "space_id" in cls.DESCRIPTOR.fields_by_name:
                 payload.space_id = space_id
             found.append(payload)
