@@ -398,31 +398,46 @@ def state(
 @app.command()
 def report(
     space: str = typer.Option(..., "--space", help="The Space's id."),
-    png: Path = typer.Option(None, "--png", help="Also write a plot: listeners over time and speaking time."),
+    png: Path = typer.Option(
+        None, "--png", help="Also write a plot: listeners over time, speaking-role and talking time."
+    ),
     bootstrap: str = typer.Option(
         "", help="Kafka bootstrap servers; default: KAFKA_BOOTSTRAP_SERVERS or `podium up`'s."
     ),
 ) -> None:
-    """Summarise a Space from its events: listeners, speaking time, requests to speak, joins by source."""
+    """Summarise a Space from its events: listeners, time in a speaking role and talking time, requests
+    to speak, joins by source."""
     from libs.analytics.space_report import build, plot
     from libs.config.settings import PodiumSettings
     from libs.events.tail import TailError, space_history
-    from libs.events.topics import ROOM_EVENTS
+    from libs.events.topics import MEDIA_EVENTS, ROOM_EVENTS
 
     settings = PodiumSettings(kafka_bootstrap_servers=bootstrap_or_exit(bootstrap))
 
+    async def histories():
+        room = await space_history(settings, ROOM_EVENTS.name, space)
+        try:
+            media = await space_history(settings, MEDIA_EVENTS.name, space)
+        except TailError:
+            media = []  # no media topic: nobody has talked anywhere yet
+        return room, media
+
     try:
-        events = asyncio.run(space_history(settings, ROOM_EVENTS.name, space))
+        events, media_events = asyncio.run(histories())
     except TailError as e:
         console.print(f"[red]{e}[/red]")
         raise typer.Exit(2) from e
     if not events:
         console.print(f"[red]no events for Space {space}[/red]")
         raise typer.Exit(1)
-    summary = build(space, events)
+    summary = build(space, events, media_events)
     table = Table(title=f"{summary.title} ({space})", show_header=False)
     duration = summary.duration
     wait = summary.median_wait_seconds
+
+    def minutes(seconds: dict[str, float]) -> str:
+        return ", ".join(f"{u}: {s / 60:.1f} min" for u, s in seconds.items()) or "-"
+
     for name, value in [
         ("host", summary.host_user_id),
         ("duration", f"{duration.total_seconds() / 60:.1f} min" if duration else "still live"),
@@ -432,7 +447,8 @@ def report(
         ("joins by source", ", ".join(f"{k}: {v}" for k, v in summary.joins_by_source.items())),
         ("requests to speak", f"{summary.speak_requests} ({summary.speak_requests_approved} approved)"),
         ("median wait to speak", f"{wait:.0f} s" if wait is not None else "-"),
-        ("speaking time", ", ".join(f"{u}: {s / 60:.1f} min" for u, s in summary.speaking_seconds.items())),
+        ("time in a speaking role", minutes(summary.speaking_role_seconds)),
+        ("talking time", minutes(summary.talking_seconds)),
     ]:
         table.add_row(name, str(value))
     console.print(table)
