@@ -38,6 +38,9 @@ Every record's value is a `podium.common.v1.EventEnvelope` whose `payload` (a
 `google.protobuf.Any`) holds one of the events below; `event_type` is the
 payload's full name. Records are keyed by Space id (moderation's blocks: by the
 blocking host's user id), so one Space's events from one producer stay in order.
+Every type, with its imports and these comments, is in the descriptor set
+`docs/podium.binpb`; docs/analysts.md shows how to decode any topic with it
+alone, and `docs/asyncapi.json` describes every topic's key, headers and value.
 
 Guarantees: per Space and producer, events arrive in `stream_version` order;
 delivery is at least once, so drop duplicates by `(producer, stream_id,
