@@ -267,6 +267,7 @@ def _upcast(stats: dict) -> None:
     """Figures written before listeners settled: everyone listening then counts as settled."""
     if "pending" not in stats:
         stats["pending"], stats["settled"] = {}, stats["listeners"]
+        stats["peak"] = max(stats["peak"], stats["settled"])
 
 
 def _first_delivery(stats: dict, stream_id: str, version: int) -> bool:

@@ -157,3 +157,13 @@ def test_a_snapshot_counts_the_listeners_settled_by_its_moment():
     assert snapshot(stats, joined + 0.5).peak_listeners == 0  # not settled yet
     settled = snapshot(stats, seconds_after(script[-1][1], 1).timestamp())
     assert (settled.peak_listeners, settled.unique_listeners, settled.current_listeners) == (1, 1, 1)
+
+
+def test_figures_stored_before_listeners_settled_go_on_from_where_they_were():
+    stats, members, _ = _fold(SCRIPT[:6])  # ana, ben, cat listening for minutes
+    for key in ("pending", "settled"):
+        del stats[key]  # as a table written by the previous release holds it
+    for version, (event, when) in enumerate(SCRIPT[6:], start=7):
+        apply_room(stats, members, event, when.timestamp(), version)
+    final = snapshot(stats, T0.timestamp() + 20 * MINUTE, final=True)
+    assert (final.peak_listeners, final.unique_listeners) == (3, 3)
