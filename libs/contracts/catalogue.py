@@ -83,7 +83,8 @@ def _comments(file: descriptor_pb2.FileDescriptorProto) -> dict[tuple, str]:
 EXAMPLES: dict[str, dict] = {
     "podium.room.v1.SpaceCreated": {"topics": ["music"], "language": "en"},
     "podium.room.v1.SpaceUpdated": {
-        "changedFields": ["title", "scheduledStart"],
+        "changedFields": ["title", "scheduled_start"],  # field names, as UpdateSpace's mask has them
+        "scheduledStart": "2026-11-24T18:00:00Z",
         "title": "Friday audio hangout, part 2",
         **dict.fromkeys(("description", "joinPolicy", "recordingEnabled", "topics", "language")),
     },
@@ -104,9 +105,13 @@ EXAMPLES: dict[str, dict] = {
     "podium.presence.v1.ParticipantTimedOut": {"massTimeOut": None},
     "podium.media.v1.SpeakerStoppedTalking": {"talkedMs": 4200},
     "podium.replay.v1.ReplayFinalized": {
+        "duration": "1800s",
         "sizeBytes": "14400000",
         "speakerIds": ["example-host", "example-speaker"],
+        "recordingStartedAt": "2026-11-24T12:00:05Z",
+        "endedAt": "2026-11-24T12:30:10Z",
     },
+    "podium.room.v1.InviteLinkCreated": {"expiresAt": "2026-11-25T12:00:00Z"},
     "podium.analytics.v1.SpaceStats": {
         "asOf": "2026-11-24T12:30:00Z",
         "final": True,
