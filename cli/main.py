@@ -213,7 +213,7 @@ def events_tail(
     topic: list[str] = typer.Option(
         [],
         "--topic",
-        help="Topic(s) to read; default: every Podium event topic (room, moderation, presence).",
+        help="Topic(s) to read; default: every Podium event topic (room, moderation, presence, media, replay).",
     ),
     space: str = typer.Option("", "--space", help="Only this Space's events."),
     event_type: str = typer.Option("", "--type", help="Only this event type (full or short name)."),
@@ -226,18 +226,27 @@ def events_tail(
         "", help="Kafka bootstrap servers; default: KAFKA_BOOTSTRAP_SERVERS or `podium up`'s."
     ),
 ) -> None:
-    """Print events as they are (or were) published, decoded."""
+    """Print events as they are (or were) published, decoded; and a line for each record that is not
+    (where it is and why), in its place in the stream."""
     from libs.config.settings import PodiumSettings
-    from libs.events.tail import Filters, TailError, as_json, as_line, tail
-    from libs.events.topics import MODERATION_EVENTS, PRESENCE_EVENTS, ROOM_EVENTS
+    from libs.events.tail import Filters, TailError, Undecodable, as_json, as_line, tail
+    from libs.events.topics import EVENT_TOPICS
 
     bootstrap = bootstrap_or_exit(bootstrap)
-    topics = topic or [ROOM_EVENTS.name, MODERATION_EVENTS.name, PRESENCE_EVENTS.name]
+    topics = topic or [t.name for t in EVENT_TOPICS]
     settings = PodiumSettings(kafka_bootstrap_servers=bootstrap)
+
+    def undecodable(record: Undecodable) -> None:
+        typer.echo(record.as_json() if as_json_lines else record.as_line())
 
     async def run() -> None:
         async for envelope, payload in tail(
-            settings, topics, Filters(space, event_type), from_beginning=from_beginning, follow=follow
+            settings,
+            topics,
+            Filters(space, event_type),
+            from_beginning=from_beginning,
+            follow=follow,
+            undecodable=undecodable,
         ):
             typer.echo(as_json(envelope, payload) if as_json_lines else as_line(envelope, payload))
 
@@ -271,48 +280,56 @@ def events_export(
     until: str = typer.Option("", "--until", help="ISO 8601 time (exclusive); default: now."),
     fmt: str = typer.Option("jsonl", "--format", help="jsonl or parquet."),
     out: Path = typer.Option(..., "--out", help="The file to write."),
-    topic: list[str] = typer.Option([], "--topic", help="Topic(s); default: every Podium event topic."),
+    topic: list[str] = typer.Option(
+        [],
+        "--topic",
+        help="Topic(s); default: every Podium event topic (room, moderation, presence, media, replay).",
+    ),
     bootstrap: str = typer.Option(
         "", help="Kafka bootstrap servers; default: KAFKA_BOOTSTRAP_SERVERS or `podium up`'s."
     ),
 ) -> None:
-    """Export events from a time range, one row per event (Parquet: the payload in typed columns)."""
+    """Export events from a time range, one row per event, each once (Parquet: the payload in typed
+    columns). Streams: memory does not grow with the log."""
     from datetime import UTC, datetime
 
     from rich.progress import Progress, SpinnerColumn, TextColumn
 
     from libs.config.settings import PodiumSettings
-    from libs.events.export import collect, write
+    from libs.events.export import FORMATS, export
     from libs.events.tail import TailError
-    from libs.events.topics import MODERATION_EVENTS, PRESENCE_EVENTS, ROOM_EVENTS
+    from libs.events.topics import EVENT_TOPICS
 
-    if fmt not in ("jsonl", "parquet"):
+    if fmt not in FORMATS:
         console.print(f"[red]--format {fmt!r}: use jsonl or parquet[/red]")
         raise typer.Exit(2)
     start = _time_or_exit(since, "--since", datetime(1970, 1, 1, tzinfo=UTC))
     end = _time_or_exit(until, "--until", datetime.now(UTC))
     settings = PodiumSettings(kafka_bootstrap_servers=bootstrap_or_exit(bootstrap))
-    topics = topic or [ROOM_EVENTS.name, MODERATION_EVENTS.name, PRESENCE_EVENTS.name]
+    topics = topic or [t.name for t in EVENT_TOPICS]
     with Progress(
         SpinnerColumn(), TextColumn("{task.description}"), console=console, transient=True
     ) as progress:
-        task = progress.add_task("reading events: 0", total=None)
+        task = progress.add_task("writing events: 0", total=None)
         count = 0
 
         def tick() -> None:
             nonlocal count
             count += 1
             if count % 500 == 0:
-                progress.update(task, description=f"reading events: {count}")
+                progress.update(task, description=f"writing events: {count}")
 
         try:
-            events = asyncio.run(collect(settings, topics, start, end, tick))
+            result = asyncio.run(export(settings, topics, start, end, out, fmt, tick))
         except TailError as e:
             console.print(f"[red]{e}[/red]")
             raise typer.Exit(2) from e
-        progress.update(task, description=f"writing {len(events)} events to {out}")
-        written = write(events, out, fmt)
-    console.print(f"wrote {written} events to {out} ({fmt})")
+    for record in result.first_undecodable:
+        console.print(f"[yellow]skipped {record.as_line()}[/yellow]", highlight=False)
+    console.print(
+        f"wrote {result.written} events to {out} ({fmt}); dropped {result.duplicates} duplicates, "
+        f"skipped {result.undecodable} undecodable records"
+    )
 
 
 @app.command()
@@ -381,31 +398,46 @@ def state(
 @app.command()
 def report(
     space: str = typer.Option(..., "--space", help="The Space's id."),
-    png: Path = typer.Option(None, "--png", help="Also write a plot: listeners over time and speaking time."),
+    png: Path = typer.Option(
+        None, "--png", help="Also write a plot: listeners over time, speaking-role and talking time."
+    ),
     bootstrap: str = typer.Option(
         "", help="Kafka bootstrap servers; default: KAFKA_BOOTSTRAP_SERVERS or `podium up`'s."
     ),
 ) -> None:
-    """Summarise a Space from its events: listeners, speaking time, requests to speak, joins by source."""
+    """Summarise a Space from its events: listeners, time in a speaking role and talking time, requests
+    to speak, joins by source."""
     from libs.analytics.space_report import build, plot
     from libs.config.settings import PodiumSettings
     from libs.events.tail import TailError, space_history
-    from libs.events.topics import ROOM_EVENTS
+    from libs.events.topics import MEDIA_EVENTS, ROOM_EVENTS
 
     settings = PodiumSettings(kafka_bootstrap_servers=bootstrap_or_exit(bootstrap))
 
+    async def histories():
+        room = await space_history(settings, ROOM_EVENTS.name, space)
+        try:
+            media = await space_history(settings, MEDIA_EVENTS.name, space)
+        except TailError:
+            media = []  # no media topic: nobody has talked anywhere yet
+        return room, media
+
     try:
-        events = asyncio.run(space_history(settings, ROOM_EVENTS.name, space))
+        events, media_events = asyncio.run(histories())
     except TailError as e:
         console.print(f"[red]{e}[/red]")
         raise typer.Exit(2) from e
     if not events:
         console.print(f"[red]no events for Space {space}[/red]")
         raise typer.Exit(1)
-    summary = build(space, events)
+    summary = build(space, events, media_events)
     table = Table(title=f"{summary.title} ({space})", show_header=False)
     duration = summary.duration
     wait = summary.median_wait_seconds
+
+    def minutes(seconds: dict[str, float]) -> str:
+        return ", ".join(f"{u}: {s / 60:.1f} min" for u, s in seconds.items()) or "-"
+
     for name, value in [
         ("host", summary.host_user_id),
         ("duration", f"{duration.total_seconds() / 60:.1f} min" if duration else "still live"),
@@ -415,7 +447,8 @@ def report(
         ("joins by source", ", ".join(f"{k}: {v}" for k, v in summary.joins_by_source.items())),
         ("requests to speak", f"{summary.speak_requests} ({summary.speak_requests_approved} approved)"),
         ("median wait to speak", f"{wait:.0f} s" if wait is not None else "-"),
-        ("speaking time", ", ".join(f"{u}: {s / 60:.1f} min" for u, s in summary.speaking_seconds.items())),
+        ("time in a speaking role", minutes(summary.speaking_role_seconds)),
+        ("talking time", minutes(summary.talking_seconds)),
     ]:
         table.add_row(name, str(value))
     console.print(table)

@@ -20,7 +20,17 @@ the events alone, never of when or in which interleaving they were processed:
 a rebuild from the log gives the same values.
 
 Listeners are users in the listener role, including a speaker moved back to
-listening; unique listeners are users who joined as listeners.
+listening. Peak and unique listeners count a listener once the role has
+settled: held for `SETTLE_SECONDS`. So someone who joins and is made a speaker
+(or co-host) moments later counts as a speaker, never as a listener for the
+milliseconds before the promotion; a listening stretch that settles counts from
+then on. Unique listeners are the users with at least one settled listening
+stretch. Current listeners, listener-minutes and the per-window series count
+everyone in the listener role at the moment.
+
+Time in a speaking role (`speaking_role_seconds`: host, co-host, speaker) and
+talking time (`talking_seconds`: the media relay's `SpeakerStoppedTalking`) are
+separate figures: a host who never publishes audio holds the role, and talks 0 s.
 """
 
 from __future__ import annotations
@@ -45,6 +55,10 @@ SOURCES = {
 }
 
 
+#: A listener counts towards peak and unique listeners once the role has been held this long.
+SETTLE_SECONDS = 1.0
+
+
 def member_key(space_id: str, user_id: str) -> str:
     return f"{space_id}|{user_id}"
 
@@ -60,6 +74,8 @@ def empty(space_id: str, window_seconds: int) -> dict:
         "last_at": None,  # time of the last room event folded in (listener-seconds run to here)
         "roster": _dump_roster(ms.EMPTY),  # who is in and in which role: the membership fold
         "listeners": 0,
+        "settled": 0,  # listeners whose role has settled (held SETTLE_SECONDS)
+        "pending": {},  # user -> [since, counted before]: listening stretches not settled yet
         "peak": 0,
         "unique": 0,
         "listener_seconds": 0.0,
@@ -91,7 +107,9 @@ def apply_room(
         return []  # a duplicate delivery
     stats["room_version"] = version
     members = MembersAsOf(members, version)
+    _upcast(stats)
     closed = close_windows(stats, at) if is_live(stats) else []
+    _settle(stats, members, at)
     _advance(stats, at)
     roster = _roster(stats)
     user = ms.subject(event)
@@ -113,9 +131,6 @@ def apply_room(
         case rev.ParticipantJoined():
             source = SOURCES.get(event.source, "other")
             stats["joins"][source] = stats["joins"].get(source, 0) + 1
-            if after.role == rt.ROLE_LISTENER and not listened:
-                stats["unique"] += 1
-                listened = True
         case rev.SpeakRequested():
             stats["requests"] += 1
         case rev.SpeakRequestApproved():
@@ -125,21 +140,25 @@ def apply_room(
         case rev.SpaceEnded():
             for voice in list(stats["voices"]):
                 _voice_stops(stats, voice, at)
+            stats["pending"], stats["settled"] = {}, 0
             stats["ended_at"] = at
             closed += _close_final_window(stats, at)
     if user is not None:
-        was_voice = ms.role_of(roster, before) in ms.VOICES
-        is_voice = ms.role_of(after_roster, after) in ms.VOICES
-        if is_voice and not was_voice:
+        role_before, role_after = ms.role_of(roster, before), ms.role_of(after_roster, after)
+        if role_after in ms.VOICES and role_before not in ms.VOICES:
             _voice_starts(stats, user, at)
-        elif was_voice and not is_voice:
+        elif role_before in ms.VOICES and role_after not in ms.VOICES:
             _voice_stops(stats, user, at)
+        if role_after == rt.ROLE_LISTENER and role_before != rt.ROLE_LISTENER:
+            stats["pending"][user] = [at, listened]
+        elif role_before == rt.ROLE_LISTENER and role_after != rt.ROLE_LISTENER:
+            if stats["pending"].pop(user, None) is None:
+                stats["settled"] -= 1
         if after is not before or listened != bool(entry and entry["listened"]):
             members[key] = {"member": _dump_member(after), "listened": listened}
     if after_roster is not roster:
         stats["roster"] = _dump_roster(after_roster)
     stats["listeners"] = after_roster.listeners
-    stats["peak"] = max(stats["peak"], stats["listeners"])
     stats["window_peak"] = max(stats["window_peak"], stats["listeners"])
     return closed
 
@@ -177,6 +196,7 @@ def close_windows(stats: dict, until: float) -> list[an.ListenersInWindow]:
 
 def snapshot(stats: dict, as_of: float, *, final: bool = False) -> an.SpaceStats:
     """The figures as of `as_of` (no earlier than the last room event folded in)."""
+    peak, unique = _settled_by(stats, as_of)
     last = stats["last_at"]
     ongoing = stats["ended_at"] is None
     running = max(0.0, as_of - last) if last is not None and ongoing else 0.0
@@ -191,8 +211,8 @@ def snapshot(stats: dict, as_of: float, *, final: bool = False) -> an.SpaceStats
         as_of=_timestamp(as_of),
         final=final,
         current_listeners=stats["listeners"],
-        peak_listeners=stats["peak"],
-        unique_listeners=stats["unique"],
+        peak_listeners=peak,
+        unique_listeners=unique,
         listener_minutes=(stats["listener_seconds"] + stats["listeners"] * running) / 60,
         speaking_role_seconds=role_seconds,
         talking_seconds=stats["talking"],
@@ -209,6 +229,45 @@ def snapshot(stats: dict, as_of: float, *, final: bool = False) -> an.SpaceStats
     if stats["waits"]:
         out.median_wait_seconds = statistics.median(stats["waits"])
     return out
+
+
+def _settle(stats: dict, members: MutableMapping[str, dict], until: float) -> None:
+    """Counts the listening stretches that have lasted SETTLE_SECONDS by `until`, in the order they
+    settled: each raises the settled count (and the peak), and a user's first one the unique count."""
+    due = sorted(
+        (since, user) for user, (since, _) in stats["pending"].items() if since + SETTLE_SECONDS <= until
+    )
+    for _, user in due:
+        _, counted = stats["pending"].pop(user)
+        stats["settled"] += 1
+        stats["peak"] = max(stats["peak"], stats["settled"])
+        if not counted:
+            stats["unique"] += 1
+            key = member_key(stats["space_id"], user)
+            entry = members.get(key)
+            if entry is not None:
+                members[key] = {k: v for k, v in entry.items() if k not in ("version", "prior")} | {
+                    "listened": True
+                }
+
+
+def _settled_by(stats: dict, as_of: float) -> tuple[int, int]:
+    """Peak and unique listeners as of `as_of`, counting the stretches that will have settled by
+    then (without folding them in)."""
+    pending = stats.get("pending", {})
+    due = sorted(since for since, _ in pending.values() if since + SETTLE_SECONDS <= as_of)
+    peak = max(stats["peak"], stats.get("settled", 0) + len(due))
+    unique = stats["unique"] + sum(
+        1 for since, counted in pending.values() if since + SETTLE_SECONDS <= as_of and not counted
+    )
+    return peak, unique
+
+
+def _upcast(stats: dict) -> None:
+    """Figures written before listeners settled: everyone listening then counts as settled."""
+    if "pending" not in stats:
+        stats["pending"], stats["settled"] = {}, stats["listeners"]
+        stats["peak"] = max(stats["peak"], stats["settled"])
 
 
 def _first_delivery(stats: dict, stream_id: str, version: int) -> bool:

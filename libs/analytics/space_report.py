@@ -1,7 +1,7 @@
 """A Space's summary for `podium report`, computed from its events alone: who came, who spoke, who asked.
 
 Pure: give it the Space's room events with the times they occurred, in log
-order, and it returns the figures. They are analytics' own figures, folded by
+order (and its media events, for talking time), and it returns the figures. They are analytics' own figures, folded by
 the same code (`libs.analytics.space_figures`), so the report and the
 published SpaceStats never disagree. Event time only, so rebuilding from the
 log always gives the same report.
@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from libs.analytics.space_figures import apply_room, empty, snapshot
+from libs.analytics.space_figures import apply_room, apply_talking, empty, snapshot
 
 
 @dataclass
@@ -29,7 +29,8 @@ class SpaceReport:
     speak_requests: int = 0
     speak_requests_approved: int = 0
     median_wait_seconds: float | None = None
-    speaking_seconds: dict[str, float] = field(default_factory=dict)  # time each user held a speaking role
+    speaking_role_seconds: dict[str, float] = field(default_factory=dict)  # host, co-host or speaker
+    talking_seconds: dict[str, float] = field(default_factory=dict)  # actually talking (the media relay)
     listeners_over_time: list[tuple[datetime, int]] = field(default_factory=list)
 
     @property
@@ -39,9 +40,15 @@ class SpaceReport:
         return None
 
 
-def build(space_id: str, events: list[tuple[object, datetime]]) -> SpaceReport:
+def build(
+    space_id: str, events: list[tuple[object, datetime]], media_events: list[tuple[object, datetime]] = ()
+) -> SpaceReport:
+    """The report from the Space's room events and, for talking time, its media events (each list in
+    stream order, each event once)."""
     report = SpaceReport(space_id)
     stats, members = empty(space_id, 60), {}
+    for version, (event, _) in enumerate(media_events, start=1):
+        apply_talking(stats, "media", version, event)
     last = None
     for version, (event, at) in enumerate(events, start=1):
         apply_room(stats, members, event, at.timestamp(), version)
@@ -65,7 +72,8 @@ def build(space_id: str, events: list[tuple[object, datetime]]) -> SpaceReport:
     )
     if figures.HasField("median_wait_seconds"):
         report.median_wait_seconds = figures.median_wait_seconds
-    report.speaking_seconds = dict(figures.speaking_role_seconds)
+    report.speaking_role_seconds = dict(figures.speaking_role_seconds)
+    report.talking_seconds = dict(figures.talking_seconds)
     return report
 
 
@@ -74,7 +82,7 @@ def _time(seconds: float | None) -> datetime | None:
 
 
 def plot(report: SpaceReport, path) -> None:
-    """A PNG: listeners over time, and speaking time per speaker."""
+    """A PNG: listeners over time, and per person the time in a speaking role beside the time talking."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -86,9 +94,20 @@ def plot(report: SpaceReport, path) -> None:
         xs = [(at - start).total_seconds() / 60 for at, _ in report.listeners_over_time]
         left.step(xs, [n for _, n in report.listeners_over_time], where="post")
     left.set(title="Listeners over time", xlabel="minutes since the first event", ylabel="listeners")
-    speakers = sorted(report.speaking_seconds.items(), key=lambda item: -item[1])
-    right.barh([u for u, _ in speakers], [s / 60 for _, s in speakers])
-    right.set(title="Speaking time", xlabel="minutes")
+    people = sorted(report.speaking_role_seconds, key=lambda u: -report.speaking_role_seconds[u])
+    rows = range(len(people))
+    right.barh(
+        [r + 0.2 for r in rows],
+        [report.speaking_role_seconds[u] / 60 for u in people],
+        0.4,
+        label="in a speaking role",
+    )
+    right.barh(
+        [r - 0.2 for r in rows], [report.talking_seconds.get(u, 0) / 60 for u in people], 0.4, label="talking"
+    )
+    right.set_yticks(list(rows), people)
+    right.set(title="Speaking role and talking time", xlabel="minutes")
+    right.legend()
     figure.suptitle(f"{report.title or report.space_id}")
     figure.tight_layout()
     figure.savefig(path, dpi=100)

@@ -1,14 +1,16 @@
 """Reading Podium's topics as an analyst would: decoded, filtered, one line per event.
 
-Used by `podium events tail`. Reads every partition without a consumer group
-(it never moves anyone's offsets), from the beginning or from now.
+Used by `podium events tail` and `export`. Reads every partition without a
+consumer group (it never moves anyone's offsets), from the beginning or from
+now. A record that does not decode (an event type this build does not know, a
+corrupt value) is never dropped silently: the caller is told where it is and why.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -18,7 +20,6 @@ from google.protobuf import json_format
 from libs.config.settings import PodiumSettings
 from libs.events.envelope import EventEnvelope, decode, occurred_at
 from libs.events.kafka import log_end_offsets, make_reader, partitions_of
-from libs.events.registry import UnknownEventType
 
 
 class TailError(Exception):
@@ -39,6 +40,23 @@ class Filters:
         ):
             return False
         return True
+
+
+@dataclass(frozen=True)
+class Undecodable:
+    """A record that is not a Podium event this build can read."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: str
+    reason: str
+
+    def as_line(self) -> str:
+        return f"undecodable record {self.topic}:{self.partition}@{self.offset} (key {self.key or '-'}): {self.reason}"
+
+    def as_json(self) -> str:
+        return json.dumps({"undecodable": self.__dict__}, sort_keys=True)
 
 
 def as_line(envelope: EventEnvelope, payload) -> str:
@@ -67,8 +85,14 @@ async def tail(
     from_beginning: bool,
     follow: bool,
     connect_timeout: float = 10.0,
+    undecodable: Callable[[Undecodable], None] | None = None,
+    **reader_options,
 ) -> AsyncIterator[tuple[EventEnvelope, object]]:
-    reader = make_reader(settings, "podium-events-tail", request_timeout_ms=int(connect_timeout * 1000))
+    """The events on `topics` that pass `filters`, in log order per partition. Each record that does
+    not decode is passed to `undecodable` instead (when the Space filter allows its key)."""
+    reader = make_reader(
+        settings, "podium-events-tail", request_timeout_ms=int(connect_timeout * 1000), **reader_options
+    )
     try:
         await asyncio.wait_for(reader.start(), connect_timeout)
     except (KafkaConnectionError, TimeoutError, OSError) as e:
@@ -96,7 +120,11 @@ async def tail(
                 for record in records:
                     try:
                         envelope, payload = decode(record.value)
-                    except (UnknownEventType, Exception):
+                    except Exception as e:  # whatever the bytes are, the reader is told
+                        key = (record.key or b"").decode(errors="replace")
+                        if undecodable is not None and filters.space_id in ("", key):
+                            where = (record.topic, record.partition, record.offset, key)
+                            undecodable(Undecodable(*where, f"{type(e).__name__}: {e}"))
                         continue
                     if filters.match(envelope):
                         yield envelope, payload

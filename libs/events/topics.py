@@ -83,6 +83,9 @@ DEAD_LETTER = TopicSpec(
     retention_ms=14 * 24 * 3600 * 1000,
 )
 
+#: The topics whose records are EventEnvelopes: what `podium events tail` and `export` read by default.
+EVENT_TOPICS = (ROOM_EVENTS, MODERATION_EVENTS, PRESENCE_EVENTS, MEDIA_EVENTS, REPLAY_EVENTS)
+
 ALL_TOPICS = (
     ROOM_EVENTS,
     MODERATION_EVENTS,

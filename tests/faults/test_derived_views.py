@@ -163,7 +163,7 @@ def _figures_of_report(report) -> dict:
         report.speak_requests,
         report.speak_requests_approved,
         report.listener_minutes,
-        report.speaking_seconds,
+        report.speaking_role_seconds,
         report.median_wait_seconds or 0.0,
     )
 

@@ -16,7 +16,9 @@ import pytest
 from libs.auth.keys import KeySet
 from libs.auth.tokens import TokenVerifier
 from libs.config.settings import DEV_JWT_SECRET
+from podium.media.v1 import media_events_pb2 as mev
 from services.presence.projections.space_board_rows import SpaceBoardRows
+from tests.support import event_samples
 
 pytestmark = pytest.mark.integration
 
@@ -171,6 +173,11 @@ async def test_podium_report_summarises_a_space_and_plots_it(room, broker, tmp_p
     await host.ApproveSpeakRequest(space_id=space_id, user_id="report-ann")
     await ben.LeaveSpace(space_id=space_id)
     await host.EndSpace(space_id=space_id)
+    # What the media relay writes when ann stops talking (the relay itself is not needed here).
+    talked = mev.SpeakerStoppedTalking(space_id=space_id, user_id="report-ann", talked_ms=30_000)
+    await event_samples.write(
+        broker.bootstrap, event_samples.as_records(event_samples.envelopes(space_id, [talked]))
+    )
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap, "COLUMNS": "200"}
     png = tmp_path / "report.png"
     for _ in range(50):  # until the relay has published the end
@@ -179,11 +186,17 @@ async def test_podium_report_summarises_a_space_and_plots_it(room, broker, tmp_p
             break
         await asyncio.sleep(0.2)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert (
-        "peak listeners" in result.stdout
-        and "│ 2" in result.stdout.split("peak listeners")[1].splitlines()[0]
-    )
+
+    def row(name: str) -> str:
+        return result.stdout.split(name)[1].splitlines()[0]
+
+    # ann was promoted and ben left within milliseconds of joining: neither settled as a listener
+    assert "│ 0" in row("peak listeners") and "│ 0" in row("unique listeners")
     assert "1 (1 approved)" in result.stdout
+    assert "report-host:" in row("time in a speaking role") and "report-ann:" in row(
+        "time in a speaking role"
+    )
+    assert "report-ann: 0.5 min" in row("talking time") and "report-host" not in row("talking time")
     assert png.read_bytes()[:4] == b"\x89PNG"
 
 

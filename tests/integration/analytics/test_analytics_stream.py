@@ -104,13 +104,15 @@ async def test_a_scripted_space_gives_known_figures_and_a_rebuild_publishes_the_
     await host.ApproveSpeakRequest(space_id=space_id, user_id="stats-ana")
     await cat.LeaveSpace(space_id=space_id)
     await cat.JoinSpace(space_id=space_id)
-    await asyncio.sleep(0.5)
+    await asyncio.sleep(1.2)  # cat's second stretch settles (SETTLE_SECONDS)
     await host.EndSpace(space_id=space_id)
 
     stats, stats_offsets = await _final(broker.bootstrap, space_id)
     final = stats[-1]
-    # Known from the script: ana, ben, cat listened (cat twice), ana was approved, ben still waits.
-    assert (final.peak_listeners, final.unique_listeners, final.current_listeners) == (3, 3, 0)
+    # Known from the script: ana, ben, cat listened (cat twice, the second time long enough to settle),
+    # ana was approved, ben still waits. Whether cat's first, brief stretch settled before ana's
+    # promotion depends on how fast the calls ran: 2 or 3 at once.
+    assert (final.unique_listeners, final.current_listeners) == (3, 0) and final.peak_listeners in (2, 3)
     assert (final.speak_requests, final.speak_requests_approved) == (2, 1)
     assert dict(final.joins_by_source) == {"direct": 3, "host": 1, "invite link": 1}
     assert set(final.speaking_role_seconds) == {"stats-host", "stats-ana"}
@@ -119,7 +121,8 @@ async def test_a_scripted_space_gives_known_figures_and_a_rebuild_publishes_the_
     settings = PodiumSettings(kafka_bootstrap_servers=broker.bootstrap)
     report = build(space_id, await space_history(settings, ROOM_EVENTS.name, space_id))
     assert final.listener_minutes == pytest.approx(report.listener_minutes, abs=1e-6)
-    assert dict(final.speaking_role_seconds) == pytest.approx(report.speaking_seconds, abs=1e-6)
+    assert dict(final.speaking_role_seconds) == pytest.approx(report.speaking_role_seconds, abs=1e-6)
+    assert (final.peak_listeners, final.unique_listeners) == (report.peak_listeners, report.unique_listeners)
     assert final.median_wait_seconds == pytest.approx(report.median_wait_seconds, abs=1e-6)
     windows, window_offsets = await _outputs(
         broker.bootstrap, ANALYTICS_LISTENERS_PER_MINUTE.name, space_id, an.ListenersInWindow

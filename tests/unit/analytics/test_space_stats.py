@@ -42,7 +42,7 @@ def test_the_final_figures_match_hand_computed_values_and_the_report():
     assert dict(final.joins_by_source) == {"direct": 3, "host": 1, "invite link": 1}
     report = build(S, SCRIPT)  # `podium report` computes the same figures from the same events
     assert final.listener_minutes == pytest.approx(report.listener_minutes)
-    assert dict(final.speaking_role_seconds) == pytest.approx(report.speaking_seconds)
+    assert dict(final.speaking_role_seconds) == pytest.approx(report.speaking_role_seconds)
     assert (final.peak_listeners, final.unique_listeners) == (report.peak_listeners, report.unique_listeners)
 
 
@@ -146,3 +146,24 @@ def test_values_written_before_the_membership_fold_are_upcast_and_folding_goes_o
         apply_room(half, members, event, when.timestamp(), version)
     end = T0.timestamp() + 20 * MINUTE
     assert snapshot(half, end, final=True) == snapshot(whole, end, final=True)
+
+
+def test_a_snapshot_counts_the_listeners_settled_by_its_moment():
+    from tests.unit.analytics.test_space_report import _joined, seconds_after
+
+    script = [*SCRIPT[:3], _joined("ivy", seconds_after(T0, 60))]
+    stats, _, _ = _fold(script)
+    joined = script[-1][1].timestamp()
+    assert snapshot(stats, joined + 0.5).peak_listeners == 0  # not settled yet
+    settled = snapshot(stats, seconds_after(script[-1][1], 1).timestamp())
+    assert (settled.peak_listeners, settled.unique_listeners, settled.current_listeners) == (1, 1, 1)
+
+
+def test_figures_stored_before_listeners_settled_go_on_from_where_they_were():
+    stats, members, _ = _fold(SCRIPT[:6])  # ana, ben, cat listening for minutes
+    for key in ("pending", "settled"):
+        del stats[key]  # as a table written by the previous release holds it
+    for version, (event, when) in enumerate(SCRIPT[6:], start=7):
+        apply_room(stats, members, event, when.timestamp(), version)
+    final = snapshot(stats, T0.timestamp() + 20 * MINUTE, final=True)
+    assert (final.peak_listeners, final.unique_listeners) == (3, 3)

@@ -110,17 +110,25 @@ class SpaceStats(_message.Message):
     REPLAY_LISTENS_FIELD_NUMBER: _builtins.int
     ROOM_VERSION_FIELD_NUMBER: _builtins.int
     space_id: _builtins.str
+    """The Space."""
     title: _builtins.str
+    """The Space's title (its latest)."""
     host_user_id: _builtins.str
+    """The Space's host."""
     final: _builtins.bool
     """Set on the record published when the Space ended."""
     current_listeners: _builtins.int
+    """Users in the listener role at `as_of`."""
     peak_listeners: _builtins.int
+    """Most listeners at once, counting a listener once the role has settled (held a second), so a speaker promoted on joining is not one."""
     unique_listeners: _builtins.int
+    """Distinct users who listened (a listener role that settled) at some point."""
     listener_minutes: _builtins.float
     """Sum over listeners of the minutes each spent listening."""
     speak_requests: _builtins.int
+    """Requests to speak made."""
     speak_requests_approved: _builtins.int
+    """Requests to speak approved."""
     median_wait_seconds: _builtins.float
     """Median wait from request to approval, over approved requests; unset when there were none."""
     replay_listens: _builtins.int
@@ -132,9 +140,13 @@ class SpaceStats(_message.Message):
         """The moment these figures describe (a window boundary, or the Space's end)."""
 
     @_builtins.property
-    def started_at(self) -> _timestamp_pb2.Timestamp: ...
+    def started_at(self) -> _timestamp_pb2.Timestamp:
+        """When it went live; unset before."""
+
     @_builtins.property
-    def ended_at(self) -> _timestamp_pb2.Timestamp: ...
+    def ended_at(self) -> _timestamp_pb2.Timestamp:
+        """When it ended; unset while live."""
+
     @_builtins.property
     def speaking_role_seconds(self) -> _containers.ScalarMap[_builtins.str, _builtins.float]:
         """Seconds each user held a speaking role (host, co-host, speaker)."""
@@ -195,12 +207,19 @@ class ListenersInWindow(_message.Message):
     PEAK_LISTENERS_FIELD_NUMBER: _builtins.int
     LISTENERS_AT_END_FIELD_NUMBER: _builtins.int
     space_id: _builtins.str
+    """The Space."""
     window_seconds: _builtins.int
+    """Length of the window (60 by default)."""
     listeners_at_start: _builtins.int
+    """Users in the listener role when the window opened."""
     peak_listeners: _builtins.int
+    """Most users in the listener role at once within the window."""
     listeners_at_end: _builtins.int
+    """Users in the listener role when the window closed (0 for the window the Space ended in)."""
     @_builtins.property
-    def window_start(self) -> _timestamp_pb2.Timestamp: ...
+    def window_start(self) -> _timestamp_pb2.Timestamp:
+        """Start of the window."""
+
     def __init__(
         self,
         *,

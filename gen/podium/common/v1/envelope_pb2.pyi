@@ -66,6 +66,7 @@ class EventEnvelope(_message.Message):
     traceparent: _builtins.str
     """W3C trace context of the command that caused the event."""
     tracestate: _builtins.str
+    """W3C trace state that goes with `traceparent`; usually empty."""
     @_builtins.property
     def occurred_at(self) -> _timestamp_pb2.Timestamp:
         """When the event happened (when the command that caused it was accepted)."""

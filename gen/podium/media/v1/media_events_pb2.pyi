@@ -25,7 +25,9 @@ class SpeakerStartedTalking(_message.Message):
     SPACE_ID_FIELD_NUMBER: _builtins.int
     USER_ID_FIELD_NUMBER: _builtins.int
     space_id: _builtins.str
+    """The Space."""
     user_id: _builtins.str
+    """The speaker who started talking."""
     def __init__(
         self,
         *,
@@ -50,7 +52,9 @@ class SpeakerStoppedTalking(_message.Message):
     USER_ID_FIELD_NUMBER: _builtins.int
     TALKED_MS_FIELD_NUMBER: _builtins.int
     space_id: _builtins.str
+    """The Space."""
     user_id: _builtins.str
+    """The speaker who fell silent."""
     talked_ms: _builtins.int
     """How long this stretch of talking lasted."""
     def __init__(

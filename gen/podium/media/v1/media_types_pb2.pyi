@@ -32,6 +32,7 @@ class AudioFrame(_message.Message):
     AUDIO_LEVEL_DBOV_FIELD_NUMBER: _builtins.int
     OPUS_FIELD_NUMBER: _builtins.int
     space_id: _builtins.str
+    """The Space the frame is published to."""
     speaker_id: _builtins.str
     """The speaker; must match the caller's token."""
     sequence: _builtins.int
@@ -75,11 +76,17 @@ class RelayedFrame(_message.Message):
     OPUS_FIELD_NUMBER: _builtins.int
     RELAYED_AT_FIELD_NUMBER: _builtins.int
     speaker_id: _builtins.str
+    """The speaker."""
     sequence: _builtins.int
+    """The frame's sequence number in the speaker's publish stream."""
     audio_level_dbov: _builtins.int
+    """Audio level in dBov: 0 is loudest, -127 silence (RFC 6464)."""
     opus: _builtins.bytes
+    """One Opus packet (20 ms, 48 kHz)."""
     @_builtins.property
-    def captured_at(self) -> _timestamp_pb2.Timestamp: ...
+    def captured_at(self) -> _timestamp_pb2.Timestamp:
+        """When the frame was captured, on the speaker's clock."""
+
     @_builtins.property
     def relayed_at(self) -> _timestamp_pb2.Timestamp:
         """When the relay admitted the frame (relay clock), for publish-to-receive latency."""
@@ -114,10 +121,13 @@ class RecordingChunk(_message.Message):
     CHUNK_SEQUENCE_FIELD_NUMBER: _builtins.int
     FRAMES_FIELD_NUMBER: _builtins.int
     space_id: _builtins.str
+    """The Space."""
     speaker_id: _builtins.str
+    """The speaker whose frames these are."""
     relay_id: _builtins.str
     """The relay instance that recorded it, and its per-Space chunk counter, for deduplication."""
     chunk_sequence: _builtins.int
+    """The relay's per-Space counter of chunks: (`relay_id`, `chunk_sequence`) is unique."""
     @_builtins.property
     def frames(self) -> _containers.RepeatedCompositeFieldContainer[Global___RelayedFrame]:
         """The frames in order; each carries its capture time, so gaps are silence."""

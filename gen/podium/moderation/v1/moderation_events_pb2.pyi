@@ -37,8 +37,11 @@ class ParticipantMuted(_message.Message):
     DISTINCT_REPORTERS_FIELD_NUMBER: _builtins.int
     WINDOW_SECONDS_FIELD_NUMBER: _builtins.int
     space_id: _builtins.str
+    """The Space."""
     user_id: _builtins.str
+    """The speaker muted."""
     kind: _moderation_types_pb2.MuteKind.ValueType
+    """Who muted them: themselves (SELF), the host or a co-host (HOST), or the auto-mute after reports (AUTO)."""
     distinct_reporters: _builtins.int
     """For MUTE_KIND_AUTO, why: this many distinct users reported the speaker..."""
     window_seconds: _builtins.int
@@ -75,7 +78,9 @@ class ParticipantUnmuted(_message.Message):
     USER_ID_FIELD_NUMBER: _builtins.int
     LIFTED_FIELD_NUMBER: _builtins.int
     space_id: _builtins.str
+    """The Space."""
     user_id: _builtins.str
+    """The speaker unmuted."""
     lifted: _moderation_types_pb2.MuteKind.ValueType
     """The mute that was lifted."""
     def __init__(
@@ -103,8 +108,11 @@ class ParticipantRemoved(_message.Message):
     USER_ID_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     space_id: _builtins.str
+    """The Space."""
     user_id: _builtins.str
+    """The participant removed."""
     reason: _builtins.str
+    """Free text the host or co-host gave; may be empty."""
     def __init__(
         self,
         *,
@@ -129,7 +137,9 @@ class UserBlocked(_message.Message):
     HOST_USER_ID_FIELD_NUMBER: _builtins.int
     USER_ID_FIELD_NUMBER: _builtins.int
     host_user_id: _builtins.str
+    """The host who blocked (the record's key)."""
     user_id: _builtins.str
+    """The user blocked."""
     def __init__(
         self,
         *,
@@ -153,7 +163,9 @@ class UserUnblocked(_message.Message):
     HOST_USER_ID_FIELD_NUMBER: _builtins.int
     USER_ID_FIELD_NUMBER: _builtins.int
     host_user_id: _builtins.str
+    """The host who lifted the block (the record's key)."""
     user_id: _builtins.str
+    """The user no longer blocked."""
     def __init__(
         self,
         *,
@@ -180,10 +192,15 @@ class SpaceReported(_message.Message):
     TEXT_FIELD_NUMBER: _builtins.int
     REPORTER_USER_ID_FIELD_NUMBER: _builtins.int
     report_id: _builtins.str
+    """The report's id (ListReports, ResolveReport)."""
     space_id: _builtins.str
+    """The Space reported."""
     reason: _moderation_types_pb2.ReportReason.ValueType
+    """The reporter's reason, from a fixed list."""
     text: _builtins.str
+    """The reporter's own words; may be empty."""
     reporter_user_id: _builtins.str
+    """The participant who reported."""
     def __init__(
         self,
         *,
@@ -216,11 +233,17 @@ class ParticipantReported(_message.Message):
     TEXT_FIELD_NUMBER: _builtins.int
     REPORTER_USER_ID_FIELD_NUMBER: _builtins.int
     report_id: _builtins.str
+    """The report's id (ListReports, ResolveReport; an auto-mute's `report_ids`)."""
     space_id: _builtins.str
+    """The Space it happened in."""
     target_user_id: _builtins.str
+    """The participant reported."""
     reason: _moderation_types_pb2.ReportReason.ValueType
+    """The reporter's reason, from a fixed list."""
     text: _builtins.str
+    """The reporter's own words; may be empty."""
     reporter_user_id: _builtins.str
+    """The participant who reported."""
     def __init__(
         self,
         *,
@@ -251,10 +274,15 @@ class ReportResolved(_message.Message):
     NOTE_FIELD_NUMBER: _builtins.int
     RESOLVER_USER_ID_FIELD_NUMBER: _builtins.int
     report_id: _builtins.str
+    """The report resolved."""
     space_id: _builtins.str
+    """The Space of the report."""
     resolution: _moderation_types_pb2.Resolution.ValueType
+    """What trust and safety decided."""
     note: _builtins.str
+    """Trust and safety's note; may be empty."""
     resolver_user_id: _builtins.str
+    """Who resolved it (a user with the trust-and-safety role)."""
     def __init__(
         self,
         *,

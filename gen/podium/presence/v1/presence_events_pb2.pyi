@@ -73,9 +73,13 @@ class ParticipantConnected(_message.Message):
     GATEWAY_ID_FIELD_NUMBER: _builtins.int
     KIND_FIELD_NUMBER: _builtins.int
     space_id: _builtins.str
+    """The Space."""
     user_id: _builtins.str
+    """The user connected."""
     gateway_id: _builtins.str
+    """The gateway holding the connection."""
     kind: Global___ConnectKind.ValueType
+    """A new session, or a reconnect within the grace period after a time-out."""
     def __init__(
         self,
         *,
@@ -104,9 +108,13 @@ class ParticipantTimedOut(_message.Message):
     CAUSE_FIELD_NUMBER: _builtins.int
     MASS_TIME_OUT_FIELD_NUMBER: _builtins.int
     space_id: _builtins.str
+    """The Space."""
     user_id: _builtins.str
+    """The user whose connection is gone."""
     gateway_id: _builtins.str
+    """The gateway that held the connection."""
     cause: Global___TimeoutCause.ValueType
+    """Heartbeats stopped for the timeout, or the gateway reported itself gone."""
     mass_time_out: _builtins.bool
     """Part of a mass time-out: more of the Space (or of presence's partition) looked gone at once
     than presence's brake allows, so presence held these time-outs for one more period, and they

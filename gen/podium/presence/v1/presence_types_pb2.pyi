@@ -104,7 +104,9 @@ class HeartbeatBatch(_message.Message):
     GATEWAY_DISCONNECTED_FIELD_NUMBER: _builtins.int
     TICK_FIELD_NUMBER: _builtins.int
     gateway_id: _builtins.str
+    """The gateway reporting."""
     space_id: _builtins.str
+    """The Space its users are in; empty for a pulse, a gateway loss or a tick."""
     gateway_disconnected: _builtins.bool
     """Set instead of user_ids when the gateway is gone: drop all its users.
     Sent to every partition, since the gateway's users are in Spaces on all of them.
@@ -115,9 +117,13 @@ class HeartbeatBatch(_message.Message):
     is never evidence.
     """
     @_builtins.property
-    def user_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def user_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The users the gateway holds in that Space."""
+
     @_builtins.property
-    def sent_at(self) -> _timestamp_pb2.Timestamp: ...
+    def sent_at(self) -> _timestamp_pb2.Timestamp:
+        """Not set: the record's timestamp (when presence wrote it) is the time that counts."""
+
     def __init__(
         self,
         *,

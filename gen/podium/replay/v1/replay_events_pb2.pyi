@@ -51,17 +51,25 @@ class ReplayFinalized(_message.Message):
     RECORDING_STARTED_AT_FIELD_NUMBER: _builtins.int
     ENDED_AT_FIELD_NUMBER: _builtins.int
     space_id: _builtins.str
+    """The Space."""
     size_bytes: _builtins.int
+    """Size of the Ogg Opus file."""
     @_builtins.property
-    def duration(self) -> _duration_pb2.Duration: ...
+    def duration(self) -> _duration_pb2.Duration:
+        """Length of the mixed recording."""
+
     @_builtins.property
-    def speaker_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def speaker_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Everyone whose audio is in the recording."""
+
     @_builtins.property
     def recording_started_at(self) -> _timestamp_pb2.Timestamp:
         """When the recording's first frame was captured (offset 0 of the file)."""
 
     @_builtins.property
-    def ended_at(self) -> _timestamp_pb2.Timestamp: ...
+    def ended_at(self) -> _timestamp_pb2.Timestamp:
+        """When the Space ended."""
+
     def __init__(
         self,
         *,
@@ -82,12 +90,16 @@ Global___ReplayFinalized: _TypeAlias = ReplayFinalized  # noqa: Y015
 
 @_typing.final
 class ReplayDeleted(_message.Message):
+    """A replay was deleted, by its host or when its retention period ran out; its file is gone."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SPACE_ID_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     space_id: _builtins.str
+    """The Space."""
     reason: Global___DeletionReason.ValueType
+    """Deleted by the host, or when the retention period ran out."""
     def __init__(
         self,
         *,
@@ -111,7 +123,9 @@ class ReplayListened(_message.Message):
     SPACE_ID_FIELD_NUMBER: _builtins.int
     USER_ID_FIELD_NUMBER: _builtins.int
     space_id: _builtins.str
+    """The Space."""
     user_id: _builtins.str
+    """The listener (played or downloaded it)."""
     def __init__(
         self,
         *,

@@ -174,16 +174,27 @@ class SpaceCreated(_message.Message):
     TOPICS_FIELD_NUMBER: _builtins.int
     LANGUAGE_FIELD_NUMBER: _builtins.int
     space_id: _builtins.str
+    """The new Space's id."""
     host_user_id: _builtins.str
+    """The user who created it, and hosts it."""
     title: _builtins.str
+    """Its title (1 to 70 characters)."""
     description: _builtins.str
+    """Its description; may be empty."""
     join_policy: _room_types_pb2.JoinPolicy.ValueType
+    """Who may join: anyone, or only those invited (or holding an invite link)."""
     recording_enabled: _builtins.bool
+    """Whether it is recorded while live (a replay follows its end)."""
     language: _builtins.str
+    """Its language, a BCP 47 tag (for example `en`); may be empty."""
     @_builtins.property
-    def scheduled_start(self) -> _timestamp_pb2.Timestamp: ...
+    def scheduled_start(self) -> _timestamp_pb2.Timestamp:
+        """When the host plans to start it; unset for a Space created to start now."""
+
     @_builtins.property
-    def topics(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def topics(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Up to 3 topics from the deployment's list (`PODIUM_ROOM_SPACE_TOPICS`)."""
+
     def __init__(
         self,
         *,
@@ -223,17 +234,29 @@ class SpaceUpdated(_message.Message):
     TOPICS_FIELD_NUMBER: _builtins.int
     LANGUAGE_FIELD_NUMBER: _builtins.int
     space_id: _builtins.str
+    """The Space."""
     title: _builtins.str
+    """The new title, when `title` is in `changed_fields`."""
     description: _builtins.str
+    """The new description, when changed."""
     join_policy: _room_types_pb2.JoinPolicy.ValueType
+    """The new join policy, when changed."""
     recording_enabled: _builtins.bool
+    """Whether it is now recorded, when changed."""
     language: _builtins.str
+    """The new language, when changed."""
     @_builtins.property
-    def changed_fields(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def changed_fields(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The fields this update changed (field names of this message); only these carry values."""
+
     @_builtins.property
-    def scheduled_start(self) -> _timestamp_pb2.Timestamp: ...
+    def scheduled_start(self) -> _timestamp_pb2.Timestamp:
+        """The new scheduled start, when changed (subscribers are reminded of the move)."""
+
     @_builtins.property
-    def topics(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def topics(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The new topics, when changed."""
+
     def __init__(
         self,
         *,
@@ -264,7 +287,9 @@ class SpaceStarted(_message.Message):
     SPACE_ID_FIELD_NUMBER: _builtins.int
     HOST_USER_ID_FIELD_NUMBER: _builtins.int
     space_id: _builtins.str
+    """The Space."""
     host_user_id: _builtins.str
+    """The host, who is in the Space from now (a ParticipantJoined follows)."""
     def __init__(
         self,
         *,
@@ -288,7 +313,9 @@ class SpaceEnded(_message.Message):
     SPACE_ID_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     space_id: _builtins.str
+    """The Space."""
     reason: Global___EndReason.ValueType
+    """Why it ended: the host ended it, it was abandoned, or it expired unstarted."""
     def __init__(
         self,
         *,
@@ -311,6 +338,7 @@ class SpaceCancelled(_message.Message):
 
     SPACE_ID_FIELD_NUMBER: _builtins.int
     space_id: _builtins.str
+    """The Space."""
     def __init__(
         self,
         *,
@@ -336,9 +364,13 @@ class ParticipantJoined(_message.Message):
     SOURCE_FIELD_NUMBER: _builtins.int
     INVITE_LINK_ID_FIELD_NUMBER: _builtins.int
     space_id: _builtins.str
+    """The Space."""
     user_id: _builtins.str
+    """The user who joined."""
     role: _room_types_pb2.Role.ValueType
+    """Their role on joining: ROLE_HOST for the host, otherwise ROLE_LISTENER."""
     source: Global___JoinSource.ValueType
+    """How they got in: directly, with an invite link, invited, or as the host."""
     invite_link_id: _builtins.str
     """Id of the invite link used, when `source` is JOIN_SOURCE_INVITE_LINK."""
     def __init__(
@@ -370,9 +402,13 @@ class ParticipantLeft(_message.Message):
     PREVIOUS_ROLE_FIELD_NUMBER: _builtins.int
     MASS_TIME_OUT_FIELD_NUMBER: _builtins.int
     space_id: _builtins.str
+    """The Space."""
     user_id: _builtins.str
+    """The user who left."""
     reason: Global___LeaveReason.ValueType
+    """Why: they left, timed out (presence), were removed (moderation), or the Space ended."""
     previous_role: _room_types_pb2.Role.ValueType
+    """The role they held until they left."""
     mass_time_out: _builtins.bool
     """TIMED_OUT in a mass time-out (presence's `ParticipantTimedOut.mass_time_out`): a host or
     co-host who left this way does not make the Space abandoned on evidence.
@@ -403,8 +439,11 @@ class UsersInvited(_message.Message):
     SPACE_ID_FIELD_NUMBER: _builtins.int
     USER_IDS_FIELD_NUMBER: _builtins.int
     space_id: _builtins.str
+    """The Space."""
     @_builtins.property
-    def user_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def user_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The users invited."""
+
     def __init__(
         self,
         *,
@@ -429,9 +468,13 @@ class InviteLinkCreated(_message.Message):
     LINK_ID_FIELD_NUMBER: _builtins.int
     EXPIRES_AT_FIELD_NUMBER: _builtins.int
     space_id: _builtins.str
+    """The Space."""
     link_id: _builtins.str
+    """The link's id (ParticipantJoined names it when someone joins with it)."""
     @_builtins.property
-    def expires_at(self) -> _timestamp_pb2.Timestamp: ...
+    def expires_at(self) -> _timestamp_pb2.Timestamp:
+        """When the link stops admitting anyone."""
+
     def __init__(
         self,
         *,
@@ -456,7 +499,9 @@ class CoHostAdded(_message.Message):
     SPACE_ID_FIELD_NUMBER: _builtins.int
     USER_ID_FIELD_NUMBER: _builtins.int
     space_id: _builtins.str
+    """The Space."""
     user_id: _builtins.str
+    """The participant who became a co-host."""
     def __init__(
         self,
         *,
@@ -480,7 +525,9 @@ class CoHostRemoved(_message.Message):
     SPACE_ID_FIELD_NUMBER: _builtins.int
     USER_ID_FIELD_NUMBER: _builtins.int
     space_id: _builtins.str
+    """The Space."""
     user_id: _builtins.str
+    """The co-host who went back to listening."""
     def __init__(
         self,
         *,
@@ -505,8 +552,11 @@ class SpeakerAdded(_message.Message):
     USER_ID_FIELD_NUMBER: _builtins.int
     SOURCE_FIELD_NUMBER: _builtins.int
     space_id: _builtins.str
+    """The Space."""
     user_id: _builtins.str
+    """The listener who became a speaker."""
     source: Global___SpeakerSource.ValueType
+    """How: invited to speak by the host or a co-host, or their request to speak approved."""
     def __init__(
         self,
         *,
@@ -532,8 +582,11 @@ class SpeakerRemoved(_message.Message):
     USER_ID_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     space_id: _builtins.str
+    """The Space."""
     user_id: _builtins.str
+    """The speaker who went back to listening."""
     reason: Global___SpeakerRemovalReason.ValueType
+    """Why: the host or a co-host revoked it, or they stepped down."""
     def __init__(
         self,
         *,
@@ -558,7 +611,9 @@ class SpeakRequested(_message.Message):
     SPACE_ID_FIELD_NUMBER: _builtins.int
     USER_ID_FIELD_NUMBER: _builtins.int
     space_id: _builtins.str
+    """The Space."""
     user_id: _builtins.str
+    """The listener asking to speak."""
     def __init__(
         self,
         *,
@@ -582,7 +637,9 @@ class SpeakRequestWithdrawn(_message.Message):
     SPACE_ID_FIELD_NUMBER: _builtins.int
     USER_ID_FIELD_NUMBER: _builtins.int
     space_id: _builtins.str
+    """The Space."""
     user_id: _builtins.str
+    """The listener who withdrew their request."""
     def __init__(
         self,
         *,
@@ -607,7 +664,9 @@ class SpeakRequestApproved(_message.Message):
     USER_ID_FIELD_NUMBER: _builtins.int
     REQUESTED_AT_FIELD_NUMBER: _builtins.int
     space_id: _builtins.str
+    """The Space."""
     user_id: _builtins.str
+    """The listener whose request was approved."""
     @_builtins.property
     def requested_at(self) -> _timestamp_pb2.Timestamp:
         """When the request was made, so analysts can measure the wait."""
@@ -637,9 +696,13 @@ class SpeakRequestDenied(_message.Message):
     USER_ID_FIELD_NUMBER: _builtins.int
     REQUESTED_AT_FIELD_NUMBER: _builtins.int
     space_id: _builtins.str
+    """The Space."""
     user_id: _builtins.str
+    """The listener whose request was denied."""
     @_builtins.property
-    def requested_at(self) -> _timestamp_pb2.Timestamp: ...
+    def requested_at(self) -> _timestamp_pb2.Timestamp:
+        """When the request was made."""
+
     def __init__(
         self,
         *,
@@ -664,7 +727,9 @@ class SpaceSubscribed(_message.Message):
     SPACE_ID_FIELD_NUMBER: _builtins.int
     USER_ID_FIELD_NUMBER: _builtins.int
     space_id: _builtins.str
+    """The Space."""
     user_id: _builtins.str
+    """The user who subscribed."""
     def __init__(
         self,
         *,
@@ -688,7 +753,9 @@ class SpaceUnsubscribed(_message.Message):
     SPACE_ID_FIELD_NUMBER: _builtins.int
     USER_ID_FIELD_NUMBER: _builtins.int
     space_id: _builtins.str
+    """The Space."""
     user_id: _builtins.str
+    """The user who unsubscribed."""
     def __init__(
         self,
         *,
@@ -720,15 +787,25 @@ class SpaceReminder(_message.Message):
     PART_FIELD_NUMBER: _builtins.int
     PARTS_FIELD_NUMBER: _builtins.int
     space_id: _builtins.str
+    """The Space."""
     kind: Global___ReminderKind.ValueType
+    """Starting soon, starting now, or rescheduled."""
     title: _builtins.str
+    """The Space's title, for the notification."""
     host_user_id: _builtins.str
+    """The Space's host, for the notification."""
     part: _builtins.int
+    """Which part of the reminder this event is, from 1."""
     parts: _builtins.int
+    """How many events the reminder was split into."""
     @_builtins.property
-    def scheduled_start(self) -> _timestamp_pb2.Timestamp: ...
+    def scheduled_start(self) -> _timestamp_pb2.Timestamp:
+        """The Space's scheduled start (the new one, for a rescheduling)."""
+
     @_builtins.property
-    def subscriber_user_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def subscriber_user_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The subscribers to notify (up to 1,000 per event)."""
+
     def __init__(
         self,
         *,
