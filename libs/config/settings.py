@@ -48,6 +48,15 @@ class PodiumSettings(BaseSettings):
         default=30.0,
         description="How long a hole in a stream's versions may stay open, with its partition read to its end, before a consumer takes the log as lost and stops reading that partition.",
     )
+    kafka_group_session_timeout_seconds: float = Field(
+        6.0,
+        ge=1.0,
+        le=300.0,
+        description="How long a consumer-group member (the faust services' replicas) may go without a "
+        "heartbeat before the group gives its partitions to the others. Kafka's brokers refuse values "
+        "below their group.min.session.timeout.ms (6 s by default); the dev broker takes less, and "
+        "`podium up` and the tests use 2 s so a replica's join and takeover take seconds, not ten.",
+    )
     kafka_fetch_max_wait_ms: int = Field(
         20,
         ge=1,

@@ -84,6 +84,8 @@ class Stack:
     def plan_services(self) -> list[ServiceProcess]:
         assert self.database is not None
         env = {"DATABASE_URL": self.database.url, "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap}
+        if self.broker is not None:
+            env |= self.broker.service_env
         ports = {spec.name: int(os.environ.get(spec.port_env, spec.default_port)) for spec in SERVICES}
         if "PODIUM_ROOM_MEDIA_RELAYS" not in os.environ:
             # GetMediaEndpoint hands out the relay this stack really runs, wherever its port is.

@@ -80,8 +80,10 @@ def make_faust_app(
         producer_request_timeout=15.0,
         web_enabled=False,
         broker_rebalance_timeout=5,
-        broker_session_timeout=6,
-        broker_heartbeat_interval=1,
+        broker_session_timeout=settings.kafka_group_session_timeout_seconds,
+        # A third of the session timeout or less, as Kafka advises: a member misses a beat or two
+        # before the group gives its partitions away.
+        broker_heartbeat_interval=settings.kafka_group_session_timeout_seconds / 6,
         consumer_auto_offset_reset="earliest",
         # Topics are made by their owner (libs.events.topics), never by faust.
         topic_allow_declare=False,

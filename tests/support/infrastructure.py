@@ -31,6 +31,8 @@ async def make_topics(bootstrap: str, specs: tuple[TopicSpec, ...] = EVERY_TOPIC
 class ExternalBroker:
     """A broker we did not start (KAFKA_BOOTSTRAP_SERVERS); it cannot be restarted from here."""
 
+    service_env: dict[str, str] = {}  # a real Kafka's own group settings stand
+
     def __init__(self, bootstrap: str):
         self.bootstrap = bootstrap
 

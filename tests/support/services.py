@@ -108,7 +108,11 @@ class ServiceFactory:
             # Its durable views would resume from positions another broker's log reached.
             raise ValueError(f"{name} on a broker of the test's own needs a database of its own too")
         running = await start_service(
-            name, bootstrap=broker.bootstrap, database_url=database, log_dir=self.log_dir, env=env
+            name,
+            bootstrap=broker.bootstrap,
+            database_url=database,
+            log_dir=self.log_dir,
+            env={**broker.service_env, **(env or {})},
         )
         shared = broker is self.broker and database == self.database_url
         (self.session_scoped if shared else self.test_scoped).append(running)

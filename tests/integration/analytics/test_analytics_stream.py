@@ -208,7 +208,8 @@ async def test_events_held_behind_a_hole_are_folded_after_a_crash(service_factor
             stream_id=f"space-{space_id}",
             version=len(records) + 1,
             space_id=space_id,
-            occurred_at=start + timedelta(seconds=1),
+            # Past the listeners' settling time (SETTLE_SECONDS): each counts as a listener.
+            occurred_at=start + timedelta(seconds=2),
             causation=Causation("hole-host", "c", "c"),
         )
         await producer.send_and_wait(ROOM_EVENTS.name, ended.SerializeToString(), key=space_id.encode())

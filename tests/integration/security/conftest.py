@@ -48,7 +48,9 @@ async def every_service(run_dir, database_server):
     ):
         started = await asyncio.gather(
             *(
-                start_service(name, bootstrap=broker.bootstrap, database_url=db, log_dir=run_dir)
+                start_service(
+                    name, bootstrap=broker.bootstrap, database_url=db, log_dir=run_dir, env=broker.service_env
+                )
                 for name in SERVICES
             )
         )
