@@ -251,6 +251,23 @@ def check_no_committed_secrets(renders: list[Render]) -> list[str]:
     ]
 
 
+def _check_metrics_ingress(render: Render, policies: list[dict]) -> list[str]:
+    """Under the default deny, Prometheus (from its own namespace) reaches every pod's metrics port."""
+    port = int(_config(render, "podium-common").get("PODIUM_METRICS_PORT", "-1"))
+    for p in policies:
+        if p["spec"].get("podSelector", {}).get("matchLabels") != {"app.kubernetes.io/part-of": "podium"}:
+            continue
+        for rule in p["spec"].get("ingress", []):
+            if [q.get("port") for q in rule.get("ports", [])] == [port] and all(
+                "namespaceSelector" in peer and "podSelector" in peer for peer in rule.get("from", [])
+            ):
+                return []
+    return [
+        f"{render.name}: no NetworkPolicy admits Prometheus (a namespace and pod selector) "
+        f"to every Podium pod on the metrics port {port} and nothing else"
+    ]
+
+
 def check_network_policies(renders: list[Render]) -> list[str]:
     problems = []
     for render in renders:
@@ -267,6 +284,7 @@ def check_network_policies(renders: list[Render]) -> list[str]:
         ]
         if not deny:
             problems.append(f"{render.name}: no default-deny NetworkPolicy for Podium's pods")
+        problems += _check_metrics_ingress(render, policies)
         for svc in SERVICES:
             selecting = [
                 p

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from deploy.check import manifests
-from deploy.check.render import COMPONENTS, REQUIRES, Render, check_rendered, combinations, kustomize
+from deploy.check.render import ALONE, COMPONENTS, REQUIRES, Render, check_rendered, combinations, kustomize
 from deploy.check.schemas import check_schemas
 from tests.deploy.conftest import edit, render
 
@@ -16,11 +16,12 @@ def test_every_combination_is_rendered(renders):
     # Every subset of the components, less those missing a component another needs.
     needy = {c for c in COMPONENTS if REQUIRES.get(c)}
     assert needy == {"kafka-tls"}
-    assert len(combinations()) == 2 ** len(COMPONENTS) - 2 ** (len(COMPONENTS) - 2)
+    assert len(combinations()) == 2 ** len(COMPONENTS) - 2 ** (len(COMPONENTS) - 2) + len(ALONE)
     assert not [c for c in combinations() if "kafka-tls" in c and "strimzi" not in c]
     assert {r.name for r in renders} >= {
         "base",
         "base+" + "+".join(COMPONENTS),
+        *("base+" + c for c in ALONE),
         "overlays/dev",
         "overlays/prod",
     }
