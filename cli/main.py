@@ -15,6 +15,7 @@ from rich.table import Table
 from cli.addresses import bootstrap_or_exit
 from cli.log import log_app
 from cli.views import views_app
+from libs.extras import MissingExtra
 
 app = typer.Typer(help="Podium: live social audio Spaces. Start here: `podium up`.", no_args_is_help=True)
 app.add_typer(log_app, name="log")
@@ -457,5 +458,14 @@ def report(
         console.print(f"wrote {png}")
 
 
+def main() -> None:
+    """The `podium` command; a command that needs an extra that is not installed says which."""
+    try:
+        app()
+    except MissingExtra as e:
+        console.print(f"[red]{e}[/red]")
+        raise SystemExit(1) from None
+
+
 if __name__ == "__main__":
-    app()
+    main()
