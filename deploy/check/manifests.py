@@ -232,8 +232,11 @@ def check_relay_ring(renders: list[Render]) -> list[str]:
         entries = [e.strip() for e in spec.split(",") if e.strip()]
         headless = relay["spec"].get("serviceName", "")
         port = next(p["containerPort"] for p in relay["spec"]["template"]["spec"]["containers"][0]["ports"])
+        # Where the render has a namespace, the names gateways get are fully qualified in it.
+        namespace = relay["metadata"].get("namespace")
+        domain = f".{namespace}.svc.cluster.local" if namespace else ""
         wanted = [
-            f"media-relay-{i}=media-relay-{i}.{headless}:{port}"
+            f"media-relay-{i}=media-relay-{i}.{headless}{domain}:{port}"
             for i in range(relay["spec"].get("replicas", 1))
         ]
         if entries != wanted:

@@ -117,7 +117,10 @@ def test_a_relay_ring_out_of_step_with_the_statefulset_fails(repo: Path):
         "  - name: media-relay\n    count: 4",
     )
     problems = manifests.check_relay_ring([render(repo, "overlays/prod")])
-    assert problems and "media-relay-3=media-relay-3.media-relay-headless:50054" in problems[0]
+    assert (
+        problems
+        and "media-relay-3=media-relay-3.media-relay-headless.podium.svc.cluster.local:50054" in problems[0]
+    )
 
 
 def test_a_secret_committed_to_prod_fails(repo: Path):
