@@ -51,6 +51,21 @@ def _check_workload(render: Render, svc: DeployedService) -> list[str]:
     labels = workload["spec"]["template"]["metadata"].get("labels", {})
     if pdb and not all(labels.get(k) == v for k, v in pdb["spec"]["selector"]["matchLabels"].items()):
         problems.append(f"{where}: PodDisruptionBudget does not select its pods")
+    if svc.balanced:
+        headless = render.get("Service", f"{svc.name}-headless")
+        if (
+            not headless
+            or headless["spec"].get("clusterIP") != "None"
+            or headless["spec"].get("selector") != {"app.kubernetes.io/name": svc.name}
+            or not any(
+                p.get("name") == "grpc" and p.get("port") == svc.port
+                for p in headless["spec"].get("ports", [])
+            )
+        ):
+            problems.append(
+                f"{where}: no headless Service {svc.name}-headless selecting its pods on grpc {svc.port} "
+                "(gateways balancing calls themselves resolve it)"
+            )
     if svc.kind == "StatefulSet":
         headless = render.get("Service", workload["spec"].get("serviceName", ""))
         if not headless or headless["spec"].get("clusterIP") != "None":

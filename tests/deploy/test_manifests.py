@@ -180,3 +180,11 @@ def test_a_service_the_dev_stack_runs_but_nobody_deploys_fails(monkeypatch):
     monkeypatch.setattr(devstack, "SERVICES", (*devstack.SERVICES, extra))
     problems = manifests.check_catalogue()
     assert problems and "billing: in libs/devstack/catalogue.py but not deployed" in problems[0]
+
+
+def test_a_gateway_facing_service_without_its_headless_twin_fails(repo: Path):
+    edit(
+        repo / "deploy/k8s/base/moderation.yaml", "  name: moderation-headless\n", "  name: moderation-pods\n"
+    )
+    problems = manifests.check_workloads([render(repo, "overlays/prod")])
+    assert any("no headless Service moderation-headless" in p for p in problems), problems
