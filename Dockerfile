@@ -23,8 +23,9 @@ RUN python -m venv /opt/codegen \
  && /opt/codegen/bin/pip install grpcio-tools==1.85.1 mypy-protobuf==5.1.0
 
 # Runtime dependencies first, from pyproject.toml alone, so a source change
-# does not reinstall them. Every dependency ships a wheel (PIP_ONLY_BINARY), so
-# no compiler is needed even here.
+# does not reinstall them: [project].dependencies only, never the dev or analyst
+# extras (no embedded broker or PostgreSQL, no pyarrow or matplotlib, no test tools).
+# Every dependency ships a wheel (PIP_ONLY_BINARY), so no compiler is needed even here.
 COPY pyproject.toml README.md ./
 RUN python -m venv /opt/podium \
  && python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/requirements.txt \
@@ -72,11 +73,12 @@ ENV PATH=/opt/podium/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     HOME=/var/lib/podium \
     APP_DATADIR=/var/lib/podium/faust \
-    MPLCONFIGDIR=/tmp/matplotlib \
     PODIUM_REPLAY_BLOB_DIR=/var/lib/podium/recordings
 WORKDIR /var/lib/podium
 USER 10001:10001
-EXPOSE 50051 50052 50053 50054 50055
+# gRPC: room 50051, presence 50052, moderation 50053, media-relay 50054, replay 50055,
+# analytics 50056 (health only), webhooks 50057; Prometheus metrics on 9464 (PODIUM_METRICS_PORT).
+EXPOSE 50051 50052 50053 50054 50055 50056 50057 9464
 
 # No default service: each Deployment names its command (`python -m services.room`, …).
 # `python -m cli` is the `podium` command (`python -m cli log reseed --service room`).

@@ -10,11 +10,13 @@ from pathlib import Path
 import typer
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
 from cli.addresses import bootstrap_or_exit
 from cli.log import log_app
 from cli.views import views_app
+from libs.extras import MissingExtra
 
 app = typer.Typer(help="Podium: live social audio Spaces. Start here: `podium up`.", no_args_is_help=True)
 app.add_typer(log_app, name="log")
@@ -71,7 +73,7 @@ async def _up() -> None:
         try:
             await stack.start_infrastructure()
         except (RuntimeError, TimeoutError) as e:
-            console.print(f"[red]{e}[/red]")
+            console.print(f"[red]{escape(str(e))}[/red]")
             raise typer.Exit(1) from e
         statuses: dict[str, str] = {}
         services = stack.plan_services()
@@ -79,7 +81,7 @@ async def _up() -> None:
             for service in services:
                 service.launch()
         except ServiceFailed as e:
-            console.print(f"[red]{e}[/red]")
+            console.print(f"[red]{escape(str(e))}[/red]")
             raise typer.Exit(1) from e
         with Live(_status_table(stack, statuses), console=console, refresh_per_second=4) as live:
             while not stop.is_set():
@@ -185,7 +187,7 @@ def demo(
         try:
             services = read_state()["services"]
         except FileNotFoundError as e:
-            console.print(f"[red]{e}[/red]")
+            console.print(f"[red]{escape(str(e))}[/red]")
             raise typer.Exit(2) from e
         room = services["room"]
         moderation = moderation or services.get("moderation", "")
@@ -253,7 +255,7 @@ def events_tail(
     try:
         asyncio.run(run())
     except TailError as e:
-        console.print(f"[red]{e}[/red]")
+        console.print(f"[red]{escape(str(e))}[/red]")
         raise typer.Exit(2) from e
     except KeyboardInterrupt:
         pass
@@ -322,7 +324,7 @@ def events_export(
         try:
             result = asyncio.run(export(settings, topics, start, end, out, fmt, tick))
         except TailError as e:
-            console.print(f"[red]{e}[/red]")
+            console.print(f"[red]{escape(str(e))}[/red]")
             raise typer.Exit(2) from e
     for record in result.first_undecodable:
         console.print(f"[yellow]skipped {record.as_line()}[/yellow]", highlight=False)
@@ -365,7 +367,7 @@ def state(
     try:
         space_state = asyncio.run(rebuild())
     except TailError as e:
-        console.print(f"[red]{e}[/red]")
+        console.print(f"[red]{escape(str(e))}[/red]")
         raise typer.Exit(2) from e
     if not space_state.exists:
         console.print(f"[red]no events for Space {space} at or before {moment.isoformat()}[/red]")
@@ -425,7 +427,7 @@ def report(
     try:
         events, media_events = asyncio.run(histories())
     except TailError as e:
-        console.print(f"[red]{e}[/red]")
+        console.print(f"[red]{escape(str(e))}[/red]")
         raise typer.Exit(2) from e
     if not events:
         console.print(f"[red]no events for Space {space}[/red]")
@@ -457,5 +459,14 @@ def report(
         console.print(f"wrote {png}")
 
 
+def main() -> None:
+    """The `podium` command; a command that needs an extra that is not installed says which."""
+    try:
+        app()
+    except MissingExtra as e:
+        console.print(f"[red]{escape(str(e))}[/red]")
+        raise SystemExit(1) from None
+
+
 if __name__ == "__main__":
-    app()
+    main()

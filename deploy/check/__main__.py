@@ -1,8 +1,8 @@
 """python -m deploy.check [CHECK ...]: run the deployment checks, print each one's problems.
 
 Exit status 1 if any check found a problem. Checks: render, schemas, catalogue, workloads,
-topics, relay-ring, settings, secrets, network-policies, grpc-tls, kafka, tiltfile, dockerfile,
-runtime-deps, hadolint, checkov.
+topics, relay-ring, settings, secrets, network-policies, monitoring, grpc-tls, kafka, tiltfile,
+dockerfile, runtime-deps, hadolint, checkov.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 
 from deploy.check import manifests, tools
 from deploy.check.kafka import check_kafka_access
+from deploy.check.monitoring import check_monitoring
 from deploy.check.render import Render, check_rendered, render_all
 from deploy.check.runtime_deps import check_runtime_deps
 from deploy.check.schemas import check_schemas
@@ -39,6 +40,7 @@ def checks(root: Path) -> dict[str, Callable[[list[Render]], list[str]]]:
         "settings": check_settings,
         "secrets": manifests.check_no_committed_secrets,
         "network-policies": manifests.check_network_policies,
+        "monitoring": check_monitoring,
         "grpc-tls": check_grpc_tls,
         "kafka": check_kafka_access,
         "tiltfile": lambda renders: check_tiltfile(root / "Tiltfile", dev(renders)),

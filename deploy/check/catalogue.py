@@ -41,6 +41,12 @@ class DeployedService:
     peers: bool = False  # replicas call each other (presence forwards queries to the owning replica)
 
     @property
+    def balanced(self) -> bool:
+        """Gateways call any replica: besides its Service, a headless `<name>-headless` lets them
+        balance calls themselves (the relay is not balanced: the room names the one to dial)."""
+        return self.public and self.kind == "Deployment"
+
+    @property
     def spec(self) -> devstack.ServiceSpec:
         return devstack.service(self.name)
 

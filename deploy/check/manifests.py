@@ -51,6 +51,21 @@ def _check_workload(render: Render, svc: DeployedService) -> list[str]:
     labels = workload["spec"]["template"]["metadata"].get("labels", {})
     if pdb and not all(labels.get(k) == v for k, v in pdb["spec"]["selector"]["matchLabels"].items()):
         problems.append(f"{where}: PodDisruptionBudget does not select its pods")
+    if svc.balanced:
+        headless = render.get("Service", f"{svc.name}-headless")
+        if (
+            not headless
+            or headless["spec"].get("clusterIP") != "None"
+            or headless["spec"].get("selector") != {"app.kubernetes.io/name": svc.name}
+            or not any(
+                p.get("name") == "grpc" and p.get("port") == svc.port
+                for p in headless["spec"].get("ports", [])
+            )
+        ):
+            problems.append(
+                f"{where}: no headless Service {svc.name}-headless selecting its pods on grpc {svc.port} "
+                "(gateways balancing calls themselves resolve it)"
+            )
     if svc.kind == "StatefulSet":
         headless = render.get("Service", workload["spec"].get("serviceName", ""))
         if not headless or headless["spec"].get("clusterIP") != "None":
@@ -232,8 +247,11 @@ def check_relay_ring(renders: list[Render]) -> list[str]:
         entries = [e.strip() for e in spec.split(",") if e.strip()]
         headless = relay["spec"].get("serviceName", "")
         port = next(p["containerPort"] for p in relay["spec"]["template"]["spec"]["containers"][0]["ports"])
+        # Where the render has a namespace, the names gateways get are fully qualified in it.
+        namespace = relay["metadata"].get("namespace")
+        domain = f".{namespace}.svc.cluster.local" if namespace else ""
         wanted = [
-            f"media-relay-{i}=media-relay-{i}.{headless}:{port}"
+            f"media-relay-{i}=media-relay-{i}.{headless}{domain}:{port}"
             for i in range(relay["spec"].get("replicas", 1))
         ]
         if entries != wanted:
@@ -248,6 +266,23 @@ def check_no_committed_secrets(renders: list[Render]) -> list[str]:
         for r in renders
         if r.name == "overlays/prod"
         for d in r.of_kind("Secret")
+    ]
+
+
+def _check_metrics_ingress(render: Render, policies: list[dict]) -> list[str]:
+    """Under the default deny, Prometheus (from its own namespace) reaches every pod's metrics port."""
+    port = int(_config(render, "podium-common").get("PODIUM_METRICS_PORT", "-1"))
+    for p in policies:
+        if p["spec"].get("podSelector", {}).get("matchLabels") != {"app.kubernetes.io/part-of": "podium"}:
+            continue
+        for rule in p["spec"].get("ingress", []):
+            if [q.get("port") for q in rule.get("ports", [])] == [port] and all(
+                "namespaceSelector" in peer and "podSelector" in peer for peer in rule.get("from", [])
+            ):
+                return []
+    return [
+        f"{render.name}: no NetworkPolicy admits Prometheus (a namespace and pod selector) "
+        f"to every Podium pod on the metrics port {port} and nothing else"
     ]
 
 
@@ -267,6 +302,7 @@ def check_network_policies(renders: list[Render]) -> list[str]:
         ]
         if not deny:
             problems.append(f"{render.name}: no default-deny NetworkPolicy for Podium's pods")
+        problems += _check_metrics_ingress(render, policies)
         for svc in SERVICES:
             selecting = [
                 p

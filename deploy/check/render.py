@@ -18,6 +18,9 @@ import yaml
 COMPONENTS = ("strimzi", "cloudnative-pg", "otel-collector", "network-policies", "grpc-tls", "kafka-tls")
 # A component that patches another's resources is rendered only with it (and listed after it).
 REQUIRES = {"kafka-tls": ("strimzi",)}
+# Components that only add resources of their own, patching nothing and patched by nothing:
+# rendered once on the base (and in the overlays that use them), not in every combination.
+ALONE = ("monitoring",)
 OVERLAYS = ("dev", "prod")
 
 
@@ -64,13 +67,14 @@ def kustomize(directory: Path) -> tuple[list[dict], str]:
 
 
 def combinations() -> list[tuple[str, ...]]:
-    """Every subset of the components that has what each needs (REQUIRES), base alone first."""
+    """Every subset of the components that has what each needs (REQUIRES), base alone first;
+    then each of ALONE on the base."""
     return [
         combo
         for n in range(len(COMPONENTS) + 1)
         for combo in itertools.combinations(COMPONENTS, n)
         if all(set(REQUIRES.get(c, ())) <= set(combo) for c in combo)
-    ]
+    ] + [(c,) for c in ALONE]
 
 
 def render_all(k8s: Path) -> list[Render]:

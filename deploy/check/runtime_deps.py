@@ -5,6 +5,12 @@ and cli/, maps each third-party module to the distributions that provide it, and
 fails when none of them is in the runtime dependency closure (the declared
 dependencies and, transitively, what they require). A module needed only by the
 dev extra (pytest, numpy for a benchmark) would crash the service in the image.
+
+The one way to use an extra (`dev`, `analyst`) from shipped code is
+`libs.extras.optional("module", "extra", purpose)` inside the function that needs it:
+each such call must name an extra of pyproject.toml that provides the module, and the
+module must not be imported anywhere else. tests/deploy checks that every service and
+the `podium` command import without any extra installed.
 """
 
 from __future__ import annotations
@@ -48,6 +54,48 @@ def _closure(requirements: list[str]) -> set[str]:
     return {s.split("[")[0] for s in seen}
 
 
+def _expand(extras: dict[str, list[str]], name: str) -> list[str]:
+    """An extra's requirements, with the extras it includes (dev has "podium[analyst]") spelled out."""
+    out = []
+    for line in extras[name]:
+        req = Requirement(line)
+        if canonicalize_name(req.name) == "podium":
+            for included in req.extras:
+                out += _expand(extras, included)
+        else:
+            out.append(line)
+    return out
+
+
+def extra_only_modules(root: Path) -> set[str]:
+    """Top-level modules that only the extras provide (what the image does not have)."""
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    runtime = _closure(project["dependencies"])
+    extras = set()
+    for name in project.get("optional-dependencies", {}):
+        extras |= _closure(_expand(project["optional-dependencies"], name))
+    return {
+        module
+        for module, dists in md.packages_distributions().items()
+        if {canonicalize_name(d) for d in dists} & (extras - runtime)
+        and not {canonicalize_name(d) for d in dists} & runtime
+    }
+
+
+def _optional_calls(path: Path) -> list[tuple[str, str]]:
+    """(module, extra) of each `optional("module", "extra", ...)` call."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if (
+            isinstance(node, ast.Call)
+            and getattr(node.func, "id", getattr(node.func, "attr", "")) == "optional"
+            and len(node.args) >= 2
+            and all(isinstance(a, ast.Constant) for a in node.args[:2])
+        ):
+            found.append((node.args[0].value, node.args[1].value))
+    return found
+
+
 def _imports(path: Path) -> set[str]:
     tree = ast.parse(path.read_text(), str(path))
     found = set()
@@ -79,4 +127,21 @@ def check_runtime_deps(root: Path) -> list[str]:
                         f"{path.relative_to(root)}: imports {module} ({', '.join(sorted(dists))}), "
                         "not a runtime dependency in pyproject.toml: the image would not have it"
                     )
+            problems += _check_optional(root, path, project, providers)
+    return problems
+
+
+def _check_optional(root: Path, path: Path, project: dict, providers: dict[str, list[str]]) -> list[str]:
+    problems = []
+    extras = project.get("optional-dependencies", {})
+    calls = _optional_calls(path) if "optional(" in path.read_text() else []
+    for module, extra in calls:
+        where = f"{path.relative_to(root)}: optional({module!r}, {extra!r})"
+        if extra not in extras:
+            problems.append(f"{where}: pyproject.toml has no extra {extra!r}")
+            continue
+        closure = _closure(_expand(extras, extra))
+        dists = {canonicalize_name(d) for d in providers.get(module.split(".")[0], [])}
+        if not dists & closure:
+            problems.append(f"{where}: the extra {extra!r} does not provide {module.split('.')[0]}")
     return problems

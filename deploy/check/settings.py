@@ -27,8 +27,6 @@ from pydantic_settings import BaseSettings
 from deploy.check.catalogue import SERVICES, DeployedService
 from deploy.check.render import Render
 
-# Read by no settings class yet, on purpose: documented in docs/operations.md.
-RESERVED = {"PODIUM_METRICS_PORT": "the metrics endpoint of the observability work (issue 5)"}
 SECRET_STAND_INS = {
     "DATABASE_URL": "postgresql://podium:stand-in@podium-db-rw:5432/podium",
     "PODIUM_JWT_SECRET": "stand-in-secret-of-a-decent-length-0123456789",
@@ -146,7 +144,7 @@ def check_settings(renders: list[Render]) -> list[str]:
             known = env_names(cls)
             problems += [f"{where}: {p}" for p in _unresolved_config_refs(render, svc)]
             for key in sorted(k for k in env if k.startswith("PODIUM_")):
-                if key not in known and key not in RESERVED:
+                if key not in known:
                     problems.append(f"{where}: {key} is read by no setting of {cls.__name__} (a typo?)")
             if render.name == PRODUCTION_OVERLAY and env.get("PODIUM_ENV") != "production":
                 problems.append(f"{where}: PODIUM_ENV must be production in {PRODUCTION_OVERLAY}")

@@ -56,9 +56,10 @@ def _mounted_secret(workload: dict, path: str) -> str | None:
 
 def _addresses(render: Render, svc: DeployedService, env: dict[str, str], namespace: str) -> list[str]:
     """Every host name the service is dialled at."""
-    names = [svc.name]
+    services = [svc.name] + ([f"{svc.name}-headless"] if svc.balanced else [])
+    names = list(services)
     if namespace:
-        names += [f"{svc.name}.{namespace}.svc", f"{svc.name}.{namespace}.svc.cluster.local"]
+        names += [f"{s}.{namespace}.svc{domain}" for s in services for domain in ("", ".cluster.local")]
     if svc.name == "media-relay":
         ring = (render.get("ConfigMap", "room") or {}).get("data", {}).get("PODIUM_ROOM_MEDIA_RELAYS", "")
         if ring:

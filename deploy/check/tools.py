@@ -91,10 +91,26 @@ def check_dockerfile(dockerfile: Path, dockerignore: Path) -> list[str]:
     if any(re.match(r"COPY\s+(--chown=\S+\s+)?(\./)?gen/?\s", i) for _, _, ins in stages for i in ins):
         problems.append("gen/ must be generated in the build stage, not copied from the work tree")
     problems += _pins_agree(text, dockerfile.parent / "pyproject.toml")
+    problems += _exposes_every_port(final)
+    if "['project']['dependencies']" not in text or re.search(r"\.\[\w", text):
+        problems.append(
+            "the image must install [project].dependencies only (the runtime), never an extra like .[dev]"
+        )
     ignored = dockerignore.read_text().splitlines() if dockerignore.exists() else []
     if "gen/" not in ignored and "gen" not in ignored and "*" not in ignored:
         problems.append(".dockerignore must leave gen/ out of the build context")
     return problems
+
+
+def _exposes_every_port(final: list[str]) -> list[str]:
+    """EXPOSE names every port a service listens on: each gRPC port and the metrics port."""
+    from deploy.check.catalogue import SERVICES
+    from libs.config.settings import PodiumSettings
+
+    wanted = {s.port for s in SERVICES} | {PodiumSettings.model_fields["metrics_port"].default}
+    exposed = {int(p.split("/")[0]) for i in final if i.startswith("EXPOSE ") for p in i.split()[1:]}
+    missing = sorted(wanted - exposed)
+    return [f"the final stage does not EXPOSE {', '.join(map(str, missing))}"] if missing else []
 
 
 def _pins_agree(dockerfile_text: str, pyproject: Path) -> list[str]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from libs.analytics.space_figures import apply_room, apply_talking, empty, snapshot
+from libs.extras import optional
 
 
 @dataclass
@@ -83,10 +84,9 @@ def _time(seconds: float | None) -> datetime | None:
 
 def plot(report: SpaceReport, path) -> None:
     """A PNG: listeners over time, and per person the time in a speaking role beside the time talking."""
-    import matplotlib
-
+    matplotlib = optional("matplotlib", "analyst", "Plotting a report (--png)")
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = optional("matplotlib.pyplot", "analyst", "Plotting a report (--png)")
 
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     if report.listeners_over_time:

@@ -56,6 +56,23 @@ def host_of(address: str) -> str:
     return host if colon and port.isdigit() and ":" not in host else address
 
 
+def namespace_relative_hosts(addresses: list[str]) -> list[str]:
+    """Those of `addresses` named relative to a Kubernetes namespace or search domain: one or two
+    labels (`relay`, `media-relay-0.media-relay-headless`), or ending in `.svc`. They resolve only
+    inside that namespace, so a gateway in another cannot dial them."""
+    found = []
+    for address in addresses:
+        host = host_of(address).rstrip(".")
+        try:
+            ipaddress.ip_address(host)
+            continue
+        except ValueError:
+            pass
+        if host.count(".") < 2 or host.endswith(".svc"):
+            found.append(address)
+    return found
+
+
 def local_addresses(addresses: list[str]) -> list[str]:
     """Those of `addresses` whose host is local (see `is_local_host`)."""
     return [a for a in addresses if is_local_host(host_of(a))]

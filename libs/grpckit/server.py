@@ -30,18 +30,34 @@ from libs.grpckit.tls import server_credentials
 log = logging.getLogger(__name__)
 
 
+def server_options(settings: PodiumSettings) -> list[tuple[str, int]]:
+    """Channel arguments of every Podium gRPC server.
+
+    `grpc.max_connection_age_ms` makes a client's long-lived HTTP/2 connection move on: after
+    the age the server sends GOAWAY, and the client's next calls open a connection the load
+    balancer places anew (a Service's kube-proxy balances connections, not calls), so replicas
+    added by a scale-out get their share. Calls under way finish on the old connection, for
+    `grpc_max_connection_age_grace_seconds` or, by default, as long as they run.
+    """
+    size = settings.grpc_max_message_bytes
+    options = [
+        ("grpc.max_receive_message_length", size),
+        ("grpc.max_send_message_length", size),
+        ("grpc.so_reuseport", 0),
+    ]
+    if settings.grpc_max_connection_age_seconds > 0:
+        options.append(("grpc.max_connection_age_ms", int(settings.grpc_max_connection_age_seconds * 1000)))
+        if settings.grpc_max_connection_age_grace_seconds >= 0:
+            grace = int(settings.grpc_max_connection_age_grace_seconds * 1000)
+            options.append(("grpc.max_connection_age_grace_ms", grace))
+    return options
+
+
 class GrpcHost:
     def __init__(self, settings: PodiumSettings, service_names: Iterable[str]):
         self.settings = settings
         self.service_names = tuple(service_names)
-        size = settings.grpc_max_message_bytes
-        self.server = grpc.aio.server(
-            options=[
-                ("grpc.max_receive_message_length", size),
-                ("grpc.max_send_message_length", size),
-                ("grpc.so_reuseport", 0),
-            ]
-        )
+        self.server = grpc.aio.server(options=server_options(settings))
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(

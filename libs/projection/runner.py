@@ -53,7 +53,12 @@ from libs.events.log_loss import LogLoss
 from libs.events.registry import UnknownEventType
 from libs.events.topics import DEAD_LETTER, TopicSpec, wait_for_topics
 from libs.projection.ordering import StreamGate, Verdict
-from libs.telemetry.metrics import PROJECTION_CAUGHT_UP, PROJECTION_LAG, PROJECTION_UNKNOWN_EVENTS
+from libs.telemetry.metrics import (
+    DEAD_LETTERS,
+    PROJECTION_CAUGHT_UP,
+    PROJECTION_LAG,
+    PROJECTION_UNKNOWN_EVENTS,
+)
 from libs.telemetry.tracing import consume_span
 
 log = logging.getLogger(__name__)
@@ -399,6 +404,7 @@ class ProjectionRunner:
 
     async def _dead_letter(self, record, reason: str) -> None:
         self.stats.dead_lettered += 1
+        DEAD_LETTERS.labels(self.projection.name).inc()
         log.error("dead-lettering %s:%s@%s: %s", record.topic, record.partition, record.offset, reason)
         assert self._dead_letters is not None
         headers = [

@@ -73,10 +73,9 @@ def make_faust_app(
         producer_acks=-1,
         producer_max_batch_size=producer_batch_bytes,
         # faust's default is 20 minutes, and it is also when a batch nobody can deliver expires: a
-        # batch that never finds a leader (seen after the dev broker lost its log, cause not found)
-        # held a rebalance's producer flush, and the app, that long. 15 s, as every other Podium
-        # producer (make_producer); the price is that a write waiting longer than that for a broker
-        # that is away fails instead of waiting.
+        # batch that never finds a leader holds a rebalance's producer flush, and the app, that long
+        # (docs/decisions/0006). 15 s, as every other Podium producer (make_producer); the price is
+        # that a write waiting longer than that for a broker that is away fails instead of waiting.
         producer_request_timeout=15.0,
         web_enabled=False,
         broker_rebalance_timeout=5,

@@ -35,7 +35,7 @@ class DrainingProducerBuffer(ProducerBuffer):
     consumer flushes the producer and then commits its source offsets, so it could commit offsets
     whose table writes were still in this buffer. A SIGKILL then lost those writes: the table came
     back from its changelog older than the committed offsets, and the records between were never
-    applied (presence's counts and analytics' figures after a SIGKILL, issues 3 and 7).
+    applied (docs/decisions/0006-faust-commits-only-what-its-tables-hold.md).
     """
 
     def __post_init__(self) -> None:

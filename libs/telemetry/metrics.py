@@ -18,6 +18,12 @@ The names a platform team alerts on (docs/operations.md lists the alerts):
                                                    dead_lettered (webhooks)
     podium_webhook_event_to_post_seconds           from an event to its delivery's first POST (webhooks)
     podium_webhook_events_too_old_total            events older than the retention when read: not delivered
+    podium_dead_letters_total{consumer}            records a consumer sent to the dead-letter topic
+
+Most series describe the process that exports them, so dashboards and alerts sum them over
+replicas. The room's census (`CLUSTER_WIDE`) does not: every room replica reads the same
+directory in PostgreSQL and reports the same whole-cluster figure, so it is aggregated with
+max(), never sum() (deploy/check/monitoring.py fails a rule or dashboard that sums it).
 """
 
 from __future__ import annotations
@@ -79,8 +85,16 @@ PRESENCE_DEGRADED = Gauge(
     "1 while presence is behind its heartbeat input, or that input is silent, on a partition it reads: "
     "it times nobody out there until the input is current again.",
 )
-LIVE_SPACES = Gauge("podium_live_spaces", "Spaces that are live now.")
-SPACE_PARTICIPANTS = Gauge("podium_space_participants", "Participants of live Spaces, by role.", ["role"])
+LIVE_SPACES = Gauge(
+    "podium_live_spaces", "Spaces that are live now, in the whole cluster (every room replica reports it)."
+)
+SPACE_PARTICIPANTS = Gauge(
+    "podium_space_participants",
+    "Participants of live Spaces, by role, in the whole cluster (every room replica reports it).",
+    ["role"],
+)
+# Whole-cluster figures every replica reports alike: aggregate with max(), not sum().
+CLUSTER_WIDE = frozenset({"podium_live_spaces", "podium_space_participants"})
 WEBHOOK_ATTEMPTS = Counter(
     "podium_webhook_attempts",
     "Webhook delivery attempts by outcome: delivered, failed (to be retried), dead_lettered (no attempts left).",
@@ -94,6 +108,12 @@ WEBHOOK_EVENT_TO_POST = Histogram(
 WEBHOOK_EVENTS_TOO_OLD = Counter(
     "podium_webhook_events_too_old",
     "Events older than the webhooks retention when the service read them: not delivered.",
+)
+
+DEAD_LETTERS = Counter(
+    "podium_dead_letters",
+    "Records a consumer could not decode or apply and sent to the dead-letter topic, by consumer.",
+    ["consumer"],
 )
 
 

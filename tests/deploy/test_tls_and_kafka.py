@@ -107,15 +107,17 @@ def test_a_probe_checking_the_wrong_name_fails(repo: Path):
 
 
 def test_a_relay_the_certificate_does_not_name_fails(repo: Path):
+    # Gateways are sent to each relay's fully qualified name (the ring), which the wildcard covers.
     edit(
-        repo / f"deploy/k8s/{PROD}/kustomization.yaml",
-        "        value: media-relay-2.media-relay-headless\n",
-        "        value: media-relay-9.media-relay-headless\n",
+        repo / "deploy/k8s/components/grpc-tls/certificates.yaml",
+        '    - "*.media-relay-headless.podium.svc.cluster.local"\n',
+        "",
     )
     problems = check_grpc_tls([render(repo, PROD)])
     assert problems == [
         "overlays/prod: media-relay: Certificate media-relay-grpc does not cover "
-        "media-relay-2.media-relay-headless, an address it is dialled at"
+        f"media-relay-{i}.media-relay-headless.podium.svc.cluster.local, an address it is dialled at"
+        for i in range(3)
     ]
 
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
+from prometheus_client import REGISTRY
 
 from libs.config.settings import PodiumSettings
 from libs.events.envelope import Causation, decode, wrap
@@ -219,6 +220,7 @@ async def test_projection_waits_for_missing_versions_then_applies_in_order(setti
     await create_topics(settings.kafka_bootstrap_servers, (topic, DEAD_LETTER), 1, 1)
     view = TitlesView(topic)
     runner = ProjectionRunner(settings, view)
+    dead_letters = REGISTRY.get_sample_value("podium_dead_letters_total", {"consumer": view.name}) or 0
     await runner.start()
     try:
         await producer.send_and_wait(topic.name, envelope(1), key=b"g")
@@ -231,6 +233,10 @@ async def test_projection_waits_for_missing_versions_then_applies_in_order(setti
             while view.titles.get("g") != ["title 0", "title 1", "title 2"]:
                 await asyncio.sleep(0.05)
         assert runner.stats.dead_lettered == 1
+        assert (
+            REGISTRY.get_sample_value("podium_dead_letters_total", {"consumer": view.name})
+            == dead_letters + 1
+        )
         assert not runner.log_loss.lost  # a hole that fills is no lost log
     finally:
         await runner.stop()

@@ -198,10 +198,9 @@ class AnalyticsStreams:
                     if ended is not None and now - ended > self.forget_ended_after_seconds:
                         done.append(space_id)
                     continue
-                # Ticks do not close windows (yet): until this session the tick's time was divided by
-                # 1000 twice, so in effect only room events ever closed them, and closing them on a
-                # tick, whose place among the room events differs in a rebuild, breaks the rule that
-                # a rebuild publishes the same figures (test_analytics_stream). Only room events do.
+                # Ticks do not close windows: a tick's place among the room events differs in a
+                # rebuild, so closing windows on it would break the rule that a rebuild publishes the
+                # same figures (test_analytics_stream, docs/decisions/0008). Only room events do.
             if done:
                 self._forget(done, event.message.partition)
 

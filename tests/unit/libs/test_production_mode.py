@@ -48,7 +48,7 @@ SAFE = {
 SAFE_OF = {
     RoomSettings: {
         "room_invite_link_base_url": "https://spaces.podium.chat/i/",
-        "room_media_relays": "media-relay-0=media-relay-0.media-relay-headless:50054",
+        "room_media_relays": "media-relay-0=media-relay-0.media-relay-headless.podium.svc.cluster.local:50054",
     },
     PresenceSettings: {"presence_advertised_host": "presence-7c9d.presence-peers.podium.svc.cluster.local"},
     ReplaySettings: {"replay_blob_dir": "/var/lib/podium/recordings"},
@@ -149,9 +149,16 @@ UNSAFE = [
     (
         RoomSettings,
         "room_media_relays",
-        "relay-0=relay-0.relays:50054,relay-1=[::1]:50054",
+        "relay-0=relay-0.relays.podium.svc.cluster.local:50054,relay-1=[::1]:50054",
         "PODIUM_ROOM_MEDIA_RELAYS",
         "[::1]:50054",
+    ),
+    (
+        RoomSettings,
+        "room_media_relays",
+        "relay-0=media-relay-0.media-relay-headless:50054,relay-1=relay-1.relays.podium.svc:50054",
+        "PODIUM_ROOM_MEDIA_RELAYS",
+        "media-relay-0.media-relay-headless:50054, relay-1.relays.podium.svc:50054, which resolve only inside",
     ),
     (
         PresenceSettings,
