@@ -18,6 +18,10 @@ The names a platform team alerts on (docs/operations.md lists the alerts):
                                                    dead_lettered (webhooks)
     podium_webhook_event_to_post_seconds           from an event to its delivery's first POST (webhooks)
     podium_webhook_events_too_old_total            events older than the retention when read: not delivered
+    podium_gateway_frames_total{path}              20 ms frames the gateway sent or published: passthrough
+                                                   (the relay's Opus as it is), mixed (decoded, summed,
+                                                   encoded), encoded (a browser's mic, to Publish) (gateway)
+    podium_gateway_streams{kind}                   WebRTC streams held: listen, speak (gateway)
 """
 
 from __future__ import annotations
@@ -95,6 +99,13 @@ WEBHOOK_EVENTS_TOO_OLD = Counter(
     "podium_webhook_events_too_old",
     "Events older than the webhooks retention when the service read them: not delivered.",
 )
+GATEWAY_FRAMES = Counter(
+    "podium_gateway_frames",
+    "20 ms Opus frames the gateway handled, by path: passthrough (the relay's frame forwarded as it is), "
+    "mixed (voices decoded, summed and encoded), encoded (a browser's microphone, encoded for Publish).",
+    ["path"],
+)
+GATEWAY_STREAMS = Gauge("podium_gateway_streams", "WebRTC streams the gateway holds, by kind.", ["kind"])
 
 
 def serve_metrics(port: int) -> int:

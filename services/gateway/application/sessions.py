@@ -1,0 +1,129 @@
+"""A browser's streams: listening (join, then the Space's feed) and speaking (microphone to Publish).
+
+    answer = await sessions.listen(user, token, space_id, invite_token, offer)
+    answer = await sessions.speak(user, token, space_id, offer)
+
+Listening joins the Space with the user's own token (JoinSpace), so the room
+decides who may be there; the stream then counts as the user's presence until
+its peer connection closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from libs.telemetry.metrics import GATEWAY_STREAMS
+from podium.media.v1 import media_service_pb2 as media_pb
+from podium.room.v1 import room_service_pb2 as room_pb
+from podium.room.v1 import room_types_pb2 as room_types
+from services.gateway.application.presence_reporter import Connections
+from services.gateway.application.space_feed import Feeds
+from services.gateway.application.speaker_uplink import SpeakerUplink
+from services.gateway.infrastructure.opus import Decoder, Encoder
+from services.gateway.infrastructure.podium import PodiumClients, bearer
+from services.gateway.infrastructure.rtc import ListenerTrack, MicrophoneReader, Peer
+
+log = logging.getLogger(__name__)
+
+
+class Codecs:
+    def decoder(self) -> Decoder:
+        return Decoder()
+
+    def encoder(self) -> Encoder:
+        return Encoder()
+
+
+@dataclass(frozen=True)
+class Offer:
+    sdp: str
+    type: str
+
+
+@dataclass(frozen=True)
+class Answer:
+    sdp: str
+    type: str
+    role: str = ""
+
+
+class Sessions:
+    def __init__(self, clients: PodiumClients, gateway_id: str, connections: Connections, buffer_frames: int):
+        self.clients = clients
+        self.gateway_id = gateway_id
+        self.connections = connections
+        self.buffer_frames = buffer_frames
+        self.feeds = Feeds(self._subscribe, Codecs())
+        self.peers: set[Peer] = set()
+        self.uplinks: set[SpeakerUplink] = set()
+
+    async def _subscribe(self, space_id: str):
+        relay = await self.clients.relay_for(space_id)
+        request = media_pb.SubscribeRequest(space_id=space_id, gateway_id=self.gateway_id)
+        async for tick in relay.Subscribe(request, metadata=self.clients.as_gateway):
+            yield tick
+
+    async def listen(
+        self, user_id: str, token: str, space_id: str, invite_token: str, offer: Offer
+    ) -> Answer:
+        joined = await self.clients.room.JoinSpace(
+            room_pb.JoinSpaceRequest(space_id=space_id, invite_token=invite_token),
+            metadata=bearer(token),
+            timeout=10,
+        )
+        track = ListenerTrack(user_id, self.buffer_frames)
+
+        def closed() -> None:
+            self.feeds.leave(space_id, track)
+            self.connections.remove(user_id, space_id)
+            track.stop()
+            GATEWAY_STREAMS.labels("listen").dec()
+
+        peer = self._peer(closed)
+        answer = await peer.answer(offer.sdp, offer.type, send=track)
+        self.feeds.join(space_id, track)
+        self.connections.add(user_id, space_id)
+        GATEWAY_STREAMS.labels("listen").inc()
+        return Answer(answer.sdp, answer.type, room_types.Role.Name(joined.role))
+
+    async def speak(self, user_id: str, token: str, space_id: str, offer: Offer) -> Answer:
+        async def open_publish():
+            relay = await self.clients.relay_for(space_id)
+            return relay.Publish(metadata=bearer(token))
+
+        uplink: SpeakerUplink | None = None
+
+        def closed() -> None:
+            if uplink is not None:
+                self.uplinks.discard(uplink)
+                uplink.cancel()
+            GATEWAY_STREAMS.labels("speak").dec()
+
+        peer = self._peer(closed)
+        answer = await peer.answer(offer.sdp, offer.type)
+        GATEWAY_STREAMS.labels("speak").inc()
+        track = await asyncio.wait_for(peer.remote_track, 5)  # set while the offer is applied
+        uplink = SpeakerUplink(space_id, user_id, MicrophoneReader(track).read, Encoder(), open_publish)
+        uplink.start()
+        self.uplinks.add(uplink)
+        return Answer(answer.sdp, answer.type)
+
+    def _peer(self, closed) -> Peer:
+        peer: Peer
+
+        def on_closed() -> None:
+            self.peers.discard(peer)
+            closed()
+
+        peer = Peer(on_closed)
+        self.peers.add(peer)
+        return peer
+
+    async def stop(self) -> None:
+        for peer in tuple(self.peers):
+            await peer.close()
+        for uplink in tuple(self.uplinks):
+            await uplink.stop()
+        await self.feeds.stop()
