@@ -20,7 +20,8 @@ The names a platform team alerts on (docs/operations.md lists the alerts):
     podium_webhook_events_too_old_total            events older than the retention when read: not delivered
     podium_gateway_frames_total{path}              20 ms frames the gateway sent or published: passthrough
                                                    (the relay's Opus as it is), mixed (decoded, summed,
-                                                   encoded), encoded (a browser's mic, to Publish) (gateway)
+                                                   encoded), encoded (a browser's mic, to Publish),
+                                                   silence, dropped_listener, dropped_uplink (gateway)
     podium_gateway_streams{kind}                   WebRTC streams held: listen, speak (gateway)
 """
 
@@ -102,7 +103,8 @@ WEBHOOK_EVENTS_TOO_OLD = Counter(
 GATEWAY_FRAMES = Counter(
     "podium_gateway_frames",
     "20 ms Opus frames the gateway handled, by path: passthrough (the relay's frame forwarded as it is), "
-    "mixed (voices decoded, summed and encoded), encoded (a browser's microphone, encoded for Publish).",
+    "mixed (voices decoded, summed and encoded), encoded (a browser's microphone, encoded for Publish), "
+    "silence (nobody a listener hears talked), dropped_listener and dropped_uplink (a queue was full).",
     ["path"],
 )
 GATEWAY_STREAMS = Gauge("podium_gateway_streams", "WebRTC streams the gateway holds, by kind.", ["kind"])

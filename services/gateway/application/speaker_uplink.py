@@ -84,6 +84,7 @@ class SpeakerUplink:
                 )
                 self.sequence += 1
                 if self.queue.full():
+                    GATEWAY_FRAMES.labels("dropped_uplink").inc()
                     self.queue.get_nowait()  # the oldest goes: late audio is worse than lost audio
                 self.queue.put_nowait(frame)
 

@@ -2,14 +2,18 @@
 
 A listener's track hands aiortc Opus packets (PyAV `Packet`s), which aiortc
 sends as they are: the relay's frame reaches the browser without being decoded
-or encoded again. The track keeps its own 20 ms clock: a slot with no frame
-for this listener carries a silence frame, so the browser's jitter buffer sees
-a steady stream and a voice that stops is silent at once.
+or encoded again. The track follows the relay's 20 ms ticks as they arrive,
+so it adds no delay of its own, and numbers them contiguously: the ticks
+jitter, and the browser's jitter buffer evens that out. When no frame comes
+for a listener for three frames' time (nobody they hear is talking) it sends
+silence frames on its own clock, so the browser hears silence, not a
+concealment of the last voice, and the stream never stalls.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
@@ -21,6 +25,7 @@ import numpy as np
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
+from libs.telemetry.metrics import GATEWAY_FRAMES
 from services.gateway.infrastructure.opus import FRAME_SAMPLES, RATE, pcm_of, silence_packet
 
 log = logging.getLogger(__name__)
@@ -28,10 +33,12 @@ log = logging.getLogger(__name__)
 TIME_BASE = Fraction(1, RATE)
 FRAME_SECONDS = FRAME_SAMPLES / RATE
 SILENCE = silence_packet()
+IDLE_FRAMES = 3  # no frame for this long: the voices stopped, silence follows
+RESYNC_FRAMES = 10
 
 
 class ListenerTrack(MediaStreamTrack):
-    """What one listener hears: the frames their Space's feed offers, paced at 20 ms."""
+    """What one listener hears: the frames their Space's feed offers, as they come."""
 
     kind = "audio"
 
@@ -39,25 +46,43 @@ class ListenerTrack(MediaStreamTrack):
         super().__init__()
         self.user_id = user_id
         self.frames: deque[bytes] = deque(maxlen=buffer_frames)  # full: the oldest drops
+        self._arrived = asyncio.Event()
         self._start: float | None = None
-        self._slot = 0
+        self._slot = -1
+        self._talking = False
+
+    def _next_slot_time(self) -> float:
+        assert self._start is not None
+        return self._start + (self._slot + 1) * FRAME_SECONDS
 
     def offer(self, opus: bytes) -> None:
+        if len(self.frames) == self.frames.maxlen:
+            GATEWAY_FRAMES.labels("dropped_listener").inc()
         self.frames.append(opus)
+        self._arrived.set()
 
     async def recv(self) -> av.Packet:
         if self.readyState != "live":
             raise MediaStreamError
+        now = time.monotonic()
         if self._start is None:
-            self._start = time.monotonic()
-        else:
-            self._slot += 1
-            wait = self._start + self._slot * FRAME_SECONDS - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            elif wait < -1.0:  # the loop stalled for over a second: do not burst to catch up
-                self._start, self._slot = time.monotonic(), 0
-        packet = av.Packet(self.frames.popleft() if self.frames else SILENCE)
+            self._start = now
+        if not self.frames:
+            self._arrived.clear()
+            # While voices come, wait for the next as long as a late tick may be; in silence, keep
+            # the 20 ms clock.
+            wait = IDLE_FRAMES * FRAME_SECONDS if self._talking else self._next_slot_time() - now
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._arrived.wait(), max(0.0, wait))
+        self._talking = bool(self.frames)
+        opus = self.frames.popleft() if self.frames else SILENCE
+        if opus is SILENCE:
+            GATEWAY_FRAMES.labels("silence").inc()
+        self._slot += 1
+        wall = round((time.monotonic() - self._start) / FRAME_SECONDS)
+        if abs(wall - self._slot) > RESYNC_FRAMES:  # drifted from the clock: take it up again here
+            self._start = time.monotonic() - self._slot * FRAME_SECONDS
+        packet = av.Packet(opus)
         packet.pts = self._slot * FRAME_SAMPLES
         packet.time_base = TIME_BASE
         return packet

@@ -96,4 +96,11 @@ class Client:
             timeout=timeout_ms,
             polling=20,
         )
+        series = await self.page.evaluate(
+            """async () => { const out = [];
+                for (let i = 0; i < 50; i++) { const p = window.podiumTest.live();
+                  out.push([Math.round(p.hz), Math.round(p.db)]); await new Promise(r => setTimeout(r, 20)); }
+                return out; }"""
+        )
+        print(self.name, "hears", series)
         return await self.page.evaluate("window.podiumTest.live()")

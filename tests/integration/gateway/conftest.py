@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -21,12 +22,15 @@ async def web_stack(service_factory, moderation, tmp_path_factory):
 
     The room is one of this module's own: GetMediaEndpoint must name the relay that runs here.
     """
-    relay = await service_factory("media-relay")
-    room = await service_factory("room", env={"PODIUM_ROOM_MEDIA_RELAYS": f"relay-0={relay.address}"})
-    presence = await service_factory("presence")
-    replay = await service_factory(
-        "replay", env={"PODIUM_REPLAY_BLOB_DIR": str(tmp_path_factory.mktemp("replays")), **FAST_FINALIZE}
+    # Started together: each mostly waits for its consumers to join and catch up.
+    relay, presence, replay = await asyncio.gather(
+        service_factory("media-relay"),
+        service_factory("presence"),
+        service_factory(
+            "replay", env={"PODIUM_REPLAY_BLOB_DIR": str(tmp_path_factory.mktemp("replays")), **FAST_FINALIZE}
+        ),
     )
+    room = await service_factory("room", env={"PODIUM_ROOM_MEDIA_RELAYS": f"relay-0={relay.address}"})
     http_port = free_port()
     gateway = await service_factory(
         "gateway",
@@ -40,9 +44,11 @@ async def web_stack(service_factory, moderation, tmp_path_factory):
         },
     )
     yield {"url": f"http://127.0.0.1:{http_port}", "gateway": gateway, "room": room}
-    # Stopped now, not at the end of the session: the later tests get the CPU back.
+    # Killed now, not at the end of the session: the later tests get the CPU back. Nothing of
+    # theirs is checked after this, so no drain is waited for.
     for service in (gateway, replay, presence, room, relay):
-        await service.stop()
+        service.kill()
+        await service.channel.close()
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,15 @@ HOST_HZ = 440.0
 GUEST_HZ = 1000.0
 MUTE_BUDGET_MS = 500
 SILENT_DB = -75  # the analyser's level at a tone's bin once that voice is gone
+HEARD_DB = -60
+
+
+def onset(series: list[list[float]], column: int, run: int = 10) -> float | None:
+    """The media time from which the tone in `column` stays heard for `run` samples on end."""
+    for i in range(len(series) - run):
+        if all(row[column] > HEARD_DB for row in series[i : i + run]):
+            return series[i][0]
+    return None
 
 
 async def test_a_host_and_a_guest_talk_in_a_recorded_space_and_its_replay_holds_both(
@@ -47,6 +56,7 @@ async def test_a_host_and_a_guest_talk_in_a_recorded_space_and_its_replay_holds_
         await host.page.get_by_test_id("space-state").filter(has_text="live").wait_for()
         await host.page.get_by_test_id("mic-state").filter(has_text="on").wait_for()
         await host.page.get_by_test_id("invite-link").click()
+        await host.page.get_by_test_id("invite-url").wait_for()  # shown once the link is made
         invite = await host.page.get_by_test_id("invite-url").input_value()
         assert "invite=" in invite
         await host.shot("1-live")
@@ -73,14 +83,21 @@ async def test_a_host_and_a_guest_talk_in_a_recorded_space_and_its_replay_holds_
         mute = host.page.locator(f'li[data-user="{guest_id}"] [data-testid="mute"]')
         await mute.wait_for()
         silenced_after_ms = await host.page.evaluate(
-            """async ([hz, db, budget, who]) => {
+            """async ([hz, heard, silent, budget, who]) => {
                  const t = window.podiumTest;
+                 await t.until(() => t.liveLevelAt(hz) > heard, 5000);  // hearing the guest now
                  const clicked = performance.now();
                  document.querySelector(`li[data-user="${who}"] [data-testid="mute"]`).click();
-                 const gone = await t.until(() => t.liveLevelAt(hz) < db, budget * 6);
-                 return gone - clicked;
+                 // Gone for good: silent at that frequency for 300 ms on end, timed from its start.
+                 let quietSince = null;
+                 await t.until(() => {
+                   if (t.liveLevelAt(hz) >= silent) quietSince = null;
+                   else quietSince ??= performance.now();
+                   return quietSince !== null && performance.now() - quietSince >= 300;
+                 }, budget * 10);
+                 return quietSince - clicked;
                }""",
-            [GUEST_HZ, SILENT_DB, MUTE_BUDGET_MS, guest_id],
+            [GUEST_HZ, HEARD_DB, SILENT_DB, MUTE_BUDGET_MS, guest_id],
         )
         print(f"muted -> silent at the host: {silenced_after_ms:.0f} ms")
         await host.page.locator(f'li[data-user="{guest_id}"] [data-testid="muted"]').wait_for()
@@ -92,26 +109,24 @@ async def test_a_host_and_a_guest_talk_in_a_recorded_space_and_its_replay_holds_
         await guest.page.wait_for_function("document.body.dataset.replayReady === 'true'", timeout=60_000)
         await guest.page.get_by_test_id("timeline").locator("li").first.wait_for()
         await guest.page.get_by_test_id("speed-2").click()
-        heard_at = await guest.page.evaluate(
-            """async ([a, b, db]) => {
+        series = await guest.page.evaluate(
+            """async ([a, b]) => {
                  const t = window.podiumTest, audio = document.getElementById('replay-audio');
-                 const meter = t.state.replayMeter, first = {};
+                 const meter = t.state.replayMeter, series = [];
                  audio.currentTime = 0;
                  await audio.play();
                  await t.until(() => {
-                   for (const hz of [a, b]) {
-                     if (first[hz] === undefined && meter.levelAt(hz) > db) first[hz] = audio.currentTime;
-                   }
-                   return audio.ended || (first[a] !== undefined && first[b] !== undefined);
+                   series.push([audio.currentTime, meter.levelAt(a), meter.levelAt(b)]);
+                   return audio.ended;
                  }, 120000);
-                 return { host: first[a] ?? null, guest: first[b] ?? null, rate: audio.playbackRate,
-                          duration: audio.duration };
+                 return { series, rate: audio.playbackRate, duration: audio.duration };
                }""",
-            [HOST_HZ, GUEST_HZ, -60],
+            [HOST_HZ, GUEST_HZ],
         )
+        heard_at = {"host": onset(series["series"], 1), "guest": onset(series["series"], 2)}
         await guest.shot("5-replay")
-        print(f"replay: {heard_at}")
-        assert heard_at["rate"] == 2
+        print(f"replay: {heard_at}, {len(series['series'])} samples over {series['duration']:.1f} s")
+        assert series["rate"] == 2
         assert heard_at["host"] is not None and heard_at["guest"] is not None, heard_at
         assert heard_at["host"] < heard_at["guest"], heard_at
     print(f"web client end to end: {time.monotonic() - began:.1f} s")
