@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field, SecretStr
 
 from libs.auth.tokens import GATEWAY_ROLE, mint_token
@@ -12,6 +14,10 @@ _PEERS = ("room", "presence", "moderation", "replay")
 
 
 class GatewaySettings(PodiumSettings):
+    # An edge: it calls the services' gRPC APIs and keeps nothing of its own.
+    uses_database: ClassVar[bool] = False
+    uses_kafka: ClassVar[bool] = False
+
     gateway_port: int = Field(
         50058, ge=0, le=65535, description="Port of the gateway's gRPC server (health and reflection only)."
     )
