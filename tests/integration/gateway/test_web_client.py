@@ -85,13 +85,22 @@ async def test_a_host_and_a_guest_talk_in_a_recorded_space_and_its_replay_holds_
         silenced_after_ms = await host.page.evaluate(
             """async ([hz, heard, silent, budget, who]) => {
                  const t = window.podiumTest;
-                 await t.until(() => t.liveLevelAt(hz) > heard, 5000);  // hearing the guest now
+                 // Hearing the guest now, steadily (100 ms on end), so the silence timed below is the mute's.
+                 let heardSince = null;
+                 await t.until(() => {
+                   if (t.liveLevelAt(hz) <= heard) heardSince = null;
+                   else heardSince ??= performance.now();
+                   return heardSince !== null && performance.now() - heardSince >= 100;
+                 }, 10000);
                  const clicked = performance.now();
                  document.querySelector(`li[data-user="${who}"] [data-testid="mute"]`).click();
                  // Gone for good: silent at that frequency for 300 ms on end, timed from its start.
                  let quietSince = null;
+                 window.muteTrace = [];
                  await t.until(() => {
-                   if (t.liveLevelAt(hz) >= silent) quietSince = null;
+                   const level = t.liveLevelAt(hz);
+                   window.muteTrace.push([Math.round(performance.now() - clicked), Math.round(level)]);
+                   if (level >= silent) quietSince = null;
                    else quietSince ??= performance.now();
                    return quietSince !== null && performance.now() - quietSince >= 300;
                  }, budget * 10);
@@ -102,7 +111,8 @@ async def test_a_host_and_a_guest_talk_in_a_recorded_space_and_its_replay_holds_
         print(f"muted -> silent at the host: {silenced_after_ms:.0f} ms")
         await host.page.locator(f'li[data-user="{guest_id}"] [data-testid="muted"]').wait_for()
         await host.shot("4-guest-muted")
-        assert silenced_after_ms < MUTE_BUDGET_MS
+        trace = await host.page.evaluate("window.muteTrace")  # [ms after the click, dB at the tone]
+        assert silenced_after_ms < MUTE_BUDGET_MS, trace
 
         # 5. The host ends the Space; the guest's page plays the replay, both tones in order.
         await host.page.get_by_test_id("end").click()
