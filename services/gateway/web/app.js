@@ -183,10 +183,11 @@ function render() {
     item.dataset.user = member.userId;
     item.dataset.role = ROLES[member.role] || "";
     item.classList.toggle("speaking", !!member.speaking);
-    item.innerHTML = `<span class="name"></span><span class="badge">${ROLES[member.role] || "?"}</span>`;
+    item.innerHTML = `<span class="name"></span><span class="badge">${ROLES[member.role] || "?"}</span>` +
+      '<span class="talking" data-testid="talking">● talking</span>';
     item.querySelector(".name").textContent = member.userId;
     if (member.muted) item.insertAdjacentHTML("beforeend", '<span class="badge" data-testid="muted">muted</span>');
-    if (member.handRaised) item.insertAdjacentHTML("beforeend", '<span class="badge">✋ wants to speak</span>');
+    if (member.handRaised) item.insertAdjacentHTML("beforeend", '<span class="badge" data-testid="hand">wants to speak</span>');
     if (isHost && member.userId !== api.userId && live) item.append(hostActions(member));
     list.append(item);
   }
@@ -249,13 +250,17 @@ async function showReplay() {
     }
     await new Promise((r) => setTimeout(r, 300));
   }
-  $("replay-state").textContent = `${replay.title}: ${replay.duration}, speakers ${(replay.speakerIds || []).join(", ")}`;
+  const length = parseFloat(replay.duration || "0");
+  $("replay-state").textContent = `${replay.title}: ${Math.floor(length / 60)} min ${Math.round(length % 60)} s, ` +
+    `speakers ${(replay.speakerIds || []).join(", ")}`;
   const timeline = $("timeline");
   timeline.replaceChildren();
   for (const entry of replay.timeline || []) {
     const item = document.createElement("li");
     const seconds = parseFloat(entry.at || "0");
-    item.textContent = `${seconds.toFixed(1)} s  ${(entry.kind || "").replace("TIMELINE_ENTRY_KIND_", "").toLowerCase()} ${entry.userId || ""} ${entry.role || ""}`;
+    const kind = (entry.kind || "").replace("TIMELINE_ENTRY_KIND_", "").toLowerCase().replace("_", " ");
+    const detail = kind === "listeners" ? `${entry.listeners || 0}` : `${entry.userId || ""} ${entry.role || ""}`;
+    item.textContent = `${seconds.toFixed(1)} s  ${kind} ${detail}`;
     item.dataset.at = String(seconds);
     item.addEventListener("click", () => ($("replay-audio").currentTime = seconds));
     timeline.append(item);
