@@ -18,6 +18,12 @@ Debian Chromium browsers driven by Playwright (as the web client's browser test)
    over a window with B alone, then with `--listeners` more listeners (aiortc
    peers in this process, each its own user); the difference over the added
    listeners, in percent of a core.
+
+Beside them, from the gateway's /metrics: how old frames are when they come back
+on Subscribe (captured_at, stamped as the speaker's gateway encodes them, to
+receipt: Publish, the relay's tick, Subscribe), and how many frames took each
+path (passed through as the relay's Opus, mixed, encoded from a microphone,
+silence).
 """
 
 from __future__ import annotations
@@ -96,6 +102,32 @@ def latencies(spoken: list[float], heard: list[float]) -> list[float]:
     return out
 
 
+def frame_paths(exposition: str) -> dict[str, float]:
+    """podium_gateway_frames_total by path, from the gateway's /metrics."""
+    out = {}
+    for line in exposition.splitlines():
+        if line.startswith("podium_gateway_frames_total{"):
+            path = line.split('path="')[1].split('"')[0]
+            out[path] = float(line.rsplit(" ", 1)[1])
+    return out
+
+
+def histogram_quantile(exposition: str, q: float) -> float | None:
+    """The upper bound of the bucket of podium_gateway_frame_age_seconds that holds quantile `q` (ms)."""
+    buckets = []
+    for line in exposition.splitlines():
+        if line.startswith("podium_gateway_frame_age_seconds_bucket{"):
+            bound = line.split('le="')[1].split('"')[0]
+            buckets.append((float("inf") if bound == "+Inf" else float(bound), float(line.rsplit(" ", 1)[1])))
+    if not buckets or buckets[-1][1] == 0:
+        return None
+    total = buckets[-1][1]
+    for bound, count in buckets:
+        if count >= q * total:
+            return round(bound * 1000, 1)
+    return None
+
+
 async def listener(session: aiohttp.ClientSession, url: str, space_id: str, user: str) -> RTCPeerConnection:
     """One more listener: an aiortc peer that joins and receives the Space's audio."""
     pc = RTCPeerConnection()
@@ -145,10 +177,11 @@ async def main(args) -> dict:
         relay = await stack.start("media-relay")
         presence, moderation = await asyncio.gather(stack.start("presence"), stack.start("moderation"))
         room = await stack.start("room", env={"PODIUM_ROOM_MEDIA_RELAYS": f"relay-0={relay.address}"})
-        http_port = free_port()
+        http_port, metrics_port = free_port(), free_port()
         gateway = await stack.start(
             "gateway",
             env={
+                "PODIUM_METRICS_PORT": str(metrics_port),
                 "PODIUM_GATEWAY_HTTP_PORT": str(http_port),
                 "PODIUM_GATEWAY_ROOM_ADDRESS": room.address,
                 "PODIUM_GATEWAY_PRESENCE_ADDRESS": presence.address,
@@ -195,6 +228,11 @@ async def main(args) -> dict:
             spoken = (await a.evaluate("window.onsets"))[1 : args.onsets + 1]
             heard = await b.evaluate("window.onsets")
             measured = latencies(spoken, heard)
+            async with aiohttp.ClientSession() as session:
+                async with session.get(f"http://127.0.0.1:{metrics_port}/metrics") as response:
+                    exposition = await response.text()
+            frames = frame_paths(exposition)
+            age_p50, age_p99 = histogram_quantile(exposition, 0.5), histogram_quantile(exposition, 0.99)
 
             # CPU per listener stream: B alone, then with more listeners.
             window = args.cpu_seconds
@@ -229,6 +267,8 @@ async def main(args) -> dict:
             "min": round(min(measured), 1) if measured else None,
             "max": round(max(measured), 1) if measured else None,
         },
+        "frame_age_ms": {"p50": age_p50, "p99": age_p99},
+        "frames": frames,
         "gateway_cpu": {
             "one_listener_one_speaker_pct": round(100 * base_cpu, 1),
             f"plus_{args.listeners}_listeners_pct": round(100 * loaded_cpu, 1),

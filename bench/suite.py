@@ -453,6 +453,12 @@ async def gateway(quick: bool) -> dict:
             target("p99 mouth-to-ear, browser A's microphone → browser B's analyser", lat["p99"], 400, "<", " ms"),
             info("p50 mouth-to-ear", lat["p50"], " ms", note=f"min {lat['min']} / max {lat['max']} ms"),
             target("onsets heard at B", raw["onsets_heard"], raw["onsets_spoken"], ">="),
+            info("of which: frame capture at A's gateway → back on Subscribe, p50 / p99 (bucket bounds)",
+                 f"{raw['frame_age_ms']['p50']} / {raw['frame_age_ms']['p99']}", " ms"),
+            info("frames sent to listeners as the relay's own Opus (no re-encode)",
+                 round(100 * raw["frames"].get("passthrough", 0)
+                       / max(1, raw["frames"].get("passthrough", 0) + raw["frames"].get("mixed", 0)), 1), " %",
+                 note=f"frame paths: {raw['frames']}"),
             info("gateway CPU per listener stream", cpu["per_listener_stream_pct"], " % of a core",
                  note=f"one speaker and one listener: {cpu['one_listener_one_speaker_pct']} %"),
         ],

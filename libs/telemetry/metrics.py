@@ -22,6 +22,7 @@ The names a platform team alerts on (docs/operations.md lists the alerts):
                                                    (the relay's Opus as it is), mixed (decoded, summed,
                                                    encoded), encoded (a browser's mic, to Publish),
                                                    silence, dropped_listener, dropped_uplink (gateway)
+    podium_gateway_frame_age_seconds               frame capture (speaker's gateway) → received on Subscribe (gateway)
     podium_gateway_streams{kind}                   WebRTC streams held: listen, speak (gateway)
 """
 
@@ -106,6 +107,12 @@ GATEWAY_FRAMES = Counter(
     "mixed (voices decoded, summed and encoded), encoded (a browser's microphone, encoded for Publish), "
     "silence (nobody a listener hears talked), dropped_listener and dropped_uplink (a queue was full).",
     ["path"],
+)
+GATEWAY_FRAME_AGE = Histogram(
+    "podium_gateway_frame_age_seconds",
+    "From a frame's capture time (stamped by the speaker's gateway as it encodes it) to this gateway "
+    "receiving it on Subscribe: Publish, the relay's tick and Subscribe (clocks of two gateways).",
+    buckets=(0.005, 0.01, 0.02, 0.03, 0.04, 0.06, 0.08, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0),
 )
 GATEWAY_STREAMS = Gauge("podium_gateway_streams", "WebRTC streams the gateway holds, by kind.", ["kind"])
 

@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
 import grpc
 import numpy as np
 
-from libs.telemetry.metrics import GATEWAY_FRAMES
+from libs.telemetry.metrics import GATEWAY_FRAME_AGE, GATEWAY_FRAMES
 from services.gateway.domain.mixing import Mix, PassThrough, TickFrame, mixed, plan_for
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,9 @@ class SpaceFeed:
         while self.sinks:
             try:
                 async for tick in self.subscribe(self.space_id):
+                    now = time.time()
+                    for f in tick.frames:
+                        GATEWAY_FRAME_AGE.observe(max(0.0, now - f.captured_at.ToNanoseconds() / 1e9))
                     self.deliver([TickFrame(f.speaker_id, f.opus) for f in tick.frames])
             except grpc.aio.AioRpcError as e:
                 log.info("subscribe to %s ended: %s %s", self.space_id, e.code().name, e.details())

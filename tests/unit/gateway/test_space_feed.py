@@ -6,6 +6,7 @@ import asyncio
 from types import SimpleNamespace
 
 import numpy as np
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.gateway.application.space_feed import Feeds
 
@@ -30,7 +31,9 @@ class FakeCodecs:
 
 
 def frame(speaker: str, opus: bytes):
-    return SimpleNamespace(speaker_id=speaker, opus=opus)
+    captured = Timestamp()
+    captured.GetCurrentTime()
+    return SimpleNamespace(speaker_id=speaker, opus=opus, captured_at=captured)
 
 
 async def test_listeners_of_one_space_share_one_subscribe_and_each_hears_everyone_but_themselves():
