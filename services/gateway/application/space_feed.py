@@ -20,7 +20,7 @@ import grpc
 import numpy as np
 
 from libs.telemetry.metrics import GATEWAY_FRAME_AGE, GATEWAY_FRAMES
-from services.gateway.domain.mixing import Mix, PassThrough, TickFrame, mixed, plan_for
+from services.gateway.domain.mixing import Mix, PassThrough, TickFrame, mixed, plan_for, voices
 
 log = logging.getLogger(__name__)
 
@@ -89,24 +89,28 @@ class SpaceFeed:
     def deliver(self, frames: list[TickFrame]) -> None:
         """One tick to every listener."""
         self.ticks += 1
-        voices: dict[str, np.ndarray] = {}
-        if len(frames) > 1:
-            # Decoded only when someone may need a mix; each voice keeps its decoder's state.
-            for frame in frames:
-                decoder = self._decoders.get(frame.speaker_id)
+        pcm: dict[str, np.ndarray] = {}
+        if len(voices(frames)) > 1:
+            # Decoded only when someone may need a mix; each voice keeps its decoder's state, and a
+            # voice's frames of one tick are laid end to end.
+            for speaker in voices(frames):
+                decoder = self._decoders.get(speaker)
                 if decoder is None:
-                    decoder = self._decoders[frame.speaker_id] = self.codecs.decoder()
-                voices[frame.speaker_id] = decoder.decode(frame.opus)
+                    decoder = self._decoders[speaker] = self.codecs.decoder()
+                pcm[speaker] = np.concatenate(
+                    [decoder.decode(f.opus) for f in frames if f.speaker_id == speaker]
+                )
         encoded: dict[tuple[str, ...], list[bytes]] = {}
         for sink in tuple(self.sinks):
             match plan_for(frames, sink.user_id):
-                case PassThrough(opus):
-                    GATEWAY_FRAMES.labels("passthrough").inc()
-                    sink.offer(opus)
+                case PassThrough(packets):
+                    for opus in packets:
+                        GATEWAY_FRAMES.labels("passthrough").inc()
+                        sink.offer(opus)
                 case Mix(speaker_ids):
                     if speaker_ids not in encoded:
                         encoded[speaker_ids] = self._encoder(speaker_ids).encode(
-                            mixed([voices[s] for s in speaker_ids])
+                            mixed([pcm[s] for s in speaker_ids])
                         )
                     for packet in encoded[speaker_ids]:
                         GATEWAY_FRAMES.labels("mixed").inc()

@@ -1,11 +1,13 @@
 """What one listener hears in one 20 ms tick: pure decisions, no codecs.
 
-The relay sends a tick with one Opus frame per speaker who talked in it. A
-listener never hears their own voice (mix-minus), so the frames that reach
-them are the tick's frames less their own. With none, they get silence; with
-exactly one, that frame is forwarded as it is (no decode, no re-encode: the
-usual case of one person talking at a time); with more, the gateway decodes
-them, sums them and encodes the sum once per distinct set of voices.
+The relay sends a tick with the Opus frames its speakers sent since the last
+one: usually one per speaker, sometimes two of one speaker when their frames
+arrived bunched. A listener never hears their own voice (mix-minus), so the
+voices that reach them are the tick's less their own. With none, they get
+silence; with one voice, its frames are forwarded as they are, in order (no
+decode, no re-encode: the usual case of one person talking at a time); with
+more, the gateway decodes each voice, sums them and encodes the sum once per
+distinct set of voices.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ class Silence:
 
 @dataclass(frozen=True)
 class PassThrough:
-    opus: bytes
+    opus: tuple[bytes, ...]  # one voice's frames, in order
 
 
 @dataclass(frozen=True)
@@ -43,14 +45,19 @@ Plan = Silence | PassThrough | Mix
 SILENCE = Silence()
 
 
+def voices(frames: Sequence[TickFrame]) -> tuple[str, ...]:
+    """The speakers of a tick, in the order their first frame came."""
+    return tuple(dict.fromkeys(f.speaker_id for f in frames))
+
+
 def plan_for(frames: Sequence[TickFrame], listener_id: str) -> Plan:
     """What `listener_id` gets from one tick's `frames`."""
-    heard = [f for f in frames if f.speaker_id != listener_id]
+    heard = tuple(v for v in voices(frames) if v != listener_id)
     if not heard:
         return SILENCE
     if len(heard) == 1:
-        return PassThrough(heard[0].opus)
-    return Mix(tuple(f.speaker_id for f in heard))
+        return PassThrough(tuple(f.opus for f in frames if f.speaker_id == heard[0]))
+    return Mix(heard)
 
 
 def mixed(voices: Sequence[np.ndarray]) -> np.ndarray:

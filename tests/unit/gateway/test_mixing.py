@@ -13,12 +13,18 @@ ANA, BEN, CAL = TickFrame("ana", b"a"), TickFrame("ben", b"b"), TickFrame("cal",
 
 
 def test_a_single_voice_is_forwarded_as_the_relays_own_frame():
-    assert plan_for([ANA], "listener") == PassThrough(b"a")
+    assert plan_for([ANA], "listener") == PassThrough((b"a",))
 
 
 def test_a_speaker_never_hears_their_own_voice():
     assert plan_for([ANA], "ana") == SILENCE
-    assert plan_for([ANA, BEN], "ana") == PassThrough(b"b")
+    assert plan_for([ANA, BEN], "ana") == PassThrough((b"b",))
+
+
+def test_two_frames_of_one_voice_in_a_tick_are_forwarded_in_order_not_mixed():
+    late = TickFrame("ana", b"a2")
+    assert plan_for([ANA, late], "listener") == PassThrough((b"a", b"a2"))
+    assert plan_for([ANA, BEN, late], "listener") == Mix(("ana", "ben"))
 
 
 def test_several_voices_are_mixed_and_the_mix_is_keyed_by_who_is_in_it():
