@@ -16,8 +16,10 @@ from dataclasses import dataclass
 
 from libs.telemetry.metrics import GATEWAY_STREAMS
 from podium.media.v1 import media_service_pb2 as media_pb
+from podium.presence.v1 import presence_service_pb2 as presence_pb
 from podium.room.v1 import room_service_pb2 as room_pb
 from podium.room.v1 import room_types_pb2 as room_types
+from services.gateway.application.membership_guard import MembershipGuard
 from services.gateway.application.presence_reporter import Connections
 from services.gateway.application.space_feed import Feeds
 from services.gateway.application.speaker_uplink import SpeakerUplink
@@ -58,6 +60,23 @@ class Sessions:
         self.feeds = Feeds(self._subscribe, Codecs())
         self.peers: set[Peer] = set()
         self.uplinks: set[SpeakerUplink] = set()
+        self.streams: dict[tuple[str, str], set[Peer]] = {}  # (Space, user) -> their peer connections
+        self.guard = MembershipGuard(self._watch, self.close_streams)
+        self._closing: set[asyncio.Task] = set()
+
+    async def _watch(self, space_id: str, token: str):
+        request = presence_pb.WatchSpaceRequest(space_id=space_id)
+        async for update in self.clients.presence.WatchSpace(request, metadata=bearer(token)):
+            yield update
+
+    def close_streams(self, space_id: str, user_id: str | None) -> None:
+        """Ends `user_id`'s streams in the Space (None: everyone's); the peers' own cleanup follows."""
+        for (space, user), peers in list(self.streams.items()):
+            if space == space_id and user_id in (None, user):
+                for peer in tuple(peers):
+                    task = asyncio.ensure_future(peer.close())
+                    self._closing.add(task)
+                    task.add_done_callback(self._closing.discard)
 
     async def _subscribe(self, space_id: str):
         relay = await self.clients.relay_for(space_id)
@@ -81,7 +100,7 @@ class Sessions:
             track.stop()
             GATEWAY_STREAMS.labels("listen").dec()
 
-        peer = self._peer(closed)
+        peer = self._peer(closed, space_id, user_id, token)
         answer = await peer.answer(offer.sdp, offer.type, send=track)
         self.feeds.join(space_id, track)
         self.connections.add(user_id, space_id)
@@ -101,7 +120,7 @@ class Sessions:
                 uplink.cancel()
             GATEWAY_STREAMS.labels("speak").dec()
 
-        peer = self._peer(closed)
+        peer = self._peer(closed, space_id, user_id, token)
         answer = await peer.answer(offer.sdp, offer.type)
         GATEWAY_STREAMS.labels("speak").inc()
         track = await asyncio.wait_for(peer.remote_track, 5)  # set while the offer is applied
@@ -110,15 +129,24 @@ class Sessions:
         self.uplinks.add(uplink)
         return Answer(answer.sdp, answer.type)
 
-    def _peer(self, closed) -> Peer:
+    def _peer(self, closed, space_id: str, user_id: str, token: str) -> Peer:
+        """A peer connection that counts as one of `user_id`'s streams in the Space while it lasts."""
         peer: Peer
+        key = (space_id, user_id)
 
         def on_closed() -> None:
             self.peers.discard(peer)
+            held = self.streams.get(key, set())
+            held.discard(peer)
+            if not held:
+                self.streams.pop(key, None)
+                self.guard.remove(space_id, user_id)
             closed()
 
         peer = Peer(on_closed)
         self.peers.add(peer)
+        self.streams.setdefault(key, set()).add(peer)
+        self.guard.add(space_id, user_id, token)
         return peer
 
     async def stop(self) -> None:
@@ -127,3 +155,4 @@ class Sessions:
         for uplink in tuple(self.uplinks):
             await uplink.stop()
         await self.feeds.stop()
+        await self.guard.stop()
