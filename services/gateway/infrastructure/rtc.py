@@ -3,8 +3,9 @@
 A listener's track hands aiortc Opus packets (PyAV `Packet`s), which aiortc
 sends as they are: the relay's frame reaches the browser without being decoded
 or encoded again. The track follows the relay's 20 ms ticks as they arrive,
-so it adds no delay of its own, and numbers them contiguously: the ticks
-jitter, and the browser's jitter buffer evens that out. When no frame comes
+so it adds no delay of its own, and numbers them contiguously while they
+come about on time: the ticks jitter, and the browser's jitter buffer evens
+that out. A stall longer than three frames is numbered as the time it took. When no frame comes
 for a listener for three frames' time (nobody they hear is talking) it sends
 silence frames on its own clock, so the browser hears silence, not a
 concealment of the last voice, and the stream never stalls.
@@ -34,6 +35,7 @@ TIME_BASE = Fraction(1, RATE)
 FRAME_SECONDS = FRAME_SAMPLES / RATE
 SILENCE = silence_packet()
 IDLE_FRAMES = 3  # no frame for this long: the voices stopped, silence follows
+LATE_FRAMES = 3  # later than this behind the 20 ms clock: a stall, not jitter
 RESYNC_FRAMES = 10
 
 
@@ -79,8 +81,13 @@ class ListenerTrack(MediaStreamTrack):
         if opus is SILENCE:
             GATEWAY_FRAMES.labels("silence").inc()
         self._slot += 1
-        wall = round((time.monotonic() - self._start) / FRAME_SECONDS)
-        if abs(wall - self._slot) > RESYNC_FRAMES:  # drifted from the clock: take it up again here
+        wall = (time.monotonic() - self._start) / FRAME_SECONDS
+        if wall - self._slot > LATE_FRAMES:
+            # Frames stalled on the way (a busy machine, a relay's burst): number this one for now
+            # and leave a gap the browser conceals. Numbered on from before, the browser would take
+            # the stall for network delay and keep that much more audio buffered from then on.
+            self._slot = round(wall)
+        elif self._slot - wall > RESYNC_FRAMES:  # running ahead of the clock for long: follow it
             self._start = time.monotonic() - self._slot * FRAME_SECONDS
         packet = av.Packet(opus)
         packet.pts = self._slot * FRAME_SAMPLES

@@ -13,12 +13,13 @@ export function audioContext() {
 }
 
 export class ToneMeter {
-  constructor(source, fftSize = 4096) {
-    this.analyser = audioContext().createAnalyser();
-    this.analyser.fftSize = fftSize;
-    this.analyser.smoothingTimeConstant = 0;
+  constructor(source) {
+    // A long window to name a frequency finely (11.7 Hz bins), a short one to follow a level closely
+    // (21 ms, so a voice that stops leaves the window soon after).
+    this.analyser = analyser(source, 4096);
     this.bins = new Float32Array(this.analyser.frequencyBinCount);
-    source.connect(this.analyser);
+    this.fast = analyser(source, 1024);
+    this.fastBins = new Float32Array(this.fast.frequencyBinCount);
   }
 
   // The strongest frequency between 80 Hz and 4 kHz, refined between bins, and its level in dB.
@@ -34,12 +35,20 @@ export class ToneMeter {
     return { hz: (best + shift) * hzPerBin, db: b };
   }
 
-  // The level at `hz` (the strongest of its neighbouring bins), in dB.
+  // The level at `hz` now (the strongest of its neighbouring bins of the short window), in dB.
   levelAt(hz) {
-    this.analyser.getFloatFrequencyData(this.bins);
-    const bin = Math.round(hz / (audioContext().sampleRate / this.analyser.fftSize));
-    return Math.max(this.bins[bin - 1], this.bins[bin], this.bins[bin + 1]);
+    this.fast.getFloatFrequencyData(this.fastBins);
+    const bin = Math.round(hz / (audioContext().sampleRate / this.fast.fftSize));
+    return Math.max(this.fastBins[bin - 1], this.fastBins[bin], this.fastBins[bin + 1]);
   }
+}
+
+function analyser(source, fftSize) {
+  const node = audioContext().createAnalyser();
+  node.fftSize = fftSize;
+  node.smoothingTimeConstant = 0;
+  source.connect(node);
+  return node;
 }
 
 // Resolves with performance.now() once `test()` holds, checked every few milliseconds.
