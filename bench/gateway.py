@@ -246,7 +246,11 @@ async def main(args) -> dict:
                     await listener(session, url, space_id, f"bench-listener-{i}")
                     for i in range(args.listeners)
                 ]
-                await asyncio.sleep(3)  # connected and flowing
+                async with asyncio.timeout(20):  # connected and flowing
+                    while any(pc.connectionState != "connected" for pc in peers):
+                        await asyncio.sleep(0.1)
+                await asyncio.sleep(1)
+                connected = sum(pc.connectionState == "connected" for pc in peers)
                 before = cpu_seconds(pid)
                 await asyncio.sleep(window)
                 loaded_cpu = (cpu_seconds(pid) - before) / window
@@ -274,6 +278,7 @@ async def main(args) -> dict:
             "one_listener_one_speaker_pct": round(100 * base_cpu, 1),
             f"plus_{args.listeners}_listeners_pct": round(100 * loaded_cpu, 1),
             "per_listener_stream_pct": round(100 * per_listener, 2),
+            "listeners_connected": connected,
         },
         "load_average": list(os.getloadavg()),
     }

@@ -16,7 +16,7 @@ FAST_FINALIZE = {
 ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts" / "web-client"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 async def web_stack(service_factory, moderation, tmp_path_factory):
     """Relay, a room that names it, presence, replay and the gateway; yields the page's address.
 
@@ -44,14 +44,14 @@ async def web_stack(service_factory, moderation, tmp_path_factory):
         },
     )
     yield {"url": f"http://127.0.0.1:{http_port}", "gateway": gateway, "room": room}
-    # Killed now, not at the end of the session: the later tests get the CPU back. Nothing of
+    # Killed after this package, not at the end of the session: the later tests get the CPU back. Nothing of
     # theirs is checked after this, so no drain is waited for.
     for service in (gateway, replay, presence, room, relay):
         service.kill()
         await service.channel.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def artifacts() -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS
