@@ -73,7 +73,11 @@ async def test_a_host_and_a_guest_talk_in_a_recorded_space_and_its_replay_holds_
         await guest.shot("2-listening")
         await host.shot("2-guest-joined")
 
-        # 3. The host invites the guest to speak; the guest's tone reaches the host.
+        # 3. The guest asks to speak, the host sees the raised hand and invites them; the guest's tone
+        # reaches the host.
+        await guest.page.get_by_test_id("request-to-speak").click()
+        await host.page.locator(f'li[data-user="{guest_id}"] [data-testid="hand"]').wait_for()
+        await host.page.locator(f'li[data-user="{guest_id}"] [data-testid="approve"]').wait_for()
         await host.page.locator(f'li[data-user="{guest_id}"] [data-testid="invite-to-speak"]').click()
         await guest.page.get_by_test_id("mic-state").filter(has_text="on").wait_for()
         heard = await host.hears(GUEST_HZ, timeout_ms=20_000)
