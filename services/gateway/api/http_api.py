@@ -29,7 +29,7 @@ from libs.domain.errors import InvalidArgument
 from libs.grpckit.validation import require_id
 from podium.presence.v1 import presence_service_pb2
 from podium.replay.v1 import replay_service_pb2
-from services.gateway.application.sessions import Offer, Sessions
+from services.gateway.application.sessions import BadOffer, Offer, Sessions
 from services.gateway.domain.errors import http_status
 from services.gateway.infrastructure.podium import PodiumClients, bearer
 
@@ -69,7 +69,7 @@ async def errors(request: web.Request, handler):
         return _error(e.status, e.code, e.message)
     except grpc.aio.AioRpcError as e:
         return _error(http_status(e.code()), e.code().name, e.details() or "")
-    except InvalidArgument as e:
+    except (InvalidArgument, BadOffer) as e:
         return _error(400, "INVALID_ARGUMENT", str(e))
 
 

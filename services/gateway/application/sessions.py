@@ -38,6 +38,10 @@ class Codecs:
         return Encoder()
 
 
+class BadOffer(ValueError):
+    """The browser's offer cannot be answered (malformed SDP, or no audio where it must send some)."""
+
+
 @dataclass(frozen=True)
 class Offer:
     sdp: str
@@ -101,10 +105,10 @@ class Sessions:
             GATEWAY_STREAMS.labels("listen").dec()
 
         peer = self._peer(closed, space_id, user_id, token)
-        answer = await peer.answer(offer.sdp, offer.type, send=track)
         self.feeds.join(space_id, track)
         self.connections.add(user_id, space_id)
         GATEWAY_STREAMS.labels("listen").inc()
+        answer = await self._answer(peer, offer, send=track)
         return Answer(answer.sdp, answer.type, room_types.Role.Name(joined.role))
 
     async def speak(self, user_id: str, token: str, space_id: str, offer: Offer) -> Answer:
@@ -121,13 +125,25 @@ class Sessions:
             GATEWAY_STREAMS.labels("speak").dec()
 
         peer = self._peer(closed, space_id, user_id, token)
-        answer = await peer.answer(offer.sdp, offer.type)
         GATEWAY_STREAMS.labels("speak").inc()
-        track = await asyncio.wait_for(peer.remote_track, 5)  # set while the offer is applied
+        answer = await self._answer(peer, offer)
+        if not peer.remote_track.done():  # set while the offer is applied, when it sends audio
+            await peer.close()
+            raise BadOffer("the offer sends no audio track: add the microphone's track before offering")
+        track = peer.remote_track.result()
         uplink = SpeakerUplink(space_id, user_id, MicrophoneReader(track).read, Encoder(), open_publish)
         uplink.start()
         self.uplinks.add(uplink)
         return Answer(answer.sdp, answer.type)
+
+    @staticmethod
+    async def _answer(peer: Peer, offer: Offer, send=None):
+        """The gateway's answer; an offer aiortc cannot take closes the peer and is the caller's fault."""
+        try:
+            return await peer.answer(offer.sdp, offer.type, send=send)
+        except Exception as e:  # aiortc raises ValueError, but also others, on SDP it cannot use
+            await peer.close()
+            raise BadOffer(f"the offer's SDP cannot be used: {e}") from e
 
     def _peer(self, closed, space_id: str, user_id: str, token: str) -> Peer:
         """A peer connection that counts as one of `user_id`'s streams in the Space while it lasts."""

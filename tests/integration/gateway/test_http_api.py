@@ -36,6 +36,13 @@ async def test_bad_requests_get_the_http_status_of_their_fault_and_say_why(web_s
         assert (status, body["code"]) == (403, "PERMISSION_DENIED")
         status, body = await post("/api/spaces/s1/listen", headers=user, json={"sdp": "v=0"})
         assert (status, body["code"]) == (400, "INVALID_ARGUMENT") and "offer" in body["message"]
+        status, body = await post("/api/rpc/room/CreateSpace", headers=user, json={"title": "SDP checks"})
+        space_id = body["space"]["spaceId"]
+        await post("/api/rpc/room/StartSpace", headers=user, json={"spaceId": space_id})
+        status, body = await post(
+            f"/api/spaces/{space_id}/listen", headers=user, json={"sdp": "v=0\r\nnonsense", "type": "offer"}
+        )
+        assert (status, body["code"]) == (400, "INVALID_ARGUMENT") and "SDP" in body["message"], body
         status, body = await post("/api/sign-in", json={"userId": ""})
         assert (status, body["code"]) == (400, "INVALID_ARGUMENT")
         status, body = await post("/api/sign-in", json={"userId": "ana"})
