@@ -5,7 +5,7 @@
     python -m bench --only append,rebuild
 
 Benchmarks, in order: fanout, commands, rebuild, restart, append, presence,
-moderation, replay, search, webhooks. Each starts what it needs (embedded broker, a fresh database on the
+moderation, replay, search, webhooks, gateway. Each starts what it needs (embedded broker, a fresh database on the
 local PostgreSQL, service processes) and tears it down. Each result has the
 measured numbers, its targets (a bound or a ratio) and whether each is met,
 the CPU seconds of every process it ran, and the load average around it.
@@ -436,6 +436,36 @@ async def webhooks(quick: bool) -> dict:
     }  # fmt: skip
 
 
+async def gateway(quick: bool) -> dict:
+    from bench import gateway as bench_gateway
+
+    args = bench_gateway.parse_args(
+        ["--onsets", "10", "--listeners", "3", "--cpu-seconds", "3"] if quick else []
+    )
+    raw = await bench_gateway.main(args)
+    lat, cpu = raw["latency_ms"], raw["gateway_cpu"]
+    return {
+        "raw": raw,
+        "summary": f"two headless Chromium browsers through the gateway and the relay: A's fake microphone "
+        f"plays 250 ms tone bursts once a second, B's page detects them; {raw['onsets_spoken']} onsets; "
+        f"then {args.listeners} more listeners (aiortc peers) for the CPU figure",
+        "targets": [
+            target("p99 mouth-to-ear, browser A's microphone → browser B's analyser", lat["p99"], 400, "<", " ms"),
+            info("p50 mouth-to-ear", lat["p50"], " ms", note=f"min {lat['min']} / max {lat['max']} ms"),
+            target("onsets heard at B", raw["onsets_heard"], raw["onsets_spoken"], ">="),
+            info("of which: frame capture at A's gateway → back on Subscribe, p50 / p99 (bucket bounds)",
+                 f"{raw['frame_age_ms']['p50']} / {raw['frame_age_ms']['p99']}", " ms"),
+            info("frames sent to listeners as the relay's own Opus (no re-encode)",
+                 round(100 * raw["frames"].get("passthrough", 0)
+                       / max(1, raw["frames"].get("passthrough", 0) + raw["frames"].get("mixed", 0)), 1), " %",
+                 note=f"frame paths: {raw['frames']}"),
+            info("gateway CPU per listener stream", cpu["per_listener_stream_pct"], " % of a core",
+                 note=f"one speaker and one listener: {cpu['one_listener_one_speaker_pct']} %"),
+        ],
+        "profile_service": "gateway",
+    }  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Benchmark:
     name: str
@@ -454,6 +484,7 @@ BENCHMARKS = (
     Benchmark("replay", "Replay", replay),
     Benchmark("search", "Discovery: SearchSpaces", search),
     Benchmark("webhooks", "Webhooks: event → POST", webhooks),
+    Benchmark("gateway", "Gateway: mouth-to-ear between two browsers", gateway),
 )
 
 

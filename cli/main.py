@@ -102,6 +102,7 @@ async def _up() -> None:
             for service in services:
                 console.print(f"{service.spec.name}: {service.address}")
             console.print(f"broker: {stack.bootstrap}")
+            console.print(f"[bold]web client: {stack.web_client_url()}[/] (open it in a browser)")
             console.print(
                 "[bold green]Podium is up.[/] Try `podium demo` in another terminal. Ctrl-C stops everything."
             )

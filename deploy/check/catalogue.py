@@ -39,6 +39,7 @@ class DeployedService:
     kafka: KafkaAccess
     kind: str = "Deployment"
     peers: bool = False  # replicas call each other (presence forwards queries to the owning replica)
+    edge: bool = False  # faces the internet (the client gateway): its HTTP and media ports, never gRPC
 
     @property
     def balanced(self) -> bool:
@@ -65,6 +66,10 @@ class DeployedService:
     @property
     def health(self) -> str:  # grpc.health.v1 name that readiness asks for
         return self.spec.health_name
+
+    @property
+    def uses_kafka(self) -> bool:
+        return bool(self.kafka.writes or self.kafka.reads)
 
     @property
     def kafka_user(self) -> str:  # its KafkaUser, and the Secret Strimzi writes its password to
@@ -155,6 +160,12 @@ SERVICES: tuple[DeployedService, ...] = (
             reads=(t.ROOM_EVENTS, t.MEDIA_EVENTS, t.REPLAY_EVENTS, t.ANALYTICS_TICKS),
             faust_app="podium-analytics",
         ),
+    ),
+    # The reference client gateway, an example edge: browsers reach its HTTP port, not its gRPC
+    # one (health only); it calls the public services as a gateway, and touches neither Kafka nor
+    # PostgreSQL.
+    DeployedService(
+        "gateway", public=False, edge=True, uses_postgres=False, kafka=KafkaAccess(writes=(), reads=())
     ),
 )
 

@@ -146,8 +146,9 @@ def check_kafka_access(renders: list[Render]) -> list[str]:
             for listener in kafka["spec"]["kafka"].get("listeners", [])
         }
         for svc in SERVICES:
-            problems += _check_service(render, svc, ports)
-        known = {svc.kafka_user for svc in SERVICES}
+            if svc.uses_kafka:
+                problems += _check_service(render, svc, ports)
+        known = {svc.kafka_user for svc in SERVICES if svc.uses_kafka}
         problems += [
             f"{render.name}: KafkaUser {u['metadata']['name']} belongs to no service"
             for u in render.of_kind("KafkaUser")

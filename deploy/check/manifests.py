@@ -136,8 +136,8 @@ def _check_workload(render: Render, svc: DeployedService) -> list[str]:
     uses_pg_label = labels.get("podium.dev/uses-postgres") == "true"
     if uses_pg_label != svc.uses_postgres:
         problems.append(f"{where}: label podium.dev/uses-postgres must be {str(svc.uses_postgres).lower()}")
-    if labels.get("podium.dev/uses-kafka") != "true":
-        problems.append(f"{where}: label podium.dev/uses-kafka must be true")
+    if (labels.get("podium.dev/uses-kafka") == "true") != svc.uses_kafka:
+        problems.append(f"{where}: label podium.dev/uses-kafka must be {str(svc.uses_kafka).lower()}")
 
     grace = float(config.get("PODIUM_SHUTDOWN_GRACE_SECONDS", "10"))
     needed = _prestop_seconds(c) + grace + PRESTOP_MARGIN_SECONDS
@@ -310,6 +310,15 @@ def check_network_policies(renders: list[Render]) -> list[str]:
                 if p["spec"].get("podSelector", {}).get("matchLabels") == {"app.kubernetes.io/name": svc.name}
             ]
             rules = [r for p in selecting for r in p["spec"].get("ingress", [])]
+            if svc.edge:
+                # Browsers come from anywhere, to its HTTP and media ports; its gRPC port is health only.
+                if any(p.get("port") == svc.port for r in rules for p in r.get("ports", [])):
+                    problems.append(
+                        f"{render.name}: {svc.name} is an edge, but a NetworkPolicy opens its gRPC port"
+                    )
+                if not rules:
+                    problems.append(f"{render.name}: nothing lets browsers reach {svc.name}")
+                continue
             if not svc.public and rules:
                 problems.append(f"{render.name}: {svc.name} is not public but a NetworkPolicy opens it")
             if svc.public and not rules:

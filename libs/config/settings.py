@@ -164,6 +164,8 @@ class PodiumSettings(BaseSettings):
     #: Whether the service keeps state in PostgreSQL; analytics does not, and leaves
     #: `database_url` at its default.
     uses_database: ClassVar[bool] = True
+    # A process that never touches Kafka (the client gateway) is not judged on its Kafka settings.
+    uses_kafka: ClassVar[bool] = True
 
     def production_problems(self) -> list[str]:
         """What makes these settings unsafe in production: one line per setting, naming its
@@ -191,17 +193,17 @@ class PodiumSettings(BaseSettings):
                 problems.append(
                     f"PODIUM_{field.upper()} is unset: the gRPC server would serve plaintext; give it {what}"
                 )
-        if self.kafka_security_protocol in ("PLAINTEXT", "SASL_PLAINTEXT"):
+        if self.uses_kafka and self.kafka_security_protocol in ("PLAINTEXT", "SASL_PLAINTEXT"):
             problems.append(
                 f"PODIUM_KAFKA_SECURITY_PROTOCOL is {self.kafka_security_protocol}: Kafka traffic "
                 "would be unencrypted; use SSL or SASL_SSL"
             )
         servers = [s for s in self.kafka_bootstrap_servers.split(",") if s.strip()]
-        if local := local_addresses(servers):
+        if self.uses_kafka and (local := local_addresses(servers)):
             problems.append(
                 f"KAFKA_BOOTSTRAP_SERVERS names this machine ({', '.join(local)}): set your brokers' addresses"
             )
-        if self.topic_replication_factor < 2:
+        if self.uses_kafka and self.topic_replication_factor < 2:
             problems.append(
                 f"PODIUM_TOPIC_REPLICATION_FACTOR is {self.topic_replication_factor}: topics a service "
                 "creates would live on one broker, and be lost with it; set 3"

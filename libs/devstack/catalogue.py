@@ -40,6 +40,8 @@ SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec(
         "webhooks", "services.webhooks", "PODIUM_WEBHOOKS_PORT", 50057, "podium.webhooks.v1.WebhookService"
     ),
+    # The reference client gateway: an example edge, with the web client on PODIUM_GATEWAY_HTTP_PORT.
+    ServiceSpec("gateway", "services.gateway", "PODIUM_GATEWAY_PORT", 50058, "podium.gateway.v1.Gateway"),
 )
 
 

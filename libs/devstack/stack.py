@@ -90,6 +90,12 @@ class Stack:
         if "PODIUM_ROOM_MEDIA_RELAYS" not in os.environ:
             # GetMediaEndpoint hands out the relay this stack really runs, wherever its port is.
             env |= {"PODIUM_ROOM_MEDIA_RELAYS": f"relay-0=127.0.0.1:{ports['media-relay']}"}
+        # The gateway reaches the services this stack really runs, wherever their ports are.
+        env |= {
+            f"PODIUM_GATEWAY_{name.upper()}_ADDRESS": f"127.0.0.1:{ports[name]}"
+            for name in ("room", "presence", "moderation", "replay")
+            if f"PODIUM_GATEWAY_{name.upper()}_ADDRESS" not in os.environ
+        }
         self.services = [
             ServiceProcess(
                 spec,
@@ -101,12 +107,17 @@ class Stack:
         ]
         return self.services
 
+    def web_client_url(self) -> str:
+        """Where the gateway serves the web client (PODIUM_GATEWAY_HTTP_PORT, 8080)."""
+        return f"http://127.0.0.1:{int(os.environ.get('PODIUM_GATEWAY_HTTP_PORT', '8080'))}"
+
     def write_state(self) -> None:
         STATE_FILE.parent.mkdir(parents=True, exist_ok=True)
         state = {
             "bootstrap": self.bootstrap,
             "database": self.database.url if self.database else "",
             "services": {s.spec.name: s.address for s in self.services},
+            "web_client": self.web_client_url(),
         }
         (self.state_dir / "stack.json").write_text(json.dumps(state, indent=2))
 

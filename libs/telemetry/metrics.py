@@ -19,6 +19,12 @@ The names a platform team alerts on (docs/operations.md lists the alerts):
     podium_webhook_event_to_post_seconds           from an event to its delivery's first POST (webhooks)
     podium_webhook_events_too_old_total            events older than the retention when read: not delivered
     podium_dead_letters_total{consumer}            records a consumer sent to the dead-letter topic
+    podium_gateway_frames_total{path}              20 ms frames the gateway sent or published: passthrough
+                                                   (the relay's Opus as it is), mixed (decoded, summed,
+                                                   encoded), encoded (a browser's mic, to Publish),
+                                                   silence, dropped_listener, dropped_uplink (gateway)
+    podium_gateway_frame_age_seconds               frame capture (speaker's gateway) → received on Subscribe (gateway)
+    podium_gateway_streams{kind}                   WebRTC streams held: listen, speak (gateway)
 
 Most series describe the process that exports them, so dashboards and alerts sum them over
 replicas. The room's census (`CLUSTER_WIDE`) does not: every room replica reads the same
@@ -109,6 +115,20 @@ WEBHOOK_EVENTS_TOO_OLD = Counter(
     "podium_webhook_events_too_old",
     "Events older than the webhooks retention when the service read them: not delivered.",
 )
+GATEWAY_FRAMES = Counter(
+    "podium_gateway_frames",
+    "20 ms Opus frames the gateway handled, by path: passthrough (the relay's frame forwarded as it is), "
+    "mixed (voices decoded, summed and encoded), encoded (a browser's microphone, encoded for Publish), "
+    "silence (nobody a listener hears talked), dropped_listener and dropped_uplink (a queue was full).",
+    ["path"],
+)
+GATEWAY_FRAME_AGE = Histogram(
+    "podium_gateway_frame_age_seconds",
+    "From a frame's capture time (stamped by the speaker's gateway as it encodes it) to this gateway "
+    "receiving it on Subscribe: Publish, the relay's tick and Subscribe (clocks of two gateways).",
+    buckets=(0.005, 0.01, 0.02, 0.03, 0.04, 0.06, 0.08, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0),
+)
+GATEWAY_STREAMS = Gauge("podium_gateway_streams", "WebRTC streams the gateway holds, by kind.", ["kind"])
 
 DEAD_LETTERS = Counter(
     "podium_dead_letters",

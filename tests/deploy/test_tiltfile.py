@@ -27,6 +27,7 @@ def test_the_tiltfile_builds_every_service_with_live_update():
         "podium-replay",
         "podium-analytics",
         "podium-webhooks",
+        "podium-gateway",
     }
 
 

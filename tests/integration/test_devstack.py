@@ -127,6 +127,7 @@ def _start_podium_up(tmp_path, database_url: str = "") -> tuple[subprocess.Popen
         },
         **{spec.port_env: str(ports[spec.name]) for spec in SERVICES},
         "PODIUM_BROKER_PORT": str(broker_port),
+        "PODIUM_GATEWAY_HTTP_PORT": str(free_port()),
         "COLUMNS": "200",
         # This checkout's code, not the installed one's: `podium up` runs in `tmp_path`.
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH", "")])),
@@ -196,6 +197,7 @@ async def test_podium_up_runs_the_demo(podium_up):
     ports = podium_up.ports
     room_port, moderation_port, presence_port = ports["room"], ports["moderation"], ports["presence"]
     assert f"room: 127.0.0.1:{room_port}" in "".join(podium_up.output)
+    assert "web client: http://127.0.0.1:" in "".join(podium_up.output)  # the gateway's page
     assert (podium_up.state_dir / "stack.json").exists()
     timeline = await run_demo(
         f"127.0.0.1:{room_port}",

@@ -1,0 +1,71 @@
+// The gateway's JSON API and WebRTC signalling, for the page. The token stays in this tab.
+
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message || code);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+export class Api {
+  constructor() {
+    this.token = sessionStorage.getItem("podium.token") || "";
+    this.userId = sessionStorage.getItem("podium.user") || "";
+  }
+
+  async post(path, body = {}) {
+    const response = await fetch(path, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", ...(this.token ? { Authorization: `Bearer ${this.token}` } : {}) },
+      body: JSON.stringify(body),
+    });
+    const reply = await response.json().catch(() => ({}));
+    if (!response.ok) throw new ApiError(response.status, reply.code || String(response.status), reply.message);
+    return reply;
+  }
+
+  async signIn(userId) {
+    const reply = await this.post("/api/sign-in", { userId });
+    this.token = reply.token;
+    this.userId = reply.userId;
+    sessionStorage.setItem("podium.token", this.token);
+    sessionStorage.setItem("podium.user", this.userId);
+  }
+
+  call(service, method, body = {}) {
+    return this.post(`/api/rpc/${service}/${method}`, body);
+  }
+
+  // One peer connection, offered with all its ICE candidates (the gateway does not trickle).
+  async connect(path, pc, extra = {}) {
+    await pc.setLocalDescription(await pc.createOffer());
+    await new Promise((resolve) => {
+      if (pc.iceGatheringState === "complete") return resolve();
+      pc.addEventListener("icegatheringstatechange", () => pc.iceGatheringState === "complete" && resolve());
+    });
+    const answer = await this.post(path, { sdp: pc.localDescription.sdp, type: pc.localDescription.type, ...extra });
+    await pc.setRemoteDescription({ sdp: answer.sdp, type: answer.type });
+    return answer;
+  }
+
+  watch(spaceId, onUpdate, onClose) {
+    const scheme = location.protocol === "https:" ? "wss" : "ws";
+    const ws = new WebSocket(`${scheme}://${location.host}/api/spaces/${encodeURIComponent(spaceId)}/watch`);
+    ws.addEventListener("open", () => ws.send(JSON.stringify({ token: this.token })));
+    ws.addEventListener("message", (e) => onUpdate(JSON.parse(e.data)));
+    ws.addEventListener("close", () => onClose && onClose());
+    return ws;
+  }
+
+  async replayAudio(spaceId) {
+    const response = await fetch(`/api/replays/${encodeURIComponent(spaceId)}/audio`, {
+      headers: { Authorization: `Bearer ${this.token}` },
+    });
+    if (!response.ok) {
+      const reply = await response.json().catch(() => ({}));
+      throw new ApiError(response.status, reply.code, reply.message);
+    }
+    return URL.createObjectURL(await response.blob());
+  }
+}
