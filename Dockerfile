@@ -78,7 +78,7 @@ WORKDIR /var/lib/podium
 USER 10001:10001
 # gRPC: room 50051, presence 50052, moderation 50053, media-relay 50054, replay 50055,
 # analytics 50056 (health only), webhooks 50057; Prometheus metrics on 9464 (PODIUM_METRICS_PORT).
-EXPOSE 50051 50052 50053 50054 50055 50056 50057 9464
+EXPOSE 50051 50052 50053 50054 50055 50056 50057 50058 8080 9464
 
 # No default service: each Deployment names its command (`python -m services.room`, …).
 # `python -m cli` is the `podium` command (`python -m cli log reseed --service room`).
