@@ -175,7 +175,7 @@ def test_a_code_generator_pinned_apart_from_pyproject_fails(repo: Path):
 
 
 def test_an_image_that_does_not_expose_a_service_port_fails(repo: Path):
-    edit(repo / "Dockerfile", " 50056 50057 9464\n", " 50057\n")
+    edit(repo / "Dockerfile", " 50056 50057 50058 8080 9464\n", " 50057 50058 8080\n")
     problems = tools.check_dockerfile(repo / "Dockerfile", repo / ".dockerignore")
     assert problems == ["the final stage does not EXPOSE 9464, 50056"], problems
 
