@@ -109,7 +109,9 @@ def apply_room(
     members = MembersAsOf(members, version)
     _upcast(stats)
     closed = close_windows(stats, at) if is_live(stats) else []
-    _settle(stats, members, at)
+    # An entry written at this version reads as it was before it (MembersAsOf), so who has just
+    # settled is passed on, not read back.
+    settled_now = _settle(stats, members, at)
     _advance(stats, at)
     roster = _roster(stats)
     user = ms.subject(event)
@@ -117,7 +119,7 @@ def apply_room(
     entry = members.get(key) if user is not None else None
     before = _member(entry, stats, roster, user)
     after_roster, after = ms.evolve(roster, before, event, at)
-    listened = bool(entry and entry["listened"])
+    listened = bool(entry and entry["listened"]) or user in settled_now
     match event:
         case rev.SpaceCreated():
             stats["title"], stats["host"] = event.title, event.host_user_id
@@ -231,9 +233,11 @@ def snapshot(stats: dict, as_of: float, *, final: bool = False) -> an.SpaceStats
     return out
 
 
-def _settle(stats: dict, members: MutableMapping[str, dict], until: float) -> None:
+def _settle(stats: dict, members: MutableMapping[str, dict], until: float) -> set[str]:
     """Counts the listening stretches that have lasted SETTLE_SECONDS by `until`, in the order they
-    settled: each raises the settled count (and the peak), and a user's first one the unique count."""
+    settled: each raises the settled count (and the peak), and a user's first one the unique count.
+    Returns the users counted as unique listeners for the first time."""
+    first: set[str] = set()
     due = sorted(
         (since, user) for user, (since, _) in stats["pending"].items() if since + SETTLE_SECONDS <= until
     )
@@ -243,12 +247,14 @@ def _settle(stats: dict, members: MutableMapping[str, dict], until: float) -> No
         stats["peak"] = max(stats["peak"], stats["settled"])
         if not counted:
             stats["unique"] += 1
+            first.add(user)
             key = member_key(stats["space_id"], user)
             entry = members.get(key)
             if entry is not None:
                 members[key] = {k: v for k, v in entry.items() if k not in ("version", "prior")} | {
                     "listened": True
                 }
+    return first
 
 
 def _settled_by(stats: dict, as_of: float) -> tuple[int, int]:

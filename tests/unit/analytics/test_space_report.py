@@ -107,6 +107,19 @@ def test_a_listening_stretch_counts_once_it_has_settled_and_from_then_on():
     assert (live.peak_listeners, live.unique_listeners) == (0, 0)
 
 
+def test_a_listener_who_leaves_as_their_stretch_settles_and_rejoins_is_one_unique_listener():
+    # The first stretch settles as the leave is folded (same moment): the rejoin must still know it.
+    script = [
+        *SCRIPT[:3],
+        _joined("ivy", at(1)),
+        (ev.ParticipantLeft(space_id=S, user_id="ivy"), seconds_after(at(1), 1)),
+        _joined("ivy", seconds_after(at(1), 1)),
+        (ev.SpaceEnded(space_id=S), at(3)),
+    ]
+    report = build(S, script)
+    assert (report.peak_listeners, report.unique_listeners) == (1, 1)
+
+
 def test_time_in_a_speaking_role_and_talking_time_are_separate_figures():
     from podium.media.v1 import media_events_pb2 as mev
 

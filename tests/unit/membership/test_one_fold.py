@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from libs.analytics.space_figures import apply_room, empty, member_key
+from libs.analytics.space_figures import SETTLE_SECONDS, apply_room, empty, member_key
 from libs.analytics.space_report import build
 from libs.domain.decider import SYSTEM_CLAIM, Context
 from libs.domain.errors import DomainError
@@ -358,10 +358,39 @@ def test_the_room_and_every_consumer_agree_with_the_reference_on_who_is_in_and_i
     counts = [e.listeners for e in tl.build([(m.event, m.at) for m in log], NOW) if e.kind == tl.LISTENERS]
     assert (counts or [0])[-1] == listeners[-1]
     report = build(SPACE, [(m.event, m.at) for m in log if m.topic == ROOM_EVENTS.name])
-    assert report.peak_listeners == max(listeners)
-    assert report.unique_listeners == len(
-        {m.event.user_id for m in log if isinstance(m.event, ev.ParticipantJoined) and m.event.role in (0, 4)}
-    )
+    peak, unique = settled_listeners([m for m in log if m.topic == ROOM_EVENTS.name])
+    assert (report.peak_listeners, report.unique_listeners) == (peak, unique)
+
+
+def settled_listeners(log: list) -> tuple[int, int]:
+    """The reference for peak and unique listeners (libs.analytics.space_figures): each stretch a
+    user spends in the listener role, as the room's own state says after each event, counts from
+    SETTLE_SECONDS after it began until it ends, if it lasts that long by its end (or by the end of
+    the log, or of the Space). Stretches settle before an event at the same moment ends any."""
+    since: dict[str, float] = {}
+    stretches: list[tuple[str, float, float]] = []
+    for moment in log:
+        at = moment.at.timestamp()
+        listening = (
+            {user for user, p in moment.room.participants.items() if p.role == types.ROLE_LISTENER}
+            if not moment.room.is_over
+            else set()
+        )
+        for user in [u for u in since if u not in listening]:
+            stretches.append((user, since.pop(user), at))
+        for user in listening - since.keys():
+            since[user] = at
+    as_of = log[-1].at.timestamp() if log else 0.0
+    stretches += [(user, began, as_of) for user, began in since.items()]
+    counted = [
+        (user, began + SETTLE_SECONDS, end) for user, began, end in stretches if began + SETTLE_SECONDS <= end
+    ]
+    marks = sorted([(start, 0, +1) for _, start, _ in counted] + [(end, 1, -1) for _, _, end in counted])
+    peak = level = 0
+    for _, _, change in marks:
+        level += change
+        peak = max(peak, level)
+    return peak, len({user for user, _, _ in counted})
 
 
 def test_the_histories_reach_mutes_bars_and_removals_of_people_in_the_space():
