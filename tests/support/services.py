@@ -56,6 +56,10 @@ def service_environment(name: str, bootstrap: str, database_url: str, extra: dic
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "PODIUM_LOG_LEVEL": "INFO",
         "PODIUM_METRICS_PORT": "0",
+        # A test run keeps twenty-odd service processes alive at once (the session's, a package's
+        # shared stack, a test's own) against one PostgreSQL whose default max_connections is 100;
+        # each pool keeps what it opened for minutes. Five is plenty for a test's traffic.
+        "PODIUM_DATABASE_POOL_SIZE": "5",
         f"PODIUM_{name.upper().replace('-', '_')}_BIND_HOST": "127.0.0.1",
         **(extra or {}),
     }
