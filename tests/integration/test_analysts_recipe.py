@@ -34,7 +34,7 @@ def recipe(name: str) -> str:
     return match.group(1)
 
 
-async def test_the_duckdb_recipe_reads_the_room_topic_from_the_descriptor_set_alone(broker, tmp_path):
+async def test_the_duckdb_recipe_reads_the_room_topic_from_the_descriptor_set_alone(private_broker, tmp_path):
     space_id = f"recipe-{uuid.uuid4().hex[:8]}"
     room_events = [
         p for p in event_samples.samples(space_id) if p.DESCRIPTOR.file.package == "podium.room.v1"
@@ -42,14 +42,16 @@ async def test_the_duckdb_recipe_reads_the_room_topic_from_the_descriptor_set_al
     envelopes = event_samples.envelopes(space_id, room_events)
     records = event_samples.as_records(envelopes)
     garbage = (ROOM_EVENTS.name, space_id, b"\xff not an envelope")
-    await event_samples.write(broker.bootstrap, [*records, garbage, records[0]])  # the first one twice
+    await event_samples.write(
+        private_broker.bootstrap, [*records, garbage, records[0]]
+    )  # the first one twice
 
     script = tmp_path / "recipe.py"
     script.write_text(f"SPACE = {space_id!r}\n" + recipe("duckdb") + REPORT)
     # A process that cannot import Podium: no PYTHONPATH, run from elsewhere, and the check above.
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env |= {
-        "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
+        "KAFKA_BOOTSTRAP_SERVERS": private_broker.bootstrap,
         "PODIUM_DESCRIPTORS": str(ROOT / "docs" / "podium.binpb"),
         "PODIUM_TOPIC": ROOM_EVENTS.name,
     }

@@ -33,20 +33,27 @@ def _podium(*args: str, bootstrap: str) -> subprocess.CompletedProcess:
 
 
 async def test_export_reads_every_event_topic_writes_each_event_once_with_parquet_types_from_the_protos(
-    broker, tmp_path
+    private_broker, tmp_path
 ):
     space_id = f"export-{uuid.uuid4().hex[:8]}"
     start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=400)  # a window of its own
     envelopes = event_samples.envelopes(space_id, event_samples.samples(space_id), start)
     records = event_samples.as_records(envelopes)
     garbage = (ROOM_EVENTS.name, space_id, b"\xff not an envelope")
-    await event_samples.write(broker.bootstrap, [*records, records[0], records[-1], garbage])
+    await event_samples.write(private_broker.bootstrap, [*records, records[0], records[-1], garbage])
     assert {topic for topic, _, _ in records} == {t.name for t in EVENT_TOPICS}
 
     out = tmp_path / "window.parquet"
     window = ("--since", start.isoformat(), "--until", (start + timedelta(minutes=1)).isoformat())
     result = _podium(
-        "events", "export", *window, "--format", "parquet", "--out", str(out), bootstrap=broker.bootstrap
+        "events",
+        "export",
+        *window,
+        "--format",
+        "parquet",
+        "--out",
+        str(out),
+        bootstrap=private_broker.bootstrap,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"undecodable record {ROOM_EVENTS.name}:" in result.stdout and f"(key {space_id})" in result.stdout
@@ -60,7 +67,7 @@ async def test_export_reads_every_event_topic_writes_each_event_once_with_parque
     assert mine.schema.field("payload_scheduled_start").type == pa.timestamp("us", tz="UTC")
 
     jsonl = tmp_path / "window.jsonl"
-    again = _podium("events", "export", *window, "--out", str(jsonl), bootstrap=broker.bootstrap)
+    again = _podium("events", "export", *window, "--out", str(jsonl), bootstrap=private_broker.bootstrap)
     assert again.returncode == 0, again.stdout + again.stderr
     lines = [json.loads(line) for line in jsonl.read_text().splitlines()]
     assert sorted(line["eventId"] for line in lines if line["spaceId"] == space_id) == sorted(
@@ -68,7 +75,7 @@ async def test_export_reads_every_event_topic_writes_each_event_once_with_parque
     )
 
 
-async def test_tail_prints_a_line_for_each_record_it_cannot_decode_in_its_place(broker):
+async def test_tail_prints_a_line_for_each_record_it_cannot_decode_in_its_place(private_broker):
     space_id = f"tail-bad-{uuid.uuid4().hex[:8]}"
     created, started = event_samples.envelopes(
         space_id, [rev.SpaceCreated(space_id=space_id), rev.SpaceStarted()]
@@ -77,7 +84,7 @@ async def test_tail_prints_a_line_for_each_record_it_cannot_decode_in_its_place(
     unknown.event_type = "podium.room.v1.SpaceTeleported"  # from a newer build
     unknown.payload.type_url = "type.googleapis.com/podium.room.v1.SpaceTeleported"
     await event_samples.write(
-        broker.bootstrap,
+        private_broker.bootstrap,
         [
             (ROOM_EVENTS.name, space_id, created.SerializeToString()),
             (ROOM_EVENTS.name, space_id, b"\x0a\xff\xff"),
@@ -95,14 +102,14 @@ async def test_tail_prints_a_line_for_each_record_it_cannot_decode_in_its_place(
         "--topic",
         ROOM_EVENTS.name,
     )
-    result = _podium(*args, bootstrap=broker.bootstrap)
+    result = _podium(*args, bootstrap=private_broker.bootstrap)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert len(lines) == 4, lines
     assert "SpaceCreated" in lines[0] and "SpaceStarted" in lines[3]
     assert lines[1].startswith(f"undecodable record {ROOM_EVENTS.name}:") and "DecodeError" in lines[1]
     assert lines[2].startswith("undecodable record") and "SpaceTeleported" in lines[2]
-    as_json = _podium(*args, "--json", bootstrap=broker.bootstrap)
+    as_json = _podium(*args, "--json", bootstrap=private_broker.bootstrap)
     bad = [json.loads(line)["undecodable"] for line in as_json.stdout.splitlines() if "undecodable" in line]
     assert [b["key"] for b in bad] == [space_id, space_id] and bad[0]["offset"] < bad[1]["offset"]
 
