@@ -44,6 +44,7 @@ from libs.config.settings import PodiumSettings
 from libs.events.envelope import EventEnvelope, unwrap
 from libs.events.kafka import (
     PastTheEnd,
+    log_end_offsets,
     make_producer,
     make_reader,
     partitions_of,
@@ -159,10 +160,15 @@ class ProjectionRunner:
         return parts
 
     async def _ends(self, parts: list[TopicPartition], starts: dict) -> dict[TopicPartition, int]:
-        """Each partition's end as of now, where it lies past where reading starts: what `caught_up`
-        waits for."""
-        assert self._consumer is not None
-        ends = await self._consumer.end_offsets(parts)
+        """Each partition's true end as of now (decision 0007: a broker's reported end may fall short
+        of a batch's last record), where it lies past where reading starts: what `caught_up` waits
+        for. The reader is left at `starts`."""
+        consumer = self._consumer
+        assert consumer is not None
+        consumer.assign(parts)
+        ends = await log_end_offsets(consumer, parts, timeout=3.0)
+        for tp in parts:
+            consumer.seek(tp, starts.get(tp, 0))
         return {tp: end for tp, end in ends.items() if end > starts.get(tp, 0)}
 
     async def _open_dead_letters(self) -> None:

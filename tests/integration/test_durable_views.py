@@ -153,6 +153,30 @@ async def test_a_restarted_view_resumes_from_its_stored_position(settings, pool,
         await runner.stop()
 
 
+async def test_caught_up_waits_for_the_last_record_of_a_batch_not_the_reported_end(
+    settings, pool, schema, topic, broker
+):
+    # The dev broker reports a partition's end as its last batch's base offset + 1 (decision 0007):
+    # a view that trusted it would say it had caught up (SERVING) with most of a batch unread.
+    # One batch larger than a fetch hands out at once (5,000 records), so the reader stops inside it.
+    batching = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=1000, max_batch_size=4 << 20)
+    await batching.start()
+    try:
+        sends = [await batching.send(topic.name, _envelope("e", v), key=b"e") for v in range(1, 6001)]
+        await asyncio.gather(*sends)
+    finally:
+        await batching.stop()
+    view = TitlesTable(topic, schema)
+    runner = DurableProjectionRunner(settings, pool, schema, view, catch_up_batch=1000)
+    await runner.start()
+    try:
+        async with asyncio.timeout(20):
+            await runner.caught_up.wait()
+        assert view.applied == 6000
+    finally:
+        await runner.stop()
+
+
 async def test_an_event_the_log_holds_twice_is_applied_once_even_across_a_restart(
     settings, pool, schema, topic, producer
 ):
