@@ -42,7 +42,12 @@ async def serve(settings: RoomSettings) -> None:
     async with shell:
         assert shell.pool is not None and shell.store is not None
         commands = SpaceCommands(shell.store, settings.limits())
-        directory = SpaceDirectory(shell.pool, shell.store, cache_spaces=settings.room_directory_cache_spaces)
+        directory = SpaceDirectory(
+            shell.pool,
+            shell.store,
+            cache_spaces=settings.room_directory_cache_spaces,
+            relevance_candidates=settings.room_search_relevance_candidates,
+        )
         moderation = ModerationReactions(shell.pool, commands)
         shell.add_durable_view(directory)
         shell.add_durable_view(moderation)

@@ -54,6 +54,13 @@ class RoomSettings(PodiumSettings):
         description="Spaces whose state the directory keeps in memory while applying their events "
         "(live ones, in practice); others are folded from the event store when they come back.",
     )
+    room_search_relevance_candidates: int = Field(
+        2_000,
+        ge=1,
+        description="SearchSpaces ranks by relevance the newest this many Spaces that match its words "
+        "(ranking scores every row it ranks, and a common word matches most Spaces); the other orders "
+        "see every match.",
+    )
     room_census_interval_seconds: float = Field(
         5, gt=0, description="How often the live-Space metrics are read from the directory."
     )

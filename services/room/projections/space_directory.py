@@ -98,12 +98,18 @@ class SpaceDirectory:
     )
 
     def __init__(
-        self, pool: asyncpg.Pool, store: EventStore, schema: str = "room", cache_spaces: int = 10_000
+        self,
+        pool: asyncpg.Pool,
+        store: EventStore,
+        schema: str = "room",
+        cache_spaces: int = 10_000,
+        relevance_candidates: int = 2_000,
     ):
         self.pool = pool
         self.store = store
         self.table = f"{schema}.space_directory_v2"
         self.cache_spaces = cache_spaces
+        self.relevance_candidates = relevance_candidates
         self._states: OrderedDict[str, Space] = OrderedDict()
         self.loaded_from_store = 0  # cache misses, for tests and metrics
         self._ended: list[str] = []  # Spaces over in the batch being applied
@@ -205,27 +211,41 @@ class SpaceDirectory:
         }[order]
         after_key, after_id = _after(page)
         direction, before = ("DESC", "<") if descending else ("ASC", ">")
-        rows = await self.pool.fetch(
-            f"""SELECT * FROM (
-                    SELECT space_id, space, {sort_key} AS sort_key FROM {self.table}
+        # Ranking scores every row it ranks, and a common word matches most Spaces: relevance
+        # ranks the newest `relevance_candidates` matches, which an index walk newest-first finds
+        # without reading the rest (a rare word's few matches come from the words index instead).
+        candidates = (
+            f"ORDER BY created_at DESC, space_id DESC LIMIT {int(self.relevance_candidates)}"
+            if order == types.SPACE_ORDER_RELEVANCE
+            else ""
+        )
+        async with self.pool.acquire() as conn, conn.transaction():
+            # A plan made for these words: a plan cached for any words cannot tell a common word
+            # (walk the newest Spaces) from a rare one (the words index), nor fold the query text
+            # into a tsquery once, and parses it again on every row it looks at.
+            await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+            rows = await conn.fetch(
+                f"""SELECT space_id, space, {sort_key} AS sort_key FROM (
+                    SELECT space_id, space, words, listeners, starts_at FROM {self.table}
                     WHERE ($1 = '' OR words @@ websearch_to_tsquery('simple', $1))
                       AND (cardinality($2::int[]) = 0 OR state = ANY($2::int[]))
                       AND (cardinality($3::text[]) = 0 OR topics && $3::text[])
                       AND ($4 = '' OR lower(language) = $4 OR lower(language) LIKE $4 || '-%')
                       AND (cardinality($5::text[]) = 0 OR host_user_id = ANY($5::text[]))
+                    {candidates}
                 ) found
-                WHERE ($6::bigint IS NULL OR (sort_key, space_id) {before} ($6, $7))
+                WHERE ($6::bigint IS NULL OR ({sort_key}, space_id) {before} ($6, $7))
                 ORDER BY sort_key {direction}, space_id {direction}
                 LIMIT $8""",
-            search.words,
-            sorted(search.states),
-            sorted(search.topics),
-            search.language.lower(),
-            sorted(search.host_user_ids),
-            after_key,
-            after_id,
-            page.size + 1,
-        )
+                search.words,
+                sorted(search.states),
+                sorted(search.topics),
+                search.language.lower(),
+                sorted(search.host_user_ids),
+                after_key,
+                after_id,
+                page.size + 1,
+            )
         return _page(rows, page, lambda row: (row["sort_key"], row["space_id"]))
 
     async def get_many(self, space_ids: Sequence[str]) -> dict[str, types.Space]:

@@ -101,7 +101,10 @@ class _SpaceOrderEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SpaceOrder
     SPACE_ORDER_UNSPECIFIED: _SpaceOrder.ValueType  # 0
     """RELEVANCE when the request has a query, else LISTENERS."""
     SPACE_ORDER_RELEVANCE: _SpaceOrder.ValueType  # 1
-    """Best match of the query first (title words weigh more than description words)."""
+    """Best match of the query first (title words weigh more than description words), among the
+    newest matches (2,000 by default: PODIUM_ROOM_SEARCH_RELEVANCE_CANDIDATES); LISTENERS and
+    START_TIME order every match.
+    """
     SPACE_ORDER_LISTENERS: _SpaceOrder.ValueType  # 2
     """Most listeners now first."""
     SPACE_ORDER_START_TIME: _SpaceOrder.ValueType  # 3
@@ -115,7 +118,10 @@ class SpaceOrder(_SpaceOrder, metaclass=_SpaceOrderEnumTypeWrapper):
 SPACE_ORDER_UNSPECIFIED: SpaceOrder.ValueType  # 0
 """RELEVANCE when the request has a query, else LISTENERS."""
 SPACE_ORDER_RELEVANCE: SpaceOrder.ValueType  # 1
-"""Best match of the query first (title words weigh more than description words)."""
+"""Best match of the query first (title words weigh more than description words), among the
+newest matches (2,000 by default: PODIUM_ROOM_SEARCH_RELEVANCE_CANDIDATES); LISTENERS and
+START_TIME order every match.
+"""
 SPACE_ORDER_LISTENERS: SpaceOrder.ValueType  # 2
 """Most listeners now first."""
 SPACE_ORDER_START_TIME: SpaceOrder.ValueType  # 3
