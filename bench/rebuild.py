@@ -28,7 +28,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from aiokafka import AIOKafkaProducer
 
@@ -108,15 +108,17 @@ async def write_events(
     per_space: int = 500,
     story: Callable[[str, int], list] = space_story,
     spaces: int | None = None,
+    apart: timedelta = timedelta(0),
 ) -> tuple[int, int]:
     """Writes `total` room events, Space after Space (`story(space_id, per_space)` each, the last one
-    cut short), as the room would, or stops after `spaces` Spaces; returns (events, Spaces) written."""
+    cut short), as the room would, or stops after `spaces` Spaces; returns (events, Spaces) written.
+    Each Space's events occur `apart` after the one before's (the last Space's now)."""
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap_servers, linger_ms=20, max_batch_size=1 << 20
     )
     await producer.start()
     written = spaces_written = 0
-    now = datetime.now(UTC)
+    now = datetime.now(UTC) - apart * (spaces if spaces is not None else total // per_space)
     cause = Causation("bench", "bench", "bench")
     try:
         futures = []
@@ -138,6 +140,7 @@ async def write_events(
                 )
             written += len(events)
             spaces_written += 1
+            now += apart
             if len(futures) >= 20_000:
                 await asyncio.gather(*futures)
                 futures.clear()

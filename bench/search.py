@@ -4,6 +4,7 @@
    words and a description of 8 to 16, drawn from a vocabulary whose words are as unevenly
    common as words are (Zipf), 1 or 2 topics and a language; a tenth of them started, with
    listeners; a tenth of those ended.
+   Spaces are created a second apart, as a history is, so the newest are the last written.
 2. Start the room service: its directory builds itself from the log.
 3. Call SearchSpaces over real gRPC, one call at a time, with a mix of what a discovery screen
    asks: one common word, one rare word, two words, a word with a state and a topic, no words
@@ -17,6 +18,7 @@ import random
 import statistics
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 
 import grpc
 
@@ -129,7 +131,12 @@ async def run(spaces: int, calls: int) -> SearchResult:
     async with BenchStack() as stack:
         settings = PodiumSettings(kafka_bootstrap_servers=stack.bootstrap)
         written, made = await write_events(
-            settings, ROOM_EVENTS, spaces * 100, story=space_story(rng), spaces=spaces
+            settings,
+            ROOM_EVENTS,
+            spaces * 100,
+            story=space_story(rng),
+            spaces=spaces,
+            apart=timedelta(seconds=1),
         )
         started = time.perf_counter()
         room = await stack.start("room", timeout=1800)

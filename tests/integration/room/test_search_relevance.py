@@ -65,7 +65,9 @@ async def test_relevance_ranks_the_newest_matches_and_other_orders_see_them_all(
     for n, minute in enumerate((0, 1)):
         await _add(pool, schema, f"old-{n}", "jazz jazz jazz", minute)
     for n, minute in enumerate((10, 11, 12)):
-        await _add(pool, schema, f"new-{n}", "jazz talk jazz" if n == 0 else "jazz talk", minute, listeners=n + 1)
+        await _add(
+            pool, schema, f"new-{n}", "jazz talk jazz" if n == 0 else "jazz talk", minute, listeners=n + 1
+        )
     await _add(pool, schema, "other", "rock", 20)
     directory = SpaceDirectory(pool, store=None, schema=schema, relevance_candidates=3)  # type: ignore[arg-type]
 
