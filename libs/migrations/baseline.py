@@ -297,7 +297,7 @@ SPACE_BOARD_ROWS_V2 = (
         stream_ids text[] NOT NULL
     );
     CREATE INDEX space_boards_v2_open ON {s}.space_boards_v2 (space_id) WHERE state NOT IN (4, 5);
-    
+
     CREATE TABLE {s}.space_board_members_v2 (
         space_id text NOT NULL,
         user_id text NOT NULL,
@@ -310,7 +310,7 @@ SPACE_BOARD_ROWS_V2 = (
         barred boolean NOT NULL,
         PRIMARY KEY (space_id, user_id)
     );
-    
+
     CREATE TABLE {s}.space_board_flags_v2 (
         space_id text NOT NULL,
         user_id text NOT NULL,
@@ -334,7 +334,7 @@ ROOM_ROLES_V1 = (
         present int NOT NULL,
         listeners int NOT NULL
     );
-    
+
     CREATE TABLE {s}.room_members_v1 (
         space_id text NOT NULL,
         user_id text NOT NULL,
@@ -388,7 +388,7 @@ SPACE_MEDIA_ROWS_V1 = (
         stream_ids text[] NOT NULL
     );
     CREATE INDEX space_media_v1_open ON {s}.space_media_v1 (space_id) WHERE state NOT IN (4, 5);
-    
+
     CREATE TABLE {s}.space_media_members_v1 (
         space_id text NOT NULL,
         user_id text NOT NULL,

@@ -43,7 +43,24 @@ async def require_at_head(pool: asyncpg.Pool, schema: str, history: str | None =
     message = (
         f"schema {schema!r} {state}, but this release needs {head}: run `podium migrate upgrade` "
         "(the migration Job, with the owner's credentials) before starting the service; "
-        "services do not run DDL (docs/operations.md, \"Schema migrations\")"
+        'services do not run DDL (docs/operations.md, "Schema migrations")'
     )
     log.critical(message)
     raise SchemaNotMigrated(message)
+
+
+async def require_tables(pool: asyncpg.Pool, schema: str, tables: tuple[str, ...], owner: str) -> None:
+    """What a durable view's runner checks at start: its tables are there (a new view version's are
+    made by a revision of its service's history, before the release that reads them starts)."""
+    missing = [
+        table
+        for table in tables
+        if not await pool.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{schema}.{table}")
+    ]
+    if missing:
+        message = (
+            f"{owner}: schema {schema!r} lacks {', '.join(missing)}: run `podium migrate upgrade` "
+            "(a new view version's tables are made by a revision of its service's history)"
+        )
+        log.critical(message)
+        raise SchemaNotMigrated(message)

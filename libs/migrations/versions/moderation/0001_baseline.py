@@ -21,4 +21,6 @@ def upgrade(schema: str) -> None:
 
 
 def downgrade(schema: str) -> None:
-    raise RuntimeError(f"the baseline of {schema} is not undone by a migration: drop the schema if you mean it")
+    raise RuntimeError(
+        f"the baseline of {schema} is not undone by a migration: drop the schema if you mean it"
+    )
