@@ -45,8 +45,8 @@ import asyncpg
 from bench.commands import percentile
 from libs.devstack.database import create_database, drop_database, resolve_database
 from libs.events.envelope import Causation, wrap
-from libs.migrations.tool import upgrade_async
 from libs.eventstore.store import EventStore, NewEvent
+from libs.migrations.tool import upgrade_async
 from podium.room.v1 import room_events_pb2 as ev
 from podium.room.v1 import room_types_pb2 as types
 

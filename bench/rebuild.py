@@ -37,8 +37,8 @@ from libs.events.envelope import Causation, EventEnvelope, unwrap, wrap
 from libs.events.kafka import make_reader, partitions_of
 from libs.events.topics import DEAD_LETTER, TopicSpec, create_topics
 from libs.eventstore.pool import create_pool
-from libs.migrations.tool import upgrade_async
 from libs.eventstore.store import EventStore
+from libs.migrations.tool import upgrade_async
 from libs.projection.durable import DurableProjectionRunner
 from podium.room.v1 import room_events_pb2 as ev
 from podium.room.v1 import room_types_pb2 as types
