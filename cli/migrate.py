@@ -1,0 +1,111 @@
+"""`podium migrate`: the schemas' versioned migrations (Alembic), run with the owner's credentials.
+
+    podium migrate upgrade                       # every history to its head (the migration Job)
+    podium migrate upgrade --history room --to room_0002
+    podium migrate downgrade --history room      # one step back; --to REVISION for further
+    podium migrate status [--json]               # each schema: its revision and the head
+
+The database is PODIUM_MIGRATE_DATABASE_URL (the owner, who may change tables),
+else DATABASE_URL. Services never migrate: each refuses to start until its
+schema is at its head (docs/operations.md, "Schema migrations").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+migrate_app = typer.Typer(
+    help="Versioned schema migrations: upgrade, downgrade, status (the owner's credentials).",
+    no_args_is_help=True,
+)
+console = Console()
+
+HISTORY_HELP = "One history (a service's schema: room, presence, moderation, media_relay, replay, webhooks)."
+
+
+def _url() -> str:
+    from libs.config.settings import PodiumSettings
+
+    settings = PodiumSettings()
+    return settings.migrate_database_url or settings.database_url
+
+
+def _histories(history: str | None) -> tuple[str, ...]:
+    from libs.migrations.histories import HISTORIES
+
+    if history is None:
+        return HISTORIES
+    if history.replace("-", "_") not in HISTORIES:
+        console.print(f"[red]no history {history!r}: one of {', '.join(HISTORIES)}")
+        raise typer.Exit(2)
+    return (history.replace("-", "_"),)
+
+
+@migrate_app.command("upgrade")
+def upgrade(
+    history: str = typer.Option(None, "--history", help=HISTORY_HELP + " Default: every one."),
+    to: str = typer.Option("head", "--to", help="The revision to reach (with --history); default: head."),
+) -> None:
+    """Brings each schema to its head (or --to a revision); a schema the previous release made is adopted."""
+    from libs.migrations import tool
+
+    if to != "head" and history is None:
+        console.print("[red]--to names a revision of one history: add --history")
+        raise typer.Exit(2)
+    url = _url()
+    for name in _histories(history):
+        before = tool.current(url, name)
+        tool.upgrade(url, name, revision=to)
+        after = tool.current(url, name)
+        console.print(
+            f"{name}: {before or 'never migrated'} -> {after}" if before != after else f"{name}: at {after}"
+        )
+
+
+@migrate_app.command("downgrade")
+def downgrade(
+    history: str = typer.Option(None, "--history", help=HISTORY_HELP + " Default: every one, one step each."),
+    to: str = typer.Option(
+        "-1", "--to", help="A revision of the history (with --history); default: one step back."
+    ),
+) -> None:
+    """Takes each schema one revision back (or --to a revision): before rolling back to the previous release."""
+    from libs.migrations import tool
+
+    if to != "-1" and history is None:
+        console.print("[red]--to names a revision of one history: add --history")
+        raise typer.Exit(2)
+    url = _url()
+    for name in _histories(history):
+        before = tool.current(url, name)
+        tool.downgrade(url, name, revision=to)
+        console.print(f"{name}: {before} -> {tool.current(url, name) or 'base'}")
+
+
+@migrate_app.command("status")
+def status(
+    history: str = typer.Option(None, "--history", help=HISTORY_HELP),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per schema."),
+) -> None:
+    """Each schema's revision beside the head this release needs; exits 1 when one is not at its head."""
+    from libs.migrations import tool
+
+    standings = tool.status(_url(), _histories(history))
+    if as_json:
+        for s in standings:
+            typer.echo(json.dumps({**dataclasses.asdict(s), "at_head": s.at_head}))
+    else:
+        table = Table(title="Schema migrations")
+        for column in ("history", "schema", "current", "head", "state"):
+            table.add_column(column)
+        for s in standings:
+            state = "[green]at head" if s.at_head else "[red]not at head"
+            table.add_row(s.history, s.schema, s.current or "never migrated", s.head, state)
+        console.print(table)
+    if not all(s.at_head for s in standings):
+        raise typer.Exit(1)
