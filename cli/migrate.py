@@ -4,6 +4,7 @@
     podium migrate upgrade --history room --to room_0002
     podium migrate downgrade --history room      # one step back; --to REVISION for further
     podium migrate status [--json]               # each schema: its revision and the head
+    podium migrate grant podium_runtime [--print]  # the services' role: rows only, no DDL
 
 The database is PODIUM_MIGRATE_DATABASE_URL (the owner, who may change tables),
 else DATABASE_URL. Services never migrate: each refuses to start until its
@@ -109,3 +110,20 @@ def status(
         console.print(table)
     if not all(s.at_head for s in standings):
         raise typer.Exit(1)
+
+
+@migrate_app.command("grant")
+def grant(
+    role: str = typer.Argument(..., help="The services' runtime role (it must exist)."),
+    print_only: bool = typer.Option(False, "--print", help="Print the SQL instead of running it."),
+) -> None:
+    """Lets the services' role read and write every schema's rows (TRUNCATE too), never change tables."""
+    from libs.migrations.grants import runtime_grants
+    from libs.migrations.tool import execute
+
+    sql = runtime_grants(role)
+    if print_only:
+        typer.echo(sql.strip())
+        return
+    execute(_url(), sql)
+    console.print(f"{role} may read and write the rows of every schema, and change no table")

@@ -18,13 +18,14 @@ ledger back, full, so the previous release can run on a schema downgraded one
 step.
 
 Everything below is frozen: it is the SQL the previous release ran, copied
-verbatim (tests/migrations/previous_release_schema.sql is that release's dump,
-and tests/migrations/test_upgrade.py proves they agree). A change to a table is
+verbatim (tests/integration/migrations/previous_release_schema.sql is that release's dump,
+and tests/integration/migrations/test_upgrade.py proves they agree). A change to a table is
 a new revision in its service's history, never an edit here.
 """
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 
 from sqlalchemy.engine import Connection
@@ -509,8 +510,9 @@ COMPONENTS: dict[str, tuple[Component, ...]] = {
 
 
 def _run(conn: Connection, sql: str, schema: str) -> None:
-    # The driver's own SQL, several statements at once, no parameters (and so no escaping).
-    conn.execution_options(no_parameters=True).exec_driver_sql(sql.format(s=schema))
+    # The driver's own SQL, several statements at once, no parameters (and so no escaping); dedented,
+    # since a function's body is kept as written and the previous release wrote it at column 0.
+    conn.execution_options(no_parameters=True).exec_driver_sql(textwrap.dedent(sql).format(s=schema))
 
 
 def _applied(conn: Connection, schema: str) -> set[tuple[str, int]]:

@@ -45,6 +45,7 @@ def sqlalchemy_url(url: str) -> str:
 def config(history: str, schema: str | None = None, connection: Connection | None = None) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(HERE))
+    cfg.set_main_option("path_separator", "os")
     cfg.set_main_option("version_locations", str(versions_dir(history)))
     cfg.attributes["schema"] = quoted(schema or history)
     if connection is not None:
@@ -79,6 +80,12 @@ def upgrade(url: str, history: str, schema: str | None = None, revision: str = "
 def downgrade(url: str, history: str, schema: str | None = None, revision: str = "-1") -> None:
     with _connection(url) as conn:
         command.downgrade(config(history, schema, conn), revision)
+
+
+def execute(url: str, sql: str) -> None:
+    """Runs `sql` (several statements, no parameters) in one transaction, as the migrating role."""
+    with _connection(url) as conn:
+        conn.execution_options(no_parameters=True).exec_driver_sql(sql)
 
 
 def upgrade_all(url: str, histories: Iterable[str] = HISTORIES) -> None:

@@ -1,9 +1,10 @@
 """Builds, in an empty database, every schema as the release before versioned migrations made it.
 
     git worktree add /tmp/previous <the previous release's commit>
-    PYTHONPATH=/tmp/previous/gen:/tmp/previous python tests/migrations/build_previous_release.py URL
+    PYTHONPATH=/tmp/previous/gen:/tmp/previous python tests/integration/migrations/build_previous_release.py URL
     pg_dump --schema-only --no-owner --no-privileges \
-        --schema=room --schema=presence ... URL > tests/migrations/previous_release_schema.sql
+        --schema=room --schema=presence ... URL | grep -v '^\\\\' > previous_release_schema.sql
+    pg_dump --data-only --inserts --table=room.schema_migrations ... URL | grep -v '^\\\\' >> ...
 
 It runs, with that release's code, exactly the DDL each service ran at start-up: the event store's
 `migrate`, the tracking tables and each durable view's versioned steps (as its runner's `start`

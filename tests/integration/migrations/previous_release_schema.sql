@@ -1,10 +1,10 @@
 -- Every schema as the release before versioned migrations (main at 0ed8c15) made it at start-up:
 -- tests/migrations/build_previous_release.py, then pg_dump --schema-only, and the ledger's rows.
+-- psql's \\restrict lines (pg_dump 15.14+) are left out: the test loads it with asyncpg, not psql.
 --
 -- PostgreSQL database dump
 --
 
-\restrict dOSniw1xcMfU1pTzvGhgTV0CiX9QKxyTbblxJwHvosYUQDVH0dPxTxtz3I8qfBo
 
 -- Dumped from database version 15.20 (Debian 15.20-0+deb12u1)
 -- Dumped by pg_dump version 15.20 (Debian 15.20-0+deb12u1)
@@ -2298,13 +2298,11 @@ ALTER TABLE ONLY webhooks.deliveries
 -- PostgreSQL database dump complete
 --
 
-\unrestrict dOSniw1xcMfU1pTzvGhgTV0CiX9QKxyTbblxJwHvosYUQDVH0dPxTxtz3I8qfBo
 
 --
 -- PostgreSQL database dump
 --
 
-\restrict jlgXpUpg8vtRhNBMQlAaf5qqOglFhdefgxeli3V7WAhkfj9Pm5xUMNUoc3LaWfE
 
 -- Dumped from database version 15.20 (Debian 15.20-0+deb12u1)
 -- Dumped by pg_dump version 15.20 (Debian 15.20-0+deb12u1)
@@ -2404,5 +2402,4 @@ INSERT INTO webhooks.schema_migrations VALUES ('view:webhooks-delivery-queue:v1'
 -- PostgreSQL database dump complete
 --
 
-\unrestrict jlgXpUpg8vtRhNBMQlAaf5qqOglFhdefgxeli3V7WAhkfj9Pm5xUMNUoc3LaWfE
 
