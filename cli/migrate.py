@@ -2,6 +2,7 @@
 
     podium migrate upgrade                       # every history to its head (the migration Job)
     podium migrate upgrade --history room --to room_0002
+    podium migrate upgrade --grant podium_runtime  # and the services' role may use the rows (the Job)
     podium migrate downgrade --history room      # one step back; --to REVISION for further
     podium migrate status [--json]               # each schema: its revision and the head
     podium migrate grant podium_runtime [--print]  # the services' role: rows only, no DDL
@@ -51,9 +52,16 @@ def _histories(history: str | None) -> tuple[str, ...]:
 def upgrade(
     history: str = typer.Option(None, "--history", help=HISTORY_HELP + " Default: every one."),
     to: str = typer.Option("head", "--to", help="The revision to reach (with --history); default: head."),
+    grant: str = typer.Option(
+        "",
+        "--grant",
+        envvar="PODIUM_MIGRATE_GRANT_ROLE",
+        help="Then let this role (the services') read and write every schema's rows: `podium migrate grant`.",
+    ),
 ) -> None:
     """Brings each schema to its head (or --to a revision); a schema the previous release made is adopted."""
     from libs.migrations import tool
+    from libs.migrations.grants import runtime_grants
 
     if to != "head" and history is None:
         console.print("[red]--to names a revision of one history: add --history")
@@ -66,6 +74,9 @@ def upgrade(
         console.print(
             f"{name}: {before or 'never migrated'} -> {after}" if before != after else f"{name}: at {after}"
         )
+    if grant:
+        tool.execute(url, runtime_grants(grant, _histories(history)))
+        console.print(f"{grant} may read and write the rows, and change no table")
 
 
 @migrate_app.command("downgrade")
