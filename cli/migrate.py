@@ -6,6 +6,7 @@
     podium migrate downgrade --history room      # one step back; --to REVISION for further
     podium migrate status [--json]               # each schema: its revision and the head
     podium migrate grant podium_runtime [--print]  # the services' role: rows only, no DDL
+    podium migrate revision --history room -m "events keep a tenant"   # a developer's next revision
 
 The database is PODIUM_MIGRATE_DATABASE_URL (the owner, who may change tables),
 else DATABASE_URL. Services never migrate: each refuses to start until its
@@ -138,3 +139,16 @@ def grant(
         return
     execute(_url(), sql)
     console.print(f"{role} may read and write the rows of every schema, and change no table")
+
+
+@migrate_app.command("revision")
+def revision(
+    history: str = typer.Option(..., "--history", help=HISTORY_HELP),
+    message: str = typer.Option(..., "-m", "--message", help="What it changes, as a phrase."),
+) -> None:
+    """Writes the next revision of a history (for a developer), and makes it the head services expect."""
+    from libs.migrations import tool
+
+    (name,) = _histories(history)
+    path = tool.new_revision(name, message)
+    console.print(f"wrote {path}: fill in upgrade(schema) and downgrade(schema)")

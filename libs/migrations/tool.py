@@ -19,6 +19,7 @@ import contextlib
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
@@ -47,6 +48,7 @@ def config(history: str, schema: str | None = None, connection: Connection | Non
     cfg.set_main_option("script_location", str(HERE))
     cfg.set_main_option("path_separator", "os")
     cfg.set_main_option("version_locations", str(versions_dir(history)))
+    cfg.set_main_option("file_template", "%%(rev)s_%%(slug)s")
     cfg.attributes["schema"] = quoted(schema or history)
     if connection is not None:
         cfg.attributes["connection"] = connection
@@ -68,6 +70,24 @@ def _connection(url: str) -> Iterator[Connection]:
             yield conn
     finally:
         engine.dispose()
+
+
+def new_revision(history: str, message: str) -> Path:
+    """Writes the next revision of `history` (after its head, from script.py.mako) and makes it the head
+    the services expect (histories.HEADS). Returns the new file."""
+    current = head(history)
+    number = int(current.rsplit("_", 1)[1]) + 1
+    rev_id = f"{history}_{number:04d}"
+    script = command.revision(config(history), message=message, rev_id=rev_id, head=current)
+    heads_file = HERE / "histories.py"
+    text = heads_file.read_text()
+    old = f'"{history}": "{current}"'
+    if old not in text:
+        raise RuntimeError(
+            f"{heads_file}: HEADS[{history!r}] is not {current!r}: set it to {rev_id!r} by hand"
+        )
+    heads_file.write_text(text.replace(old, f'"{history}": "{rev_id}"'))
+    return Path(script.path)
 
 
 def upgrade(url: str, history: str, schema: str | None = None, revision: str = "head") -> None:
