@@ -133,14 +133,9 @@ async def at_head(database_url: str) -> bool:
         await conn.close()
 
 
-_MIGRATED: set[str] = set()
-
-
 async def ensure_migrated(database_url: str) -> None:
     """What `podium migrate upgrade` does before services start, once per database: a database
-    of `fresh_database` is at the heads already (one read says so); any other is migrated."""
-    if database_url in _MIGRATED:
-        return
+    of `fresh_database` is at the heads already (a few reads say so, every time: a database may be
+    dropped and made again under the same name); any other is migrated, once."""
     if not await at_head(database_url):
         await upgrade_all_async(database_url)
-    _MIGRATED.add(database_url)
