@@ -45,8 +45,8 @@ import asyncpg
 from bench.commands import percentile
 from libs.devstack.database import create_database, drop_database, resolve_database
 from libs.events.envelope import Causation, wrap
-from libs.eventstore.schema import migrate
 from libs.eventstore.store import EventStore, NewEvent
+from libs.migrations.tool import upgrade_async
 from podium.room.v1 import room_events_pb2 as ev
 from podium.room.v1 import room_types_pb2 as types
 
@@ -271,8 +271,8 @@ async def run(events: int, batch: int, concurrency: int, rates: tuple[float, flo
         settings = await pool.fetchrow("SELECT current_setting('synchronous_commit') AS sc, version() AS v")
         result["postgresql"] = settings["v"].split(" on ")[0]
         result["synchronous_commit"] = settings["sc"]
-        await migrate(pool, "bench_podium")
-        await migrate(pool, "bench_raw")
+        await upgrade_async(url, "room", "bench_podium")  # the room's schema: its event store
+        await upgrade_async(url, "room", "bench_raw")
         datastore, recorder = await asyncio.to_thread(eventsourcing_recorder, url, concurrency)
         shapes = {}
         for per_append, rate in ((1, rates[0]), (batch, rates[1])):

@@ -37,8 +37,8 @@ from libs.events.envelope import Causation, EventEnvelope, unwrap, wrap
 from libs.events.kafka import make_reader, partitions_of
 from libs.events.topics import DEAD_LETTER, TopicSpec, create_topics
 from libs.eventstore.pool import create_pool
-from libs.eventstore.schema import migrate
 from libs.eventstore.store import EventStore
+from libs.migrations.tool import upgrade_async
 from libs.projection.durable import DurableProjectionRunner
 from podium.room.v1 import room_events_pb2 as ev
 from podium.room.v1 import room_types_pb2 as types
@@ -175,11 +175,12 @@ async def raw_consume(settings: PodiumSettings, topic: TopicSpec, expected: int,
 
 async def catch_up(settings: PodiumSettings, view_of: Callable, expected: int, name: str) -> float:
     """Seconds the durable view `view_of(pool, schema)` takes to catch up with the log from its
-    start, in a fresh schema (the room's event store, empty: a Space's first event starts it)."""
+    start, in a fresh schema migrated as the room's (its event store and views, empty: a Space's
+    first event starts it)."""
     schema = f"bench_{name}_{uuid.uuid4().hex[:8]}"
+    await upgrade_async(settings.database_url, "room", schema)
     pool = await create_pool(settings)
     try:
-        await migrate(pool, schema)
         runner = DurableProjectionRunner(
             settings, pool, schema, view_of(pool, schema), client_id=f"bench-{name}"
         )

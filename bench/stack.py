@@ -23,6 +23,7 @@ from libs.devstack.catalogue import service
 from libs.devstack.database import create_database, drop_database, resolve_database
 from libs.devstack.supervisor import ServiceProcess
 from libs.events.topics import EVERY_TOPIC, create_topics
+from libs.migrations.tool import upgrade_all_async
 
 # Set by `python -m bench` to profile one service: {"service": name, "out": Path}; the
 # first process of that service a BenchStack starts gets py-spy attached, and the
@@ -88,6 +89,7 @@ class BenchStack:
         self._server = await resolve_database(self.work / "pgdata")
         self._database = f"podium_bench_{uuid.uuid4().hex[:8]}"
         self.database_url = await create_database(self._server.url, self._database)
+        await upgrade_all_async(self.database_url)  # as the migration Job would: services run no DDL
         return self
 
     async def start(

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from cli.addresses import bootstrap_or_exit
 from cli.log import log_app
+from cli.migrate import migrate_app
 from cli.views import views_app
 from libs.extras import MissingExtra
 
@@ -23,6 +24,7 @@ app.add_typer(log_app, name="log")
 events_app = typer.Typer(help="Read Podium's event stream (for analysts).", no_args_is_help=True)
 app.add_typer(events_app, name="events")
 app.add_typer(views_app, name="views")
+app.add_typer(migrate_app, name="migrate")
 console = Console()
 
 

@@ -18,7 +18,7 @@ import pytest
 from libs.devstack.database import resolve_database
 from tests.support.auth import token as mint_test_token
 from tests.support.channels import open_channel
-from tests.support.infrastructure import fresh_database, running_broker
+from tests.support.infrastructure import MIGRATED_TEMPLATES, fresh_database, running_broker
 from tests.support.services import ServiceFactory
 
 
@@ -46,19 +46,20 @@ async def private_broker(run_dir):
 async def database_server(run_dir):
     server = await resolve_database(run_dir / "pgdata")
     yield server
+    await MIGRATED_TEMPLATES.drop()
     server.stop()
 
 
 @pytest.fixture(scope="session")
 async def database_url(database_server):
-    """A fresh database for the session, dropped at the end."""
+    """A fresh database for the session, every schema migrated to its head; dropped at the end."""
     async with fresh_database(database_server.url) as url:
         yield url
 
 
 @pytest.fixture
 async def private_database_url(database_server):
-    """A database of the test's own, for tests that pair services with a private broker."""
+    """A database of the test's own (migrated), for tests that pair services with a private broker."""
     async with fresh_database(database_server.url) as url:
         yield url
 

@@ -1,7 +1,7 @@
 """python -m deploy.check [CHECK ...]: run the deployment checks, print each one's problems.
 
 Exit status 1 if any check found a problem. Checks: render, schemas, catalogue, workloads,
-topics, relay-ring, settings, secrets, network-policies, monitoring, grpc-tls, kafka, tiltfile,
+topics, relay-ring, settings, migrations, secrets, network-policies, monitoring, grpc-tls, kafka, tiltfile,
 dockerfile, runtime-deps, hadolint, checkov.
 """
 
@@ -15,6 +15,7 @@ from pathlib import Path
 
 from deploy.check import manifests, tools
 from deploy.check.kafka import check_kafka_access
+from deploy.check.migrations import check_migration_job
 from deploy.check.monitoring import check_monitoring
 from deploy.check.render import Render, check_rendered, render_all
 from deploy.check.runtime_deps import check_runtime_deps
@@ -38,6 +39,7 @@ def checks(root: Path) -> dict[str, Callable[[list[Render]], list[str]]]:
         "topics": manifests.check_topics,
         "relay-ring": manifests.check_relay_ring,
         "settings": check_settings,
+        "migrations": check_migration_job,
         "secrets": manifests.check_no_committed_secrets,
         "network-policies": manifests.check_network_policies,
         "monitoring": check_monitoring,

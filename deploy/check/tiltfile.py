@@ -19,6 +19,7 @@ from deploy.check.catalogue import SERVICES
 from deploy.check.render import Render
 
 DEV_OVERLAY = "deploy/k8s/overlays/dev"
+MIGRATION_JOB = "podium-migrate"
 
 # Tilt's built-ins that the Tiltfile may call; any other name fails evaluation.
 BUILTINS = (
@@ -93,10 +94,11 @@ def evaluate(path: Path) -> TiltRecord:
 
 
 def _containers(render: Render) -> dict[str, dict]:
-    """Workload name -> its first container, for the dev render's Deployments and StatefulSets."""
+    """Workload name -> its first container, for the dev render's Deployments, StatefulSets and Jobs
+    (the migration Job)."""
     return {
         w["metadata"]["name"]: w["spec"]["template"]["spec"]["containers"][0]
-        for w in render.of_kind("Deployment", "StatefulSet")
+        for w in render.of_kind("Deployment", "StatefulSet", "Job")
     }
 
 
@@ -165,7 +167,7 @@ def check_tiltfile(path: Path, dev: Render) -> list[str]:
             problems.append(f"no k8s_resource for {svc.name}")
             continue
         deps = resource.kwargs.get("resource_deps", [])
-        for infra in ("kafka", "postgres"):
+        for infra in ("kafka", "postgres", MIGRATION_JOB):  # services refuse an unmigrated schema
             if infra not in deps:
                 problems.append(f"k8s_resource {svc.name}: resource_deps must include {infra}")
         if not resource.kwargs.get("labels"):

@@ -36,6 +36,11 @@ class PodiumSettings(BaseSettings):
         description="PostgreSQL DSN; each service keeps its events in its own schema.",
     )
     database_pool_size: int = Field(10, ge=1, description="Connections per service process.")
+    migrate_database_url: str = Field(
+        "",
+        description="PostgreSQL DSN `podium migrate` uses: the schemas' owner, who may create and change "
+        "tables (the services' role may not). Empty: DATABASE_URL.",
+    )
     kafka_bootstrap_servers: str = Field(
         "127.0.0.1:9092",
         validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "PODIUM_KAFKA_BOOTSTRAP_SERVERS"),

@@ -1,7 +1,8 @@
 """`podium up`: the whole suite on one machine, on embedded defaults.
 
 Broker: KAFKA_BOOTSTRAP_SERVERS, else an embedded one. Database: DATABASE_URL,
-else 127.0.0.1:5432 if it answers, else an embedded PostgreSQL. Then every topic (`EVERY_TOPIC`, and the
+else 127.0.0.1:5432 if it answers, else an embedded PostgreSQL; every schema migrated to its
+head (`podium migrate upgrade`), since services run no DDL. Then every topic (`EVERY_TOPIC`, and the
 changelogs of an analytics app id set with PODIUM_ANALYTICS_APP_ID): the dev
 stack owns its topics, services never make one. Then every service in the
 catalogue, each on its default port (or its PODIUM_<NAME>_PORT). The addresses
@@ -25,6 +26,7 @@ from libs.devstack.database import ResolvedDatabase, ensure_database, resolve_da
 from libs.devstack.supervisor import ServiceProcess
 from libs.events.kafka_security import kafka_security
 from libs.events.topics import EVERY_TOPIC, FaustTable, TopicSpec, changelogs, create_topics
+from libs.migrations.tool import upgrade_all_async
 from libs.recovery.readers import faust_apps
 
 STATE_DIR = Path(".podium")
@@ -54,6 +56,8 @@ class Stack:
         if self.database.source != "DATABASE_URL":
             # Our own database on a shared server, so Podium's schemas stay out of `postgres`.
             self.database.url = await ensure_database(self.database.url, DATABASE_NAME)
+        # What the migration Job does before a rollout: services run no DDL.
+        await upgrade_all_async(self.database.url)
         await self.make_topics()
 
     def settings(self) -> PodiumSettings:

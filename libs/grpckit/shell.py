@@ -1,7 +1,7 @@
 """The shell every service's composition root wires its parts into.
 
     shell = ServiceShell(settings, schema="room", producer="room", publishes=(ROOM_EVENTS,), ...)
-    async with shell:                       # pool, schema migration, event store, idempotency purge
+    async with shell:                       # pool, schema at its head?, event store, idempotency purge
         shell.add_durable_view(SpaceDirectory(shell.pool, shell.store))
         add_RoomServiceServicer_to_server(api, shell.host.server)
         await shell.serve(port)             # until SIGTERM/SIGINT
@@ -28,10 +28,10 @@ from libs.events.log_loss import LogLoss
 from libs.events.topics import DEAD_LETTER, TopicSpec
 from libs.eventstore.pool import create_pool
 from libs.eventstore.relay import OutboxRelay
-from libs.eventstore.schema import migrate
 from libs.eventstore.store import EventStore
 from libs.grpckit.handlers import Authenticator
 from libs.grpckit.server import GrpcHost
+from libs.migrations.check import require_at_head
 from libs.projection.durable import CacheRunner, DurableProjectionRunner, DurableView, ViewCache
 from libs.projection.runner import Projection, ProjectionRunner
 
@@ -79,7 +79,11 @@ class ServiceShell:
 
     async def __aenter__(self) -> ServiceShell:
         self.pool = await create_pool(self.settings)
-        await migrate(self.pool, self.schema)
+        try:
+            await require_at_head(self.pool, self.schema)  # services run no DDL: `podium migrate` does
+        except BaseException:
+            await self.pool.close()
+            raise
         self.store = EventStore(
             self.pool,
             self.schema,

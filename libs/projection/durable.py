@@ -4,7 +4,7 @@
 
 A durable view keeps its rows in its service's schema, in tables of its own
 `version` (a changed fold or schema is a new version, built beside the old one
-into fresh tables). For each batch read from the log the runner opens one
+into fresh tables, which a migration revision makes: the runner runs no DDL). For each batch read from the log the runner opens one
 transaction, has the view apply the batch's events, and stores the positions
 and stream versions reached (`tracking.py`) in the same transaction. A restart
 reads the stored positions and goes on from there, so start-up time depends on
@@ -37,10 +37,10 @@ from aiokafka import TopicPartition
 from libs.config.settings import PodiumSettings
 from libs.events.log_loss import LogLoss
 from libs.events.topics import TopicSpec
-from libs.eventstore.migrations import apply_migrations
+from libs.migrations.check import require_tables
 from libs.projection.ordering import StreamGate, Verdict
 from libs.projection.runner import ConsumedEvent, ProjectionRunner, decode
-from libs.projection.tracking import STEPS as TRACKING_STEPS
+from libs.projection.tracking import TABLES as TRACKING_TABLES
 from libs.projection.tracking import Stream, Tracking
 
 log = logging.getLogger(__name__)
@@ -51,13 +51,13 @@ class LostLock(Exception):
 
 
 class DurableView(Protocol):
-    """A view stored in PostgreSQL. `steps` create this version's `tables` (`{s}` is the schema)."""
+    """A view stored in PostgreSQL, in this version's `tables`: a revision of its service's migration
+    history creates them (libs/migrations); the runner only checks they exist."""
 
     name: str
     version: int
     topics: tuple[TopicSpec, ...]
-    steps: Sequence[str]
-    tables: Sequence[str]  # emptied by a rebuild
+    tables: Sequence[str]  # emptied (TRUNCATE) by a rebuild
 
     async def apply(self, conn: asyncpg.Connection, events: Sequence[ConsumedEvent]) -> None:
         """Writes the events' effect, inside the runner's transaction. A view that caches what it
@@ -103,9 +103,11 @@ class DurableProjectionRunner(ProjectionRunner):
         return f"podium-view:{self.schema}:{self.view.name}:v{self.view.version}"
 
     async def start(self) -> None:
-        await apply_migrations(self.pool, self.schema, "tracking", TRACKING_STEPS)
-        await apply_migrations(
-            self.pool, self.schema, f"view:{self.view.name}:v{self.view.version}", self.view.steps
+        await require_tables(
+            self.pool,
+            self.schema,
+            (*TRACKING_TABLES, *self.view.tables),
+            f"view {self.view.name} v{self.view.version}",
         )
         async with self.pool.acquire() as conn:
             await self.tracking.register(conn)
@@ -446,9 +448,11 @@ class CacheRunner(ProjectionRunner):
         self._sweep_at = min_streams
 
     async def start(self) -> None:
-        await apply_migrations(self.pool, self.schema, "tracking", TRACKING_STEPS)
-        await apply_migrations(
-            self.pool, self.schema, f"view:{self.view.name}:v{self.view.version}", self.view.steps
+        await require_tables(
+            self.pool,
+            self.schema,
+            (*TRACKING_TABLES, *self.view.tables),
+            f"view {self.view.name} v{self.view.version}",
         )
         parts = await self._open(self.cache.topics)
         async with self.pool.acquire() as conn:

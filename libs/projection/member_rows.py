@@ -4,12 +4,13 @@ Moderation's roles, the media relay's admission view and presence's board each k
 their own schema, beside columns of their own. How a `Roster` and the member entries become rows,
 and back, is written here once:
 
-- a Space's row (written with `upsert`) holds its `Roster` in `ROSTER_COLUMNS` (`roster_values`,
-  `roster_of`) and, for a
-  view an in-memory cache is loaded from, the event streams it was folded from in
-  `STREAM_COLUMNS` (`stream_values`, `streams_of`): the cache's snapshot says where each stands;
+- a Space's row (written with `upsert`) holds its `Roster` in the columns `ROSTER_NAMES`
+  (`roster_values`, `roster_of`) and, for a view an in-memory cache is loaded from, the event
+  streams it was folded from in `STREAM_NAMES` (`stream_values`, `streams_of`): the cache's
+  snapshot says where each stands;
 - `MemberTable` is a table of the entries that say something (`SpaceMembers.entries`), one row
-  per (Space, user): `ddl` creates it, `write` stores changed entries (NOBODY deletes the row),
+  per (Space, user; its service's migrations create it): `write` stores changed entries (NOBODY
+  deletes the row),
   `drop_spaces` deletes every entry of Spaces that are over, and `of_users` / `of_spaces` /
   `of_open_spaces` read them back into `SpaceMembers`.
 
@@ -34,18 +35,8 @@ from libs.projection.tracking import Stream
 
 OPEN = f"state NOT IN ({', '.join(str(state) for state in sorted(OVER))})"
 
-ROSTER_COLUMNS = """
-            host_user_id text NOT NULL,
-            state int NOT NULL,
-            co_hosts text[] NOT NULL,
-            speakers text[] NOT NULL,
-            present int NOT NULL,
-            listeners int NOT NULL"""
 ROSTER_NAMES = ("host_user_id", "state", "co_hosts", "speakers", "present", "listeners")
 
-STREAM_COLUMNS = """
-            stream_producers text[] NOT NULL,
-            stream_ids text[] NOT NULL"""
 STREAM_NAMES = ("stream_producers", "stream_ids")
 
 
@@ -143,24 +134,6 @@ class MemberTable:
 
     def __init__(self, table: str):
         self.table = table
-
-    @staticmethod
-    def ddl(table: str) -> str:
-        """The table's CREATE statement, for a view's migration step (`table` may hold `{s}.`)."""
-        return f"""
-        CREATE TABLE {table} (
-            space_id text NOT NULL,
-            user_id text NOT NULL,
-            role int NOT NULL,
-            joined_at timestamptz,
-            muted boolean NOT NULL,
-            mute_kind int NOT NULL,
-            hand_raised_at timestamptz,
-            removed boolean NOT NULL,
-            barred boolean NOT NULL,
-            PRIMARY KEY (space_id, user_id)
-        );
-        """
 
     # Writes (inside the view's transaction)
 

@@ -14,7 +14,8 @@ The tracking records of pyeventsourcing, for Kafka: per view and view version,
 - `view_rebuilds`: rebuilds an operator asked for (`podium views rebuild`),
   carried out by the view's writer when it next starts.
 
-Both are written by `record`, inside the transaction that writes the view's
+The tables are made by the service's migrations (`podium migrate`), like the
+views' own. Both are written by `record`, inside the transaction that writes the view's
 rows: the view and its position can never disagree. Stream versions are read
 on demand (`stream_versions`), so memory holds only the streams being applied
 now, not every stream in history.
@@ -33,51 +34,8 @@ Stream = tuple[str, str]  # (producer, stream id)
 #: this transaction, and then reads the positions it stored).
 FENCE = "SELECT 1 FROM {s}.view_writers WHERE view = $1 AND version = $2 AND epoch = $6 FOR SHARE"
 
-STEPS = (
-    """
-    CREATE TABLE IF NOT EXISTS {s}.view_positions (
-        view text NOT NULL,
-        version int NOT NULL,
-        topic text NOT NULL,
-        partition int NOT NULL,
-        next_offset bigint NOT NULL,
-        updated_at timestamptz NOT NULL DEFAULT now(),
-        PRIMARY KEY (view, version, topic, partition)
-    );
-    CREATE TABLE IF NOT EXISTS {s}.view_streams (
-        view text NOT NULL,
-        version int NOT NULL,
-        producer text NOT NULL,
-        stream_id text NOT NULL,
-        applied_version bigint NOT NULL,
-        PRIMARY KEY (view, version, producer, stream_id)
-    );
-    """,
-    """
-    CREATE TABLE IF NOT EXISTS {s}.view_rebuilds (
-        view text NOT NULL,
-        version int NOT NULL,
-        requested_at timestamptz NOT NULL DEFAULT now(),
-        PRIMARY KEY (view, version)
-    );
-    """,
-    """
-    CREATE TABLE IF NOT EXISTS {s}.view_registry (
-        view text NOT NULL,
-        version int NOT NULL,
-        started_at timestamptz NOT NULL DEFAULT now(),
-        PRIMARY KEY (view, version)
-    );
-    """,
-    """
-    CREATE TABLE IF NOT EXISTS {s}.view_writers (
-        view text NOT NULL,
-        version int NOT NULL,
-        epoch bigint NOT NULL,
-        PRIMARY KEY (view, version)
-    );
-    """,
-)
+#: The tables, made by every schema's migration history (libs/migrations); a runner checks they exist.
+TABLES = ("view_positions", "view_streams", "view_rebuilds", "view_registry", "view_writers")
 
 
 class Tracking:

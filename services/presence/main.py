@@ -32,6 +32,7 @@ from libs.eventstore.pool import create_pool
 from libs.grpckit.channels import ClientTls
 from libs.grpckit.server import GrpcHost
 from libs.grpckit.shell import authenticator_for
+from libs.migrations.check import require_at_head
 from libs.projection.durable import CacheRunner, DurableProjectionRunner
 from libs.streams.log_watch import FaustLogWatch
 from libs.telemetry.metrics import VIEW_CACHED_SPACES
@@ -81,6 +82,11 @@ async def serve(settings: PresenceSettings) -> None:
     )
     producer = make_producer(settings, client_id="presence-api")
     pool = await create_pool(settings)
+    try:
+        await require_at_head(pool, "presence")  # services run no DDL: `podium migrate` does
+    except BaseException:
+        await pool.close()
+        raise
     rows = SpaceBoardRows(pool)
     board = SpaceBoard(rows, forget_ended_after=settings.presence_forget_ended_after_seconds)
     VIEW_CACHED_SPACES.labels(board.name).set_function(lambda: len(board.boards))

@@ -40,11 +40,9 @@ async def serve(settings: ReplaySettings) -> None:
     )
     async with shell:
         jobs = JobStore(shell.pool, "replay")
-        await jobs.migrate()
         blobs = LocalDirectoryBlobStore(settings.replay_blob_dir)
         commands = ReplayCommands(shell.store)
         spool = RecordingSpool(settings, shell.pool, "replay", log_loss=shell.log_loss)
-        await spool.migrate()
 
         async def forget(space_id: str) -> None:
             delete_files(blobs, space_id)

@@ -12,7 +12,6 @@ worker sends them; a purge forgets old ones (docs/webhooks.md).
 from __future__ import annotations
 
 from libs.config.runtime import run
-from libs.eventstore.migrations import apply_migrations
 from libs.grpckit.shell import ServiceShell
 from libs.telemetry.setup import configure_telemetry
 from podium.webhooks.v1 import webhook_service_pb2, webhook_service_pb2_grpc
@@ -20,7 +19,6 @@ from services.webhooks.api.webhook_api import WebhookApi
 from services.webhooks.application.delivery_worker import DeliveryWorker
 from services.webhooks.application.retention_purge import RetentionPurge
 from services.webhooks.application.webhook_registry import WebhookRegistry
-from services.webhooks.infrastructure import tables
 from services.webhooks.infrastructure.deliveries import Deliveries
 from services.webhooks.infrastructure.endpoints import Endpoints
 from services.webhooks.infrastructure.http_sender import HttpSender
@@ -37,7 +35,6 @@ async def serve(settings: WebhooksSettings) -> None:
     )
     async with shell:
         assert shell.pool is not None and shell.store is not None
-        await apply_migrations(shell.pool, SCHEMA, "webhooks", tables.STEPS)
         endpoints = Endpoints(shell.pool, SCHEMA)
         deliveries = Deliveries(shell.pool, SCHEMA)
         shell.add_durable_view(DeliveryQueue(SCHEMA, settings.retention()))

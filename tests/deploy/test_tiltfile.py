@@ -76,9 +76,14 @@ def test_the_placeholder_tiltfile_fails(repo: Path, renders):
 
 
 def test_services_that_do_not_wait_for_kafka_fail(repo: Path, renders):
-    edit(repo / "Tiltfile", 'resource_deps = ["kafka", "postgres"],', 'resource_deps = ["postgres"],')
+    edit(
+        repo / "Tiltfile",
+        'resource_deps = ["kafka", "postgres", "podium-migrate"],',
+        'resource_deps = ["postgres"],',
+    )
     problems = check_tiltfile(repo / "Tiltfile", _dev(renders))
     assert any("room: resource_deps must include kafka" in p for p in problems), problems
+    assert any("room: resource_deps must include podium-migrate" in p for p in problems), problems
 
 
 def test_an_install_on_every_change_fails(repo: Path, renders):

@@ -4,7 +4,6 @@ concurrency, two replicas racing, and idempotent retries."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -19,9 +18,9 @@ from libs.domain.errors import InvalidArgument, ResourceExhausted
 from libs.domain.reasons import Reason
 from libs.events.envelope import Causation
 from libs.events.topics import TopicSpec
-from libs.eventstore.schema import migrate
 from libs.eventstore.store import EventStore
 from podium.room.v1 import room_events_pb2
+from tests.support.schemas import migrated_schema
 
 pytestmark = pytest.mark.integration
 
@@ -52,8 +51,7 @@ DECIDER = Decider(decide, evolve, frozenset())
 @pytest.fixture
 async def store(database_url):
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=8)
-    schema = f"x_{uuid.uuid4().hex[:10]}"
-    await migrate(pool, schema)
+    schema = await migrated_schema(database_url, "room", "x")  # a schema with an event store
     yield EventStore(pool, schema, producer="test")
     await pool.close()
 

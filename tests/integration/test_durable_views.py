@@ -18,9 +18,11 @@ from aiokafka import AIOKafkaProducer
 from libs.config.settings import PodiumSettings
 from libs.events.envelope import Causation, EventEnvelope, wrap
 from libs.events.topics import DEAD_LETTER, TopicSpec, create_topics
+from libs.migrations.check import SchemaNotMigrated
 from libs.projection.durable import DurableProjectionRunner
 from libs.projection.runner import ConsumedEvent, ProjectionRunner
 from podium.room.v1 import room_events_pb2
+from tests.support.schemas import migrated_schema
 
 pytestmark = pytest.mark.integration
 
@@ -50,9 +52,8 @@ class TitlesTable:
     name = "titles"
     version = 1
     tables = ("titles_v1",)
-    steps = (
-        "CREATE TABLE {s}.titles_v1 (space_id text, version bigint, title text, PRIMARY KEY (space_id, version))",
-    )
+    #: What a revision of its service's history would create (a test's view has no history).
+    ddl = "CREATE TABLE {s}.titles_v1 (space_id text, version bigint, title text, PRIMARY KEY (space_id, version))"
 
     def __init__(self, topic: TopicSpec, schema: str):
         self.topics = (topic,)
@@ -86,9 +87,10 @@ async def pool(database_url):
 
 
 @pytest.fixture
-async def schema(pool):
-    name = f"dv_{uuid.uuid4().hex[:10]}"
-    await pool.execute(f"CREATE SCHEMA {name}")
+async def schema(pool, database_url):
+    """A schema with the tracking tables (presence's history: no event store) and the titles view's."""
+    name = await migrated_schema(database_url, "presence", "dv")
+    await pool.execute(TitlesTable.ddl.format(s=name))
     yield name
     await pool.execute(f"DROP SCHEMA {name} CASCADE")
 
@@ -175,6 +177,17 @@ async def test_caught_up_waits_for_the_last_record_of_a_batch_not_the_reported_e
         assert view.applied == 6000
     finally:
         await runner.stop()
+
+
+async def test_a_view_whose_tables_no_migration_made_refuses_to_start_and_runs_no_ddl(
+    settings, pool, schema, topic
+):
+    view = TitlesTable(topic, schema)
+    view.version, view.tables = 2, ("titles_v2",)  # a new version, whose revision was not run
+    runner = DurableProjectionRunner(settings, pool, schema, view)
+    with pytest.raises(SchemaNotMigrated, match=r"lacks titles_v2: run `podium migrate upgrade`"):
+        await runner.start()
+    assert not await pool.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{schema}.titles_v2")
 
 
 async def test_an_event_the_log_holds_twice_is_applied_once_even_across_a_restart(

@@ -16,9 +16,7 @@ from libs.config.settings import PodiumSettings
 from libs.events.envelope import Causation, decode, wrap
 from libs.events.kafka import log_end_offsets, make_reader, partitions_of
 from libs.events.topics import DEAD_LETTER, TopicSpec, create_topics
-from libs.eventstore.migrations import apply_migrations
 from libs.eventstore.relay import OutboxRelay
-from libs.eventstore.schema import migrate
 from libs.eventstore.store import (
     ConcurrencyConflict,
     DuplicateRequest,
@@ -28,6 +26,7 @@ from libs.eventstore.store import (
 )
 from libs.projection.runner import ConsumedEvent, ProjectionRunner
 from podium.room.v1 import room_events_pb2
+from tests.support.schemas import migrated_schema
 
 pytestmark = pytest.mark.integration
 
@@ -70,9 +69,8 @@ async def pool(database_url):
 
 
 @pytest.fixture
-async def store(pool):
-    schema = f"t_{uuid.uuid4().hex[:10]}"
-    await migrate(pool, schema)
+async def store(pool, database_url):
+    schema = await migrated_schema(database_url, "room", "t")
     return EventStore(pool, schema, producer="test")
 
 
@@ -350,21 +348,3 @@ async def test_log_end_offsets_are_not_cut_short_by_a_slow_fetch(settings):
         assert await log_end_offsets(_SlowFetches(reader, 2), parts) == {parts[0]: 5}
     finally:
         await reader.stop()
-
-
-async def test_a_start_with_nothing_to_migrate_runs_no_step_and_a_new_step_runs_once(database_server):
-    pool = await asyncpg.create_pool(database_server.url, min_size=1, max_size=2)
-    schema = f"migrations_{uuid.uuid4().hex[:8]}"
-    try:
-        steps = ["CREATE TABLE {s}.things (id int PRIMARY KEY)"]
-        assert await apply_migrations(pool, schema, "things", steps) == 1
-        assert await apply_migrations(pool, schema, "things", steps) == 0  # every later start
-        steps.append("INSERT INTO {s}.things VALUES (1)")
-        assert await apply_migrations(pool, schema, "things", steps) == 1
-        assert await apply_migrations(pool, schema, "things", steps) == 0
-        assert await pool.fetchval(f"SELECT count(*) FROM {schema}.things") == 1  # the insert ran once
-        applied = await pool.fetch(f"SELECT component, step FROM {schema}.schema_migrations ORDER BY step")
-        assert [(r["component"], r["step"]) for r in applied] == [("things", 1), ("things", 2)]
-    finally:
-        await pool.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-        await pool.close()

@@ -18,9 +18,10 @@ from libs.application.idempotency_purge import IdempotencyPurge
 from libs.domain.decider import Context, Decider
 from libs.events.envelope import Causation
 from libs.events.topics import TopicSpec
-from libs.eventstore.schema import migrate
 from libs.eventstore.store import EventStore
+from libs.migrations.tool import upgrade_async
 from podium.room.v1 import room_events_pb2
+from tests.support.schemas import migrated_schema
 
 pytestmark = pytest.mark.integration
 
@@ -52,9 +53,8 @@ async def pool(database_url):
 
 
 @pytest.fixture
-async def store(pool):
-    schema = f"i_{uuid.uuid4().hex[:10]}"
-    await migrate(pool, schema)
+async def store(pool, database_url):
+    schema = await migrated_schema(database_url, "room", "i")
     return EventStore(pool, schema, producer="test", idempotency_retention=RETENTION)
 
 
@@ -145,7 +145,7 @@ async def test_the_purge_deletes_expired_records_in_batches_and_keeps_the_rest(s
     assert "room:event-1" in await store.stored_responses(["room:event-1"])
 
 
-async def test_an_old_store_gains_expiry_without_a_table_rewrite(pool):
+async def test_an_old_store_gains_expiry_without_a_table_rewrite(pool, database_url):
     schema = f"o_{uuid.uuid4().hex[:10]}"
     await pool.execute(
         f"CREATE SCHEMA {schema}; CREATE TABLE {schema}.idempotency "
@@ -157,8 +157,8 @@ async def test_an_old_store_gains_expiry_without_a_table_rewrite(pool):
     table = f"{schema}.idempotency"
     file_before = await pool.fetchval("SELECT relfilenode FROM pg_class WHERE oid = $1::regclass", table)
 
-    await migrate(pool, schema)
-    await migrate(pool, schema)  # every start runs it again
+    await upgrade_async(database_url, "room", schema)  # the baseline brings an old store up to date
+    await upgrade_async(database_url, "room", schema)  # at its head: a second run changes nothing
 
     assert (
         await pool.fetchval("SELECT relfilenode FROM pg_class WHERE oid = $1::regclass", table) == file_before

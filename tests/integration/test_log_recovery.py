@@ -31,7 +31,6 @@ from libs.events.topics import (
     create_topics,
     topic_problems,
 )
-from libs.eventstore.schema import migrate
 from libs.eventstore.store import EventStore, NewEvent
 from libs.recovery.reseed import reseed
 from podium.room.v1 import room_events_pb2
@@ -57,7 +56,6 @@ async def _podium(*args: str, bootstrap: str, database_url: str) -> subprocess.C
 async def _store_events(database_url: str, schema: str, topic: str, spaces: int, each: int) -> None:
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
     try:
-        await migrate(pool, schema)
         store = EventStore(pool, schema, producer=schema)
         now = datetime.now(UTC)
         for i in range(spaces):
@@ -234,11 +232,7 @@ async def test_reset_groups_sends_faust_groups_to_the_earliest_offsets_and_empti
         await group.stop()
     conn = await asyncpg.connect(private_database_url)
     try:  # the recording spool's positions
-        await conn.execute(
-            "CREATE SCHEMA replay; CREATE TABLE replay.recording_positions "
-            "(topic_partition integer PRIMARY KEY, next_offset bigint NOT NULL);"
-            "INSERT INTO replay.recording_positions VALUES (0, 7), (3, 2);"
-        )
+        await conn.execute("INSERT INTO replay.recording_positions VALUES (0, 7), (3, 2);")
 
         result = await _podium("log", "reset-groups", bootstrap=bootstrap, database_url=private_database_url)
 

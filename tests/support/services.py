@@ -12,7 +12,7 @@ from libs.devstack.catalogue import service
 from libs.devstack.supervisor import ServiceProcess
 from libs.events.topics import ANALYTICS_TABLES, changelogs
 from tests.support.channels import keep_grpc_aio_engine_alive
-from tests.support.infrastructure import make_topics
+from tests.support.infrastructure import ensure_migrated, make_topics
 
 
 class RunningService:
@@ -73,13 +73,17 @@ async def start_service(
     log_dir: Path,
     env: dict[str, str] | None = None,
     timeout: float = 60.0,
+    migrate: bool = True,
 ) -> RunningService:
     """Starts service `name` from the catalogue on a free port and waits until it is SERVING.
 
     On failure the error carries the tail of the process's output (its log is in `log_dir`).
     Analytics with an app id of its own (PODIUM_ANALYTICS_APP_ID) gets that app's changelogs made
-    first: the test stack makes the topics, never a service.
+    first: the test stack makes the topics, never a service. The database is migrated first (once
+    per database), as the migration Job does before a rollout: services run no DDL.
     """
+    if migrate:
+        await ensure_migrated(database_url)
     if name == "analytics" and (app_id := (env or {}).get("PODIUM_ANALYTICS_APP_ID")):
         await make_topics(bootstrap, changelogs(app_id, ANALYTICS_TABLES))
     process = ServiceProcess(

@@ -27,9 +27,7 @@ from libs.events.envelope import occurred_at
 from libs.events.topics import MODERATION_EVENTS, ROOM_EVENTS
 from libs.projection.member_rows import (
     OPEN,
-    ROSTER_COLUMNS,
     ROSTER_NAMES,
-    STREAM_COLUMNS,
     STREAM_NAMES,
     MemberTable,
     fold_batch,
@@ -58,15 +56,6 @@ class SpaceMediaRows:
     version = 1
     topics = (ROOM_EVENTS, MODERATION_EVENTS)
     tables = ("space_media_v1", "space_media_members_v1")
-    steps = (
-        f"""
-        CREATE TABLE {{s}}.space_media_v1 (
-            space_id text PRIMARY KEY,{ROSTER_COLUMNS},
-            recording boolean NOT NULL,{STREAM_COLUMNS}
-        );
-        CREATE INDEX space_media_v1_open ON {{s}}.space_media_v1 (space_id) WHERE {OPEN};
-        {MemberTable.ddl("{s}.space_media_members_v1")}""",
-    )
 
     def __init__(self, pool: asyncpg.Pool | None, schema: str = "media_relay"):
         self.pool = pool

@@ -28,26 +28,6 @@ class ReportIndex:
     version = 1
     topics = (MODERATION_EVENTS,)
     tables = ("reports_v1",)
-    steps = (
-        """
-        CREATE TABLE {s}.reports_v1 (
-            report_id text PRIMARY KEY,
-            space_id text NOT NULL,
-            reporter_user_id text NOT NULL,
-            target_user_id text NOT NULL,
-            reason int NOT NULL,
-            text text NOT NULL,
-            state int NOT NULL,
-            resolution int NOT NULL DEFAULT 0,
-            resolved_by_user_id text NOT NULL DEFAULT '',
-            reported_at timestamptz NOT NULL,
-            resolved_at timestamptz
-        );
-        CREATE INDEX reports_v1_newest ON {s}.reports_v1 (reported_at DESC, report_id DESC);
-        CREATE INDEX reports_v1_space ON {s}.reports_v1 (space_id, reported_at DESC, report_id DESC);
-        CREATE INDEX reports_v1_state ON {s}.reports_v1 (state, reported_at DESC, report_id DESC);
-        """,
-    )
 
     def __init__(self, pool: asyncpg.Pool, schema: str = "moderation"):
         self.pool = pool

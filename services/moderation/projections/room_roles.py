@@ -34,7 +34,6 @@ from libs.domain.membership import NOBODY, Change, Member, Roster, SpaceMembers,
 from libs.events.envelope import occurred_at
 from libs.events.topics import ROOM_EVENTS
 from libs.projection.member_rows import (
-    ROSTER_COLUMNS,
     ROSTER_NAMES,
     MemberTable,
     roster_of,
@@ -62,14 +61,6 @@ class RoomRoles:
     version = 1
     topics = (ROOM_EVENTS,)
     tables = ("room_rosters_v1", "room_members_v1")
-    steps = (
-        f"""
-        CREATE TABLE {{s}}.room_rosters_v1 (
-            space_id text PRIMARY KEY,
-            version bigint NOT NULL,{ROSTER_COLUMNS}
-        );
-        {MemberTable.ddl("{s}.room_members_v1")}""",
-    )
 
     def __init__(self, pool: asyncpg.Pool | None, schema: str = "moderation", cache_spaces: int = 10_000):
         self.pool = pool

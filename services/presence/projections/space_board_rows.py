@@ -30,9 +30,7 @@ from libs.events.envelope import occurred_at
 from libs.events.topics import MEDIA_EVENTS, MODERATION_EVENTS, PRESENCE_EVENTS, ROOM_EVENTS
 from libs.projection.member_rows import (
     OPEN,
-    ROSTER_COLUMNS,
     ROSTER_NAMES,
-    STREAM_COLUMNS,
     STREAM_NAMES,
     MemberTable,
     fold_batch,
@@ -73,22 +71,6 @@ class SpaceBoardRows:
     version = 2
     topics = (ROOM_EVENTS, MODERATION_EVENTS, PRESENCE_EVENTS, MEDIA_EVENTS)
     tables = ("space_boards_v2", "space_board_members_v2", "space_board_flags_v2")
-    steps = (
-        f"""
-        CREATE TABLE {{s}}.space_boards_v2 (
-            space_id text PRIMARY KEY,{ROSTER_COLUMNS},{DETAILS_COLUMNS},{STREAM_COLUMNS}
-        );
-        CREATE INDEX space_boards_v2_open ON {{s}}.space_boards_v2 (space_id) WHERE {OPEN};
-        {MemberTable.ddl("{s}.space_board_members_v2")}
-        CREATE TABLE {{s}}.space_board_flags_v2 (
-            space_id text NOT NULL,
-            user_id text NOT NULL,
-            connected boolean NOT NULL,
-            speaking boolean NOT NULL,
-            PRIMARY KEY (space_id, user_id)
-        );
-        """,
-    )
 
     def __init__(self, pool: asyncpg.Pool | None, schema: str = "presence"):
         self.pool = pool

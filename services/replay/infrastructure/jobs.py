@@ -26,19 +26,6 @@ from libs.eventstore.schema import quoted
 
 PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
 
-DDL = """
-CREATE TABLE IF NOT EXISTS {s}.finalize_jobs (
-    space_id text PRIMARY KEY,
-    state text NOT NULL DEFAULT 'pending',
-    progress double precision NOT NULL DEFAULT 0,
-    attempts integer NOT NULL DEFAULT 0,
-    error text NOT NULL DEFAULT '',
-    ended_at timestamptz NOT NULL,
-    ready_at timestamptz NOT NULL,
-    updated_at timestamptz NOT NULL DEFAULT now()
-);
-"""
-
 
 @dataclass(frozen=True)
 class Job:
@@ -54,11 +41,6 @@ class JobStore:
     def __init__(self, pool: asyncpg.Pool, schema: str):
         self.pool = pool
         self.s = quoted(schema)
-
-    async def migrate(self) -> None:
-        async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"podium-migrate-{self.s}-jobs")
-            await conn.execute(DDL.format(s=self.s))
 
     async def enqueue(
         self, space_id: str, ended_at: datetime, ready_at: datetime, conn: asyncpg.Connection | None = None

@@ -52,22 +52,6 @@ from services.replay.infrastructure.audio import SpeakerFrame
 
 log = logging.getLogger(__name__)
 
-DDL = """
-CREATE TABLE IF NOT EXISTS {s}.recording_chunks (
-    space_id text NOT NULL,
-    relay_id text NOT NULL,
-    speaker_id text NOT NULL,
-    chunk_sequence bigint NOT NULL,
-    recorded_at timestamptz NOT NULL,
-    chunk bytea NOT NULL,
-    PRIMARY KEY (space_id, relay_id, speaker_id, chunk_sequence)
-);
-CREATE TABLE IF NOT EXISTS {s}.recording_positions (
-    topic_partition integer PRIMARY KEY,
-    next_offset bigint NOT NULL
-);
-"""
-
 
 class RecordingSpool:
     def __init__(
@@ -85,13 +69,6 @@ class RecordingSpool:
         self.lock_poll_seconds = lock_poll_seconds
         self.log_loss = log_loss or LogLoss()
         self._task: asyncio.Task | None = None
-
-    async def migrate(self) -> None:
-        async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                "SELECT pg_advisory_xact_lock(hashtext($1))", f"podium-migrate-{self.s}-chunks"
-            )
-            await conn.execute(DDL.format(s=self.s))
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="replay-recording-spool")

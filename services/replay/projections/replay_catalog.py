@@ -85,39 +85,6 @@ class ReplayCatalog:
     version = 1
     topics = (ROOM_EVENTS, REPLAY_EVENTS)
     tables = ("replay_catalog_v1", "replay_audience_v1")
-    steps = (
-        """
-        CREATE TABLE {s}.replay_catalog_v1 (
-            space_id text PRIMARY KEY,
-            host_user_id text NOT NULL DEFAULT '',
-            title text NOT NULL DEFAULT '',
-            recording_enabled boolean NOT NULL DEFAULT false,
-            started_at timestamptz,
-            ended_at timestamptz,
-            cancelled boolean NOT NULL DEFAULT false,
-            join_policy int NOT NULL DEFAULT 0,
-            invite_only boolean NOT NULL DEFAULT false,
-            finalized_at timestamptz,
-            recording_started_at timestamptz,
-            duration interval NOT NULL DEFAULT '0',
-            size_bytes bigint NOT NULL DEFAULT 0,
-            speaker_ids text[] NOT NULL DEFAULT '{{}}',
-            deleted int NOT NULL DEFAULT 0,
-            listens bigint NOT NULL DEFAULT 0
-        );
-        CREATE INDEX replay_catalog_v1_host ON {s}.replay_catalog_v1 (host_user_id, ended_at DESC, space_id DESC)
-            WHERE recording_enabled AND ended_at IS NOT NULL AND deleted = 0;
-        CREATE INDEX replay_catalog_v1_finalized ON {s}.replay_catalog_v1 (finalized_at)
-            WHERE finalized_at IS NOT NULL AND deleted = 0;
-        CREATE TABLE {s}.replay_audience_v1 (
-            space_id text NOT NULL,
-            user_id text NOT NULL,
-            admitted boolean NOT NULL,
-            co_host boolean NOT NULL,
-            PRIMARY KEY (space_id, user_id)
-        );
-        """,
-    )
 
     def __init__(
         self,

@@ -38,19 +38,6 @@ class SpaceHistory:
     version = 1
     topics = (ROOM_EVENTS, MODERATION_EVENTS, MEDIA_EVENTS)
     tables = ("space_history_v1",)
-    steps = (
-        """
-        CREATE TABLE {s}.space_history_v1 (
-            space_id text NOT NULL,
-            occurred_at timestamptz NOT NULL,
-            topic smallint NOT NULL, -- 0 room, 1 moderation, 2 media: the order on equal times
-            seq bigint GENERATED ALWAYS AS IDENTITY, -- the order applied: each topic's log order
-            event_type text NOT NULL,
-            payload bytea NOT NULL,
-            PRIMARY KEY (space_id, occurred_at, topic, seq)
-        );
-        """,
-    )
 
     def __init__(self, pool: asyncpg.Pool, schema: str = "replay"):
         self.pool = pool

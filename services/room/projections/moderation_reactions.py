@@ -36,12 +36,6 @@ class ModerationReactions:
     version = 1
     topics = (MODERATION_EVENTS,)
     tables = ("barred_v1", "blocks_v1")
-    steps = (
-        """
-        CREATE TABLE {s}.barred_v1 (space_id text, user_id text, PRIMARY KEY (space_id, user_id));
-        CREATE TABLE {s}.blocks_v1 (user_id text, host_user_id text, PRIMARY KEY (user_id, host_user_id));
-        """,
-    )
 
     def __init__(self, pool: asyncpg.Pool, commands: SpaceCommands, schema: str = "room"):
         self.pool = pool

@@ -31,7 +31,6 @@ class PresenceReactions:
     name = "room-presence-reactions"
     version = 1
     topics = (PRESENCE_EVENTS,)
-    steps = ()
     tables = ()
 
     def __init__(self, commands: SpaceCommands):

@@ -60,42 +60,6 @@ class SpaceDirectory:
     version = 2
     topics = (ROOM_EVENTS,)
     tables = ("space_directory_v2",)
-    steps = (
-        """
-        CREATE TABLE {s}.space_directory_v2 (
-            space_id text PRIMARY KEY,
-            version bigint NOT NULL,
-            state int NOT NULL,
-            host_user_id text NOT NULL,
-            created_at timestamptz NOT NULL,
-            starts_at timestamptz NOT NULL,
-            unattended_since timestamptz,
-            hosts int NOT NULL,
-            co_hosts int NOT NULL,
-            speakers int NOT NULL,
-            listeners int NOT NULL,
-            title text NOT NULL,
-            description text NOT NULL,
-            topics text[] NOT NULL,
-            language text NOT NULL,
-            words tsvector GENERATED ALWAYS AS (
-                setweight(to_tsvector('simple', title), 'A')
-                || setweight(to_tsvector('simple', description), 'B')
-            ) STORED,
-            space bytea NOT NULL
-        );
-        CREATE INDEX space_directory_v2_newest ON {s}.space_directory_v2 (created_at DESC, space_id DESC);
-        CREATE INDEX space_directory_v2_host ON {s}.space_directory_v2 (host_user_id, created_at DESC);
-        CREATE INDEX space_directory_v2_live ON {s}.space_directory_v2 (state)
-            WHERE state = 3; -- SPACE_STATE_LIVE
-        CREATE INDEX space_directory_v2_scheduled ON {s}.space_directory_v2 (starts_at)
-            WHERE state = 2; -- SPACE_STATE_SCHEDULED
-        CREATE INDEX space_directory_v2_words ON {s}.space_directory_v2 USING gin (words);
-        CREATE INDEX space_directory_v2_topics ON {s}.space_directory_v2 USING gin (topics);
-        CREATE INDEX space_directory_v2_listeners ON {s}.space_directory_v2 (listeners DESC, space_id DESC);
-        CREATE INDEX space_directory_v2_starts ON {s}.space_directory_v2 (starts_at, space_id);
-        """,
-    )
 
     def __init__(
         self,

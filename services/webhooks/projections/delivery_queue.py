@@ -48,14 +48,6 @@ class DeliveryQueue:
     version = 1
     topics = (ROOM_EVENTS, MODERATION_EVENTS, REPLAY_EVENTS)
     tables = ("space_hosts_v1",)
-    steps = (
-        """
-        CREATE TABLE {s}.space_hosts_v1 (
-            space_id text PRIMARY KEY,
-            host_user_id text NOT NULL
-        );
-        """,
-    )
 
     def __init__(self, schema: str, retention: timedelta):
         self.s = schema

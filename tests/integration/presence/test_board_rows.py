@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 
 import asyncpg
 import pytest
 
 from libs.events.envelope import Causation, wrap
-from libs.eventstore.migrations import apply_migrations
 from libs.projection.runner import ConsumedEvent
 from podium.media.v1 import media_events_pb2 as media
 from podium.moderation.v1 import moderation_events_pb2 as mev
@@ -18,6 +16,7 @@ from podium.room.v1 import room_events_pb2 as rev
 from podium.room.v1 import room_types_pb2 as rt
 from services.presence.projections.space_board import SpaceBoard
 from services.presence.projections.space_board_rows import SpaceBoardRows
+from tests.support.schemas import migrated_schema
 
 pytestmark = pytest.mark.integration
 
@@ -70,11 +69,10 @@ def seen(board: SpaceBoard, space_id: str):
 
 @pytest.mark.parametrize("batch", [1, 4, 1000])
 async def test_the_rows_fold_what_the_board_folds_in_batches_of_any_size(database_url, batch):
-    schema = f"pb_{uuid.uuid4().hex[:8]}"
+    schema = await migrated_schema(database_url, "presence", "pb")
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
     try:
         rows = SpaceBoardRows(pool, schema)
-        await apply_migrations(pool, schema, "view", rows.steps)
         events = history()
         for start in range(0, len(events), batch):
             async with pool.acquire() as conn, conn.transaction():

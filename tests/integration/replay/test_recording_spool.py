@@ -15,6 +15,7 @@ from libs.config.settings import PodiumSettings
 from libs.events.topics import MEDIA_RECORDING, create_topics
 from services.replay.infrastructure.recording_spool import RecordingSpool
 from tests.support.opus_tones import recording_chunks, tone_packets
+from tests.support.schemas import migrated_schema
 
 pytestmark = pytest.mark.integration
 
@@ -27,11 +28,9 @@ async def spool_on():
     async def start(bootstrap: str, database_url: str, schema: str = "") -> RecordingSpool:
         pool = await asyncpg.create_pool(database_url, min_size=1, max_size=3)
         if not schema:
-            schema = f"spool_{uuid.uuid4().hex[:10]}"
-            await pool.execute(f"CREATE SCHEMA {schema}")
+            schema = await migrated_schema(database_url, "replay", "spool")
         settings = PodiumSettings(kafka_bootstrap_servers=bootstrap, database_url=database_url)
         spool = RecordingSpool(settings, pool, schema)
-        await spool.migrate()
         await spool.start()
         started.append((spool, pool))
         return spool

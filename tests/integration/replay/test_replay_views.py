@@ -6,7 +6,6 @@ broker; tests/integration/replay/test_replay_restart.py runs them in the service
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -25,6 +24,7 @@ from services.replay.domain.space_at import merge_by_time, state_at
 from services.replay.infrastructure.jobs import JobStore
 from services.replay.projections.replay_catalog import ReplayCatalog
 from services.replay.projections.space_history import SpaceHistory
+from tests.support.schemas import migrated_schema
 
 pytestmark = pytest.mark.integration
 
@@ -66,12 +66,8 @@ async def pool(database_url):
 
 
 @pytest.fixture
-async def schema(pool):
-    name = f"rv_{uuid.uuid4().hex[:10]}"
-    await pool.execute(f"CREATE SCHEMA {name}")
-    for step in (*ReplayCatalog.steps, *SpaceHistory.steps):
-        await pool.execute(step.format(s=name))
-    await JobStore(pool, name).migrate()
+async def schema(pool, database_url):
+    name = await migrated_schema(database_url, "replay", "rv")
     yield name
     await pool.execute(f"DROP SCHEMA {name} CASCADE")
 

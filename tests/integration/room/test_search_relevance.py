@@ -7,7 +7,6 @@ other orders see every match.
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -16,6 +15,7 @@ import pytest
 from libs.grpckit.pagination import parse_page
 from podium.room.v1 import room_types_pb2 as types
 from services.room.projections.space_directory import Search, SpaceDirectory
+from tests.support.schemas import migrated_schema
 
 pytestmark = pytest.mark.integration
 
@@ -30,11 +30,8 @@ async def pool(database_url):
 
 
 @pytest.fixture
-async def schema(pool):
-    name = f"search_{uuid.uuid4().hex[:10]}"
-    await pool.execute(f"CREATE SCHEMA {name}")
-    for step in SpaceDirectory.steps:
-        await pool.execute(step.format(s=name))
+async def schema(pool, database_url):
+    name = await migrated_schema(database_url, "room", prefix="search")
     yield name
     await pool.execute(f"DROP SCHEMA {name} CASCADE")
 
