@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from alembic import context
 
+from libs.migrations.tool import lock_schema
+
 config = context.config
 schema = config.attributes["schema"]
 connection = config.attributes.get("connection")
@@ -19,5 +21,5 @@ if connection is None:
 
 context.configure(connection=connection, version_table_schema=schema, transactional_ddl=True)
 with context.begin_transaction():
-    connection.exec_driver_sql("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"podium-migrate-{schema}",))
+    lock_schema(connection, schema)
     context.run_migrations(schema=schema)

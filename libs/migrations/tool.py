@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,11 @@ from libs.eventstore.schema import quoted
 from libs.migrations.histories import HERE, HISTORIES, versions_dir
 
 log = logging.getLogger(__name__)
+
+# Alembic's command API keeps the running migration in module globals (`alembic.op`,
+# `alembic.context`), so one process runs one at a time; other processes wait on the
+# database's lock instead (`lock_schema`).
+_one_run_per_process = threading.Lock()
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -60,6 +66,11 @@ def head(history: str) -> str:
     if len(heads) != 1:
         raise RuntimeError(f"history {history} has {len(heads)} heads ({heads}): merge them")
     return heads[0]
+
+
+def lock_schema(conn: Connection, schema: str) -> None:
+    """Waits for, then holds until the transaction ends, the one lock every migration run of `schema` takes."""
+    conn.exec_driver_sql("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"podium-migrate-{schema}",))
 
 
 @contextlib.contextmanager
@@ -92,13 +103,16 @@ def new_revision(history: str, message: str) -> Path:
 
 def upgrade(url: str, history: str, schema: str | None = None, revision: str = "head") -> None:
     schema = quoted(schema or history)
-    with _connection(url) as conn:
+    with _one_run_per_process, _connection(url) as conn:
+        # The lock env.py takes, taken before the schema is made: CREATE SCHEMA IF NOT EXISTS is
+        # not safe against a concurrent one (two Job pods, or podium up beside a test's stack).
+        lock_schema(conn, schema)
         conn.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {schema}")
         command.upgrade(config(history, schema, conn), revision)
 
 
 def downgrade(url: str, history: str, schema: str | None = None, revision: str = "-1") -> None:
-    with _connection(url) as conn:
+    with _one_run_per_process, _connection(url) as conn:
         command.downgrade(config(history, schema, conn), revision)
 
 

@@ -10,6 +10,9 @@ install has; one step down gives back the previous release's schema exactly
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
 import uuid
 from pathlib import Path
 
@@ -177,3 +180,35 @@ async def test_an_upgrade_at_the_head_changes_nothing_and_the_baseline_is_never_
         with pytest.raises(RuntimeError, match="not undone by a migration"):
             await downgrade_async(url, "room")
         assert tool.current(url, "room") == "room_0001"
+
+
+async def test_migration_runs_started_together_on_an_empty_database_wait_for_each_other(database_server):
+    """Two Job pods, or `podium up` beside a test's stack: each run waits for the schema's lock,
+    including before it makes the schema (CREATE SCHEMA IF NOT EXISTS is not safe against another).
+    Three processes of their own, and two runs in this one (Alembic's globals allow one at a time)."""
+    async with (
+        fresh_database(database_server.url, "podium_together", migrated=False) as url,
+        fresh_database(database_server.url, "podium_alone") as alone,
+    ):
+        env = {**os.environ, "PODIUM_MIGRATE_DATABASE_URL": url}
+        processes = [
+            await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "cli.main",
+                "migrate",
+                "upgrade",
+                env=env,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+            )
+            for _ in range(3)
+        ]
+        in_process = [upgrade_all_async(url) for _ in range(2)]
+        outputs, _ = await asyncio.gather(
+            asyncio.gather(*(p.communicate() for p in processes)), asyncio.gather(*in_process)
+        )
+        for process, (output, _) in zip(processes, outputs, strict=True):
+            assert process.returncode == 0, output.decode()[-2000:]
+        assert {h: tool.current(url, h) for h in HISTORIES} == HEADS
+        assert await _shape(url) == await _shape(alone)
