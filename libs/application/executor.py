@@ -52,6 +52,7 @@ from libs.eventstore.store import (
     NewEvent,
     StoredResponse,
 )
+from libs.telemetry.metrics import COMMAND_CONFLICTS
 
 S = TypeVar("S")
 C = TypeVar("C")
@@ -216,6 +217,7 @@ class CommandExecutor(Generic[C, S]):
                     )
                 except ConcurrencyConflict:
                     self.stats["conflicts"] += 1
+                    COMMAND_CONFLICTS.labels(self.topic.name).inc()
                     trust_cache = False
                     continue
                 except DuplicateRequest:

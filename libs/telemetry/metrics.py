@@ -4,6 +4,9 @@ The names a platform team alerts on (docs/operations.md lists the alerts):
 
     podium_grpc_requests_total{method, code}       calls handled, by final status
     podium_grpc_request_seconds{method}            latency histogram
+    podium_command_conflicts_total{topic}          appends that lost a race for their stream's next
+                                                   version (another replica wrote first) and were
+                                                   decided again
     podium_outbox_backlog{schema}                  events committed, not yet on the broker
     podium_outbox_published_total{schema}          events the relay published
     podium_idempotency_purged_total{schema}        stored responses deleted after the retention
@@ -48,6 +51,11 @@ COMMAND_SECONDS = Histogram(
     "Time to handle a gRPC call (for streams: until the stream ends).",
     ["method"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0),
+)
+COMMAND_CONFLICTS = Counter(
+    "podium_command_conflicts",
+    "Appends that found their stream moved on (another replica wrote first) and were decided again.",
+    ["topic"],
 )
 OUTBOX_BACKLOG = Gauge(
     "podium_outbox_backlog", "Events committed but not yet published to the broker.", ["schema"]

@@ -11,6 +11,7 @@ import asyncpg
 import pytest
 from google.protobuf.empty_pb2 import Empty
 from google.protobuf.wrappers_pb2 import Int64Value
+from prometheus_client import REGISTRY
 
 from libs.application.executor import CommandExecutor, RequestKey
 from libs.domain.decider import Context, Decider
@@ -70,6 +71,10 @@ def _join(executor: CommandExecutor, user: str, request_id: str = "", stream: st
     )
 
 
+def _conflicts() -> float:
+    return REGISTRY.get_sample_value("podium_command_conflicts_total", {"topic": TOPIC.name}) or 0.0
+
+
 async def _versions(store: EventStore, stream: str = "space-s") -> list[int]:
     return [r.version for r in await store.load(stream)]
 
@@ -107,6 +112,18 @@ async def test_a_stale_cache_never_causes_a_wrong_rejection(store):
     with pytest.raises(ResourceExhausted):
         await _join(a, "one-too-many")
     await _join(a, "late")  # a no-op on fresh state, not a rejection
+
+
+async def test_an_append_that_lost_the_race_is_counted_for_operators(store):
+    """`podium_command_conflicts_total{topic}`: what a second replica writing one stream costs."""
+    a, b = CommandExecutor(store, DECIDER, TOPIC), CommandExecutor(store, DECIDER, TOPIC)
+    await _join(a, "first")  # a caches the stream at version 1
+    await _join(b, "second")  # b moves it to 2
+    before = _conflicts()
+    await _join(a, "third")  # a appends at 1 on its cache, loses, decides again and appends at 3
+    assert _conflicts() == before + 1
+    assert a.stats["conflicts"] == 1
+    assert await _versions(store) == [1, 2, 3]
 
 
 async def test_retries_with_the_same_request_id_return_the_first_answer_and_write_nothing(store):
