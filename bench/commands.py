@@ -46,14 +46,21 @@ async def create_live_spaces(stub, secret: str, count: int) -> list[str]:
 
 
 async def open_loop_joins(
-    address: str, secret: str, rate: float, duration: float, spaces: list[str]
+    address: str | list[str],
+    secret: str,
+    rate: float,
+    duration: float,
+    spaces: list[str],
+    user_prefix: str = "bench-user-",
 ) -> LoadResult:
+    """With several addresses (room replicas), calls go round robin over them."""
     total = int(rate * duration)
     result = LoadResult(planned=total)
-    users = [f"bench-user-{i}" for i in range(total)]
+    users = [f"{user_prefix}{i}" for i in range(total)]
     # Tokens are minted before the clock starts: signing is the gateway's cost, not ours.
     tokens = [(("authorization", f"Bearer {mint_token(secret, u, ttl_seconds=3600)}"),) for u in users]
-    channels = [grpc.aio.insecure_channel(address) for _ in range(4)]
+    addresses = [address] if isinstance(address, str) else address
+    channels = [grpc.aio.insecure_channel(addresses[i % len(addresses)]) for i in range(4 * len(addresses))]
     stubs = [room_service_pb2_grpc.RoomServiceStub(c) for c in channels]
     tasks = []
 

@@ -1,11 +1,11 @@
 """Every benchmark, against the real stack, in one run: `python -m bench`.
 
-    python -m bench                      # all nine, full size (several minutes)
+    python -m bench                      # all of them, full size (several minutes)
     python -m bench --quick              # short durations: a smoke test
     python -m bench --only append,rebuild
 
 Benchmarks, in order: fanout, commands, rebuild, restart, append, presence,
-moderation, replay, search, webhooks, gateway. Each starts what it needs (embedded broker, a fresh database on the
+moderation, replay, search, webhooks, gateway, hot-space. Each starts what it needs (embedded broker, a fresh database on the
 local PostgreSQL, service processes) and tears it down. Each result has the
 measured numbers, its targets (a bound or a ratio) and whether each is met,
 the CPU seconds of every process it ran, and the load average around it.
@@ -466,6 +466,35 @@ async def gateway(quick: bool) -> dict:
     }  # fmt: skip
 
 
+async def hot_space(quick: bool) -> dict:
+    from bench import hot_space as bench_hot
+
+    args = bench_hot.parse_args(
+        ["--rate", "200", "--capacity-rate", "600", "--duration", "3", "--spaces", "10"] if quick else []
+    )
+    raw = await bench_hot.main(args)
+    by = {p["name"]: p for p in raw["phases"]}
+    hot2, at80 = by["hot-2"], by["hot-80"]
+    return {
+        "raw": raw,
+        "summary": f"JoinSpace open loop at {args.rate:g}/s into one Space against {args.spaces} Spaces, "
+        f"{args.duration:g} s a phase; one Space with two room processes; capacity offered "
+        f"{args.capacity_rate:g}/s",
+        "targets": [
+            target("hot-Space joins per room CPU-s vs spread, 1 room", raw["hot_vs_spread_per_cpu"], 0.9, ">=", "x"),
+            target("hot-Space joins per room CPU-s vs spread, 2 rooms", raw["two_rooms_hot_vs_spread_per_cpu"],
+                   0.9, ">=", "x"),
+            target("ABORTED between 2 room replicas, one Space", round(100 * hot2["aborted_share"], 2), 1, "<", " %",
+                   note=f"appends that lost the stream to the other replica: {hot2['conflicts_per_join']} a join"),
+            target(f"visible p99 at 80 % of capacity ({at80['offered_per_s']:g}/s)", at80["visible_p99_ms"], 50,
+                   "<", " ms"),
+            info("one Space's capacity, one room process", raw["capacity_hot_per_s"], " joins/s",
+                 note=f"spread over {args.spaces} Spaces: {raw['capacity_spread_per_s']} joins/s"),
+        ],
+        "profile_service": "room",
+    }  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Benchmark:
     name: str
@@ -485,6 +514,7 @@ BENCHMARKS = (
     Benchmark("search", "Discovery: SearchSpaces", search),
     Benchmark("webhooks", "Webhooks: event → POST", webhooks),
     Benchmark("gateway", "Gateway: mouth-to-ear between two browsers", gateway),
+    Benchmark("hot-space", "A celebrity Space: joins into one Space", hot_space),
 )
 
 

@@ -1,0 +1,231 @@
+"""One hot Space against joins spread over many: `python -m bench.hot_space` (or `python -m bench --only hot-space`).
+
+A celebrity Space fills with listeners faster than any other. Every join of a
+Space is decided and appended on that Space's one stream, so this measures
+what that costs, in one run on one broker and database:
+
+  spread-1   JoinSpace open loop at `--rate` over `--spaces` live Spaces, one room process
+  hot-1      the same rate into one Space, one room process
+  hot-2      the same rate into one Space, round robin over two room processes
+  capacity   one Space, one room process, offered `--capacity-rate`: the joins/s it sustains
+  spread-capacity   the same over `--spaces` Spaces: what one room process sustains when no Space is hot
+  hot-80     one Space, one room process, at 80 % of that capacity
+
+For each phase: joins acknowledged per room CPU-second, joins/s sustained, p50/p99 from the call
+to the join being visible in a second process's projection (bench/visibility_probe.py), client
+errors by gRPC code, and appends that lost their stream to the other replica
+(`podium_command_conflicts_total`, read from each room's /metrics).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from prometheus_client.parser import text_string_to_metric_families
+
+from bench.commands import create_live_spaces, open_loop_joins, percentile
+from bench.stack import BenchStack, cpu_seconds, run_header
+from libs.config.runtime import run
+from libs.config.settings import DEV_JWT_SECRET
+from libs.devstack.broker import free_port
+from libs.devstack.supervisor import ServiceProcess
+from podium.room.v1 import room_service_pb2_grpc
+
+RESULTS = Path(__file__).parent / "results"
+
+
+@dataclass
+class Room:
+    process: ServiceProcess
+    metrics_port: int
+
+    def conflicts(self) -> float:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).read()
+        return sum(
+            sample.value
+            for family in text_string_to_metric_families(text.decode())
+            if family.name == "podium_command_conflicts"
+            for sample in family.samples
+            if sample.name == "podium_command_conflicts_total"
+        )
+
+
+class Probe:
+    """The second process whose projection says when each join became visible."""
+
+    def __init__(self, stack: BenchStack):
+        self.out = stack.work / "visible.txt"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bench.visibility_probe", str(self.out)],
+            env={**os.environ, **stack.env},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    async def ready(self) -> None:
+        line = await asyncio.to_thread(self.process.stdout.readline)
+        assert line.strip() == "ready", line
+
+    async def finish(self) -> dict[str, float]:
+        self.process.stdin.close()
+        await asyncio.to_thread(self.process.wait, 60)
+        return {user: float(at) for user, at in (line.split() for line in self.out.read_text().splitlines())}
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+
+
+async def start_room(stack: BenchStack) -> Room:
+    port = free_port()
+    process = await stack.start("room", {"PODIUM_METRICS_PORT": str(port)})
+    return Room(process, port)
+
+
+async def phase(name: str, rooms: list[Room], spaces: list[str], rate: float, duration: float) -> dict:
+    cpu_before = [cpu_seconds(r.process.process.pid) for r in rooms]
+    conflicts_before = [await asyncio.to_thread(r.conflicts) for r in rooms]
+    load = await open_loop_joins(
+        [r.process.address for r in rooms], DEV_JWT_SECRET, rate, duration, spaces, user_prefix=f"{name}-"
+    )
+    cpu = sum(
+        cpu_seconds(r.process.process.pid) - before for r, before in zip(rooms, cpu_before, strict=True)
+    )
+    conflicts = sum(
+        [
+            await asyncio.to_thread(r.conflicts) - before
+            for r, before in zip(rooms, conflicts_before, strict=True)
+        ]
+    )
+    last_ack = max(load.acked_at.values(), default=0.0)
+    first_send = min(load.sent_at.values(), default=0.0)
+    return {
+        "name": name,
+        "rooms": len(rooms),
+        "spaces": len(spaces),
+        "offered_per_s": rate,
+        "duration_s": duration,
+        "planned": load.planned,
+        "acknowledged": load.acknowledged,
+        "errors": load.errors,
+        "sustained_per_s": round(load.acknowledged / (last_ack - first_send), 1)
+        if load.acknowledged
+        else 0.0,
+        "room_cpu_s": round(cpu, 2),
+        "joins_per_room_cpu_s": round(load.acknowledged / cpu, 1) if cpu > 0 else None,
+        "conflicts": int(conflicts),
+        "conflicts_per_join": round(conflicts / max(load.acknowledged, 1), 4),
+        "aborted_share": round(load.errors.get("ABORTED", 0) / max(load.planned, 1), 4),
+        "generator_max_lag_ms": round(load.max_lag * 1000, 1),
+        "_load": load,
+    }
+
+
+def visibility(result: dict, visible: dict[str, float]) -> None:
+    load = result.pop("_load")
+    seen = [visible[u] - load.sent_at[u] for u in load.acked_at if u in visible]
+    acked = [load.acked_at[u] - load.sent_at[u] for u in load.acked_at]
+    result |= {
+        "visible": len(seen),
+        "visible_p50_ms": round(percentile(seen, 0.50) * 1000, 1),
+        "visible_p99_ms": round(percentile(seen, 0.99) * 1000, 1),
+        "ack_p99_ms": round(percentile(acked, 0.99) * 1000, 1),
+    }
+
+
+async def main(args) -> dict:
+    result = run_header()
+    async with BenchStack() as stack:
+        first = await start_room(stack)
+        probe = Probe(stack)
+        try:
+            await probe.ready()
+            async with grpc.aio.insecure_channel(first.process.address) as channel:
+                stub = room_service_pb2_grpc.RoomServiceStub(channel)
+                spread = await create_live_spaces(stub, DEV_JWT_SECRET, args.spaces)
+            hot = spread[:1]
+            phases = [
+                await phase("spread-1", [first], spread, args.rate, args.duration),
+                await phase("hot-1", [first], hot, args.rate, args.duration),
+            ]
+            second = await start_room(stack)
+            phases.append(await phase("hot-2", [first, second], hot, args.rate, args.duration))
+            await second.process.stop()
+            capacity = await phase("capacity", [first], hot, args.capacity_rate, args.duration)
+            phases.append(capacity)
+            phases.append(await phase("spread-capacity", [first], spread, args.capacity_rate, args.duration))
+            at_80 = round(0.8 * capacity["sustained_per_s"])
+            phases.append(await phase("hot-80", [first], hot, at_80, args.duration))
+            await asyncio.sleep(2.0)  # the last joins reach the probe
+            visible = await probe.finish()
+        finally:
+            probe.kill()
+    for p in phases:
+        visibility(p, visible)
+    by = {p["name"]: p for p in phases}
+    result["phases"] = phases
+    result["hot_vs_spread_per_cpu"] = round(
+        by["hot-1"]["joins_per_room_cpu_s"] / by["spread-1"]["joins_per_room_cpu_s"], 3
+    )
+    result["two_rooms_hot_vs_spread_per_cpu"] = round(
+        by["hot-2"]["joins_per_room_cpu_s"] / by["spread-1"]["joins_per_room_cpu_s"], 3
+    )
+    result["capacity_hot_per_s"] = capacity["sustained_per_s"]
+    result["capacity_spread_per_s"] = by["spread-capacity"]["sustained_per_s"]
+    return result
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--rate", type=float, default=600, help="joins/s offered in the spread and hot phases"
+    )
+    parser.add_argument(
+        "--capacity-rate", type=float, default=2000, help="joins/s offered to find the capacity"
+    )
+    parser.add_argument("--duration", type=float, default=8, help="seconds of load per phase")
+    parser.add_argument("--spaces", type=int, default=50, help="live Spaces the spread phase uses")
+    return parser.parse_args(argv)
+
+
+def markdown(result: dict) -> str:
+    lines = [
+        "| Phase | rooms | offered/s | sustained/s | joins per room CPU-s | visible p50 / p99 ms | "
+        "conflicts per join | errors |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for p in result["phases"]:
+        lines.append(
+            f"| {p['name']} | {p['rooms']} | {p['offered_per_s']:g} | {p['sustained_per_s']} | "
+            f"{p['joins_per_room_cpu_s']} | {p['visible_p50_ms']} / {p['visible_p99_ms']} | "
+            f"{p['conflicts_per_join']} | {p['errors'] or 'none'} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def cli() -> None:
+    args = parse_args()
+    started = time.perf_counter()
+    result = run(main(args), "uvloop")
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"hot-space-{result['date'][:19].replace(':', '')}.json"
+    out.write_text(json.dumps(result, indent=2))
+    print(markdown(result))
+    print(f"wrote {out} in {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    cli()
