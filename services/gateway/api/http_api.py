@@ -13,7 +13,7 @@
 The browser holds the user's token and sends it as `Authorization: Bearer`;
 the gateway passes it on unchanged, so every service decides for itself. A
 failed call answers with the HTTP status its gRPC status maps to and
-`{"code", "message"}`.
+`{"code", "message", "reason"}` (reason: the service's `ErrorInfo`, when it gave one).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from podium.presence.v1 import presence_service_pb2
 from podium.replay.v1 import replay_service_pb2
 from services.gateway.application.ice_servers import IceServerSource
 from services.gateway.application.sessions import BadOffer, Offer, Sessions
-from services.gateway.domain.errors import http_status
+from services.gateway.domain.errors import error_reason, http_status
 from services.gateway.infrastructure.podium import PodiumClients, bearer
 
 log = logging.getLogger(__name__)
@@ -60,8 +60,9 @@ class HttpError(Exception):
         self.status, self.code, self.message = status, code, message
 
 
-def _error(status: int, code: str, message: str) -> web.Response:
-    return web.json_response({"code": code, "message": message}, status=status)
+def _error(status: int, code: str, message: str, reason: str = "") -> web.Response:
+    body = {"code": code, "message": message} | ({"reason": reason} if reason else {})
+    return web.json_response(body, status=status)
 
 
 @web.middleware
@@ -71,7 +72,7 @@ async def errors(request: web.Request, handler):
     except HttpError as e:
         return _error(e.status, e.code, e.message)
     except grpc.aio.AioRpcError as e:
-        return _error(http_status(e.code()), e.code().name, e.details() or "")
+        return _error(http_status(e.code()), e.code().name, e.details() or "", error_reason(e))
     except (InvalidArgument, BadOffer) as e:
         return _error(400, "INVALID_ARGUMENT", str(e))
 
