@@ -150,7 +150,19 @@ function renderMySpaces(spaces) {
 async function enterSpace() {
   show("space");
   state.out = false;
-  state.watch = api.watch(state.spaceId, onWatch, () => (state.watch = null));
+  watchSpace();
+}
+
+function watchSpace(attempt = 0) {
+  const ws = api.watch(state.spaceId, (update) => {
+    // Presence learns of a Space from the log, a moment after the room made it: ask again.
+    if (update.error?.code === "NOT_FOUND" && !state.space && attempt < 20) {
+      setTimeout(() => watchSpace(attempt + 1), 250);
+      return;
+    }
+    onWatch(update);
+  }, () => state.watch === ws && (state.watch = null));
+  state.watch = ws;
 }
 
 function listen() {
@@ -233,6 +245,7 @@ async function lostMembership() {
     await listen();
     state.out = false;
   } catch (error) {
+    if (error.reason === "SPACE_ENDED") return; // everyone leaves an ended Space; its replay follows
     if (error.reason !== "REMOVED_FROM_SPACE") return fail(error);
     dropMedia();
     $("removed").hidden = false;
