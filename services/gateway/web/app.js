@@ -249,7 +249,8 @@ async function lostMembership() {
     if (error.reason !== "REMOVED_FROM_SPACE") return fail(error);
     dropMedia();
     $("removed").hidden = false;
-    $("removed-reason").textContent = error.message;
+    // The room's own words go with the refusal of a rejoin; the notice says who did it.
+    $("removed-reason").textContent = "A host or a moderator took you out of it.";
     document.body.dataset.removed = "true";
   }
 }
