@@ -2,7 +2,7 @@
 
 Exit status 1 if any check found a problem. Checks: render, schemas, catalogue, workloads,
 topics, relay-ring, settings, migrations, secrets, network-policies, monitoring, grpc-tls, kafka, tiltfile,
-dockerfile, runtime-deps, hadolint, checkov.
+turn, dockerfile, runtime-deps, hadolint, checkov.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from deploy.check.schemas import check_schemas
 from deploy.check.settings import check_settings
 from deploy.check.tiltfile import check_tiltfile
 from deploy.check.tls import check_grpc_tls
+from deploy.check.turn import check_turn
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -45,6 +46,7 @@ def checks(root: Path) -> dict[str, Callable[[list[Render]], list[str]]]:
         "monitoring": check_monitoring,
         "grpc-tls": check_grpc_tls,
         "kafka": check_kafka_access,
+        "turn": check_turn,
         "tiltfile": lambda renders: check_tiltfile(root / "Tiltfile", dev(renders)),
         "dockerfile": lambda _: tools.check_dockerfile(root / "Dockerfile", root / ".dockerignore"),
         "runtime-deps": lambda _: check_runtime_deps(root),

@@ -289,7 +289,12 @@ def _check_metrics_ingress(render: Render, policies: list[dict]) -> list[str]:
 def check_network_policies(renders: list[Render]) -> list[str]:
     problems = []
     for render in renders:
-        policies = render.of_kind("NetworkPolicy")
+        # coturn's own policy comes with it (components/turn) and is checked there (deploy/check/turn.py).
+        policies = [
+            p
+            for p in render.of_kind("NetworkPolicy")
+            if p["spec"].get("podSelector", {}).get("matchLabels") != {"app.kubernetes.io/name": "coturn"}
+        ]
         if not policies:
             continue
         deny = [

@@ -18,9 +18,10 @@ import yaml
 COMPONENTS = ("strimzi", "cloudnative-pg", "otel-collector", "network-policies", "grpc-tls", "kafka-tls")
 # A component that patches another's resources is rendered only with it (and listed after it).
 REQUIRES = {"kafka-tls": ("strimzi",)}
-# Components that only add resources of their own, patching nothing and patched by nothing:
-# rendered once on the base (and in the overlays that use them), not in every combination.
-ALONE = ("monitoring",)
+# Components that add resources of their own which no other component patches (turn also appends
+# two variables to the gateway's env, which commutes with the others' patches): rendered once on
+# the base (and in the overlays that use them), not in every combination.
+ALONE = ("monitoring", "turn")
 OVERLAYS = ("dev", "prod")
 
 

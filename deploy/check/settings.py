@@ -34,6 +34,10 @@ SECRET_STAND_INS = {
 # ConfigMaps the operator creates (overlays/prod says which): (name, key) -> a stand-in value.
 OPERATOR_CONFIG_STAND_INS = {
     ("podium-site", "invite-link-base-url"): "https://spaces.stand-in-for-your-domain.net/i/",
+    (
+        "podium-site",
+        "ice-servers",
+    ): '[{"urls": ["turn:turn.stand-in-for-your-domain.net:3478?transport=udp"]}]',
 }
 PRODUCTION_OVERLAY = "overlays/prod"
 

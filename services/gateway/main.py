@@ -23,6 +23,7 @@ from libs.telemetry.setup import configure_telemetry
 from podium.presence.v1 import presence_service_pb2 as presence_pb
 from podium.presence.v1 import presence_types_pb2 as presence_types
 from services.gateway.api.http_api import HttpApi
+from services.gateway.application.ice_servers import IceServerSource
 from services.gateway.application.presence_reporter import Connections, PresenceReporter
 from services.gateway.application.sessions import Sessions
 from services.gateway.infrastructure.podium import PodiumClients
@@ -53,7 +54,14 @@ async def serve(settings: GatewaySettings) -> None:
         await clients.presence.GatewayDisconnected(request, metadata=clients.as_gateway, timeout=5)
 
     reporter = PresenceReporter(connections, report, disconnect, settings.gateway_presence_interval_seconds)
-    sessions = Sessions(clients, settings.gateway_id, connections, settings.gateway_listener_buffer_frames)
+    ice_servers = IceServerSource(
+        settings.ice_servers(),
+        settings.gateway_turn_secret.get_secret_value(),
+        settings.gateway_turn_credential_ttl_seconds,
+    )
+    sessions = Sessions(
+        clients, settings.gateway_id, connections, settings.gateway_listener_buffer_frames, ice_servers
+    )
     api = HttpApi(
         sessions,
         clients,
@@ -61,6 +69,7 @@ async def serve(settings: GatewaySettings) -> None:
         dev_sign_in_key=settings.jwt_secret.get_secret_value() if settings.gateway_dev_sign_in else None,
         audience=settings.jwt_audience,
         key_id=settings.jwt_key_id,
+        ice_servers=ice_servers,
     )
     runner = web.AppRunner(api.app(), access_log=None)
     host.install_signal_handlers()

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 
 from libs.auth.tokens import GATEWAY_ROLE, mint_token
 from libs.config.production import local_addresses
 from libs.config.settings import PodiumSettings
+from services.gateway.domain.ice import IceConfigurationError, IceServer, parse_ice_servers
 
 _PEERS = ("room", "presence", "moderation", "replay")
 
@@ -53,6 +54,39 @@ class GatewaySettings(PodiumSettings):
         description="20 ms frames a listener's stream may hold before the oldest is dropped: the "
         "gateway's share of mouth-to-ear latency.",
     )
+
+    gateway_ice_servers: str = Field(
+        "[]",
+        description="ICE servers for the browsers' and the gateway's peer connections: a JSON list of "
+        'RTCIceServer-like objects, e.g. `[{"urls": "stun:stun.example.org:3478"}, {"urls": '
+        '["turn:turn.example.org:3478?transport=udp", "turn:turn.example.org:3478?transport=tcp"]}]`. '
+        "A TURN entry without `username` and `credential` gets time-limited ones per user "
+        "(PODIUM_GATEWAY_TURN_SECRET). Empty: host candidates only, enough on one machine or LAN.",
+    )
+    gateway_turn_secret: SecretStr = Field(
+        SecretStr(""),
+        description="The TURN server's shared secret (coturn's `static-auth-secret`): the gateway signs "
+        "each user's TURN credentials with it (username `<expiry>:<user>`, HMAC-SHA1).",
+    )
+    gateway_turn_credential_ttl_seconds: int = Field(
+        86400,
+        ge=60,
+        description="How long a TURN credential the gateway hands out stays valid. A call that outlives "
+        "it keeps its allocation; only new allocations need a fresh one.",
+    )
+
+    @model_validator(mode="after")
+    def _ice_servers_parse(self) -> GatewaySettings:
+        self.ice_servers()  # refuses to start on a malformed list, naming the variable
+        return self
+
+    def ice_servers(self) -> tuple[IceServer, ...]:
+        try:
+            return parse_ice_servers(
+                self.gateway_ice_servers, turn_secret=bool(self.gateway_turn_secret.get_secret_value())
+            )
+        except IceConfigurationError as e:
+            raise ValueError(f"PODIUM_GATEWAY_ICE_SERVERS: {e}") from e
 
     def peer_addresses(self) -> dict[str, str]:
         return {name: getattr(self, f"gateway_{name}_address") for name in _PEERS}

@@ -7,11 +7,13 @@
     POST /api/spaces/{id}/speak  {sdp, type}    the microphone, published while allowed
     GET  /api/spaces/{id}/watch                 WebSocket: WatchSpace as JSON (first message: the token)
     GET  /api/replays/{id}/audio                the replay's Ogg Opus file (DownloadReplay)
+    GET  /api/ice-servers                       the signed-in user's RTCIceServer list (TURN credentials
+                                                minted for them, time-limited)
 
 The browser holds the user's token and sends it as `Authorization: Bearer`;
 the gateway passes it on unchanged, so every service decides for itself. A
 failed call answers with the HTTP status its gRPC status maps to and
-`{"code", "message"}`.
+`{"code", "message", "reason"}` (reason: the service's `ErrorInfo`, when it gave one).
 """
 
 from __future__ import annotations
@@ -29,8 +31,9 @@ from libs.domain.errors import InvalidArgument
 from libs.grpckit.validation import require_id
 from podium.presence.v1 import presence_service_pb2
 from podium.replay.v1 import replay_service_pb2
+from services.gateway.application.ice_servers import IceServerSource
 from services.gateway.application.sessions import BadOffer, Offer, Sessions
-from services.gateway.domain.errors import http_status
+from services.gateway.domain.errors import error_reason, http_status
 from services.gateway.infrastructure.podium import PodiumClients, bearer
 
 log = logging.getLogger(__name__)
@@ -57,8 +60,9 @@ class HttpError(Exception):
         self.status, self.code, self.message = status, code, message
 
 
-def _error(status: int, code: str, message: str) -> web.Response:
-    return web.json_response({"code": code, "message": message}, status=status)
+def _error(status: int, code: str, message: str, reason: str = "") -> web.Response:
+    body = {"code": code, "message": message} | ({"reason": reason} if reason else {})
+    return web.json_response(body, status=status)
 
 
 @web.middleware
@@ -68,7 +72,7 @@ async def errors(request: web.Request, handler):
     except HttpError as e:
         return _error(e.status, e.code, e.message)
     except grpc.aio.AioRpcError as e:
-        return _error(http_status(e.code()), e.code().name, e.details() or "")
+        return _error(http_status(e.code()), e.code().name, e.details() or "", error_reason(e))
     except (InvalidArgument, BadOffer) as e:
         return _error(400, "INVALID_ARGUMENT", str(e))
 
@@ -83,7 +87,9 @@ class HttpApi:
         dev_sign_in_key: str | None,
         audience: str,
         key_id: str,
+        ice_servers: IceServerSource | None = None,
     ):
+        self.ice_servers = ice_servers or IceServerSource((), "", 60)
         self.sessions = sessions
         self.clients = clients
         self.verifier = verifier
@@ -103,6 +109,7 @@ class HttpApi:
                 web.post("/api/spaces/{space_id}/speak", self.speak),
                 web.get("/api/spaces/{space_id}/watch", self.watch),
                 web.get("/api/replays/{space_id}/audio", self.replay_audio),
+                web.get("/api/ice-servers", self.ice_servers_for_user),
                 web.static("/static", WEB_DIR),
             ]
         )
@@ -225,6 +232,13 @@ class HttpApi:
             call.cancel()
             await ws.close()
         return ws
+
+    async def ice_servers_for_user(self, request: web.Request) -> web.Response:
+        """What the page's RTCPeerConnection takes as `iceServers`; never cached, since the TURN
+        credentials in it expire."""
+        user_id = self._user(self._token(request))
+        servers = [server.as_dict() for server in self.ice_servers.for_user(user_id)]
+        return web.json_response({"iceServers": servers}, headers={"Cache-Control": "no-store"})
 
     async def replay_audio(self, request: web.Request) -> web.StreamResponse:
         token = self._token(request)

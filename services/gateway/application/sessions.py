@@ -19,6 +19,7 @@ from podium.media.v1 import media_service_pb2 as media_pb
 from podium.presence.v1 import presence_service_pb2 as presence_pb
 from podium.room.v1 import room_service_pb2 as room_pb
 from podium.room.v1 import room_types_pb2 as room_types
+from services.gateway.application.ice_servers import IceServerSource
 from services.gateway.application.membership_guard import MembershipGuard
 from services.gateway.application.presence_reporter import Connections
 from services.gateway.application.space_feed import Feeds
@@ -56,8 +57,16 @@ class Answer:
 
 
 class Sessions:
-    def __init__(self, clients: PodiumClients, gateway_id: str, connections: Connections, buffer_frames: int):
+    def __init__(
+        self,
+        clients: PodiumClients,
+        gateway_id: str,
+        connections: Connections,
+        buffer_frames: int,
+        ice_servers: IceServerSource | None = None,
+    ):
         self.clients = clients
+        self.ice_servers = ice_servers
         self.gateway_id = gateway_id
         self.connections = connections
         self.buffer_frames = buffer_frames
@@ -159,7 +168,7 @@ class Sessions:
                 self.guard.remove(space_id, user_id)
             closed()
 
-        peer = Peer(on_closed)
+        peer = Peer(on_closed, self.ice_servers.for_user(self.gateway_id) if self.ice_servers else [])
         self.peers.add(peer)
         self.streams.setdefault(key, set()).add(peer)
         self.guard.add(space_id, user_id, token)

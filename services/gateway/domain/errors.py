@@ -1,8 +1,11 @@
-"""How a gRPC status from a Podium service reaches the browser: an HTTP status and the message."""
+"""How a gRPC status from a Podium service reaches the browser: an HTTP status, the message and its
+stable reason (the `ErrorInfo` detail, e.g. REMOVED_FROM_SPACE), which the page branches on."""
 
 from __future__ import annotations
 
 import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 _HTTP = {
     grpc.StatusCode.INVALID_ARGUMENT: 400,
@@ -24,3 +27,16 @@ _HTTP = {
 def http_status(code: grpc.StatusCode) -> int:
     """The HTTP status a gRPC status maps to (Google's HTTP mapping); anything else is 500."""
     return _HTTP.get(code, 500)
+
+
+def error_reason(error: grpc.aio.AioRpcError) -> str:
+    """The `ErrorInfo` reason a Podium service attached to `error`, or "" when there is none."""
+    try:
+        status = rpc_status.from_call(error)
+    except ValueError:  # a status whose details disagree with its code or message
+        return ""
+    for detail in status.details if status else ():
+        info = error_details_pb2.ErrorInfo()
+        if detail.Unpack(info):
+            return info.reason
+    return ""

@@ -23,10 +23,17 @@ from fractions import Fraction
 
 import av
 import numpy as np
-from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+from aiortc import (
+    MediaStreamTrack,
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
 from aiortc.mediastreams import MediaStreamError
 
 from libs.telemetry.metrics import GATEWAY_FRAMES
+from services.gateway.domain.ice import IceServer
 from services.gateway.infrastructure.opus import FRAME_SAMPLES, RATE, pcm_of, silence_packet
 
 log = logging.getLogger(__name__)
@@ -114,8 +121,15 @@ class MicrophoneReader:
 class Peer:
     """One browser's peer connection, and what to do when it goes away."""
 
-    def __init__(self, on_closed: Callable[[], None]):
-        self.pc = RTCPeerConnection()
+    def __init__(self, on_closed: Callable[[], None], ice_servers: list[IceServer] = ()):
+        # The same servers the browser was given: behind NAT the pair that works may be a relayed one.
+        configuration = RTCConfiguration(
+            iceServers=[
+                RTCIceServer(urls=list(s.urls), username=s.username or None, credential=s.credential or None)
+                for s in ice_servers
+            ]
+        )
+        self.pc = RTCPeerConnection(configuration)
         self._on_closed = on_closed
         self._closed = False
         self.remote_track: asyncio.Future[MediaStreamTrack] = asyncio.get_running_loop().create_future()

@@ -1,10 +1,11 @@
 // The gateway's JSON API and WebRTC signalling, for the page. The token stays in this tab.
 
 export class ApiError extends Error {
-  constructor(status, code, message) {
+  constructor(status, code, message, reason = "") {
     super(message || code);
     this.status = status;
     this.code = code;
+    this.reason = reason; // the service's stable ErrorInfo reason, e.g. REMOVED_FROM_SPACE
   }
 }
 
@@ -21,8 +22,21 @@ export class Api {
       body: JSON.stringify(body),
     });
     const reply = await response.json().catch(() => ({}));
-    if (!response.ok) throw new ApiError(response.status, reply.code || String(response.status), reply.message);
+    if (!response.ok) throw new ApiError(response.status, reply.code || String(response.status), reply.message, reply.reason);
     return reply;
+  }
+
+  // The STUN and TURN servers for a new RTCPeerConnection. Asked for each one: the TURN credentials
+  // in it are minted for this user and expire.
+  async iceServers() {
+    const response = await fetch("/api/ice-servers", { headers: { Authorization: `Bearer ${this.token}` } });
+    const reply = await response.json().catch(() => ({}));
+    if (!response.ok) throw new ApiError(response.status, reply.code, reply.message, reply.reason);
+    return reply.iceServers || [];
+  }
+
+  async peerConnection() {
+    return new RTCPeerConnection({ iceServers: await this.iceServers() });
   }
 
   async signIn(userId) {

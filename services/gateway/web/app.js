@@ -21,6 +21,11 @@ const state = {
   meter: null,
   replayMeter: null,
   watch: null,
+  joining: null, // the listen() under way, so two renders never join twice
+  speaking: null, // likewise for startSpeaking()
+  out: false, // no longer in the Space (left, dropped or removed): nothing rejoins on its own
+  leaving: false,
+  replayLength: 0,
   lastActionAt: 0,
 };
 
@@ -64,35 +69,110 @@ $("create-form").addEventListener("submit", act(async (event) => {
   };
   if (scheduled) request.scheduledStart = new Date(scheduled).toISOString();
   const { space } = await api.call("room", "CreateSpace", request);
+  // A scheduled Space waits for its host's Start (on its page, or under "Your Spaces").
   if (!scheduled) await api.call("room", "StartSpace", { spaceId: space.spaceId });
-  state.spaceId = space.spaceId;
-  history.pushState({}, "", `/?space=${encodeURIComponent(space.spaceId)}`);
-  await enterSpace();
+  await openSpace(space.spaceId);
 }));
 
 $("join").addEventListener("click", act(enterSpace));
 
+async function openSpace(spaceId) {
+  state.spaceId = spaceId;
+  history.pushState({}, "", `/?space=${encodeURIComponent(spaceId)}`);
+  await enterSpace();
+}
+
 function route() {
   $("whoami").textContent = api.userId ? `signed in as ${api.userId}` : "";
+  $("home-link").hidden = !api.token;
   if (!api.token) return show("signin");
   if (state.spaceId) {
     $("lobby-title").textContent = "A Space";
     return show("lobby");
   }
   show("home");
+  loadMySpaces().catch(fail);
+}
+
+// --- your Spaces: the ones you host, scheduled or live -------------------------------------------
+
+const MINE = ["SPACE_STATE_CREATED", "SPACE_STATE_SCHEDULED", "SPACE_STATE_LIVE"];
+
+async function loadMySpaces() {
+  // The directory is a view of the room's log and follows a new Space by a moment: ask again while
+  // the list is on screen.
+  while (!$("home").hidden) {
+    const { spaces = [] } = await api.call("room", "ListSpaces", { hostUserId: api.userId, states: MINE });
+    renderMySpaces(spaces);
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
+function renderMySpaces(spaces) {
+  const list = $("my-spaces");
+  list.replaceChildren();
+  $("my-spaces-empty").hidden = spaces.length > 0;
+  for (const space of spaces) {
+    const item = document.createElement("li");
+    item.dataset.space = space.spaceId;
+    item.dataset.state = space.state.replace("SPACE_STATE_", "").toLowerCase();
+    const when = space.scheduledStart ? new Date(space.scheduledStart).toLocaleString() : "";
+    item.innerHTML = '<span class="name"></span> <span class="badge"></span> <span class="hint"></span>' +
+      '<span class="actions"></span>';
+    item.querySelector(".name").textContent = space.title;
+    item.querySelector(".badge").textContent = item.dataset.state;
+    item.querySelector(".hint").textContent = space.state === "SPACE_STATE_LIVE" ? "" : when;
+    const actions = item.querySelector(".actions");
+    if (space.state !== "SPACE_STATE_LIVE") {
+      const start = document.createElement("button");
+      start.textContent = "Start";
+      start.dataset.testid = "start-space";
+      start.addEventListener("click", act(async () => {
+        await api.call("room", "StartSpace", { spaceId: space.spaceId });
+        await openSpace(space.spaceId);
+      }));
+      actions.append(start);
+    }
+    const open = document.createElement("button");
+    open.textContent = "Open";
+    open.className = "secondary";
+    open.dataset.testid = "open-space";
+    open.addEventListener("click", act(() => openSpace(space.spaceId)));
+    actions.append(open);
+    list.append(item);
+  }
 }
 
 // --- in a Space ----------------------------------------------------------------------------------
 
+// The Space's page follows WatchSpace; render() joins (listen) once the Space is live, so a
+// scheduled Space's page waits for its Start.
 async function enterSpace() {
   show("space");
-  state.watch = api.watch(state.spaceId, onWatch, () => (state.watch = null));
-  if (state.space?.state !== "SPACE_STATE_SCHEDULED") await listen();
+  state.out = false;
+  watchSpace();
 }
 
-async function listen() {
-  if (state.listenPc) return;
-  const pc = new RTCPeerConnection();
+function watchSpace(attempt = 0) {
+  const ws = api.watch(state.spaceId, (update) => {
+    // Presence learns of a Space from the log, a moment after the room made it: ask again.
+    if (update.error?.code === "NOT_FOUND" && !state.space && attempt < 20) {
+      setTimeout(() => watchSpace(attempt + 1), 250);
+      return;
+    }
+    onWatch(update);
+  }, () => state.watch === ws && (state.watch = null));
+  state.watch = ws;
+}
+
+function listen() {
+  if (state.listenPc) return Promise.resolve();
+  state.joining ??= join().finally(() => (state.joining = null));
+  return state.joining;
+}
+
+async function join() {
+  const pc = await api.peerConnection();
   state.listenPc = pc;
   pc.addTransceiver("audio", { direction: "recvonly" });
   pc.addEventListener("track", (event) => {
@@ -113,10 +193,15 @@ async function listen() {
   }
 }
 
-async function startSpeaking() {
-  if (state.speakPc) return;
-  state.speakPc = new RTCPeerConnection();
+function startSpeaking() {
+  if (state.speakPc) return Promise.resolve();
+  state.speaking ??= speak().finally(() => (state.speaking = null));
+  return state.speaking;
+}
+
+async function speak() {
   try {
+    state.speakPc = await api.peerConnection();
     // Raw audio: echo cancellation and noise suppression are the speaker's device's business here,
     // and they would bend a test tone.
     state.mic = await navigator.mediaDevices.getUserMedia({
@@ -139,12 +224,50 @@ function stopSpeaking() {
   $("mic-state").textContent = "off";
 }
 
-function leave() {
+function dropMedia() {
   stopSpeaking();
   state.listenPc?.close();
   state.listenPc = null;
+}
+
+function leave() {
+  state.leaving = true;
+  dropMedia();
   state.watch?.close();
 }
+
+// The room took us out of the Space, or our stream dropped. Joining again tells which: a dropped
+// listener is back in, a removed one is refused, and the room says why.
+async function lostMembership() {
+  state.out = true;
+  dropMedia();
+  try {
+    await listen();
+    state.out = false;
+  } catch (error) {
+    if (error.reason === "SPACE_ENDED") return; // everyone leaves an ended Space; its replay follows
+    if (error.reason !== "REMOVED_FROM_SPACE") return fail(error);
+    dropMedia();
+    $("removed").hidden = false;
+    // The room's own words go with the refusal of a rejoin; the notice says who did it.
+    $("removed-reason").textContent = "A host or a moderator took you out of it.";
+    document.body.dataset.removed = "true";
+  }
+}
+
+$("rejoin").addEventListener("click", act(async () => {
+  $("rejoin-refused").hidden = true;
+  try {
+    await listen();
+    state.out = false;
+    $("removed").hidden = true;
+  } catch (error) {
+    dropMedia();
+    $("rejoin-refused").textContent = `Rejoining was refused: ${error.message}` +
+      (error.reason ? ` (${error.reason})` : "");
+    $("rejoin-refused").hidden = false;
+  }
+}));
 
 function onWatch(update) {
   if (update.error) return fail(new Error(`${update.error.code}: ${update.error.message}`));
@@ -154,8 +277,10 @@ function onWatch(update) {
     state.members = new Map((update.snapshot.members || []).map((m) => [m.userId, m]));
   } else if (update.change) {
     const member = update.change.member;
-    if (update.change.kind === "MEMBER_CHANGE_KIND_LEFT") state.members.delete(member.userId);
-    else state.members.set(member.userId, member);
+    if (update.change.kind === "MEMBER_CHANGE_KIND_LEFT") {
+      state.members.delete(member.userId);
+      if (member.userId === api.userId && !state.leaving && !state.out) lostMembership();
+    } else state.members.set(member.userId, member);
   } else if (update.spaceChange) {
     state.space = update.spaceChange.space;
   }
@@ -174,6 +299,8 @@ function render() {
   $("start").hidden = !(isHost && ["SPACE_STATE_CREATED", "SPACE_STATE_SCHEDULED"].includes(space.state));
   $("end").hidden = !(space.hostUserId === api.userId && live);
   $("request").hidden = !(me && me.role === 4 && !me.handRaised && live);
+  $("scheduled-for").textContent = space.state === "SPACE_STATE_SCHEDULED" && space.scheduledStart
+    ? `scheduled for ${new Date(space.scheduledStart).toLocaleString()}` : "";
   $("counts").textContent = state.counts ? `${state.members.size} here` : "";
 
   const list = $("members");
@@ -194,7 +321,7 @@ function render() {
 
   if (me && live && CAN_SPEAK.has(me.role) && !state.speakPc) startSpeaking().catch(fail);
   if (me && state.speakPc && !CAN_SPEAK.has(me.role)) stopSpeaking();
-  if (state.listenPc === null && live && state.watch && $("space").hidden === false) listen().catch(fail);
+  if (state.listenPc === null && !state.out && live && state.watch && $("space").hidden === false) listen().catch(fail);
   if (space.state === "SPACE_STATE_ENDED" && $("replay").hidden) {
     leave();
     showReplay().catch(fail);
@@ -260,11 +387,14 @@ async function showReplay() {
     const seconds = parseFloat(entry.at || "0");
     const kind = (entry.kind || "").replace("TIMELINE_ENTRY_KIND_", "").toLowerCase().replace("_", " ");
     const detail = kind === "listeners" ? `${entry.listeners || 0}` : `${entry.userId || ""} ${entry.role || ""}`;
-    item.textContent = `${seconds.toFixed(1)} s  ${kind} ${detail}`;
+    item.textContent = `${clock(seconds)}  ${kind} ${detail}`;
     item.dataset.at = String(seconds);
-    item.addEventListener("click", () => ($("replay-audio").currentTime = seconds));
+    item.dataset.testid = "timeline-entry";
+    item.title = "Play from here";
+    item.addEventListener("click", () => seek(seconds));
     timeline.append(item);
   }
+  state.replayLength = length;
   const audio = $("replay-audio");
   audio.src = await api.replayAudio(state.spaceId);
   audio.preservesPitch = true;
@@ -276,9 +406,60 @@ async function showReplay() {
   document.body.dataset.replayReady = "true";
 }
 
-for (const button of document.querySelectorAll("[data-speed]")) {
-  button.addEventListener("click", () => ($("replay-audio").playbackRate = Number(button.dataset.speed)));
+// --- the replay player: seek (timeline, slider, ±15 s), speed, where it is -----------------------
+
+function clock(seconds) {
+  const s = Math.max(0, Math.floor(seconds || 0));
+  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
 }
+
+function replayDuration() {
+  const d = $("replay-audio").duration;
+  return Number.isFinite(d) && d > 0 ? d : state.replayLength;
+}
+
+function seek(seconds) {
+  const audio = $("replay-audio");
+  audio.currentTime = Math.min(Math.max(0, seconds), replayDuration() || seconds);
+  showPosition();
+}
+
+function showPosition() {
+  const audio = $("replay-audio");
+  const duration = replayDuration();
+  $("replay-position").textContent = `${clock(audio.currentTime)} / ${clock(duration)}`;
+  $("replay-seek").max = String(duration || 0);
+  if (document.activeElement !== $("replay-seek")) $("replay-seek").value = String(audio.currentTime);
+  const current = $("replay-audio").currentTime;
+  for (const item of $("timeline").children) {
+    item.classList.toggle("past", Number(item.dataset.at) <= current);
+  }
+}
+
+function showSpeed() {
+  const rate = $("replay-audio").playbackRate;
+  for (const button of document.querySelectorAll("[data-speed]")) {
+    const active = Number(button.dataset.speed) === rate;
+    button.classList.toggle("active", active);
+    button.setAttribute("aria-pressed", String(active));
+  }
+}
+
+for (const button of document.querySelectorAll("[data-speed]")) {
+  button.addEventListener("click", () => {
+    $("replay-audio").playbackRate = Number(button.dataset.speed);
+    showSpeed(); // at once: "ratechange" comes a task later
+  });
+}
+for (const button of document.querySelectorAll("[data-skip]")) {
+  button.addEventListener("click", () => seek($("replay-audio").currentTime + Number(button.dataset.skip)));
+}
+$("replay-seek").addEventListener("input", () => seek(Number($("replay-seek").value)));
+for (const event of ["timeupdate", "seeked", "durationchange", "loadedmetadata"]) {
+  $("replay-audio").addEventListener(event, showPosition);
+}
+$("replay-audio").addEventListener("ratechange", showSpeed);
+showSpeed();
 
 // What is heard, shown to people and read by the browser test.
 setInterval(() => {
@@ -291,6 +472,7 @@ window.podiumTest = {
   live: () => state.meter?.peak() || null,
   liveLevelAt: (hz) => state.meter?.levelAt(hz) ?? -Infinity,
   replay: () => state.replayMeter?.peak() || null,
+  iceServers: () => state.listenPc?.getConfiguration().iceServers || null,
   until,
   heard: HEARD_DB,
 };

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import pytest
 
 from libs.devstack.broker import free_port
+from tests.integration.gateway.stun import start_stun_server
 
 FAST_FINALIZE = {
     "PODIUM_REPLAY_FINALIZE_DELAY_SECONDS": "0.3",
@@ -31,6 +33,8 @@ async def web_stack(service_factory, moderation, tmp_path_factory):
         ),
     )
     room = await service_factory("room", env={"PODIUM_ROOM_MEDIA_RELAYS": f"relay-0={relay.address}"})
+    stun = await start_stun_server()
+    ice_servers = [{"urls": [f"stun:127.0.0.1:{stun.port}"]}]
     http_port = free_port()
     gateway = await service_factory(
         "gateway",
@@ -41,9 +45,17 @@ async def web_stack(service_factory, moderation, tmp_path_factory):
             "PODIUM_GATEWAY_MODERATION_ADDRESS": moderation.address,
             "PODIUM_GATEWAY_REPLAY_ADDRESS": replay.address,
             "PODIUM_GATEWAY_PRESENCE_INTERVAL_SECONDS": "1",
+            "PODIUM_GATEWAY_ICE_SERVERS": json.dumps(ice_servers),
         },
     )
-    yield {"url": f"http://127.0.0.1:{http_port}", "gateway": gateway, "room": room}
+    yield {
+        "url": f"http://127.0.0.1:{http_port}",
+        "gateway": gateway,
+        "room": room,
+        "stun": stun,
+        "ice_servers": ice_servers,
+    }
+    stun.transport.close()
     # Killed after this package, not at the end of the session: the later tests get the CPU back. Nothing of
     # theirs is checked after this, so no drain is waited for.
     for service in (gateway, replay, presence, room, relay):

@@ -30,7 +30,12 @@ async def test_bad_requests_get_the_http_status_of_their_fault_and_say_why(web_s
         status, body = await post("/api/rpc/presence/ReportPresence", headers=user, json={})
         assert (status, body["code"]) == (404, "NOT_FOUND")  # not a call a person makes
         status, body = await post("/api/rpc/room/GetSpace", headers=user, json={"spaceId": "no-such-space"})
-        assert (status, body["code"]) == (404, "NOT_FOUND")
+        assert (status, body["code"]) == (404, "NOT_FOUND") and body["reason"], body  # the room's ErrorInfo
+        async with http.get(url + "/api/ice-servers") as response:
+            assert response.status == 401
+        async with http.get(url + "/api/ice-servers", headers=user) as response:
+            assert response.status == 200 and response.headers["Cache-Control"] == "no-store"
+            assert (await response.json())["iceServers"] == web_stack["ice_servers"]
         gateway = {"Authorization": f"Bearer {gateway_token('gw-other')}"}
         status, body = await post("/api/spaces/s1/listen", headers=gateway, json={"sdp": "", "type": "offer"})
         assert (status, body["code"]) == (403, "PERMISSION_DENIED")
