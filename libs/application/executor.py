@@ -15,8 +15,11 @@ rejected alone; the others in its batch go ahead.
 Concurrency with other replicas. The cached state is trusted for the first
 try. A concurrent writer makes the append fail on `(stream_id, version)`; the
 batch is then decided again on the state reloaded from the store, up to
-`max_attempts` times, then every caller gets ABORTED. A rejection is never
-returned on the strength of the cache alone: it is confirmed on fresh state.
+`max_attempts` times, then every caller gets ABORTED. A rejection or a no-op
+(a decision with no events, which appends nothing and so meets no version
+check) is never returned on the strength of the cache alone: it is confirmed
+on fresh state. Otherwise a replica whose cache predates another replica's
+removal of a user would answer that user's rejoin "already in".
 
 Idempotency. With a `request_id`, the response is stored in the same
 statement as the events, under a unique key. A retry's record collides with
@@ -121,6 +124,7 @@ class CommandExecutor(Generic[C, S]):
         self._cache: OrderedDict[str, tuple[S, int]] = OrderedDict()
         self._cache_size = cache_size
         self._streams: dict[str, _Stream] = {}
+        self._draining: set[asyncio.Task] = set()
         self.stats = {"commands": 0, "appends": 0, "conflicts": 0, "replayed": 0}
 
     async def load(self, stream_id: str, *, refresh: bool = True) -> tuple[S, int]:
@@ -163,7 +167,10 @@ class CommandExecutor(Generic[C, S]):
         if stream is None:
             stream = self._streams[stream_id] = _Stream(space_id, key if key is not None else space_id)
             stream.queue.append(call)
-            asyncio.get_running_loop().create_task(self._drain(stream_id, stream))
+            # Held until done: the loop keeps only a weak reference to a task.
+            task = asyncio.get_running_loop().create_task(self._drain(stream_id, stream))
+            self._draining.add(task)
+            task.add_done_callback(self._draining.discard)
         else:
             stream.queue.append(call)
         return await call.future
@@ -258,6 +265,8 @@ class CommandExecutor(Generic[C, S]):
                     return None
                 outcomes.append((call, rejection))
                 continue
+            if not decided and trusted:
+                return None
             now: datetime = call.context.now
             state = fold(self.decider.evolve, state, ((e, now) for e in decided))
             response = call.respond(state, decided)

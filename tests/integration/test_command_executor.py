@@ -34,7 +34,15 @@ class Join:
     user_id: str
 
 
-def decide(command: Join, members: frozenset, ctx: Context):
+@dataclass(frozen=True)
+class Leave:
+    user_id: str
+
+
+def decide(command: Join | Leave, members: frozenset, ctx: Context):
+    if isinstance(command, Leave):
+        in_ = command.user_id in members
+        return [room_events_pb2.ParticipantLeft(space_id="s", user_id=command.user_id)] if in_ else []
     if command.user_id in members:
         return []
     if len(members) >= CAPACITY:
@@ -43,6 +51,8 @@ def decide(command: Join, members: frozenset, ctx: Context):
 
 
 def evolve(members: frozenset, event, _at) -> frozenset:
+    if isinstance(event, room_events_pb2.ParticipantLeft):
+        return members - {event.user_id}
     return members | {event.user_id}
 
 
@@ -57,12 +67,12 @@ async def store(database_url):
     await pool.close()
 
 
-def _join(executor: CommandExecutor, user: str, request_id: str = "", stream: str = "space-s"):
+def _join(executor: CommandExecutor, user: str, request_id: str = "", stream: str = "space-s", command=Join):
     request = Int64Value(value=hash(user) % 1000)
     return executor.execute(
         stream_id=stream,
         space_id="s",
-        command=Join(user),
+        command=command(user),
         context=Context(user, datetime.now(UTC)),
         causation=Causation(user, "corr", "cause"),
         respond=lambda members, _events: Int64Value(value=len(members)),
@@ -112,6 +122,22 @@ async def test_a_stale_cache_never_causes_a_wrong_rejection(store):
     with pytest.raises(ResourceExhausted):
         await _join(a, "one-too-many")
     await _join(a, "late")  # a no-op on fresh state, not a rejection
+
+
+async def test_a_stale_cache_never_answers_already_done(store):
+    """A command that changes nothing on a replica's cached state appends nothing, so no version
+    check would catch a stale cache: it is decided again on fresh state. (A user another replica
+    took out, rejoining through this one, was told "already in".)"""
+    a, b = CommandExecutor(store, DECIDER, TOPIC), CommandExecutor(store, DECIDER, TOPIC)
+    await _join(a, "alice")  # a caches alice in
+    await _join(b, "alice", command=Leave)  # b takes her out
+    rejoined = await _join(a, "alice")
+    assert rejoined.value == 1
+    assert [r.payload.DESCRIPTOR.name for r in await store.load("space-s")] == [
+        "ParticipantJoined",
+        "ParticipantLeft",
+        "ParticipantJoined",
+    ]
 
 
 async def test_an_append_that_lost_the_race_is_counted_for_operators(store):
