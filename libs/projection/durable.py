@@ -11,7 +11,9 @@ reads the stored positions and goes on from there, so start-up time depends on
 what happened while the service was down, not on the length of the history.
 
 One replica writes a view at a time: the writer holds a PostgreSQL advisory
-lock for it (per schema, view and version). The others follow: they read the
+lock for it (per schema, view and version), on a connection of its own, never
+one of the pool's: a pool connection carries no session state, and locks held
+on them for good would leave the pool short (docs/decisions/0011). The others follow: they read the
 same rows, say they have caught up once the stored positions reach the log's
 end as of their start, and take over the lock when the writer goes away. So
 a view's side effects (the room's reactions to moderation and presence) run
@@ -114,7 +116,7 @@ class DurableProjectionRunner(ProjectionRunner):
         self._parts = await self._open(self.view.topics)
         self._targets = await self._ends(self._parts, await self._consumer.beginning_offsets(self._parts))
         await self._open_dead_letters()
-        self._lock_conn = await self.pool.acquire()
+        self._lock_conn = await self._lock_session()
         self._measure(self.view.name)
         self._task = asyncio.create_task(self._run(), name=f"projection-{self.view.name}")
 
@@ -122,8 +124,11 @@ class DurableProjectionRunner(ProjectionRunner):
         await super().stop()
         if self._lock_conn is not None:
             with contextlib.suppress(Exception):
-                await self.pool.release(self._lock_conn)  # closing the session releases the lock
+                await self._lock_conn.close(timeout=5)  # closing the session releases the lock
             self._lock_conn = None
+
+    async def _lock_session(self) -> asyncpg.Connection:
+        return await asyncpg.connect(self.settings.database_url)
 
     def lag(self) -> int:
         return super().lag() if self.writing else 0
@@ -148,7 +153,7 @@ class DurableProjectionRunner(ProjectionRunner):
     async def _write(self) -> None:
         assert self._consumer is not None
         if self._lock_conn is None:
-            self._lock_conn = await self.pool.acquire()
+            self._lock_conn = await self._lock_session()
         while not await self._lock_conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", self.lock_key):
             await self._follow()
             await asyncio.sleep(self.follow_seconds)
@@ -191,10 +196,7 @@ class DurableProjectionRunner(ProjectionRunner):
             reset()
         if self._lock_conn is not None:
             conn, self._lock_conn = self._lock_conn, None
-            with contextlib.suppress(Exception):
-                await conn.execute("SELECT pg_advisory_unlock_all()")
-            with contextlib.suppress(Exception):
-                await self.pool.release(conn)
+            conn.terminate()  # it may be broken: no goodbye; closing the session releases the lock
 
     async def _empty(self, conn: asyncpg.Connection) -> None:
         """A rebuild an operator asked for: the view's rows and position go, and it is built again."""

@@ -391,6 +391,33 @@ async def test_a_writer_whose_lock_session_died_stops_writing_before_another_tak
         await first.stop()
 
 
+async def test_the_writers_lock_takes_no_connection_from_the_pool(
+    settings, database_url, schema, topic, producer
+):
+    """The lock is held on a session of its own for as long as the writer writes. Held on one of the
+    pool's connections, it left a service's pool short: its views waiting inside their transactions
+    for a connection to react with took the rest, and every command waited for ever."""
+    one = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
+    runner = DurableProjectionRunner(settings, one, schema, TitlesTable(topic, schema), follow_seconds=0.1)
+    try:
+        await _send(producer, topic, "p", range(1, 3))
+        await runner.start()
+        async with asyncio.timeout(20):
+            await runner.caught_up.wait()  # its transactions had the pool's only connection
+        async with asyncio.timeout(5), one.acquire() as conn:  # and gave it back
+            assert (
+                await conn.fetchval(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
+                )
+                == 0
+            )
+        await _send(producer, topic, "p", range(3, 5))
+        await _until(lambda: _has(one, schema, ("p", 4)))
+    finally:
+        await runner.stop()
+        await one.close()
+
+
 async def _is(predicate) -> bool:
     return predicate()
 
