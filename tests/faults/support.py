@@ -52,8 +52,11 @@ from tests.integration.clients import (
 
 RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results" / "faults.jsonl"
 
-#: Codes after which the outcome is unknown: the call is retried with the same request_id.
+#: Codes after which the outcome is unknown, or known to be nothing yet (ABORTED: the stream kept
+#: changing under the command, as when replicas race for one Space): the call is retried with the
+#: same request_id, as a client would.
 RETRYABLE = {
+    grpc.StatusCode.ABORTED,
     grpc.StatusCode.UNAVAILABLE,
     grpc.StatusCode.DEADLINE_EXCEEDED,
     grpc.StatusCode.CANCELLED,

@@ -1,0 +1,70 @@
+"""SIGKILL one of two room replicas while listeners storm one Space through both.
+
+Every join, request to speak and leave of the Space is decided on its one stream, so the two
+replicas race for it. The one killed mid-storm loses only what it had not acknowledged: its callers
+retry with the same request_id once it serves again, and get one effect each. Afterwards the log,
+both replicas' answers and the Space's counts agree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.faults.support import Load, assert_sound, judge_stored, record, room_fold, settle
+from tests.integration.clients import RoomClient
+
+pytestmark = [pytest.mark.faults, pytest.mark.integration]
+
+LISTENERS = 40
+
+
+async def test_sigkill_a_room_replica_during_a_join_storm_into_one_space(
+    stack, private_broker, private_database_url
+):
+    first, second = [replica["room"] for replica in await asyncio.gather(stack("room"), stack("room"))]
+    load = Load(second.channel, listeners=LISTENERS, speakers=1, prefix="storm")
+    space_id = await load.setup()
+    # Half the listeners call the replica that will be killed, half the one that stays.
+    load.listeners = [
+        RoomClient((first if i % 2 else second).channel, client.user_id)
+        for i, client in enumerate(load.listeners)
+    ]
+    on_first = {c.user_id for i, c in enumerate(load.listeners) if i % 2}
+    load.start()
+    try:
+        await asyncio.sleep(2.0)
+        before = load.history.error_codes().total()
+        first.kill()
+        await asyncio.sleep(1.0)
+        await first.restart()
+        failed_while_down = load.history.error_codes().total() - before
+        await asyncio.sleep(2.0)
+        history = await load.finish()
+        convergence = await settle(load, private_broker.bootstrap, private_database_url)
+    finally:
+        await load.close()
+    verdict = await judge_stored(history, private_database_url, space_id)
+    fold = await room_fold(private_broker.bootstrap, space_id)
+    counts = {}
+    for name, replica in (("killed", first), ("stayed", second)):
+        space = (await RoomClient(replica.channel, "storm-observer").GetSpace(space_id=space_id)).space
+        counts[name] = (space.participant_count, space.listener_count)
+    joins = [c for c in history.calls if c.kind == "join" and c.outcome == "acknowledged"]
+    record(
+        "sigkill-a-room-replica-during-a-join-storm",
+        verdict,
+        convergence,
+        history,
+        failed_while_down=failed_while_down,
+        joins_acknowledged=len(joins),
+        joins_through_the_killed_replica=sum(c.user_id in on_first for c in joins),
+        errors=dict(history.error_codes()),
+        counts=counts,
+    )
+    assert_sound(verdict, convergence)
+    assert failed_while_down > 0, "nothing failed while a replica was down"
+    assert any(c.user_id in on_first for c in joins) and any(c.user_id not in on_first for c in joins)
+    settled = (len(fold.participants), fold.listener_count)
+    assert counts == {"killed": settled, "stayed": settled}, (counts, settled)
