@@ -230,24 +230,25 @@ class PresenceApi(presence_service_pb2_grpc.PresenceServiceServicer):
     async def GetUserPresence(
         self, request: pb.GetUserPresenceRequest, caller: Caller
     ) -> pb.GetUserPresenceResponse:
-        require_id(request.user_id, "user_id")
+        user_id = require_id(request.user_id, "user_id")
+        asked = pb.GetUserPresenceRequest(user_id=user_id)  # the owner is asked about the same id
         # The board (complete on every replica) says where the user is connected; the owning
         # replica's table confirms it and has the details.
-        for space_id in self.board.connected_in(request.user_id):
+        for space_id in self.board.connected_in(user_id):
             owner = self.peers.owner(space_id, caller)
             if owner is not None:
                 answer = await self.peers.ask(
-                    owner, "GetUserPresence", request, pb.GetUserPresenceResponse, caller
+                    owner, "GetUserPresence", asked, pb.GetUserPresenceResponse, caller
                 )
                 if answer is not None:
                     if answer.present:
                         return answer
                     continue
             state = self.streams.space(space_id)
-            entry = state["present"].get(request.user_id) if state is not None else None
+            entry = state["present"].get(user_id) if state is not None else None
             if entry is not None:
                 return pb.GetUserPresenceResponse(
-                    present=True, space_id=space_id, user=_present_user(request.user_id, entry)
+                    present=True, space_id=space_id, user=_present_user(user_id, entry)
                 )
         return pb.GetUserPresenceResponse(present=False)
 

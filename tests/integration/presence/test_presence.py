@@ -119,6 +119,8 @@ async def test_missed_heartbeats_time_out_and_a_quick_return_is_a_reconnect(pres
     assert (counts.current_listeners, counts.peak_listeners, counts.unique_listeners) == (2, 2, 2)
     where = await gateway.GetUserPresence(user_id="steady")
     assert where.present and where.space_id == space
+    padded = await gateway.GetUserPresence(user_id=" steady ")  # ids are taken stripped, as everywhere
+    assert padded.present and padded.space_id == space and padded.user.user_id == "steady"
 
 
 async def test_a_timeout_becomes_a_leave_in_the_room(presence, room):
