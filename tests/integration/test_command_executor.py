@@ -126,8 +126,8 @@ async def test_a_stale_cache_never_causes_a_wrong_rejection(store):
 
 async def test_a_stale_cache_never_answers_already_done(store):
     """A command that changes nothing on a replica's cached state appends nothing, so no version
-    check would catch a stale cache: it is decided again on fresh state. (A user another replica
-    took out, rejoining through this one, was told "already in".)"""
+    check would catch a stale cache: it is decided again on fresh state. Otherwise a user another
+    replica took out, rejoining through this one, would be told "already in"."""
     a, b = CommandExecutor(store, DECIDER, TOPIC), CommandExecutor(store, DECIDER, TOPIC)
     await _join(a, "alice")  # a caches alice in
     await _join(b, "alice", command=Leave)  # b takes her out

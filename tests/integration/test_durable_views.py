@@ -395,8 +395,8 @@ async def test_the_writers_lock_takes_no_connection_from_the_pool(
     settings, database_url, schema, topic, producer
 ):
     """The lock is held on a session of its own for as long as the writer writes. Held on one of the
-    pool's connections, it left a service's pool short: its views waiting inside their transactions
-    for a connection to react with took the rest, and every command waited for ever."""
+    pool's connections, it would leave the pool short: views waiting inside their transactions for
+    a connection to react with could take the rest, and every command would wait for ever."""
     one = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
     runner = DurableProjectionRunner(settings, one, schema, TitlesTable(topic, schema), follow_seconds=0.1)
     try:
