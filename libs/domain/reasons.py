@@ -359,7 +359,7 @@ class Reason(enum.Enum):
     )
     VIEW_BEHIND = (
         Code.UNAVAILABLE,
-        "Moderation has not yet seen the room version the request names (`room_version`), within its wait.",
+        "Moderation or replay has not yet seen the room version the request names (`room_version`), within its wait.",
         "Retry after the `google.rpc.RetryInfo` delay (a fraction of a second), with the same request_id.",
     )
 

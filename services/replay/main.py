@@ -63,8 +63,7 @@ async def serve(settings: ReplaySettings) -> None:
         )
         catalog.on_recorded_end = finalizer.enqueue
         history = SpaceHistory(shell.pool)
-        shell.add_durable_view(catalog)
-        shell.add_durable_view(history)
+        room_views = (shell.add_durable_view(catalog), shell.add_durable_view(history))
         shell.add_background(spool)
         shell.add_background(finalizer)
         shell.add_background(
@@ -72,7 +71,16 @@ async def serve(settings: ReplaySettings) -> None:
                 commands, catalog, blobs, settings.retention(), settings.replay_retention_sweep_seconds
             )
         )
-        api = ReplayApi(shell.authenticator, commands, catalog, history, jobs, blobs, settings.retention())
+        api = ReplayApi(
+            shell.authenticator,
+            commands,
+            catalog,
+            history,
+            jobs,
+            blobs,
+            settings.retention(),
+            room_views=room_views,
+        )
         replay_service_pb2_grpc.add_ReplayServiceServicer_to_server(api, shell.host.server)
         await shell.serve(settings.replay_bind_host, settings.replay_port)
 

@@ -6,7 +6,14 @@ import asyncio
 import time
 from datetime import timedelta
 
-from libs.domain.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound, PermissionDenied
+from libs.domain.errors import (
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Unavailable,
+)
 from libs.domain.reasons import Reason
 from libs.grpckit.handlers import Authenticator, Caller, server_stream, unary
 from libs.grpckit.pagination import micros, paginate, parse_page
@@ -50,8 +57,13 @@ class ReplayApi(replay_service_pb2_grpc.ReplayServiceServicer):
         jobs: JobStore,
         blobs: BlobStore,
         retention: timedelta,
+        *,
+        room_views: tuple = (),
+        view_wait_seconds: float = 2.0,
     ):
         self.authenticator = authenticator
+        self.room_views = room_views  # the runners behind `catalog` and `history`: how far each has read
+        self.view_wait_seconds = view_wait_seconds
         self.commands = commands
         self.catalog = catalog
         self.history = history
@@ -61,7 +73,27 @@ class ReplayApi(replay_service_pb2_grpc.ReplayServiceServicer):
 
     # -- reading ---------------------------------------------------------------------------
 
-    async def _space(self, space_id: str, caller: Caller) -> SpaceReplay:
+    async def _caught_up(self, space_id: str, room_version: int) -> None:
+        """Returns once this replica's views of the room have reached `room_version` (the version the
+        caller saw in a room response), so that no refusal rests on an older view than the caller's."""
+        if room_version < 0:
+            raise InvalidArgument(
+                "room_version must not be negative", [FieldViolation("room_version", "0 or a Space.version")]
+            )
+        if not room_version:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.view_wait_seconds
+        for view in self.room_views:
+            if not await view.wait_for("room", f"space-{space_id}", room_version, deadline - loop.time()):
+                raise Unavailable(
+                    f"replay's view of space {space_id!r} has not yet reached version {room_version}; "
+                    "retry shortly",
+                    reason=Reason.VIEW_BEHIND,
+                    retry_after_seconds=0.2,
+                )
+
+    async def _space(self, space_id: str, caller: Caller, room_version: int = 0) -> SpaceReplay:
         """The Space, if it exists and its replay is for the caller (`domain.audience`).
 
         Refused with PERMISSION_DENIED, not NOT_FOUND: the room's GetSpace and
@@ -69,6 +101,7 @@ class ReplayApi(replay_service_pb2_grpc.ReplayServiceServicer):
         protect nothing and only leave the caller unsure why.
         """
         space_id = require_id(space_id, "space_id")
+        await self._caught_up(space_id, room_version)
         space = await self.catalog.get(space_id, caller.user_id)
         if space is None:
             raise NotFound(f"space {space_id!r} does not exist", reason=Reason.SPACE_NOT_FOUND)
@@ -80,8 +113,8 @@ class ReplayApi(replay_service_pb2_grpc.ReplayServiceServicer):
             )
         return space
 
-    async def _recorded(self, space_id: str, caller: Caller) -> SpaceReplay:
-        space = await self._space(space_id, caller)
+    async def _recorded(self, space_id: str, caller: Caller, room_version: int = 0) -> SpaceReplay:
+        space = await self._space(space_id, caller, room_version)
         if not space.recording_enabled:
             raise FailedPrecondition(
                 f"space {space.space_id!r} was not recorded (its host had recording off), so it has no replay",
@@ -98,8 +131,8 @@ class ReplayApi(replay_service_pb2_grpc.ReplayServiceServicer):
             )
         return space
 
-    async def _ready(self, space_id: str, caller: Caller) -> SpaceReplay:
-        space = await self._recorded(space_id, caller)
+    async def _ready(self, space_id: str, caller: Caller, room_version: int = 0) -> SpaceReplay:
+        space = await self._recorded(space_id, caller, room_version)
         if space.deleted == rpe.DELETION_REASON_RETENTION_EXPIRED:
             raise NotFound(
                 f"the replay of space {space.space_id!r} expired and was deleted",
@@ -169,7 +202,7 @@ class ReplayApi(replay_service_pb2_grpc.ReplayServiceServicer):
 
     @unary
     async def GetReplay(self, request: pb.GetReplayRequest, caller: Caller) -> pb.GetReplayResponse:
-        space = await self._recorded(request.space_id, caller)
+        space = await self._recorded(request.space_id, caller, request.room_version)
         history = None
         if space.recording_started_at is not None:  # finalized: the timeline can be drawn
             history = await self.history.events(space.space_id, until=space.ended_at)
@@ -185,7 +218,7 @@ class ReplayApi(replay_service_pb2_grpc.ReplayServiceServicer):
 
     @server_stream
     async def StreamReplay(self, request: pb.StreamReplayRequest, caller: Caller):
-        space = await self._ready(request.space_id, caller)
+        space = await self._ready(request.space_id, caller, request.room_version)
         if request.speed not in SPEEDS:
             raise InvalidArgument(
                 f"speed must be 0 (unpaced), 1, 1.5 or 2, not {request.speed:g}",
@@ -220,7 +253,7 @@ class ReplayApi(replay_service_pb2_grpc.ReplayServiceServicer):
 
     @server_stream
     async def DownloadReplay(self, request: pb.DownloadReplayRequest, caller: Caller):
-        space = await self._ready(request.space_id, caller)
+        space = await self._ready(request.space_id, caller, request.room_version)
         file = self._open(space.space_id, ogg_key(space.space_id))
         await self.commands.by_caller(
             space.space_id, RecordListen(space.space_id), caller, "DownloadReplay", request
@@ -263,6 +296,7 @@ class ReplayApi(replay_service_pb2_grpc.ReplayServiceServicer):
         space_id = require_id(request.space_id, "space_id")
         if not request.HasField("at"):
             raise InvalidArgument("at is required", [FieldViolation("at", "a moment to look at")])
+        await self._caught_up(space_id, request.room_version)
         if not await self.history.known(space_id):
             raise NotFound(f"space {space_id!r} does not exist", reason=Reason.SPACE_NOT_FOUND)
         await self._space(space_id, caller)

@@ -75,15 +75,23 @@ class GetReplayRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     SPACE_ID_FIELD_NUMBER: _builtins.int
+    ROOM_VERSION_FIELD_NUMBER: _builtins.int
     space_id: _builtins.str
+    room_version: _builtins.int
+    """The Space's version as the caller last saw it in a room response (`Space.version`), for
+    read-your-writes across services: replay answers only once its views of the room have
+    reached it, waiting up to 2 s (UNAVAILABLE with RetryInfo beyond), so a refusal never rests
+    on an older view than the caller's. 0: the views as they are.
+    """
     def __init__(
         self,
         *,
         space_id: _builtins.str = ...,
+        room_version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["space_id", b"space_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["room_version", b"room_version", "space_id", b"space_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -116,8 +124,15 @@ class StreamReplayRequest(_message.Message):
     SPACE_ID_FIELD_NUMBER: _builtins.int
     START_AT_FIELD_NUMBER: _builtins.int
     SPEED_FIELD_NUMBER: _builtins.int
+    ROOM_VERSION_FIELD_NUMBER: _builtins.int
     space_id: _builtins.str
     speed: _builtins.float
+    room_version: _builtins.int
+    """The Space's version as the caller last saw it in a room response (`Space.version`), for
+    read-your-writes across services: replay answers only once its views of the room have
+    reached it, waiting up to 2 s (UNAVAILABLE with RetryInfo beyond), so a refusal never rests
+    on an older view than the caller's. 0: the views as they are.
+    """
     @_builtins.property
     def start_at(self) -> _duration_pb2.Duration: ...
     def __init__(
@@ -126,10 +141,11 @@ class StreamReplayRequest(_message.Message):
         space_id: _builtins.str = ...,
         start_at: _duration_pb2.Duration | None = ...,
         speed: _builtins.float = ...,
+        room_version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["start_at", b"start_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["space_id", b"space_id", "speed", b"speed", "start_at", b"start_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["room_version", b"room_version", "space_id", b"space_id", "speed", b"speed", "start_at", b"start_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -166,15 +182,23 @@ class DownloadReplayRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     SPACE_ID_FIELD_NUMBER: _builtins.int
+    ROOM_VERSION_FIELD_NUMBER: _builtins.int
     space_id: _builtins.str
+    room_version: _builtins.int
+    """The Space's version as the caller last saw it in a room response (`Space.version`), for
+    read-your-writes across services: replay answers only once its views of the room have
+    reached it, waiting up to 2 s (UNAVAILABLE with RetryInfo beyond), so a refusal never rests
+    on an older view than the caller's. 0: the views as they are.
+    """
     def __init__(
         self,
         *,
         space_id: _builtins.str = ...,
+        room_version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["space_id", b"space_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["room_version", b"room_version", "space_id", b"space_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -248,7 +272,14 @@ class GetSpaceStateAtRequest(_message.Message):
 
     SPACE_ID_FIELD_NUMBER: _builtins.int
     AT_FIELD_NUMBER: _builtins.int
+    ROOM_VERSION_FIELD_NUMBER: _builtins.int
     space_id: _builtins.str
+    room_version: _builtins.int
+    """The Space's version as the caller last saw it in a room response (`Space.version`), for
+    read-your-writes across services: replay answers only once its views of the room have
+    reached it, waiting up to 2 s (UNAVAILABLE with RetryInfo beyond), so a refusal never rests
+    on an older view than the caller's. 0: the views as they are.
+    """
     @_builtins.property
     def at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -256,10 +287,11 @@ class GetSpaceStateAtRequest(_message.Message):
         *,
         space_id: _builtins.str = ...,
         at: _timestamp_pb2.Timestamp | None = ...,
+        room_version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "space_id", b"space_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "room_version", b"room_version", "space_id", b"space_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
