@@ -188,19 +188,23 @@ class SpaceDirectory:
             # (walk the newest Spaces) from a rare one (the words index), nor fold the query text
             # into a tsquery once, and parses it again on every row it looks at.
             await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+            # The page is chosen on narrow rows; only its own rows bring their Space along.
             rows = await conn.fetch(
-                f"""SELECT space_id, space, {sort_key} AS sort_key FROM (
-                    SELECT space_id, space, words, listeners, starts_at FROM {self.table}
-                    WHERE ($1 = '' OR words @@ websearch_to_tsquery('simple', $1))
-                      AND (cardinality($2::int[]) = 0 OR state = ANY($2::int[]))
-                      AND (cardinality($3::text[]) = 0 OR topics && $3::text[])
-                      AND ($4 = '' OR lower(language) = $4 OR lower(language) LIKE $4 || '-%')
-                      AND (cardinality($5::text[]) = 0 OR host_user_id = ANY($5::text[]))
-                    {candidates}
-                ) found
-                WHERE ($6::bigint IS NULL OR ({sort_key}, space_id) {before} ($6, $7))
-                ORDER BY sort_key {direction}, space_id {direction}
-                LIMIT $8""",
+                f"""SELECT page.space_id, d.space, page.sort_key FROM (
+                    SELECT space_id, {sort_key} AS sort_key FROM (
+                        SELECT space_id, words, listeners, starts_at FROM {self.table}
+                        WHERE ($1 = '' OR words @@ websearch_to_tsquery('simple', $1))
+                          AND (cardinality($2::int[]) = 0 OR state = ANY($2::int[]))
+                          AND (cardinality($3::text[]) = 0 OR topics && $3::text[])
+                          AND ($4 = '' OR lower(language) = $4 OR lower(language) LIKE $4 || '-%')
+                          AND (cardinality($5::text[]) = 0 OR host_user_id = ANY($5::text[]))
+                        {candidates}
+                    ) found
+                    WHERE ($6::bigint IS NULL OR ({sort_key}, space_id) {before} ($6, $7))
+                    ORDER BY sort_key {direction}, space_id {direction}
+                    LIMIT $8
+                ) page JOIN {self.table} d USING (space_id)
+                ORDER BY page.sort_key {direction}, page.space_id {direction}""",
                 search.words,
                 sorted(search.states),
                 sorted(search.topics),
