@@ -61,20 +61,26 @@ DETECTOR = """
   ctx.createMediaStreamSource(stream).connect(analyser);
   const bins = new Float32Array(analyser.frequencyBinCount);
   window.onsets = [];
-  let quietSince = performance.now();
+  // An onset: the level crosses -45 dB after at least 300 ms below -70 dB. The analyser's window
+  // is 512 samples (10.7 ms), so a burst's rising edge passes through the levels in between for a
+  // few samples; only a stay there longer than an edge (noise) ends the quiet.
+  let quietFrom = performance.now(); // start of the current quiet stretch; null while not quiet
+  let lastQuiet = quietFrom; // the last sample below -70 dB
   let on = false;
   window.detector = setInterval(() => {
     analyser.getFloatFrequencyData(bins);
     const level = bins[bin];
     const now = performance.now();
-    if (!on && level > -45 && now - quietSince > 300) {
-      on = true;
-      window.onsets.push(performance.timeOrigin + now);
-    } else if (on && level < -70) {
+    if (level < -70) {
+      if (on || quietFrom === null) quietFrom = now;
       on = false;
-      quietSince = now;
-    } else if (!on && level >= -70) {
-      quietSince = now;
+      lastQuiet = now;
+    } else if (!on && level > -45) {
+      if (quietFrom !== null && lastQuiet - quietFrom > 300) window.onsets.push(performance.timeOrigin + now);
+      on = true;
+      quietFrom = null;
+    } else if (!on && now - lastQuiet > 20) {
+      quietFrom = null; // not an edge: something between the bursts
     }
   }, 2);
 }
