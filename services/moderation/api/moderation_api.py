@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
+from libs.application.room_version import reach_room_version
 from libs.domain.errors import (
-    FieldViolation,
-    InvalidArgument,
     NotFound,
     PermissionDenied,
-    Unavailable,
     Validator,
 )
 from libs.domain.reasons import Reason
@@ -51,20 +49,10 @@ class ModerationApi(moderation_service_pb2_grpc.ModerationServiceServicer):
         """The actor's and target's roles in the Space, once this replica's view of the room has
         reached `room_version` (the version the caller saw in a room response): a refusal never rests
         on an older view than the caller's. NOT_FOUND for a Space the view does not know."""
-        if room_version < 0:
-            raise InvalidArgument(
-                "room_version must not be negative", [FieldViolation("room_version", "0 or a Space.version")]
-            )
-        if room_version and self.room_view is not None:
-            stream = f"space-{space_id}"
-            reached = await self.room_view.wait_for("room", stream, room_version, self.view_wait_seconds)
-            if not reached:
-                raise Unavailable(
-                    f"moderation's view of space {space_id!r} has not yet reached version {room_version}; "
-                    "retry shortly",
-                    reason=Reason.VIEW_BEHIND,
-                    retry_after_seconds=0.2,
-                )
+        views = (self.room_view,) if self.room_view is not None else ()
+        await reach_room_version(
+            views, space_id, room_version, wait_seconds=self.view_wait_seconds, service="moderation"
+        )
         roles = await self.room.roles(space_id, actor, target)
         if not roles.host_user_id:
             raise NotFound(f"space {space_id!r} does not exist", reason=Reason.SPACE_NOT_FOUND)

@@ -6,18 +6,19 @@ import asyncio
 import time
 from datetime import timedelta
 
+from libs.application.room_version import reach_room_version
 from libs.domain.errors import (
     FailedPrecondition,
     FieldViolation,
     InvalidArgument,
     NotFound,
     PermissionDenied,
-    Unavailable,
 )
 from libs.domain.reasons import Reason
 from libs.grpckit.handlers import Authenticator, Caller, server_stream, unary
 from libs.grpckit.pagination import micros, paginate, parse_page
 from libs.grpckit.validation import duration_field, optional_id, require_id, timestamp_field
+from libs.projection.runner import ProjectionRunner
 from podium.replay.v1 import replay_events_pb2 as rpe
 from podium.replay.v1 import replay_service_pb2 as pb
 from podium.replay.v1 import replay_service_pb2_grpc
@@ -58,7 +59,7 @@ class ReplayApi(replay_service_pb2_grpc.ReplayServiceServicer):
         blobs: BlobStore,
         retention: timedelta,
         *,
-        room_views: tuple = (),
+        room_views: tuple[ProjectionRunner, ...] = (),
         view_wait_seconds: float = 2.0,
     ):
         self.authenticator = authenticator
@@ -73,26 +74,6 @@ class ReplayApi(replay_service_pb2_grpc.ReplayServiceServicer):
 
     # -- reading ---------------------------------------------------------------------------
 
-    async def _caught_up(self, space_id: str, room_version: int) -> None:
-        """Returns once this replica's views of the room have reached `room_version` (the version the
-        caller saw in a room response), so that no refusal rests on an older view than the caller's."""
-        if room_version < 0:
-            raise InvalidArgument(
-                "room_version must not be negative", [FieldViolation("room_version", "0 or a Space.version")]
-            )
-        if not room_version:
-            return
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.view_wait_seconds
-        for view in self.room_views:
-            if not await view.wait_for("room", f"space-{space_id}", room_version, deadline - loop.time()):
-                raise Unavailable(
-                    f"replay's view of space {space_id!r} has not yet reached version {room_version}; "
-                    "retry shortly",
-                    reason=Reason.VIEW_BEHIND,
-                    retry_after_seconds=0.2,
-                )
-
     async def _space(self, space_id: str, caller: Caller, room_version: int = 0) -> SpaceReplay:
         """The Space, if it exists and its replay is for the caller (`domain.audience`).
 
@@ -101,7 +82,9 @@ class ReplayApi(replay_service_pb2_grpc.ReplayServiceServicer):
         protect nothing and only leave the caller unsure why.
         """
         space_id = require_id(space_id, "space_id")
-        await self._caught_up(space_id, room_version)
+        await reach_room_version(
+            self.room_views, space_id, room_version, wait_seconds=self.view_wait_seconds, service="replay"
+        )
         space = await self.catalog.get(space_id, caller.user_id)
         if space is None:
             raise NotFound(f"space {space_id!r} does not exist", reason=Reason.SPACE_NOT_FOUND)
@@ -296,7 +279,13 @@ class ReplayApi(replay_service_pb2_grpc.ReplayServiceServicer):
         space_id = require_id(request.space_id, "space_id")
         if not request.HasField("at"):
             raise InvalidArgument("at is required", [FieldViolation("at", "a moment to look at")])
-        await self._caught_up(space_id, request.room_version)
+        await reach_room_version(
+            self.room_views,
+            space_id,
+            request.room_version,
+            wait_seconds=self.view_wait_seconds,
+            service="replay",
+        )
         if not await self.history.known(space_id):
             raise NotFound(f"space {space_id!r} does not exist", reason=Reason.SPACE_NOT_FOUND)
         await self._space(space_id, caller)
