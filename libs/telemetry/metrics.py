@@ -52,6 +52,13 @@ COMMAND_SECONDS = Histogram(
     ["method"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0),
 )
+EVICTION_SECONDS = Histogram(
+    "podium_room_eviction_seconds",
+    "From the event that disqualified a participant (moderation's removal, or the Space turning "
+    "invite-only) to the room recording them out: the published eviction bound.",
+    ["cause"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
 COMMAND_CONFLICTS = Counter(
     "podium_command_conflicts",
     "Appends that found their stream moved on (another replica wrote first) and were decided again.",

@@ -26,6 +26,7 @@ from services.room.application.live_census import LiveCensus
 from services.room.application.scheduled_spaces import ScheduledSpaces
 from services.room.application.space_commands import SpaceCommands
 from services.room.projections.moderation_reactions import ModerationReactions
+from services.room.projections.policy_evictor import PolicyEvictor
 from services.room.projections.presence_reactions import PresenceReactions
 from services.room.projections.space_directory import SpaceDirectory
 from services.room.settings import RoomSettings
@@ -52,6 +53,7 @@ async def serve(settings: RoomSettings) -> None:
         shell.add_durable_view(directory)
         shell.add_durable_view(moderation)
         shell.add_durable_view(PresenceReactions(commands))
+        shell.add_durable_view(PolicyEvictor(commands))
         shell.add_background(AbandonedSpaceSweeper(commands, directory, settings.room_sweep_interval_seconds))
         shell.add_background(LiveCensus(directory, settings.room_census_interval_seconds))
         shell.add_background(ScheduledSpaces(commands, directory, settings.room_sweep_interval_seconds))

@@ -206,10 +206,11 @@ async def test_podium_views_status_lists_the_rooms_views_and_rebuild_asks_for_on
     assert shown.returncode == 0, shown.stderr
     views = {(v["schema"], v["view"]): v for v in map(json.loads, shown.stdout.splitlines())}
     from services.room.projections.moderation_reactions import ModerationReactions
+    from services.room.projections.policy_evictor import PolicyEvictor
     from services.room.projections.presence_reactions import PresenceReactions
     from services.room.projections.space_directory import SpaceDirectory
 
-    for view in (SpaceDirectory, ModerationReactions, PresenceReactions):
+    for view in (SpaceDirectory, ModerationReactions, PresenceReactions, PolicyEvictor):
         assert views[("room", view.name)]["version"] == view.version
         assert views[("room", view.name)]["lag"] == 0
     unknown = _podium("views", "rebuild", "room", "no-such-view", env=env)

@@ -114,6 +114,15 @@ class RemoveParticipant:
 
 
 @dataclass(frozen=True)
+class EvictListener:
+    """Issued by the room's evictor once the Space turned invite-only: the listener goes if the
+    policy as it is now still does not admit them (decided again, so a repeat changes nothing)."""
+
+    space_id: str
+    user_id: str
+
+
+@dataclass(frozen=True)
 class InviteUsers:
     space_id: str
     user_ids: tuple[str, ...]

@@ -438,6 +438,14 @@ def _remove(cmd: c.RemoveParticipant, state: Space, ctx: Context, limits: RoomLi
     return _leave_event(state, cmd.user_id, ev.LEAVE_REASON_REMOVED)
 
 
+def _evict(cmd: c.EvictListener, state: Space, ctx: Context, limits: RoomLimits) -> list[Message]:
+    if SYSTEM_CLAIM not in ctx.claims:
+        raise PermissionDenied("only the room service itself evicts listeners", reason=Reason.SYSTEM_ONLY)
+    if state.role_of(cmd.user_id) != types.ROLE_LISTENER or state.admits(cmd.user_id):
+        return []
+    return _leave_event(state, cmd.user_id, ev.LEAVE_REASON_POLICY)
+
+
 # Invites
 
 
@@ -629,6 +637,7 @@ _HANDLERS: dict[type, Callable[..., list[Message]]] = {
     c.LeaveSpace: _leave,
     c.TimeOutParticipant: _time_out,
     c.RemoveParticipant: _remove,
+    c.EvictListener: _evict,
     c.InviteUsers: _invite,
     c.CreateInviteLink: _create_link,
     c.AddCoHost: _add_co_host,

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from google.protobuf.message import Message
 
 from podium.room.v1 import room_events_pb2 as ev
-from services.room.domain.state import Space, managers_present
+from services.room.domain.state import NO_GUESTS, Space, managers_present
 
 
 def evolve(state: Space, event: Message, occurred_at: datetime) -> Space:
@@ -80,7 +80,13 @@ def _started(s: Space, new: dict, e: ev.SpaceStarted, at: datetime) -> None:
 
 def _ended(s: Space, new: dict, e: ev.SpaceEnded, at: datetime) -> None:
     """Ending a Space empties it (the membership says nobody is in); requests lapse."""
-    new.update(ended_at=at, request_queue=(), unattended_since=None, unattended_on_evidence=True)
+    new.update(
+        ended_at=at,
+        request_queue=(),
+        unattended_since=None,
+        unattended_on_evidence=True,
+        link_guests=NO_GUESTS,
+    )
 
 
 def _cancelled(s: Space, new: dict, e: ev.SpaceCancelled, at: datetime) -> None:
@@ -104,6 +110,8 @@ def _reminded(s: Space, new: dict, e: ev.SpaceReminder, at: datetime) -> None:
 def _joined(s: Space, new: dict, e: ev.ParticipantJoined, at: datetime) -> None:
     if e.user_id == s.host_user_id or e.user_id in s.co_hosts:
         new.update(unattended_since=None, unattended_on_evidence=True)
+    if e.source == ev.JOIN_SOURCE_INVITE_LINK:
+        new["link_guests"] = s.link_guests.set(e.user_id, e.invite_link_id)
 
 
 def _unattended_check(s: Space, new: dict, at: datetime, on_evidence: bool = True) -> None:
@@ -120,6 +128,8 @@ def _lower_hand(s: Space, new: dict, user_id: str) -> None:
 
 def _left(s: Space, new: dict, e: ev.ParticipantLeft, at: datetime) -> None:
     _lower_hand(s, new, e.user_id)
+    if e.user_id in s.link_guests:
+        new["link_guests"] = s.link_guests.delete(e.user_id)
     _unattended_check(s, new, at, on_evidence=not e.mass_time_out)
 
 

@@ -54,6 +54,7 @@ class Participants(Mapping[str, Participant]):
 
 
 NO_SUBSCRIBERS: Map = Map()
+NO_GUESTS: Map = Map()
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,9 @@ class Space:
     ended_at: datetime | None = None
     membership: Membership = NO_MEMBERS  # who is in, in which role, hands raised, removed; lifecycle
     invited: frozenset[str] = frozenset()
+    # Participants who came in with an invite link (user id -> link id): with the invited, they
+    # still qualify when the Space turns invite-only; anyone else listening is evicted.
+    link_guests: Map = NO_GUESTS
     invite_links: dict[str, datetime] = field(default_factory=dict)  # link id -> expiry
     request_queue: tuple[str, ...] = ()  # users with a raised hand, oldest first (bounded by the limits)
     unattended_since: datetime | None = None  # live, and no host or co-host present since then
@@ -154,6 +158,30 @@ class Space:
 
     def managers_present(self) -> bool:
         return managers_present(self.membership)
+
+    def admits(self, user_id: str) -> bool:
+        """The user may be in the Space under its join policy as it is now: anyone may in an open
+        Space; in an invite-only one, the host, co-hosts, speakers, the invited and link guests."""
+        if self.join_policy != types.JOIN_POLICY_INVITED_ONLY:
+            return True
+        return (
+            user_id in self.invited
+            or user_id in self.link_guests
+            or user_id == self.host_user_id
+            or user_id in self.co_hosts
+            or user_id in self.speakers
+        )
+
+    def listeners_outside_policy(self) -> list[str]:
+        """Listeners the join policy no longer admits (admitted while the Space was open): the
+        evictor's work after a switch to invite-only. O(participants)."""
+        if self.is_over or self.join_policy != types.JOIN_POLICY_INVITED_ONLY:
+            return []
+        return [
+            user_id
+            for user_id, member in self.membership.present()
+            if member.role == types.ROLE_LISTENER and not self.admits(user_id)
+        ]
 
 
 def managers_present(membership: Membership) -> bool:

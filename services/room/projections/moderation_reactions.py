@@ -17,13 +17,16 @@ between the command and the commit changes nothing twice.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 
 import asyncpg
 
 from libs.domain.errors import DomainError
+from libs.events.envelope import occurred_at
 from libs.events.topics import MODERATION_EVENTS
 from libs.projection.runner import ConsumedEvent
+from libs.telemetry.metrics import EVICTION_SECONDS
 from podium.moderation.v1 import moderation_events_pb2 as mev
 from services.room.application.space_commands import SpaceCommands
 from services.room.domain.commands import RemoveParticipant
@@ -53,9 +56,12 @@ class ModerationReactions:
                     e.user_id,
                 )
                 try:
-                    await self.commands.react(
+                    left = await self.commands.react(
                         e.space_id, RemoveParticipant(e.space_id, e.user_id), event.envelope.event_id
                     )
+                    if left:
+                        since = occurred_at(event.envelope).timestamp()
+                        EVICTION_SECONDS.labels("ban").observe(max(0.0, time.time() - since))
                 except DomainError as rejected:  # e.g. a Space the room does not know; the bar still holds
                     log.warning("could not remove %s from %s: %s", e.user_id, e.space_id, rejected.message)
             elif isinstance(e, mev.UserBlocked):

@@ -11,6 +11,8 @@ from google.protobuf import field_mask_pb2
 
 from libs.auth.tokens import mint_token
 from libs.config.settings import DEV_JWT_SECRET
+from libs.events.envelope import unwrap
+from podium.room.v1 import room_events_pb2 as rev
 from podium.room.v1 import room_types_pb2 as types
 from tests.integration.clients import RoomClient, error_reason, field_violations
 
@@ -205,6 +207,39 @@ async def test_invited_only_spaces_admit_invitees_and_link_holders(room, users):
     await _rejected(
         cat.JoinSpace(space_id=other_space, invite_token=link.token), grpc.StatusCode.PERMISSION_DENIED
     )
+
+
+async def test_turning_invite_only_evicts_the_listeners_it_no_longer_admits(room, users, room_topic_events):
+    host, spk, ivy, gus, walk, drop = users("host", "spk", "ivy", "gus", "walk", "drop")
+    space_id = await _live_space(host)
+    await host.InviteUsers(space_id=space_id, user_ids=["ivy"])
+    link = await host.CreateInviteLink(space_id=space_id)
+    for user in (spk, ivy, walk, drop):
+        await user.JoinSpace(space_id=space_id)
+    await gus.JoinSpace(space_id=space_id, invite_token=link.token)
+    await host.InviteToSpeak(space_id=space_id, user_id="spk")
+    closed = await host.UpdateSpace(
+        space_id=space_id,
+        join_policy=types.JOIN_POLICY_INVITED_ONLY,
+        update_mask=field_mask_pb2.FieldMask(paths=["join_policy"]),
+    )
+    # New joins follow the new policy at once, before any eviction.
+    await _rejected(users("late")[0].JoinSpace(space_id=space_id), grpc.StatusCode.PERMISSION_DENIED)
+    # The evictor takes out the two who came in while the Space was open, and nobody else.
+    events = await room_topic_events(space_id, count=14)
+    left = [e for e in events if e.event_type.endswith("ParticipantLeft")]
+    assert all(e.stream_version > closed.space.version for e in left)
+    assert sorted((unwrap(e).user_id, unwrap(e).reason) for e in left) == [
+        ("drop", rev.LEAVE_REASON_POLICY),
+        ("walk", rev.LEAVE_REASON_POLICY),
+    ]
+    present = {p.user_id for p in (await host.ListParticipants(space_id=space_id)).participants}
+    assert present == {"host", "spk", "ivy", "gus"}
+    error = await _rejected(walk.JoinSpace(space_id=space_id), grpc.StatusCode.PERMISSION_DENIED)
+    assert error_reason(error) == "NOT_INVITED"  # evicted, not barred: an invitation lets them back
+    await host.InviteUsers(space_id=space_id, user_ids=["walk"])
+    await walk.JoinSpace(space_id=space_id)
+    assert (await host.GetSpace(space_id=space_id)).space.listener_count == 3
 
 
 async def test_update_and_cancel_a_scheduled_space(room, users):

@@ -286,6 +286,59 @@ def test_time_out_is_a_system_command():
         when([*live(), *joined("ann")], c.TimeOutParticipant(SPACE, "ann"), "ann")
 
 
+def test_turning_invite_only_leaves_out_only_listeners_without_an_invitation_or_a_link():
+    link = invite_link("L1", at(3600))
+    state = [
+        *live(),
+        *co_hosts("cat"),
+        *speakers("sam"),
+        ev.UsersInvited(space_id=SPACE, user_ids=["ivy"]),
+        link,
+        *joined("ivy", "walk", "drop"),
+    ]
+    guest = when(state, c.JoinSpace(SPACE, "L1"), "gus")
+    closed = ev.SpaceUpdated(
+        space_id=SPACE, join_policy=types.JOIN_POLICY_INVITED_ONLY, changed_fields=["join_policy"]
+    )
+    space = state_of(*state, *guest, closed)
+    # The host, the co-host, the speaker, the invitee and the link guest all still qualify.
+    assert sorted(space.listeners_outside_policy()) == ["drop", "walk"]
+    assert state_of(*state, *guest).listeners_outside_policy() == []  # an open Space evicts nobody
+    (out,) = when([*state, *guest, closed], c.EvictListener(SPACE, "walk"), "room", claims=["system"])
+    assert (out.reason, out.previous_role) == (ev.LEAVE_REASON_POLICY, types.ROLE_LISTENER)
+    after = state_of(*state, *guest, closed, out)
+    assert after.listeners_outside_policy() == ["drop"]
+    assert not after.is_removed("walk")  # evicted, not barred: invited, they may come back
+    back = [*state, *guest, closed, out, ev.UsersInvited(space_id=SPACE, user_ids=["walk"])]
+    assert when(back, c.JoinSpace(SPACE), "walk")[0].source == ev.JOIN_SOURCE_INVITED
+    # Decided again when it runs: already out, invited meanwhile, or opened again, it is a no-op.
+    for history in (
+        [*state, *guest, closed, out],
+        [*state, *guest, closed, ev.UsersInvited(space_id=SPACE, user_ids=["walk"])],
+        [
+            *state,
+            *guest,
+            closed,
+            ev.SpaceUpdated(
+                space_id=SPACE, join_policy=types.JOIN_POLICY_ANYONE, changed_fields=["join_policy"]
+            ),
+        ],
+    ):
+        assert when(history, c.EvictListener(SPACE, "walk"), "room", claims=["system"]) == []
+    assert when([*state, *guest, closed], c.EvictListener(SPACE, "gus"), "room", claims=["system"]) == []
+    assert when([*state, *guest, closed], c.EvictListener(SPACE, "sam"), "room", claims=["system"]) == []
+    with rejected(PermissionDenied, "SYSTEM_ONLY"):
+        when([*state, *guest, closed], c.EvictListener(SPACE, "walk"), HOST)
+
+
+def test_a_link_guest_who_left_no_longer_counts_as_one():
+    state = [*live(), invite_link("L1", at(3600))]
+    guest = when(state, c.JoinSpace(SPACE, "L1"), "gus")
+    assert "gus" in state_of(*state, *guest).link_guests
+    assert "gus" not in state_of(*state, *guest, left("gus")).link_guests
+    assert len(state_of(*state, *guest, ev.SpaceEnded(space_id=SPACE)).link_guests) == 0
+
+
 # Invites
 
 

@@ -80,6 +80,10 @@ class _LeaveReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_LeaveReas
     LEAVE_REASON_TIMED_OUT: _LeaveReason.ValueType  # 2
     LEAVE_REASON_REMOVED: _LeaveReason.ValueType  # 3
     LEAVE_REASON_SPACE_ENDED: _LeaveReason.ValueType  # 4
+    LEAVE_REASON_POLICY: _LeaveReason.ValueType  # 5
+    """The Space became invite-only and the listener held neither an invitation nor an invite
+    link. Unlike a removal, this bars nothing: invited, they may come back.
+    """
 
 class LeaveReason(_LeaveReason, metaclass=_LeaveReasonEnumTypeWrapper):
     """Why a participant left."""
@@ -89,6 +93,10 @@ LEAVE_REASON_LEFT: LeaveReason.ValueType  # 1
 LEAVE_REASON_TIMED_OUT: LeaveReason.ValueType  # 2
 LEAVE_REASON_REMOVED: LeaveReason.ValueType  # 3
 LEAVE_REASON_SPACE_ENDED: LeaveReason.ValueType  # 4
+LEAVE_REASON_POLICY: LeaveReason.ValueType  # 5
+"""The Space became invite-only and the listener held neither an invitation nor an invite
+link. Unlike a removal, this bars nothing: invited, they may come back.
+"""
 Global___LeaveReason: _TypeAlias = LeaveReason  # noqa: Y015
 
 class _SpeakerSource:

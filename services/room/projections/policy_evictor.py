@@ -1,0 +1,97 @@
+"""The evictor: when a Space turns invite-only, the listeners it no longer admits go.
+
+A switch to JOIN_POLICY_INVITED_ONLY applies to new joins at once (JoinSpace is decided on the
+Space's stream). Listeners who came in while the Space was open, with neither an invitation nor an
+invite link, are taken out here, after the fact: one `EvictListener` command each, so the room's
+events say `ParticipantLeft(POLICY)`. The host, co-hosts and speakers stay; so do the invited and
+link guests. Doing it here, not in UpdateSpace's own append, keeps that append small whatever the
+Space's size: the evictions of a Space of 100,000 listeners go through the executor's group commit,
+256 to an append.
+
+Each eviction is decided again on the Space as it is when it runs: a listener invited meanwhile,
+or a Space opened again, is left alone, so an event applied twice (a crash between the commands
+and the commit of the view's position) changes nothing twice. A durable view with no rows of its
+own: a restart goes on from its stored position. How long eviction takes is the published bound,
+`podium_room_eviction_seconds{cause="policy"}` (moderation's removals: `cause="ban"`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+
+import asyncpg
+
+from libs.domain.errors import Aborted, DomainError
+from libs.events.envelope import occurred_at
+from libs.events.topics import ROOM_EVENTS
+from libs.projection.runner import ConsumedEvent
+from libs.telemetry.metrics import EVICTION_SECONDS
+from podium.room.v1 import room_events_pb2 as ev
+from podium.room.v1 import room_types_pb2 as types
+from services.room.application.space_commands import SpaceCommands
+from services.room.domain.commands import EvictListener
+
+log = logging.getLogger(__name__)
+
+ATTEMPTS = 5  # of one eviction that keeps meeting a busy stream, before the batch is read again
+
+
+class PolicyEvictor:
+    name = "room-policy-evictor"
+    version = 1
+    topics = (ROOM_EVENTS,)
+    tables = ()
+
+    def __init__(self, commands: SpaceCommands):
+        self.commands = commands
+        self.evicted = 0  # for tests and the benchmark
+
+    async def apply(self, conn: asyncpg.Connection, events: Sequence[ConsumedEvent]) -> None:
+        causes: dict[str, ConsumedEvent] = {}  # Space id -> its latest switch to invite-only
+        for event in events:
+            e = event.payload
+            if isinstance(e, ev.SpaceUpdated) and _turned_invite_only(e):
+                causes[e.space_id] = event
+        for space_id, event in causes.items():
+            await self.evict(space_id, event)
+
+    async def evict(self, space_id: str, cause: ConsumedEvent) -> int:
+        """Takes out every listener the Space's policy no longer admits; how many went."""
+        state = await self.commands.current(space_id)
+        outside = state.listeners_outside_policy()
+        if not outside:
+            return 0
+        since = occurred_at(cause.envelope).timestamp()
+        done = await asyncio.gather(*(self._evict_one(space_id, u, cause, since) for u in outside))
+        evicted = sum(done)
+        self.evicted += evicted
+        log.info("evicted %d of %d listeners from %s, now invite-only", evicted, len(outside), space_id)
+        return evicted
+
+    async def _evict_one(self, space_id: str, user_id: str, cause: ConsumedEvent, since: float) -> bool:
+        for attempt in range(ATTEMPTS):
+            try:
+                left = await self.commands.run_as_system(
+                    space_id, EvictListener(space_id, user_id), cause.envelope.event_id
+                )
+            except Aborted:
+                # Other replicas' joins kept the stream busy; a failure after the last attempt
+                # fails the batch, which is then read again from the view's stored position.
+                if attempt == ATTEMPTS - 1:
+                    raise
+                await asyncio.sleep(0.05 * (attempt + 1))
+                continue
+            except DomainError as rejected:  # the Space is gone, say: nobody to evict
+                log.info("eviction of %s from %s not applied: %s", user_id, space_id, rejected.message)
+                return False
+            if left:
+                EVICTION_SECONDS.labels("policy").observe(max(0.0, time.time() - since))
+            return bool(left)
+        return False
+
+
+def _turned_invite_only(e: ev.SpaceUpdated) -> bool:
+    return "join_policy" in e.changed_fields and e.join_policy == types.JOIN_POLICY_INVITED_ONLY
