@@ -10,6 +10,9 @@ what that costs, in one run on one broker and database:
   capacity   one Space, one room process, offered `--capacity-rate`: the joins/s it sustains
   spread-capacity   the same over `--spaces` Spaces: what one room process sustains when no Space is hot
   hot-80     one Space, one room process, at 80 % of that capacity
+  eviction   one Space of `--evict-listeners` listeners under a join storm at `--rate`: moderation
+             bans `--bans` of them at `--ban-rate`/s, then the host makes it invite-only and the
+             room evicts everyone else (bench/eviction.py): p50/p99/max to the ParticipantLeft
 
 For each phase: joins acknowledged per room CPU-second, joins/s sustained, p50/p99 from the call
 to the join being visible in a second process's projection (bench/visibility_probe.py), client
@@ -33,6 +36,7 @@ from pathlib import Path
 import grpc
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench import eviction
 from bench.commands import create_live_spaces, open_loop_joins, percentile
 from bench.stack import BenchStack, cpu_seconds, run_header
 from libs.config.runtime import run
@@ -169,6 +173,17 @@ async def main(args) -> dict:
             phases.append(await phase("hot-80", [first], hot, at_80, args.duration))
             await asyncio.sleep(2.0)  # the last joins reach the probe
             visible = await probe.finish()
+            moderation = await stack.start("moderation")
+            result["eviction"] = await eviction.measure(
+                first.process.address,
+                first.metrics_port,
+                moderation.address,
+                stack.bootstrap,
+                listeners=args.evict_listeners,
+                storm_rate=args.rate,
+                bans=args.bans,
+                ban_rate=args.ban_rate,
+            )
         finally:
             probe.kill()
     for p in phases:
@@ -198,6 +213,11 @@ def parse_args(argv=None):
     )
     parser.add_argument("--duration", type=float, default=8, help="seconds of load per phase")
     parser.add_argument("--spaces", type=int, default=50, help="live Spaces the spread phase uses")
+    parser.add_argument(
+        "--evict-listeners", type=int, default=3000, help="listeners in the eviction phase's Space"
+    )
+    parser.add_argument("--bans", type=int, default=200, help="listeners moderation removes")
+    parser.add_argument("--ban-rate", type=float, default=20, help="removals/s, open loop")
     return parser.parse_args(argv)
 
 
@@ -213,6 +233,21 @@ def markdown(result: dict) -> str:
             f"{p['joins_per_room_cpu_s']} | {p['visible_p50_ms']} / {p['visible_p99_ms']} | "
             f"{p['conflicts_per_join']} | {p['errors'] or 'none'} |"
         )
+    if "eviction" in result:
+        e = result["eviction"]
+        lines += [
+            "",
+            f"Eviction, one Space of {e['listeners']} listeners, joins arriving at {e['storm_joins_per_s']:g}/s:",
+            "",
+            "| Cause | evicted / expected | p50 ms | p99 ms | max ms | room's own mean ms |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for cause in ("ban", "policy"):
+            c = e[cause]
+            lines.append(
+                f"| {cause} | {c['evicted']} / {c['expected']} | {c['p50_ms']} | {c['p99_ms']} | "
+                f"{c['max_ms']} | {c['room_metric_mean_ms']} |"
+            )
     return "\n".join(lines) + "\n"
 
 

@@ -114,12 +114,13 @@ class RemoveParticipant:
 
 
 @dataclass(frozen=True)
-class EvictListener:
-    """Issued by the room's evictor once the Space turned invite-only: the listener goes if the
-    policy as it is now still does not admit them (decided again, so a repeat changes nothing)."""
+class EvictListeners:
+    """Issued by the room's evictor once the Space turned invite-only: each of these listeners goes
+    if the policy as it is now still does not admit them (decided again, so a repeat changes
+    nothing). Many to a command: a Space of thousands is emptied in a few appends."""
 
     space_id: str
-    user_id: str
+    user_ids: tuple[str, ...]
 
 
 @dataclass(frozen=True)

@@ -438,12 +438,15 @@ def _remove(cmd: c.RemoveParticipant, state: Space, ctx: Context, limits: RoomLi
     return _leave_event(state, cmd.user_id, ev.LEAVE_REASON_REMOVED)
 
 
-def _evict(cmd: c.EvictListener, state: Space, ctx: Context, limits: RoomLimits) -> list[Message]:
+def _evict(cmd: c.EvictListeners, state: Space, ctx: Context, limits: RoomLimits) -> list[Message]:
     if SYSTEM_CLAIM not in ctx.claims:
         raise PermissionDenied("only the room service itself evicts listeners", reason=Reason.SYSTEM_ONLY)
-    if state.role_of(cmd.user_id) != types.ROLE_LISTENER or state.admits(cmd.user_id):
-        return []
-    return _leave_event(state, cmd.user_id, ev.LEAVE_REASON_POLICY)
+    return [
+        left
+        for user_id in dict.fromkeys(cmd.user_ids)
+        if state.role_of(user_id) == types.ROLE_LISTENER and not state.admits(user_id)
+        for left in _leave_event(state, user_id, ev.LEAVE_REASON_POLICY)
+    ]
 
 
 # Invites
@@ -637,7 +640,7 @@ _HANDLERS: dict[type, Callable[..., list[Message]]] = {
     c.LeaveSpace: _leave,
     c.TimeOutParticipant: _time_out,
     c.RemoveParticipant: _remove,
-    c.EvictListener: _evict,
+    c.EvictListeners: _evict,
     c.InviteUsers: _invite,
     c.CreateInviteLink: _create_link,
     c.AddCoHost: _add_co_host,

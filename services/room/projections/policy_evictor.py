@@ -2,11 +2,10 @@
 
 A switch to JOIN_POLICY_INVITED_ONLY applies to new joins at once (JoinSpace is decided on the
 Space's stream). Listeners who came in while the Space was open, with neither an invitation nor an
-invite link, are taken out here, after the fact: one `EvictListener` command each, so the room's
-events say `ParticipantLeft(POLICY)`. The host, co-hosts and speakers stay; so do the invited and
-link guests. Doing it here, not in UpdateSpace's own append, keeps that append small whatever the
-Space's size: the evictions of a Space of 100,000 listeners go through the executor's group commit,
-256 to an append.
+invite link, are taken out here, after the fact, so the room's events say
+`ParticipantLeft(POLICY)`. The host, co-hosts and speakers stay; so do the invited and link guests.
+Doing it here, not in UpdateSpace's own append, keeps that append small whatever the Space's size:
+the evictions go `CHUNK` listeners to an `EvictListeners` command, one append each, in turn.
 
 Each eviction is decided again on the Space as it is when it runs: a listener invited meanwhile,
 or a Space opened again, is left alone, so an event applied twice (a crash between the commands
@@ -32,11 +31,12 @@ from libs.telemetry.metrics import EVICTION_SECONDS
 from podium.room.v1 import room_events_pb2 as ev
 from podium.room.v1 import room_types_pb2 as types
 from services.room.application.space_commands import SpaceCommands
-from services.room.domain.commands import EvictListener
+from services.room.domain.commands import EvictListeners
 
 log = logging.getLogger(__name__)
 
-ATTEMPTS = 5  # of one eviction that keeps meeting a busy stream, before the batch is read again
+ATTEMPTS = 5  # of one chunk that keeps meeting a busy stream, before the batch is read again
+CHUNK = 1000  # listeners to an append: bounded transactions, few round trips
 
 
 class PolicyEvictor:
@@ -65,17 +65,20 @@ class PolicyEvictor:
         if not outside:
             return 0
         since = occurred_at(cause.envelope).timestamp()
-        done = await asyncio.gather(*(self._evict_one(space_id, u, cause, since) for u in outside))
-        evicted = sum(done)
+        evicted = 0
+        for start in range(0, len(outside), CHUNK):
+            evicted += await self._evict(space_id, tuple(outside[start : start + CHUNK]), cause, since)
         self.evicted += evicted
         log.info("evicted %d of %d listeners from %s, now invite-only", evicted, len(outside), space_id)
         return evicted
 
-    async def _evict_one(self, space_id: str, user_id: str, cause: ConsumedEvent, since: float) -> bool:
+    async def _evict(
+        self, space_id: str, user_ids: tuple[str, ...], cause: ConsumedEvent, since: float
+    ) -> int:
         for attempt in range(ATTEMPTS):
             try:
                 left = await self.commands.run_as_system(
-                    space_id, EvictListener(space_id, user_id), cause.envelope.event_id
+                    space_id, EvictListeners(space_id, user_ids), cause.envelope.event_id
                 )
             except Aborted:
                 # Other replicas' joins kept the stream busy; a failure after the last attempt
@@ -85,12 +88,13 @@ class PolicyEvictor:
                 await asyncio.sleep(0.05 * (attempt + 1))
                 continue
             except DomainError as rejected:  # the Space is gone, say: nobody to evict
-                log.info("eviction of %s from %s not applied: %s", user_id, space_id, rejected.message)
-                return False
-            if left:
-                EVICTION_SECONDS.labels("policy").observe(max(0.0, time.time() - since))
-            return bool(left)
-        return False
+                log.info("evictions from %s not applied: %s", space_id, rejected.message)
+                return 0
+            took = max(0.0, time.time() - since)
+            for _ in left:
+                EVICTION_SECONDS.labels("policy").observe(took)
+            return len(left)
+        return 0
 
 
 def _turned_invite_only(e: ev.SpaceUpdated) -> bool:

@@ -304,7 +304,17 @@ def test_turning_invite_only_leaves_out_only_listeners_without_an_invitation_or_
     # The host, the co-host, the speaker, the invitee and the link guest all still qualify.
     assert sorted(space.listeners_outside_policy()) == ["drop", "walk"]
     assert state_of(*state, *guest).listeners_outside_policy() == []  # an open Space evicts nobody
-    (out,) = when([*state, *guest, closed], c.EvictListener(SPACE, "walk"), "room", claims=["system"])
+    both = when(
+        [*state, *guest, closed],
+        c.EvictListeners(SPACE, ("walk", "gus", "drop", "walk")),
+        "room",
+        claims=["system"],
+    )
+    assert [(e.user_id, e.reason) for e in both] == [
+        ("walk", ev.LEAVE_REASON_POLICY),
+        ("drop", ev.LEAVE_REASON_POLICY),
+    ]
+    (out,) = when([*state, *guest, closed], c.EvictListeners(SPACE, ("walk",)), "room", claims=["system"])
     assert (out.reason, out.previous_role) == (ev.LEAVE_REASON_POLICY, types.ROLE_LISTENER)
     after = state_of(*state, *guest, closed, out)
     assert after.listeners_outside_policy() == ["drop"]
@@ -324,11 +334,11 @@ def test_turning_invite_only_leaves_out_only_listeners_without_an_invitation_or_
             ),
         ],
     ):
-        assert when(history, c.EvictListener(SPACE, "walk"), "room", claims=["system"]) == []
-    assert when([*state, *guest, closed], c.EvictListener(SPACE, "gus"), "room", claims=["system"]) == []
-    assert when([*state, *guest, closed], c.EvictListener(SPACE, "sam"), "room", claims=["system"]) == []
+        assert when(history, c.EvictListeners(SPACE, ("walk",)), "room", claims=["system"]) == []
+    assert when([*state, *guest, closed], c.EvictListeners(SPACE, ("gus",)), "room", claims=["system"]) == []
+    assert when([*state, *guest, closed], c.EvictListeners(SPACE, ("sam",)), "room", claims=["system"]) == []
     with rejected(PermissionDenied, "SYSTEM_ONLY"):
-        when([*state, *guest, closed], c.EvictListener(SPACE, "walk"), HOST)
+        when([*state, *guest, closed], c.EvictListeners(SPACE, ("walk",)), HOST)
 
 
 def test_a_link_guest_who_left_no_longer_counts_as_one():

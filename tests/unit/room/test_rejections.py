@@ -182,8 +182,8 @@ CASES = {
     "TimeOutParticipant/not-system": refusal(
         BUSY, c.TimeOutParticipant(SPACE, "lis"), HOST, PermissionDenied, "SYSTEM_ONLY"
     ),
-    "EvictListener/not-system": refusal(
-        BUSY, c.EvictListener(SPACE, "lis"), HOST, PermissionDenied, "SYSTEM_ONLY"
+    "EvictListeners/not-system": refusal(
+        BUSY, c.EvictListeners(SPACE, ("lis",)), HOST, PermissionDenied, "SYSTEM_ONLY"
     ),
     "RemoveParticipant/listener": refusal(
         BUSY, c.RemoveParticipant(SPACE, "asker"), "lis", PermissionDenied, "NOT_HOST_OR_CO_HOST"
@@ -374,7 +374,7 @@ EVERY_COMMAND = [
     c.LeaveSpace(SPACE),
     c.TimeOutParticipant(SPACE, "u"),
     c.RemoveParticipant(SPACE, "u"),
-    c.EvictListener(SPACE, "u"),
+    c.EvictListeners(SPACE, ("u",)),
     c.InviteUsers(SPACE, ("u",)),
     c.CreateInviteLink(SPACE, "L", at(60)),
     c.AddCoHost(SPACE, "u"),
