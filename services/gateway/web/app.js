@@ -246,11 +246,14 @@ async function lostMembership() {
     state.out = false;
   } catch (error) {
     if (error.reason === "SPACE_ENDED") return; // everyone leaves an ended Space; its replay follows
-    if (error.reason !== "REMOVED_FROM_SPACE") return fail(error);
+    // Removed by a host or a moderator, or evicted when the Space turned invite-only.
+    if (error.reason !== "REMOVED_FROM_SPACE" && error.reason !== "NOT_INVITED") return fail(error);
     dropMedia();
     $("removed").hidden = false;
     // The room's own words go with the refusal of a rejoin; the notice says who did it.
-    $("removed-reason").textContent = "A host or a moderator took you out of it.";
+    $("removed-reason").textContent = error.reason === "NOT_INVITED"
+      ? "The Space is now invite-only: an invitation or an invite link lets you back in."
+      : "A host or a moderator took you out of it.";
     document.body.dataset.removed = "true";
   }
 }

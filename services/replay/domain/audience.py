@@ -68,10 +68,14 @@ def evolve(audience: Audience, event: Message) -> Audience:
             return replace(audience, admitted=audience.admitted | {event.user_id})
         case rev.CoHostAdded():
             return replace(audience, co_hosts=audience.co_hosts | {event.user_id})
-        case rev.ParticipantLeft() if event.reason == rev.LEAVE_REASON_REMOVED:
+        case rev.ParticipantLeft() if event.reason in _NO_LONGER_ADMITTED:
             user = event.user_id
             return replace(audience, admitted=audience.admitted - {user}, co_hosts=audience.co_hosts - {user})
     return audience
+
+
+# Removed, or evicted when the Space turned invite-only: the Space's rules no longer admit them.
+_NO_LONGER_ADMITTED = frozenset({rev.LEAVE_REASON_REMOVED, rev.LEAVE_REASON_POLICY})
 
 
 def visible(audience: Audience, user_id: str, roles: frozenset[str] = frozenset()) -> bool:

@@ -53,6 +53,8 @@ INVITE_ONLY_SPACE = fold(
     left("left-early", rev.LEAVE_REASON_LEFT),
     joined("removed"),
     left("removed", rev.LEAVE_REASON_REMOVED),
+    joined("evicted"),
+    left("evicted", rev.LEAVE_REASON_POLICY),
     rev.SpaceEnded(space_id=S, reason=rev.END_REASON_HOST_ENDED),
 )
 
@@ -62,7 +64,7 @@ def test_an_invite_only_replay_is_for_its_host_co_hosts_and_everyone_admitted(us
     assert visible(INVITE_ONLY_SPACE, user_id)
 
 
-@pytest.mark.parametrize("user_id", ["stranger", "never-came", "removed"])
+@pytest.mark.parametrize("user_id", ["stranger", "never-came", "removed", "evicted"])
 def test_an_invite_only_replay_is_not_for_strangers_the_invited_who_never_came_or_the_removed(user_id):
     assert not visible(INVITE_ONLY_SPACE, user_id)
 
