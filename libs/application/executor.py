@@ -14,8 +14,12 @@ rejected alone; the others in its batch go ahead.
 
 Concurrency with other replicas. The cached state is trusted for the first
 try. A concurrent writer makes the append fail on `(stream_id, version)`; the
-batch is then decided again on the state reloaded from the store, up to
-`max_attempts` times, then every caller gets ABORTED. A rejection or a no-op
+batch is then decided again on the state reloaded from the store. A stream
+that has lost an append is contended: for `contention_seconds` after, each
+of its batches is decided and appended holding the stream's lock
+(`EventStore.exclusive`), on the state read under it. Two replicas writing one
+hot Space then take turns instead of overtaking each other, and the later one
+is never refused. After `max_attempts` every caller gets ABORTED. A rejection or a no-op
 (a decision with no events, which appends nothing and so meets no version
 check) is never returned on the strength of the cache alone: it is confirmed
 on fresh state. Otherwise a replica whose cache predates another replica's
@@ -33,12 +37,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
+import asyncpg
 from google.protobuf.message import Message
 
 from libs.domain.decider import Context, Decider, fold
@@ -115,6 +121,7 @@ class CommandExecutor(Generic[C, S]):
         max_attempts: int = 5,
         max_batch: int = 256,
         cache_size: int = 10_000,
+        contention_seconds: float = 5.0,
     ):
         self.store = store
         self.decider = decider
@@ -124,11 +131,16 @@ class CommandExecutor(Generic[C, S]):
         self._cache: OrderedDict[str, tuple[S, int]] = OrderedDict()
         self._cache_size = cache_size
         self._streams: dict[str, _Stream] = {}
+        self.contention_seconds = contention_seconds
+        self._contended: dict[str, float] = {}  # stream -> until when it is written under its lock
         self._draining: set[asyncio.Task] = set()
-        self.stats = {"commands": 0, "appends": 0, "conflicts": 0, "replayed": 0}
+        self.stats = {"commands": 0, "appends": 0, "conflicts": 0, "replayed": 0, "exclusive": 0}
 
-    async def load(self, stream_id: str, *, refresh: bool = True) -> tuple[S, int]:
-        """The stream's state and version: the cached value, topped up from the store.
+    async def load(
+        self, stream_id: str, *, refresh: bool = True, conn: asyncpg.Connection | None = None
+    ) -> tuple[S, int]:
+        """The stream's state and version: the cached value, topped up from the store (on `conn`,
+        when given: inside the caller's transaction).
 
         With `refresh=False` a cached stream is trusted as it is; the append's
         version check still catches a stale cache.
@@ -137,7 +149,7 @@ class CommandExecutor(Generic[C, S]):
         if cached is not None and not refresh:
             return cached
         state, version = cached or (self.decider.initial_state, 0)
-        recorded = await self.store.load(stream_id, after_version=version)
+        recorded = await self.store.load(stream_id, after_version=version, conn=conn)
         if recorded:
             state = fold(self.decider.evolve, state, ((r.payload, r.occurred_at) for r in recorded))
             version = recorded[-1].version
@@ -205,35 +217,30 @@ class CommandExecutor(Generic[C, S]):
         for _attempt in range(self.max_attempts):
             if not pending:
                 return
-            state, version = await self.load(stream_id, refresh=not trust_cache)
-            decided = self._decide_all(pending, state, trusted=trust_cache)
+            try:
+                if self._is_contended(stream_id):
+                    self.stats["exclusive"] += 1
+                    async with self.store.exclusive(stream_id) as conn:
+                        decided = await self._decide_and_append(stream_id, stream, pending, False, conn)
+                else:
+                    decided = await self._decide_and_append(stream_id, stream, pending, trust_cache, None)
+                if decided is not None and decided[1] is not None:  # committed: the cache follows
+                    self._remember(stream_id, *decided[1])
+            except ConcurrencyConflict:
+                self.stats["conflicts"] += 1
+                COMMAND_CONFLICTS.labels(self.topic.name).inc()
+                self._mark_contended(stream_id)
+                trust_cache = False
+                continue
+            except DuplicateRequest:
+                # Another replica answered one of these requests first: answer from its record.
+                pending = await self._answer_retries(pending)
+                trust_cache = False
+                continue
             if decided is None:  # a rejection on cached state: decide again on fresh state
                 trust_cache = False
                 continue
-            new_state, events, records, outcomes = decided
-            if events or records:
-                try:
-                    await self.store.append(
-                        stream_id=stream_id,
-                        space_id=stream.space_id,
-                        topic=self.topic.name,
-                        expected_version=version,
-                        events=events,
-                        idempotency=records,
-                        key=stream.key,
-                    )
-                except ConcurrencyConflict:
-                    self.stats["conflicts"] += 1
-                    COMMAND_CONFLICTS.labels(self.topic.name).inc()
-                    trust_cache = False
-                    continue
-                except DuplicateRequest:
-                    # Another replica answered one of these requests first: answer from its record.
-                    pending = await self._answer_retries(pending)
-                    trust_cache = False
-                    continue
-                self.stats["appends"] += 1
-                self._remember(stream_id, new_state, version + len(events))
+            outcomes = decided[0]
             retried = [c for c, o in outcomes if isinstance(o, BaseException) and c.request_key]
             if retried:
                 await self._answer_retries(retried)
@@ -252,6 +259,55 @@ class CommandExecutor(Generic[C, S]):
                     reason=Reason.CONCURRENCY_CONFLICT,
                 )
             )
+
+    def _mark_contended(self, stream_id: str) -> None:
+        now = time.monotonic()
+        self._contended[stream_id] = now + self.contention_seconds
+        if len(self._contended) > self._cache_size:  # streams that conflicted once, long ago
+            for stale in [s for s, until in self._contended.items() if until <= now]:
+                del self._contended[stale]
+
+    def _is_contended(self, stream_id: str) -> bool:
+        until = self._contended.get(stream_id)
+        if until is None:
+            return False
+        if until > time.monotonic():
+            return True
+        del self._contended[stream_id]
+        return False
+
+    async def _decide_and_append(
+        self,
+        stream_id: str,
+        stream: _Stream,
+        pending: list[_Call],
+        trust_cache: bool,
+        conn: asyncpg.Connection | None,
+    ) -> tuple[list[tuple[_Call, Message | BaseException]], tuple[S, int] | None] | None:
+        """One attempt: decides `pending` on the stream's state and appends what they decided.
+        The outcomes and, when it appended, the state and version after; None when a decision on
+        cached state must be made again on fresh state. The caller caches the state only once it
+        is committed: a cache ahead of the store would make the next append leave a gap.
+        Raises ConcurrencyConflict or DuplicateRequest from the append."""
+        state, version = await self.load(stream_id, refresh=not trust_cache, conn=conn)
+        decided = self._decide_all(pending, state, trusted=trust_cache)
+        if decided is None:
+            return None
+        new_state, events, records, outcomes = decided
+        if not (events or records):
+            return outcomes, None
+        await self.store.append(
+            stream_id=stream_id,
+            space_id=stream.space_id,
+            topic=self.topic.name,
+            expected_version=version,
+            events=events,
+            idempotency=records,
+            key=stream.key,
+            conn=conn,
+        )
+        self.stats["appends"] += 1
+        return outcomes, (new_state, version + len(events))
 
     def _decide_all(self, calls: list[_Call], state: S, *, trusted: bool):
         events: list[NewEvent] = []

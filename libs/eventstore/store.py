@@ -4,6 +4,12 @@ One `append` is one SQL statement, hence one transaction: the events, their
 outbox rows and (when the command carried a `request_id`) the stored response
 all commit together, or none of them do. A command is acknowledged only after that commit.
 
+Writers of one stream exclude each other while they append: every append
+takes the stream's transaction-scoped advisory lock first, in the same
+statement. A writer that keeps losing its stream to another replica takes the
+same lock for a whole decision instead (`exclusive`): it reads what is new,
+decides and appends while no one else can, so its append cannot lose.
+
 Stored responses expire: a record older than `idempotency_retention` is treated
 as absent by every lookup and by `append` (which replaces it), whether or not
 `purge_expired_responses` has deleted it yet. Records with `expires=False` (the
@@ -12,7 +18,9 @@ reactions to other services' events) are kept.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import hashlib
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -85,8 +93,10 @@ class EventStore:
         # A stored response still stands: kept for ever, or younger than the retention ($2).
         self._live = "(NOT expires OR created_at > now() - $2::interval)"
 
-    async def load(self, stream_id: str, after_version: int = 0) -> list[RecordedEvent]:
-        rows = await self.pool.fetch(
+    async def load(
+        self, stream_id: str, after_version: int = 0, *, conn: asyncpg.Connection | None = None
+    ) -> list[RecordedEvent]:
+        rows = await (conn or self.pool).fetch(
             f"SELECT envelope, global_position FROM {self.schema}.events "
             "WHERE stream_id = $1 AND version > $2 ORDER BY version",
             stream_id,
@@ -176,6 +186,21 @@ class EventStore:
         )
         return int(status.split()[-1])
 
+    def lock_key(self, stream_id: str) -> int:
+        """The stream's advisory lock: a stable 64-bit hash of schema and stream (a collision only
+        makes two streams wait for each other)."""
+        digest = hashlib.blake2b(f"{self.schema}:{stream_id}".encode(), digest_size=8).digest()
+        return int.from_bytes(digest, "big", signed=True)
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self, stream_id: str) -> AsyncIterator[asyncpg.Connection]:
+        """A transaction that holds the stream's lock: `load` and `append` on the connection it
+        gives see and write the stream with no other writer in between. Committed on exit;
+        rolled back on an exception."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", self.lock_key(stream_id))
+            yield conn
+
     async def append(
         self,
         *,
@@ -186,10 +211,12 @@ class EventStore:
         events: Sequence[NewEvent],
         idempotency: Sequence[IdempotencyRecord] = (),
         key: str | None = None,
+        conn: asyncpg.Connection | None = None,
     ) -> list[EventEnvelope]:
         """Appends `events` after `expected_version`, atomically with the outbox.
 
-        The records are keyed by `key`, by default the Space id.
+        The records are keyed by `key`, by default the Space id. With `conn` (from `exclusive`),
+        inside that transaction.
         Raises ConcurrencyConflict if the stream moved on, and DuplicateRequest
         if a concurrent call stored one of the idempotency keys first.
         """
@@ -208,12 +235,16 @@ class EventStore:
         s = self.schema
         # One statement, so one round trip and atomic without an explicit transaction:
         # the events, their outbox rows (which wake the relay) and the stored responses.
+        # The stream's lock is taken before any row is made (the insert reads `locked` first), so
+        # an `exclusive` writer's decision is never overtaken.
         sql = f"""
-            WITH appended AS (
+            WITH locked AS MATERIALIZED (
+                SELECT pg_advisory_xact_lock($14::bigint)
+            ), appended AS (
                 INSERT INTO {s}.events
                     (event_id, stream_id, version, space_id, event_type, occurred_at, topic, record_key, envelope)
                 SELECT e.id, $2, e.version, $3, e.type, e.at, $4, $12, e.envelope
-                FROM unnest($1::uuid[], $5::bigint[], $6::text[], $7::timestamptz[], $8::bytea[])
+                FROM locked, unnest($1::uuid[], $5::bigint[], $6::text[], $7::timestamptz[], $8::bytea[])
                     AS e(id, version, type, at, envelope)
                 RETURNING global_position, envelope
             ), queued AS (
@@ -239,10 +270,11 @@ class EventStore:
             [r.response for r in idempotency],
             key if key is not None else space_id,
             [r.expires for r in idempotency],
+            self.lock_key(stream_id),
         )
         while True:
             try:
-                await self.pool.fetchval(sql, *args)
+                await (conn or self.pool).fetchval(sql, *args)
                 return envelopes
             except asyncpg.UniqueViolationError as e:
                 if "idempotency" not in (e.constraint_name or "") and e.table_name != "idempotency":
@@ -251,7 +283,10 @@ class EventStore:
                     ) from e
                 # A record past the retention that no purge has deleted yet is no record:
                 # delete it and append again. Otherwise a live record won (a retry, or a race).
-                if not await self._forget_expired([r.key for r in idempotency]):
+                # In a transaction of the caller's, which the failure has ended, the caller tries
+                # again: the requests the stored responses do not answer go round once more.
+                forgotten = await self._forget_expired([r.key for r in idempotency])
+                if not forgotten or conn is not None:
                     raise DuplicateRequest(e.detail or "") from e
 
 

@@ -1,5 +1,6 @@
 """The executor's retry bound, with a store that always loses the race (a fake: this is retry logic only)."""
 
+import contextlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -19,8 +20,12 @@ from podium.room.v1 import room_events_pb2
 class AlwaysConflicting:
     appends: int = 0
 
-    async def load(self, stream_id, after_version=0):
+    async def load(self, stream_id, after_version=0, conn=None):
         return []
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self, stream_id):
+        yield None  # a real store's lock would make the append win; this one never does
 
     async def append(self, **_kwargs):
         self.appends += 1
