@@ -44,6 +44,10 @@ class PolicyEvictor:
     version = 1
     topics = (ROOM_EVENTS,)
     tables = ()
+    # It reads every room event to act on a few: once live, each transaction (its position) waits
+    # this long for more. That adds as much to the eviction bound, and took back the fifth of the
+    # room's CPU a transaction per fetch cost at 2,000 joins/s offered.
+    live_batch_ms = 100
 
     def __init__(self, commands: SpaceCommands):
         self.commands = commands
