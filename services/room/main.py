@@ -53,7 +53,7 @@ async def serve(settings: RoomSettings) -> None:
         shell.add_durable_view(directory)
         shell.add_durable_view(moderation)
         shell.add_durable_view(PresenceReactions(commands))
-        shell.add_durable_view(PolicyEvictor(commands))
+        shell.add_durable_view(PolicyEvictor(commands, settings.room_eviction_chunk))
         shell.add_background(AbandonedSpaceSweeper(commands, directory, settings.room_sweep_interval_seconds))
         shell.add_background(LiveCensus(directory, settings.room_census_interval_seconds))
         shell.add_background(ScheduledSpaces(commands, directory, settings.room_sweep_interval_seconds))

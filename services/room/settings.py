@@ -61,6 +61,12 @@ class RoomSettings(PodiumSettings):
         "(ranking scores every row it ranks, and a common word matches most Spaces); the other orders "
         "see every match.",
     )
+    room_eviction_chunk: int = Field(
+        1000,
+        ge=1,
+        description="Listeners the evictor takes out of a Space per append when it turns invite-only: "
+        "each append is one transaction, so this bounds their size.",
+    )
     room_census_interval_seconds: float = Field(
         5, gt=0, description="How often the live-Space metrics are read from the directory."
     )

@@ -27,7 +27,13 @@ from tests.faults.support import Load, assert_sound, judge_stored, record, settl
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
-READERS = {"room-space-directory", "moderation-room-roles", "presence-space-board", "media-relay-spaces"}
+READERS = {
+    "room-space-directory",
+    "room-policy-evictor",
+    "moderation-room-roles",
+    "presence-space-board",
+    "media-relay-spaces",
+}
 
 
 def _unknown_type(space_id: str) -> bytes:

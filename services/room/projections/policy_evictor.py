@@ -5,7 +5,7 @@ Space's stream). Listeners who came in while the Space was open, with neither an
 invite link, are taken out here, after the fact, so the room's events say
 `ParticipantLeft(POLICY)`. The host, co-hosts and speakers stay; so do the invited and link guests.
 Doing it here, not in UpdateSpace's own append, keeps that append small whatever the Space's size:
-the evictions go `CHUNK` listeners to an `EvictListeners` command, one append each, in turn.
+the evictions go `chunk` listeners to an `EvictListeners` command, one append each, in turn.
 
 Each eviction is decided again on the Space as it is when it runs: a listener invited meanwhile,
 or a Space opened again, is left alone, so an event applied twice (a crash between the commands
@@ -36,7 +36,6 @@ from services.room.domain.commands import EvictListeners
 log = logging.getLogger(__name__)
 
 ATTEMPTS = 5  # of one chunk that keeps meeting a busy stream, before the batch is read again
-CHUNK = 1000  # listeners to an append: bounded transactions, few round trips
 
 
 class PolicyEvictor:
@@ -49,8 +48,9 @@ class PolicyEvictor:
     # room's CPU a transaction per fetch cost at 2,000 joins/s offered.
     live_batch_ms = 100
 
-    def __init__(self, commands: SpaceCommands):
+    def __init__(self, commands: SpaceCommands, chunk: int = 1000):
         self.commands = commands
+        self.chunk = chunk  # listeners to an append: bounded transactions, few round trips
         self.evicted = 0  # for tests and the benchmark
 
     async def apply(self, conn: asyncpg.Connection, events: Sequence[ConsumedEvent]) -> None:
@@ -70,8 +70,8 @@ class PolicyEvictor:
             return 0
         since = occurred_at(cause.envelope).timestamp()
         evicted = 0
-        for start in range(0, len(outside), CHUNK):
-            evicted += await self._evict(space_id, tuple(outside[start : start + CHUNK]), cause, since)
+        for start in range(0, len(outside), self.chunk):
+            evicted += await self._evict(space_id, tuple(outside[start : start + self.chunk]), cause, since)
         self.evicted += evicted
         log.info("evicted %d of %d listeners from %s, now invite-only", evicted, len(outside), space_id)
         return evicted
