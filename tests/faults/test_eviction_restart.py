@@ -45,7 +45,10 @@ async def test_sigkill_the_room_while_it_evicts_and_every_listener_goes_once(sta
     listeners = [f"evict-{n}" for n in range(LISTENERS)]
     for start in range(0, LISTENERS, 250):
         await asyncio.gather(
-            *(RoomClient(room.channel, u).JoinSpace(space_id=space_id) for u in listeners[start : start + 250])
+            *(
+                RoomClient(room.channel, u).JoinSpace(space_id=space_id)
+                for u in listeners[start : start + 250]
+            )
         )
     await host.UpdateSpace(
         space_id=space_id,
@@ -69,5 +72,7 @@ async def test_sigkill_the_room_while_it_evicts_and_every_listener_goes_once(sta
     assert sorted(out) == sorted(listeners), "each listener evicted exactly once"
     versions = [v for stream, v, _ in await stored_events(private_database_url, "room", space_id)]
     assert versions == list(range(1, len(versions) + 1))
-    present = {p.user_id for p in (await host.ListParticipants(space_id=space_id, page_size=100)).participants}
+    present = {
+        p.user_id for p in (await host.ListParticipants(space_id=space_id, page_size=100)).participants
+    }
     assert present == {"evict-host", "evict-invited"}
