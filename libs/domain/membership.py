@@ -26,7 +26,9 @@ memory (`SpaceMembers`), a frozen value with a persistent map (`Membership`, the
 state: O(1) per event, and the state it was given is never changed), a faust table keyed by
 Space and user (analytics). A user's entry changes
 only with events about that user, so the entries of different users commute: listener shards can
-keep theirs apart and fold them independently (counts add up across shards). Ending a Space does
+keep theirs apart and fold them independently (counts add up across shards). A join folded after
+its user's promotion takes the role the roster lists, so a join and a promotion kept on different
+streams give the same entry in either order (tests/unit/membership/test_cross_stream_order.py). Ending a Space does
 not touch the entries: once the Space is over, `role_of` says nobody is in.
 
 Blocks are not here: they are keyed by host, not by Space, and the room consults moderation's
@@ -183,9 +185,16 @@ def _without(users: tuple[str, ...], user_id: str) -> tuple[str, ...]:
 
 
 def _joined(r: Roster, m: Member, e: rev.ParticipantJoined, at: Any) -> tuple[Roster, Member]:
-    return r, Member(
-        e.role or rt.ROLE_LISTENER, at, m.muted, m.mute_kind, m.hand_raised_at, m.removed, m.barred
-    )
+    role = e.role or rt.ROLE_LISTENER
+    if role == rt.ROLE_LISTENER and (r.co_hosts or r.speakers):
+        # A voice the roster already lists: its promotion was folded before this join. Never so
+        # on one stream (the room promotes only people who are in); with listener shards a join
+        # and a promotion are on different streams, and either may be folded first.
+        if e.user_id in r.co_hosts:
+            role = rt.ROLE_CO_HOST
+        elif e.user_id in r.speakers:
+            role = rt.ROLE_SPEAKER
+    return r, Member(role, at, m.muted, m.mute_kind, m.hand_raised_at, m.removed, m.barred)
 
 
 def _left(r: Roster, m: Member, e: rev.ParticipantLeft, at: Any) -> tuple[Roster, Member]:
