@@ -1,0 +1,33 @@
+"""The streams a Space's room events are on, by name.
+
+Each Space has its own stream in the room's event store, `space-<id>`: its lifecycle, policy,
+invitations, voices and queue to speak, decided strictly in order. Listener shards (ADR 0012)
+add streams `space-<id>/l<k>` that hold only joins and leaves of listeners, so a Space's room
+events may come on more than one stream. Every record stays keyed by the Space id, so one
+Space's events, whatever their stream, share a partition (and presence's heartbeats, which are
+co-partitioned with them). Order holds per stream, not per Space: consumers track the version
+they have applied per stream, and read-your-writes tokens (`room_version`) name the Space's own
+stream.
+"""
+
+from __future__ import annotations
+
+SPACE_STREAM_PREFIX = "space-"
+SHARD_MARK = "/l"
+
+
+def space_stream(space_id: str) -> str:
+    """The Space's own stream: everything but listeners' joins and leaves once it has shards."""
+    return f"{SPACE_STREAM_PREFIX}{space_id}"
+
+
+def listener_shard_stream(space_id: str, shard: int) -> str:
+    """Listener shard `shard` of the Space: joins and leaves of the listeners it holds."""
+    if shard < 0:
+        raise ValueError(f"a shard number is not negative, got {shard}")
+    return f"{SPACE_STREAM_PREFIX}{space_id}{SHARD_MARK}{shard}"
+
+
+def is_space_stream(stream_id: str, space_id: str) -> bool:
+    """`stream_id` is the Space's own stream (not one of its listener shards)."""
+    return len(stream_id) == len(SPACE_STREAM_PREFIX) + len(space_id) and stream_id == space_stream(space_id)
