@@ -12,6 +12,8 @@ stream.
 
 from __future__ import annotations
 
+import zlib
+
 SPACE_STREAM_PREFIX = "space-"
 SHARD_MARK = "/l"
 
@@ -31,3 +33,11 @@ def listener_shard_stream(space_id: str, shard: int) -> str:
 def is_space_stream(stream_id: str, space_id: str) -> bool:
     """`stream_id` is the Space's own stream (not one of its listener shards)."""
     return len(stream_id) == len(SPACE_STREAM_PREFIX) + len(space_id) and stream_id == space_stream(space_id)
+
+
+def shard_of(user_id: str, shards: int) -> int:
+    """The listener shard of `user_id` among `shards`: the same in every process and release
+    (CRC-32 of the UTF-8 id, not Python's salted `hash`)."""
+    if shards < 1:
+        raise ValueError(f"a Space has at least one listener shard, got {shards}")
+    return zlib.crc32(user_id.encode()) % shards
