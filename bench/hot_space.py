@@ -10,6 +10,7 @@ what that costs, in one run on one broker and database:
   capacity   one Space, one room process, offered `--capacity-rate`: the joins/s it sustains
   spread-capacity   the same over `--spaces` Spaces: what one room process sustains when no Space is hot
   hot-80     one Space, one room process, at 80 % of that capacity
+  (with --shard-joins-per-second N, the room processes grow a hot Space's listener shards, ADR 0012)
   eviction   one Space of `--evict-listeners` listeners under a join storm at `--rate`: moderation
              bans `--bans` of them at `--ban-rate`/s, then the host makes it invite-only and the
              room evicts everyone else (bench/eviction.py): p50/p99/max to the ParticipantLeft
@@ -91,9 +92,13 @@ class Probe:
             self.process.kill()
 
 
-async def start_room(stack: BenchStack) -> Room:
+async def start_room(stack: BenchStack, shard_joins_per_second: float = 0) -> Room:
     port = free_port()
-    process = await stack.start("room", {"PODIUM_METRICS_PORT": str(port)})
+    env = {
+        "PODIUM_METRICS_PORT": str(port),
+        "PODIUM_ROOM_LISTENER_SHARD_JOINS_PER_SECOND": f"{shard_joins_per_second:g}",
+    }
+    process = await stack.start("room", env)
     return Room(process, port)
 
 
@@ -151,7 +156,7 @@ def visibility(result: dict, visible: dict[str, float]) -> None:
 async def main(args) -> dict:
     result = run_header()
     async with BenchStack() as stack:
-        first = await start_room(stack)
+        first = await start_room(stack, args.shard_joins_per_second)
         probe = Probe(stack)
         try:
             await probe.ready()
@@ -163,7 +168,7 @@ async def main(args) -> dict:
                 await phase("spread-1", [first], spread, args.rate, args.duration),
                 await phase("hot-1", [first], hot, args.rate, args.duration),
             ]
-            second = await start_room(stack)
+            second = await start_room(stack, args.shard_joins_per_second)
             phases.append(await phase("hot-2", [first, second], hot, args.rate, args.duration))
             await second.process.stop()
             capacity = await phase("capacity", [first], hot, args.capacity_rate, args.duration)
@@ -215,6 +220,12 @@ def parse_args(argv=None):
     parser.add_argument("--spaces", type=int, default=50, help="live Spaces the spread phase uses")
     parser.add_argument(
         "--evict-listeners", type=int, default=3000, help="listeners in the eviction phase's Space"
+    )
+    parser.add_argument(
+        "--shard-joins-per-second",
+        type=float,
+        default=0,
+        help="PODIUM_ROOM_LISTENER_SHARD_JOINS_PER_SECOND of the room processes (0: no listener shards)",
     )
     parser.add_argument("--bans", type=int, default=200, help="listeners moderation removes")
     parser.add_argument("--ban-rate", type=float, default=20, help="removals/s, open loop")

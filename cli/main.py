@@ -349,7 +349,7 @@ def state(
     from datetime import UTC, datetime
 
     from libs.config.settings import PodiumSettings
-    from libs.events.tail import TailError, space_history
+    from libs.events.tail import TailError, space_history, space_log
     from libs.events.topics import MEDIA_EVENTS, MODERATION_EVENTS, ROOM_EVENTS
     from services.replay.domain.space_at import ROLE_NAMES, merge_by_time, state_at
 
@@ -358,7 +358,8 @@ def state(
     settings = PodiumSettings(kafka_bootstrap_servers=bootstrap)
 
     async def rebuild():
-        room = await space_history(settings, ROOM_EVENTS.name, space, until=moment)
+        # With each event's stream and version: the version shown is the Space's own stream's.
+        room = await space_log(settings, ROOM_EVENTS.name, space, until=moment)
         others = []
         for topic in (MODERATION_EVENTS.name, MEDIA_EVENTS.name):
             try:

@@ -1,6 +1,6 @@
 """One Space's figures, folded from its events: the one implementation, for analytics and `podium report`.
 
-    apply_room(stats, members, event, at, version) -> closed windows   (in room-stream order)
+    apply_room(stats, members, event, at, version, stream) -> closed windows   (in stream order)
     apply_talking(stats, stream, version, event)                        (order does not matter)
     apply_replay(stats, stream, version, event)                         (order does not matter)
     close_windows(stats, until)                    -> closed windows   (a clock tick)
@@ -14,10 +14,16 @@ keeps it in a faust table, `podium report` (`libs.analytics.space_report`) in a
 dict. Who is in and in which role is the membership fold every service shares
 (`libs.domain.membership`); this module counts with it.
 
-Only room events change counts and windows, and they arrive in stream order;
-talking and replay events only add to sums. So the figures are a function of
-the events alone, never of when or in which interleaving they were processed:
-a rebuild from the log gives the same values.
+Only room events change counts and windows, and they arrive in stream order:
+each of the Space's room streams (its own and its listener shards, ADR 0012)
+in its own order, interleaved as the room topic's partition holds them, which
+a rebuild reads the same way. Talking and replay events only add to sums. So
+the figures are a function of the events alone, never of when or in which
+interleaving of the topics they were processed: a rebuild from the log gives
+the same values. Who is in, and in which role, does not depend on how the room
+streams interleave either (`libs.domain.membership`); what accrues with time
+between room events (listener-seconds, windows, settling) follows the
+partition's order.
 
 Listeners are users in the listener role, including a speaker moved back to
 listening. Peak and unique listeners count a listener once the role has
@@ -41,6 +47,7 @@ from collections.abc import MutableMapping
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from libs.domain import membership as ms
+from libs.domain.streams import is_space_stream
 from podium.analytics.v1 import analytics_stats_pb2 as an
 from podium.media.v1 import media_events_pb2 as mev
 from podium.replay.v1 import replay_events_pb2 as rpe
@@ -87,7 +94,8 @@ def empty(space_id: str, window_seconds: int) -> dict:
         "waits": [],
         "joins": {},
         "listens": 0,
-        "room_version": 0,
+        "room_version": 0,  # the Space's own room stream: the last version folded in
+        "shard_versions": {},  # its listener shard streams -> last version folded in
         "versions": {},  # other streams (media, replay) -> last version folded in
         "window_start": None,  # the open window: start, listeners at start, peak inside it
         "window_first": 0,
@@ -99,14 +107,30 @@ def is_live(stats: dict) -> bool:
     return stats["started_at"] is not None and stats["ended_at"] is None
 
 
+def room_version(stats: dict, stream_id: str | None = None) -> int:
+    """The last version folded in of the Space's room stream `stream_id` (its own when none is named)."""
+    shard = _shard(stats, stream_id)
+    return stats.get("shard_versions", {}).get(shard, 0) if shard else stats["room_version"]
+
+
 def apply_room(
-    stats: dict, members: MutableMapping[str, dict], event, at: float, version: int
+    stats: dict,
+    members: MutableMapping[str, dict],
+    event,
+    at: float,
+    version: int,
+    stream_id: str | None = None,
 ) -> list[an.ListenersInWindow]:
-    """Folds one room event (the Space's next, by version); returns the windows it closed."""
-    if version <= stats["room_version"]:
+    """Folds one room event, the next by version of its stream `stream_id` (the Space's own when
+    none is named); returns the windows it closed."""
+    shard = _shard(stats, stream_id)
+    if version <= room_version(stats, shard):
         return []  # a duplicate delivery
-    stats["room_version"] = version
-    members = MembersAsOf(members, version)
+    if shard:
+        stats.setdefault("shard_versions", {})[shard] = version
+    else:
+        stats["room_version"] = version
+    members = MembersAsOf(members, version, shard)
     _upcast(stats)
     closed = close_windows(stats, at) if is_live(stats) else []
     # An entry written at this version reads as it was before it (MembersAsOf), so who has just
@@ -251,9 +275,7 @@ def _settle(stats: dict, members: MutableMapping[str, dict], until: float) -> se
             key = member_key(stats["space_id"], user)
             entry = members.get(key)
             if entry is not None:
-                members[key] = {k: v for k, v in entry.items() if k not in ("version", "prior")} | {
-                    "listened": True
-                }
+                members[key] = {k: v for k, v in entry.items() if k not in MARKS} | {"listened": True}
     return first
 
 
@@ -276,6 +298,11 @@ def _upcast(stats: dict) -> None:
         stats["peak"] = max(stats["peak"], stats["settled"])
 
 
+def _shard(stats: dict, stream_id: str | None) -> str:
+    """The listener shard stream `stream_id` names, or "" for the Space's own room stream."""
+    return "" if not stream_id or is_space_stream(stream_id, stats["space_id"]) else stream_id
+
+
 def _first_delivery(stats: dict, stream_id: str, version: int) -> bool:
     if version <= stats["versions"].get(stream_id, 0):
         return False
@@ -291,22 +318,26 @@ def _advance(stats: dict, at: float) -> None:
         stats["last_at"] = at
 
 
+MARKS = ("version", "stream", "prior")  # what MembersAsOf adds to a member's entry
+
+
 class MembersAsOf(MutableMapping):
-    """The members table as room event `version` must see it.
+    """The members table as room event `version` of stream `shard` ("" for the Space's own) must see it.
 
     The Space's figures and its members are two tables, written one after the other with no
     transaction. A crash between the writes leaves a member already changed by an event whose
     figures were lost; the event is then folded again, and must see the member as it was before.
-    So each entry records the version that wrote it and the entry it replaced. (The writes reach
-    the broker in the order they are made, so a member is at most that one event ahead.)
+    So each entry records the event that wrote it (its stream and version: every stream numbers its
+    events from 1) and the entry it replaced. (The writes reach the broker in the order they are
+    made, so a member is at most that one event ahead.)
     """
 
-    def __init__(self, table: MutableMapping[str, dict], version: int):
-        self.table, self.version = table, version
+    def __init__(self, table: MutableMapping[str, dict], version: int, shard: str = ""):
+        self.table, self.version, self.shard = table, version, shard
 
     def __getitem__(self, key: str) -> dict:
         entry = self.table[key]
-        if entry.get("version") == self.version:
+        if entry.get("version") == self.version and entry.get("stream", "") == self.shard:
             if entry.get("prior") is None:
                 raise KeyError(key)
             return entry["prior"]
@@ -315,8 +346,8 @@ class MembersAsOf(MutableMapping):
     def __setitem__(self, key: str, value: dict) -> None:
         prior = self.get(key)
         if prior is not None:
-            prior = {k: v for k, v in prior.items() if k not in ("version", "prior")}
-        self.table[key] = {**value, "version": self.version, "prior": prior}
+            prior = {k: v for k, v in prior.items() if k not in MARKS}
+        self.table[key] = {**value, "version": self.version, "stream": self.shard, "prior": prior}
 
     def __delitem__(self, key: str) -> None:
         del self.table[key]

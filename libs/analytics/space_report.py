@@ -1,7 +1,9 @@
 """A Space's summary for `podium report`, computed from its events alone: who came, who spoke, who asked.
 
-Pure: give it the Space's room events with the times they occurred, in log
-order (and its media events, for talking time), and it returns the figures. They are analytics' own figures, folded by
+Pure: give it the Space's room events with the times they occurred, each once
+in log order, every stream of the Space's (its own and its listener shards)
+in its version order, as `libs.events.tail.space_history` reads them (and its
+media events, for talking time), and it returns the figures. They are analytics' own figures, folded by
 the same code (`libs.analytics.space_figures`), so the report and the
 published SpaceStats never disagree. Event time only, so rebuilding from the
 log always gives the same report.
@@ -45,14 +47,15 @@ def build(
     space_id: str, events: list[tuple[object, datetime]], media_events: list[tuple[object, datetime]] = ()
 ) -> SpaceReport:
     """The report from the Space's room events and, for talking time, its media events (each list in
-    stream order, each event once)."""
+    log order, each event once)."""
     report = SpaceReport(space_id)
     stats, members = empty(space_id, 60), {}
     for version, (event, _) in enumerate(media_events, start=1):
         apply_talking(stats, "media", version, event)
     last = None
-    for version, (event, at) in enumerate(events, start=1):
-        apply_room(stats, members, event, at.timestamp(), version)
+    # Each event once already: a position serves as the version apply_room drops repeats by.
+    for position, (event, at) in enumerate(events, start=1):
+        apply_room(stats, members, event, at.timestamp(), position)
         last = at
         if not report.listeners_over_time or report.listeners_over_time[-1][1] != stats["listeners"]:
             report.listeners_over_time.append((at, stats["listeners"]))

@@ -44,7 +44,11 @@ class CommandIssuer:
         respond: Callable[..., R],
         response_type: type[R],
         key: str | None = None,
+        remember: bool = True,
     ) -> R:
+        """Runs the caller's command. Its response is stored under `request_id` unless not to
+        `remember` it (a command one request runs on several streams, which changes nothing twice);
+        `request_id` is the causation of its events either way."""
         correlation = caller.correlation_id or new_id()
         return await self.executor.execute(
             stream_id=stream_id,
@@ -60,7 +64,7 @@ class CommandIssuer:
             ),
             respond=respond,
             response_type=response_type,
-            request_key=RequestKey.of(caller.user_id, method, request_id, request),
+            request_key=RequestKey.of(caller.user_id, method, request_id, request) if remember else None,
             key=key,
         )
 
@@ -74,21 +78,28 @@ class CommandIssuer:
         correlation_id: str = "",
         key: str | None = None,
         once_per_cause: bool = False,
+        once_key: str = "",
     ) -> list[Message]:
         """Runs a command the service issues itself; returns the events it produced.
 
         `causation_id` names what caused it (an event id, or a sweep), so the
         envelope links the reaction to its cause. With `once_per_cause`, the
         cause is also the idempotency key: reacting to the same event again
-        (a consumer reading its topic from the beginning) changes nothing.
+        (a consumer reading its topic from the beginning) changes nothing. A cause
+        that runs a command on several streams names each run (`once_key`).
+        Returns only what this call appended: nothing when an earlier run of the
+        same cause had already answered it.
         """
         emitted: list[Message] = []
+        answered: list[Message] = []
 
         def respond(_state, events: list[Message]) -> Message:
-            emitted.extend(events)
-            return Empty()
+            # Called once per decision: a decision made again after a conflict replaces the first.
+            emitted[:] = events
+            answered[:] = [Empty()]
+            return answered[0]
 
-        await self.executor.execute(
+        result = await self.executor.execute(
             stream_id=stream_id,
             space_id=space_id,
             command=command,
@@ -98,8 +109,9 @@ class CommandIssuer:
             response_type=Empty,
             key=key,
             # Kept for ever: the cause is read again on every start, however old it is.
-            request_key=RequestKey(f"{self.system_actor}:{causation_id}", "system", expires=False)
+            request_key=RequestKey(f"{self.system_actor}:{once_key or causation_id}", "system", expires=False)
             if once_per_cause
             else None,
         )
-        return emitted
+        # Answered from the record of an earlier run of the same cause: nothing was appended now.
+        return list(emitted) if answered and result is answered[0] else []

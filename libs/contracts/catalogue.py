@@ -37,12 +37,15 @@ CI fails when this file is stale. Do not edit by hand.
 Every record's value is a `podium.common.v1.EventEnvelope` whose `payload` (a
 `google.protobuf.Any`) holds one of the events below; `event_type` is the
 payload's full name. Records are keyed by Space id (moderation's blocks: by the
-blocking host's user id), so one Space's events from one producer stay in order.
+blocking host's user id), so one Space's events share a partition. A Space's room
+events are on its own stream, `space-<id>`, and, once it has listener shards
+(ListenerShardsGrown), listeners' joins and leaves on `space-<id>/l<k>` too.
 Every type, with its imports and these comments, is in the descriptor set
 `docs/podium.binpb`; docs/analysts.md shows how to decode any topic with it
 alone, and `docs/asyncapi.json` describes every topic's key, headers and value.
 
-Guarantees: per Space and producer, events arrive in `stream_version` order;
+Guarantees: per stream (`producer`, `stream_id`), events arrive in
+`stream_version` order; a Space's streams interleave in no set order;
 delivery is at least once, so drop duplicates by `(producer, stream_id,
 stream_version)` (or by `event_id`); across Spaces there is no order. After a
 broker loses its log, the producers republish everything from PostgreSQL in the

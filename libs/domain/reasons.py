@@ -448,6 +448,12 @@ class Reason(enum.Enum):
         "The Space kept changing under the call through every attempt to apply it.",
         "Retry with the same request_id (so it cannot apply twice), with backoff.",
     )
+    ON_LISTENER_SHARDS = (
+        Code.ABORTED,
+        "The Space's listeners moved to listener shards (docs/decisions/0012) while the call was "
+        "decided on the Space's own stream; the call changed nothing.",
+        "Retry with the same request_id; the retry is decided where the listeners are.",
+    )
     SHUTTING_DOWN = (
         Code.ABORTED,
         "The replica was shutting down before it could apply the call; the call changed nothing.",

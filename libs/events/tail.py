@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from aiokafka.errors import KafkaConnectionError
 from google.protobuf import json_format
 
 from libs.config.settings import PodiumSettings
+from libs.domain.streams import SHARD_MARK, space_stream
 from libs.events.envelope import EventEnvelope, decode, occurred_at
 from libs.events.kafka import log_end_offsets, make_reader, partitions_of
+from libs.projection.ordering import StreamGate
 
 
 class TailError(Exception):
@@ -65,8 +68,12 @@ def as_line(envelope: EventEnvelope, payload) -> str:
     detail = " ".join(f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in fields.items())
     when = occurred_at(envelope).isoformat(timespec="milliseconds")
     short = envelope.event_type.rsplit(".", 1)[-1]
+    # A listener shard's versions are its own (ADR 0012): its line names it, `<space>/l<k> v<n>`.
+    own, stream = space_stream(envelope.space_id), envelope.stream_id
+    shard = stream.removeprefix(own) if stream.startswith(own + SHARD_MARK) else ""
     return (
-        f"{when} {envelope.space_id} v{envelope.stream_version} {short} by {envelope.actor_user_id}: {detail}"
+        f"{when} {envelope.space_id}{shard} v{envelope.stream_version} {short} by {envelope.actor_user_id}: "
+        f"{detail}"
     )
 
 
@@ -141,15 +148,47 @@ async def _read_to(reader, ends: dict) -> bool:
     return True
 
 
+class Logged(NamedTuple):
+    """One event of a Space's history: its payload and time, and where it is in the log (its stream
+    and its version there). Unpacks as `(payload, at, stream_id, version)`."""
+
+    payload: object
+    at: datetime
+    stream_id: str
+    version: int
+
+
+def in_log_order(read: Iterable[tuple[EventEnvelope, object]]) -> list[Logged]:
+    """Events as read, each once, in the order a projection applies them (`StreamGate`, keyed by
+    producer and stream): each stream in version order, a duplicate dropped, an event after a gap
+    held until the gap fills (and, where the log never fills it, given at the end all the same).
+
+    The log's order across streams, not time's: `podium report` folds these with analytics' code,
+    which folds a partition in that order, so the two agree. A Space's streams (its own and its
+    listener shards, ADR 0012) share a partition, so that order is one order. Readers that need
+    time order merge by time (`services.replay.domain.space_at.merge_by_time`)."""
+    gate: StreamGate[Logged] = StreamGate()
+    out: list[Logged] = []
+    for envelope, payload in read:
+        version = envelope.stream_version
+        item = Logged(payload, occurred_at(envelope), envelope.stream_id, version)
+        out.extend(gate.offer((envelope.producer, envelope.stream_id), version, item)[1])
+    for stream in gate.held_streams():
+        out.extend(gate.release(stream))
+    return out
+
+
+async def space_log(
+    settings: PodiumSettings, topic: str, space_id: str, until: datetime | None = None
+) -> list[Logged]:
+    """One Space's events on `topic` (up to `until`), each once, in log order (`in_log_order`)."""
+    found = tail(settings, [topic], Filters(space_id=space_id), from_beginning=True, follow=False)
+    read = [event async for event in found]
+    return [e for e in in_log_order(read) if until is None or e.at <= until]
+
+
 async def space_history(
     settings: PodiumSettings, topic: str, space_id: str, until: datetime | None = None
 ) -> list[tuple[object, datetime]]:
-    """One Space's events on `topic` (up to `until`), each once, in stream order, with their times."""
-    by_version: dict[int, tuple[object, datetime]] = {}
-    async for envelope, payload in tail(
-        settings, [topic], Filters(space_id=space_id), from_beginning=True, follow=False
-    ):
-        when = occurred_at(envelope)
-        if until is None or when <= until:
-            by_version.setdefault(envelope.stream_version, (payload, when))  # duplicates dropped by version
-    return [by_version[v] for v in sorted(by_version)]
+    """One Space's events on `topic` (up to `until`), each once, in log order, with their times."""
+    return [(e.payload, e.at) for e in await space_log(settings, topic, space_id, until)]

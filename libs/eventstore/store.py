@@ -177,9 +177,9 @@ class EventStore:
         except asyncpg.UniqueViolationError as e:
             raise DuplicateRequest(e.detail or "") from e
 
-    async def _forget_expired(self, keys: Sequence[str]) -> int:
+    async def _forget_expired(self, keys: Sequence[str], conn: asyncpg.Connection | None = None) -> int:
         """Deletes the expired records among `keys`, so that new ones can take their place."""
-        status = await self.pool.execute(
+        status = await (conn or self.pool).execute(
             f"DELETE FROM {self.schema}.idempotency WHERE key = ANY($1::text[]) AND NOT {self._live}",
             list(keys),
             self.idempotency_retention,
@@ -274,7 +274,11 @@ class EventStore:
         )
         while True:
             try:
-                await (conn or self.pool).fetchval(sql, *args)
+                if conn is None:
+                    await self.pool.fetchval(sql, *args)
+                else:  # a savepoint: a failure leaves the caller's transaction (and lock) usable
+                    async with conn.transaction():
+                        await conn.fetchval(sql, *args)
                 return envelopes
             except asyncpg.UniqueViolationError as e:
                 if "idempotency" not in (e.constraint_name or "") and e.table_name != "idempotency":
@@ -283,10 +287,10 @@ class EventStore:
                     ) from e
                 # A record past the retention that no purge has deleted yet is no record:
                 # delete it and append again. Otherwise a live record won (a retry, or a race).
-                # In a transaction of the caller's, which the failure has ended, the caller tries
-                # again: the requests the stored responses do not answer go round once more.
-                forgotten = await self._forget_expired([r.key for r in idempotency])
-                if not forgotten or conn is not None:
+                # In the caller's transaction, on its connection: holding one connection while
+                # waiting for another starves the pool when many writers do it at once.
+                forgotten = await self._forget_expired([r.key for r in idempotency], conn)
+                if not forgotten:
                     raise DuplicateRequest(e.detail or "") from e
 
 

@@ -38,6 +38,7 @@ max(), never sum() (deploy/check/monitoring.py fails a rule or dashboard that su
 from __future__ import annotations
 
 import logging
+import time
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
@@ -59,6 +60,16 @@ EVICTION_SECONDS = Histogram(
     ["cause"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
 )
+
+
+def observe_eviction(cause: str, since: float, participants: int = 1) -> None:
+    """`participants` taken out for `cause`, the disqualifying event having occurred at `since`
+    (epoch seconds): one observation each, of the time from then to now."""
+    took = max(0.0, time.time() - since)
+    for _ in range(participants):
+        EVICTION_SECONDS.labels(cause).observe(took)
+
+
 COMMAND_CONFLICTS = Counter(
     "podium_command_conflicts",
     "Appends that found their stream moved on (another replica wrote first) and were decided again.",

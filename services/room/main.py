@@ -25,7 +25,9 @@ from services.room.application.invite_links import InviteLinks
 from services.room.application.live_census import LiveCensus
 from services.room.application.scheduled_spaces import ScheduledSpaces
 from services.room.application.space_commands import SpaceCommands
+from services.room.projections.leaver_release import LeaverRelease
 from services.room.projections.moderation_reactions import ModerationReactions
+from services.room.projections.own_reactions import OwnTopicReactions
 from services.room.projections.policy_evictor import PolicyEvictor
 from services.room.projections.presence_reactions import PresenceReactions
 from services.room.projections.space_directory import SpaceDirectory
@@ -42,7 +44,11 @@ async def serve(settings: RoomSettings) -> None:
     )
     async with shell:
         assert shell.pool is not None and shell.store is not None
-        commands = SpaceCommands(shell.store, settings.limits())
+        commands = SpaceCommands(
+            shell.store,
+            settings.limits(),
+            shard_joins_per_second=settings.room_listener_shard_joins_per_second,
+        )
         directory = SpaceDirectory(
             shell.pool,
             shell.store,
@@ -53,7 +59,8 @@ async def serve(settings: RoomSettings) -> None:
         shell.add_durable_view(directory)
         shell.add_durable_view(moderation)
         shell.add_durable_view(PresenceReactions(commands))
-        shell.add_durable_view(PolicyEvictor(commands, settings.room_eviction_chunk))
+        evictor = PolicyEvictor(commands, settings.room_eviction_chunk)
+        shell.add_durable_view(OwnTopicReactions(evictor, LeaverRelease(commands)))
         shell.add_background(AbandonedSpaceSweeper(commands, directory, settings.room_sweep_interval_seconds))
         shell.add_background(LiveCensus(directory, settings.room_census_interval_seconds))
         shell.add_background(ScheduledSpaces(commands, directory, settings.room_sweep_interval_seconds))

@@ -67,6 +67,13 @@ class RoomSettings(PodiumSettings):
         description="Listeners the evictor takes out of a Space per append when it turns invite-only: "
         "each append is one transaction, so this bounds their size.",
     )
+    room_listener_shard_joins_per_second: float = Field(
+        0,
+        ge=0,
+        description="A live Space's listener shards (docs/decisions/0012) double when one room replica "
+        "takes more joins a second into it than this times the shards it has. 0: Spaces never grow "
+        "shards, and every join is on the Space's own stream.",
+    )
     room_census_interval_seconds: float = Field(
         5, gt=0, description="How often the live-Space metrics are read from the directory."
     )

@@ -36,6 +36,7 @@ import asyncpg
 import grpc
 
 from libs.config.settings import PodiumSettings
+from libs.domain.streams import is_space_stream
 from libs.events.envelope import EventEnvelope
 from libs.events.tail import space_history
 from libs.events.topics import MODERATION_EVENTS, ROOM_EVENTS
@@ -71,6 +72,17 @@ EFFECTS = {
     "mute": ["ParticipantMuted"],
     "unmute": ["ParticipantUnmuted"],
 }
+
+
+# What a leave through a listener shard releases on the Space's own stream, caused by the same
+# request (ADR 0012): on one stream the ParticipantLeft itself lowers the hand and ends the voice.
+RELEASED = {"SpeakRequestWithdrawn", "SpeakerRemoved", "CoHostRemoved"}
+
+
+def _own_effects(kind: str, effects: list[str]) -> list[str]:
+    if kind == "leave" and "ParticipantLeft" in effects:
+        return [e for e in effects if e not in RELEASED]
+    return effects
 
 
 @dataclass
@@ -287,7 +299,7 @@ def judge(history: History, events: dict[str, list[tuple[str, int, EventEnvelope
     version_of = {e.causation_id: v for _, v, e in events.get("room", [])}
     last_join: dict[str, str] = {}
     for c in history.calls:
-        effects = caused.get(c.request_id, [])
+        effects = _own_effects(c.kind, caused.get(c.request_id, []))
         if c.kind == "join" and c.outcome == "acknowledged":
             last_join[c.user_id] = c.request_id
         if c.outcome == "acknowledged":
@@ -406,10 +418,12 @@ async def _differences(bootstrap, database_url, space_id, room, moderation, pres
     stored = await stored_events(database_url, "room", space_id)
     fold = await room_fold(bootstrap, space_id)
     if fold.version != len(stored):
-        out.append(f"room topic holds {fold.version} versions, PostgreSQL {len(stored)}")
+        out.append(f"room topic holds {fold.version} events, PostgreSQL {len(stored)}")
+    # A Space's version is its own stream's: events on its listener shards (ADR 0012) leave it.
+    own = sum(is_space_stream(stream, space_id) for stream, _, _ in stored)
     space, people = await room_view(room, space_id)
-    if space.version != fold.version:
-        out.append(f"GetSpace at version {space.version}, the log at {fold.version}")
+    if space.version != own:
+        out.append(f"GetSpace at version {space.version}, the Space's own stream at {own}")
     folded = {u: p.role for u, p in fold.participants.items()}
     if people != folded:
         out.append(f"ListParticipants {sorted(people.items())} != fold {sorted(folded.items())}")
@@ -420,9 +434,14 @@ async def _differences(bootstrap, database_url, space_id, room, moderation, pres
         host_user_id=space.host_user_id, page_size=100
     )
     entry = next((s for s in listed.spaces if s.space_id == space_id), None)
-    if entry is None or entry.version != fold.version:
+    if entry is None or entry.version != own:
         out.append(
-            f"ListSpaces has it at version {entry.version if entry else None}, the log at {fold.version}"
+            f"ListSpaces has it at version {entry.version if entry else None}, its own stream at {own}"
+        )
+    elif (entry.participant_count, entry.listener_count) != (len(fold.participants), fold.listener_count):
+        out.append(
+            f"ListSpaces counts {entry.participant_count}/{entry.listener_count}, the log "
+            f"{len(fold.participants)}/{fold.listener_count}"
         )
     if moderation is not None:
         stored_m = await stored_events(database_url, "moderation", space_id)

@@ -1,7 +1,8 @@
 """SIGKILL one of two room replicas while listeners storm one Space through both.
 
-Every join, request to speak and leave of the Space is decided on its one stream, so the two
-replicas race for it. The one killed mid-storm loses only what it had not acknowledged: its callers
+On one stream, every join, request to speak and leave of the Space is decided on it, so the two
+replicas race for it. With listener shards (ADR 0012), the replicas grow the Space's shards as the
+storm comes and listeners' joins and leaves spread over them. The one killed mid-storm loses only what it had not acknowledged: its callers
 retry with the same request_id once it serves again, and get one effect each. Afterwards the log,
 both replicas' answers and the Space's counts agree.
 """
@@ -12,7 +13,16 @@ import asyncio
 
 import pytest
 
-from tests.faults.support import Load, assert_sound, judge_stored, record, room_fold, settle
+from libs.domain.streams import is_space_stream
+from tests.faults.support import (
+    Load,
+    assert_sound,
+    judge_stored,
+    record,
+    room_fold,
+    settle,
+    stored_events,
+)
 from tests.integration.clients import RoomClient
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
@@ -20,10 +30,14 @@ pytestmark = [pytest.mark.faults, pytest.mark.integration]
 LISTENERS = 40
 
 
+@pytest.mark.parametrize("shard_joins_per_second", [0, 2], ids=["one-stream", "listener-shards"])
 async def test_sigkill_a_room_replica_during_a_join_storm_into_one_space(
-    stack, private_broker, private_database_url
+    stack, private_broker, private_database_url, shard_joins_per_second
 ):
-    first, second = [replica["room"] for replica in await asyncio.gather(stack("room"), stack("room"))]
+    env = {"PODIUM_ROOM_LISTENER_SHARD_JOINS_PER_SECOND": str(shard_joins_per_second)}
+    first, second = [
+        replica["room"] for replica in await asyncio.gather(stack("room", env=env), stack("room", env=env))
+    ]
     load = Load(second.channel, listeners=LISTENERS, speakers=1, prefix="storm")
     space_id = await load.setup()
     # Half the listeners call the replica that will be killed, half the one that stays.
@@ -52,8 +66,11 @@ async def test_sigkill_a_room_replica_during_a_join_storm_into_one_space(
         space = (await RoomClient(replica.channel, "storm-observer").GetSpace(space_id=space_id)).space
         counts[name] = (space.participant_count, space.listener_count)
     joins = [c for c in history.calls if c.kind == "join" and c.outcome == "acknowledged"]
+    streams = {stream for stream, _, _ in await stored_events(private_database_url, "room", space_id)}
+    shards = [s for s in streams if not is_space_stream(s, space_id)]
     record(
-        "sigkill-a-room-replica-during-a-join-storm",
+        "sigkill-a-room-replica-during-a-join-storm"
+        + ("-into-listener-shards" if shard_joins_per_second else ""),
         verdict,
         convergence,
         history,
@@ -62,9 +79,11 @@ async def test_sigkill_a_room_replica_during_a_join_storm_into_one_space(
         joins_through_the_killed_replica=sum(c.user_id in on_first for c in joins),
         errors=dict(history.error_codes()),
         counts=counts,
+        shard_streams=len(shards),
     )
     assert_sound(verdict, convergence)
     assert failed_while_down > 0, "nothing failed while a replica was down"
     assert any(c.user_id in on_first for c in joins) and any(c.user_id not in on_first for c in joins)
+    assert bool(shards) == bool(shard_joins_per_second), sorted(streams)
     settled = (len(fold.participants), fold.listener_count)
     assert counts == {"killed": settled, "stayed": settled}, (counts, settled)

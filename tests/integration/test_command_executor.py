@@ -226,3 +226,31 @@ async def test_a_reused_request_id_with_a_different_request_is_rejected(store):
     )
     with pytest.raises(InvalidArgument, match="request_id"):
         await call
+
+
+async def test_a_reaction_reports_only_what_it_appended_itself(store):
+    """A cause already answered (its record stored by another replica, or an earlier read of the
+    same event) returns no events, so a reaction never counts what it did not do; one cause may
+    run on several streams when each run has a key of its own."""
+    from libs.application.issuer import CommandIssuer
+
+    replicas = [CommandIssuer(CommandExecutor(store, DECIDER, TOPIC), "system:test") for _ in range(2)]
+    first = await replicas[0].as_system(
+        stream_id="space-s", space_id="s", command=Join("ann"), causation_id="event-1", once_per_cause=True
+    )
+    assert [e.user_id for e in first] == ["ann"]
+    # Decided afresh (bob is not in), refused at the append by the stored record, answered from it.
+    again = await replicas[1].as_system(
+        stream_id="space-s", space_id="s", command=Join("bob"), causation_id="event-1", once_per_cause=True
+    )
+    assert again == []
+    elsewhere = await replicas[1].as_system(
+        stream_id="space-t",
+        space_id="s",
+        command=Join("ann"),
+        causation_id="event-1",
+        once_per_cause=True,
+        once_key="event-1@space-t",
+    )
+    assert [e.user_id for e in elsewhere] == ["ann"]
+    assert await _versions(store) == [1] and await _versions(store, "space-t") == [1]

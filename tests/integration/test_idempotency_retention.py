@@ -4,6 +4,7 @@ records in batches, and an old store gains the expiry columns without a table re
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -169,3 +170,42 @@ async def test_an_old_store_gains_expiry_without_a_table_rewrite(pool, database_
     assert await pool.fetchval(
         "SELECT count(*) FROM pg_indexes WHERE schemaname = $1 AND indexname = 'idempotency_expiring'", schema
     )
+
+
+async def test_a_writer_holding_the_streams_lock_answers_a_taken_request_id_on_its_own_connection(
+    database_url,
+):
+    """Under `exclusive` (the stream's lock, one connection held), a stored response met at the
+    append is looked at on that same connection: a pool of one connection does not wait on itself.
+    An expired record is replaced in the same transaction; a live one is a DuplicateRequest."""
+    from libs.eventstore.store import DuplicateRequest, IdempotencyRecord, NewEvent
+
+    schema = await migrated_schema(database_url, "room", "i")
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
+    try:
+        store = EventStore(pool, schema, producer="test", idempotency_retention=RETENTION)
+        cause = Causation("u", "c", "c")
+
+        def joined(user: str) -> list[NewEvent]:
+            return [NewEvent(room_events_pb2.ParticipantJoined(user_id=user), datetime.now(UTC), cause)]
+
+        record = IdempotencyRecord("u:Join:r1", "f", b"", expires=True)
+        await store.append(
+            stream_id="space-s", space_id="s", topic=TOPIC.name, expected_version=0,
+            events=joined("a"), idempotency=[record],
+        )  # fmt: skip
+        async with asyncio.timeout(10), store.exclusive("space-s") as conn:  # waiting on itself: a hang
+            with pytest.raises(DuplicateRequest):
+                await store.append(
+                    stream_id="space-s", space_id="s", topic=TOPIC.name, expected_version=1,
+                    events=joined("b"), idempotency=[record], conn=conn,
+                )  # fmt: skip
+        await _age(store, "u:Join:r1")
+        async with asyncio.timeout(10), store.exclusive("space-s") as conn:
+            await store.append(
+                stream_id="space-s", space_id="s", topic=TOPIC.name, expected_version=1,
+                events=joined("b"), idempotency=[record], conn=conn,
+            )  # fmt: skip
+        assert [r.payload.user_id for r in await store.load("space-s")] == ["a", "b"]
+    finally:
+        await pool.close()

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 from google.protobuf.message import Message
 
-from libs.domain.streams import listener_shard_stream, shard_of, space_stream
+from libs.domain.streams import SHARD_MARK, listener_shard_stream, shard_of, space_stream
 from podium.room.v1 import room_events_pb2 as ev
 
 SHARDED = (ev.ParticipantJoined, ev.ParticipantLeft)
@@ -44,15 +44,33 @@ def on_streams(space_id: str, events: Sequence[Message | tuple[Message, Any]], s
 
 
 def merged(log: Sequence[OnStream], rng: random.Random) -> list[OnStream]:
-    """`log` in a random order that keeps each stream's own order."""
+    """`log` in a random order that keeps each stream's own order, as a partition may hold it: a
+    shard's events come only after the growth that made the shard (the one relay publishes in
+    commit order, and a shard is written to only once its growth is committed), so shards
+    interleave with the rest of the Space's stream, never with its creation and start."""
     queues: dict[str, list[OnStream]] = {}
     for item in log:
         queues.setdefault(item.stream_id, []).append(item)
     heads = {stream: 0 for stream in queues}
+    own = next((item.stream_id for item in log if SHARD_MARK not in item.stream_id), None)
+    # What opens the shards: the growth that made them; in a log without one, the start (joins
+    # need a live Space); without either, the Space's creation.
+    opening = next(
+        (
+            kind
+            for kind in (ev.ListenerShardsGrown, ev.SpaceStarted, ev.SpaceCreated)
+            if any(isinstance(item.payload, kind) for item in log)
+        ),
+        None,
+    )
+    grown = own is None or opening is None
     out = []
     while heads:
-        stream = rng.choice(sorted(heads))
-        out.append(queues[stream][heads[stream]])
+        open_ = sorted(s for s in heads if grown or s == own)
+        stream = rng.choice(open_)
+        item = queues[stream][heads[stream]]
+        out.append(item)
+        grown = grown or isinstance(item.payload, opening)
         heads[stream] += 1
         if heads[stream] == len(queues[stream]):
             del heads[stream]

@@ -30,9 +30,11 @@ from libs.analytics.space_figures import (
     close_windows,
     empty,
     is_live,
+    room_version,
     snapshot,
 )
 from libs.config.settings import PodiumSettings
+from libs.domain.streams import space_stream
 from libs.events.envelope import EventEnvelope, occurred_at, unwrap
 from libs.events.log_loss import LogLoss
 from libs.events.topics import (
@@ -44,7 +46,7 @@ from libs.events.topics import (
     ROOM_EVENTS,
     TopicSpec,
 )
-from libs.projection.ordering import StreamGate, Verdict
+from libs.projection.ordering import Stream, StreamGate, Verdict
 from libs.streams.faust_app import (
     PartitionIndex,
     make_faust_app,
@@ -94,8 +96,8 @@ class AnalyticsStreams:
         self.forgotten = 0
         self.hole_seconds = hole_seconds
         self.log_loss = log_loss or LogLoss()
-        self.gate: StreamGate = StreamGate()  # room events held behind a hole, per Space
-        self._held_since: dict[str, float] = {}
+        self.gate: StreamGate = StreamGate()  # room events held behind a hole, per room stream
+        self._held_since: dict[Stream, tuple[str, float]] = {}  # a held stream -> its Space, since when
         self._room_stream = None
         self.app.on_partitions_revoked.connect(self._forget_held)
 
@@ -103,11 +105,12 @@ class AnalyticsStreams:
         return raw_topic(self.app, spec, self.partitions, **options)
 
     async def _fold_room(self, stream):
-        """Folds each Space's room events in version order. An event after a hole is held until the
-        log fills the hole (a producer's retry can land a batch after the next one). A hole still
-        open after `hole_seconds` means the log lost those events: it is reported as a lost log
-        (`libs.events.log_loss`) and the partition is no longer read, never folded past. The
-        clock ticks look.
+        """Folds each room stream's events in version order: a Space's own stream and each of its
+        listener shards, which interleave on the partition, so a hole in one holds back none of the
+        others. An event after a hole is held until the log fills the hole (a producer's retry can
+        land a batch after the next one). A hole still open after `hole_seconds` means the log lost
+        those events: it is reported as a lost log (`libs.events.log_loss`) and the partition is no
+        longer read, never folded past. The clock ticks look.
 
         Acks are manual: an event is acked once it is folded into the table, so a held event is
         not committed past. A crash or a rebalance while holding gets the held events delivered
@@ -119,24 +122,25 @@ class AnalyticsStreams:
                 await stream.ack(event)
                 continue
             stats = self.stats.get(space_id) or empty(space_id, self.window_seconds)
-            holding = space_id in self._held_since
-            if not holding and envelope.stream_version <= stats["room_version"] + 1:
+            key = ("room", envelope.stream_id or space_stream(space_id))
+            holding = key in self._held_since
+            applied = room_version(stats, envelope.stream_id)
+            if not holding and envelope.stream_version <= applied + 1:
                 await self._fold_room_event(stats, envelope, payload)  # the next one, or a duplicate
                 await stream.ack(event)
                 continue
             # A hole: the gate holds what comes after it; the table says what was folded before it.
-            key = ("room", space_id)
             if not holding:
-                self.gate.start_at(key, stats["room_version"])
+                self.gate.start_at(key, applied)
             verdict, ready = self.gate.offer(key, envelope.stream_version, (event, envelope, payload))
             if verdict is Verdict.HELD:
-                self._held_since.setdefault(space_id, time.monotonic())
+                self._held_since.setdefault(key, (space_id, time.monotonic()))
                 continue
             if verdict is Verdict.DUPLICATE:
                 await stream.ack(event)
             await self._fold_held(stats, ready)
             if key not in self.gate.held_streams():  # the hole is filled
-                del self._held_since[space_id]
+                del self._held_since[key]
                 self.gate.forget(key)
 
     async def _fold_held(self, stats: dict, ready: list) -> None:
@@ -147,8 +151,8 @@ class AnalyticsStreams:
     def _forget_held(self, app=None, revoked=None, **_) -> None:
         """On a rebalance: held events were never acked, so they come again from the committed
         offsets; what the gate holds is dropped (and the clock waits afresh)."""
-        for space_id in list(self._held_since):
-            self.gate.forget(("room", space_id))
+        for key in self._held_since:
+            self.gate.forget(key)
         self._held_since.clear()
 
     async def _fold_room_event(self, stats: dict, envelope: EventEnvelope, payload) -> None:
@@ -156,7 +160,7 @@ class AnalyticsStreams:
         at = occurred_at(envelope).timestamp()
         # Windows this event passes close first, so their figures are as of their end.
         await self._publish_windows(stats, close_windows(stats, at) if is_live(stats) else [])
-        closed = apply_room(stats, self.members, payload, at, envelope.stream_version)
+        closed = apply_room(stats, self.members, payload, at, envelope.stream_version, envelope.stream_id)
         self.stats[space_id] = stats
         await self._publish_windows(stats, closed)
         if isinstance(payload, rev.SpaceEnded):
@@ -217,11 +221,8 @@ class AnalyticsStreams:
 
     def _report_old_holes(self, partition: int) -> None:
         waited_enough = time.monotonic() - self.hole_seconds
-        old = [
-            space_id
-            for space_id in self.index.keys_on(list(self._held_since), partition)
-            if self._held_since[space_id] <= waited_enough
-        ]
+        spaces = {space_id for space_id, since in self._held_since.values() if since <= waited_enough}
+        old = self.index.keys_on(spaces, partition)
         if not old:
             return
         tp = TP(ROOM_EVENTS.name, partition)

@@ -13,6 +13,10 @@ export class Api {
   constructor() {
     this.token = sessionStorage.getItem("podium.token") || "";
     this.userId = sessionStorage.getItem("podium.user") || "";
+    // Space id -> the room token of the last room answer about it: moderation and replay are
+    // asked to answer from views that have seen it (read-your-writes), so a mute right after an
+    // invitation to speak is not refused by a view a moment behind.
+    this.roomTokens = new Map();
   }
 
   async post(path, body = {}) {
@@ -23,6 +27,7 @@ export class Api {
     });
     const reply = await response.json().catch(() => ({}));
     if (!response.ok) throw new ApiError(response.status, reply.code || String(response.status), reply.message, reply.reason);
+    if (reply.space?.spaceId && reply.space.roomToken) this.roomTokens.set(reply.space.spaceId, reply.space.roomToken);
     return reply;
   }
 
@@ -48,7 +53,8 @@ export class Api {
   }
 
   call(service, method, body = {}) {
-    return this.post(`/api/rpc/${service}/${method}`, body);
+    const seen = service !== "room" && body.spaceId && this.roomTokens.get(body.spaceId);
+    return this.post(`/api/rpc/${service}/${method}`, seen ? { ...body, roomToken: seen } : body);
   }
 
   // One peer connection, offered with all its ICE candidates (the gateway does not trickle).

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from libs.application.room_version import reach_room_version
+from libs.application.read_your_writes import reach_room
 from libs.domain.errors import (
     NotFound,
     PermissionDenied,
@@ -45,13 +45,19 @@ class ModerationApi(moderation_service_pb2_grpc.ModerationServiceServicer):
         self.room_view = room_view  # the runner behind `roles`: how far it has read each Space
         self.view_wait_seconds = view_wait_seconds
 
-    async def _roles(self, space_id: str, room_version: int, actor: str, target: str = "") -> cmd.Roles:
+    async def _roles(self, space_id: str, seen, actor: str, target: str = "") -> cmd.Roles:
         """The actor's and target's roles in the Space, once this replica's view of the room has
-        reached `room_version` (the version the caller saw in a room response): a refusal never rests
-        on an older view than the caller's. NOT_FOUND for a Space the view does not know."""
+        reached the `room_version` and `room_token` of the request `seen` (what the caller saw in a
+        room response; None: the view as it is): a refusal never rests on an older view than the
+        caller's. NOT_FOUND for a Space the view does not know."""
         views = (self.room_view,) if self.room_view is not None else ()
-        await reach_room_version(
-            views, space_id, room_version, wait_seconds=self.view_wait_seconds, service="moderation"
+        await reach_room(
+            views,
+            space_id,
+            room_version=seen.room_version if seen is not None else 0,
+            room_token=seen.room_token if seen is not None else "",
+            wait_seconds=self.view_wait_seconds,
+            service="moderation",
         )
         roles = await self.room.roles(space_id, actor, target)
         if not roles.host_user_id:
@@ -74,7 +80,7 @@ class ModerationApi(moderation_service_pb2_grpc.ModerationServiceServicer):
         self, request: pb.MuteParticipantRequest, caller: Caller
     ) -> pb.MuteParticipantResponse:
         space_id, user_id = require_id(request.space_id, "space_id"), require_id(request.user_id, "user_id")
-        roles = await self._roles(space_id, request.room_version, caller.user_id, user_id)
+        roles = await self._roles(space_id, request, caller.user_id, user_id)
         command = cmd.MuteParticipant(space_id, user_id, roles)
         return await self._on_space(
             space_id, command, caller, request, "MuteParticipant", pb.MuteParticipantResponse,
@@ -86,7 +92,7 @@ class ModerationApi(moderation_service_pb2_grpc.ModerationServiceServicer):
         self, request: pb.UnmuteParticipantRequest, caller: Caller
     ) -> pb.UnmuteParticipantResponse:
         space_id, user_id = require_id(request.space_id, "space_id"), require_id(request.user_id, "user_id")
-        roles = await self._roles(space_id, request.room_version, caller.user_id, user_id)
+        roles = await self._roles(space_id, request, caller.user_id, user_id)
         command = cmd.UnmuteParticipant(space_id, user_id, roles)
         return await self._on_space(
             space_id, command, caller, request, "UnmuteParticipant", pb.UnmuteParticipantResponse
@@ -97,7 +103,7 @@ class ModerationApi(moderation_service_pb2_grpc.ModerationServiceServicer):
         self, request: pb.RemoveParticipantRequest, caller: Caller
     ) -> pb.RemoveParticipantResponse:
         space_id, user_id = require_id(request.space_id, "space_id"), require_id(request.user_id, "user_id")
-        roles = await self._roles(space_id, request.room_version, caller.user_id, user_id)
+        roles = await self._roles(space_id, request, caller.user_id, user_id)
         command = cmd.RemoveParticipant(space_id, user_id, request.reason, roles)
         return await self._on_space(
             space_id, command, caller, request, "RemoveParticipant", pb.RemoveParticipantResponse
@@ -127,7 +133,7 @@ class ModerationApi(moderation_service_pb2_grpc.ModerationServiceServicer):
     @unary
     async def ReportSpace(self, request: pb.ReportSpaceRequest, caller: Caller) -> pb.ReportSpaceResponse:
         space_id = require_id(request.space_id, "space_id")
-        roles = await self._roles(space_id, request.room_version, caller.user_id)
+        roles = await self._roles(space_id, request, caller.user_id)
         with self.limits.charge(REPORT, caller.user_id):
             report_id = new_id()
             command = cmd.ReportSpace(space_id, report_id, request.reason, request.text, roles)
@@ -141,7 +147,7 @@ class ModerationApi(moderation_service_pb2_grpc.ModerationServiceServicer):
         self, request: pb.ReportParticipantRequest, caller: Caller
     ) -> pb.ReportParticipantResponse:
         space_id, user_id = require_id(request.space_id, "space_id"), require_id(request.user_id, "user_id")
-        roles = await self._roles(space_id, request.room_version, caller.user_id, user_id)
+        roles = await self._roles(space_id, request, caller.user_id, user_id)
         with self.limits.charge(REPORT, caller.user_id):
             report_id = new_id()
             command = cmd.ReportParticipant(space_id, report_id, user_id, request.reason, request.text, roles)
@@ -185,7 +191,7 @@ class ModerationApi(moderation_service_pb2_grpc.ModerationServiceServicer):
     ) -> pb.ResolveReportResponse:
         self._require_trust_and_safety(caller)
         space_id = require_id(request.space_id, "space_id")
-        await self._roles(space_id, 0, caller.user_id)
+        await self._roles(space_id, None, caller.user_id)
         report_id = require_id(request.report_id, "report_id")
         command = cmd.ResolveReport(space_id, report_id, request.resolution, request.note)
 
@@ -216,7 +222,7 @@ class ModerationApi(moderation_service_pb2_grpc.ModerationServiceServicer):
         self, request: pb.GetModerationLogRequest, caller: Caller
     ) -> pb.GetModerationLogResponse:
         space_id = require_id(request.space_id, "space_id")
-        roles = await self._roles(space_id, 0, caller.user_id)
+        roles = await self._roles(space_id, None, caller.user_id)
         manages = roles.actor in (rt.ROLE_HOST, rt.ROLE_CO_HOST) or roles.host_user_id == caller.user_id
         if TRUST_AND_SAFETY not in caller.identity.roles and not manages:
             raise PermissionDenied(

@@ -31,6 +31,7 @@ from collections.abc import Iterable, Sequence
 import asyncpg
 
 from libs.domain.membership import NOBODY, Change, Member, Roster, SpaceMembers, role_of, subject
+from libs.domain.streams import is_space_stream
 from libs.events.envelope import occurred_at
 from libs.events.topics import ROOM_EVENTS
 from libs.projection.member_rows import (
@@ -38,7 +39,6 @@ from libs.projection.member_rows import (
     MemberTable,
     roster_of,
     roster_values,
-    upsert,
 )
 from libs.projection.runner import ConsumedEvent
 from podium.room.v1 import room_types_pb2 as rt
@@ -65,6 +65,14 @@ class RoomRoles:
     def __init__(self, pool: asyncpg.Pool | None, schema: str = "moderation", cache_spaces: int = 10_000):
         self.pool = pool
         self.rosters = f"{schema}.room_rosters_v1"
+        # A roster row's version is its Space's own stream's: events on listener shards leave it.
+        columns = ("space_id", "version", *ROSTER_NAMES)
+        self._upsert_roster = (
+            f"INSERT INTO {self.rosters} AS r ({', '.join(columns)}) "
+            f"VALUES ({', '.join(f'${i}' for i in range(1, len(columns) + 1))}) "
+            "ON CONFLICT (space_id) DO UPDATE SET version = greatest(r.version, excluded.version), "
+            + ", ".join(f"{c} = excluded.{c}" for c in ROSTER_NAMES)
+        )
         self.members = MemberTable(f"{schema}.room_members_v1")
         self.cache_spaces = cache_spaces
         self._spaces: OrderedDict[str, SpaceMembers] = OrderedDict()
@@ -75,20 +83,27 @@ class RoomRoles:
 
     async def apply(self, conn: asyncpg.Connection, events: Sequence[ConsumedEvent]) -> None:
         spaces = self._spaces
+        # Only the Space's first event on its own stream starts it from nothing: a listener shard's
+        # first event (ADR 0012) comes to a Space that may already have rows.
         missing = {
             e.envelope.space_id
             for e in events
-            if e.envelope.stream_version != 1 and e.envelope.space_id not in spaces
+            if e.envelope.space_id not in spaces
+            and not (
+                e.envelope.stream_version == 1 and is_space_stream(e.envelope.stream_id, e.envelope.space_id)
+            )
         }
         if missing:
             spaces.update(await self._load(conn, missing))
-        versions: dict[str, int] = {}
+        versions: dict[str, int] = {}  # the Space's own stream's version, 0 if only shards moved
         touched: set[tuple[str, str]] = set()
         cleared: set[str] = set()
         for event in events:
-            space_id = event.envelope.space_id
+            envelope = event.envelope
+            space_id = envelope.space_id
             change = self.fold(event)
-            versions[space_id] = event.envelope.stream_version
+            own = envelope.stream_version if is_space_stream(envelope.stream_id, space_id) else 0
+            versions[space_id] = max(versions.get(space_id, 0), own)
             if change is not None:
                 touched.add((space_id, change.user_id))
             elif subject(event.payload) is None and spaces[space_id].roster.is_over:
@@ -131,7 +146,7 @@ class RoomRoles:
     ) -> None:
         spaces = self._spaces
         await conn.executemany(
-            upsert(self.rosters, ("space_id", "version", *ROSTER_NAMES)),
+            self._upsert_roster,
             [
                 (space_id, version, *roster_values(spaces[space_id].roster))
                 for space_id, version in versions.items()

@@ -36,21 +36,18 @@ from libs.events.ids import new_id
 from libs.events.topics import PRESENCE_EVENTS, PRESENCE_HEARTBEATS, ROOM_EVENTS, TopicSpec
 from libs.streams.faust_app import PartitionIndex, make_faust_app, raw_topic, send_to_every_partition
 from podium.presence.v1 import presence_types_pb2 as pt
-from podium.room.v1 import room_events_pb2 as rev
 from services.presence.application.input_health import InputHealth
 from services.presence.domain.evidence import Evidence, Judgement, forget_gateway, judge, lagging, observe
 from services.presence.domain.space_presence import (
     HEARTBEATS,
-    ROOM,
     PresenceRules,
     already_applied,
     beat,
     drop_gateway,
     empty,
-    end,
+    follow_room,
     forget_gone,
     forgettable,
-    leave,
 )
 
 log = logging.getLogger(__name__)
@@ -200,15 +197,10 @@ class PresenceStreams:
             except Exception:  # not ours to dead-letter: the room's own consumers do that
                 continue
             state = self.table.get(envelope.space_id)
-            if state is None or already_applied(state, ROOM, envelope.stream_version):
+            if state is None:
                 continue
-            if isinstance(payload, rev.SpaceEnded):
-                at = occurred_at(envelope).timestamp()
-                end(state, at)
-                self._persist(envelope.space_id, state, at)
-            elif isinstance(payload, rev.ParticipantLeft) and payload.user_id in state["present"]:
-                at = occurred_at(envelope).timestamp()
-                leave(state, [payload.user_id], at)
+            at = occurred_at(envelope).timestamp()
+            if follow_room(state, envelope.stream_id, envelope.stream_version, payload, at):
                 self._persist(envelope.space_id, state, at)
 
     def _persist(self, space_id: str, state: dict, now: float) -> None:

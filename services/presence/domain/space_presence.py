@@ -4,6 +4,7 @@
     time_out(state, user, at, cause)     -> event    (one user's connection is gone)
     drop_gateway(state, gateway, now)    -> events   (a gateway is gone)
     forget_gone(state, now)                          (reconnect graces that ran out)
+    follow_room(state, stream, version, event, at)   (the room says a user left, or the Space ended)
 
 Each mutates the state dict it is given (it is the table's value, written back
 by the caller) and returns the events to publish. A user who comes back within
@@ -18,7 +19,9 @@ from dataclasses import dataclass
 
 from google.protobuf.message import Message
 
+from libs.domain.streams import is_space_stream
 from podium.presence.v1 import presence_events_pb2 as ev
+from podium.room.v1 import room_events_pb2 as rev
 
 
 @dataclass(frozen=True)
@@ -49,10 +52,13 @@ class PresenceRules:
 # crash the table (from its changelog) may be ahead of the committed offsets, since there are no
 # transactions here, so the records since the last commit are delivered again: they are skipped,
 # and no record is applied twice (a heartbeat replayed onto a later state would corrupt the counts).
-# Heartbeats carry no version, so theirs is the partition offset. Room events carry the Space's
-# stream version. ("room_offset", the room record's offset, was the older room marker.) A lost log
-# is not repaired here: the operator's recovery empties the table's changelog (docs/operations.md).
-HEARTBEATS, ROOM = "heartbeats_offset", "room_version"
+# Heartbeats carry no version, so theirs is the partition offset. Room events carry their stream's
+# version, and a Space's room events come on several streams (its own and its listener shards,
+# libs.domain.streams), each numbered from 1 and ordered only within itself: so the Space stream's
+# version is under ROOM and each shard's in a map under ROOM_SHARDS (a few hundred at most).
+# ("room_offset", the room record's offset, was the older room marker.) A lost log is not repaired
+# here: the operator's recovery empties the table's changelog (docs/operations.md).
+HEARTBEATS, ROOM, ROOM_SHARDS = "heartbeats_offset", "room_version", "room_shard_versions"
 
 
 def already_applied(state: dict, source: str, position: int) -> bool:
@@ -60,6 +66,28 @@ def already_applied(state: dict, source: str, position: int) -> bool:
     if position <= state.get(source, -1):
         return True
     state[source] = position
+    return False
+
+
+def room_applied(state: dict, stream_id: str, version: int) -> bool:
+    """`already_applied` for version `version` of the Space's room stream `stream_id` (its own
+    stream when none is named)."""
+    if not stream_id or is_space_stream(stream_id, state["space_id"]):
+        return already_applied(state, ROOM, version)
+    return already_applied(state.setdefault(ROOM_SHARDS, {}), stream_id, version)
+
+
+def follow_room(state: dict, stream_id: str, version: int, event: Message, at: float) -> bool:
+    """What presence takes from a room event: a user left, or the Space ended (at `at`). True when
+    `state` changed and is to be persisted; an event applied before changes nothing."""
+    if room_applied(state, stream_id, version):
+        return False
+    if isinstance(event, rev.SpaceEnded):
+        end(state, at)
+        return True
+    if isinstance(event, rev.ParticipantLeft) and event.user_id in state["present"]:
+        leave(state, [event.user_id], at)
+        return True
     return False
 
 

@@ -6,7 +6,7 @@ import asyncio
 import time
 from datetime import timedelta
 
-from libs.application.room_version import reach_room_version
+from libs.application.read_your_writes import reach_room
 from libs.domain.errors import (
     FailedPrecondition,
     FieldViolation,
@@ -74,16 +74,22 @@ class ReplayApi(replay_service_pb2_grpc.ReplayServiceServicer):
 
     # -- reading ---------------------------------------------------------------------------
 
-    async def _space(self, space_id: str, caller: Caller, room_version: int = 0) -> SpaceReplay:
+    async def _space(self, space_id: str, caller: Caller, seen: tuple[int, str] = (0, "")) -> SpaceReplay:
         """The Space, if it exists and its replay is for the caller (`domain.audience`).
 
         Refused with PERMISSION_DENIED, not NOT_FOUND: the room's GetSpace and
         ListSpaces already show that the Space exists, so hiding it here would
-        protect nothing and only leave the caller unsure why.
+        protect nothing and only leave the caller unsure why. Answered once the views have reached
+        what the caller `seen` (a request's room_version and room_token).
         """
         space_id = require_id(space_id, "space_id")
-        await reach_room_version(
-            self.room_views, space_id, room_version, wait_seconds=self.view_wait_seconds, service="replay"
+        await reach_room(
+            self.room_views,
+            space_id,
+            room_version=seen[0],
+            room_token=seen[1],
+            wait_seconds=self.view_wait_seconds,
+            service="replay",
         )
         space = await self.catalog.get(space_id, caller.user_id)
         if space is None:
@@ -96,8 +102,8 @@ class ReplayApi(replay_service_pb2_grpc.ReplayServiceServicer):
             )
         return space
 
-    async def _recorded(self, space_id: str, caller: Caller, room_version: int = 0) -> SpaceReplay:
-        space = await self._space(space_id, caller, room_version)
+    async def _recorded(self, space_id: str, caller: Caller, seen: tuple[int, str] = (0, "")) -> SpaceReplay:
+        space = await self._space(space_id, caller, seen)
         if not space.recording_enabled:
             raise FailedPrecondition(
                 f"space {space.space_id!r} was not recorded (its host had recording off), so it has no replay",
@@ -114,8 +120,8 @@ class ReplayApi(replay_service_pb2_grpc.ReplayServiceServicer):
             )
         return space
 
-    async def _ready(self, space_id: str, caller: Caller, room_version: int = 0) -> SpaceReplay:
-        space = await self._recorded(space_id, caller, room_version)
+    async def _ready(self, space_id: str, caller: Caller, seen: tuple[int, str] = (0, "")) -> SpaceReplay:
+        space = await self._recorded(space_id, caller, seen)
         if space.deleted == rpe.DELETION_REASON_RETENTION_EXPIRED:
             raise NotFound(
                 f"the replay of space {space.space_id!r} expired and was deleted",
@@ -185,7 +191,7 @@ class ReplayApi(replay_service_pb2_grpc.ReplayServiceServicer):
 
     @unary
     async def GetReplay(self, request: pb.GetReplayRequest, caller: Caller) -> pb.GetReplayResponse:
-        space = await self._recorded(request.space_id, caller, request.room_version)
+        space = await self._recorded(request.space_id, caller, (request.room_version, request.room_token))
         history = None
         if space.recording_started_at is not None:  # finalized: the timeline can be drawn
             history = await self.history.events(space.space_id, until=space.ended_at)
@@ -201,7 +207,7 @@ class ReplayApi(replay_service_pb2_grpc.ReplayServiceServicer):
 
     @server_stream
     async def StreamReplay(self, request: pb.StreamReplayRequest, caller: Caller):
-        space = await self._ready(request.space_id, caller, request.room_version)
+        space = await self._ready(request.space_id, caller, (request.room_version, request.room_token))
         if request.speed not in SPEEDS:
             raise InvalidArgument(
                 f"speed must be 0 (unpaced), 1, 1.5 or 2, not {request.speed:g}",
@@ -236,7 +242,7 @@ class ReplayApi(replay_service_pb2_grpc.ReplayServiceServicer):
 
     @server_stream
     async def DownloadReplay(self, request: pb.DownloadReplayRequest, caller: Caller):
-        space = await self._ready(request.space_id, caller, request.room_version)
+        space = await self._ready(request.space_id, caller, (request.room_version, request.room_token))
         file = self._open(space.space_id, ogg_key(space.space_id))
         await self.commands.by_caller(
             space.space_id, RecordListen(space.space_id), caller, "DownloadReplay", request
@@ -279,10 +285,11 @@ class ReplayApi(replay_service_pb2_grpc.ReplayServiceServicer):
         space_id = require_id(request.space_id, "space_id")
         if not request.HasField("at"):
             raise InvalidArgument("at is required", [FieldViolation("at", "a moment to look at")])
-        await reach_room_version(
+        await reach_room(
             self.room_views,
             space_id,
-            request.room_version,
+            room_version=request.room_version,
+            room_token=request.room_token,
             wait_seconds=self.view_wait_seconds,
             service="replay",
         )

@@ -1,6 +1,6 @@
 """A Space as it was at one moment: a fold over its room, moderation and media events.
 
-    state = state_at(events, at)       # events: (payload, occurred_at), in log order
+    state = state_at(events, at)       # events: (payload, occurred_at), in time order
 
 Only events that occurred at or before `at` count. The three topics are merged
 by occurred-at (each topic's own order is kept for equal times), so the answer
@@ -21,6 +21,7 @@ from datetime import datetime
 from google.protobuf.message import Message
 
 from libs.domain.membership import Change, Member, SpaceMembers
+from libs.domain.streams import is_space_stream
 from podium.media.v1 import media_events_pb2 as med
 from podium.moderation.v1 import moderation_events_pb2 as mev
 from podium.room.v1 import room_events_pb2 as rev
@@ -52,12 +53,18 @@ class SpaceAt:
         self.started_at: datetime | None = None
         self.ended_at: datetime | None = None
         self._speaking: set[str] = set()
-        self.room_version = 0  # room events folded: the room stream's version
+        self.room_version = 0  # the Space's own stream's version (`Space.version`), as of the fold
 
-    def apply(self, event: Message, at: datetime) -> Change | None:
-        """Folds one event in; the change to the member it is about, if any."""
+    def apply(self, event: Message, at: datetime, stream_id: str = "", version: int = 0) -> Change | None:
+        """Folds one event in; the change to the member it is about, if any. A room event's stream and
+        version (from its envelope) keep `room_version` its own stream's when the Space has listener
+        shards (ADR 0012), whose events have versions of their own; a room event given without them
+        is taken as the next on the Space's one stream."""
         if event.DESCRIPTOR.file.package == _ROOM_PACKAGE:
-            self.room_version += 1
+            if not stream_id:
+                self.room_version += 1
+            elif is_space_stream(stream_id, event.space_id):
+                self.room_version = max(self.room_version, version)
         match event:
             case rev.SpaceCreated():
                 self.title, self.recording_enabled = event.title, event.recording_enabled
@@ -129,18 +136,21 @@ class SpaceAt:
         return frozenset(self._speaking)
 
 
-def merge_by_time(*streams: Iterable[tuple[Message, datetime]]) -> list[tuple[Message, datetime]]:
-    """The events of several topics in one order: by occurred-at, each topic's own order kept on ties."""
-    tagged = [(at, n, i, event) for n, stream in enumerate(streams) for i, (event, at) in enumerate(stream)]
-    tagged.sort(key=lambda item: (item[0], item[1], item[2]))
-    return [(event, at) for at, _, _, event in tagged]
+def merge_by_time(*streams: Iterable[tuple]) -> list[tuple]:
+    """The events of several topics in one order: by occurred-at, each topic's own order kept on ties.
+    Each is `(payload, occurred_at)`, or with its stream and version after them (`tail.Logged`),
+    and comes out as it went in."""
+    tagged = [(item[1], n, i, item) for n, stream in enumerate(streams) for i, item in enumerate(stream)]
+    tagged.sort(key=lambda tag: tag[:3])
+    return [item for *_, item in tagged]
 
 
-def state_at(events: Iterable[tuple[Message, datetime]], at: datetime) -> SpaceAt:
-    """Folds the events that occurred at or before `at` (events in time order)."""
+def state_at(events: Iterable[tuple], at: datetime) -> SpaceAt:
+    """Folds the events that occurred at or before `at` (events in time order, as `merge_by_time` gives
+    them: with their streams and versions where known, for `room_version`)."""
     state = SpaceAt()
-    for event, occurred in events:
+    for event, occurred, *where in events:
         if occurred > at:
             break
-        state.apply(event, occurred)
+        state.apply(event, occurred, *where)
     return state

@@ -13,8 +13,12 @@ the same transaction as the log position it reflects, so a restart resumes:
 
 The fold needs a Space's facts before each room event: a bounded cache holds
 the Spaces being applied now (live ones, in practice); on a miss they are read
-back from the rows. A Space that is over leaves the cache once its end is
-committed, so memory follows live Spaces, not history.
+back from the rows. A Space's room events may be on several streams, its own
+and its listener shards (ADR 0012), each numbered from 1 and interleaved in the
+partition; the cache notes the version applied of each. A Space that is over
+leaves the cache once its end is committed, so memory follows live Spaces, not
+history. The rows hold no version: read-your-writes (`room_version`, the
+Space's own stream's) is answered from the runner's tracking of each stream.
 
 When a recorded Space ends, `on_recorded_end(conn, space_id, ended_at)` queues
 its finalizing job in the same transaction: the job exists exactly when the
@@ -33,6 +37,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
+from libs.domain.streams import is_space_stream
 from libs.events.envelope import occurred_at
 from libs.events.topics import REPLAY_EVENTS, ROOM_EVENTS
 from libs.projection.runner import ConsumedEvent
@@ -101,14 +106,16 @@ class ReplayCatalog:
         self.on_recorded_end = on_recorded_end
         self.on_deleted = on_deleted
         self.cache_spaces = cache_spaces
-        self._states: OrderedDict[str, tuple[int, SpaceFacts]] = OrderedDict()  # room version, facts
+        # Per Space: the version applied of each of its room streams since the facts were read or
+        # started, and the facts.
+        self._states: OrderedDict[str, tuple[dict[str, int], SpaceFacts]] = OrderedDict()
         self._over: list[str] = []  # Spaces over in the batch being applied
         self.loaded = 0  # cache misses read back from the rows, for tests and metrics
 
     # The view's writes
 
     async def apply(self, conn: asyncpg.Connection, events: Sequence[ConsumedEvent]) -> None:
-        changed: dict[str, tuple[int, SpaceFacts]] = {}
+        changed: dict[str, SpaceFacts] = {}
         audience_before: dict[str, aud.Audience] = {}
         finalized, deleted, listens = {}, {}, {}
         states = self._states
@@ -119,15 +126,22 @@ class ReplayCatalog:
                 continue
             at = occurred_at(envelope)
             if event.topic == ROOM_EVENTS.name:
-                version = envelope.stream_version
+                stream, version = envelope.stream_id, envelope.stream_version
                 cached = states.get(space_id)
-                if cached is not None and cached[0] == version - 1:
-                    before = cached[1]
-                else:  # a Space's first event starts from nothing; any other miss reads its rows
-                    before = facts_.INITIAL if version == 1 else await self._load(conn, space_id)
+                # The runner gives each stream's events once and in order: a version past the one
+                # applied follows it (by more than one where the runner skipped a type this build
+                # does not know); one at or below it means the cache ran ahead of a rolled-back batch.
+                if cached is not None and version > cached[0].get(stream, 0):
+                    versions, before = cached
+                elif version == 1 and is_space_stream(stream, space_id):  # SpaceCreated: from nothing
+                    versions, before = {}, facts_.INITIAL
+                else:  # not in memory (evicted, a restart) or ran ahead: the rows say, even for a shard's 1
+                    versions, before = {}, await self._load(conn, space_id)
+                versions[stream] = version
                 audience_before.setdefault(space_id, before.audience)
                 after = facts_.evolve(before, payload, at)
-                states[space_id] = changed[space_id] = (version, after)
+                states[space_id] = (versions, after)
+                changed[space_id] = after
                 if facts_.recorded_end(before, after) and self.on_recorded_end is not None:
                     await self.on_recorded_end(conn, space_id, at)
                 if after.over:
@@ -161,10 +175,15 @@ class ReplayCatalog:
         while len(self._states) > self.cache_spaces:
             self._states.popitem(last=False)
 
+    def reset(self) -> None:
+        """A transaction failed: the cache may be ahead of the rows; Spaces are read again."""
+        self._states.clear()
+        self._over = []
+
     async def _write_facts(
         self,
         conn: asyncpg.Connection,
-        changed: dict[str, tuple[int, SpaceFacts]],
+        changed: dict[str, SpaceFacts],
         audience_before: dict[str, aud.Audience],
     ) -> None:
         if not changed:
@@ -190,11 +209,11 @@ class ReplayCatalog:
                     f.audience.join_policy,
                     f.audience.invite_only,
                 )
-                for space_id, (_, f) in changed.items()
+                for space_id, f in changed.items()
             ],
         )
         upserts, removals = [], []
-        for space_id, (_, f) in changed.items():
+        for space_id, f in changed.items():
             before, after = audience_before[space_id], f.audience
             if before.admitted is after.admitted and before.co_hosts is after.co_hosts:
                 continue

@@ -3,8 +3,8 @@
 Every method authenticates the caller from the bearer token (the `@unary`
 decorator) and maps domain rejections to canonical gRPC statuses. Mutations
 run through SpaceCommands; GetSpace, ListParticipants, GetParticipant and
-ListSpeakRequests read the Space's stream (read-your-writes); ListSpaces reads the directory
-projection.
+ListSpeakRequests read the Space's stream (read-your-writes), and its listener shards when it has
+them; ListSpaces reads the directory projection.
 """
 
 from __future__ import annotations
@@ -99,8 +99,10 @@ class RoomApi(room_service_pb2_grpc.RoomServiceServicer):
             response_type=response_type,
         )
 
-    async def _existing(self, space_id: str) -> Space:
-        state = await self.commands.current(space_id)
+    async def _existing(self, space_id: str, read=None) -> Space:
+        """The Space (read-your-writes): its own stream's state, or what `read` makes of it (counted
+        over its listener shards, or with everyone in them)."""
+        state = await (read or self.commands.current)(space_id)
         if not state.exists:
             raise NotFound(f"space {space_id!r} does not exist", reason=Reason.SPACE_NOT_FOUND)
         return state
@@ -151,7 +153,7 @@ class RoomApi(room_service_pb2_grpc.RoomServiceServicer):
 
     @unary
     async def GetSpace(self, request: pb.GetSpaceRequest, caller: Caller) -> pb.GetSpaceResponse:
-        state = await self._existing(require_id(request.space_id, "space_id"))
+        state = await self._existing(require_id(request.space_id, "space_id"), self.commands.counted)
         return pb.GetSpaceResponse(space=space_view(state))
 
     @unary
@@ -319,7 +321,7 @@ class RoomApi(room_service_pb2_grpc.RoomServiceServicer):
     ) -> pb.ListParticipantsResponse:
         space_id = require_id(request.space_id, "space_id")
         page = parse_page(request.page_size, request.page_token, space_id)
-        state = await self._existing(space_id)
+        state = await self._existing(space_id, self.commands.read)
         everyone = participants_view(state)
         participants, next_token = paginate(everyone, page, participant_key)
         return pb.ListParticipantsResponse(
@@ -332,7 +334,7 @@ class RoomApi(room_service_pb2_grpc.RoomServiceServicer):
     ) -> pb.GetParticipantResponse:
         space_id = require_id(request.space_id, "space_id")
         user_id = require_id(request.user_id, "user_id")
-        participant = participant_view(await self._existing(space_id), user_id)
+        participant = participant_view(await self._existing(space_id, self.commands.read), user_id)
         if participant is None:
             raise NotFound(
                 f"user {user_id!r} is not in space {space_id!r}", reason=Reason.PARTICIPANT_NOT_FOUND

@@ -3,10 +3,20 @@
 The API turns a request into a domain command; this runs it on the Space's
 stream through the shared executor (decide, append with the outbox, idempotent
 retries) and answers with a view of the Space after the command.
+
+A Space with listener shards (ADR 0012) has its listeners' joins and leaves on shard streams.
+Its own stream says so when a command needs them (`OnListenerShards`): a join or a leave then
+goes to the user's shard (`ListenerShards`), a leave of a voice or of a raised hand releases what
+the own stream held for them (`ReleaseLeaver`), and any other command is decided again with the
+users it is about put in from the shards (`WithShardMembers`). A Space without shards never
+takes that path.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import TypeVar
@@ -15,28 +25,56 @@ from google.protobuf.message import Message
 
 from libs.application.executor import CommandExecutor
 from libs.application.issuer import CommandIssuer
+from libs.domain.decider import SYSTEM_CLAIM, Context
+from libs.domain.errors import Aborted, DomainError
+from libs.domain.reasons import Reason
+from libs.domain.streams import space_stream
+from libs.events.ids import new_id
 from libs.events.topics import ROOM_EVENTS
 from libs.eventstore.store import EventStore
 from libs.grpckit.handlers import Caller
-from services.room.domain.decide import make_decider
+from podium.room.v1 import room_events_pb2 as ev
+from services.room.application.listener_shards import ListenerShards, on_shards
+from services.room.domain import commands as c
+from services.room.domain.decide import OnListenerShards, decide, make_decider
+from services.room.domain.evolve import replace, with_members
 from services.room.domain.limits import RoomLimits
+from services.room.domain.listener_shard import LeaveOnShard
 from services.room.domain.state import Space
 
 R = TypeVar("R", bound=Message)
 
+log = logging.getLogger(__name__)
+
 SYSTEM_ACTOR = "system:room"
+# A command routed to the shards is decided again there, or here with the shards' answer; a second
+# OnListenerShards would mean a growth raced it, so it is tried once more, then ABORTED.
+ROUTES = 3
+POLICY_SECONDS = 0.1  # how old the Space's own state a listener's join is decided on may be
 
 
 def stream_of(space_id: str) -> str:
-    return f"space-{space_id}"
+    return space_stream(space_id)
 
 
 class SpaceCommands:
-    def __init__(self, store: EventStore, limits: RoomLimits, clock: Callable[[], datetime] | None = None):
+    def __init__(
+        self,
+        store: EventStore,
+        limits: RoomLimits,
+        clock: Callable[[], datetime] | None = None,
+        *,
+        shard_joins_per_second: float = 0,
+    ):
         self.executor: CommandExecutor = CommandExecutor(store, make_decider(limits), ROOM_EVENTS)
         self.issuer = CommandIssuer(self.executor, SYSTEM_ACTOR, clock)
         self.limits = limits
         self.clock = self.issuer.clock
+        self.shards = ListenerShards(store, limits, SYSTEM_ACTOR, self.clock)
+        self.growth = ShardGrowth(self, shard_joins_per_second, limits.max_listener_shards)
+        # Space id -> its own stream's last read for listeners' joins, and when it began
+        self._policy_reads: dict[str, asyncio.Future] = {}
+        self._policy_read_at: dict[str, float] = {}
 
     async def run(
         self,
@@ -50,35 +88,270 @@ class SpaceCommands:
         respond: Callable[[Space, list[Message]], R],
         response_type: type[R],
     ) -> R:
-        return await self.issuer.for_caller(
-            caller,
-            stream_id=stream_of(space_id),
-            space_id=space_id,
-            command=command,
-            method=method,
-            request=request,
-            request_id=request_id,
-            respond=respond,
-            response_type=response_type,
-        )
+        if isinstance(command, c.JoinSpace):
+            await self.growth.joining(space_id)
+        if isinstance(command, c.JoinSpace | c.LeaveSpace) and await self._sharded(space_id):
+            space = await self._policy(space_id)
+            if on_shards(space, caller.user_id):  # straight to the shards: the own stream would send it there
+                if isinstance(command, c.JoinSpace):
+                    return await self._join(
+                        space, command, caller, method, request, request_id, respond, response_type
+                    )
+                landed: list[tuple[int, int]] = []
+                events = await self._leave(
+                    space, caller.user_id, ev.LEAVE_REASON_LEFT, request_id, caller=caller, landed=landed
+                )
+                if events:
+                    return respond(await self._left(space_id, landed), events)
+        for _ in range(ROUTES):
+            try:
+                return await self.issuer.for_caller(
+                    caller,
+                    stream_id=stream_of(space_id),
+                    space_id=space_id,
+                    command=command,
+                    method=method,
+                    request=request,
+                    request_id=request_id,
+                    respond=respond,
+                    response_type=response_type,
+                )
+            except OnListenerShards:
+                space = await self.current(space_id)
+                user = caller.user_id
+                if isinstance(command, c.JoinSpace):
+                    return await self._join(
+                        space, command, caller, method, request, request_id, respond, response_type
+                    )
+                if isinstance(command, c.LeaveSpace):
+                    landed = []
+                    events = await self._leave(
+                        space, user, ev.LEAVE_REASON_LEFT, request_id, caller=caller, landed=landed
+                    )
+                    return respond(await self._left(space_id, landed), events)
+                command = await self._consulted(space, command, user)
+        raise _raced(space_id)
 
     async def run_as_system(self, space_id: str, command: object, reason: str) -> list[Message]:
-        """Runs a command the service issues itself (ending an abandoned Space)."""
-        return await self.issuer.as_system(
-            stream_id=stream_of(space_id), space_id=space_id, command=command, causation_id=reason
-        )
+        """Runs a command the service issues itself (ending an abandoned Space, evicting listeners)."""
+        return await self._as_system(space_id, command, reason, once_per_cause=False)
 
     async def react(self, space_id: str, command: object, cause_event_id: str) -> list[Message]:
         """Runs a command in reaction to another service's event, once per event however often it is read."""
-        return await self.issuer.as_system(
-            stream_id=stream_of(space_id),
-            space_id=space_id,
-            command=command,
-            causation_id=cause_event_id,
-            once_per_cause=True,
-        )
+        return await self._as_system(space_id, command, cause_event_id, once_per_cause=True)
 
     async def current(self, space_id: str) -> Space:
-        """The Space as its stream says now (read-your-writes)."""
+        """The Space as its own stream says now (read-your-writes). With listener shards, only the
+        people in through the own stream are in it; `read` has everyone."""
         state, _ = await self.executor.load(stream_of(space_id))
         return state
+
+    async def counted(self, space_id: str) -> Space:
+        """The Space now, counting everyone in through its listener shards (one load per shard)."""
+        space = await self.current(space_id)
+        return await self.shards.counted(space) if space.listener_shards >= 2 else space
+
+    async def read(self, space_id: str) -> Space:
+        """The Space now, with everyone in through its listener shards in it too (one load per
+        shard, and a fold of their members: reads, not the join path)."""
+        space = await self.current(space_id)
+        if space.listener_shards < 2:
+            return space
+        return with_members(space, await self.shards.members(space))
+
+    async def _left(self, space_id: str, landed: list[tuple[int, int]]) -> Space:
+        """The Space after a caller's leave through its shards, counted, with the (shard, version)
+        each part of the leave `landed` at for the answer's token."""
+        return replace(await self.counted(space_id), shard_positions=tuple(landed))
+
+    async def _sharded(self, space_id: str) -> bool:
+        """Whether the Space has listener shards, as this replica's cache says. A growth it has not
+        seen yet is found on the own stream (its append conflicts, the state is read again and the
+        own stream sends the command to the shards)."""
+        space, _ = await self.executor.load(stream_of(space_id), refresh=False)
+        return space.listener_shards >= 2
+
+    async def _policy(self, space_id: str) -> Space:
+        """The Space's own state for a listener's join or leave: as this replica last read it when
+        that was less than `POLICY_SECONDS` ago, else read again (once, for every call waiting on
+        it). A join decided on a policy that changed meanwhile is within the evictor's bound (ADR
+        0012); reading it for every join would cost a round trip each."""
+        now = time.monotonic()
+        reading = self._policy_reads.get(space_id)
+        if reading is None or (
+            reading.done() and now - self._policy_read_at.get(space_id, 0.0) > POLICY_SECONDS
+        ):
+            if len(self._policy_reads) > 10_000:  # Spaces read once, long ago
+                for stale in [s for s, t in self._policy_read_at.items() if now - t > POLICY_SECONDS]:
+                    self._policy_reads.pop(stale, None)
+                    self._policy_read_at.pop(stale, None)
+            self._policy_read_at[space_id] = now
+            reading = self._policy_reads[space_id] = asyncio.ensure_future(
+                self.executor.load(stream_of(space_id))
+            )
+            # A failure is raised to the calls waiting on it; marked retrieved, it is not logged too.
+            reading.add_done_callback(lambda f: f.exception())
+        if not reading.done():
+            try:
+                await asyncio.shield(reading)
+            except Exception:
+                self._policy_reads.pop(space_id, None)  # the next call reads again
+                raise
+        elif reading.exception() is not None:
+            self._policy_reads.pop(space_id, None)
+            raise reading.exception()
+        space, _ = await self.executor.load(stream_of(space_id), refresh=False)
+        return space
+
+    async def _as_system(
+        self, space_id: str, command: object, cause: str, *, once_per_cause: bool
+    ) -> list[Message]:
+        for _ in range(ROUTES):
+            try:
+                return await self.issuer.as_system(
+                    stream_id=stream_of(space_id),
+                    space_id=space_id,
+                    command=command,
+                    causation_id=cause,
+                    once_per_cause=once_per_cause,
+                )
+            except OnListenerShards as routed:
+                space = await self.current(space_id)
+                if not isinstance(command, c.TimeOutParticipant | c.RemoveParticipant):
+                    command = await self._consulted(space, command, routed.user_id)
+                    continue
+                return await self._leave_decided(space, command, cause, once_per_cause=once_per_cause)
+        raise _raced(space_id)
+
+    async def evict(self, space_id: str, user_ids: tuple[str, ...], cause: str) -> list[Message]:
+        """EvictListeners, wherever each listener is in: the own stream's, then the shards'."""
+        space = await self.current(space_id)
+        if space.listener_shards < 2:
+            return await self.run_as_system(space_id, c.EvictListeners(space_id, user_ids), cause)
+        own = tuple(u for u in user_ids if space.is_in(u))
+        events = await self.run_as_system(space_id, c.EvictListeners(space_id, own), cause) if own else []
+        elsewhere = tuple(u for u in user_ids if not space.is_in(u))
+        if elsewhere:
+            events += await self._leave_decided(space, c.EvictListeners(space_id, elsewhere), cause)
+        return events
+
+    async def _join(self, space, command, caller, method, request, request_id, respond, response_type):
+        user = caller.user_id
+
+        # Counts as this replica last read the shards (no read of every shard per join).
+        counted = await self.shards.counted(space, fresh=False)
+
+        def answer(shard_state, events: list[Message], shard: int):
+            # The joiner in (counted again if this replica's cached shard already had them: a repeat),
+            # and their shard's version in the answer's token.
+            joined = with_members(counted, [(user, self.clock())])
+            return respond(replace(joined, shard_positions=((shard, shard_state.version),)), events)
+
+        return await self.shards.join(
+            space,
+            command,
+            caller,
+            method=method,
+            request=request,
+            request_id=request_id,
+            respond=answer,
+            response_type=response_type,
+        )
+
+    async def _consulted(self, space: Space, command: object, *users: str) -> c.WithShardMembers:
+        """`command` with the users it is about, as far as the shards have them in."""
+        inner = command.command if isinstance(command, c.WithShardMembers) else command
+        about = dict.fromkeys(u for u in (*users, getattr(inner, "user_id", "")) if u and not space.is_in(u))
+        where = await self.shards.where(space, about)
+        return c.WithShardMembers(inner, tuple((user, held[0][1]) for user, held in where.items()))
+
+    async def _leave_decided(
+        self, space: Space, command, cause: str, *, once_per_cause: bool = False
+    ) -> list[Message]:
+        """A time-out, removal or eviction of users in through shards: decided here on the Space with
+        them in (its rules: who may be removed, who still qualifies), carried out on their shards,
+        all at once (each shard group-commits its share)."""
+        inner = command.command if isinstance(command, c.WithShardMembers) else command
+        users = (*getattr(inner, "user_ids", ()), getattr(inner, "user_id", ""))
+        where = await self.shards.where(space, [u for u in dict.fromkeys(users) if u and not space.is_in(u)])
+        consulted = c.WithShardMembers(inner, tuple((user, held[0][1]) for user, held in where.items()))
+        context = Context(SYSTEM_ACTOR, self.clock(), frozenset({SYSTEM_CLAIM}))
+        leaving = [
+            e for e in decide(consulted, space, context, self.limits) if isinstance(e, ev.ParticipantLeft)
+        ]
+        leaves = [
+            LeaveOnShard(space.space_id, e.user_id, e.reason, e.previous_role, e.mass_time_out)
+            for e in leaving
+        ]
+        gone = await self.shards.leave_many(space, leaves, where, cause=cause, once_per_cause=once_per_cause)
+        if not gone:
+            return gone
+        return gone + await self._release(space.space_id, [e.user_id for e in gone], cause)
+
+    async def _leave(self, space: Space, user_id: str, reason: int, cause: str, **how) -> list[Message]:
+        """`ListenerShards.leave` (`how`: its keywords), then the release of what they held."""
+        left = await self.shards.leave(space, user_id, reason, cause=cause, **how)
+        return left + await self._release(space.space_id, [user_id], cause) if left else left
+
+    async def _release(self, space_id: str, leavers: list[str], cause: str) -> list[Message]:
+        """`ReleaseLeaver` for those of `leavers` the Space's own stream still holds something for
+        (a voice, a raised hand), even if they are back already: a leave ends a voice and lowers a
+        hand. The own stream is read now, once: the state a leave was routed on may be a moment old,
+        and a hand raised through another replica meanwhile must go too. The room's release view
+        (`projections/leaver_release.py`) does the same from the topic, should this not run."""
+        space = await self.current(space_id)
+        released: list[Message] = []
+        for user_id in leavers:
+            if space.holds_anything(user_id):
+                command = c.ReleaseLeaver(space_id, user_id)
+                released += await self.run_as_system(space_id, command, cause or new_id())
+        return released
+
+
+class ShardGrowth:
+    """Doubles a live Space's listener shards when this replica takes more than `per_shard` joins a
+    second into it per shard it has (0: never). Each replica judges what it sees; the growth is a
+    command on the Space's own stream, so two replicas that both see a rush grow it once."""
+
+    def __init__(self, commands: SpaceCommands, per_shard: float, max_shards: int):
+        self.commands = commands
+        self.per_shard = per_shard
+        self.max_shards = max_shards
+        self._window: dict[str, tuple[float, int]] = {}  # Space id -> (second it began, joins in it)
+        self._growing: dict[str, asyncio.Task] = {}
+
+    async def joining(self, space_id: str) -> None:
+        if self.per_shard <= 0:
+            return
+        now = time.monotonic()
+        began, joins = self._window.get(space_id, (now, 0))
+        if now - began >= 1.0:
+            if len(self._window) > 10_000:  # Spaces that were joined once, long ago
+                self._window = {s: w for s, w in self._window.items() if now - w[0] < 1.0}
+            began, joins = now, 0
+        self._window[space_id] = (began, joins + 1)
+        if space_id in self._growing:
+            return
+        space, _ = await self.commands.executor.load(stream_of(space_id), refresh=False)
+        shards = space.listener_shards
+        if joins + 1 > self.per_shard * shards and space.is_live and shards < self.max_shards:
+            task = asyncio.get_running_loop().create_task(self._grow(space_id, shards * 2))
+            self._growing[space_id] = task
+
+    async def _grow(self, space_id: str, shards: int) -> None:
+        try:
+            await self.commands.run_as_system(
+                space_id, c.GrowListenerShards(space_id, shards), "shard-growth"
+            )
+            log.info("space %s grew to %d listener shards", space_id, shards)
+        except DomainError as refused:  # it ended meanwhile, say
+            log.info("space %s did not grow listener shards: %s", space_id, refused.message)
+        finally:
+            self._growing.pop(space_id, None)
+
+
+def _raced(space_id: str) -> Aborted:
+    return Aborted(
+        f"space {space_id!r} grew listener shards while the call was routed; retry the call",
+        reason=Reason.CONCURRENCY_CONFLICT,
+    )

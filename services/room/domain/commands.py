@@ -149,6 +149,44 @@ class RemoveCoHost:
 
 
 @dataclass(frozen=True)
+class WithShardMembers:
+    """`command`, decided on the Space's own state with `members` (user id, when they joined) in it
+    too: users the application found in through the Space's listener shards (ADR 0012), whom the own
+    stream alone does not show as in (an actor, or a command's target)."""
+
+    command: object
+    members: tuple[tuple[str, datetime], ...]
+
+    @property
+    def space_id(self) -> str:
+        return self.command.space_id
+
+
+@dataclass(frozen=True)
+class ReleaseLeaver:
+    """Issued by the room after `user_id` left through a listener shard (ADR 0012): the co-host's
+    or speaker's slot and the raised hand the Space's own stream still holds for them go.
+
+    `unless_back`: nothing goes if they are in again. The release view's, which may run long after
+    the leave: a voice or hand they hold by then was given to them since (the release that ran with
+    the leave took the old one), or, if that release never ran, was kept across their return."""
+
+    space_id: str
+    user_id: str
+    unless_back: bool = False
+
+
+@dataclass(frozen=True)
+class GrowListenerShards:
+    """Issued by the room when a live Space's joins outgrow its listener shards (ADR 0012): from
+    now on its listeners' joins spread over `shards` streams. Growing to a count it already has,
+    or fewer, changes nothing, so replicas that both see the rush grow it once."""
+
+    space_id: str
+    shards: int
+
+
+@dataclass(frozen=True)
 class InviteToSpeak:
     space_id: str
     user_id: str

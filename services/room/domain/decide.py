@@ -16,6 +16,7 @@ from google.protobuf.message import Message
 
 from libs.domain.decider import SYSTEM_CLAIM, Context, Decider
 from libs.domain.errors import (
+    Aborted,
     AlreadyExists,
     FailedPrecondition,
     NotFound,
@@ -27,7 +28,7 @@ from libs.domain.reasons import Reason
 from podium.room.v1 import room_events_pb2 as ev
 from podium.room.v1 import room_types_pb2 as types
 from services.room.domain import commands as c
-from services.room.domain.evolve import evolve
+from services.room.domain.evolve import evolve, replace, with_members
 from services.room.domain.limits import RoomLimits
 from services.room.domain.state import INITIAL, Space
 
@@ -35,12 +36,38 @@ JOIN_POLICIES = (types.JOIN_POLICY_ANYONE, types.JOIN_POLICY_INVITED_ONLY)
 
 
 def decide(command: object, state: Space, ctx: Context, limits: RoomLimits = RoomLimits()) -> list[Message]:
+    if isinstance(command, c.WithShardMembers):
+        state, command = replace(with_members(state, command.members), shards_consulted=True), command.command
     handler = _HANDLERS.get(type(command))
     if handler is None:
         raise TypeError(f"room cannot decide {type(command).__name__}")
     if not isinstance(command, c.CreateSpace) and not state.exists:
         raise NotFound(f"space {command.space_id!r} does not exist", reason=Reason.SPACE_NOT_FOUND)
     return handler(command, state, ctx, limits)
+
+
+class OnListenerShards(Aborted):
+    """Whether `user_id` is in is for the Space's listener shards to say, not its own stream: the
+    application routes the command there, or decides it again with what the shards say
+    (`c.WithShardMembers`). Raised only where the answer matters, never to a client but in a race
+    with a growth the application did not see (then ABORTED: a retry is routed)."""
+
+    def __init__(self, space_id: str, user_id: str):
+        super().__init__(
+            f"space {space_id!r} has listener shards: where {user_id!r} is in is for them to say",
+            reason=Reason.ON_LISTENER_SHARDS,
+        )
+        self.user_id = user_id
+
+
+def _is_in(state: Space, user_id: str) -> bool:
+    """The user is in through the Space's own stream; OnListenerShards when that is not the whole
+    answer (the Space has shards, the user may be in through one, and nobody has asked them)."""
+    if state.is_in(user_id):
+        return True
+    if state.listener_shards >= 2 and not state.shards_consulted and user_id != state.host_user_id:
+        raise OnListenerShards(state.space_id, user_id)
+    return False
 
 
 def make_decider(limits: RoomLimits = RoomLimits()) -> Decider:
@@ -81,7 +108,7 @@ def _require_live(state: Space) -> None:
 
 
 def _require_participant(state: Space, user_id: str) -> None:
-    if not state.is_in(user_id):
+    if not _is_in(state, user_id):
         raise FailedPrecondition(
             f"user {user_id!r} is not in space {state.space_id}", reason=Reason.USER_NOT_A_PARTICIPANT
         )
@@ -363,6 +390,19 @@ def _expire(cmd: c.ExpireSpace, state: Space, ctx: Context, limits: RoomLimits) 
 
 def _join(cmd: c.JoinSpace, state: Space, ctx: Context, limits: RoomLimits) -> list[Message]:
     user = ctx.actor_user_id
+    if (
+        state.is_live
+        and state.listener_shards >= 2
+        and user != state.host_user_id
+        and not _is_in(state, user)
+    ):
+        raise OnListenerShards(state.space_id, user)  # the host's joins stay here
+    return join_decision(cmd, state, ctx, limits)
+
+
+def join_decision(cmd: c.JoinSpace, state: Space, ctx: Context, limits: RoomLimits) -> list[Message]:
+    """The Space's rule for a join, on its own stream or, against its state, on a listener shard."""
+    user = ctx.actor_user_id
     _require_live(state)
     if state.is_in(user):
         return []
@@ -396,7 +436,7 @@ def _join(cmd: c.JoinSpace, state: Space, ctx: Context, limits: RoomLimits) -> l
 
 
 def _leave_event(state: Space, user_id: str, reason: int, *, mass_time_out: bool = False) -> list[Message]:
-    if not state.is_in(user_id):
+    if not _is_in(state, user_id):
         return []
     return [
         ev.ParticipantLeft(
@@ -429,7 +469,7 @@ def _remove(cmd: c.RemoveParticipant, state: Space, ctx: Context, limits: RoomLi
             "you cannot remove yourself (that would bar you from rejoining); use LeaveSpace",
             reason=Reason.CANNOT_REMOVE_SELF,
         )
-    if not state.is_in(cmd.user_id):
+    if not _is_in(state, cmd.user_id):
         if state.is_removed(cmd.user_id) or SYSTEM_CLAIM in ctx.claims:
             return []  # moderation's bar holds without the room taking anyone out
         raise FailedPrecondition(
@@ -447,6 +487,47 @@ def _evict(cmd: c.EvictListeners, state: Space, ctx: Context, limits: RoomLimits
         if state.role_of(user_id) == types.ROLE_LISTENER and not state.admits(user_id)
         for left in _leave_event(state, user_id, ev.LEAVE_REASON_POLICY)
     ]
+
+
+def _grow_shards(cmd: c.GrowListenerShards, state: Space, ctx: Context, limits: RoomLimits) -> list[Message]:
+    if SYSTEM_CLAIM not in ctx.claims:
+        raise PermissionDenied(
+            "only the room service itself grows listener shards", reason=Reason.SYSTEM_ONLY
+        )
+    _require_live(state)
+    check = Validator()
+    check.check(
+        1 <= cmd.shards <= limits.max_listener_shards and cmd.shards & (cmd.shards - 1) == 0,
+        "shards",
+        f"a power of two from 1 to {limits.max_listener_shards}",
+    )
+    check.raise_if_any("GrowListenerShards has invalid fields")
+    if cmd.shards <= state.listener_shards:
+        return []
+    return [ev.ListenerShardsGrown(space_id=state.space_id, shards=cmd.shards)]
+
+
+def _release_leaver(cmd: c.ReleaseLeaver, state: Space, ctx: Context, limits: RoomLimits) -> list[Message]:
+    if SYSTEM_CLAIM not in ctx.claims:
+        raise PermissionDenied(
+            "only the room service itself releases a leaver's slot", reason=Reason.SYSTEM_ONLY
+        )
+    user, released = cmd.user_id, []
+    if state.is_over or state.is_in(user) or not state.holds_anything(user):
+        return []  # over: every role lapsed; in: through the own stream; or nothing to release
+    # Back through a shard (the shards consulted): asked only of a leaver who holds something, so a
+    # plain listener's leave never costs a read of the shards.
+    if cmd.unless_back and _is_in(state, user):
+        return []
+    if user in state.co_hosts:
+        released.append(ev.CoHostRemoved(space_id=state.space_id, user_id=user))
+    if user in state.speakers:
+        released.append(
+            ev.SpeakerRemoved(space_id=state.space_id, user_id=user, reason=ev.SPEAKER_REMOVAL_REASON_LEFT)
+        )
+    if state.requested_at(user) is not None:
+        released.append(ev.SpeakRequestWithdrawn(space_id=state.space_id, user_id=user))
+    return released
 
 
 # Invites
@@ -641,6 +722,8 @@ _HANDLERS: dict[type, Callable[..., list[Message]]] = {
     c.TimeOutParticipant: _time_out,
     c.RemoveParticipant: _remove,
     c.EvictListeners: _evict,
+    c.GrowListenerShards: _grow_shards,
+    c.ReleaseLeaver: _release_leaver,
     c.InviteUsers: _invite,
     c.CreateInviteLink: _create_link,
     c.AddCoHost: _add_co_host,

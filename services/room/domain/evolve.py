@@ -13,11 +13,13 @@ code can read newer streams.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from google.protobuf.message import Message
 
 from podium.room.v1 import room_events_pb2 as ev
+from podium.room.v1 import room_types_pb2 as types
 from services.room.domain.state import NO_GUESTS, Space, managers_present
 
 
@@ -164,6 +166,10 @@ def _request_closed(s: Space, new: dict, e: Message, at: datetime) -> None:
     _lower_hand(s, new, e.user_id)
 
 
+def _shards_grown(s: Space, new: dict, e: ev.ListenerShardsGrown, at: datetime) -> None:
+    new["listener_shards"] = max(s.listener_shards, e.shards)
+
+
 _APPLIERS = {
     ev.SpaceCreated: _created,
     ev.SpaceUpdated: _updated,
@@ -184,4 +190,26 @@ _APPLIERS = {
     ev.SpaceSubscribed: _subscribed,
     ev.SpaceUnsubscribed: _unsubscribed,
     ev.SpaceReminder: _reminded,
+    ev.ListenerShardsGrown: _shards_grown,
 }
+
+
+def with_members(space: Space, members: Iterable[tuple[str, datetime]]) -> Space:
+    """The Space's own state with users who are in through its shards (user, when they joined) in
+    it too, each in the role the own stream lists them in (a voice) or as a listener: what the
+    Space's own commands are decided on, and what its participants are read from."""
+    for user_id, joined_at in members:
+        if not space.is_in(user_id):
+            joined = ev.ParticipantJoined(space_id=space.space_id, user_id=user_id, role=types.ROLE_LISTENER)
+            space = replace(evolve(space, joined, joined_at), version=space.version)
+    return space
+
+
+def with_counts(space: Space, present: int, listeners: int) -> Space:
+    """The Space's own state counting `present` more participants, `listeners` of them listeners:
+    those in through its listener shards, counted there, for a view that does not list them."""
+    if not (present or listeners):
+        return space
+    roster = space.membership.roster
+    counted = roster._replace(present=roster.present + present, listeners=roster.listeners + listeners)
+    return replace(space, membership=space.membership._replace(roster=counted))

@@ -36,3 +36,5 @@ class RoomLimits:
     reminder_lead: timedelta = timedelta(minutes=15)  # "starting soon" this long before the start
     start_window: timedelta = timedelta(hours=2)  # a scheduled Space not started by then expires
     reminder_batch: int = 1000  # subscribers one SpaceReminder names
+    # Listener shards a Space may grow to (ADR 0012); a power of two, as each growth doubles.
+    max_listener_shards: int = 256

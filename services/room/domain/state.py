@@ -83,6 +83,14 @@ class Space:
     reminded: frozenset[int] = frozenset()  # podium.room.v1.ReminderKind values
     # False when the last of them left in a mass time-out: no evidence that they are gone.
     unattended_on_evidence: bool = True
+    # How many listener shard streams the Space has (ADR 0012): 1 until it grows.
+    listener_shards: int = 1
+    # Set on the state one decision is made on, once the application has put in it the members of
+    # the listener shards the decision is about (`commands.WithShardMembers`); never folded.
+    shards_consulted: bool = False
+    # The listener shards, (shard, version) each, that one answer's join or leave was recorded on
+    # (for its read-your-writes token, `view.space_view`); set on that answer's state, never folded.
+    shard_positions: tuple[tuple[int, int], ...] = ()
     version: int = 0
 
     # Read from the membership
@@ -155,6 +163,11 @@ class Space:
     def requested_at(self, user_id: str) -> datetime | None:
         """When the user raised the hand still raised; None once the Space is over (requests lapse)."""
         return None if self.is_over else self.membership.member(user_id).hand_raised_at
+
+    def holds_anything(self, user_id: str) -> bool:
+        """A voice (co-host, speaker) or a raised hand on the Space's own stream: what a leave through
+        a listener shard leaves behind for `ReleaseLeaver` to take back."""
+        return user_id in self.co_hosts or user_id in self.speakers or self.requested_at(user_id) is not None
 
     def managers_present(self) -> bool:
         return managers_present(self.membership)

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from google.protobuf.message import Message
 
+from libs.domain.streams import room_token
 from podium.room.v1 import room_types_pb2 as types
 from services.room.domain.state import Participant, Space
 
@@ -34,6 +35,7 @@ def space_view(state: Space) -> types.Space:
         listener_count=state.listener_count,
         subscriber_count=len(state.subscribers),
         version=state.version,
+        room_token=room_token(state.version, state.shard_positions),
     )
     for name in ("scheduled_start", "created_at", "started_at", "ended_at"):
         _set_time(view, name, getattr(state, name))

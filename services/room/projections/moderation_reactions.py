@@ -17,7 +17,6 @@ between the command and the commit changes nothing twice.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Sequence
 
 import asyncpg
@@ -26,7 +25,7 @@ from libs.domain.errors import DomainError
 from libs.events.envelope import occurred_at
 from libs.events.topics import MODERATION_EVENTS
 from libs.projection.runner import ConsumedEvent
-from libs.telemetry.metrics import EVICTION_SECONDS
+from libs.telemetry.metrics import observe_eviction
 from podium.moderation.v1 import moderation_events_pb2 as mev
 from services.room.application.space_commands import SpaceCommands
 from services.room.domain.commands import RemoveParticipant
@@ -60,8 +59,7 @@ class ModerationReactions:
                         e.space_id, RemoveParticipant(e.space_id, e.user_id), event.envelope.event_id
                     )
                     if left:
-                        since = occurred_at(event.envelope).timestamp()
-                        EVICTION_SECONDS.labels("ban").observe(max(0.0, time.time() - since))
+                        observe_eviction("ban", occurred_at(event.envelope).timestamp())
                 except DomainError as rejected:  # e.g. a Space the room does not know; the bar still holds
                     log.warning("could not remove %s from %s: %s", e.user_id, e.space_id, rejected.message)
             elif isinstance(e, mev.UserBlocked):

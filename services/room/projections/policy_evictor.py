@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Sequence
 
 import asyncpg
@@ -27,11 +26,10 @@ from libs.domain.errors import Aborted, DomainError
 from libs.events.envelope import occurred_at
 from libs.events.topics import ROOM_EVENTS
 from libs.projection.runner import ConsumedEvent
-from libs.telemetry.metrics import EVICTION_SECONDS
+from libs.telemetry.metrics import observe_eviction
 from podium.room.v1 import room_events_pb2 as ev
 from podium.room.v1 import room_types_pb2 as types
 from services.room.application.space_commands import SpaceCommands
-from services.room.domain.commands import EvictListeners
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +62,7 @@ class PolicyEvictor:
 
     async def evict(self, space_id: str, cause: ConsumedEvent) -> int:
         """Takes out every listener the Space's policy no longer admits; how many went."""
-        state = await self.commands.current(space_id)
+        state = await self.commands.read(space_id)  # with its listener shards' members
         outside = state.listeners_outside_policy()
         if not outside:
             return 0
@@ -81,24 +79,19 @@ class PolicyEvictor:
     ) -> int:
         for attempt in range(ATTEMPTS):
             try:
-                left = await self.commands.run_as_system(
-                    space_id, EvictListeners(space_id, user_ids), cause.envelope.event_id
-                )
+                left = await self.commands.evict(space_id, user_ids, cause.envelope.event_id)
+                break
             except Aborted:
                 # Other replicas' joins kept the stream busy; a failure after the last attempt
                 # fails the batch, which is then read again from the view's stored position.
                 if attempt == ATTEMPTS - 1:
                     raise
                 await asyncio.sleep(0.05 * (attempt + 1))
-                continue
             except DomainError as rejected:  # the Space is gone, say: nobody to evict
                 log.info("evictions from %s not applied: %s", space_id, rejected.message)
                 return 0
-            took = max(0.0, time.time() - since)
-            for _ in left:
-                EVICTION_SECONDS.labels("policy").observe(took)
-            return len(left)
-        return 0
+        observe_eviction("policy", since, len(left))
+        return len(left)
 
 
 def _turned_invite_only(e: ev.SpaceUpdated) -> bool:

@@ -15,7 +15,10 @@ Each row is the room domain's own `evolve` folded over the Space's events, so
 the directory and the write side never disagree about what an event means.
 The fold needs the Space's state before each event: a bounded cache holds the
 Spaces being applied now (live ones, in practice); on a miss the state is
-folded from the room's own event store up to the version before the event.
+folded from the room's own event store, each of the Space's streams (its own
+and its listener shards, ADR 0012) up to the version this view has applied.
+The Space's version in a row is its own stream's, the `room_version` clients
+pass on; shard events change its counts, not its version.
 An ended Space leaves the cache at once; memory follows live Spaces, not
 history.
 
@@ -25,6 +28,7 @@ GetSpace reads the write side instead.
 
 from __future__ import annotations
 
+import heapq
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,13 +37,15 @@ from datetime import datetime
 import asyncpg
 
 from libs.domain.errors import FieldViolation, InvalidArgument
+from libs.domain.streams import is_space_stream, listener_shard_stream, room_token, space_stream
 from libs.events.envelope import occurred_at
 from libs.events.topics import ROOM_EVENTS
 from libs.eventstore.store import EventStore
 from libs.grpckit.pagination import Page, from_micros, micros, next_page_token
 from libs.projection.runner import ConsumedEvent
+from libs.projection.tracking import Tracking
+from podium.room.v1 import room_events_pb2 as ev
 from podium.room.v1 import room_types_pb2 as types
-from services.room.application.space_commands import stream_of
 from services.room.domain.evolve import evolve, replace
 from services.room.domain.state import INITIAL, Space
 from services.room.domain.view import space_view
@@ -75,6 +81,9 @@ class SpaceDirectory:
         self.cache_spaces = cache_spaces
         self.relevance_candidates = relevance_candidates
         self._states: OrderedDict[str, Space] = OrderedDict()
+        # Per cached Space, the version applied of each of its listener shard streams (ADR 0012).
+        self._shard_versions: dict[str, dict[str, int]] = {}
+        self._tracking = Tracking(schema, self.name, self.version)
         self.loaded_from_store = 0  # cache misses, for tests and metrics
         self._ended: list[str] = []  # Spaces over in the batch being applied
 
@@ -83,20 +92,38 @@ class SpaceDirectory:
     async def apply(self, conn: asyncpg.Connection, events: Sequence[ConsumedEvent]) -> None:
         """Folds the batch into the Spaces' states, then writes each changed Space's row once."""
         changed: dict[str, Space] = {}
-        states = self._states
+        states, shard_versions = self._states, self._shard_versions
         for event in events:
             envelope = event.envelope
-            space_id, version = envelope.space_id, envelope.stream_version
+            space_id, stream, version = envelope.space_id, envelope.stream_id, envelope.stream_version
             before = states.get(space_id)
-            if before is None or before.version != version - 1:
-                # A Space's first event starts from nothing; any other miss is folded from the store.
-                before = INITIAL if version == 1 else await self._state_before(space_id, version)
-            states[space_id] = changed[space_id] = evolve(before, event.payload, occurred_at(envelope))
+            on_space_stream = is_space_stream(stream, space_id)
+            if on_space_stream:
+                follows = before is not None and before.version == version - 1
+            else:
+                follows = (
+                    before is not None and shard_versions.get(space_id, {}).get(stream, 0) == version - 1
+                )
+            if not follows:
+                # A Space's first event starts from nothing; any other miss (or a stream that skipped
+                # versions the store holds) is folded from the store as far as this view has applied.
+                if version == 1 and on_space_stream:
+                    before, shard_versions[space_id] = INITIAL, {}
+                else:
+                    before, shard_versions[space_id] = await self._state_before(
+                        conn, space_id, stream, version
+                    )
+            after = evolve(before, event.payload, occurred_at(envelope))
+            if not on_space_stream:  # the Space's version stays its own stream's (clients' room_version)
+                after = replace(after, version=before.version)
+                shard_versions[space_id][stream] = version
+            states[space_id] = changed[space_id] = after
         self._ended.extend(space_id for space_id, space in changed.items() if space.is_over)
         for space_id in changed:
             states.move_to_end(space_id)
         while len(states) > self.cache_spaces:
-            states.popitem(last=False)
+            evicted, _ = states.popitem(last=False)
+            shard_versions.pop(evicted, None)
         await conn.executemany(
             f"""INSERT INTO {self.table} AS d (space_id, version, state, host_user_id, created_at,
                     starts_at, unattended_since, hosts, co_hosts, speakers, listeners, title,
@@ -109,7 +136,7 @@ class SpaceDirectory:
                     listeners = excluded.listeners, title = excluded.title,
                     description = excluded.description, topics = excluded.topics,
                     language = excluded.language, space = excluded.space
-                WHERE d.version < excluded.version""",
+                WHERE d.version <= excluded.version""",
             [_row(space) for space in changed.values() if space.exists],
         )
 
@@ -117,23 +144,50 @@ class SpaceDirectory:
         """After the commit: Spaces that are over leave memory (their rows stay)."""
         for space_id in self._ended:
             self._states.pop(space_id, None)
+            self._shard_versions.pop(space_id, None)
         self._ended = []
 
     def reset(self) -> None:
         """A transaction failed: the cached states may be ahead of the rows; they are folded again."""
         self._states.clear()
+        self._shard_versions.clear()
         self._ended = []
 
-    async def _state_before(self, space_id: str, version: int) -> Space:
+    async def _state_before(
+        self, conn: asyncpg.Connection, space_id: str, stream: str, version: int
+    ) -> tuple[Space, dict[str, int]]:
+        """The Space as this view has applied it, folded from the store, with its shard streams'
+        versions: every stream up to the version the view's tracking records (`stream` up to the
+        one before `version`). The Space's own stream, read whole, says how many shards it has had;
+        then all its streams are folded merged by time, each in its own order (as the room wrote
+        them)."""
         self.loaded_from_store += 1
+        own = space_stream(space_id)
+        reached = {own: version - 1} if stream == own else {stream: version - 1}
+        if own not in reached:
+            reached.update(await self._applied(conn, [own]))
+        recorded = await self.store.load(own)
+        events = [r for r in recorded if r.version <= reached[own]]
+        # Every shard the Space has had, applied or not: the view may have applied a shard's events
+        # before the growth that made the shard (the streams interleave in no set order).
+        shards = max(
+            (r.payload.shards for r in recorded if isinstance(r.payload, ev.ListenerShardsGrown)), default=1
+        )
+        shard_streams = [listener_shard_stream(space_id, k) for k in range(shards)]
+        if stream != own and stream not in shard_streams:
+            shard_streams.append(stream)  # written after the growth this load saw
+        reached.update(await self._applied(conn, [s for s in shard_streams if s not in reached]))
+        loaded = [[r for r in await self.store.load(s) if r.version <= reached[s]] for s in shard_streams]
         state = INITIAL
-        for recorded in await self.store.load(stream_of(space_id)):
-            if recorded.version >= version:
-                break
-            state = evolve(state, recorded.payload, recorded.occurred_at)
-        if state.version < version - 1:  # events this code skipped (an unknown type) still count
-            state = replace(state, version=version - 1)
-        return state
+        for recorded in heapq.merge(events, *loaded, key=lambda r: r.occurred_at):
+            after = evolve(state, recorded.payload, recorded.occurred_at)
+            state = after if recorded.envelope.stream_id == own else replace(after, version=state.version)
+        state = replace(state, version=reached[own])  # events this code skipped (an unknown type) still count
+        return state, {s: reached[s] for s in shard_streams if reached[s]}
+
+    async def _applied(self, conn: asyncpg.Connection, streams: list[str]) -> dict[str, int]:
+        versions = await self._tracking.stream_versions(conn, [("room", s) for s in streams])
+        return {s: versions.get(("room", s), 0) for s in streams}
 
     # Queries
 
@@ -221,7 +275,7 @@ class SpaceDirectory:
         rows = await self.pool.fetch(
             f"SELECT space_id, space FROM {self.table} WHERE space_id = ANY($1::text[])", list(space_ids)
         )
-        return {row["space_id"]: types.Space.FromString(row["space"]) for row in rows}
+        return {row["space_id"]: _stored(row["space"]) for row in rows}
 
     async def scheduled_before(self, until: datetime) -> list[tuple[str, datetime]]:
         """Scheduled Spaces whose start is `until` or earlier, with that start (soonest first)."""
@@ -283,9 +337,18 @@ def _after(page: Page) -> tuple[int | None, str]:
 
 
 def _page(rows, page: Page, key) -> tuple[list[types.Space], str]:
-    spaces = [types.Space.FromString(row["space"]) for row in rows[: page.size]]
+    spaces = [_stored(row["space"]) for row in rows[: page.size]]
     more = len(rows) > page.size
     return spaces, next_page_token(page, key(rows[page.size - 1]) if more else (), more=more)
+
+
+def _stored(data: bytes) -> types.Space:
+    """A row's Space. Rows written before `room_token` existed lack it: their own stream's version
+    is the whole token (what they were written at named no shard)."""
+    space = types.Space.FromString(data)
+    if not space.room_token and space.version:
+        space.room_token = room_token(space.version)
+    return space
 
 
 def _row(space: Space) -> tuple:

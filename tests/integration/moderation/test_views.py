@@ -13,18 +13,21 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from libs.domain.streams import is_space_stream
 from libs.events.envelope import Causation, wrap
 from libs.events.topics import MODERATION_EVENTS, ROOM_EVENTS
 from libs.grpckit.pagination import parse_page
 from libs.projection.runner import ConsumedEvent
 from podium.moderation.v1 import moderation_events_pb2 as mev
 from podium.moderation.v1 import moderation_types_pb2 as mt
+from podium.room.v1 import room_events_pb2 as ev
 from services.moderation.projections.report_index import ReportIndex
 from services.moderation.projections.room_roles import RoomRoles
 from tests.support.schemas import emptied
+from tests.support.sharded_log import on_streams
 from tests.unit.membership.test_one_fold import history, steps
 from tests.unit.room.given import HOST, SPACE
 from tests.unit.room.test_invariants import USERS, limits, started
@@ -44,17 +47,25 @@ async def _schema(pool, view) -> str:
     return await emptied(pool, "moderation", view.tables)
 
 
-def _event(payload, version: int, at: datetime, topic: str = ROOM_EVENTS.name, space_id: str = SPACE):
+def _event(
+    payload,
+    version: int,
+    at: datetime,
+    topic: str = ROOM_EVENTS.name,
+    space_id: str = SPACE,
+    stream_id: str = "",
+    offset: int = 0,
+):
     envelope = wrap(
         payload,
         producer="test",
-        stream_id=f"space-{space_id}",
+        stream_id=stream_id or f"space-{space_id}",
         version=version,
         space_id=space_id,
         occurred_at=at,
         causation=Causation("someone", "c", "c"),
     )
-    return ConsumedEvent(envelope, payload, topic, 0, version)
+    return ConsumedEvent(envelope, payload, topic, 0, offset or version)
 
 
 async def _apply(pool, view, batch) -> None:
@@ -97,6 +108,49 @@ async def test_the_rows_and_the_cache_answer_every_role_as_the_room_does(
     members = await pool.fetchval(f"SELECT count(*) FROM {schema}.room_members_v1")
     if log[-1].room.is_over:
         assert members == 0
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps, limits, started, st.sampled_from([2, 4]), st.lists(st.integers(1, 12), min_size=1, max_size=20))
+async def test_listeners_on_shard_streams_hold_the_roles_the_room_gives_them(
+    pool, sequence, room_limits, start, shards, sizes
+):
+    """ADR 0012: joins and leaves on the users' listener shards, everything else on the Space's own
+    stream, in the room's order. The roster row keeps the own stream's version, and a writer that
+    restarts (loading the Space from the rows, not from a v1 of its own stream) answers as the room."""
+    created, *rest = [m for m in history(sequence, room_limits, start) if m.topic == ROOM_EVENTS.name]
+    grown = ev.ListenerShardsGrown(space_id=SPACE, shards=shards)
+    items = [(created.event, created.at), (grown, created.at), *((m.event, m.at) for m in rest)]
+    rooms = [created.room, created.room, *(m.room for m in rest)]
+    laid_out = on_streams(SPACE, items, shards)
+    assume(any(not is_space_stream(item.stream_id, SPACE) for item in laid_out))
+    events = [
+        _event(item.payload, item.version, item.at, stream_id=item.stream_id, offset=offset)
+        for offset, item in enumerate(laid_out, start=1)
+    ]
+    schema = await _schema(pool, RoomRoles)
+    writer, follower = RoomRoles(pool, schema, cache_spaces=1), RoomRoles(pool, schema)
+    done, turn = 0, 0
+    while done < len(events):
+        turn += 1
+        if turn == 2:
+            writer = RoomRoles(pool, schema, cache_spaces=1)  # a restart: nothing in memory
+        batch = events[done : done + sizes[turn % len(sizes)]]
+        await _apply(pool, writer, batch)
+        done += len(batch)
+        room = rooms[done - 1]
+        for user in (*USERS, HOST):
+            expected = (room.role_of(user), room.role_of(user), room.host_user_id)
+            for view in (writer, follower):
+                roles = await view.roles(SPACE, user, user)
+                assert (roles.actor, roles.target, roles.host_user_id) == expected, (user, view)
+        own = sum(is_space_stream(item.stream_id, SPACE) for item in laid_out[:done])
+        version = await pool.fetchval(
+            f"SELECT version FROM {schema}.room_rosters_v1 WHERE space_id = $1", SPACE
+        )
+        assert version == own
+    if turn >= 2 and not rooms[-1].is_over:  # the restarted writer loaded the Space from the rows
+        assert writer.loaded >= 1
 
 
 async def test_a_space_the_view_never_saw_is_unknown_and_a_target_is_optional(pool):

@@ -341,6 +341,20 @@ def test_turning_invite_only_leaves_out_only_listeners_without_an_invitation_or_
         when([*state, *guest, closed], c.EvictListeners(SPACE, ("walk",)), HOST)
 
 
+def test_listener_shards_only_grow_and_a_repeat_changes_nothing():
+    assert state_of(*live()).listener_shards == 1
+    (grown,) = when(live(), c.GrowListenerShards(SPACE, 4), "room", claims=["system"])
+    assert (grown.space_id, grown.shards) == (SPACE, 4)
+    assert state_of(*live(), grown).listener_shards == 4
+    for fewer_or_same in (1, 2, 4):  # two replicas that saw the same rush grow it once
+        assert (
+            when([*live(), grown], c.GrowListenerShards(SPACE, fewer_or_same), "room", claims=["system"])
+            == []
+        )
+    (again,) = when([*live(), grown], c.GrowListenerShards(SPACE, 8), "room", claims=["system"])
+    assert state_of(*live(), grown, again).listener_shards == 8
+
+
 def test_a_link_guest_who_left_no_longer_counts_as_one():
     state = [*live(), invite_link("L1", at(3600))]
     guest = when(state, c.JoinSpace(SPACE, "L1"), "gus")

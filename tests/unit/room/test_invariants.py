@@ -197,6 +197,8 @@ def check_invariants(state: Space, limits: RoomLimits) -> None:
         assert (state.unattended_since is None) == state.managers_present()
     if state.unattended_since is None:
         assert state.unattended_on_evidence
+    n = state.listener_shards
+    assert 1 <= n <= limits.max_listener_shards and n & (n - 1) == 0
     view = space_view(state)
     assert view.listener_count == sum(r == types.ROLE_LISTENER for r in roles.values())
 
@@ -315,6 +317,7 @@ def test_a_long_busy_run_reaches_every_event_type():
         (HOST, c.RevokeSpeaker(SPACE, "c"), 1),
         (HOST, c.RemoveCoHost(SPACE, "a"), 1),
         (HOST, c.RemoveParticipant(SPACE, "d"), 1),
+        (SYSTEM, c.GrowListenerShards(SPACE, 4), 1),
         (SYSTEM, c.TimeOutParticipant(SPACE, "c"), 1),
         (HOST, c.LeaveSpace(SPACE), 1),
         (SYSTEM, c.EndAbandonedSpace(SPACE), 61),

@@ -185,6 +185,29 @@ CASES = {
     "EvictListeners/not-system": refusal(
         BUSY, c.EvictListeners(SPACE, ("lis",)), HOST, PermissionDenied, "SYSTEM_ONLY"
     ),
+    "GrowListenerShards/not-system": refusal(
+        BUSY, c.GrowListenerShards(SPACE, 2), HOST, PermissionDenied, "SYSTEM_ONLY"
+    ),
+    "GrowListenerShards/not-live": refusal(
+        [created()],
+        c.GrowListenerShards(SPACE, 2),
+        "sys",
+        FailedPrecondition,
+        "SPACE_NOT_LIVE",
+        claims=SYSTEM,
+    ),
+    "GrowListenerShards/ended": refusal(
+        ended(), c.GrowListenerShards(SPACE, 2), "sys", FailedPrecondition, "SPACE_ENDED", claims=SYSTEM
+    ),
+    "GrowListenerShards/not-a-power-of-two": refusal(
+        BUSY, c.GrowListenerShards(SPACE, 3), "sys", InvalidArgument, "INVALID_ARGUMENT", claims=SYSTEM
+    ),
+    "GrowListenerShards/over-the-limit": refusal(
+        BUSY, c.GrowListenerShards(SPACE, 512), "sys", InvalidArgument, "INVALID_ARGUMENT", claims=SYSTEM
+    ),
+    "ReleaseLeaver/not-system": refusal(
+        BUSY, c.ReleaseLeaver(SPACE, "spk"), HOST, PermissionDenied, "SYSTEM_ONLY"
+    ),
     "RemoveParticipant/listener": refusal(
         BUSY, c.RemoveParticipant(SPACE, "asker"), "lis", PermissionDenied, "NOT_HOST_OR_CO_HOST"
     ),
@@ -375,6 +398,9 @@ EVERY_COMMAND = [
     c.TimeOutParticipant(SPACE, "u"),
     c.RemoveParticipant(SPACE, "u"),
     c.EvictListeners(SPACE, ("u",)),
+    c.GrowListenerShards(SPACE, 2),
+    c.WithShardMembers(c.InviteToSpeak(SPACE, "u"), (("u", at(0)),)),
+    c.ReleaseLeaver(SPACE, "u"),
     c.InviteUsers(SPACE, ("u",)),
     c.CreateInviteLink(SPACE, "L", at(60)),
     c.AddCoHost(SPACE, "u"),

@@ -10,6 +10,7 @@ from podium.room.v1 import room_types_pb2 as types
 from services.room.domain.evolve import evolve
 from services.room.domain.state import INITIAL
 from services.room.domain.view import participants_view, space_view, speak_requests_view
+from services.room.projections.space_directory import _stored
 from tests.unit.room.given import HOST, NOW, SPACE, at, co_hosts, created, joined, live, requested, speakers
 
 
@@ -60,3 +61,10 @@ def test_speak_requests_view_is_the_queue_oldest_first():
     views = speak_requests_view(state)
     assert [r.user_id for r in views] == ["b", "a"]
     assert views[0].requested_at.ToDatetime(tzinfo=UTC) < views[1].requested_at.ToDatetime(tzinfo=UTC)
+
+
+def test_a_directory_row_written_before_room_tokens_answers_with_its_versions_token():
+    old = types.Space(space_id=SPACE, version=12).SerializeToString()  # as written before the field
+    assert _stored(old).room_token == "12"
+    current = types.Space(space_id=SPACE, version=12, room_token="12;l3=40").SerializeToString()
+    assert _stored(current).room_token == "12;l3=40"

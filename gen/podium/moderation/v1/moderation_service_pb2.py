@@ -27,7 +27,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from podium.moderation.v1 import moderation_types_pb2 as podium_dot_moderation_dot_v1_dot_moderation__types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n-podium/moderation/v1/moderation_service.proto\x12\x14podium.moderation.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a+podium/moderation/v1/moderation_types.proto\"q\n\x16MuteParticipantRequest\x12\x16\n\x08space_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x15\n\x07user_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x14\n\x0croom_version\x18\x04 \x01(\x03\"G\n\x17MuteParticipantResponse\x12,\n\x04kind\x18\x01 \x01(\x0e\x32\x1e.podium.moderation.v1.MuteKind\"s\n\x18UnmuteParticipantRequest\x12\x16\n\x08space_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x15\n\x07user_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x14\n\x0croom_version\x18\x04 \x01(\x03\"\x1b\n\x19UnmuteParticipantResponse\"\x83\x01\n\x18RemoveParticipantRequest\x12\x16\n\x08space_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x15\n\x07user_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x14\n\x0croom_version\x18\x05 \x01(\x03\"\x1b\n\x19RemoveParticipantResponse\"=\n\x10\x42lockUserRequest\x12\x15\n\x07user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\x13\n\x11\x42lockUserResponse\"?\n\x12UnblockUserRequest\x12\x15\n\x07user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\x15\n\x13UnblockUserResponse\"@\n\x17ListBlockedUsersRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"E\n\x18ListBlockedUsersResponse\x12\x10\n\x08user_ids\x18\x01 \x03(\t\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x9e\x01\n\x12ReportSpaceRequest\x12\x16\n\x08space_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x38\n\x06reason\x18\x02 \x01(\x0e\x32\".podium.moderation.v1.ReportReasonB\x04\xe2\x41\x01\x02\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x14\n\x0croom_version\x18\x05 \x01(\x03\"(\n\x13ReportSpaceResponse\x12\x11\n\treport_id\x18\x01 \x01(\t\"\xbb\x01\n\x18ReportParticipantRequest\x12\x16\n\x08space_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x15\n\x07user_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x38\n\x06reason\x18\x03 \x01(\x0e\x32\".podium.moderation.v1.ReportReasonB\x04\xe2\x41\x01\x02\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12\x14\n\x0croom_version\x18\x06 \x01(\x03\"F\n\x19ReportParticipantResponse\x12\x11\n\treport_id\x18\x01 \x01(\t\x12\x16\n\nauto_muted\x18\x02 \x01(\x08\x42\x02\x18\x01\"\xde\x01\n\x12ListReportsRequest\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x30\n\x05state\x18\x02 \x01(\x0e\x32!.podium.moderation.v1.ReportState\x12\x32\n\x06reason\x18\x03 \x01(\x0e\x32\".podium.moderation.v1.ReportReason\x12)\n\x05since\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x05 \x01(\x05\x12\x12\n\npage_token\x18\x06 \x01(\t\"]\n\x13ListReportsResponse\x12-\n\x07reports\x18\x01 \x03(\x0b\x32\x1c.podium.moderation.v1.Report\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xa5\x01\n\x14ResolveReportRequest\x12\x16\n\x08space_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x17\n\treport_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12:\n\nresolution\x18\x03 \x01(\x0e\x32 .podium.moderation.v1.ResolutionB\x04\xe2\x41\x01\x02\x12\x0c\n\x04note\x18\x04 \x01(\t\x12\x12\n\nrequest_id\x18\x05 \x01(\t\"E\n\x15ResolveReportResponse\x12,\n\x06report\x18\x01 \x01(\x0b\x32\x1c.podium.moderation.v1.Report\"X\n\x17GetModerationLogRequest\x12\x16\n\x08space_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"l\n\x18GetModerationLogResponse\x12\x37\n\x07\x61\x63tions\x18\x01 \x03(\x0b\x32&.podium.moderation.v1.ModerationAction\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xbf\t\n\x11ModerationService\x12n\n\x0fMuteParticipant\x12,.podium.moderation.v1.MuteParticipantRequest\x1a-.podium.moderation.v1.MuteParticipantResponse\x12t\n\x11UnmuteParticipant\x12..podium.moderation.v1.UnmuteParticipantRequest\x1a/.podium.moderation.v1.UnmuteParticipantResponse\x12t\n\x11RemoveParticipant\x12..podium.moderation.v1.RemoveParticipantRequest\x1a/.podium.moderation.v1.RemoveParticipantResponse\x12\\\n\tBlockUser\x12&.podium.moderation.v1.BlockUserRequest\x1a\'.podium.moderation.v1.BlockUserResponse\x12\x62\n\x0bUnblockUser\x12(.podium.moderation.v1.UnblockUserRequest\x1a).podium.moderation.v1.UnblockUserResponse\x12q\n\x10ListBlockedUsers\x12-.podium.moderation.v1.ListBlockedUsersRequest\x1a..podium.moderation.v1.ListBlockedUsersResponse\x12\x62\n\x0bReportSpace\x12(.podium.moderation.v1.ReportSpaceRequest\x1a).podium.moderation.v1.ReportSpaceResponse\x12t\n\x11ReportParticipant\x12..podium.moderation.v1.ReportParticipantRequest\x1a/.podium.moderation.v1.ReportParticipantResponse\x12\x62\n\x0bListReports\x12(.podium.moderation.v1.ListReportsRequest\x1a).podium.moderation.v1.ListReportsResponse\x12h\n\rResolveReport\x12*.podium.moderation.v1.ResolveReportRequest\x1a+.podium.moderation.v1.ResolveReportResponse\x12q\n\x10GetModerationLog\x12-.podium.moderation.v1.GetModerationLogRequest\x1a..podium.moderation.v1.GetModerationLogResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n-podium/moderation/v1/moderation_service.proto\x12\x14podium.moderation.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a+podium/moderation/v1/moderation_types.proto\"\x85\x01\n\x16MuteParticipantRequest\x12\x16\n\x08space_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x15\n\x07user_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x14\n\x0croom_version\x18\x04 \x01(\x03\x12\x12\n\nroom_token\x18\x05 \x01(\t\"G\n\x17MuteParticipantResponse\x12,\n\x04kind\x18\x01 \x01(\x0e\x32\x1e.podium.moderation.v1.MuteKind\"\x87\x01\n\x18UnmuteParticipantRequest\x12\x16\n\x08space_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x15\n\x07user_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x14\n\x0croom_version\x18\x04 \x01(\x03\x12\x12\n\nroom_token\x18\x05 \x01(\t\"\x1b\n\x19UnmuteParticipantResponse\"\x97\x01\n\x18RemoveParticipantRequest\x12\x16\n\x08space_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x15\n\x07user_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x14\n\x0croom_version\x18\x05 \x01(\x03\x12\x12\n\nroom_token\x18\x06 \x01(\t\"\x1b\n\x19RemoveParticipantResponse\"=\n\x10\x42lockUserRequest\x12\x15\n\x07user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\x13\n\x11\x42lockUserResponse\"?\n\x12UnblockUserRequest\x12\x15\n\x07user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\x15\n\x13UnblockUserResponse\"@\n\x17ListBlockedUsersRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"E\n\x18ListBlockedUsersResponse\x12\x10\n\x08user_ids\x18\x01 \x03(\t\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xb2\x01\n\x12ReportSpaceRequest\x12\x16\n\x08space_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x38\n\x06reason\x18\x02 \x01(\x0e\x32\".podium.moderation.v1.ReportReasonB\x04\xe2\x41\x01\x02\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x14\n\x0croom_version\x18\x05 \x01(\x03\x12\x12\n\nroom_token\x18\x06 \x01(\t\"(\n\x13ReportSpaceResponse\x12\x11\n\treport_id\x18\x01 \x01(\t\"\xcf\x01\n\x18ReportParticipantRequest\x12\x16\n\x08space_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x15\n\x07user_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x38\n\x06reason\x18\x03 \x01(\x0e\x32\".podium.moderation.v1.ReportReasonB\x04\xe2\x41\x01\x02\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12\x14\n\x0croom_version\x18\x06 \x01(\x03\x12\x12\n\nroom_token\x18\x07 \x01(\t\"F\n\x19ReportParticipantResponse\x12\x11\n\treport_id\x18\x01 \x01(\t\x12\x16\n\nauto_muted\x18\x02 \x01(\x08\x42\x02\x18\x01\"\xde\x01\n\x12ListReportsRequest\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x30\n\x05state\x18\x02 \x01(\x0e\x32!.podium.moderation.v1.ReportState\x12\x32\n\x06reason\x18\x03 \x01(\x0e\x32\".podium.moderation.v1.ReportReason\x12)\n\x05since\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x05 \x01(\x05\x12\x12\n\npage_token\x18\x06 \x01(\t\"]\n\x13ListReportsResponse\x12-\n\x07reports\x18\x01 \x03(\x0b\x32\x1c.podium.moderation.v1.Report\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xa5\x01\n\x14ResolveReportRequest\x12\x16\n\x08space_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x17\n\treport_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12:\n\nresolution\x18\x03 \x01(\x0e\x32 .podium.moderation.v1.ResolutionB\x04\xe2\x41\x01\x02\x12\x0c\n\x04note\x18\x04 \x01(\t\x12\x12\n\nrequest_id\x18\x05 \x01(\t\"E\n\x15ResolveReportResponse\x12,\n\x06report\x18\x01 \x01(\x0b\x32\x1c.podium.moderation.v1.Report\"X\n\x17GetModerationLogRequest\x12\x16\n\x08space_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"l\n\x18GetModerationLogResponse\x12\x37\n\x07\x61\x63tions\x18\x01 \x03(\x0b\x32&.podium.moderation.v1.ModerationAction\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xbf\t\n\x11ModerationService\x12n\n\x0fMuteParticipant\x12,.podium.moderation.v1.MuteParticipantRequest\x1a-.podium.moderation.v1.MuteParticipantResponse\x12t\n\x11UnmuteParticipant\x12..podium.moderation.v1.UnmuteParticipantRequest\x1a/.podium.moderation.v1.UnmuteParticipantResponse\x12t\n\x11RemoveParticipant\x12..podium.moderation.v1.RemoveParticipantRequest\x1a/.podium.moderation.v1.RemoveParticipantResponse\x12\\\n\tBlockUser\x12&.podium.moderation.v1.BlockUserRequest\x1a\'.podium.moderation.v1.BlockUserResponse\x12\x62\n\x0bUnblockUser\x12(.podium.moderation.v1.UnblockUserRequest\x1a).podium.moderation.v1.UnblockUserResponse\x12q\n\x10ListBlockedUsers\x12-.podium.moderation.v1.ListBlockedUsersRequest\x1a..podium.moderation.v1.ListBlockedUsersResponse\x12\x62\n\x0bReportSpace\x12(.podium.moderation.v1.ReportSpaceRequest\x1a).podium.moderation.v1.ReportSpaceResponse\x12t\n\x11ReportParticipant\x12..podium.moderation.v1.ReportParticipantRequest\x1a/.podium.moderation.v1.ReportParticipantResponse\x12\x62\n\x0bListReports\x12(.podium.moderation.v1.ListReportsRequest\x1a).podium.moderation.v1.ListReportsResponse\x12h\n\rResolveReport\x12*.podium.moderation.v1.ResolveReportRequest\x1a+.podium.moderation.v1.ResolveReportResponse\x12q\n\x10GetModerationLog\x12-.podium.moderation.v1.GetModerationLogRequest\x1a..podium.moderation.v1.GetModerationLogResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -70,50 +70,50 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RESOLVEREPORTREQUEST'].fields_by_name['resolution']._serialized_options = b'\342A\001\002'
   _globals['_GETMODERATIONLOGREQUEST'].fields_by_name['space_id']._loaded_options = None
   _globals['_GETMODERATIONLOGREQUEST'].fields_by_name['space_id']._serialized_options = b'\342A\001\002'
-  _globals['_MUTEPARTICIPANTREQUEST']._serialized_start=182
-  _globals['_MUTEPARTICIPANTREQUEST']._serialized_end=295
-  _globals['_MUTEPARTICIPANTRESPONSE']._serialized_start=297
-  _globals['_MUTEPARTICIPANTRESPONSE']._serialized_end=368
-  _globals['_UNMUTEPARTICIPANTREQUEST']._serialized_start=370
-  _globals['_UNMUTEPARTICIPANTREQUEST']._serialized_end=485
-  _globals['_UNMUTEPARTICIPANTRESPONSE']._serialized_start=487
-  _globals['_UNMUTEPARTICIPANTRESPONSE']._serialized_end=514
-  _globals['_REMOVEPARTICIPANTREQUEST']._serialized_start=517
-  _globals['_REMOVEPARTICIPANTREQUEST']._serialized_end=648
-  _globals['_REMOVEPARTICIPANTRESPONSE']._serialized_start=650
-  _globals['_REMOVEPARTICIPANTRESPONSE']._serialized_end=677
-  _globals['_BLOCKUSERREQUEST']._serialized_start=679
-  _globals['_BLOCKUSERREQUEST']._serialized_end=740
-  _globals['_BLOCKUSERRESPONSE']._serialized_start=742
-  _globals['_BLOCKUSERRESPONSE']._serialized_end=761
-  _globals['_UNBLOCKUSERREQUEST']._serialized_start=763
-  _globals['_UNBLOCKUSERREQUEST']._serialized_end=826
-  _globals['_UNBLOCKUSERRESPONSE']._serialized_start=828
-  _globals['_UNBLOCKUSERRESPONSE']._serialized_end=849
-  _globals['_LISTBLOCKEDUSERSREQUEST']._serialized_start=851
-  _globals['_LISTBLOCKEDUSERSREQUEST']._serialized_end=915
-  _globals['_LISTBLOCKEDUSERSRESPONSE']._serialized_start=917
-  _globals['_LISTBLOCKEDUSERSRESPONSE']._serialized_end=986
-  _globals['_REPORTSPACEREQUEST']._serialized_start=989
-  _globals['_REPORTSPACEREQUEST']._serialized_end=1147
-  _globals['_REPORTSPACERESPONSE']._serialized_start=1149
-  _globals['_REPORTSPACERESPONSE']._serialized_end=1189
-  _globals['_REPORTPARTICIPANTREQUEST']._serialized_start=1192
-  _globals['_REPORTPARTICIPANTREQUEST']._serialized_end=1379
-  _globals['_REPORTPARTICIPANTRESPONSE']._serialized_start=1381
-  _globals['_REPORTPARTICIPANTRESPONSE']._serialized_end=1451
-  _globals['_LISTREPORTSREQUEST']._serialized_start=1454
-  _globals['_LISTREPORTSREQUEST']._serialized_end=1676
-  _globals['_LISTREPORTSRESPONSE']._serialized_start=1678
-  _globals['_LISTREPORTSRESPONSE']._serialized_end=1771
-  _globals['_RESOLVEREPORTREQUEST']._serialized_start=1774
-  _globals['_RESOLVEREPORTREQUEST']._serialized_end=1939
-  _globals['_RESOLVEREPORTRESPONSE']._serialized_start=1941
-  _globals['_RESOLVEREPORTRESPONSE']._serialized_end=2010
-  _globals['_GETMODERATIONLOGREQUEST']._serialized_start=2012
-  _globals['_GETMODERATIONLOGREQUEST']._serialized_end=2100
-  _globals['_GETMODERATIONLOGRESPONSE']._serialized_start=2102
-  _globals['_GETMODERATIONLOGRESPONSE']._serialized_end=2210
-  _globals['_MODERATIONSERVICE']._serialized_start=2213
-  _globals['_MODERATIONSERVICE']._serialized_end=3428
+  _globals['_MUTEPARTICIPANTREQUEST']._serialized_start=183
+  _globals['_MUTEPARTICIPANTREQUEST']._serialized_end=316
+  _globals['_MUTEPARTICIPANTRESPONSE']._serialized_start=318
+  _globals['_MUTEPARTICIPANTRESPONSE']._serialized_end=389
+  _globals['_UNMUTEPARTICIPANTREQUEST']._serialized_start=392
+  _globals['_UNMUTEPARTICIPANTREQUEST']._serialized_end=527
+  _globals['_UNMUTEPARTICIPANTRESPONSE']._serialized_start=529
+  _globals['_UNMUTEPARTICIPANTRESPONSE']._serialized_end=556
+  _globals['_REMOVEPARTICIPANTREQUEST']._serialized_start=559
+  _globals['_REMOVEPARTICIPANTREQUEST']._serialized_end=710
+  _globals['_REMOVEPARTICIPANTRESPONSE']._serialized_start=712
+  _globals['_REMOVEPARTICIPANTRESPONSE']._serialized_end=739
+  _globals['_BLOCKUSERREQUEST']._serialized_start=741
+  _globals['_BLOCKUSERREQUEST']._serialized_end=802
+  _globals['_BLOCKUSERRESPONSE']._serialized_start=804
+  _globals['_BLOCKUSERRESPONSE']._serialized_end=823
+  _globals['_UNBLOCKUSERREQUEST']._serialized_start=825
+  _globals['_UNBLOCKUSERREQUEST']._serialized_end=888
+  _globals['_UNBLOCKUSERRESPONSE']._serialized_start=890
+  _globals['_UNBLOCKUSERRESPONSE']._serialized_end=911
+  _globals['_LISTBLOCKEDUSERSREQUEST']._serialized_start=913
+  _globals['_LISTBLOCKEDUSERSREQUEST']._serialized_end=977
+  _globals['_LISTBLOCKEDUSERSRESPONSE']._serialized_start=979
+  _globals['_LISTBLOCKEDUSERSRESPONSE']._serialized_end=1048
+  _globals['_REPORTSPACEREQUEST']._serialized_start=1051
+  _globals['_REPORTSPACEREQUEST']._serialized_end=1229
+  _globals['_REPORTSPACERESPONSE']._serialized_start=1231
+  _globals['_REPORTSPACERESPONSE']._serialized_end=1271
+  _globals['_REPORTPARTICIPANTREQUEST']._serialized_start=1274
+  _globals['_REPORTPARTICIPANTREQUEST']._serialized_end=1481
+  _globals['_REPORTPARTICIPANTRESPONSE']._serialized_start=1483
+  _globals['_REPORTPARTICIPANTRESPONSE']._serialized_end=1553
+  _globals['_LISTREPORTSREQUEST']._serialized_start=1556
+  _globals['_LISTREPORTSREQUEST']._serialized_end=1778
+  _globals['_LISTREPORTSRESPONSE']._serialized_start=1780
+  _globals['_LISTREPORTSRESPONSE']._serialized_end=1873
+  _globals['_RESOLVEREPORTREQUEST']._serialized_start=1876
+  _globals['_RESOLVEREPORTREQUEST']._serialized_end=2041
+  _globals['_RESOLVEREPORTRESPONSE']._serialized_start=2043
+  _globals['_RESOLVEREPORTRESPONSE']._serialized_end=2112
+  _globals['_GETMODERATIONLOGREQUEST']._serialized_start=2114
+  _globals['_GETMODERATIONLOGREQUEST']._serialized_end=2202
+  _globals['_GETMODERATIONLOGRESPONSE']._serialized_start=2204
+  _globals['_GETMODERATIONLOGRESPONSE']._serialized_end=2312
+  _globals['_MODERATIONSERVICE']._serialized_start=2315
+  _globals['_MODERATIONSERVICE']._serialized_end=3530
 # @@protoc_insertion_point(module_scope)

@@ -33,6 +33,7 @@ class MuteParticipantRequest(_message.Message):
     USER_ID_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     ROOM_VERSION_FIELD_NUMBER: _builtins.int
+    ROOM_TOKEN_FIELD_NUMBER: _builtins.int
     space_id: _builtins.str
     user_id: _builtins.str
     request_id: _builtins.str
@@ -41,6 +42,11 @@ class MuteParticipantRequest(_message.Message):
     read-your-writes across services: moderation decides only once its view of the room has
     reached it, waiting up to 2 s (UNAVAILABLE with RetryInfo beyond). 0: the view as it is.
     """
+    room_token: _builtins.str
+    """The `Space.room_token` of a room response the caller saw: read-your-writes as with
+    `room_version`, and it also covers a join or leave through a listener shard, which
+    `room_version` does not. Empty: none. Either or both may be given.
+    """
     def __init__(
         self,
         *,
@@ -48,10 +54,11 @@ class MuteParticipantRequest(_message.Message):
         user_id: _builtins.str = ...,
         request_id: _builtins.str = ...,
         room_version: _builtins.int = ...,
+        room_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id", "room_version", b"room_version", "space_id", b"space_id", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id", "room_token", b"room_token", "room_version", b"room_version", "space_id", b"space_id", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -84,6 +91,7 @@ class UnmuteParticipantRequest(_message.Message):
     USER_ID_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     ROOM_VERSION_FIELD_NUMBER: _builtins.int
+    ROOM_TOKEN_FIELD_NUMBER: _builtins.int
     space_id: _builtins.str
     user_id: _builtins.str
     request_id: _builtins.str
@@ -92,6 +100,11 @@ class UnmuteParticipantRequest(_message.Message):
     read-your-writes across services: moderation decides only once its view of the room has
     reached it, waiting up to 2 s (UNAVAILABLE with RetryInfo beyond). 0: the view as it is.
     """
+    room_token: _builtins.str
+    """The `Space.room_token` of a room response the caller saw: read-your-writes as with
+    `room_version`, and it also covers a join or leave through a listener shard, which
+    `room_version` does not. Empty: none. Either or both may be given.
+    """
     def __init__(
         self,
         *,
@@ -99,10 +112,11 @@ class UnmuteParticipantRequest(_message.Message):
         user_id: _builtins.str = ...,
         request_id: _builtins.str = ...,
         room_version: _builtins.int = ...,
+        room_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id", "room_version", b"room_version", "space_id", b"space_id", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id", "room_token", b"room_token", "room_version", b"room_version", "space_id", b"space_id", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -132,6 +146,7 @@ class RemoveParticipantRequest(_message.Message):
     REASON_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     ROOM_VERSION_FIELD_NUMBER: _builtins.int
+    ROOM_TOKEN_FIELD_NUMBER: _builtins.int
     space_id: _builtins.str
     user_id: _builtins.str
     reason: _builtins.str
@@ -141,6 +156,11 @@ class RemoveParticipantRequest(_message.Message):
     read-your-writes across services: moderation decides only once its view of the room has
     reached it, waiting up to 2 s (UNAVAILABLE with RetryInfo beyond). 0: the view as it is.
     """
+    room_token: _builtins.str
+    """The `Space.room_token` of a room response the caller saw: read-your-writes as with
+    `room_version`, and it also covers a join or leave through a listener shard, which
+    `room_version` does not. Empty: none. Either or both may be given.
+    """
     def __init__(
         self,
         *,
@@ -149,10 +169,11 @@ class RemoveParticipantRequest(_message.Message):
         reason: _builtins.str = ...,
         request_id: _builtins.str = ...,
         room_version: _builtins.int = ...,
+        room_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["reason", b"reason", "request_id", b"request_id", "room_version", b"room_version", "space_id", b"space_id", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reason", b"reason", "request_id", b"request_id", "room_token", b"room_token", "room_version", b"room_version", "space_id", b"space_id", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -302,6 +323,7 @@ class ReportSpaceRequest(_message.Message):
     TEXT_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     ROOM_VERSION_FIELD_NUMBER: _builtins.int
+    ROOM_TOKEN_FIELD_NUMBER: _builtins.int
     space_id: _builtins.str
     reason: _moderation_types_pb2.ReportReason.ValueType
     text: _builtins.str
@@ -311,6 +333,11 @@ class ReportSpaceRequest(_message.Message):
     read-your-writes across services: moderation decides only once its view of the room has
     reached it, waiting up to 2 s (UNAVAILABLE with RetryInfo beyond). 0: the view as it is.
     """
+    room_token: _builtins.str
+    """The `Space.room_token` of a room response the caller saw: read-your-writes as with
+    `room_version`, and it also covers a join or leave through a listener shard, which
+    `room_version` does not. Empty: none. Either or both may be given.
+    """
     def __init__(
         self,
         *,
@@ -319,10 +346,11 @@ class ReportSpaceRequest(_message.Message):
         text: _builtins.str = ...,
         request_id: _builtins.str = ...,
         room_version: _builtins.int = ...,
+        room_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["reason", b"reason", "request_id", b"request_id", "room_version", b"room_version", "space_id", b"space_id", "text", b"text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reason", b"reason", "request_id", b"request_id", "room_token", b"room_token", "room_version", b"room_version", "space_id", b"space_id", "text", b"text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -357,6 +385,7 @@ class ReportParticipantRequest(_message.Message):
     TEXT_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     ROOM_VERSION_FIELD_NUMBER: _builtins.int
+    ROOM_TOKEN_FIELD_NUMBER: _builtins.int
     space_id: _builtins.str
     user_id: _builtins.str
     reason: _moderation_types_pb2.ReportReason.ValueType
@@ -367,6 +396,11 @@ class ReportParticipantRequest(_message.Message):
     read-your-writes across services: moderation decides only once its view of the room has
     reached it, waiting up to 2 s (UNAVAILABLE with RetryInfo beyond). 0: the view as it is.
     """
+    room_token: _builtins.str
+    """The `Space.room_token` of a room response the caller saw: read-your-writes as with
+    `room_version`, and it also covers a join or leave through a listener shard, which
+    `room_version` does not. Empty: none. Either or both may be given.
+    """
     def __init__(
         self,
         *,
@@ -376,10 +410,11 @@ class ReportParticipantRequest(_message.Message):
         text: _builtins.str = ...,
         request_id: _builtins.str = ...,
         room_version: _builtins.int = ...,
+        room_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["reason", b"reason", "request_id", b"request_id", "room_version", b"room_version", "space_id", b"space_id", "text", b"text", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reason", b"reason", "request_id", b"request_id", "room_token", b"room_token", "room_version", b"room_version", "space_id", b"space_id", "text", b"text", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -28,7 +28,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from podium.replay.v1 import replay_types_pb2 as podium_dot_replay_dot_v1_dot_replay__types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%podium/replay/v1/replay_service.proto\x12\x10podium.replay.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a#podium/replay/v1/replay_types.proto\"L\n\x12ListReplaysRequest\x12\x0f\n\x07host_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"Y\n\x13ListReplaysResponse\x12)\n\x07replays\x18\x01 \x03(\x0b\x32\x18.podium.replay.v1.Replay\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"@\n\x10GetReplayRequest\x12\x16\n\x08space_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x14\n\x0croom_version\x18\x02 \x01(\x03\"=\n\x11GetReplayResponse\x12(\n\x06replay\x18\x01 \x01(\x0b\x32\x18.podium.replay.v1.Replay\"\x7f\n\x13StreamReplayRequest\x12\x16\n\x08space_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12+\n\x08start_at\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\r\n\x05speed\x18\x03 \x01(\x01\x12\x14\n\x0croom_version\x18\x04 \x01(\x03\"K\n\x14StreamReplayResponse\x12%\n\x02\x61t\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0c\n\x04opus\x18\x02 \x01(\x0c\"E\n\x15\x44ownloadReplayRequest\x12\x16\n\x08space_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x14\n\x0croom_version\x18\x02 \x01(\x03\"K\n\x16\x44ownloadReplayResponse\x12\r\n\x05\x63hunk\x18\x01 \x01(\x0c\x12\x0e\n\x06offset\x18\x02 \x01(\x04\x12\x12\n\ntotal_size\x18\x03 \x01(\x04\"A\n\x13\x44\x65leteReplayRequest\x12\x16\n\x08space_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\x16\n\x14\x44\x65leteReplayResponse\"t\n\x16GetSpaceStateAtRequest\x12\x16\n\x08space_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12,\n\x02\x61t\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x02\x12\x14\n\x0croom_version\x18\x03 \x01(\x03\"\xc9\x01\n\x17GetSpaceStateAtResponse\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x35\n\x0cparticipants\x18\x04 \x03(\x0b\x32\x1f.podium.replay.v1.ParticipantAt\x12\x16\n\x0elistener_count\x18\x05 \x01(\r\x12.\n\x0bsince_start\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration2\xd0\x04\n\rReplayService\x12Z\n\x0bListReplays\x12$.podium.replay.v1.ListReplaysRequest\x1a%.podium.replay.v1.ListReplaysResponse\x12T\n\tGetReplay\x12\".podium.replay.v1.GetReplayRequest\x1a#.podium.replay.v1.GetReplayResponse\x12_\n\x0cStreamReplay\x12%.podium.replay.v1.StreamReplayRequest\x1a&.podium.replay.v1.StreamReplayResponse0\x01\x12\x65\n\x0e\x44ownloadReplay\x12\'.podium.replay.v1.DownloadReplayRequest\x1a(.podium.replay.v1.DownloadReplayResponse0\x01\x12]\n\x0c\x44\x65leteReplay\x12%.podium.replay.v1.DeleteReplayRequest\x1a&.podium.replay.v1.DeleteReplayResponse\x12\x66\n\x0fGetSpaceStateAt\x12(.podium.replay.v1.GetSpaceStateAtRequest\x1a).podium.replay.v1.GetSpaceStateAtResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%podium/replay/v1/replay_service.proto\x12\x10podium.replay.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a#podium/replay/v1/replay_types.proto\"L\n\x12ListReplaysRequest\x12\x0f\n\x07host_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"Y\n\x13ListReplaysResponse\x12)\n\x07replays\x18\x01 \x03(\x0b\x32\x18.podium.replay.v1.Replay\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"T\n\x10GetReplayRequest\x12\x16\n\x08space_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x14\n\x0croom_version\x18\x02 \x01(\x03\x12\x12\n\nroom_token\x18\x03 \x01(\t\"=\n\x11GetReplayResponse\x12(\n\x06replay\x18\x01 \x01(\x0b\x32\x18.podium.replay.v1.Replay\"\x93\x01\n\x13StreamReplayRequest\x12\x16\n\x08space_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12+\n\x08start_at\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\r\n\x05speed\x18\x03 \x01(\x01\x12\x14\n\x0croom_version\x18\x04 \x01(\x03\x12\x12\n\nroom_token\x18\x05 \x01(\t\"K\n\x14StreamReplayResponse\x12%\n\x02\x61t\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0c\n\x04opus\x18\x02 \x01(\x0c\"Y\n\x15\x44ownloadReplayRequest\x12\x16\n\x08space_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x14\n\x0croom_version\x18\x02 \x01(\x03\x12\x12\n\nroom_token\x18\x03 \x01(\t\"K\n\x16\x44ownloadReplayResponse\x12\r\n\x05\x63hunk\x18\x01 \x01(\x0c\x12\x0e\n\x06offset\x18\x02 \x01(\x04\x12\x12\n\ntotal_size\x18\x03 \x01(\x04\"A\n\x13\x44\x65leteReplayRequest\x12\x16\n\x08space_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\x16\n\x14\x44\x65leteReplayResponse\"\x88\x01\n\x16GetSpaceStateAtRequest\x12\x16\n\x08space_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12,\n\x02\x61t\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x02\x12\x14\n\x0croom_version\x18\x03 \x01(\x03\x12\x12\n\nroom_token\x18\x04 \x01(\t\"\xc9\x01\n\x17GetSpaceStateAtResponse\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x35\n\x0cparticipants\x18\x04 \x03(\x0b\x32\x1f.podium.replay.v1.ParticipantAt\x12\x16\n\x0elistener_count\x18\x05 \x01(\r\x12.\n\x0bsince_start\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration2\xd0\x04\n\rReplayService\x12Z\n\x0bListReplays\x12$.podium.replay.v1.ListReplaysRequest\x1a%.podium.replay.v1.ListReplaysResponse\x12T\n\tGetReplay\x12\".podium.replay.v1.GetReplayRequest\x1a#.podium.replay.v1.GetReplayResponse\x12_\n\x0cStreamReplay\x12%.podium.replay.v1.StreamReplayRequest\x1a&.podium.replay.v1.StreamReplayResponse0\x01\x12\x65\n\x0e\x44ownloadReplay\x12\'.podium.replay.v1.DownloadReplayRequest\x1a(.podium.replay.v1.DownloadReplayResponse0\x01\x12]\n\x0c\x44\x65leteReplay\x12%.podium.replay.v1.DeleteReplayRequest\x1a&.podium.replay.v1.DeleteReplayResponse\x12\x66\n\x0fGetSpaceStateAt\x12(.podium.replay.v1.GetSpaceStateAtRequest\x1a).podium.replay.v1.GetSpaceStateAtResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -52,25 +52,25 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTREPLAYSRESPONSE']._serialized_start=272
   _globals['_LISTREPLAYSRESPONSE']._serialized_end=361
   _globals['_GETREPLAYREQUEST']._serialized_start=363
-  _globals['_GETREPLAYREQUEST']._serialized_end=427
-  _globals['_GETREPLAYRESPONSE']._serialized_start=429
-  _globals['_GETREPLAYRESPONSE']._serialized_end=490
-  _globals['_STREAMREPLAYREQUEST']._serialized_start=492
-  _globals['_STREAMREPLAYREQUEST']._serialized_end=619
-  _globals['_STREAMREPLAYRESPONSE']._serialized_start=621
-  _globals['_STREAMREPLAYRESPONSE']._serialized_end=696
-  _globals['_DOWNLOADREPLAYREQUEST']._serialized_start=698
-  _globals['_DOWNLOADREPLAYREQUEST']._serialized_end=767
-  _globals['_DOWNLOADREPLAYRESPONSE']._serialized_start=769
-  _globals['_DOWNLOADREPLAYRESPONSE']._serialized_end=844
-  _globals['_DELETEREPLAYREQUEST']._serialized_start=846
-  _globals['_DELETEREPLAYREQUEST']._serialized_end=911
-  _globals['_DELETEREPLAYRESPONSE']._serialized_start=913
-  _globals['_DELETEREPLAYRESPONSE']._serialized_end=935
-  _globals['_GETSPACESTATEATREQUEST']._serialized_start=937
-  _globals['_GETSPACESTATEATREQUEST']._serialized_end=1053
-  _globals['_GETSPACESTATEATRESPONSE']._serialized_start=1056
-  _globals['_GETSPACESTATEATRESPONSE']._serialized_end=1257
-  _globals['_REPLAYSERVICE']._serialized_start=1260
-  _globals['_REPLAYSERVICE']._serialized_end=1852
+  _globals['_GETREPLAYREQUEST']._serialized_end=447
+  _globals['_GETREPLAYRESPONSE']._serialized_start=449
+  _globals['_GETREPLAYRESPONSE']._serialized_end=510
+  _globals['_STREAMREPLAYREQUEST']._serialized_start=513
+  _globals['_STREAMREPLAYREQUEST']._serialized_end=660
+  _globals['_STREAMREPLAYRESPONSE']._serialized_start=662
+  _globals['_STREAMREPLAYRESPONSE']._serialized_end=737
+  _globals['_DOWNLOADREPLAYREQUEST']._serialized_start=739
+  _globals['_DOWNLOADREPLAYREQUEST']._serialized_end=828
+  _globals['_DOWNLOADREPLAYRESPONSE']._serialized_start=830
+  _globals['_DOWNLOADREPLAYRESPONSE']._serialized_end=905
+  _globals['_DELETEREPLAYREQUEST']._serialized_start=907
+  _globals['_DELETEREPLAYREQUEST']._serialized_end=972
+  _globals['_DELETEREPLAYRESPONSE']._serialized_start=974
+  _globals['_DELETEREPLAYRESPONSE']._serialized_end=996
+  _globals['_GETSPACESTATEATREQUEST']._serialized_start=999
+  _globals['_GETSPACESTATEATREQUEST']._serialized_end=1135
+  _globals['_GETSPACESTATEATRESPONSE']._serialized_start=1138
+  _globals['_GETSPACESTATEATRESPONSE']._serialized_end=1339
+  _globals['_REPLAYSERVICE']._serialized_start=1342
+  _globals['_REPLAYSERVICE']._serialized_end=1934
 # @@protoc_insertion_point(module_scope)

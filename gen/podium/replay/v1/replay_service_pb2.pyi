@@ -76,6 +76,7 @@ class GetReplayRequest(_message.Message):
 
     SPACE_ID_FIELD_NUMBER: _builtins.int
     ROOM_VERSION_FIELD_NUMBER: _builtins.int
+    ROOM_TOKEN_FIELD_NUMBER: _builtins.int
     space_id: _builtins.str
     room_version: _builtins.int
     """The Space's version as the caller last saw it in a room response (`Space.version`), for
@@ -83,15 +84,21 @@ class GetReplayRequest(_message.Message):
     reached it, waiting up to 2 s (UNAVAILABLE with RetryInfo beyond), so a refusal never rests
     on an older view than the caller's. 0: the views as they are.
     """
+    room_token: _builtins.str
+    """The `Space.room_token` of a room response the caller saw: read-your-writes as with
+    `room_version`, and it also covers a join or leave through a listener shard, which
+    `room_version` does not. Empty: none. Either or both may be given.
+    """
     def __init__(
         self,
         *,
         space_id: _builtins.str = ...,
         room_version: _builtins.int = ...,
+        room_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["room_version", b"room_version", "space_id", b"space_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["room_token", b"room_token", "room_version", b"room_version", "space_id", b"space_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -125,6 +132,7 @@ class StreamReplayRequest(_message.Message):
     START_AT_FIELD_NUMBER: _builtins.int
     SPEED_FIELD_NUMBER: _builtins.int
     ROOM_VERSION_FIELD_NUMBER: _builtins.int
+    ROOM_TOKEN_FIELD_NUMBER: _builtins.int
     space_id: _builtins.str
     speed: _builtins.float
     room_version: _builtins.int
@@ -132,6 +140,11 @@ class StreamReplayRequest(_message.Message):
     read-your-writes across services: replay answers only once its views of the room have
     reached it, waiting up to 2 s (UNAVAILABLE with RetryInfo beyond), so a refusal never rests
     on an older view than the caller's. 0: the views as they are.
+    """
+    room_token: _builtins.str
+    """The `Space.room_token` of a room response the caller saw: read-your-writes as with
+    `room_version`, and it also covers a join or leave through a listener shard, which
+    `room_version` does not. Empty: none. Either or both may be given.
     """
     @_builtins.property
     def start_at(self) -> _duration_pb2.Duration: ...
@@ -142,10 +155,11 @@ class StreamReplayRequest(_message.Message):
         start_at: _duration_pb2.Duration | None = ...,
         speed: _builtins.float = ...,
         room_version: _builtins.int = ...,
+        room_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["start_at", b"start_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["room_version", b"room_version", "space_id", b"space_id", "speed", b"speed", "start_at", b"start_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["room_token", b"room_token", "room_version", b"room_version", "space_id", b"space_id", "speed", b"speed", "start_at", b"start_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -183,6 +197,7 @@ class DownloadReplayRequest(_message.Message):
 
     SPACE_ID_FIELD_NUMBER: _builtins.int
     ROOM_VERSION_FIELD_NUMBER: _builtins.int
+    ROOM_TOKEN_FIELD_NUMBER: _builtins.int
     space_id: _builtins.str
     room_version: _builtins.int
     """The Space's version as the caller last saw it in a room response (`Space.version`), for
@@ -190,15 +205,21 @@ class DownloadReplayRequest(_message.Message):
     reached it, waiting up to 2 s (UNAVAILABLE with RetryInfo beyond), so a refusal never rests
     on an older view than the caller's. 0: the views as they are.
     """
+    room_token: _builtins.str
+    """The `Space.room_token` of a room response the caller saw: read-your-writes as with
+    `room_version`, and it also covers a join or leave through a listener shard, which
+    `room_version` does not. Empty: none. Either or both may be given.
+    """
     def __init__(
         self,
         *,
         space_id: _builtins.str = ...,
         room_version: _builtins.int = ...,
+        room_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["room_version", b"room_version", "space_id", b"space_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["room_token", b"room_token", "room_version", b"room_version", "space_id", b"space_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -273,12 +294,18 @@ class GetSpaceStateAtRequest(_message.Message):
     SPACE_ID_FIELD_NUMBER: _builtins.int
     AT_FIELD_NUMBER: _builtins.int
     ROOM_VERSION_FIELD_NUMBER: _builtins.int
+    ROOM_TOKEN_FIELD_NUMBER: _builtins.int
     space_id: _builtins.str
     room_version: _builtins.int
     """The Space's version as the caller last saw it in a room response (`Space.version`), for
     read-your-writes across services: replay answers only once its views of the room have
     reached it, waiting up to 2 s (UNAVAILABLE with RetryInfo beyond), so a refusal never rests
     on an older view than the caller's. 0: the views as they are.
+    """
+    room_token: _builtins.str
+    """The `Space.room_token` of a room response the caller saw: read-your-writes as with
+    `room_version`, and it also covers a join or leave through a listener shard, which
+    `room_version` does not. Empty: none. Either or both may be given.
     """
     @_builtins.property
     def at(self) -> _timestamp_pb2.Timestamp: ...
@@ -288,10 +315,11 @@ class GetSpaceStateAtRequest(_message.Message):
         space_id: _builtins.str = ...,
         at: _timestamp_pb2.Timestamp | None = ...,
         room_version: _builtins.int = ...,
+        room_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "room_version", b"room_version", "space_id", b"space_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "room_token", b"room_token", "room_version", b"room_version", "space_id", b"space_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -126,6 +126,10 @@ class _SpeakerRemovalReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_
     SPEAKER_REMOVAL_REASON_UNSPECIFIED: _SpeakerRemovalReason.ValueType  # 0
     SPEAKER_REMOVAL_REASON_REVOKED: _SpeakerRemovalReason.ValueType  # 1
     SPEAKER_REMOVAL_REASON_STEPPED_DOWN: _SpeakerRemovalReason.ValueType  # 2
+    SPEAKER_REMOVAL_REASON_LEFT: _SpeakerRemovalReason.ValueType  # 3
+    """They left the Space through a listener shard (docs/decisions/0012): the
+    Space's own stream releases their slot after their ParticipantLeft.
+    """
 
 class SpeakerRemovalReason(_SpeakerRemovalReason, metaclass=_SpeakerRemovalReasonEnumTypeWrapper):
     """Why a speaker went back to listening."""
@@ -133,6 +137,10 @@ class SpeakerRemovalReason(_SpeakerRemovalReason, metaclass=_SpeakerRemovalReaso
 SPEAKER_REMOVAL_REASON_UNSPECIFIED: SpeakerRemovalReason.ValueType  # 0
 SPEAKER_REMOVAL_REASON_REVOKED: SpeakerRemovalReason.ValueType  # 1
 SPEAKER_REMOVAL_REASON_STEPPED_DOWN: SpeakerRemovalReason.ValueType  # 2
+SPEAKER_REMOVAL_REASON_LEFT: SpeakerRemovalReason.ValueType  # 3
+"""They left the Space through a listener shard (docs/decisions/0012): the
+Space's own stream releases their slot after their ParticipantLeft.
+"""
 Global___SpeakerRemovalReason: _TypeAlias = SpeakerRemovalReason  # noqa: Y015
 
 class _ReminderKind:
@@ -833,3 +841,35 @@ class SpaceReminder(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SpaceReminder: _TypeAlias = SpaceReminder  # noqa: Y015
+
+@_typing.final
+class ListenerShardsGrown(_message.Message):
+    """ListenerShardsGrown: from now on the Space's listeners join and leave on
+    `shards` streams of their own, `space-<id>/l<k>` for k < shards (docs/decisions/0012).
+    A listener's stream is shard_of(user id, shards) when they join (CRC-32 of the
+    UTF-8 user id, modulo shards) and stays theirs until they leave. Each shard
+    stream has its own versions; its records are keyed by the Space id like the
+    Space's own. The count only grows, by doubling.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SPACE_ID_FIELD_NUMBER: _builtins.int
+    SHARDS_FIELD_NUMBER: _builtins.int
+    space_id: _builtins.str
+    """The Space."""
+    shards: _builtins.int
+    """How many listener shard streams the Space has now (a power of two, above 1)."""
+    def __init__(
+        self,
+        *,
+        space_id: _builtins.str = ...,
+        shards: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["shards", b"shards", "space_id", b"space_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListenerShardsGrown: _TypeAlias = ListenerShardsGrown  # noqa: Y015

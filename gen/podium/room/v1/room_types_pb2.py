@@ -25,25 +25,25 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fpodium/room/v1/room_types.proto\x12\x0epodium.room.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"q\n\x0bParticipant\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\"\n\x04role\x18\x02 \x01(\x0e\x32\x14.podium.room.v1.Role\x12-\n\tjoined_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"Q\n\x0cSpeakRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x30\n\x0crequested_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xc1\x04\n\x05Space\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x14\n\x0chost_user_id\x18\x04 \x01(\t\x12/\n\x0bjoin_policy\x18\x05 \x01(\x0e\x32\x1a.podium.room.v1.JoinPolicy\x12)\n\x05state\x18\x06 \x01(\x0e\x32\x1a.podium.room.v1.SpaceState\x12\x19\n\x11recording_enabled\x18\x07 \x01(\x08\x12\x33\n\x0fscheduled_start\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nded_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10\x63o_host_user_ids\x18\x0c \x03(\t\x12\x18\n\x10speaker_user_ids\x18\r \x03(\t\x12\x19\n\x11participant_count\x18\x0e \x01(\x05\x12\x16\n\x0elistener_count\x18\x0f \x01(\x05\x12\x0f\n\x07version\x18\x10 \x01(\x04\x12\x0e\n\x06topics\x18\x11 \x03(\t\x12\x10\n\x08language\x18\x12 \x01(\t\x12\x18\n\x10subscriber_count\x18\x13 \x01(\x05*_\n\nJoinPolicy\x12\x1b\n\x17JOIN_POLICY_UNSPECIFIED\x10\x00\x12\x16\n\x12JOIN_POLICY_ANYONE\x10\x01\x12\x1c\n\x18JOIN_POLICY_INVITED_ONLY\x10\x02*\xa5\x01\n\nSpaceState\x12\x1b\n\x17SPACE_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13SPACE_STATE_CREATED\x10\x01\x12\x19\n\x15SPACE_STATE_SCHEDULED\x10\x02\x12\x14\n\x10SPACE_STATE_LIVE\x10\x03\x12\x15\n\x11SPACE_STATE_ENDED\x10\x04\x12\x19\n\x15SPACE_STATE_CANCELLED\x10\x05*b\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\r\n\tROLE_HOST\x10\x01\x12\x10\n\x0cROLE_CO_HOST\x10\x02\x12\x10\n\x0cROLE_SPEAKER\x10\x03\x12\x11\n\rROLE_LISTENER\x10\x04*{\n\nSpaceOrder\x12\x1b\n\x17SPACE_ORDER_UNSPECIFIED\x10\x00\x12\x19\n\x15SPACE_ORDER_RELEVANCE\x10\x01\x12\x19\n\x15SPACE_ORDER_LISTENERS\x10\x02\x12\x1a\n\x16SPACE_ORDER_START_TIME\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fpodium/room/v1/room_types.proto\x12\x0epodium.room.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"q\n\x0bParticipant\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\"\n\x04role\x18\x02 \x01(\x0e\x32\x14.podium.room.v1.Role\x12-\n\tjoined_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"Q\n\x0cSpeakRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x30\n\x0crequested_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xd5\x04\n\x05Space\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x14\n\x0chost_user_id\x18\x04 \x01(\t\x12/\n\x0bjoin_policy\x18\x05 \x01(\x0e\x32\x1a.podium.room.v1.JoinPolicy\x12)\n\x05state\x18\x06 \x01(\x0e\x32\x1a.podium.room.v1.SpaceState\x12\x19\n\x11recording_enabled\x18\x07 \x01(\x08\x12\x33\n\x0fscheduled_start\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nded_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10\x63o_host_user_ids\x18\x0c \x03(\t\x12\x18\n\x10speaker_user_ids\x18\r \x03(\t\x12\x19\n\x11participant_count\x18\x0e \x01(\x05\x12\x16\n\x0elistener_count\x18\x0f \x01(\x05\x12\x0f\n\x07version\x18\x10 \x01(\x04\x12\x0e\n\x06topics\x18\x11 \x03(\t\x12\x10\n\x08language\x18\x12 \x01(\t\x12\x18\n\x10subscriber_count\x18\x13 \x01(\x05\x12\x12\n\nroom_token\x18\x14 \x01(\t*_\n\nJoinPolicy\x12\x1b\n\x17JOIN_POLICY_UNSPECIFIED\x10\x00\x12\x16\n\x12JOIN_POLICY_ANYONE\x10\x01\x12\x1c\n\x18JOIN_POLICY_INVITED_ONLY\x10\x02*\xa5\x01\n\nSpaceState\x12\x1b\n\x17SPACE_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13SPACE_STATE_CREATED\x10\x01\x12\x19\n\x15SPACE_STATE_SCHEDULED\x10\x02\x12\x14\n\x10SPACE_STATE_LIVE\x10\x03\x12\x15\n\x11SPACE_STATE_ENDED\x10\x04\x12\x19\n\x15SPACE_STATE_CANCELLED\x10\x05*b\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\r\n\tROLE_HOST\x10\x01\x12\x10\n\x0cROLE_CO_HOST\x10\x02\x12\x10\n\x0cROLE_SPEAKER\x10\x03\x12\x11\n\rROLE_LISTENER\x10\x04*{\n\nSpaceOrder\x12\x1b\n\x17SPACE_ORDER_UNSPECIFIED\x10\x00\x12\x19\n\x15SPACE_ORDER_RELEVANCE\x10\x01\x12\x19\n\x15SPACE_ORDER_LISTENERS\x10\x02\x12\x1a\n\x16SPACE_ORDER_START_TIME\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'podium.room.v1.room_types_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_JOINPOLICY']._serialized_start=862
-  _globals['_JOINPOLICY']._serialized_end=957
-  _globals['_SPACESTATE']._serialized_start=960
-  _globals['_SPACESTATE']._serialized_end=1125
-  _globals['_ROLE']._serialized_start=1127
-  _globals['_ROLE']._serialized_end=1225
-  _globals['_SPACEORDER']._serialized_start=1227
-  _globals['_SPACEORDER']._serialized_end=1350
+  _globals['_JOINPOLICY']._serialized_start=882
+  _globals['_JOINPOLICY']._serialized_end=977
+  _globals['_SPACESTATE']._serialized_start=980
+  _globals['_SPACESTATE']._serialized_end=1145
+  _globals['_ROLE']._serialized_start=1147
+  _globals['_ROLE']._serialized_end=1245
+  _globals['_SPACEORDER']._serialized_start=1247
+  _globals['_SPACEORDER']._serialized_end=1370
   _globals['_PARTICIPANT']._serialized_start=84
   _globals['_PARTICIPANT']._serialized_end=197
   _globals['_SPEAKREQUEST']._serialized_start=199
   _globals['_SPEAKREQUEST']._serialized_end=280
   _globals['_SPACE']._serialized_start=283
-  _globals['_SPACE']._serialized_end=860
+  _globals['_SPACE']._serialized_end=880
 # @@protoc_insertion_point(module_scope)

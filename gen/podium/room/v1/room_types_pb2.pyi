@@ -208,6 +208,7 @@ class Space(_message.Message):
     TOPICS_FIELD_NUMBER: _builtins.int
     LANGUAGE_FIELD_NUMBER: _builtins.int
     SUBSCRIBER_COUNT_FIELD_NUMBER: _builtins.int
+    ROOM_TOKEN_FIELD_NUMBER: _builtins.int
     space_id: _builtins.str
     title: _builtins.str
     description: _builtins.str
@@ -223,6 +224,11 @@ class Space(_message.Message):
     """The language the Space is held in: a BCP 47 tag ("en", "pt-BR"); empty when not said."""
     subscriber_count: _builtins.int
     """Users who asked to be reminded of it (SubscribeToSpace)."""
+    room_token: _builtins.str
+    """What this answer reflects of the Space's streams, for read-your-writes across services: pass
+    it as `room_token` to moderation and replay. Opaque (its form may change): unlike `version`,
+    it also names the listener shard a join or leave was recorded on (ADR 0012).
+    """
     @_builtins.property
     def scheduled_start(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -261,10 +267,11 @@ class Space(_message.Message):
         topics: _abc.Iterable[_builtins.str] | None = ...,
         language: _builtins.str = ...,
         subscriber_count: _builtins.int = ...,
+        room_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "ended_at", b"ended_at", "scheduled_start", b"scheduled_start", "started_at", b"started_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["co_host_user_ids", b"co_host_user_ids", "created_at", b"created_at", "description", b"description", "ended_at", b"ended_at", "host_user_id", b"host_user_id", "join_policy", b"join_policy", "language", b"language", "listener_count", b"listener_count", "participant_count", b"participant_count", "recording_enabled", b"recording_enabled", "scheduled_start", b"scheduled_start", "space_id", b"space_id", "speaker_user_ids", b"speaker_user_ids", "started_at", b"started_at", "state", b"state", "subscriber_count", b"subscriber_count", "title", b"title", "topics", b"topics", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["co_host_user_ids", b"co_host_user_ids", "created_at", b"created_at", "description", b"description", "ended_at", b"ended_at", "host_user_id", b"host_user_id", "join_policy", b"join_policy", "language", b"language", "listener_count", b"listener_count", "participant_count", b"participant_count", "recording_enabled", b"recording_enabled", "room_token", b"room_token", "scheduled_start", b"scheduled_start", "space_id", b"space_id", "speaker_user_ids", b"speaker_user_ids", "started_at", b"started_at", "state", b"state", "subscriber_count", b"subscriber_count", "title", b"title", "topics", b"topics", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,130 @@
+"""A listener shard stream of a Space (ADR 0012): the joins and leaves of some of its listeners.
+
+A Space that has grown listener shards (`ListenerShardsGrown`, N of them) takes its listeners'
+joins on `space-<id>/l<k>`, k = shard_of(user, N), instead of on its own stream, so joins into
+one Space spread over N streams that replicas append to without conflicting. Whether a user may
+join is still the Space's rule: the join is decided against the Space's own state as the caller
+read it (`JoinOnShard.space`), by the room's own `_join`. What the shard adds is its own
+question: is this user already in through this stream?
+
+A user who joined under a smaller N may still be in on another stream of the Space (their shard
+under that N, or the Space's own stream before it had shards). `streams_of` lists every stream a
+user's membership can be on; the application asks the ones before the current shard before a
+join, and sends a leave to each that holds the user. Two replicas that decide one user's join
+under different N at the moment of a growth can both append it; that user is then in through two
+streams, which every consumer folds as one membership (a join of someone in changes nothing),
+and their leave goes to both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from functools import partial
+
+from google.protobuf.message import Message
+from immutables import Map
+
+from libs.domain.decider import Context, Decider
+from libs.domain.streams import listener_shard_stream, shard_of, space_stream
+from podium.room.v1 import room_events_pb2 as ev
+from podium.room.v1 import room_types_pb2 as types
+from services.room.domain import commands as c
+from services.room.domain.decide import join_decision
+from services.room.domain.limits import RoomLimits
+from services.room.domain.state import Space
+
+
+@dataclass(frozen=True)
+class ShardState:
+    """Who is in through this stream (user -> when they joined), who was removed through it, and
+    the stream's version (for an answer's read-your-writes token)."""
+
+    members: Map[str, datetime] = field(default_factory=Map)
+    removed: frozenset[str] = frozenset()
+    version: int = 0
+
+    def is_in(self, user_id: str) -> bool:
+        return user_id in self.members
+
+
+EMPTY_SHARD = ShardState()
+
+
+@dataclass(frozen=True)
+class JoinOnShard:
+    """The caller joins, decided against `space`: the Space's own stream's state as read for it."""
+
+    join: c.JoinSpace
+    space: Space
+
+
+@dataclass(frozen=True)
+class LeaveOnShard:
+    """`user_id` leaves through this stream, if they are in through it; `previous_role` is the role
+    the Space's own stream gives them (a voice's, or LISTENER)."""
+
+    space_id: str
+    user_id: str
+    reason: int
+    previous_role: int = types.ROLE_LISTENER
+    mass_time_out: bool = False
+
+
+@dataclass(frozen=True)
+class LeavesOnShard:
+    """Many leaves through one shard stream in one append (an eviction's share of the shard)."""
+
+    leaves: tuple[LeaveOnShard, ...]
+
+
+def evolve_shard(state: ShardState, event: Message, at: datetime) -> ShardState:
+    version = state.version + 1
+    if isinstance(event, ev.ParticipantJoined):
+        return ShardState(state.members.set(event.user_id, at), state.removed - {event.user_id}, version)
+    if isinstance(event, ev.ParticipantLeft) and event.user_id in state.members:
+        removed = (
+            state.removed | {event.user_id} if event.reason == ev.LEAVE_REASON_REMOVED else state.removed
+        )
+        return ShardState(state.members.delete(event.user_id), removed, version)
+    return replace(state, version=version)
+
+
+def decide_on_shard(
+    command: JoinOnShard | LeaveOnShard | LeavesOnShard, state: ShardState, ctx: Context, limits: RoomLimits
+) -> list[Message]:
+    if isinstance(command, LeaveOnShard | LeavesOnShard):
+        leaves = command.leaves if isinstance(command, LeavesOnShard) else (command,)
+        return [
+            ev.ParticipantLeft(
+                space_id=leave.space_id,
+                user_id=leave.user_id,
+                reason=leave.reason,
+                previous_role=leave.previous_role,
+                mass_time_out=leave.mass_time_out,
+            )
+            for leave in {leave.user_id: leave for leave in leaves}.values()
+            if state.is_in(leave.user_id)
+        ]
+    user = ctx.actor_user_id
+    if command.space.listener_shards < 2 or user == command.space.host_user_id:
+        raise ValueError("the host, and everyone in a Space without shards, joins on the Space's own stream")
+    if state.is_in(user):
+        return []
+    join = replace(command.join, barred=True) if user in state.removed else command.join
+    return join_decision(join, command.space, ctx, limits)
+
+
+def make_shard_decider(limits: RoomLimits = RoomLimits()) -> Decider:
+    return Decider(partial(decide_on_shard, limits=limits), evolve_shard, EMPTY_SHARD)
+
+
+def streams_of(space_id: str, user_id: str, shards: int) -> list[str]:
+    """Every stream the user's membership of the Space can be on when it has `shards` shards: their
+    shard now first, then their shard under each smaller count it has had, then the Space's own."""
+    counts, n = [], shards
+    while n >= 2:
+        counts.append(n)
+        n //= 2
+    found = dict.fromkeys(listener_shard_stream(space_id, shard_of(user_id, n)) for n in counts)
+    return [*found, space_stream(space_id)]

@@ -1,0 +1,348 @@
+"""Listeners joining a Space through its listener shard streams (ADR 0012), against real PostgreSQL.
+
+Not yet through the API (JoinSpace still appends to the Space's own stream): the room's
+`ListenerShards` on the room's event store, as two replicas would run it. Joins spread over the
+shards, each user is in once whatever the retries and the replica that took them, a growth
+leaves everyone in where they joined, and what the store holds, folded as the room's directory
+folds it, counts every listener.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+import asyncpg
+import pytest
+from google.protobuf.message import Message
+
+from libs.auth.tokens import Identity
+from libs.domain.errors import PermissionDenied
+from libs.domain.streams import is_space_stream, shard_of
+from libs.eventstore.store import EventStore
+from libs.grpckit.handlers import Caller
+from libs.projection.runner import ConsumedEvent
+from libs.projection.tracking import Tracking
+from podium.room.v1 import room_events_pb2 as ev
+from podium.room.v1 import room_service_pb2 as pb
+from podium.room.v1 import room_types_pb2 as types
+from services.room.application.listener_shards import ListenerShards, on_shards
+from services.room.application.space_commands import SpaceCommands
+from services.room.domain import commands as c
+from services.room.domain.limits import RoomLimits
+from services.room.projections.space_directory import SpaceDirectory
+from tests.support.schemas import migrated_schema
+
+pytestmark = pytest.mark.integration
+
+SPACE, HOST = "hot", "host"
+LISTENERS = [f"user-{n}" for n in range(300)]
+
+
+@pytest.fixture
+async def pool(private_database_url):
+    pool = await asyncpg.create_pool(private_database_url, min_size=2, max_size=8)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+async def schema(private_database_url):
+    return await migrated_schema(private_database_url, "room", prefix="listener_shards")
+
+
+def caller(user: str) -> Caller:
+    return Caller(Identity(user, frozenset(), {}), "", "", "", {})
+
+
+async def _as(commands: SpaceCommands, user: str, command) -> None:
+    def respond(_state, _events) -> Message:
+        return pb.EndSpaceResponse()
+
+    await commands.run(
+        SPACE,
+        command,
+        caller(user),
+        method=type(command).__name__,
+        request=pb.EndSpaceRequest(space_id=SPACE),
+        request_id="",
+        respond=respond,
+        response_type=pb.EndSpaceResponse,
+    )
+
+
+def _answer(user: str):
+    def respond(state, _events) -> pb.JoinSpaceResponse:
+        return pb.JoinSpaceResponse(role=state.role_of(user))
+
+    return respond
+
+
+async def _join(replica: tuple[SpaceCommands, ListenerShards], user: str, request_id: str = ""):
+    """JoinSpace as the API runs it: routed by the Space's own stream to the user's shard."""
+    commands, _ = replica
+    assert on_shards(await commands.current(SPACE), user)
+    return await commands.run(
+        SPACE,
+        c.JoinSpace(SPACE),
+        caller(user),
+        method="JoinSpace",
+        request=pb.JoinSpaceRequest(space_id=SPACE, request_id=request_id),
+        request_id=request_id,
+        respond=_answer(user),
+        response_type=pb.JoinSpaceResponse,
+    )
+
+
+async def _everything(pool, schema: str) -> list[tuple[str, int, str, str]]:
+    """(stream, version, event type, user) of every event in the store, in the store's order."""
+    recorded = await EventStore(pool, schema, producer="room").read_all(limit=100_000)
+    return [
+        (
+            r.envelope.stream_id,
+            r.envelope.stream_version,
+            r.envelope.event_type,
+            getattr(r.payload, "user_id", ""),
+        )
+        for r in recorded
+    ]
+
+
+async def _directory_row(pool, store: EventStore, schema: str) -> types.Space:
+    """The store's events applied, in the store's order, by the room's directory."""
+    directory = SpaceDirectory(pool, store, schema)
+    recorded = await store.read_all(limit=100_000)
+    batch = [ConsumedEvent(r.envelope, r.payload, "room", 0, n) for n, r in enumerate(recorded)]
+    tracking = Tracking(schema, directory.name, directory.version)
+    async with pool.acquire() as conn, conn.transaction():
+        await directory.apply(conn, batch)
+        await tracking.record(
+            conn, {}, {("room", e.envelope.stream_id): e.envelope.stream_version for e in batch}
+        )
+    row = await pool.fetchval(f"SELECT space FROM {schema}.space_directory_v2 WHERE space_id = $1", SPACE)
+    return types.Space.FromString(row)
+
+
+async def test_a_join_storm_spreads_over_the_shards_and_everyone_is_in_once(pool, schema):
+    limits = RoomLimits()
+    replicas = []
+    for _ in range(2):  # two room replicas on one store
+        store = EventStore(pool, schema, producer="room")
+        commands = SpaceCommands(store, limits)
+        replicas.append((commands, commands.shards))
+    first = replicas[0][0]
+    await _as(first, HOST, c.CreateSpace(SPACE, "Hot", join_policy=types.JOIN_POLICY_ANYONE))
+    await _as(first, HOST, c.StartSpace(SPACE))
+    await first.run_as_system(SPACE, c.GrowListenerShards(SPACE, 4), "test: a rush")
+
+    answers = await asyncio.gather(
+        *(_join(replicas[n % 2], user, request_id=f"r-{user}") for n, user in enumerate(LISTENERS))
+    )
+    assert {a.role for a in answers} == {types.ROLE_LISTENER}
+    # Retries, to the other replica: answered from the first answer, nothing appended again.
+    again = await asyncio.gather(
+        *(_join(replicas[(n + 1) % 2], user, request_id=f"r-{user}") for n, user in enumerate(LISTENERS[:50]))
+    )
+    assert {a.role for a in again} == {types.ROLE_LISTENER}
+
+    log = await _everything(pool, schema)
+    joins = [(stream, user) for stream, _, kind, user in log if kind.endswith("ParticipantJoined")]
+    per_stream = Counter(stream for stream, _ in joins)
+    assert per_stream[f"space-{SPACE}"] == 1  # the host's, on the Space's own stream
+    assert sorted(per_stream) == sorted([f"space-{SPACE}", *(f"space-{SPACE}/l{k}" for k in range(4))])
+    assert len(joins) == len(LISTENERS) + 1
+    for stream in per_stream:  # each stream numbered 1.. without gaps
+        versions = sorted(v for s, v, _, _ in log if s == stream)
+        assert versions == list(range(1, len(versions) + 1)), stream
+    assert all(stream == f"space-{SPACE}/l{shard_of(user, 4)}" for stream, user in joins if user != HOST)
+
+    # The Space grows again: those whose shard moved are still in where they joined.
+    await first.run_as_system(SPACE, c.GrowListenerShards(SPACE, 8), "test: more")
+    moved = [u for u in LISTENERS if shard_of(u, 8) != shard_of(u, 4)]
+    assert moved
+    before = len(await _everything(pool, schema))
+    await asyncio.gather(*(_join(replicas[0], user) for user in moved[:30]))
+    assert len(await _everything(pool, schema)) == before  # already in: nothing appended
+
+    # Leaves go through the stream that holds the user, once.
+    space = await first.current(SPACE)
+    leaving = moved[:10] + [u for u in LISTENERS if u not in moved][:10]
+    left = await asyncio.gather(
+        *(replicas[1][1].leave(space, u, ev.LEAVE_REASON_LEFT, cause=f"leave-{u}") for u in leaving)
+    )
+    assert [len(events) for events in left] == [1] * len(leaving)
+    leaves = {
+        user: stream for stream, _, kind, user in await _everything(pool, schema) if kind.endswith("Left")
+    }
+    assert leaves == {user: f"space-{SPACE}/l{shard_of(user, 4)}" for user in leaving}  # where they joined
+    again_left = await replicas[0][1].leave(space, leaving[0], ev.LEAVE_REASON_LEFT, cause="again")
+    assert again_left == []
+
+    row = await _directory_row(pool, replicas[0][0].executor.store, schema)
+    assert row.listener_count == len(LISTENERS) - len(leaving)
+    assert row.state == types.SPACE_STATE_LIVE
+    assert row.version == space.version  # the Space's own stream's
+
+
+async def test_a_join_through_a_shard_keeps_the_spaces_rules(pool, schema):
+    limits = RoomLimits()
+    store = EventStore(pool, schema, producer="room")
+    commands = SpaceCommands(store, limits)
+    shards = commands.shards
+    await _as(commands, HOST, c.CreateSpace(SPACE, "Hot", join_policy=types.JOIN_POLICY_INVITED_ONLY))
+    await _as(commands, HOST, c.StartSpace(SPACE))
+    await _as(commands, HOST, c.InviteUsers(SPACE, ("guest",)))
+    await commands.run_as_system(SPACE, c.GrowListenerShards(SPACE, 2), "test")
+    with pytest.raises(PermissionDenied) as refused:
+        await _join((commands, shards), "stranger")
+    assert refused.value.reason == "NOT_INVITED"
+    answer = await _join((commands, shards), "guest")
+    assert answer.role == types.ROLE_LISTENER
+    log = await _everything(pool, schema)
+    assert [(s, k.rsplit(".", 1)[-1]) for s, _, k, _ in log if not is_space_stream(s, SPACE)] == [
+        (f"space-{SPACE}/l{shard_of('guest', 2)}", "ParticipantJoined")
+    ]
+
+
+async def test_a_join_decided_under_a_stale_count_is_in_once_and_leaves_from_both_streams(pool, schema):
+    """A replica that has not yet seen a growth appends a join to the user's shard under the old
+    count while another put them in under the new one: the user is in through two streams, counted
+    once, and their leave goes to both."""
+    limits = RoomLimits()
+    store = EventStore(pool, schema, producer="room")
+    commands = SpaceCommands(store, limits)
+    shards = commands.shards
+    await _as(commands, HOST, c.CreateSpace(SPACE, "Hot", join_policy=types.JOIN_POLICY_ANYONE))
+    await _as(commands, HOST, c.StartSpace(SPACE))
+    await commands.run_as_system(SPACE, c.GrowListenerShards(SPACE, 4), "test")
+    stale = await commands.current(SPACE)
+    await commands.run_as_system(SPACE, c.GrowListenerShards(SPACE, 8), "test")
+    fresh = await commands.current(SPACE)
+    user = next(u for u in LISTENERS if shard_of(u, 8) != shard_of(u, 4))
+    for space in (fresh, stale):
+        request = pb.JoinSpaceRequest(space_id=SPACE)
+        await shards.join(
+            space,
+            c.JoinSpace(SPACE),
+            caller(user),
+            method="JoinSpace",
+            request=request,
+            request_id="",
+            respond=lambda _shard, _events, _number: pb.JoinSpaceResponse(),
+            response_type=pb.JoinSpaceResponse,
+        )
+    joined_on = [
+        s for s, _, kind, u in await _everything(pool, schema) if u == user and kind.endswith("Joined")
+    ]
+    assert sorted(joined_on) == sorted(f"space-{SPACE}/l{shard_of(user, n)}" for n in (8, 4))
+    assert (await _directory_row(pool, store, schema)).listener_count == 1
+
+    left = await shards.leave(fresh, user, ev.LEAVE_REASON_LEFT, cause="bye")
+    assert len(left) == 2
+    left_on = [s for s, _, kind, u in await _everything(pool, schema) if u == user and kind.endswith("Left")]
+    assert sorted(left_on) == sorted(joined_on)
+    assert (await _directory_row(pool, store, schema)).listener_count == 0
+
+
+async def test_time_outs_and_removals_of_shard_listeners_go_through_their_shards_once_per_cause(pool, schema):
+    """Presence's time-outs and moderation's removals reach listeners in through shards: the room's
+    rules decide (the host is never removed), the leave is on the listener's shard, a speaker's
+    slot is released, and the same cause read again does not take out someone who came back."""
+    limits = RoomLimits()
+    store = EventStore(pool, schema, producer="room")
+    commands = SpaceCommands(store, limits)
+    await _as(commands, HOST, c.CreateSpace(SPACE, "Hot", join_policy=types.JOIN_POLICY_ANYONE))
+    await _as(commands, HOST, c.StartSpace(SPACE))
+    await commands.run_as_system(SPACE, c.GrowListenerShards(SPACE, 4), "test")
+    for user in ("ann", "bob", "cy"):
+        await _join((commands, commands.shards), user)
+    await _as(commands, HOST, c.InviteToSpeak(SPACE, "bob"))  # decided with bob put in from his shard
+    assert (await commands.read(SPACE)).role_of("bob") == types.ROLE_SPEAKER
+
+    left = await commands.react(SPACE, c.TimeOutParticipant(SPACE, "ann"), "timed-out-1")
+    assert [(e.user_id, e.reason) for e in left] == [("ann", ev.LEAVE_REASON_TIMED_OUT)]
+    removed = await commands.react(SPACE, c.RemoveParticipant(SPACE, "bob"), "removed-1")
+    assert [(e.user_id, e.reason, e.previous_role) for e in removed if isinstance(e, ev.ParticipantLeft)] == [
+        ("bob", ev.LEAVE_REASON_REMOVED, types.ROLE_SPEAKER)
+    ]
+    space = await commands.read(SPACE)
+    assert (space.speakers, sorted(space.participants)) == ((), sorted([HOST, "cy"]))
+    assert (await commands.counted(SPACE)).listener_count == 1
+
+    await _join((commands, commands.shards), "ann")  # ann is back
+    assert await commands.react(SPACE, c.TimeOutParticipant(SPACE, "ann"), "timed-out-1") == []
+    assert (await commands.read(SPACE)).is_in("ann")
+    with pytest.raises(PermissionDenied) as refused:
+        await commands.react(SPACE, c.RemoveParticipant(SPACE, HOST), "removed-2")
+    assert refused.value.reason == "CANNOT_REMOVE_HOST"
+    with pytest.raises(PermissionDenied) as refused:
+        await _join((commands, commands.shards), "bob")  # removed through his shard
+    assert refused.value.reason == "REMOVED_FROM_SPACE"
+    shard_leaves = [s for s, _, kind, _ in await _everything(pool, schema) if kind.endswith("Left")]
+    assert shard_leaves and not any(is_space_stream(s, SPACE) for s in shard_leaves)
+
+
+async def test_the_release_view_tidies_up_after_a_leave_whose_release_never_ran(pool, schema):
+    """A replica died between a speaker's shard leave and the release on the Space's stream: the
+    room's release view, reading the leave from the topic, frees the slot and lowers the hand, once
+    however often it reads the event."""
+    from services.room.projections.leaver_release import LeaverRelease
+
+    limits = RoomLimits()
+    store = EventStore(pool, schema, producer="room")
+    commands = SpaceCommands(store, limits)
+    await _as(commands, HOST, c.CreateSpace(SPACE, "Hot", join_policy=types.JOIN_POLICY_ANYONE))
+    await _as(commands, HOST, c.StartSpace(SPACE))
+    await commands.run_as_system(SPACE, c.GrowListenerShards(SPACE, 2), "test")
+    for user in ("ann", "bob"):
+        await _join((commands, commands.shards), user)
+    await _as(commands, HOST, c.InviteToSpeak(SPACE, "ann"))
+    await _as(commands, "bob", c.RequestToSpeak(SPACE))
+    space = await commands.current(SPACE)
+    for user in ("ann", "bob"):  # the shard leaves alone, as a replica that died right after them
+        assert await commands.shards.leave(space, user, ev.LEAVE_REASON_LEFT, cause=f"gone-{user}")
+    held = await commands.current(SPACE)
+    assert (held.speakers, [u for u, _ in held.speak_requests]) == (("ann",), ["bob"])
+
+    recorded = await store.read_all(limit=1000)
+    consumed = [ConsumedEvent(r.envelope, r.payload, "room", 0, n) for n, r in enumerate(recorded)]
+    view = LeaverRelease(commands)
+    async with pool.acquire() as conn:
+        await view.apply(conn, consumed)
+        await view.apply(conn, consumed)  # read again after a crash: nothing twice
+    released = await commands.current(SPACE)
+    assert (released.speakers, released.speak_requests) == ((), ())
+    assert view.released == 2
+    kinds = [
+        k.rsplit(".", 1)[-1] for s, _, k, _ in await _everything(pool, schema) if is_space_stream(s, SPACE)
+    ]
+    assert (kinds.count("SpeakerRemoved"), kinds.count("SpeakRequestWithdrawn")) == (1, 1)
+
+
+async def test_a_lagging_release_view_does_not_undo_a_voice_given_after_the_leave(pool, schema):
+    """A speaker leaves through their shard (the release runs with the leave), comes back and is
+    invited to speak again before the room's release view reads the old leave: the view, reading it
+    now, leaves the new voice alone (the view's first test has it take a voice nobody released)."""
+    from services.room.projections.leaver_release import LeaverRelease
+
+    store = EventStore(pool, schema, producer="room")
+    commands = SpaceCommands(store, RoomLimits())
+    await _as(commands, HOST, c.CreateSpace(SPACE, "Hot", join_policy=types.JOIN_POLICY_ANYONE))
+    await _as(commands, HOST, c.StartSpace(SPACE))
+    await commands.run_as_system(SPACE, c.GrowListenerShards(SPACE, 2), "test")
+    for user in ("ann", "bob"):
+        await _join((commands, commands.shards), user)
+        await _as(commands, HOST, c.InviteToSpeak(SPACE, user))
+    for user in ("ann", "bob"):  # as LeaveSpace runs it: the shard leave, then the release
+        await _as(commands, user, c.LeaveSpace(SPACE))
+    assert (await commands.current(SPACE)).speakers == ()
+    first_leaves = await store.read_all(limit=1000)
+    await _join((commands, commands.shards), "ann")
+    await _as(commands, HOST, c.InviteToSpeak(SPACE, "ann"))
+
+    view = LeaverRelease(commands)
+    consumed = [ConsumedEvent(r.envelope, r.payload, "room", 0, n) for n, r in enumerate(first_leaves)]
+    async with pool.acquire() as conn:
+        await view.apply(conn, consumed)
+    assert (await commands.current(SPACE)).speakers == ("ann",)
+    assert view.released == 0
