@@ -21,6 +21,8 @@ from tests.support.channels import open_channel
 from tests.support.infrastructure import MIGRATED_TEMPLATES, fresh_database, running_broker
 from tests.support.services import ServiceFactory
 
+SERVICE_LOG_LINES = 60
+
 
 @pytest.fixture(scope="session")
 def run_dir(tmp_path_factory) -> Path:
@@ -75,6 +77,21 @@ async def service_factory(broker, database_url, run_dir):
     factory = ServiceFactory(broker, database_url, run_dir)
     yield factory
     await factory.stop(factory.session_scoped)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed test's report carries the last lines of each service process it could see, so a
+    failure on a CI machine, whose run directory is gone afterwards, can still be read."""
+    outcome = yield
+    report = outcome.get_result()
+    factory = item.funcargs.get("service_factory") if hasattr(item, "funcargs") else None
+    if report.when != "call" or not report.failed or factory is None:
+        return
+    for running in factory.test_scoped + factory.session_scoped:
+        process = running.process
+        name = process.log_path.name if process.log_path else process.spec.name
+        report.sections.append((f"service log {name}", process.output_tail(SERVICE_LOG_LINES)))
 
 
 @pytest.fixture(autouse=True)

@@ -73,10 +73,10 @@ class ServiceProcess:
         for line in iter(process.stdout.readline, b""):
             self._tail.append(line.decode(errors="replace").rstrip())
 
-    def output_tail(self) -> str:
+    def output_tail(self, lines: int = 40) -> str:
         if self.log_path and self.log_path.exists():
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-40:])
-        return "\n".join(self._tail)
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        return "\n".join(list(self._tail)[-lines:])
 
     async def health(self) -> str:
         """SERVING, NOT_SERVING, or DOWN when nothing answers. Over TLS when the service's
