@@ -82,7 +82,7 @@ class Member(NamedTuple):
     muted: bool = False
     mute_kind: int = 0  # podium.moderation.v1.MuteKind, while muted
     hand_raised_at: Any = None  # an open request to speak
-    removed: bool = False  # the room took them out (ParticipantLeft, REMOVED)
+    removed: bool = False  # the room bars them: took them out (ParticipantLeft, REMOVED) or ParticipantBarred
     barred: bool = False  # moderation removed them (ParticipantRemoved): they may not come back
 
     @property
@@ -242,6 +242,11 @@ def _hand_lowered(r: Roster, m: Member, e: Message, at: Any) -> tuple[Roster, Me
     return r, Member(m.role, m.joined_at, m.muted, m.mute_kind, None, m.removed, m.barred)
 
 
+def _room_barred(r: Roster, m: Member, e: rev.ParticipantBarred, at: Any) -> tuple[Roster, Member]:
+    """The room bars a user who is not in (through this stream): as a removal does, without a leave."""
+    return (r, m) if m.removed else (r, m._replace(removed=True))
+
+
 def _muted(r: Roster, m: Member, e: mev.ParticipantMuted, at: Any) -> tuple[Roster, Member]:
     return r, m._replace(muted=True, mute_kind=e.kind)
 
@@ -259,6 +264,7 @@ def _barred(r: Roster, m: Member, e: mev.ParticipantRemoved, at: Any) -> tuple[R
 _MEMBER_EVENTS: dict[type, Callable[[Roster, Member, Any, Any], tuple[Roster, Member]]] = {
     rev.ParticipantJoined: _joined,
     rev.ParticipantLeft: _left,
+    rev.ParticipantBarred: _room_barred,
     rev.CoHostAdded: _co_host_added,
     rev.CoHostRemoved: _co_host_removed,
     rev.SpeakerAdded: _speaker_added,

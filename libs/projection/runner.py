@@ -224,6 +224,24 @@ class ProjectionRunner:
                 await asyncio.wait_for(self._progress.wait(), left)
         return True
 
+    async def until(
+        self, ready: Callable[[], Awaitable[bool]], timeout: float, *, every: float = 0.05
+    ) -> bool:
+        """Waits until `ready()` is true, asking again after each batch this view applies and at
+        least every `every` s (a follower's rows are written by another replica); False if
+        `timeout` s pass first. For a fact a view's rows show, where `wait_for` takes a version."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not await ready():
+            left = deadline - loop.time()
+            if left <= 0:
+                return False
+            if self._progress is None:
+                self._progress = asyncio.Event()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._progress.wait(), min(left, every))
+        return True
+
     def _progressed(self) -> None:
         if self._progress is not None:
             self._progress.set()

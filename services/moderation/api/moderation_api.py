@@ -6,6 +6,7 @@ from libs.application.read_your_writes import reach_room
 from libs.domain.errors import (
     NotFound,
     PermissionDenied,
+    Unavailable,
     Validator,
 )
 from libs.domain.reasons import Reason
@@ -105,9 +106,28 @@ class ModerationApi(moderation_service_pb2_grpc.ModerationServiceServicer):
         space_id, user_id = require_id(request.space_id, "space_id"), require_id(request.user_id, "user_id")
         roles = await self._roles(space_id, request, caller.user_id, user_id)
         command = cmd.RemoveParticipant(space_id, user_id, request.reason, roles)
-        return await self._on_space(
+        response = await self._on_space(
             space_id, command, caller, request, "RemoveParticipant", pb.RemoveParticipantResponse
         )
+        await self._until_the_room_bars(space_id, user_id)
+        return response
+
+    async def _until_the_room_bars(self, space_id: str, user_id: str) -> None:
+        """A removal is answered once this replica's view of the room shows the room's bar (ADR
+        0014): the room records it where joins are decided, so no join answered after this one gets
+        the user in. UNAVAILABLE `VIEW_BEHIND` when that takes longer than the view wait: the
+        removal is recorded and will apply, and a retry with the same request id waits again."""
+        if self.room_view is None:
+            return
+        if not await self.room_view.until(
+            lambda: self.room.room_bars(space_id, user_id), self.view_wait_seconds
+        ):
+            raise Unavailable(
+                f"the removal of {user_id!r} is recorded, but the room has not yet barred them from "
+                f"space {space_id!r}; retry with the same request_id",
+                reason=Reason.VIEW_BEHIND,
+                retry_after_seconds=0.2,
+            )
 
     @unary
     async def BlockUser(self, request: pb.BlockUserRequest, caller: Caller) -> pb.BlockUserResponse:

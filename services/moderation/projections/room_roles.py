@@ -195,6 +195,22 @@ class RoomRoles:
             host_user_id=row["host_user_id"],
         )
 
+    async def room_bars(self, space_id: str, user_id: str) -> bool:
+        """Whether the room has barred the user from the Space, as far as this view has read: it
+        took them out (ParticipantLeft, REMOVED) or recorded ParticipantBarred (ADR 0014). Only the
+        room's events say so; moderation's own ParticipantRemoved is `barred`, not this."""
+        space = self._spaces.get(space_id)
+        if space is not None:
+            return space.member(user_id).removed
+        assert self.pool is not None
+        return bool(
+            await self.pool.fetchval(
+                f"SELECT removed FROM {self.members.table} WHERE space_id = $1 AND user_id = $2",
+                space_id,
+                user_id,
+            )
+        )
+
 
 def _role(roster: Roster, role: int | None) -> int:
     return role_of(roster, Member(role=role) if role else NOBODY)

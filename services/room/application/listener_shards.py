@@ -26,6 +26,7 @@ from libs.domain.streams import is_space_stream, listener_shard_stream, shard_nu
 from libs.events.topics import ROOM_EVENTS
 from libs.eventstore.store import EventStore
 from libs.grpckit.handlers import Caller
+from podium.room.v1 import room_events_pb2 as ev
 from podium.room.v1 import room_types_pb2 as types
 from services.room.domain import commands as c
 from services.room.domain.evolve import with_counts
@@ -40,6 +41,7 @@ from services.room.domain.listener_shard import (
 )
 from services.room.domain.state import Space
 
+LEAVE_REMOVED = ev.LEAVE_REASON_REMOVED
 COUNTS_SECONDS = 0.1  # how old the shard counts in a join's answer may be
 
 
@@ -168,6 +170,16 @@ class ListenerShards:
         )
         return [event for events in left for event in events]
 
+    async def bar(
+        self, space: Space, user_id: str, previous_role: int, *, cause: str, once_per_cause: bool
+    ) -> list[Message]:
+        """A removal's share on `user_id`'s shard now (ADR 0014): out if they are in through it, else
+        barred on it, decided on the shard's own state, so a join appended there before the bar is
+        taken out and one decided after it is refused."""
+        here = self.shard_now(space, user_id)
+        command = LeaveOnShard(space.space_id, user_id, LEAVE_REMOVED, previous_role, bar=True)
+        return await self._leave_one(here, space.space_id, command, cause, once_per_cause, None, None)
+
     async def _leave_one(
         self,
         stream: str,
@@ -244,6 +256,10 @@ class ListenerShards:
                 present - len(in_shards),
             )
         return with_counts(space, cached[2], cached[3])
+
+    def shard_now(self, space: Space, user_id: str) -> str:
+        """The shard stream `user_id` joins on now (their first of `streams_of`)."""
+        return self._shards_of(space, user_id)[0]
 
     def _shards_of(self, space: Space, user_id: str) -> list[str]:
         return [

@@ -34,6 +34,7 @@ from libs.events.topics import ROOM_EVENTS
 from libs.eventstore.store import EventStore
 from libs.grpckit.handlers import Caller
 from podium.room.v1 import room_events_pb2 as ev
+from podium.room.v1 import room_types_pb2 as types
 from services.room.application.listener_shards import ListenerShards, on_shards
 from services.room.domain import commands as c
 from services.room.domain.decide import OnListenerShards, decide, make_decider
@@ -217,7 +218,9 @@ class SpaceCommands:
                 )
             except OnListenerShards as routed:
                 space = await self.current(space_id)
-                if not isinstance(command, c.TimeOutParticipant | c.RemoveParticipant):
+                if isinstance(command, c.RemoveParticipant):
+                    return await self._remove(space, command, cause, once_per_cause=once_per_cause)
+                if not isinstance(command, c.TimeOutParticipant):
                     command = await self._consulted(space, command, routed.user_id)
                     continue
                 return await self._leave_decided(space, command, cause, once_per_cause=once_per_cause)
@@ -287,6 +290,39 @@ class SpaceCommands:
         if not gone:
             return gone
         return gone + await self._release(space.space_id, [e.user_id for e in gone], cause)
+
+    async def _remove(
+        self, space: Space, command: c.RemoveParticipant, cause: str, *, once_per_cause: bool
+    ) -> list[Message]:
+        """Moderation's removal in a Space with listener shards (ADR 0014). The room's rules decide,
+        on the Space with the user put in from the shards (the host is never removed). Then the
+        user's shard now takes them out or bars them, any older stream holding them takes them
+        out, and last the Space's own stream bars them: joins are decided on the shard's state and
+        on the own stream's, and once both hold the bar no join decided afterwards gets in."""
+        user = command.user_id
+        where = await self.shards.where(space, [user])
+        members = tuple((user, held[0][1]) for held in where.values())
+        context = Context(SYSTEM_ACTOR, self.clock(), frozenset({SYSTEM_CLAIM}))
+        decided = decide(c.WithShardMembers(command, members), space, context, self.limits)
+        role = next((e.previous_role for e in decided if isinstance(e, ev.ParticipantLeft)), 0)
+        role = role or types.ROLE_LISTENER
+        here = self.shards.shard_now(space, user)
+        elsewhere = {user: [held for held in where.get(user, ()) if held[0] != here]}
+        leave = LeaveOnShard(space.space_id, user, ev.LEAVE_REASON_REMOVED, role)
+        barred, gone = await asyncio.gather(
+            self.shards.bar(space, user, role, cause=cause, once_per_cause=once_per_cause),
+            self.shards.leave_many(space, [leave], elsewhere, cause=cause, once_per_cause=once_per_cause),
+        )
+        own = await self.issuer.as_system(
+            stream_id=stream_of(space.space_id),
+            space_id=space.space_id,
+            command=c.WithShardMembers(command, ()),
+            causation_id=cause,
+            once_per_cause=once_per_cause,
+        )
+        out = [e for e in (*barred, *gone) if isinstance(e, ev.ParticipantLeft)]
+        released = await self._release(space.space_id, [user], cause) if out else []
+        return [*barred, *gone, *own, *released]
 
     async def _leave(self, space: Space, user_id: str, reason: int, cause: str, **how) -> list[Message]:
         """`ListenerShards.leave` (`how`: its keywords), then the release of what they held."""

@@ -470,8 +470,12 @@ def _remove(cmd: c.RemoveParticipant, state: Space, ctx: Context, limits: RoomLi
             reason=Reason.CANNOT_REMOVE_SELF,
         )
     if not _is_in(state, cmd.user_id):
-        if state.is_removed(cmd.user_id) or SYSTEM_CLAIM in ctx.claims:
-            return []  # moderation's bar holds without the room taking anyone out
+        if state.is_removed(cmd.user_id) or (state.is_over and SYSTEM_CLAIM in ctx.claims):
+            return []  # barred already, or a Space nobody can join any more
+        if SYSTEM_CLAIM in ctx.claims:
+            # Moderation's bar, recorded where joins are decided: a join decided after it is refused,
+            # one decided before it is in the stream ahead of it and was taken out above (ADR 0014).
+            return [ev.ParticipantBarred(space_id=state.space_id, user_id=cmd.user_id)]
         raise FailedPrecondition(
             f"user {cmd.user_id!r} is not in the space", reason=Reason.USER_NOT_A_PARTICIPANT
         )

@@ -69,6 +69,9 @@ class LeaveOnShard:
     reason: int
     previous_role: int = types.ROLE_LISTENER
     mass_time_out: bool = False
+    # A removal's share on the user's shard now: barred there (ParticipantBarred) if not in, so a
+    # join decided on this stream after it is refused whatever the Space's state it was given.
+    bar: bool = False
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,8 @@ def evolve_shard(state: ShardState, event: Message, at: datetime) -> ShardState:
             state.removed | {event.user_id} if event.reason == ev.LEAVE_REASON_REMOVED else state.removed
         )
         return ShardState(state.members.delete(event.user_id), removed, version)
+    if isinstance(event, ev.ParticipantBarred):
+        return ShardState(state.members, state.removed | {event.user_id}, version)
     return replace(state, version=version)
 
 
@@ -103,8 +108,10 @@ def decide_on_shard(
                 previous_role=leave.previous_role,
                 mass_time_out=leave.mass_time_out,
             )
-            for leave in {leave.user_id: leave for leave in leaves}.values()
             if state.is_in(leave.user_id)
+            else ev.ParticipantBarred(space_id=leave.space_id, user_id=leave.user_id)
+            for leave in {leave.user_id: leave for leave in leaves}.values()
+            if state.is_in(leave.user_id) or (leave.bar and leave.user_id not in state.removed)
         ]
     user = ctx.actor_user_id
     if command.space.listener_shards < 2 or user == command.space.host_user_id:

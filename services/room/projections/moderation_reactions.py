@@ -1,8 +1,10 @@
 """What the room service takes from moderation's events, and does about them.
 
-- `ParticipantRemoved`: the user is barred from the Space; if they are in it,
-  the room takes them out (a RemoveParticipant command of its own, so the
-  room's events say `ParticipantLeft(REMOVED)`).
+- `ParticipantRemoved`: the user is barred from the Space. The room takes them
+  out if they are in (`ParticipantLeft(REMOVED)`), and records the bar where
+  joins are decided if they are not (`ParticipantBarred`, ADR 0014): a
+  RemoveParticipant command of its own. Moderation answers the removal once
+  its view of the room shows the bar, so no join after that answer gets in.
 - `UserBlocked` / `UserUnblocked`: who has blocked whom, so JoinSpace can
   refuse a user blocked by the Space's host or one of its co-hosts.
 
@@ -27,6 +29,7 @@ from libs.events.topics import MODERATION_EVENTS
 from libs.projection.runner import ConsumedEvent
 from libs.telemetry.metrics import observe_eviction
 from podium.moderation.v1 import moderation_events_pb2 as mev
+from podium.room.v1 import room_events_pb2 as ev
 from services.room.application.space_commands import SpaceCommands
 from services.room.domain.commands import RemoveParticipant
 
@@ -58,7 +61,7 @@ class ModerationReactions:
                     left = await self.commands.react(
                         e.space_id, RemoveParticipant(e.space_id, e.user_id), event.envelope.event_id
                     )
-                    if left:
+                    if any(isinstance(e, ev.ParticipantLeft) for e in left):
                         observe_eviction("ban", occurred_at(event.envelope).timestamp())
                 except DomainError as rejected:  # e.g. a Space the room does not know; the bar still holds
                     log.warning("could not remove %s from %s: %s", e.user_id, e.space_id, rejected.message)

@@ -58,6 +58,41 @@ async def test_a_removed_user_is_taken_out_and_their_rejoin_is_refused(people):
     )
 
 
+async def test_a_removal_applies_to_joins_as_soon_as_it_is_answered(people):
+    """ADR 0014: moderation answers a removal once the room has recorded the bar where joins are
+    decided. Right after the answer, a user who was not in cannot join, and one who was in is out;
+    a join racing the removal either lands before the bar (and is taken out) or is refused, and
+    nobody removed is in once both answers are back."""
+    (host_r, host_m), (in_r, _) = people("bar-host", "bar-in")
+    absent = people(*(f"bar-absent-{n}" for n in range(8)))
+    racing = people(*(f"bar-racing-{n}" for n in range(12)))
+    space_id = await _space_with(host_r, in_r)
+    await eventually(lambda: host_m.RemoveParticipant(space_id=space_id, user_id="bar-in"))
+    participants = (await host_r.ListParticipants(space_id=space_id)).participants
+    assert "bar-in" not in [p.user_id for p in participants]
+    for room_client, _ in absent:
+        await host_m.RemoveParticipant(space_id=space_id, user_id=room_client.user_id)
+        error = await _rejected(room_client.JoinSpace(space_id=space_id), grpc.StatusCode.PERMISSION_DENIED)
+        assert error_reason(error) == "REMOVED_FROM_SPACE"
+
+    async def join(room_client):
+        try:
+            await room_client.JoinSpace(space_id=space_id)
+            return "joined"
+        except grpc.aio.AioRpcError as e:
+            assert error_reason(e) == "REMOVED_FROM_SPACE", e.details()
+            return "refused"
+
+    outcomes = await asyncio.gather(
+        *(join(r) for r, _ in racing),
+        *(host_m.RemoveParticipant(space_id=space_id, user_id=r.user_id) for r, _ in racing),
+    )
+    assert set(outcomes[: len(racing)]) <= {"joined", "refused"}
+    participants = (await host_r.ListParticipants(space_id=space_id)).participants
+    removed = {r.user_id for r, _ in (*absent, *racing)} | {"bar-in"}
+    assert not removed & {p.user_id for p in participants}
+
+
 async def test_a_blocked_user_cannot_join_the_blockers_spaces(people):
     (host_r, host_m), (pest_r, _), (fan_r, _) = people("block-host", "pest", "fan")
     await host_m.BlockUser(user_id="pest")

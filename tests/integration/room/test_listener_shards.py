@@ -18,7 +18,7 @@ from google.protobuf.message import Message
 
 from libs.auth.tokens import Identity
 from libs.domain.errors import PermissionDenied
-from libs.domain.streams import is_space_stream, shard_of
+from libs.domain.streams import is_space_stream, listener_shard_stream, shard_of, space_stream
 from libs.eventstore.store import EventStore
 from libs.grpckit.handlers import Caller
 from libs.projection.runner import ConsumedEvent
@@ -280,6 +280,44 @@ async def test_time_outs_and_removals_of_shard_listeners_go_through_their_shards
     assert refused.value.reason == "REMOVED_FROM_SPACE"
     shard_leaves = [s for s, _, kind, _ in await _everything(pool, schema) if kind.endswith("Left")]
     assert shard_leaves and not any(is_space_stream(s, SPACE) for s in shard_leaves)
+
+
+async def test_a_removal_of_someone_not_in_bars_them_on_their_shard_and_the_spaces_stream(pool, schema):
+    """ADR 0014: moderation's removal of a user who is not in is recorded where joins are decided,
+    their shard first, then the Space's own stream. A join decided on the Space's state from before
+    the bar (a replica's policy read, up to POLICY_SECONDS old) is refused by the shard, and one
+    through another replica's fresh read by the own stream's state; a removal read again adds
+    nothing."""
+    limits = RoomLimits()
+    store = EventStore(pool, schema, producer="room")
+    commands = SpaceCommands(store, limits)
+    await _as(commands, HOST, c.CreateSpace(SPACE, "Hot", join_policy=types.JOIN_POLICY_ANYONE))
+    await _as(commands, HOST, c.StartSpace(SPACE))
+    await commands.run_as_system(SPACE, c.GrowListenerShards(SPACE, 4), "test")
+    before_the_bar = await commands.current(SPACE)
+
+    barred = await commands.react(SPACE, c.RemoveParticipant(SPACE, "eve"), "removed-eve")
+    shard = listener_shard_stream(SPACE, shard_of("eve", 4))
+    assert [type(e).__name__ for e in barred] == ["ParticipantBarred", "ParticipantBarred"]
+    recorded = [(s, kind) for s, _, kind, user in await _everything(pool, schema) if user == "eve"]
+    assert [(s, kind.rsplit(".", 1)[-1]) for s, kind in recorded] == [
+        (shard, "ParticipantBarred"),
+        (space_stream(SPACE), "ParticipantBarred"),
+    ]
+    assert await commands.react(SPACE, c.RemoveParticipant(SPACE, "eve"), "removed-eve") == []
+    assert await commands.react(SPACE, c.RemoveParticipant(SPACE, "eve"), "removed-again") == []
+
+    with pytest.raises(PermissionDenied) as refused:  # decided on the Space as it was before the bar
+        await commands.shards.join(
+            before_the_bar, c.JoinSpace(SPACE), caller("eve"), method="JoinSpace",
+            request=pb.JoinSpaceRequest(space_id=SPACE), request_id="", respond=lambda *_: pb.JoinSpaceResponse(),
+            response_type=pb.JoinSpaceResponse,
+        )  # fmt: skip
+    assert refused.value.reason == "REMOVED_FROM_SPACE"
+    with pytest.raises(PermissionDenied) as refused:  # the API's path: a fresh read of the Space
+        await _join((SpaceCommands(store, limits), None), "eve")
+    assert refused.value.reason == "REMOVED_FROM_SPACE"
+    assert not (await commands.read(SPACE)).is_in("eve")
 
 
 async def test_the_release_view_tidies_up_after_a_leave_whose_release_never_ran(pool, schema):

@@ -195,6 +195,8 @@ class Reference:
             self._drop(e.user_id, co_host=True, speaker=True, request=True)
             if e.reason == ev.LEAVE_REASON_REMOVED:
                 self.removed.add(e.user_id)
+        elif isinstance(e, ev.ParticipantBarred):
+            self.removed.add(e.user_id)
         elif isinstance(e, ev.CoHostAdded):
             self._drop(e.user_id, speaker=True, request=True)
             self.co_hosts.append(e.user_id)

@@ -602,8 +602,16 @@ def test_removal_by_a_co_host_bars_a_speaker_and_drops_their_seat():
     assert when([*state, event], c.RemoveParticipant(SPACE, "spk"), "co") == []
 
 
-def test_moderation_removing_someone_absent_changes_nothing():
-    assert when(live(), c.RemoveParticipant(SPACE, "ghost"), "moderation", claims=["system"]) == []
+def test_moderation_removing_someone_absent_bars_them_on_the_space_once():
+    """The bar is recorded where joins are decided (ADR 0014): a join after it is refused, and a
+    second removal of the same absent user adds nothing."""
+    (barred,) = when(live(), c.RemoveParticipant(SPACE, "ghost"), "moderation", claims=["system"])
+    assert (type(barred), barred.user_id) == (ev.ParticipantBarred, "ghost")
+    assert when([*live(), barred], c.RemoveParticipant(SPACE, "ghost"), "moderation", claims=["system"]) == []
+    with pytest.raises(PermissionDenied) as refused:
+        when([*live(), barred], c.JoinSpace(SPACE), "ghost")
+    assert refused.value.reason == "REMOVED_FROM_SPACE"
+    assert not state_of(*live(), barred).is_in("ghost")
 
 
 def test_co_hosts_invite_before_the_start_and_links_last_up_to_seven_days():

@@ -317,6 +317,7 @@ def test_a_long_busy_run_reaches_every_event_type():
         (HOST, c.RevokeSpeaker(SPACE, "c"), 1),
         (HOST, c.RemoveCoHost(SPACE, "a"), 1),
         (HOST, c.RemoveParticipant(SPACE, "d"), 1),
+        (SYSTEM, c.RemoveParticipant(SPACE, "never-came"), 1),
         (SYSTEM, c.GrowListenerShards(SPACE, 4), 1),
         (SYSTEM, c.TimeOutParticipant(SPACE, "c"), 1),
         (HOST, c.LeaveSpace(SPACE), 1),

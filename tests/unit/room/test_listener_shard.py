@@ -104,6 +104,25 @@ def test_someone_removed_through_the_shard_stays_out_of_it():
     assert refused.value.reason == "REMOVED_FROM_SPACE"
 
 
+def test_a_removals_bar_on_a_shard_takes_out_whoever_is_in_and_bars_whoever_is_not():
+    """ADR 0014: decided on the shard's own state, so a join the shard took before the bar is taken
+    out, and a join decided after it is refused whatever (stale) Space state it was given."""
+    ctx, limits = Context("room", NOW), RoomLimits()
+    bar = LeaveOnShard(SPACE, "ann", ev.LEAVE_REASON_REMOVED, bar=True)
+    (barred,) = decide_on_shard(bar, EMPTY_SHARD, ctx, limits)
+    assert (type(barred), barred.user_id) == (ev.ParticipantBarred, "ann")
+    assert decide_on_shard(bar, shard_of_events(barred), ctx, limits) == []  # once
+    with pytest.raises(PermissionDenied) as refused:
+        join([*live(), GROWN], "ann", [barred])  # the Space's state given does not know the bar
+    assert refused.value.reason == "REMOVED_FROM_SPACE"
+    (left,) = decide_on_shard(bar, shard_of_events(*joined("ann")), ctx, limits)
+    assert (type(left), left.reason) == (ev.ParticipantLeft, ev.LEAVE_REASON_REMOVED)
+    # A leave that is not a bar leaves the absent alone.
+    assert decide_on_shard(
+        LeavesOnShard((bar, LeaveOnShard(SPACE, "bo", ev.LEAVE_REASON_REMOVED))), EMPTY_SHARD, ctx, limits
+    ) == [barred]
+
+
 def test_the_host_and_a_space_without_shards_are_not_the_shards_business():
     with pytest.raises(ValueError):
         join([*live(), GROWN], HOST)

@@ -26,25 +26,25 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from podium.room.v1 import room_types_pb2 as podium_dot_room_dot_v1_dot_room__types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n podium/room/v1/room_events.proto\x12\x0epodium.room.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fpodium/room/v1/room_types.proto\"\xfd\x01\n\x0cSpaceCreated\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x14\n\x0chost_user_id\x18\x02 \x01(\t\x12\r\n\x05title\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12/\n\x0bjoin_policy\x18\x05 \x01(\x0e\x32\x1a.podium.room.v1.JoinPolicy\x12\x33\n\x0fscheduled_start\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11recording_enabled\x18\x07 \x01(\x08\x12\x0e\n\x06topics\x18\x08 \x03(\t\x12\x10\n\x08language\x18\t \x01(\t\"\xff\x01\n\x0cSpaceUpdated\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x16\n\x0e\x63hanged_fields\x18\x02 \x03(\t\x12\r\n\x05title\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12/\n\x0bjoin_policy\x18\x05 \x01(\x0e\x32\x1a.podium.room.v1.JoinPolicy\x12\x33\n\x0fscheduled_start\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11recording_enabled\x18\x07 \x01(\x08\x12\x0e\n\x06topics\x18\x08 \x03(\t\x12\x10\n\x08language\x18\t \x01(\t\"6\n\x0cSpaceStarted\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x14\n\x0chost_user_id\x18\x02 \x01(\t\"I\n\nSpaceEnded\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12)\n\x06reason\x18\x02 \x01(\x0e\x32\x19.podium.room.v1.EndReason\"\"\n\x0eSpaceCancelled\x12\x10\n\x08space_id\x18\x01 \x01(\t\"\x9e\x01\n\x11ParticipantJoined\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\"\n\x04role\x18\x03 \x01(\x0e\x32\x14.podium.room.v1.Role\x12*\n\x06source\x18\x04 \x01(\x0e\x32\x1a.podium.room.v1.JoinSource\x12\x16\n\x0einvite_link_id\x18\x05 \x01(\t\"\xa5\x01\n\x0fParticipantLeft\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12+\n\x06reason\x18\x03 \x01(\x0e\x32\x1b.podium.room.v1.LeaveReason\x12+\n\rprevious_role\x18\x04 \x01(\x0e\x32\x14.podium.room.v1.Role\x12\x15\n\rmass_time_out\x18\x05 \x01(\x08\"2\n\x0cUsersInvited\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x10\n\x08user_ids\x18\x02 \x03(\t\"f\n\x11InviteLinkCreated\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x0f\n\x07link_id\x18\x02 \x01(\t\x12.\n\nexpires_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"0\n\x0b\x43oHostAdded\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\"2\n\rCoHostRemoved\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\"`\n\x0cSpeakerAdded\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12-\n\x06source\x18\x03 \x01(\x0e\x32\x1d.podium.room.v1.SpeakerSource\"i\n\x0eSpeakerRemoved\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x34\n\x06reason\x18\x03 \x01(\x0e\x32$.podium.room.v1.SpeakerRemovalReason\"3\n\x0eSpeakRequested\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\":\n\x15SpeakRequestWithdrawn\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\"k\n\x14SpeakRequestApproved\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x30\n\x0crequested_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"i\n\x12SpeakRequestDenied\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x30\n\x0crequested_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"4\n\x0fSpaceSubscribed\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\"6\n\x11SpaceUnsubscribed\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\"\xe1\x01\n\rSpaceReminder\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12*\n\x04kind\x18\x02 \x01(\x0e\x32\x1c.podium.room.v1.ReminderKind\x12\x33\n\x0fscheduled_start\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05title\x18\x04 \x01(\t\x12\x14\n\x0chost_user_id\x18\x05 \x01(\t\x12\x1b\n\x13subscriber_user_ids\x18\x06 \x03(\t\x12\x0c\n\x04part\x18\x07 \x01(\x05\x12\r\n\x05parts\x18\x08 \x01(\x05\"7\n\x13ListenerShardsGrown\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x0e\n\x06shards\x18\x02 \x01(\r*t\n\tEndReason\x12\x1a\n\x16\x45ND_REASON_UNSPECIFIED\x10\x00\x12\x19\n\x15\x45ND_REASON_HOST_ENDED\x10\x01\x12\x18\n\x14\x45ND_REASON_ABANDONED\x10\x02\x12\x16\n\x12\x45ND_REASON_EXPIRED\x10\x03*\x8d\x01\n\nJoinSource\x12\x1b\n\x17JOIN_SOURCE_UNSPECIFIED\x10\x00\x12\x16\n\x12JOIN_SOURCE_DIRECT\x10\x01\x12\x1b\n\x17JOIN_SOURCE_INVITE_LINK\x10\x02\x12\x17\n\x13JOIN_SOURCE_INVITED\x10\x03\x12\x14\n\x10JOIN_SOURCE_HOST\x10\x04*\xaf\x01\n\x0bLeaveReason\x12\x1c\n\x18LEAVE_REASON_UNSPECIFIED\x10\x00\x12\x15\n\x11LEAVE_REASON_LEFT\x10\x01\x12\x1a\n\x16LEAVE_REASON_TIMED_OUT\x10\x02\x12\x18\n\x14LEAVE_REASON_REMOVED\x10\x03\x12\x1c\n\x18LEAVE_REASON_SPACE_ENDED\x10\x04\x12\x17\n\x13LEAVE_REASON_POLICY\x10\x05*p\n\rSpeakerSource\x12\x1e\n\x1aSPEAKER_SOURCE_UNSPECIFIED\x10\x00\x12\x1a\n\x16SPEAKER_SOURCE_INVITED\x10\x01\x12#\n\x1fSPEAKER_SOURCE_REQUEST_APPROVED\x10\x02*\xac\x01\n\x14SpeakerRemovalReason\x12&\n\"SPEAKER_REMOVAL_REASON_UNSPECIFIED\x10\x00\x12\"\n\x1eSPEAKER_REMOVAL_REASON_REVOKED\x10\x01\x12\'\n#SPEAKER_REMOVAL_REASON_STEPPED_DOWN\x10\x02\x12\x1f\n\x1bSPEAKER_REMOVAL_REASON_LEFT\x10\x03*\x8d\x01\n\x0cReminderKind\x12\x1d\n\x19REMINDER_KIND_UNSPECIFIED\x10\x00\x12\x1f\n\x1bREMINDER_KIND_STARTING_SOON\x10\x01\x12\x1e\n\x1aREMINDER_KIND_STARTING_NOW\x10\x02\x12\x1d\n\x19REMINDER_KIND_RESCHEDULED\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n podium/room/v1/room_events.proto\x12\x0epodium.room.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fpodium/room/v1/room_types.proto\"\xfd\x01\n\x0cSpaceCreated\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x14\n\x0chost_user_id\x18\x02 \x01(\t\x12\r\n\x05title\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12/\n\x0bjoin_policy\x18\x05 \x01(\x0e\x32\x1a.podium.room.v1.JoinPolicy\x12\x33\n\x0fscheduled_start\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11recording_enabled\x18\x07 \x01(\x08\x12\x0e\n\x06topics\x18\x08 \x03(\t\x12\x10\n\x08language\x18\t \x01(\t\"\xff\x01\n\x0cSpaceUpdated\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x16\n\x0e\x63hanged_fields\x18\x02 \x03(\t\x12\r\n\x05title\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12/\n\x0bjoin_policy\x18\x05 \x01(\x0e\x32\x1a.podium.room.v1.JoinPolicy\x12\x33\n\x0fscheduled_start\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11recording_enabled\x18\x07 \x01(\x08\x12\x0e\n\x06topics\x18\x08 \x03(\t\x12\x10\n\x08language\x18\t \x01(\t\"6\n\x0cSpaceStarted\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x14\n\x0chost_user_id\x18\x02 \x01(\t\"I\n\nSpaceEnded\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12)\n\x06reason\x18\x02 \x01(\x0e\x32\x19.podium.room.v1.EndReason\"\"\n\x0eSpaceCancelled\x12\x10\n\x08space_id\x18\x01 \x01(\t\"\x9e\x01\n\x11ParticipantJoined\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\"\n\x04role\x18\x03 \x01(\x0e\x32\x14.podium.room.v1.Role\x12*\n\x06source\x18\x04 \x01(\x0e\x32\x1a.podium.room.v1.JoinSource\x12\x16\n\x0einvite_link_id\x18\x05 \x01(\t\"\xa5\x01\n\x0fParticipantLeft\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12+\n\x06reason\x18\x03 \x01(\x0e\x32\x1b.podium.room.v1.LeaveReason\x12+\n\rprevious_role\x18\x04 \x01(\x0e\x32\x14.podium.room.v1.Role\x12\x15\n\rmass_time_out\x18\x05 \x01(\x08\"6\n\x11ParticipantBarred\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\"2\n\x0cUsersInvited\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x10\n\x08user_ids\x18\x02 \x03(\t\"f\n\x11InviteLinkCreated\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x0f\n\x07link_id\x18\x02 \x01(\t\x12.\n\nexpires_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"0\n\x0b\x43oHostAdded\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\"2\n\rCoHostRemoved\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\"`\n\x0cSpeakerAdded\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12-\n\x06source\x18\x03 \x01(\x0e\x32\x1d.podium.room.v1.SpeakerSource\"i\n\x0eSpeakerRemoved\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x34\n\x06reason\x18\x03 \x01(\x0e\x32$.podium.room.v1.SpeakerRemovalReason\"3\n\x0eSpeakRequested\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\":\n\x15SpeakRequestWithdrawn\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\"k\n\x14SpeakRequestApproved\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x30\n\x0crequested_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"i\n\x12SpeakRequestDenied\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x30\n\x0crequested_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"4\n\x0fSpaceSubscribed\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\"6\n\x11SpaceUnsubscribed\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\"\xe1\x01\n\rSpaceReminder\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12*\n\x04kind\x18\x02 \x01(\x0e\x32\x1c.podium.room.v1.ReminderKind\x12\x33\n\x0fscheduled_start\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05title\x18\x04 \x01(\t\x12\x14\n\x0chost_user_id\x18\x05 \x01(\t\x12\x1b\n\x13subscriber_user_ids\x18\x06 \x03(\t\x12\x0c\n\x04part\x18\x07 \x01(\x05\x12\r\n\x05parts\x18\x08 \x01(\x05\"7\n\x13ListenerShardsGrown\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x0e\n\x06shards\x18\x02 \x01(\r*t\n\tEndReason\x12\x1a\n\x16\x45ND_REASON_UNSPECIFIED\x10\x00\x12\x19\n\x15\x45ND_REASON_HOST_ENDED\x10\x01\x12\x18\n\x14\x45ND_REASON_ABANDONED\x10\x02\x12\x16\n\x12\x45ND_REASON_EXPIRED\x10\x03*\x8d\x01\n\nJoinSource\x12\x1b\n\x17JOIN_SOURCE_UNSPECIFIED\x10\x00\x12\x16\n\x12JOIN_SOURCE_DIRECT\x10\x01\x12\x1b\n\x17JOIN_SOURCE_INVITE_LINK\x10\x02\x12\x17\n\x13JOIN_SOURCE_INVITED\x10\x03\x12\x14\n\x10JOIN_SOURCE_HOST\x10\x04*\xaf\x01\n\x0bLeaveReason\x12\x1c\n\x18LEAVE_REASON_UNSPECIFIED\x10\x00\x12\x15\n\x11LEAVE_REASON_LEFT\x10\x01\x12\x1a\n\x16LEAVE_REASON_TIMED_OUT\x10\x02\x12\x18\n\x14LEAVE_REASON_REMOVED\x10\x03\x12\x1c\n\x18LEAVE_REASON_SPACE_ENDED\x10\x04\x12\x17\n\x13LEAVE_REASON_POLICY\x10\x05*p\n\rSpeakerSource\x12\x1e\n\x1aSPEAKER_SOURCE_UNSPECIFIED\x10\x00\x12\x1a\n\x16SPEAKER_SOURCE_INVITED\x10\x01\x12#\n\x1fSPEAKER_SOURCE_REQUEST_APPROVED\x10\x02*\xac\x01\n\x14SpeakerRemovalReason\x12&\n\"SPEAKER_REMOVAL_REASON_UNSPECIFIED\x10\x00\x12\"\n\x1eSPEAKER_REMOVAL_REASON_REVOKED\x10\x01\x12\'\n#SPEAKER_REMOVAL_REASON_STEPPED_DOWN\x10\x02\x12\x1f\n\x1bSPEAKER_REMOVAL_REASON_LEFT\x10\x03*\x8d\x01\n\x0cReminderKind\x12\x1d\n\x19REMINDER_KIND_UNSPECIFIED\x10\x00\x12\x1f\n\x1bREMINDER_KIND_STARTING_SOON\x10\x01\x12\x1e\n\x1aREMINDER_KIND_STARTING_NOW\x10\x02\x12\x1d\n\x19REMINDER_KIND_RESCHEDULED\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'podium.room.v1.room_events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ENDREASON']._serialized_start=2315
-  _globals['_ENDREASON']._serialized_end=2431
-  _globals['_JOINSOURCE']._serialized_start=2434
-  _globals['_JOINSOURCE']._serialized_end=2575
-  _globals['_LEAVEREASON']._serialized_start=2578
-  _globals['_LEAVEREASON']._serialized_end=2753
-  _globals['_SPEAKERSOURCE']._serialized_start=2755
-  _globals['_SPEAKERSOURCE']._serialized_end=2867
-  _globals['_SPEAKERREMOVALREASON']._serialized_start=2870
-  _globals['_SPEAKERREMOVALREASON']._serialized_end=3042
-  _globals['_REMINDERKIND']._serialized_start=3045
-  _globals['_REMINDERKIND']._serialized_end=3186
+  _globals['_ENDREASON']._serialized_start=2371
+  _globals['_ENDREASON']._serialized_end=2487
+  _globals['_JOINSOURCE']._serialized_start=2490
+  _globals['_JOINSOURCE']._serialized_end=2631
+  _globals['_LEAVEREASON']._serialized_start=2634
+  _globals['_LEAVEREASON']._serialized_end=2809
+  _globals['_SPEAKERSOURCE']._serialized_start=2811
+  _globals['_SPEAKERSOURCE']._serialized_end=2923
+  _globals['_SPEAKERREMOVALREASON']._serialized_start=2926
+  _globals['_SPEAKERREMOVALREASON']._serialized_end=3098
+  _globals['_REMINDERKIND']._serialized_start=3101
+  _globals['_REMINDERKIND']._serialized_end=3242
   _globals['_SPACECREATED']._serialized_start=119
   _globals['_SPACECREATED']._serialized_end=372
   _globals['_SPACEUPDATED']._serialized_start=375
@@ -59,32 +59,34 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PARTICIPANTJOINED']._serialized_end=958
   _globals['_PARTICIPANTLEFT']._serialized_start=961
   _globals['_PARTICIPANTLEFT']._serialized_end=1126
-  _globals['_USERSINVITED']._serialized_start=1128
-  _globals['_USERSINVITED']._serialized_end=1178
-  _globals['_INVITELINKCREATED']._serialized_start=1180
-  _globals['_INVITELINKCREATED']._serialized_end=1282
-  _globals['_COHOSTADDED']._serialized_start=1284
-  _globals['_COHOSTADDED']._serialized_end=1332
-  _globals['_COHOSTREMOVED']._serialized_start=1334
-  _globals['_COHOSTREMOVED']._serialized_end=1384
-  _globals['_SPEAKERADDED']._serialized_start=1386
-  _globals['_SPEAKERADDED']._serialized_end=1482
-  _globals['_SPEAKERREMOVED']._serialized_start=1484
-  _globals['_SPEAKERREMOVED']._serialized_end=1589
-  _globals['_SPEAKREQUESTED']._serialized_start=1591
-  _globals['_SPEAKREQUESTED']._serialized_end=1642
-  _globals['_SPEAKREQUESTWITHDRAWN']._serialized_start=1644
-  _globals['_SPEAKREQUESTWITHDRAWN']._serialized_end=1702
-  _globals['_SPEAKREQUESTAPPROVED']._serialized_start=1704
-  _globals['_SPEAKREQUESTAPPROVED']._serialized_end=1811
-  _globals['_SPEAKREQUESTDENIED']._serialized_start=1813
-  _globals['_SPEAKREQUESTDENIED']._serialized_end=1918
-  _globals['_SPACESUBSCRIBED']._serialized_start=1920
-  _globals['_SPACESUBSCRIBED']._serialized_end=1972
-  _globals['_SPACEUNSUBSCRIBED']._serialized_start=1974
-  _globals['_SPACEUNSUBSCRIBED']._serialized_end=2028
-  _globals['_SPACEREMINDER']._serialized_start=2031
-  _globals['_SPACEREMINDER']._serialized_end=2256
-  _globals['_LISTENERSHARDSGROWN']._serialized_start=2258
-  _globals['_LISTENERSHARDSGROWN']._serialized_end=2313
+  _globals['_PARTICIPANTBARRED']._serialized_start=1128
+  _globals['_PARTICIPANTBARRED']._serialized_end=1182
+  _globals['_USERSINVITED']._serialized_start=1184
+  _globals['_USERSINVITED']._serialized_end=1234
+  _globals['_INVITELINKCREATED']._serialized_start=1236
+  _globals['_INVITELINKCREATED']._serialized_end=1338
+  _globals['_COHOSTADDED']._serialized_start=1340
+  _globals['_COHOSTADDED']._serialized_end=1388
+  _globals['_COHOSTREMOVED']._serialized_start=1390
+  _globals['_COHOSTREMOVED']._serialized_end=1440
+  _globals['_SPEAKERADDED']._serialized_start=1442
+  _globals['_SPEAKERADDED']._serialized_end=1538
+  _globals['_SPEAKERREMOVED']._serialized_start=1540
+  _globals['_SPEAKERREMOVED']._serialized_end=1645
+  _globals['_SPEAKREQUESTED']._serialized_start=1647
+  _globals['_SPEAKREQUESTED']._serialized_end=1698
+  _globals['_SPEAKREQUESTWITHDRAWN']._serialized_start=1700
+  _globals['_SPEAKREQUESTWITHDRAWN']._serialized_end=1758
+  _globals['_SPEAKREQUESTAPPROVED']._serialized_start=1760
+  _globals['_SPEAKREQUESTAPPROVED']._serialized_end=1867
+  _globals['_SPEAKREQUESTDENIED']._serialized_start=1869
+  _globals['_SPEAKREQUESTDENIED']._serialized_end=1974
+  _globals['_SPACESUBSCRIBED']._serialized_start=1976
+  _globals['_SPACESUBSCRIBED']._serialized_end=2028
+  _globals['_SPACEUNSUBSCRIBED']._serialized_start=2030
+  _globals['_SPACEUNSUBSCRIBED']._serialized_end=2084
+  _globals['_SPACEREMINDER']._serialized_start=2087
+  _globals['_SPACEREMINDER']._serialized_end=2312
+  _globals['_LISTENERSHARDSGROWN']._serialized_start=2314
+  _globals['_LISTENERSHARDSGROWN']._serialized_end=2369
 # @@protoc_insertion_point(module_scope)

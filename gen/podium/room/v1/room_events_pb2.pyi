@@ -447,6 +447,38 @@ class ParticipantLeft(_message.Message):
 Global___ParticipantLeft: _TypeAlias = ParticipantLeft  # noqa: Y015
 
 @_typing.final
+class ParticipantBarred(_message.Message):
+    """A user who is not in the Space (or not in through this stream) may not join it: moderation
+    removed them, or the room removed them from another of the Space's streams. Recorded on the
+    streams where joins are decided (the Space's own, and the user's listener shard when the Space
+    has shards: docs/decisions/0014), so a join decided after it is refused and one decided
+    before it is in the log ahead of it, where the removal finds it. A user who is in is taken out
+    with ParticipantLeft(LEAVE_REASON_REMOVED) instead, which bars them the same way.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SPACE_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    space_id: _builtins.str
+    """The Space."""
+    user_id: _builtins.str
+    """The user who may not join."""
+    def __init__(
+        self,
+        *,
+        space_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["space_id", b"space_id", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ParticipantBarred: _TypeAlias = ParticipantBarred  # noqa: Y015
+
+@_typing.final
 class UsersInvited(_message.Message):
     """The host or a co-host invited users to an INVITED_ONLY Space."""
 
