@@ -23,7 +23,11 @@ from aiokafka.partitioner import murmur2
 from libs.config.settings import PodiumSettings
 from libs.events.kafka_security import kafka_security
 from libs.events.topics import TopicSpec
-from libs.streams.faust_fixes import drain_on_flush, read_changelogs_to_their_true_ends
+from libs.streams.faust_fixes import (
+    drain_on_flush,
+    read_changelogs_to_their_true_ends,
+    read_uncommitted_partitions_from_the_start,
+)
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +99,7 @@ def make_faust_app(
     )
     drain_on_flush(app)
     read_changelogs_to_their_true_ends(app, settings)
+    read_uncommitted_partitions_from_the_start(app)
     return app
 
 

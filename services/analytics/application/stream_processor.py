@@ -131,6 +131,10 @@ class AnalyticsStreams:
                 continue
             # A hole: the gate holds what comes after it; the table says what was folded before it.
             if not holding:
+                log.info(
+                    "room stream %s: version %d at %s after %d folded; holding until the log fills the hole",
+                    key[1], envelope.stream_version, event.message.tp, applied,
+                )  # fmt: skip
                 self.gate.start_at(key, applied)
             verdict, ready = self.gate.offer(key, envelope.stream_version, (event, envelope, payload))
             if verdict is Verdict.HELD:

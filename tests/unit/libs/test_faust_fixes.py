@@ -70,3 +70,73 @@ async def test_flush_of_a_stopped_buffer_with_messages_left_is_an_error():
     buffer.put(_message(SlowChannel(0.0), 0))  # never started: nothing will send it
     with pytest.raises(RuntimeError, match="not running"):
         await buffer.flush()
+
+
+# After a recovery: stream partitions without a committed offset are read from the start.
+
+ROOM, CHANGELOG = "podium.room.events.v1", "app-space-stats-changelog"
+
+
+class FakeConsumer:
+    """What `perform_seek` and the fix touch: a consumer assigned `committed` (tp -> offset or
+    None), whose upstream seek to committed offsets is recorded and whose earliest offset is 3."""
+
+    def __init__(self, committed: dict):
+        from collections import defaultdict
+
+        self._committed_offset = defaultdict(lambda: None, {tp: o for tp, o in committed.items() if o})
+        self._read_offset = defaultdict(lambda: None)
+        self._assigned = set(committed)
+        self._committed = committed
+        self.seeks: list[tuple] = []
+
+    def assignment(self):
+        return self._assigned
+
+    async def seek_to_committed(self):
+        return dict(self._committed)
+
+    async def earliest_offsets(self, *tps):
+        return {tp: 3 for tp in tps}
+
+    async def seek(self, tp, offset):
+        self.seeks.append((tp, offset))
+
+    async def perform_seek(self):  # upstream's, as far as the fix is concerned: nothing else moves
+        pass
+
+
+def _app(consumer: FakeConsumer, reset: str = "earliest"):
+    return SimpleNamespace(
+        consumer=consumer,
+        conf=SimpleNamespace(consumer_auto_offset_reset=reset),
+        tables=SimpleNamespace(changelog_topics={CHANGELOG}),
+    )
+
+
+async def test_a_stream_partition_without_a_commit_is_read_from_its_earliest_offset():
+    from faust.types import TP
+
+    from libs.streams.faust_fixes import read_uncommitted_partitions_from_the_start
+
+    fresh, resumed, changelog = TP(ROOM, 0), TP(ROOM, 1), TP(CHANGELOG, 0)
+    consumer = FakeConsumer({fresh: None, resumed: 40, changelog: None})
+    read_uncommitted_partitions_from_the_start(_app(consumer))
+    await consumer.perform_seek()
+    assert consumer.seeks == [(fresh, 3)]  # not the committed one, nor a changelog (recovery's own)
+
+    latest = FakeConsumer({fresh: None})
+    read_uncommitted_partitions_from_the_start(_app(latest, reset="latest"))
+    await latest.perform_seek()
+    assert latest.seeks == []
+
+
+async def test_fausts_own_seek_leaves_a_partition_without_a_commit_alone_which_is_why_the_fix_exists():
+    """If this starts failing, faust seeks uncommitted partitions itself, and the fix can go."""
+    from faust.transport.consumer import Consumer
+    from faust.types import TP
+
+    fresh = TP(ROOM, 0)
+    consumer = FakeConsumer({fresh: None})
+    await Consumer.perform_seek(consumer)
+    assert consumer.seeks == [] and consumer._read_offset.get(fresh) is None

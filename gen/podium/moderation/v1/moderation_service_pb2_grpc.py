@@ -111,7 +111,10 @@ class ModerationServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def RemoveParticipant(self, request, context):
-        """The host or a co-host takes a user out of the Space; they cannot rejoin it.
+        """The host or a co-host takes a user out of the Space; they cannot rejoin it. Answered once
+        the room has recorded the bar, so from the answer on the user is out and no join gets them
+        back in; UNAVAILABLE (VIEW_BEHIND, with RetryInfo) if that takes over 2 s: the removal is
+        recorded and will apply, and a retry with the same request_id is answered by it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

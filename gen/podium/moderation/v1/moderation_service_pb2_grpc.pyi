@@ -38,7 +38,11 @@ class ModerationServiceStub:
     UnmuteParticipant: _grpc.UnaryUnaryMultiCallable[_moderation_service_pb2.UnmuteParticipantRequest, _moderation_service_pb2.UnmuteParticipantResponse]
     """A speaker lifts their own mute; a host or co-host lifts any mute."""
     RemoveParticipant: _grpc.UnaryUnaryMultiCallable[_moderation_service_pb2.RemoveParticipantRequest, _moderation_service_pb2.RemoveParticipantResponse]
-    """The host or a co-host takes a user out of the Space; they cannot rejoin it."""
+    """The host or a co-host takes a user out of the Space; they cannot rejoin it. Answered once
+    the room has recorded the bar, so from the answer on the user is out and no join gets them
+    back in; UNAVAILABLE (VIEW_BEHIND, with RetryInfo) if that takes over 2 s: the removal is
+    recorded and will apply, and a retry with the same request_id is answered by it.
+    """
     BlockUser: _grpc.UnaryUnaryMultiCallable[_moderation_service_pb2.BlockUserRequest, _moderation_service_pb2.BlockUserResponse]
     """The caller blocks a user from every Space the caller hosts or co-hosts."""
     UnblockUser: _grpc.UnaryUnaryMultiCallable[_moderation_service_pb2.UnblockUserRequest, _moderation_service_pb2.UnblockUserResponse]
@@ -64,7 +68,11 @@ class ModerationServiceAsyncStub(ModerationServiceStub):
     UnmuteParticipant: _aio.UnaryUnaryMultiCallable[_moderation_service_pb2.UnmuteParticipantRequest, _moderation_service_pb2.UnmuteParticipantResponse]  # type: ignore[assignment]
     """A speaker lifts their own mute; a host or co-host lifts any mute."""
     RemoveParticipant: _aio.UnaryUnaryMultiCallable[_moderation_service_pb2.RemoveParticipantRequest, _moderation_service_pb2.RemoveParticipantResponse]  # type: ignore[assignment]
-    """The host or a co-host takes a user out of the Space; they cannot rejoin it."""
+    """The host or a co-host takes a user out of the Space; they cannot rejoin it. Answered once
+    the room has recorded the bar, so from the answer on the user is out and no join gets them
+    back in; UNAVAILABLE (VIEW_BEHIND, with RetryInfo) if that takes over 2 s: the removal is
+    recorded and will apply, and a retry with the same request_id is answered by it.
+    """
     BlockUser: _aio.UnaryUnaryMultiCallable[_moderation_service_pb2.BlockUserRequest, _moderation_service_pb2.BlockUserResponse]  # type: ignore[assignment]
     """The caller blocks a user from every Space the caller hosts or co-hosts."""
     UnblockUser: _aio.UnaryUnaryMultiCallable[_moderation_service_pb2.UnblockUserRequest, _moderation_service_pb2.UnblockUserResponse]  # type: ignore[assignment]
@@ -105,7 +113,11 @@ class ModerationServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _moderation_service_pb2.RemoveParticipantRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_moderation_service_pb2.RemoveParticipantResponse, _abc.Awaitable[_moderation_service_pb2.RemoveParticipantResponse]]:
-        """The host or a co-host takes a user out of the Space; they cannot rejoin it."""
+        """The host or a co-host takes a user out of the Space; they cannot rejoin it. Answered once
+        the room has recorded the bar, so from the answer on the user is out and no join gets them
+        back in; UNAVAILABLE (VIEW_BEHIND, with RetryInfo) if that takes over 2 s: the removal is
+        recorded and will apply, and a retry with the same request_id is answered by it.
+        """
 
     @_abc_1.abstractmethod
     def BlockUser(
