@@ -1,7 +1,8 @@
 """Moderation to visible: `python -m bench.moderation`.
 
 How long from an acknowledged MuteParticipant or RemoveParticipant until every
-other service's view shows it. Measured at the end of the longest chain, the
+other service's view shows it, and how long the calls themselves take (a removal is
+answered once the room has the bar, ADR 0014). Measured at the end of the longest chain, the
 presence service's WatchSpace stream:
 
 - mute:   moderation event -> presence board -> `UPDATED muted=true`;
@@ -101,6 +102,7 @@ async def main(args) -> dict:
 
         async def do(key, host) -> None:
             space_id, user, what = key
+            sent[key] = time.time()
             if what == "mute":
                 await mods.MuteParticipant(
                     mpb.MuteParticipantRequest(space_id=space_id, user_id=user), metadata=md(host)
@@ -112,6 +114,7 @@ async def main(args) -> dict:
                 )
             acked[key] = time.time()
 
+        sent: dict = {}
         loop = asyncio.get_running_loop()
         start, tasks = loop.time(), []
         for n, (key, host) in enumerate(operations):
@@ -142,6 +145,9 @@ async def main(args) -> dict:
                 "visible": len(delays),
                 "p50_ms": round(percentile(delays, 0.5) * 1000, 1),
                 "p99_ms": round(percentile(delays, 0.99) * 1000, 1),
+                # How long the call itself takes: a removal is answered once the room has the bar.
+                "call_p50_ms": round(percentile([acked[k] - sent[k] for k in keys], 0.5) * 1000, 1),
+                "call_p99_ms": round(percentile([acked[k] - sent[k] for k in keys], 0.99) * 1000, 1),
             }
         return result
 

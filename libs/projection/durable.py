@@ -231,26 +231,17 @@ class DurableProjectionRunner(ProjectionRunner):
     async def wait_for(self, producer: str, stream_id: str, version: int, timeout: float) -> bool:
         """As the in-memory runner's, but counting only committed versions: a version handed to the
         view is not yet in its rows until its transaction commits. The writer knows the streams it
-        committed lately; otherwise (a follower, an older stream) the tracking table says."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        committed lately; otherwise (a follower, an older stream) the tracking table says, looked at
+        again every `follow_seconds` (a follower applies nothing itself)."""
         stream = (producer, stream_id)
-        while True:
+
+        async def reached() -> bool:
             if self.writing and stream in self._committed:
-                reached = self._committed[stream]
-            else:
-                async with self.pool.acquire() as conn:
-                    reached = (await self.tracking.stream_versions(conn, [stream])).get(stream, 0)
-            if reached >= version:
-                return True
-            left = deadline - loop.time()
-            if left <= 0:
-                return False
-            if self._progress is None:
-                self._progress = asyncio.Event()
-            with contextlib.suppress(TimeoutError):
-                # A follower applies nothing here: it looks again at the writer's progress.
-                await asyncio.wait_for(self._progress.wait(), min(left, self.follow_seconds))
+                return self._committed[stream] >= version
+            async with self.pool.acquire() as conn:
+                return (await self.tracking.stream_versions(conn, [stream])).get(stream, 0) >= version
+
+        return await self.until(reached, timeout, every=self.follow_seconds)
 
     async def _follow(self) -> None:
         """While another replica writes: caught up once the stored positions reach the targets."""

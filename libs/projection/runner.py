@@ -212,17 +212,11 @@ class ProjectionRunner:
         What a consistency token rests on: a caller that has seen version N of a stream (in a
         response) is answered from a view that has applied at least N, never from an older one.
         """
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while self.applied_version(producer, stream_id) < version:
-            left = deadline - loop.time()
-            if left <= 0:
-                return False
-            if self._progress is None:
-                self._progress = asyncio.Event()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._progress.wait(), left)
-        return True
+
+        async def reached() -> bool:
+            return self.applied_version(producer, stream_id) >= version
+
+        return await self.until(reached, timeout, every=timeout)
 
     async def until(
         self, ready: Callable[[], Awaitable[bool]], timeout: float, *, every: float = 0.05
