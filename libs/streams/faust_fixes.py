@@ -107,7 +107,7 @@ def read_uncommitted_partitions_from_the_start(app: faust.App) -> None:
     drops what arrives while its flow is suspended, counting on that seek) and never come again.
     A replica killed before its first commit left the next one starting in the middle of the log,
     its tables (from the changelog) far behind: analytics saw a hole in a Space's versions that
-    never filled (tests/faults/test_derived_views.py, about one run in six on a busy machine).
+    never filled (tests/faults/test_derived_views.py, about one run in eight on a busy machine).
     """
     consumer = app.consumer
     upstream = consumer.perform_seek
