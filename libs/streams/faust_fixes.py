@@ -102,31 +102,30 @@ def read_uncommitted_partitions_from_the_start(app: faust.App) -> None:
     is read from its earliest offset, as `consumer_auto_offset_reset="earliest"` promises.
 
     faust seeks every assigned partition to its committed offset once a recovery is done
-    (`Consumer.perform_seek`) and leaves one without a commit alone, wherever its fetcher got to
-    while the recovery held the stream: the records it had fetched meanwhile were dropped (faust
-    drops what arrives while its flow is suspended, counting on that seek) and never come again.
-    A replica killed before its first commit left the next one starting in the middle of the log,
-    its tables (from the changelog) far behind: analytics saw a hole in a Space's versions that
-    never filled (tests/faults/test_derived_views.py, about one run in eight on a busy machine).
+    (`Consumer.perform_seek`, through `seek_to_committed`) and leaves one without a commit alone,
+    wherever its fetcher got to while the recovery held the stream: the records it had fetched
+    meanwhile were dropped (faust drops what arrives while its flow is suspended, counting on that
+    seek) and never come again. A replica killed before its first commit left the next one
+    starting in the middle of the log, its tables (from the changelog) far behind: analytics saw a
+    hole in a Space's versions that never filled (tests/faults/test_derived_views.py, about one run
+    in eight on a busy machine). The seek to the beginning is made where faust makes its own, in
+    the same step, and costs no round trip (the client resets the position on its next fetch).
     """
     consumer = app.consumer
-    upstream = consumer.perform_seek
+    upstream = consumer.seek_to_committed
 
-    async def perform_seek() -> None:
-        await upstream()
-        if app.conf.consumer_auto_offset_reset != "earliest":
-            return
-        changelogs = app.tables.changelog_topics
-        uncommitted = [
-            tp
-            for tp in consumer.assignment()
-            if tp.topic not in changelogs and consumer._committed_offset.get(tp) is None
-        ]
-        if not uncommitted:
-            return
-        earliest = await consumer.earliest_offsets(*uncommitted)
-        for tp in uncommitted:
-            await consumer.seek(tp, earliest[tp])  # faust's seek also forgets what it had read
-        log.info("no committed offset for %s: reading them from the start", sorted(map(tuple, uncommitted)))
+    async def seek_to_committed():
+        committed = await upstream()
+        if app.conf.consumer_auto_offset_reset == "earliest":
+            changelogs = app.tables.changelog_topics
+            uncommitted = [
+                tp for tp, offset in committed.items() if not offset and tp.topic not in changelogs
+            ]
+            if uncommitted:
+                await consumer._thread.seek_to_beginning(*uncommitted)  # the client's, in its thread
+                log.info(
+                    "no committed offset for %s: reading them from the start", sorted(map(tuple, uncommitted))
+                )
+        return committed
 
-    consumer.perform_seek = perform_seek
+    consumer.seek_to_committed = seek_to_committed

@@ -78,32 +78,23 @@ ROOM, CHANGELOG = "podium.room.events.v1", "app-space-stats-changelog"
 
 
 class FakeConsumer:
-    """What `perform_seek` and the fix touch: a consumer assigned `committed` (tp -> offset or
-    None), whose upstream seek to committed offsets is recorded and whose earliest offset is 3."""
+    """What faust's `perform_seek` and the fix touch: a consumer whose committed offsets are
+    `committed` (tp -> offset or None); seeks to the beginning are recorded."""
 
     def __init__(self, committed: dict):
         from collections import defaultdict
 
-        self._committed_offset = defaultdict(lambda: None, {tp: o for tp, o in committed.items() if o})
+        self._committed_offset = defaultdict(lambda: None)
         self._read_offset = defaultdict(lambda: None)
-        self._assigned = set(committed)
         self._committed = committed
-        self.seeks: list[tuple] = []
+        self.to_the_beginning: list = []
+        self._thread = SimpleNamespace(seek_to_beginning=self._to_the_beginning)
 
-    def assignment(self):
-        return self._assigned
-
-    async def seek_to_committed(self):
+    async def seek_to_committed(self):  # the client's: seeks those with an offset, returns all
         return dict(self._committed)
 
-    async def earliest_offsets(self, *tps):
-        return {tp: 3 for tp in tps}
-
-    async def seek(self, tp, offset):
-        self.seeks.append((tp, offset))
-
-    async def perform_seek(self):  # upstream's, as far as the fix is concerned: nothing else moves
-        pass
+    async def _to_the_beginning(self, *tps):
+        self.to_the_beginning.extend(tps)
 
 
 def _app(consumer: FakeConsumer, reset: str = "earliest"):
@@ -114,7 +105,8 @@ def _app(consumer: FakeConsumer, reset: str = "earliest"):
     )
 
 
-async def test_a_stream_partition_without_a_commit_is_read_from_its_earliest_offset():
+async def test_a_stream_partition_without_a_commit_is_read_from_its_start_when_faust_seeks():
+    from faust.transport.consumer import Consumer
     from faust.types import TP
 
     from libs.streams.faust_fixes import read_uncommitted_partitions_from_the_start
@@ -122,13 +114,14 @@ async def test_a_stream_partition_without_a_commit_is_read_from_its_earliest_off
     fresh, resumed, changelog = TP(ROOM, 0), TP(ROOM, 1), TP(CHANGELOG, 0)
     consumer = FakeConsumer({fresh: None, resumed: 40, changelog: None})
     read_uncommitted_partitions_from_the_start(_app(consumer))
-    await consumer.perform_seek()
-    assert consumer.seeks == [(fresh, 3)]  # not the committed one, nor a changelog (recovery's own)
+    await Consumer.perform_seek(consumer)  # faust's own, calling the fix through seek_to_committed
+    assert consumer.to_the_beginning == [fresh]  # not the committed one, nor a changelog (recovery's)
+    assert consumer._read_offset[fresh] is None and consumer._committed_offset[resumed] == 40
 
     latest = FakeConsumer({fresh: None})
     read_uncommitted_partitions_from_the_start(_app(latest, reset="latest"))
-    await latest.perform_seek()
-    assert latest.seeks == []
+    await Consumer.perform_seek(latest)
+    assert latest.to_the_beginning == []
 
 
 async def test_fausts_own_seek_leaves_a_partition_without_a_commit_alone_which_is_why_the_fix_exists():
@@ -136,7 +129,14 @@ async def test_fausts_own_seek_leaves_a_partition_without_a_commit_alone_which_i
     from faust.transport.consumer import Consumer
     from faust.types import TP
 
-    fresh = TP(ROOM, 0)
-    consumer = FakeConsumer({fresh: None})
+    consumer = FakeConsumer({TP(ROOM, 0): None})
     await Consumer.perform_seek(consumer)
-    assert consumer.seeks == [] and consumer._read_offset.get(fresh) is None
+    assert consumer.to_the_beginning == []
+
+
+def test_the_fix_reaches_the_clients_seek_to_the_beginning_where_faust_keeps_it():
+    """The fix calls the consumer thread's `seek_to_beginning` (faust's Consumer has none)."""
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer
+
+    assert hasattr(AIOKafkaConsumerThread, "seek_to_beginning")
+    assert "_thread" in Consumer.__annotations__ or hasattr(Consumer, "_new_consumer_thread")
