@@ -24,6 +24,7 @@ from libs.config.settings import PodiumSettings
 from libs.events.kafka_security import kafka_security
 from libs.events.topics import TopicSpec
 from libs.streams.faust_fixes import (
+    ack_only_what_a_stream_took,
     drain_on_flush,
     read_changelogs_to_their_true_ends,
     read_uncommitted_partitions_from_the_start,
@@ -100,6 +101,7 @@ def make_faust_app(
     drain_on_flush(app)
     read_changelogs_to_their_true_ends(app, settings)
     read_uncommitted_partitions_from_the_start(app)
+    ack_only_what_a_stream_took(app)
     return app
 
 
