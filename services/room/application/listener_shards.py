@@ -41,7 +41,6 @@ from services.room.domain.listener_shard import (
 )
 from services.room.domain.state import Space
 
-LEAVE_REMOVED = ev.LEAVE_REASON_REMOVED
 COUNTS_SECONDS = 0.1  # how old the shard counts in a join's answer may be
 
 
@@ -177,7 +176,7 @@ class ListenerShards:
         barred on it, decided on the shard's own state, so a join appended there before the bar is
         taken out and one decided after it is refused."""
         here = self.shard_now(space, user_id)
-        command = LeaveOnShard(space.space_id, user_id, LEAVE_REMOVED, previous_role, bar=True)
+        command = LeaveOnShard(space.space_id, user_id, ev.LEAVE_REASON_REMOVED, previous_role, bar=True)
         return await self._leave_one(here, space.space_id, command, cause, once_per_cause, None, None)
 
     async def _leave_one(

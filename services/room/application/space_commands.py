@@ -304,8 +304,10 @@ class SpaceCommands:
         members = tuple((user, held[0][1]) for held in where.values())
         context = Context(SYSTEM_ACTOR, self.clock(), frozenset({SYSTEM_CLAIM}))
         decided = decide(c.WithShardMembers(command, members), space, context, self.limits)
-        role = next((e.previous_role for e in decided if isinstance(e, ev.ParticipantLeft)), 0)
-        role = role or types.ROLE_LISTENER
+        role = next(
+            (e.previous_role for e in decided if isinstance(e, ev.ParticipantLeft) and e.previous_role),
+            types.ROLE_LISTENER,
+        )
         here = self.shards.shard_now(space, user)
         elsewhere = {user: [held for held in where.get(user, ()) if held[0] != here]}
         leave = LeaveOnShard(space.space_id, user, ev.LEAVE_REASON_REMOVED, role)
