@@ -170,14 +170,28 @@ class ListenerShards:
         return [event for events in left for event in events]
 
     async def bar(
-        self, space: Space, user_id: str, previous_role: int, *, cause: str, once_per_cause: bool
+        self,
+        space: Space,
+        user_id: str,
+        previous_role: int,
+        *,
+        cause: str,
+        once_per_cause: bool,
+        besides: Space | None = None,
     ) -> list[Message]:
-        """A removal's share on `user_id`'s shard now (ADR 0014): out if they are in through it, else
-        barred on it, decided on the shard's own state, so a join appended there before the bar is
-        taken out and one decided after it is refused."""
-        here = self.shard_now(space, user_id)
+        """A removal's share on the shards (ADR 0014): on every shard stream `user_id`'s membership
+        of `space` can be on (their shard under each count it has had), out if they are in through
+        it, else barred on it, decided on that shard's own state. A join appended to one of them
+        before its bar is taken out, and one decided there after it is refused, whichever count the
+        joiner's replica had read. With `besides` (the Space as read earlier), only the shards it
+        did not list: the ones a growth since then added."""
         command = LeaveOnShard(space.space_id, user_id, ev.LEAVE_REASON_REMOVED, previous_role, bar=True)
-        return await self._leave_one(here, space.space_id, command, cause, once_per_cause, None, None)
+        done = set(self._shards_of(besides, user_id)) if besides is not None else set()
+        barred = await asyncio.gather(
+            *(self._leave_one(stream, space.space_id, command, cause, once_per_cause, None, None)
+              for stream in self._shards_of(space, user_id) if stream not in done)
+        )  # fmt: skip
+        return [event for events in barred for event in events]
 
     async def _leave_one(
         self,
@@ -255,10 +269,6 @@ class ListenerShards:
                 present - len(in_shards),
             )
         return with_counts(space, cached[2], cached[3])
-
-    def shard_now(self, space: Space, user_id: str) -> str:
-        """The shard stream `user_id` joins on now (their first of `streams_of`)."""
-        return self._shards_of(space, user_id)[0]
 
     def _shards_of(self, space: Space, user_id: str) -> list[str]:
         return [

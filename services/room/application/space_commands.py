@@ -268,6 +268,16 @@ class SpaceCommands:
         where = await self.shards.where(space, about)
         return c.WithShardMembers(inner, tuple((user, held[0][1]) for user, held in where.items()))
 
+    async def _decided_here(
+        self, space: Space, command, users
+    ) -> tuple[dict[str, list[tuple[str, datetime]]], list[Message]]:
+        """Where the shards hold those of `users` not in through the own stream, and what the room's
+        rules decide for `command` (a system command) on the Space with them put in."""
+        where = await self.shards.where(space, [u for u in dict.fromkeys(users) if u and not space.is_in(u)])
+        consulted = c.WithShardMembers(command, tuple((user, held[0][1]) for user, held in where.items()))
+        context = Context(SYSTEM_ACTOR, self.clock(), frozenset({SYSTEM_CLAIM}))
+        return where, decide(consulted, space, context, self.limits)
+
     async def _leave_decided(
         self, space: Space, command, cause: str, *, once_per_cause: bool = False
     ) -> list[Message]:
@@ -276,15 +286,11 @@ class SpaceCommands:
         all at once (each shard group-commits its share)."""
         inner = command.command if isinstance(command, c.WithShardMembers) else command
         users = (*getattr(inner, "user_ids", ()), getattr(inner, "user_id", ""))
-        where = await self.shards.where(space, [u for u in dict.fromkeys(users) if u and not space.is_in(u)])
-        consulted = c.WithShardMembers(inner, tuple((user, held[0][1]) for user, held in where.items()))
-        context = Context(SYSTEM_ACTOR, self.clock(), frozenset({SYSTEM_CLAIM}))
-        leaving = [
-            e for e in decide(consulted, space, context, self.limits) if isinstance(e, ev.ParticipantLeft)
-        ]
+        where, decided = await self._decided_here(space, inner, users)
         leaves = [
             LeaveOnShard(space.space_id, e.user_id, e.reason, e.previous_role, e.mass_time_out)
-            for e in leaving
+            for e in decided
+            if isinstance(e, ev.ParticipantLeft)
         ]
         gone = await self.shards.leave_many(space, leaves, where, cause=cause, once_per_cause=once_per_cause)
         if not gone:
@@ -295,26 +301,20 @@ class SpaceCommands:
         self, space: Space, command: c.RemoveParticipant, cause: str, *, once_per_cause: bool
     ) -> list[Message]:
         """Moderation's removal in a Space with listener shards (ADR 0014). The room's rules decide,
-        on the Space with the user put in from the shards (the host is never removed). Then the
-        user's shard now takes them out or bars them, any older stream holding them takes them
-        out, and last the Space's own stream bars them: joins are decided on the shard's state and
-        on the own stream's, and once both hold the bar no join decided afterwards gets in."""
+        on the Space with the user put in from the shards (the host is never removed). Then every
+        shard stream the user can be on takes them out or bars them, and the Space's own stream
+        bars them: joins are decided on a shard's state and on the own stream's, and once both hold
+        the bar no join decided afterwards gets in. A join decided on the Space as it was before the
+        own stream's bar goes to the user's shard under the count it read; a growth since `space`
+        was read adds a shard for that, which is barred last."""
         user = command.user_id
-        where = await self.shards.where(space, [user])
-        members = tuple((user, held[0][1]) for held in where.values())
-        context = Context(SYSTEM_ACTOR, self.clock(), frozenset({SYSTEM_CLAIM}))
-        decided = decide(c.WithShardMembers(command, members), space, context, self.limits)
+        _, decided = await self._decided_here(space, command, [user])
         role = next(
             (e.previous_role for e in decided if isinstance(e, ev.ParticipantLeft) and e.previous_role),
             types.ROLE_LISTENER,
         )
-        here = self.shards.shard_now(space, user)
-        elsewhere = {user: [held for held in where.get(user, ()) if held[0] != here]}
-        leave = LeaveOnShard(space.space_id, user, ev.LEAVE_REASON_REMOVED, role)
-        barred, gone = await asyncio.gather(
-            self.shards.bar(space, user, role, cause=cause, once_per_cause=once_per_cause),
-            self.shards.leave_many(space, [leave], elsewhere, cause=cause, once_per_cause=once_per_cause),
-        )
+        once = {"cause": cause, "once_per_cause": once_per_cause}
+        barred = await self.shards.bar(space, user, role, **once)
         own = await self.issuer.as_system(
             stream_id=stream_of(space.space_id),
             space_id=space.space_id,
@@ -322,9 +322,12 @@ class SpaceCommands:
             causation_id=cause,
             once_per_cause=once_per_cause,
         )
-        out = [e for e in (*barred, *gone) if isinstance(e, ev.ParticipantLeft)]
+        now = await self.current(space.space_id)
+        if now.listener_shards != space.listener_shards:
+            barred += await self.shards.bar(now, user, role, besides=space, **once)
+        out = [e for e in barred if isinstance(e, ev.ParticipantLeft)]
         released = await self._release(space.space_id, [user], cause) if out else []
-        return [*barred, *gone, *own, *released]
+        return [*barred, *own, *released]
 
     async def _leave(self, space: Space, user_id: str, reason: int, cause: str, **how) -> list[Message]:
         """`ListenerShards.leave` (`how`: its keywords), then the release of what they held."""

@@ -18,7 +18,7 @@ from google.protobuf.message import Message
 
 from libs.auth.tokens import Identity
 from libs.domain.errors import PermissionDenied
-from libs.domain.streams import is_space_stream, listener_shard_stream, shard_of, space_stream
+from libs.domain.streams import is_space_stream, listener_shard_stream, shard_of
 from libs.eventstore.store import EventStore
 from libs.grpckit.handlers import Caller
 from libs.projection.runner import ConsumedEvent
@@ -30,6 +30,7 @@ from services.room.application.listener_shards import ListenerShards, on_shards
 from services.room.application.space_commands import SpaceCommands
 from services.room.domain import commands as c
 from services.room.domain.limits import RoomLimits
+from services.room.domain.listener_shard import streams_of
 from services.room.projections.space_directory import SpaceDirectory
 from tests.support.schemas import migrated_schema
 
@@ -297,13 +298,13 @@ async def test_a_removal_of_someone_not_in_bars_them_on_their_shard_and_the_spac
     before_the_bar = await commands.current(SPACE)
 
     barred = await commands.react(SPACE, c.RemoveParticipant(SPACE, "eve"), "removed-eve")
-    shard = listener_shard_stream(SPACE, shard_of("eve", 4))
-    assert [type(e).__name__ for e in barred] == ["ParticipantBarred", "ParticipantBarred"]
+    *shards, own = streams_of(SPACE, "eve", 4)  # her shard under 4, and under 2 if that differs
+    assert [type(e).__name__ for e in barred] == ["ParticipantBarred"] * (len(shards) + 1)
     recorded = [(s, kind) for s, _, kind, user in await _everything(pool, schema) if user == "eve"]
-    assert [(s, kind.rsplit(".", 1)[-1]) for s, kind in recorded] == [
-        (shard, "ParticipantBarred"),
-        (space_stream(SPACE), "ParticipantBarred"),
-    ]
+    assert sorted((s, kind.rsplit(".", 1)[-1]) for s, kind in recorded[:-1]) == sorted(
+        (shard, "ParticipantBarred") for shard in shards
+    )
+    assert (recorded[-1][0], recorded[-1][1].rsplit(".", 1)[-1]) == (own, "ParticipantBarred")
     assert await commands.react(SPACE, c.RemoveParticipant(SPACE, "eve"), "removed-eve") == []
     assert await commands.react(SPACE, c.RemoveParticipant(SPACE, "eve"), "removed-again") == []
 
@@ -318,6 +319,54 @@ async def test_a_removal_of_someone_not_in_bars_them_on_their_shard_and_the_spac
         await _join((SpaceCommands(store, limits), None), "eve")
     assert refused.value.reason == "REMOVED_FROM_SPACE"
     assert not (await commands.read(SPACE)).is_in("eve")
+
+
+async def test_a_removal_racing_a_growth_bars_every_shard_a_join_can_be_decided_for(pool, schema):
+    """ADR 0014 at a growth: a join is decided on the Space as its replica read it (up to
+    POLICY_SECONDS old) and goes to the user's shard under the count it read. A removal bars the
+    user's shard under every count, including one a growth added after the removal read the Space:
+    joins decided on the Space before the growth and after it, both from before the bar, are
+    refused, and one appended to the new shard before the bar is taken out."""
+    limits = RoomLimits()
+    store = EventStore(pool, schema, producer="room")
+    commands = SpaceCommands(store, limits)
+    moved = [u for u in LISTENERS if shard_of(u, 4) != shard_of(u, 2)]  # another shard under 4
+    stale, fresh, joined = moved[:3]
+    await _as(commands, HOST, c.CreateSpace(SPACE, "Hot", join_policy=types.JOIN_POLICY_ANYONE))
+    await _as(commands, HOST, c.StartSpace(SPACE))
+    await commands.run_as_system(SPACE, c.GrowListenerShards(SPACE, 2), "test")
+    at_two = await commands.current(SPACE)
+    await commands.run_as_system(SPACE, c.GrowListenerShards(SPACE, 4), "test")
+    at_four = await commands.current(SPACE)
+    await _join((commands, commands.shards), joined)  # on its shard under 4
+    assert (await commands.shards.where(at_four, [joined]))[joined][0][0] == listener_shard_stream(
+        SPACE, shard_of(joined, 4)
+    )
+
+    # Removals decided on the Space as read before the growth (the race), and after it.
+    for user in (stale, joined):
+        removed = await commands._remove(
+            at_two, c.RemoveParticipant(SPACE, user), f"rm-{user}", once_per_cause=True
+        )
+        assert listener_shard_stream(SPACE, shard_of(user, 4)) in {
+            s for s, _, _, u in await _everything(pool, schema) if u == user
+        }, removed
+    await commands.react(SPACE, c.RemoveParticipant(SPACE, fresh), f"rm-{fresh}")
+
+    for user in (stale, fresh, joined):
+        for read in (at_two, at_four):  # each decided on a Space without the bar
+            with pytest.raises(PermissionDenied) as refused:
+                await commands.shards.join(
+                    read, c.JoinSpace(SPACE), caller(user), method="JoinSpace",
+                    request=pb.JoinSpaceRequest(space_id=SPACE), request_id="",
+                    respond=lambda *_: pb.JoinSpaceResponse(), response_type=pb.JoinSpaceResponse,
+                )  # fmt: skip
+            assert refused.value.reason == "REMOVED_FROM_SPACE", (user, read.listener_shards)
+        assert not (await commands.read(SPACE)).is_in(user)
+    left = [
+        k for _, _, k, u in await _everything(pool, schema) if u == joined and k.endswith("ParticipantLeft")
+    ]
+    assert len(left) == 1
 
 
 async def test_the_release_view_tidies_up_after_a_leave_whose_release_never_ran(pool, schema):
