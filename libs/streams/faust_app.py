@@ -27,7 +27,7 @@ from libs.streams.faust_fixes import (
     ack_only_what_a_stream_took,
     drain_on_flush,
     read_changelogs_to_their_true_ends,
-    read_uncommitted_partitions_from_the_start,
+    seek_every_partition_in_one_step,
 )
 
 log = logging.getLogger(__name__)
@@ -100,7 +100,7 @@ def make_faust_app(
     )
     drain_on_flush(app)
     read_changelogs_to_their_true_ends(app, settings)
-    read_uncommitted_partitions_from_the_start(app)
+    seek_every_partition_in_one_step(app)
     ack_only_what_a_stream_took(app)
     return app
 

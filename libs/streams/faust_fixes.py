@@ -7,9 +7,10 @@ lists each fix beside the upstream behaviour it corrects. Both were found by the
 SIGKILL fault tests.
 
 - faust-streaming 0.15's producer buffer `flush` gives up after 0.1 s (`drain_on_flush`).
-- faust-streaming 0.15 leaves a stream partition without a committed offset where its fetcher
-  was after a rebalance or a recovery, instead of where the group's reset policy says
-  (`read_uncommitted_partitions_from_the_start`).
+- faust-streaming 0.15 (with aiokafka's seek) seeks a stream partition after its flow has
+  resumed and one partition at a time, so records fetched from a partition seeked early are
+  emptied from the stream's queue and lost; and it leaves a partition without a committed offset
+  where its fetcher was instead of where the reset policy says (`seek_every_partition_in_one_step`).
 - faust-streaming 0.15 acks a message its stream skipped unread (flow stopped for a rebalance, or
   fetched in an older generation), so a commit can cover a record no agent saw
   (`ack_only_what_a_stream_took`).
@@ -100,36 +101,50 @@ def read_changelogs_to_their_true_ends(app: faust.App, settings: PodiumSettings)
     app.consumer.highwaters = highwaters
 
 
-def read_uncommitted_partitions_from_the_start(app: faust.App) -> None:
-    """After each rebalance and recovery, a stream partition of this app with no committed offset
-    is read from its earliest offset, as `consumer_auto_offset_reset="earliest"` promises.
+def seek_every_partition_in_one_step(app: faust.App) -> None:
+    """After each rebalance and recovery, every stream partition of this app is moved to where it is
+    read from next in one step, after the last round trip: its committed offset, or for one without
+    a commit its earliest offset, as `consumer_auto_offset_reset="earliest"` promises.
 
-    faust seeks every assigned partition to its committed offset once a recovery is done
-    (`Consumer.perform_seek`, through `seek_to_committed`) and leaves one without a commit alone,
-    wherever its fetcher got to while the recovery held the stream: the records it had fetched
-    meanwhile were dropped (faust drops what arrives while its flow is suspended, counting on that
-    seek) and never come again. A replica killed before its first commit left the next one
-    starting in the middle of the log, its tables (from the changelog) far behind: analytics saw a
-    hole in a Space's versions that never filled (tests/faults/test_derived_views.py, about one run
-    in eight on a busy machine). The seek to the beginning is made where faust makes its own, in
-    the same step, and costs no round trip (the client resets the position on its next fetch).
+    faust resumes its stream partitions before it seeks them to their committed offsets, and its
+    flow is already running, so records fetched meanwhile go into the streams' queues; once the
+    seek is done, faust resumes its flow control, which empties those queues, counting on the seek
+    to deliver everything again. Two gaps in that:
+
+    - The client's seek (aiokafka's `seek_to_committed`) asks for one partition's committed offset,
+      seeks it, then asks for the next one's. A partition seeked early is fetched from its new
+      position while the later ones are asked for; what arrives then is put in the queues and
+      emptied with them, and never comes again (nothing seeks it after). A restarted analytics
+      replica lost one room event this way and found the Space's next version missing for good
+      (tests/faults/test_derived_views.py).
+    - faust leaves a partition without a commit where its fetcher was, having dropped what it
+      fetched during the recovery, instead of where the reset policy says; a replica killed before
+      its first commit left the next one starting in the middle of the log.
+
+    Here the committed offsets and the earliest offsets are all read first, inside the consumer's
+    thread, and then every partition is seeked at once, with no round trip after the first seek,
+    so nothing can be fetched from a new position before faust empties its queues.
     """
     consumer = app.consumer
-    upstream = consumer.seek_to_committed
+    from_the_start = app.conf.consumer_auto_offset_reset == "earliest"
+
+    async def seek(client) -> dict:  # in the consumer's thread, with the aiokafka client
+        committed = {tp: await client.committed(tp) for tp in client.assignment()}
+        changelogs = app.tables.changelog_topics  # recovery reads those itself
+        uncommitted = [tp for tp, at in committed.items() if not at and tp.topic not in changelogs]
+        earliest = await client.beginning_offsets(uncommitted) if uncommitted and from_the_start else {}
+        for tp, offset in committed.items():  # from here on, no await
+            if offset and offset > 0:
+                client.seek(tp, offset)
+        for tp, offset in earliest.items():
+            client.seek(tp, offset)
+        if earliest:
+            log.info("no committed offset for %s: reading them from the start", sorted(map(tuple, earliest)))
+        return committed
 
     async def seek_to_committed():
-        committed = await upstream()
-        if app.conf.consumer_auto_offset_reset == "earliest":
-            changelogs = app.tables.changelog_topics
-            uncommitted = [
-                tp for tp, offset in committed.items() if not offset and tp.topic not in changelogs
-            ]
-            if uncommitted:
-                await consumer._thread.seek_to_beginning(*uncommitted)  # the client's, in its thread
-                log.info(
-                    "no committed offset for %s: reading them from the start", sorted(map(tuple, uncommitted))
-                )
-        return committed
+        thread = consumer._thread
+        return await thread.call_thread(seek, thread._ensure_consumer())
 
     consumer.seek_to_committed = seek_to_committed
 

@@ -72,29 +72,52 @@ async def test_flush_of_a_stopped_buffer_with_messages_left_is_an_error():
         await buffer.flush()
 
 
-# After a recovery: stream partitions without a committed offset are read from the start.
+# After a recovery: every stream partition seeked in one step, after the last round trip, and one
+# without a committed offset from its start.
 
 ROOM, CHANGELOG = "podium.room.events.v1", "app-space-stats-changelog"
+EARLIEST = 3
+
+
+class FakeClient:
+    """The aiokafka client as the fix uses it: each lookup is a round trip (an await); `log` says in
+    which order the lookups and the seeks happened."""
+
+    def __init__(self, committed: dict):
+        self._committed = committed
+        self.log: list[tuple] = []
+
+    def assignment(self):
+        return set(self._committed)
+
+    async def committed(self, tp):
+        await asyncio.sleep(0)
+        self.log.append(("committed", tp))
+        return self._committed[tp]
+
+    async def beginning_offsets(self, tps):
+        await asyncio.sleep(0)
+        self.log.append(("earliest", *tps))
+        return dict.fromkeys(tps, EARLIEST)
+
+    def seek(self, tp, offset):
+        self.log.append(("seek", tp, offset))
 
 
 class FakeConsumer:
-    """What faust's `perform_seek` and the fix touch: a consumer whose committed offsets are
-    `committed` (tp -> offset or None); seeks to the beginning are recorded."""
+    """What faust's `perform_seek` and the fix touch: its offsets, and a consumer thread running
+    the fix's step with the client."""
 
-    def __init__(self, committed: dict):
+    def __init__(self, client: FakeClient):
         from collections import defaultdict
 
         self._committed_offset = defaultdict(lambda: None)
         self._read_offset = defaultdict(lambda: None)
-        self._committed = committed
-        self.to_the_beginning: list = []
-        self._thread = SimpleNamespace(seek_to_beginning=self._to_the_beginning)
 
-    async def seek_to_committed(self):  # the client's: seeks those with an offset, returns all
-        return dict(self._committed)
+        async def call_thread(fun, *args):
+            return await fun(*args)
 
-    async def _to_the_beginning(self, *tps):
-        self.to_the_beginning.extend(tps)
+        self._thread = SimpleNamespace(call_thread=call_thread, _ensure_consumer=lambda: client)
 
 
 def _app(consumer: FakeConsumer, reset: str = "earliest"):
@@ -105,41 +128,83 @@ def _app(consumer: FakeConsumer, reset: str = "earliest"):
     )
 
 
-async def test_a_stream_partition_without_a_commit_is_read_from_its_start_when_faust_seeks():
+async def test_every_partition_is_seeked_in_one_step_after_the_last_round_trip():
     from faust.transport.consumer import Consumer
     from faust.types import TP
 
-    from libs.streams.faust_fixes import read_uncommitted_partitions_from_the_start
+    from libs.streams.faust_fixes import seek_every_partition_in_one_step
 
-    fresh, resumed, changelog = TP(ROOM, 0), TP(ROOM, 1), TP(CHANGELOG, 0)
-    consumer = FakeConsumer({fresh: None, resumed: 40, changelog: None})
-    read_uncommitted_partitions_from_the_start(_app(consumer))
+    fresh, resumed, other, changelog = TP(ROOM, 0), TP(ROOM, 1), TP(ROOM, 2), TP(CHANGELOG, 0)
+    client = FakeClient({fresh: None, resumed: 40, other: 7, changelog: None})
+    consumer = FakeConsumer(client)
+    seek_every_partition_in_one_step(_app(consumer))
     await Consumer.perform_seek(consumer)  # faust's own, calling the fix through seek_to_committed
-    assert consumer.to_the_beginning == [fresh]  # not the committed one, nor a changelog (recovery's)
+
+    seeks = [entry for entry in client.log if entry[0] == "seek"]
+    assert sorted(seeks) == sorted([("seek", resumed, 40), ("seek", other, 7), ("seek", fresh, EARLIEST)])
+    assert client.log[-len(seeks) :] == seeks  # no round trip after the first seek
+    assert ("earliest", fresh) in client.log  # not the committed ones, nor a changelog (recovery's)
     assert consumer._read_offset[fresh] is None and consumer._committed_offset[resumed] == 40
 
-    latest = FakeConsumer({fresh: None})
-    read_uncommitted_partitions_from_the_start(_app(latest, reset="latest"))
-    await Consumer.perform_seek(latest)
-    assert latest.to_the_beginning == []
-
-
-async def test_fausts_own_seek_leaves_a_partition_without_a_commit_alone_which_is_why_the_fix_exists():
-    """If this starts failing, faust seeks uncommitted partitions itself, and the fix can go."""
-    from faust.transport.consumer import Consumer
-    from faust.types import TP
-
-    consumer = FakeConsumer({TP(ROOM, 0): None})
+    latest = FakeClient({fresh: None, resumed: 40})
+    consumer = FakeConsumer(latest)
+    seek_every_partition_in_one_step(_app(consumer, reset="latest"))
     await Consumer.perform_seek(consumer)
-    assert consumer.to_the_beginning == []
+    assert [entry for entry in latest.log if entry[0] != "committed"] == [("seek", resumed, 40)]
 
 
-def test_the_fix_reaches_the_clients_seek_to_the_beginning_where_faust_keeps_it():
-    """The fix calls the consumer thread's `seek_to_beginning` (faust's Consumer has none)."""
+async def test_the_clients_own_seek_moves_a_partition_before_it_asks_for_the_next_which_is_why_the_fix_exists():
+    """aiokafka's `seek_to_committed` (which faust's is) seeks each partition as soon as it has its
+    committed offset, then awaits the next one's, so a partition seeked early is fetched from its
+    new position meanwhile; and it leaves one without a commit alone. If this starts failing, look
+    again at the fix."""
+    import aiokafka
+    from aiokafka import TopicPartition
+
+    first, second, fresh = TopicPartition(ROOM, 0), TopicPartition(ROOM, 1), TopicPartition(ROOM, 2)
+    client = FakeClient({first: 10, second: 20, fresh: None})
+    this = SimpleNamespace(
+        _subscription=SimpleNamespace(assigned_partitions=lambda: [first, second, fresh]),
+        committed=client.committed,
+        _fetcher=SimpleNamespace(seek_to=client.seek),
+    )
+    await aiokafka.AIOKafkaConsumer.seek_to_committed(this)
+    assert client.log == [
+        ("committed", first),
+        ("seek", first, 10),
+        ("committed", second),
+        ("seek", second, 20),
+        ("committed", fresh),  # and no seek: left where the fetcher was
+    ]
+
+
+def test_fausts_flow_control_empties_the_streams_queues_when_it_resumes():
+    """Why a record fetched from a partition seeked before faust resumes its flow is lost: resuming
+    empties the queues streams read from, counting on the seek to deliver it again."""
+    import inspect
+
+    from faust.streams import Stream
+    from mode.utils.queues import FlowControlEvent, FlowControlQueue
+
+    flow = FlowControlEvent()
+    queue = FlowControlQueue(flow_control=flow, clear_on_resume=True)
+    queue.put_nowait("fetched after its partition was seeked")
+    flow.resume()
+    assert queue.empty()
+    assert "clear_on_resume=True" in inspect.getsource(Stream.__init__)
+
+
+def test_the_fix_reaches_the_client_in_the_consumer_thread_where_faust_keeps_it():
+    """The fix runs in the consumer thread (`call_thread`) with the aiokafka client it holds."""
+    import aiokafka
     from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer
 
-    assert hasattr(AIOKafkaConsumerThread, "seek_to_beginning")
+    assert hasattr(AIOKafkaConsumerThread, "call_thread") and hasattr(
+        AIOKafkaConsumerThread, "_ensure_consumer"
+    )
     assert "_thread" in Consumer.__annotations__ or hasattr(Consumer, "_new_consumer_thread")
+    for method in ("assignment", "committed", "beginning_offsets", "seek"):
+        assert hasattr(aiokafka.AIOKafkaConsumer, method)
 
 
 # Acks: only for messages a stream took in.
