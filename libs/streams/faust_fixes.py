@@ -7,9 +7,9 @@ lists each fix beside the upstream behaviour it corrects. Both were found by the
 SIGKILL fault tests.
 
 - faust-streaming 0.15's producer buffer `flush` gives up after 0.1 s (`drain_on_flush`).
-- faust-streaming 0.15 (with aiokafka's seek) seeks a stream partition after its flow has
-  resumed and one partition at a time, so records fetched from a partition seeked early are
-  emptied from the stream's queue and lost; and it leaves a partition without a committed offset
+- faust-streaming 0.15 (with aiokafka's seek) seeks stream partitions while they are being
+  fetched and delivered, one at a time, and then empties its stream queues, so records fetched
+  from a new position before that are lost; and it leaves a partition without a committed offset
   where its fetcher was instead of where the reset policy says (`seek_every_partition_in_one_step`).
 - faust-streaming 0.15 acks a message its stream skipped unread (flow stopped for a rebalance, or
   fetched in an older generation), so a commit can cover a record no agent saw
@@ -103,37 +103,45 @@ def read_changelogs_to_their_true_ends(app: faust.App, settings: PodiumSettings)
 
 def seek_every_partition_in_one_step(app: faust.App) -> None:
     """After each rebalance and recovery, every stream partition of this app is moved to where it is
-    read from next in one step, after the last round trip: its committed offset, or for one without
-    a commit its earliest offset, as `consumer_auto_offset_reset="earliest"` promises.
+    read from next in one step, and nothing is fetched from it again until faust has emptied its
+    stream queues: its committed offset, or for one without a commit its earliest offset, as
+    `consumer_auto_offset_reset="earliest"` promises.
 
     faust resumes its stream partitions before it seeks them to their committed offsets, and its
     flow is already running, so records fetched meanwhile go into the streams' queues; once the
     seek is done, faust resumes its flow control, which empties those queues, counting on the seek
-    to deliver everything again. Two gaps in that:
+    to deliver everything again. Three gaps in that:
 
     - The client's seek (aiokafka's `seek_to_committed`) asks for one partition's committed offset,
-      seeks it, then asks for the next one's. A partition seeked early is fetched from its new
-      position while the later ones are asked for; what arrives then is put in the queues and
-      emptied with them, and never comes again (nothing seeks it after). A restarted analytics
-      replica lost one room event this way and found the Space's next version missing for good
+      seeks it, then asks for the next one's: a partition seeked early is fetched from its new
+      position while the later ones are asked for.
+    - Even after the last seek, the client's thread goes on fetching while faust's loop gets round
+      to resuming its flow control. Records fetched from the new positions and put in a queue in
+      between are emptied with it, and nothing seeks them again: a restarted analytics replica
+      lost one room event this way and found the Space's next version missing for good
       (tests/faults/test_derived_views.py).
     - faust leaves a partition without a commit where its fetcher was, having dropped what it
       fetched during the recovery, instead of where the reset policy says; a replica killed before
       its first commit left the next one starting in the middle of the log.
 
-    Here the committed offsets and the earliest offsets are all read first, inside the consumer's
-    thread, and then every partition is seeked at once, with no round trip after the first seek,
-    so nothing can be fetched from a new position before faust empties its queues.
+    Here, inside the consumer's thread, the stream partitions are paused in the client first (a
+    fetch already made is not delivered any more), every committed and earliest offset is read,
+    and every partition is seeked at once. They are resumed once faust resumes its consumer's flow,
+    which it does right after its flow control has emptied the queues.
     """
     consumer = app.consumer
     from_the_start = app.conf.consumer_auto_offset_reset == "earliest"
+    held: set = set()  # stream partitions paused in the client from the seek until the flow resumes
 
     async def seek(client) -> dict:  # in the consumer's thread, with the aiokafka client
-        committed = {tp: await client.committed(tp) for tp in client.assignment()}
         changelogs = app.tables.changelog_topics  # recovery reads those itself
+        streams = [tp for tp in client.assignment() if tp.topic not in changelogs]
+        client.pause(*streams)
+        held.update(streams)
+        committed = {tp: await client.committed(tp) for tp in client.assignment()}
         uncommitted = [tp for tp, at in committed.items() if not at and tp.topic not in changelogs]
         earliest = await client.beginning_offsets(uncommitted) if uncommitted and from_the_start else {}
-        for tp, offset in committed.items():  # from here on, no await
+        for tp, offset in committed.items():
             if offset and offset > 0:
                 client.seek(tp, offset)
         for tp, offset in earliest.items():
@@ -142,11 +150,33 @@ def seek_every_partition_in_one_step(app: faust.App) -> None:
             log.info("no committed offset for %s: reading them from the start", sorted(map(tuple, earliest)))
         return committed
 
+    async def resume(client, partitions) -> None:  # in the consumer's thread
+        assigned = client.assignment()
+        client.resume(*(tp for tp in partitions if tp in assigned))
+
     async def seek_to_committed():
         thread = consumer._thread
         return await thread.call_thread(seek, thread._ensure_consumer())
 
+    resume_flow = consumer.resume_flow
+
+    def resume_flow_and_partitions() -> None:
+        resume_flow()
+        if held:
+            thread, partitions = consumer._thread, list(held)
+            held.clear()
+            resuming = asyncio.ensure_future(
+                thread.call_thread(resume, thread._ensure_consumer(), partitions)
+            )
+            resuming.add_done_callback(_log_failure)
+
     consumer.seek_to_committed = seek_to_committed
+    consumer.resume_flow = resume_flow_and_partitions
+
+
+def _log_failure(done: asyncio.Future) -> None:
+    if not done.cancelled() and done.exception() is not None:
+        log.error("could not resume stream partitions after a seek: %r", done.exception())
 
 
 def ack_only_what_a_stream_took(app: faust.App) -> None:

@@ -70,8 +70,9 @@ class RoomSettings(PodiumSettings):
     room_listener_shard_joins_per_second: float = Field(
         500,
         ge=0,
-        description="A live Space's listener shards (docs/decisions/0012) double when one room replica "
-        "takes more joins a second into it than this times the shards it has: half to two thirds of "
+        description="A live Space's listener shards (docs/decisions/0012) double when a stream its "
+        "listeners join on takes more appends within a second than this, whichever replicas made "
+        "them: half to two thirds of "
         "what one stream takes on a small core, where its p99 stays near 50 ms. 0: "
         "Spaces never grow shards, and every join is on the Space's own stream.",
     )

@@ -28,7 +28,7 @@ from libs.application.issuer import CommandIssuer
 from libs.domain.decider import SYSTEM_CLAIM, Context
 from libs.domain.errors import Aborted, DomainError
 from libs.domain.reasons import Reason
-from libs.domain.streams import space_stream
+from libs.domain.streams import listener_shard_stream, space_stream
 from libs.events.ids import new_id
 from libs.events.topics import ROOM_EVENTS
 from libs.eventstore.store import EventStore
@@ -90,7 +90,7 @@ class SpaceCommands:
         response_type: type[R],
     ) -> R:
         if isinstance(command, c.JoinSpace):
-            await self.growth.joining(space_id)
+            respond = self.growth.watching(respond, stream_of(space_id))
         if isinstance(command, c.JoinSpace | c.LeaveSpace) and await self._sharded(space_id):
             space = await self._policy(space_id)
             if on_shards(space, caller.user_id):  # straight to the shards: the own stream would send it there
@@ -248,6 +248,8 @@ class SpaceCommands:
             # The joiner in (counted again if this replica's cached shard already had them: a repeat),
             # and their shard's version in the answer's token.
             joined = with_members(counted, [(user, self.clock())])
+            if events:
+                self.growth.appended(space, listener_shard_stream(space.space_id, shard), shard_state.version)
             return respond(replace(joined, shard_positions=((shard, shard_state.version),)), events)
 
         return await self.shards.join(
@@ -350,33 +352,44 @@ class SpaceCommands:
 
 
 class ShardGrowth:
-    """Doubles a live Space's listener shards when this replica takes more than `per_shard` joins a
-    second into it per shard it has (0: never). Each replica judges what it sees; the growth is a
-    command on the Space's own stream, so two replicas that both see a rush grow it once."""
+    """Doubles a live Space's listener shards when a stream its listeners join on takes more than
+    `per_shard` appends within a second (0: never). The appends are counted from the stream's
+    versions, as this replica sees them after each join it records there, so they are every
+    replica's: replicas sharing a storm grow the Space when one replica taking it all would. The
+    growth is a command on the Space's own stream, so two replicas that both see a rush grow it
+    once."""
 
     def __init__(self, commands: SpaceCommands, per_shard: float, max_shards: int):
         self.commands = commands
         self.per_shard = per_shard
         self.max_shards = max_shards
-        self._window: dict[str, tuple[float, int]] = {}  # Space id -> (second it began, joins in it)
+        self._window: dict[str, tuple[float, int]] = {}  # stream -> (when its second began, version then)
         self._growing: dict[str, asyncio.Task] = {}
 
-    async def joining(self, space_id: str) -> None:
-        if self.per_shard <= 0:
+    def watching(self, respond: Callable[[Space, list[Message]], R], stream: str) -> Callable:
+        """`respond` for a join on the Space's own stream, seeing the version each join left it at."""
+
+        def watched(space: Space, events: list[Message]) -> R:
+            if events:
+                self.appended(space, stream, space.version)
+            return respond(space, events)
+
+        return watched
+
+    def appended(self, space: Space, stream: str, version: int) -> None:
+        """A join of `space` recorded on `stream`, which is now at `version`."""
+        if self.per_shard <= 0 or not space.is_live or space.listener_shards >= self.max_shards:
             return
         now = time.monotonic()
-        began, joins = self._window.get(space_id, (now, 0))
-        if now - began >= 1.0:
-            if len(self._window) > 10_000:  # Spaces that were joined once, long ago
+        began, first = self._window.get(stream, (now, version))
+        if now - began >= 1.0 or version < first:
+            if len(self._window) > 10_000:  # streams joined once, long ago
                 self._window = {s: w for s, w in self._window.items() if now - w[0] < 1.0}
-            began, joins = now, 0
-        self._window[space_id] = (began, joins + 1)
-        if space_id in self._growing:
-            return
-        space, _ = await self.commands.executor.load(stream_of(space_id), refresh=False)
-        shards = space.listener_shards
-        if joins + 1 > self.per_shard * shards and space.is_live and shards < self.max_shards:
-            task = asyncio.get_running_loop().create_task(self._grow(space_id, shards * 2))
+            began, first = now, version
+        self._window[stream] = (began, first)
+        space_id = space.space_id
+        if version - first + 1 > self.per_shard and space_id not in self._growing:
+            task = asyncio.get_running_loop().create_task(self._grow(space_id, space.listener_shards * 2))
             self._growing[space_id] = task
 
     async def _grow(self, space_id: str, shards: int) -> None:

@@ -185,6 +185,29 @@ async def test_a_join_storm_spreads_over_the_shards_and_everyone_is_in_once(pool
     assert row.version == space.version  # the Space's own stream's
 
 
+async def test_replicas_sharing_a_rush_grow_the_space_as_one_replica_taking_it_all_would(pool, schema):
+    """Growth counts a stream's appends from its versions, so they are every replica's: two replicas
+    that each take fewer joins a second than the setting, but more together, grow the Space."""
+    store = EventStore(pool, schema, producer="room")
+    replicas = [SpaceCommands(store, RoomLimits(), shard_joins_per_second=30) for _ in range(2)]
+    await _as(replicas[0], HOST, c.CreateSpace(SPACE, "Hot", join_policy=types.JOIN_POLICY_ANYONE))
+    await _as(replicas[0], HOST, c.StartSpace(SPACE))
+
+    async def join(commands: SpaceCommands, user: str):
+        return await commands.run(
+            SPACE, c.JoinSpace(SPACE), caller(user), method="JoinSpace",
+            request=pb.JoinSpaceRequest(space_id=SPACE), request_id=f"j-{user}",
+            respond=_answer(user), response_type=pb.JoinSpaceResponse,
+        )  # fmt: skip
+
+    rush = LISTENERS[:40]  # 20 for each replica, 40 on the Space's one stream within a second
+    await asyncio.gather(*(join(replicas[n % 2], user) for n, user in enumerate(rush)))
+    async with asyncio.timeout(5):
+        while (await replicas[0].current(SPACE)).listener_shards < 2:
+            await asyncio.sleep(0.05)
+    assert (await replicas[1].read(SPACE)).listener_count == len(rush)
+
+
 async def test_a_join_through_a_shard_keeps_the_spaces_rules(pool, schema):
     limits = RoomLimits()
     store = EventStore(pool, schema, producer="room")

@@ -103,6 +103,12 @@ class FakeClient:
     def seek(self, tp, offset):
         self.log.append(("seek", tp, offset))
 
+    def pause(self, *tps):
+        self.log.append(("pause", *sorted(tps)))
+
+    def resume(self, *tps):
+        self.log.append(("resume", *sorted(tps)))
+
 
 class FakeConsumer:
     """What faust's `perform_seek` and the fix touch: its offsets, and a consumer thread running
@@ -118,6 +124,10 @@ class FakeConsumer:
             return await fun(*args)
 
         self._thread = SimpleNamespace(call_thread=call_thread, _ensure_consumer=lambda: client)
+        self.flow_resumed = 0
+
+    def resume_flow(self):  # faust's: right after its flow control emptied the stream queues
+        self.flow_resumed += 1
 
 
 def _app(consumer: FakeConsumer, reset: str = "earliest"):
@@ -140,17 +150,31 @@ async def test_every_partition_is_seeked_in_one_step_after_the_last_round_trip()
     seek_every_partition_in_one_step(_app(consumer))
     await Consumer.perform_seek(consumer)  # faust's own, calling the fix through seek_to_committed
 
+    streams = sorted([fresh, resumed, other])
+    assert client.log[0] == ("pause", *streams)  # before any round trip; not the changelog
     seeks = [entry for entry in client.log if entry[0] == "seek"]
     assert sorted(seeks) == sorted([("seek", resumed, 40), ("seek", other, 7), ("seek", fresh, EARLIEST)])
     assert client.log[-len(seeks) :] == seeks  # no round trip after the first seek
     assert ("earliest", fresh) in client.log  # not the committed ones, nor a changelog (recovery's)
     assert consumer._read_offset[fresh] is None and consumer._committed_offset[resumed] == 40
 
+    # Paused until faust resumes its flow, which it does once its stream queues are emptied.
+    await asyncio.sleep(0.01)
+    assert client.log[-1][0] == "seek"
+    consumer.resume_flow()
+    await asyncio.sleep(0.01)
+    assert consumer.flow_resumed == 1 and client.log[-1] == ("resume", *streams)
+    consumer.resume_flow()  # again, with nothing held: nothing more to resume
+    await asyncio.sleep(0.01)
+    assert consumer.flow_resumed == 2 and [e[0] for e in client.log].count("resume") == 1
+
     latest = FakeClient({fresh: None, resumed: 40})
     consumer = FakeConsumer(latest)
     seek_every_partition_in_one_step(_app(consumer, reset="latest"))
     await Consumer.perform_seek(consumer)
-    assert [entry for entry in latest.log if entry[0] != "committed"] == [("seek", resumed, 40)]
+    assert [entry for entry in latest.log if entry[0] not in ("committed", "pause")] == [
+        ("seek", resumed, 40)
+    ]
 
 
 async def test_the_clients_own_seek_moves_a_partition_before_it_asks_for_the_next_which_is_why_the_fix_exists():
@@ -180,7 +204,8 @@ async def test_the_clients_own_seek_moves_a_partition_before_it_asks_for_the_nex
 
 def test_fausts_flow_control_empties_the_streams_queues_when_it_resumes():
     """Why a record fetched from a partition seeked before faust resumes its flow is lost: resuming
-    empties the queues streams read from, counting on the seek to deliver it again."""
+    empties the queues streams read from, counting on the seek to deliver it again. faust resumes
+    its consumer's flow right after (where the fix resumes the partitions it paused)."""
     import inspect
 
     from faust.streams import Stream
@@ -192,6 +217,19 @@ def test_fausts_flow_control_empties_the_streams_queues_when_it_resumes():
     flow.resume()
     assert queue.empty()
     assert "clear_on_resume=True" in inspect.getsource(Stream.__init__)
+    from faust.tables.recovery import Recovery
+
+    steps = inspect.getsource(Recovery._resume_streams)
+    order = [
+        steps.index(step)
+        for step in (
+            "resume_partitions(",
+            "perform_seek()",
+            "flow_control.resume()",
+            "consumer.resume_flow()",
+        )
+    ]
+    assert order == sorted(order)  # partitions resumed, seeked, queues emptied, then the flow resumed
 
 
 def test_the_fix_reaches_the_client_in_the_consumer_thread_where_faust_keeps_it():
@@ -203,7 +241,7 @@ def test_the_fix_reaches_the_client_in_the_consumer_thread_where_faust_keeps_it(
         AIOKafkaConsumerThread, "_ensure_consumer"
     )
     assert "_thread" in Consumer.__annotations__ or hasattr(Consumer, "_new_consumer_thread")
-    for method in ("assignment", "committed", "beginning_offsets", "seek"):
+    for method in ("assignment", "committed", "beginning_offsets", "seek", "pause", "resume"):
         assert hasattr(aiokafka.AIOKafkaConsumer, method)
 
 
