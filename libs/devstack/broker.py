@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import socket
 import subprocess
 from pathlib import Path
@@ -20,10 +21,31 @@ from libs.extras import optional
 log = logging.getLogger(__name__)
 
 
+_handed_out: set[int] = set()  # by this process: two starts under way never get the same port
+
+
 def free_port() -> int:
+    """A port free now, below the kernel's ephemeral range where it can read it, and not handed out
+    by this process before. A port the kernel hands out (port 0) can be given to any outgoing
+    connection before the process it is for binds it, or binds it again after a restart, and that
+    start then fails (seen in CI)."""
+    low = _ephemeral_start()
+    below = [p for p in range(max(1024, low - 12_000), low) if p not in _handed_out] if low > 2048 else []
+    for port in random.sample(below, min(50, len(below))):
+        with socket.socket() as s, contextlib.suppress(OSError):
+            s.bind(("127.0.0.1", port))
+            _handed_out.add(port)
+            return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _ephemeral_start() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def broker_binary() -> str:
