@@ -131,15 +131,16 @@ def seek_every_partition_in_one_step(app: faust.App) -> None:
     """
     consumer = app.consumer
     from_the_start = app.conf.consumer_auto_offset_reset == "earliest"
-    held: set = set()  # stream partitions paused in the client from the seek until the flow resumes
+    held: set = set()  # stream partitions paused from a seek until the flow resumes (main loop only)
+
+    def streams(partitions) -> list:
+        return [tp for tp in partitions if tp.topic not in app.tables.changelog_topics]
 
     async def seek(client) -> dict:  # in the consumer's thread, with the aiokafka client
-        changelogs = app.tables.changelog_topics  # recovery reads those itself
-        streams = [tp for tp in client.assignment() if tp.topic not in changelogs]
-        client.pause(*streams)
-        held.update(streams)
-        committed = {tp: await client.committed(tp) for tp in client.assignment()}
-        uncommitted = [tp for tp, at in committed.items() if not at and tp.topic not in changelogs]
+        assigned = client.assignment()
+        client.pause(*streams(assigned))  # recovery reads the changelogs itself
+        committed = {tp: await client.committed(tp) for tp in assigned}
+        uncommitted = [tp for tp in streams(committed) if not committed[tp]]
         earliest = await client.beginning_offsets(uncommitted) if uncommitted and from_the_start else {}
         for tp, offset in committed.items():
             if offset and offset > 0:
@@ -156,7 +157,9 @@ def seek_every_partition_in_one_step(app: faust.App) -> None:
 
     async def seek_to_committed():
         thread = consumer._thread
-        return await thread.call_thread(seek, thread._ensure_consumer())
+        committed = await thread.call_thread(seek, thread._ensure_consumer())
+        held.update(streams(committed))
+        return committed
 
     resume_flow = consumer.resume_flow
 

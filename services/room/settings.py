@@ -72,9 +72,8 @@ class RoomSettings(PodiumSettings):
         ge=0,
         description="A live Space's listener shards (docs/decisions/0012) double when a stream its "
         "listeners join on takes more appends within a second than this, whichever replicas made "
-        "them: half to two thirds of "
-        "what one stream takes on a small core, where its p99 stays near 50 ms. 0: "
-        "Spaces never grow shards, and every join is on the Space's own stream.",
+        "them: half to two thirds of what one stream takes on a small core, where its p99 stays near "
+        "50 ms. 0: Spaces never grow shards, and every join is on the Space's own stream.",
     )
     room_census_interval_seconds: float = Field(
         5, gt=0, description="How often the live-Space metrics are read from the directory."
