@@ -69,6 +69,7 @@ async def serve(settings: PresenceSettings) -> None:
         producer_batch_bytes=settings.presence_producer_batch_bytes,
         advertised_address=own_address if settings.presence_port else "",
         standby_replicas=settings.presence_standby_replicas,
+        parts=settings.presence_parts_per_space,
     )
     log_loss = LogLoss()
     host.follow(log_loss)
@@ -112,6 +113,7 @@ async def serve(settings: PresenceSettings) -> None:
         settings.presence_max_entries_per_report,
         peers,
         pulse_every_seconds=settings.rules().pulse_every_seconds,
+        parts=settings.presence_parts_per_space,
     )
     presence_service_pb2_grpc.add_PresenceServiceServicer_to_server(api, host.server)
     host.install_signal_handlers()

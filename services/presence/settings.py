@@ -81,6 +81,16 @@ class PresenceSettings(PodiumSettings):
         50_000, gt=0, description="Entries one ReportPresence may carry."
     )
 
+    presence_parts_per_space: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Each Space's presence is split by user id into this many parts, each a table value "
+        "of its own, so one Space's heartbeats spread over partitions and presence replicas (one replica "
+        "carries a part: about 150,000 present users at one report per 5 s). Queries gather the parts. "
+        "Above 1, every Space is split; change it only with no Space live (ADR 0015).",
+    )
+
     presence_producer_batch_bytes: int = Field(
         16_384,
         ge=1,

@@ -37,7 +37,7 @@ async def announce_spaces(
     returns once that presence service knows every one of them (it refuses heartbeats for a Space
     it has not seen created, and its view lags the topic)."""
     space_ids = list(space_ids)
-    await _write(
+    await write_space_events(
         bootstrap,
         [(s, 1, rev.SpaceCreated(space_id=s, host_user_id=host_user_id, title=s[:70])) for s in space_ids],
     )
@@ -61,10 +61,11 @@ async def announce_spaces(
 
 async def end_announced_spaces(bootstrap: str, space_ids: Iterable[str]):
     """Writes a `SpaceEnded` (stream version 2) for each Space `announce_spaces` wrote."""
-    await _write(bootstrap, [(s, 2, rev.SpaceEnded(space_id=s)) for s in space_ids])
+    await write_space_events(bootstrap, [(s, 2, rev.SpaceEnded(space_id=s)) for s in space_ids])
 
 
-async def _write(bootstrap: str, events) -> None:
+async def write_space_events(bootstrap: str, events) -> None:
+    """Writes each `(space_id, version, event)` to the room topic, on the Space's own stream."""
     producer = make_producer(PodiumSettings(kafka_bootstrap_servers=bootstrap), "test-room-log")
     await producer.start()
     try:

@@ -1,10 +1,12 @@
 """The PresenceService servicer.
 
 ReportPresence groups a gateway's entries by Space and writes one heartbeat
-record per Space (keyed by Space id), and now and then a pulse to every other
-partition, with `acks=all`: the answer means the heartbeats are in the log. Queries about a Space are answered by the replica
-whose faust table owns it (application/query_routing.py); the "who's here"
-board is complete on every replica.
+record per Space (keyed by Space id; per part of the Space, keyed by the part,
+when Spaces are split: domain/parts.py), and now and then a pulse to every
+other partition, with `acks=all`: the answer means the heartbeats are in the
+log. Queries about a Space are answered by the replica whose faust table owns
+it (application/query_routing.py), or gathered from the owners of its parts;
+the "who's here" board is complete on every replica.
 
 ReportPresence and GatewayDisconnected are a client gateway's own calls: a
 gateway token, naming the same gateway as the request. The rest are users'.
@@ -15,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
+from collections.abc import Iterable
 
 from aiokafka import AIOKafkaProducer
 
@@ -24,14 +27,15 @@ from libs.domain.membership import ROLE_ORDER
 from libs.domain.reasons import Reason
 from libs.events.topics import PRESENCE_HEARTBEATS
 from libs.grpckit.handlers import GATEWAYS, Authenticator, Caller, server_stream, unary
-from libs.grpckit.pagination import paginate, parse_page
+from libs.grpckit.pagination import Key, Page, next_page_token, paginate, parse_page
 from libs.grpckit.validation import require_id
 from libs.streams.faust_app import partition_of
 from podium.presence.v1 import presence_service_pb2 as pb
 from podium.presence.v1 import presence_service_pb2_grpc
 from podium.presence.v1 import presence_types_pb2 as pt
-from services.presence.application.query_routing import PeerRouter
+from services.presence.application.query_routing import FORWARDED_BY, PARTS_ASKED, PeerRouter
 from services.presence.application.stream_processor import PresenceStreams
+from services.presence.domain.parts import part_keys, part_of, user_key
 from services.presence.domain.space_presence import counts
 from services.presence.projections.space_board import Lifecycle, SpaceBoard
 
@@ -57,6 +61,7 @@ class PresenceApi(presence_service_pb2_grpc.PresenceServiceServicer):
         peers: PeerRouter,
         view_wait_seconds: float = 1.0,
         pulse_every_seconds: float = 7.5,
+        parts: int = 1,
     ):
         self.authenticator = authenticator
         self.streams = streams
@@ -66,6 +71,7 @@ class PresenceApi(presence_service_pb2_grpc.PresenceServiceServicer):
         self.peers = peers
         self.view_wait_seconds = view_wait_seconds
         self.pulse_every_seconds = pulse_every_seconds
+        self.parts = parts  # each Space's presence is split into this many parts (domain/parts.py)
         self.pulsed_at: dict[str, float] = {}  # gateway -> when its reports last sent pulses (monotonic)
 
     @unary(callers=GATEWAYS)
@@ -85,32 +91,36 @@ class PresenceApi(presence_service_pb2_grpc.PresenceServiceServicer):
         lifecycles = await self.board.lifecycles(spaces, self.view_wait_seconds)
         refused = {s: _REFUSED[life] for s, life in lifecycles.items() if life in _REFUSED}
         rejected = []
-        by_space: dict[str, list[str]] = defaultdict(list)
+        by_part: dict[tuple[str, int], list[str]] = defaultdict(list)  # (Space, part) -> users
         for index, entry in enumerate(request.entries):
             reason = refused.get(entry.space_id)
             if reason is None:
-                by_space[entry.space_id].append(entry.user_id)
+                by_part[entry.space_id, part_of(entry.user_id, self.parts)].append(entry.user_id)
             else:
                 rejected.append(
                     pb.RejectedPresenceEntry(
                         index=index, user_id=entry.user_id, space_id=entry.space_id, reason=reason.reason
                     )
                 )
-        futures = []
-        for space_id, users in by_space.items():
-            batch = pt.HeartbeatBatch(gateway_id=request.gateway_id, space_id=space_id, user_ids=users)
+        futures, keys = [], []
+        split = self.parts if self.parts > 1 else 0
+        for (space_id, part), users in by_part.items():
+            batch = pt.HeartbeatBatch(
+                gateway_id=request.gateway_id, space_id=space_id, user_ids=users, part=part, parts=split
+            )
+            keys.append(key := part_keys(space_id, self.parts)[part])
             futures.append(
                 await self.producer.send(
-                    PRESENCE_HEARTBEATS.name, batch.SerializeToString(), key=space_id.encode()
+                    PRESENCE_HEARTBEATS.name, batch.SerializeToString(), key=key.encode()
                 )
             )
-        futures += await self._pulse(request.gateway_id, by_space)
+        futures += await self._pulse(request.gateway_id, keys)
         for future in futures:
             await future
         return pb.ReportPresenceResponse(accepted=len(request.entries) - len(rejected), rejected=rejected)
 
-    async def _pulse(self, gateway_id: str, spaces) -> list:
-        """A pulse to each partition none of the report's Spaces falls on, every `pulse_every_seconds`
+    async def _pulse(self, gateway_id: str, keys: Iterable[str]) -> list:
+        """A pulse to each partition none of the report's Spaces (or parts) falls on, every `pulse_every_seconds`
         of a gateway's reports: its silence there is then evidence that it holds nobody there any
         more (domain/evidence.py), even where no other gateway reports. (Forgotten state, say after
         the gateway moved to this replica, means a pulse at once: never fewer.)"""
@@ -119,7 +129,7 @@ class PresenceApi(presence_service_pb2_grpc.PresenceServiceServicer):
             return []
         self.pulsed_at[gateway_id] = now
         partitions = await self.producer.partitions_for(PRESENCE_HEARTBEATS.name)
-        covered = {partition_of(space_id, len(partitions)) for space_id in spaces}
+        covered = {partition_of(key, len(partitions)) for key in keys}
         pulse = pt.HeartbeatBatch(gateway_id=gateway_id).SerializeToString()
         return [
             await self.producer.send(PRESENCE_HEARTBEATS.name, pulse, partition=partition)
@@ -147,31 +157,86 @@ class PresenceApi(presence_service_pb2_grpc.PresenceServiceServicer):
         space_id = require_id(request.space_id, "space_id")
         page = parse_page(request.page_size, request.page_token, space_id)
         await self._require_known(space_id)
-        owner = self.peers.owner(space_id, caller)
-        if owner is not None:
-            answer = await self.peers.ask(
-                owner, "GetSpacePresence", request, pb.GetSpacePresenceResponse, caller
-            )
-            if answer is not None:
-                return answer
-        state = self.streams.space(space_id)
-        if state is None:
-            return pb.GetSpacePresenceResponse(present_count=0, counts=pt.SpaceCounts())
         # Host, co-hosts, speakers, listeners (as the room says), then anyone not (yet) a member;
         # each in the order they connected.
         roles = {m.user_id: ROLE_ORDER.get(m.role, 9) for m in self.board.snapshot(space_id)}
 
-        def key(item) -> tuple[int, int, str]:
-            user, (_gateway, connected_at, _last_seen) = item
-            return roles.get(user, 9), round(connected_at * 1_000_000), user
+        def key(user: pt.PresentUser) -> Key:  # as `_answer_here` orders its entries
+            return roles.get(user.user_id, 9), user.connected_at.ToNanoseconds() // 1000, user.user_id
 
-        chunk, token = paginate(sorted(state["present"].items(), key=key), page, key)
+        answers, here = await self._ask_owners(space_id, request, caller)
+        if here or not answers:
+            answers.append(self._answer_here(here, page, roles))
+        if len(answers) == 1:
+            return answers[0]
+        # Each owner answered the page after the token from its parts: the page is the first of
+        # all of them, and there is more if any part had more.
+        users = sorted((user for answer in answers for user in answer.users), key=key)
+        chunk, _ = paginate(users, page, key)
+        more = len(users) > len(chunk) or any(answer.next_page_token for answer in answers)
         return pb.GetSpacePresenceResponse(
-            present_count=len(state["present"]),
-            counts=self._counts(space_id),
+            present_count=sum(answer.present_count for answer in answers),
+            counts=_summed(answer.counts for answer in answers),
+            users=chunk,
+            next_page_token=next_page_token(page, key(chunk[-1]) if chunk else (), more=more),
+        )
+
+    async def _ask_owners(
+        self, space_id: str, request: pb.GetSpacePresenceRequest, caller: Caller
+    ) -> tuple[list[pb.GetSpacePresenceResponse], list[str]]:
+        """The answers about the Space of the replicas that own its parts (one for a Space not
+        split), and the keys of the parts to answer for here: those owned here, and those whose
+        owner could not be reached. A question forwarded here is answered for the parts it names."""
+        keys = part_keys(space_id, self.parts)
+        named = caller.metadata.get(PARTS_ASKED)
+        if caller.metadata.get(FORWARDED_BY) and named:
+            return [], [k for k in named.split(",") if k in keys]
+        owners: dict[str | None, list[str]] = defaultdict(list)
+        for key in keys:
+            owners[self.peers.owner(key, caller)].append(key)
+        here = owners.pop(None, [])
+        addresses = list(owners)
+        replies = await asyncio.gather(
+            *(
+                self.peers.ask(
+                    address,
+                    "GetSpacePresence",
+                    request,
+                    pb.GetSpacePresenceResponse,
+                    caller,
+                    extra=((PARTS_ASKED, ",".join(owners[address])),),
+                )
+                for address in addresses
+            )
+        )
+        answers = []
+        for address, reply in zip(addresses, replies, strict=True):
+            if reply is None:
+                here += owners[address]  # unreachable: this replica's copy, which may lag
+            else:
+                answers.append(reply)
+        return answers, here
+
+    def _answer_here(self, keys: list[str], page: Page, roles: dict[str, int]) -> pb.GetSpacePresenceResponse:
+        """From this replica's table: the page of the present users of these parts (the Space's one
+        key, not split), and their counts."""
+
+        def key(item) -> Key:  # the PresentUser's connected_at in whole microseconds
+            user, (_gateway, connected_at, _last_seen) = item
+            return roles.get(user, 9), int(connected_at * 1e9) // 1000, user
+
+        states = self._states(keys)
+        present = [item for state in states for item in state["present"].items()]
+        chunk, token = paginate(sorted(present, key=key), page, key)
+        return pb.GetSpacePresenceResponse(
+            present_count=len(present),
+            counts=_summed(_state_counts(state) for state in states),
             users=[_present_user(user, entry) for user, entry in chunk],
             next_page_token=token,
         )
+
+    def _states(self, keys: list[str]) -> list[dict]:
+        return [state for key in keys if (state := self.streams.space(key)) is not None]
 
     async def _require_known(self, space_id: str) -> None:
         lifecycles = await self.board.lifecycles((space_id,), self.view_wait_seconds)
@@ -179,22 +244,9 @@ class PresenceApi(presence_service_pb2_grpc.PresenceServiceServicer):
             raise NotFound(f"space {space_id!r} does not exist", reason=Reason.SPACE_NOT_FOUND)
 
     async def _counts_from_owner(self, space_id: str, caller: Caller) -> pt.SpaceCounts:
-        owner = self.peers.owner(space_id, caller)
-        if owner is not None:
-            request = pb.GetSpacePresenceRequest(space_id=space_id, page_size=1)
-            answer = await self.peers.ask(
-                owner, "GetSpacePresence", request, pb.GetSpacePresenceResponse, caller
-            )
-            if answer is not None:
-                return answer.counts
-        return self._counts(space_id)
-
-    def _counts(self, space_id: str) -> pt.SpaceCounts:
-        state = self.streams.space(space_id)
-        if state is None:
-            return pt.SpaceCounts()
-        current, peak, unique = counts(state)
-        return pt.SpaceCounts(current_listeners=current, peak_listeners=peak, unique_listeners=unique)
+        request = pb.GetSpacePresenceRequest(space_id=space_id, page_size=1)
+        answers, here = await self._ask_owners(space_id, request, caller)
+        return _summed([*(a.counts for a in answers), *(_state_counts(s) for s in self._states(here))])
 
     @server_stream
     async def WatchSpace(self, request: pb.WatchSpaceRequest, caller: Caller):
@@ -235,7 +287,8 @@ class PresenceApi(presence_service_pb2_grpc.PresenceServiceServicer):
         # The board (complete on every replica) says where the user is connected; the owning
         # replica's table confirms it and has the details.
         for space_id in self.board.connected_in(user_id):
-            owner = self.peers.owner(space_id, caller)
+            key = user_key(space_id, user_id, self.parts)
+            owner = self.peers.owner(key, caller)
             if owner is not None:
                 answer = await self.peers.ask(
                     owner, "GetUserPresence", asked, pb.GetUserPresenceResponse, caller
@@ -244,13 +297,30 @@ class PresenceApi(presence_service_pb2_grpc.PresenceServiceServicer):
                     if answer.present:
                         return answer
                     continue
-            state = self.streams.space(space_id)
+            state = self.streams.space(key)
             entry = state["present"].get(user_id) if state is not None else None
             if entry is not None:
                 return pb.GetUserPresenceResponse(
                     present=True, space_id=space_id, user=_present_user(user_id, entry)
                 )
         return pb.GetUserPresenceResponse(present=False)
+
+
+def _state_counts(state: dict) -> pt.SpaceCounts:
+    current, peak, unique = counts(state)
+    return pt.SpaceCounts(current_listeners=current, peak_listeners=peak, unique_listeners=unique)
+
+
+def _summed(parts: Iterable[pt.SpaceCounts]) -> pt.SpaceCounts:
+    """A Space's counts from its parts' (a user is in one part only): current and unique exactly;
+    the peak is the sum of the parts' peaks, exact up to the Space's own peak, and an upper bound
+    once the parts peaked at different times."""
+    total = pt.SpaceCounts()
+    for part in parts:
+        total.current_listeners += part.current_listeners
+        total.peak_listeners += part.peak_listeners
+        total.unique_listeners += part.unique_listeners
+    return total
 
 
 def _require_own_gateway(gateway_id: str, caller: Caller) -> None:

@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 R = TypeVar("R", bound=Message)
 
 FORWARDED_BY = "podium-forwarded-by"
+# On a forwarded GetSpacePresence: the keys of the Space's parts the owner is to answer for
+# (domain/parts.py), when the Space is split and its parts are owned by several replicas.
+PARTS_ASKED = "podium-presence-parts"
 SERVICE = "podium.presence.v1.PresenceService"
 _PASSED_ON = ("authorization", "x-correlation-id", "traceparent", "tracestate")
 
@@ -53,11 +56,12 @@ class PeerRouter:
         self.tls = tls
         self._channels: dict[str, grpc.aio.Channel] = {}
 
-    def owner(self, space_id: str, caller: Caller) -> str | None:
-        """The address of the replica to ask about `space_id`, or None to answer here."""
+    def owner(self, key: str, caller: Caller) -> str | None:
+        """The address of the replica to ask about `key` (a Space, or a part of one), or None to
+        answer here."""
         if caller.metadata.get(FORWARDED_BY):
             return None  # one hop only
-        partition = partition_of(space_id, self.partitions)
+        partition = partition_of(key, self.partitions)
         try:
             # {member url: {changelog topic: [partitions it actively owns]}}. The table is keyed and
             # partitioned by Space id like its source topic, so the Space's partition is murmur2 of
@@ -72,8 +76,17 @@ class PeerRouter:
                 return None if address == self.own_address else address
         return None
 
-    async def ask(self, address: str, method: str, request: Message, response_type: type[R], caller: Caller):
-        """The owner's answer, or None when it cannot be reached (then answer locally)."""
+    async def ask(
+        self,
+        address: str,
+        method: str,
+        request: Message,
+        response_type: type[R],
+        caller: Caller,
+        extra: tuple[tuple[str, str], ...] = (),
+    ):
+        """The owner's answer, or None when it cannot be reached (then answer locally). `extra`:
+        more metadata for the owner (which parts of a split Space to answer for)."""
         channel = self._channels.get(address)
         if channel is None:
             channel = self._channels[address] = dial(address, self.tls)
@@ -84,6 +97,7 @@ class PeerRouter:
         )
         metadata = [(k, caller.metadata[k]) for k in _PASSED_ON if caller.metadata.get(k)]
         metadata.append((FORWARDED_BY, self.own_address))
+        metadata.extend(extra)
         try:
             return await call(request, metadata=metadata, timeout=self.timeout_seconds)
         except grpc.aio.AioRpcError as e:

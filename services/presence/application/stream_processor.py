@@ -20,8 +20,15 @@ degraded (`input_health.py`).
 A second agent follows the room's topic (co-partitioned: same key, same
 partition count) and drops users the room says have left.
 
-Events go to `podium.presence.events.v1` in the common envelope, with a
-per-Space version kept in the same table value.
+A Space's presence may be split into parts (`domain/parts.py`, ADR 0015), keyed
+`<space>/p<k>`, so one Space's heartbeats spread over partitions and replicas.
+The room's topic is then not co-partitioned with the parts: the second agent
+forwards a leave to the leaver's part, and a Space's end to every part, as
+records on the heartbeat topic, and the first agent applies them in order with
+the part's heartbeats.
+
+Events go to `podium.presence.events.v1` in the common envelope, keyed by
+Space id, with a version per Space (or per part) kept in the same table value.
 """
 
 from __future__ import annotations
@@ -36,8 +43,10 @@ from libs.events.ids import new_id
 from libs.events.topics import PRESENCE_EVENTS, PRESENCE_HEARTBEATS, ROOM_EVENTS, TopicSpec
 from libs.streams.faust_app import PartitionIndex, make_faust_app, raw_topic, send_to_every_partition
 from podium.presence.v1 import presence_types_pb2 as pt
+from podium.room.v1 import room_events_pb2 as rev
 from services.presence.application.input_health import InputHealth
 from services.presence.domain.evidence import Evidence, Judgement, forget_gateway, judge, lagging, observe
+from services.presence.domain.parts import events_stream, part_key, part_of
 from services.presence.domain.space_presence import (
     HEARTBEATS,
     PresenceRules,
@@ -65,9 +74,11 @@ class PresenceStreams:
         producer_batch_bytes: int = 16_384,
         advertised_address: str = "",
         standby_replicas: int = 1,
+        parts: int = 1,
     ):
         self.settings = settings
         self.rules = rules
+        self.parts = parts  # a Space's presence is split into this many parts (domain/parts.py)
         self.partitions = settings.topic_partitions
         self.app = make_faust_app(
             "podium-presence",
@@ -110,29 +121,32 @@ class PresenceStreams:
                 evidence = self.evidence[partition] = Evidence()
             if signal.tick:
                 await self._look_for_time_outs(partition, evidence, at, offset)
+            elif signal.room_event:
+                self._room_event_for_part(signal, offset)
             elif signal.gateway_disconnected:
                 observe(evidence, signal.gateway_id, at, self.rules)
                 forget_gateway(evidence, signal.gateway_id)
-                for space_id in self.index.keys_on(self.table.keys(), partition):
-                    state = self.table[space_id]
+                for key in self.index.keys_on(self.table.keys(), partition):
+                    state = self.table[key]
                     if already_applied(state, HEARTBEATS, offset):
                         continue
                     produced = drop_gateway(state, signal.gateway_id, at)
                     if produced:
-                        await self._publish(state, produced)
-                        self._persist(space_id, state, at)
+                        await self._publish(key, state, produced)
+                        self._persist(key, state, at)
             elif signal.space_id:
                 observe(evidence, signal.gateway_id, at, self.rules)
-                state = self.table.get(signal.space_id)
+                key = part_key(signal.space_id, signal.part, signal.parts)
+                state = self.table.get(key)
                 if state is None:
                     state = empty(signal.space_id)
                 if already_applied(state, HEARTBEATS, offset) or "ended_at" in state:
                     self.processed += 1  # applied before, or late for a Space that has ended
                     continue
                 produced = beat(state, signal.gateway_id, list(signal.user_ids), at, self.rules)
-                await self._publish(state, produced)
+                await self._publish(key, state, produced)
                 if produced or at - state.get("persisted_at", 0) > self.rules.timeout_seconds / 3:
-                    self._persist(signal.space_id, state, at)
+                    self._persist(key, state, at)
                 # Otherwise only last-seen times moved: the value is updated in place in memory, and
                 # written to the changelog at most every third of the timeout, not on every beat.
             elif signal.gateway_id:
@@ -141,29 +155,29 @@ class PresenceStreams:
 
     async def _look_for_time_outs(self, partition: int, evidence: Evidence, tick_at: float, offset: int):
         """A tick: forgets ended Spaces, then times out the users the evidence shows gone, if it may."""
-        spaces = {}
-        for space_id in self.index.keys_on(self.table.keys(), partition):
-            state = self.table[space_id]
+        spaces = {}  # by table key: a Space, or a part of one
+        for key in self.index.keys_on(self.table.keys(), partition):
+            state = self.table[key]
             if forgettable(state, tick_at, self.rules):
-                del self.table[space_id]  # a tombstone: recovery does not bring it back
-                self.index.forget(space_id)
+                del self.table[key]  # a tombstone: recovery does not bring it back
+                self.index.forget(key)
                 self.forgotten += 1
                 continue
             forget_gone(state, tick_at, self.rules)
             # A value that already reflects this tick (delivered again after a crash) is left alone.
             if (state["present"] or state.get("held")) and state.get(HEARTBEATS, -1) < offset:
-                spaces[space_id] = state
+                spaces[key] = state
         reason = lagging(evidence, tick_at, time.time(), bool(spaces), self.rules)
         self.health.checked(partition, reason)
         if reason is not None:
             return
         judgement = judge(spaces, evidence, self.rules)
         self._log_brake(partition, judgement)
-        for space_id in judgement.changed:
-            state = spaces[space_id]
+        for key in judgement.changed:
+            state = spaces[key]
             already_applied(state, HEARTBEATS, offset)  # marks it
-            await self._publish(state, judgement.events.get(space_id, []))
-            self._persist(space_id, state, tick_at)
+            await self._publish(key, state, judgement.events.get(key, []))
+            self._persist(key, state, tick_at)
 
     def _log_brake(self, partition: int, judgement: Judgement) -> None:
         if judgement.held:
@@ -188,7 +202,9 @@ class PresenceStreams:
         """Drops users the room says have left, and everyone when a Space ends.
 
         The room topic is keyed by Space id with the same partition count, so it is
-        co-partitioned with the heartbeats and may write the same table.
+        co-partitioned with the heartbeats and may write the same table: a Space's value, not
+        split, is changed here. A split Space's parts are on other partitions: the events they
+        need are forwarded to them through the heartbeat topic.
         """
         async for event in stream.events():
             try:
@@ -196,6 +212,9 @@ class PresenceStreams:
                 payload = unwrap(envelope)
             except Exception:  # not ours to dead-letter: the room's own consumers do that
                 continue
+            if self.parts > 1:
+                await self._forward_to_parts(envelope, payload, event.value)
+            # A Space's unsplit value (from before the Space was split, or with parts at 1).
             state = self.table.get(envelope.space_id)
             if state is None:
                 continue
@@ -203,11 +222,41 @@ class PresenceStreams:
             if follow_room(state, envelope.stream_id, envelope.stream_version, payload, at):
                 self._persist(envelope.space_id, state, at)
 
-    def _persist(self, space_id: str, state: dict, now: float) -> None:
-        state["persisted_at"] = now
-        self.table[space_id] = state
+    async def _forward_to_parts(self, envelope: EventEnvelope, payload, raw: bytes) -> None:
+        """A leave to the leaver's part, a Space's end to every part; the rest concerns no part."""
+        space_id = envelope.space_id
+        if isinstance(payload, rev.SpaceEnded):
+            parts = range(self.parts)
+        elif isinstance(payload, rev.ParticipantLeft):
+            parts = [part_of(payload.user_id, self.parts)]
+        else:
+            return
+        for part in parts:
+            key = part_key(space_id, part, self.parts)
+            record = pt.HeartbeatBatch(space_id=space_id, part=part, parts=self.parts, room_event=raw)
+            # The faust producer's client, as in `_publish`: flushed before the room offset is
+            # committed, so a forward is never lost (it may come twice: the part's room versions
+            # take it once).
+            await self.app.producer.send(
+                PRESENCE_HEARTBEATS.name, key.encode(), record.SerializeToString(), None, None, None
+            )
 
-    async def _publish(self, state: dict, events: list) -> None:
+    def _room_event_for_part(self, signal: pt.HeartbeatBatch, offset: int) -> None:
+        """A room event forwarded to one part of a split Space (`_forward_to_parts`)."""
+        key = part_key(signal.space_id, signal.part, signal.parts)
+        state = self.table.get(key)
+        if state is None:
+            return  # nobody of the part ever reported: nothing to drop
+        envelope = EventEnvelope.FromString(signal.room_event)
+        at = occurred_at(envelope).timestamp()
+        if follow_room(state, envelope.stream_id, envelope.stream_version, unwrap(envelope), at):
+            self._persist(key, state, at)
+
+    def _persist(self, key: str, state: dict, now: float) -> None:
+        state["persisted_at"] = now
+        self.table[key] = state
+
+    async def _publish(self, key: str, state: dict, events: list) -> None:
         if not events:
             return
         now = datetime.now(UTC)
@@ -217,7 +266,7 @@ class PresenceStreams:
             envelope = wrap(
                 payload,
                 producer=PRODUCER,
-                stream_id=f"presence-{state['space_id']}",
+                stream_id=events_stream(key),
                 version=state["version"],
                 space_id=state["space_id"],
                 occurred_at=now,
@@ -251,5 +300,6 @@ class PresenceStreams:
             return None
         return {tp.partition for tp in assignment if tp.topic == PRESENCE_HEARTBEATS.name}
 
-    def space(self, space_id: str) -> dict | None:
-        return self.table.get(space_id)
+    def space(self, key: str) -> dict | None:
+        """The value under `key`: a Space's presence, or a part of it (`domain/parts.py`)."""
+        return self.table.get(key)

@@ -85,7 +85,8 @@ Global___SpaceChangeKind: _TypeAlias = SpaceChangeKind  # noqa: Y015
 @_typing.final
 class HeartbeatBatch(_message.Message):
     """One gateway's heartbeat for the users it holds in one Space. Internal:
-    carried on podium.presence.heartbeats.v1, keyed by Space id. Its record's
+    carried on podium.presence.heartbeats.v1, keyed by Space id (or by the Space's
+    part, when its presence is split: `parts`). Its record's
     timestamp (when presence wrote it) is the evidence time of presence's
     time-outs.
 
@@ -103,6 +104,9 @@ class HeartbeatBatch(_message.Message):
     SENT_AT_FIELD_NUMBER: _builtins.int
     GATEWAY_DISCONNECTED_FIELD_NUMBER: _builtins.int
     TICK_FIELD_NUMBER: _builtins.int
+    PARTS_FIELD_NUMBER: _builtins.int
+    PART_FIELD_NUMBER: _builtins.int
+    ROOM_EVENT_FIELD_NUMBER: _builtins.int
     gateway_id: _builtins.str
     """The gateway reporting."""
     space_id: _builtins.str
@@ -115,6 +119,17 @@ class HeartbeatBatch(_message.Message):
     """A clock tick, sent to every partition: look for users whose heartbeats stopped. It only
     triggers the check (in the stream, so table writes stay on the right partition); its time
     is never evidence.
+    """
+    parts: _builtins.int
+    """The Space's presence is split into `parts` (above 1: PODIUM_PRESENCE_PARTS_PER_SPACE), and this
+    record is for part `part` of them: it is keyed `<space_id>/p<part>`, not by the Space id. The
+    users of a heartbeat are all of that part. 0 (or 1): the Space is not split.
+    """
+    part: _builtins.int
+    room_event: _builtins.bytes
+    """A room event (its envelope) the Space's part is to apply: a user of the part left, or the
+    Space ended. Presence forwards them from the room's topic, which is keyed by Space id and so
+    not co-partitioned with the parts. Set with space_id, part and parts; no user_ids.
     """
     @_builtins.property
     def user_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
@@ -133,10 +148,13 @@ class HeartbeatBatch(_message.Message):
         sent_at: _timestamp_pb2.Timestamp | None = ...,
         gateway_disconnected: _builtins.bool = ...,
         tick: _builtins.bool = ...,
+        parts: _builtins.int = ...,
+        part: _builtins.int = ...,
+        room_event: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["sent_at", b"sent_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["gateway_disconnected", b"gateway_disconnected", "gateway_id", b"gateway_id", "sent_at", b"sent_at", "space_id", b"space_id", "tick", b"tick", "user_ids", b"user_ids"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["gateway_disconnected", b"gateway_disconnected", "gateway_id", b"gateway_id", "part", b"part", "parts", b"parts", "room_event", b"room_event", "sent_at", b"sent_at", "space_id", b"space_id", "tick", b"tick", "user_ids", b"user_ids"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
