@@ -112,7 +112,10 @@ async def group_lag(bootstrap: str, group: str, ends: dict) -> int:
 
 async def main(args) -> dict:
     async with BenchStack() as stack:
-        presence = await stack.start("presence", {"PODIUM_LOG_LEVEL": "WARNING"})
+        presence = await stack.start(
+            "presence",
+            {"PODIUM_LOG_LEVEL": "WARNING", "PODIUM_PRESENCE_PARTS_PER_SPACE": str(args.parts)},
+        )
         pid = presence.process.pid
         counter = EventCounter(stack.bootstrap)
         await counter.start()
@@ -203,6 +206,7 @@ async def main(args) -> dict:
             "spaces": args.spaces,
             "gateways": args.gateways,
             "batch_entries": args.batch,
+            "parts_per_space": args.parts,
             "join_send_s": round(sent, 2),
             "join_all_connected_s": round(joined, 2),
             "join_entries_per_s": round(args.listeners / joined) if joined == joined else None,
@@ -235,6 +239,9 @@ def cli() -> None:
         "--rate", type=float, default=20_000, help="steady heartbeat entries per second offered"
     )
     parser.add_argument("--duration", type=float, default=15)
+    parser.add_argument(
+        "--parts", type=int, default=1, help="PODIUM_PRESENCE_PARTS_PER_SPACE: each Space split in this many"
+    )
     parser.add_argument(
         "--drain-timeout", type=float, default=90, help="longest wait for the joins, and for the backlog"
     )

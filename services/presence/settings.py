@@ -88,7 +88,8 @@ class PresenceSettings(PodiumSettings):
         description="Each Space's presence is split by user id into this many parts, each a table value "
         "of its own, so one Space's heartbeats spread over partitions and presence replicas (one replica "
         "carries a part: about 150,000 present users at one report per 5 s). Queries gather the parts. "
-        "Above 1, every Space is split; change it only with no Space live (ADR 0015).",
+        "Changed on a live deployment, each present user is handed over to their new part, never timed "
+        "out (ADR 0015).",
     )
 
     presence_producer_batch_bytes: int = Field(

@@ -36,18 +36,10 @@ from podium.presence.v1 import presence_types_pb2 as pt
 from services.presence.application.query_routing import FORWARDED_BY, PARTS_ASKED, PeerRouter
 from services.presence.application.stream_processor import PresenceStreams
 from services.presence.domain.parts import part_keys, part_of, user_key
-from services.presence.domain.space_presence import counts
+from services.presence.domain.space_presence import counts, present_user
 from services.presence.projections.space_board import Lifecycle, SpaceBoard
 
 _REFUSED = {Lifecycle.UNKNOWN: Reason.SPACE_NOT_FOUND, Lifecycle.ENDED: Reason.SPACE_ENDED}
-
-
-def _present_user(user_id: str, entry: list) -> pt.PresentUser:
-    gateway, connected_at, last_seen = entry
-    user = pt.PresentUser(user_id=user_id, gateway_id=gateway)
-    user.connected_at.FromNanoseconds(int(connected_at * 1e9))
-    user.last_seen.FromNanoseconds(int(last_seen * 1e9))
-    return user
 
 
 class PresenceApi(presence_service_pb2_grpc.PresenceServiceServicer):
@@ -231,7 +223,7 @@ class PresenceApi(presence_service_pb2_grpc.PresenceServiceServicer):
         return pb.GetSpacePresenceResponse(
             present_count=len(present),
             counts=_summed(_state_counts(state) for state in states),
-            users=[_present_user(user, entry) for user, entry in chunk],
+            users=[present_user(user, entry) for user, entry in chunk],
             next_page_token=token,
         )
 
@@ -301,7 +293,7 @@ class PresenceApi(presence_service_pb2_grpc.PresenceServiceServicer):
             entry = state["present"].get(user_id) if state is not None else None
             if entry is not None:
                 return pb.GetUserPresenceResponse(
-                    present=True, space_id=space_id, user=_present_user(user_id, entry)
+                    present=True, space_id=space_id, user=present_user(user_id, entry)
                 )
         return pb.GetUserPresenceResponse(present=False)
 

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import defaultdict
 from datetime import UTC, datetime
 
 from libs.config.settings import PodiumSettings
@@ -45,18 +46,30 @@ from libs.streams.faust_app import PartitionIndex, make_faust_app, raw_topic, se
 from podium.presence.v1 import presence_types_pb2 as pt
 from podium.room.v1 import room_events_pb2 as rev
 from services.presence.application.input_health import InputHealth
-from services.presence.domain.evidence import Evidence, Judgement, forget_gateway, judge, lagging, observe
-from services.presence.domain.parts import events_stream, part_key, part_of
+from services.presence.domain.evidence import (
+    Evidence,
+    Judgement,
+    forget_gateway,
+    judge,
+    lagging,
+    observe,
+    overdue,
+)
+from services.presence.domain.parts import events_stream, part_key, part_keys, part_of, user_key
 from services.presence.domain.space_presence import (
     HEARTBEATS,
     PresenceRules,
+    adopt,
     already_applied,
     beat,
     drop_gateway,
     empty,
+    entry_of,
     follow_room,
     forget_gone,
     forgettable,
+    hand_over,
+    present_user,
 )
 
 log = logging.getLogger(__name__)
@@ -123,6 +136,8 @@ class PresenceStreams:
                 await self._look_for_time_outs(partition, evidence, at, offset)
             elif signal.room_event:
                 self._room_event_for_part(signal, offset)
+            elif signal.handed_over:
+                self._take_over(signal, offset, at)
             elif signal.gateway_disconnected:
                 observe(evidence, signal.gateway_id, at, self.rules)
                 forget_gateway(evidence, signal.gateway_id)
@@ -158,7 +173,7 @@ class PresenceStreams:
         spaces = {}  # by table key: a Space, or a part of one
         for key in self.index.keys_on(self.table.keys(), partition):
             state = self.table[key]
-            if forgettable(state, tick_at, self.rules):
+            if forgettable(state, tick_at, self.rules) or self._emptied_by_new_parts(key, state):
                 del self.table[key]  # a tombstone: recovery does not bring it back
                 self.index.forget(key)
                 self.forgotten += 1
@@ -171,6 +186,7 @@ class PresenceStreams:
         self.health.checked(partition, reason)
         if reason is not None:
             return
+        await self._hand_over_moved(spaces, evidence, tick_at)
         judgement = judge(spaces, evidence, self.rules)
         self._log_brake(partition, judgement)
         for key in judgement.changed:
@@ -251,6 +267,52 @@ class PresenceStreams:
         at = occurred_at(envelope).timestamp()
         if follow_room(state, envelope.stream_id, envelope.stream_version, unwrap(envelope), at):
             self._persist(key, state, at)
+
+    async def _hand_over_moved(self, spaces: dict[str, dict], evidence: Evidence, now: float) -> None:
+        """Users about to time out under a key they no longer belong to (the parts setting changed, so
+        their heartbeats go to another part now) are handed over to that part instead, which takes
+        them as present and times them out only if they are not heard of there either."""
+        for key, state in spaces.items():
+            space_id = state["space_id"]
+            moved = defaultdict(list)
+            for user in overdue(state, evidence, self.rules):
+                if (there := user_key(space_id, user, self.parts)) != key:
+                    moved[there].append(user)
+            for there, users in moved.items():
+                record = pt.HeartbeatBatch(
+                    space_id=space_id,
+                    part=part_of(users[0], self.parts),
+                    parts=self.parts if self.parts > 1 else 0,
+                    handed_over=[present_user(user, entry) for user, entry in hand_over(state, users)],
+                )
+                await self.app.producer.send(
+                    PRESENCE_HEARTBEATS.name, there.encode(), record.SerializeToString(), None, None, None
+                )
+            if moved:
+                log.info(
+                    "presence: %d users of %s handed over to its parts %s",
+                    sum(map(len, moved.values())),
+                    key,
+                    sorted(moved),
+                )
+                self._persist(key, state, now)
+
+    def _take_over(self, signal: pt.HeartbeatBatch, offset: int, at: float) -> None:
+        """Users another part handed over (`_hand_over_moved`)."""
+        key = part_key(signal.space_id, signal.part, signal.parts)
+        state = self.table.get(key)
+        if state is None:
+            state = empty(signal.space_id)
+        if already_applied(state, HEARTBEATS, offset) or "ended_at" in state:
+            return
+        adopt(state, [(u.user_id, entry_of(u)) for u in signal.handed_over])
+        self._persist(key, state, at)
+
+    def _emptied_by_new_parts(self, key: str, state: dict) -> bool:
+        """A value under a key the Space's parts no longer have, with nobody left in it."""
+        return not (state["present"] or state.get("held")) and key not in part_keys(
+            state["space_id"], self.parts
+        )
 
     def _persist(self, key: str, state: dict, now: float) -> None:
         state["persisted_at"] = now

@@ -4,6 +4,8 @@
     time_out(state, user, at, cause)     -> event    (one user's connection is gone)
     drop_gateway(state, gateway, now)    -> events   (a gateway is gone)
     forget_gone(state, now)                          (reconnect graces that ran out)
+    hand_over(state, users)          -> entries      (users now of another part: parts.py)
+    adopt(state, entries)                            (users handed over from another part)
     follow_room(state, stream, version, event, at)   (the room says a user left, or the Space ended)
 
 Each mutates the state dict it is given (it is the table's value, written back
@@ -21,6 +23,7 @@ from google.protobuf.message import Message
 
 from libs.domain.streams import is_space_stream
 from podium.presence.v1 import presence_events_pb2 as ev
+from podium.presence.v1 import presence_types_pb2 as pt
 from podium.room.v1 import room_events_pb2 as rev
 
 
@@ -154,6 +157,47 @@ def forget_gone(state: dict, now: float, rules: PresenceRules) -> None:
 def drop_gateway(state: dict, gateway: str, now: float) -> list[Message]:
     held = [u for u, entry in state["present"].items() if entry[0] == gateway]
     return [time_out(state, u, now, ev.TIMEOUT_CAUSE_GATEWAY_DISCONNECTED) for u in held]
+
+
+def hand_over(state: dict, users: list[str]) -> list[tuple[str, list]]:
+    """These present users belong to another part of the Space now (its presence was split anew):
+    they leave this value with no event, and their entries go to the part that has them now."""
+    held = state.get("held", {})
+    for user in users:
+        held.pop(user, None)
+    return [(user, state["present"].pop(user)) for user in users]
+
+
+def adopt(state: dict, entries: list[tuple[str, list]]) -> None:
+    """Users another part handed over (`hand_over`): present as they were there, with no event (they
+    never left), unless they are present here already (they reported here since) or the room said
+    they left after they were last seen. Their heartbeats, or their absence, decide from here on."""
+    present, left = state["present"], state.get("left", {})
+    seen = set(state["unique"])
+    for user, (gateway, connected_at, last_seen) in entries:
+        if user in present or left.get(user, float("-inf")) >= last_seen:
+            continue
+        left.pop(user, None)
+        state["gone"].pop(user, None)
+        present[user] = [gateway, connected_at, last_seen]
+        if user not in seen:
+            seen.add(user)
+            state["unique"].append(user)
+    state["peak"] = max(state["peak"], len(present))
+
+
+def present_user(user_id: str, entry: list) -> pt.PresentUser:
+    """A present user's entry (`[gateway, connected_at, last_seen]`) as the API shows it."""
+    gateway, connected_at, last_seen = entry
+    user = pt.PresentUser(user_id=user_id, gateway_id=gateway)
+    user.connected_at.FromNanoseconds(int(connected_at * 1e9))
+    user.last_seen.FromNanoseconds(int(last_seen * 1e9))
+    return user
+
+
+def entry_of(user: pt.PresentUser) -> list:
+    """`present_user` the other way."""
+    return [user.gateway_id, user.connected_at.ToNanoseconds() / 1e9, user.last_seen.ToNanoseconds() / 1e9]
 
 
 def counts(state: dict) -> tuple[int, int, int]:

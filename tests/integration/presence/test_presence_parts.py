@@ -12,7 +12,7 @@ import pytest
 from libs.config.settings import PodiumSettings
 from libs.events.envelope import decode
 from libs.events.kafka import make_reader, partitions_of
-from libs.events.topics import PRESENCE_EVENTS
+from libs.events.topics import PRESENCE_APP, PRESENCE_EVENTS, PRESENCE_TABLES
 from libs.streams.faust_app import partition_of
 from podium.presence.v1 import presence_events_pb2 as pev
 from podium.presence.v1 import presence_types_pb2 as pt
@@ -164,3 +164,76 @@ async def test_a_split_space_is_answered_whole_by_either_replica_and_its_parts_f
         return reply.present_count == 0 and reply.counts.unique_listeners == 0
 
     await _until(emptied, 30, seen)
+
+
+CHANGELOG = PRESENCE_TABLES[0].changelog(PRESENCE_APP).name
+
+
+async def _changelog_keys_of(bootstrap: str, space_id: str) -> dict[str, bool]:
+    """Each table key of the Space in the changelog: whether its last record holds a value (False:
+    deleted)."""
+    reader = make_reader(PodiumSettings(kafka_bootstrap_servers=bootstrap), "test-presence-changelog")
+    await reader.start()
+    try:
+        parts = await partitions_of(reader, CHANGELOG)
+        reader.assign(parts)
+        await reader.seek_to_beginning(*parts)
+        end = await reader.end_offsets(parts)
+        last: dict[str, bool] = {}
+        while [p for p in parts if await reader.position(p) < end[p]]:
+            for records in (await reader.getmany(timeout_ms=200)).values():
+                for r in records:
+                    key = r.key.decode().strip('"')  # faust writes a str key as JSON
+                    if key == space_id or key.startswith(f"{space_id}/"):
+                        last[key] = r.value is not None
+        return last
+    finally:
+        await reader.stop()
+
+
+async def test_splitting_live_spaces_anew_hands_their_users_over_without_a_time_out(
+    service_factory, private_broker, private_database_url
+):
+    whole = await service_factory(
+        "presence",
+        broker=private_broker,
+        database=private_database_url,
+        env=ENV | {"PODIUM_PRESENCE_PARTS_PER_SPACE": "1"},
+    )
+    space = "resplit"
+    await announce_spaces(private_broker.bootstrap, [space], presence=whole.channel)
+    users = [f"resplit-{n}" for n in range(20)]
+    entries = [pt.PresenceEntry(user_id=u, space_id=space) for u in users]
+
+    async def present(service) -> int:
+        gateway = PresenceGateway(service.channel, "gateway-service")
+        await gateway.ReportPresence(gateway_id="gw-resplit", entries=entries)
+        return (await gateway.GetSpacePresence(space_id=space)).present_count
+
+    await _until(lambda: _is(present(whole), 20), 30, lambda: present(whole))
+    await whole.stop()
+    # The same deployment, now splitting each Space in four; the gateway goes on reporting everyone.
+    split = await service_factory("presence", broker=private_broker, database=private_database_url, env=ENV)
+    await _until(lambda: _is(present(split), 20), 30, lambda: present(split))
+    # The value under the Space's own key goes unheard of: past the timeout its users are handed over
+    # to their parts (which have them already) instead of timing out, and the emptied value goes.
+    settled = {user_key(space, u, PARTS): True for u in users} | {space: False}
+
+    async def handed_over() -> bool:
+        await present(split)  # the gateway goes on reporting: the evidence time-outs rest on
+        return await _changelog_keys_of(private_broker.bootstrap, space) == settled
+
+    await _until(handed_over, 30, lambda: _changelog_keys_of(private_broker.bootstrap, space))
+    assert await present(split) == 20
+    events = await _events(private_broker.bootstrap, space)
+    assert not [p.user_id for _, p in events if isinstance(p, pev.ParticipantTimedOut)]
+    # Each user connected once under the Space's key, and once more in their part.
+    connected = [(e.stream_id, p.user_id) for e, p in events if isinstance(p, pev.ParticipantConnected)]
+    assert sorted(connected) == sorted(
+        [(events_stream(space), u) for u in users]
+        + [(events_stream(user_key(space, u, PARTS)), u) for u in users]
+    )
+
+
+async def _is(awaitable, expected) -> bool:
+    return await awaitable == expected

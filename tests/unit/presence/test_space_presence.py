@@ -2,13 +2,19 @@
 timed out, on evidence, is tests/unit/presence/test_evidence.py.)"""
 
 from podium.presence.v1 import presence_events_pb2 as ev
+from podium.room.v1 import room_events_pb2 as rev
 from services.presence.domain.space_presence import (
     PresenceRules,
+    adopt,
     beat,
     counts,
     drop_gateway,
     empty,
+    entry_of,
+    follow_room,
     forget_gone,
+    hand_over,
+    present_user,
     time_out,
 )
 
@@ -108,3 +114,23 @@ def test_records_delivered_again_after_a_crash_are_not_applied_twice():
     assert counts(state) == (2, 5, 6)
     assert not already_applied(state, ROOM, 1)  # each source has its own positions (room: versions)
     assert already_applied(state, ROOM, 1)
+
+
+def test_users_handed_over_to_another_part_are_present_there_as_they_were_without_an_event():
+    old, new = empty("s"), empty("s")
+    beat(old, "gw", ["a", "b", "c"], 0, RULES)
+    old["held"] = {"b": 40.0}
+    beat(new, "gw", ["b", "c"], 20, RULES)  # b and c reported to their new part already, and
+    follow_room(new, "space-s", 2, rev.ParticipantLeft(space_id="s", user_id="b"), 45)  # b left
+    entries = hand_over(old, ["a", "b", "c"])
+    assert old["present"] == {} and old["held"] == {}
+    # Through the record that carries them, as the part that takes them reads it.
+    carried = [(user, entry_of(present_user(user, entry))) for user, entry in entries]
+    assert carried == entries
+    adopt(new, carried)
+    # a as they were; b stays out (the room said they left after they were last seen); c as reported
+    # there, since it reported there since.
+    assert new["present"] == {"a": ["gw", 0, 0], "c": ["gw", 20, 20]}
+    assert counts(new) == (2, 2, 3)
+    adopt(new, carried)  # twice is once
+    assert counts(new) == (2, 2, 3)

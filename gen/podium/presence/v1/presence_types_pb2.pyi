@@ -107,6 +107,7 @@ class HeartbeatBatch(_message.Message):
     PARTS_FIELD_NUMBER: _builtins.int
     PART_FIELD_NUMBER: _builtins.int
     ROOM_EVENT_FIELD_NUMBER: _builtins.int
+    HANDED_OVER_FIELD_NUMBER: _builtins.int
     gateway_id: _builtins.str
     """The gateway reporting."""
     space_id: _builtins.str
@@ -121,11 +122,13 @@ class HeartbeatBatch(_message.Message):
     is never evidence.
     """
     parts: _builtins.int
-    """The Space's presence is split into `parts` (above 1: PODIUM_PRESENCE_PARTS_PER_SPACE), and this
-    record is for part `part` of them: it is keyed `<space_id>/p<part>`, not by the Space id. The
-    users of a heartbeat are all of that part. 0 (or 1): the Space is not split.
+    """How many parts the Space's presence is split into (PODIUM_PRESENCE_PARTS_PER_SPACE); 0 (or 1):
+    not split, and the record is keyed by the Space id.
     """
     part: _builtins.int
+    """Which of the `parts` this record is for: it is keyed `<space_id>/p<part>`, and the users of a
+    heartbeat are all of that part.
+    """
     room_event: _builtins.bytes
     """A room event (its envelope) the Space's part is to apply: a user of the part left, or the
     Space ended. Presence forwards them from the room's topic, which is keyed by Space id and so
@@ -139,6 +142,13 @@ class HeartbeatBatch(_message.Message):
     def sent_at(self) -> _timestamp_pb2.Timestamp:
         """Not set: the record's timestamp (when presence wrote it) is the time that counts."""
 
+    @_builtins.property
+    def handed_over(self) -> _containers.RepeatedCompositeFieldContainer[Global___PresentUser]:
+        """Users handed over from another part of the Space, with their connection as it was there: the
+        Space's presence was split anew (the parts setting changed), and they belong to this part now.
+        Set with space_id, part and parts.
+        """
+
     def __init__(
         self,
         *,
@@ -151,10 +161,11 @@ class HeartbeatBatch(_message.Message):
         parts: _builtins.int = ...,
         part: _builtins.int = ...,
         room_event: _builtins.bytes = ...,
+        handed_over: _abc.Iterable[Global___PresentUser] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["sent_at", b"sent_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["gateway_disconnected", b"gateway_disconnected", "gateway_id", b"gateway_id", "part", b"part", "parts", b"parts", "room_event", b"room_event", "sent_at", b"sent_at", "space_id", b"space_id", "tick", b"tick", "user_ids", b"user_ids"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["gateway_disconnected", b"gateway_disconnected", "gateway_id", b"gateway_id", "handed_over", b"handed_over", "part", b"part", "parts", b"parts", "room_event", b"room_event", "sent_at", b"sent_at", "space_id", b"space_id", "tick", b"tick", "user_ids", b"user_ids"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
