@@ -114,7 +114,7 @@ async def main(args) -> dict:
     async with BenchStack() as stack:
         presence = await stack.start(
             "presence",
-            {"PODIUM_LOG_LEVEL": "WARNING", "PODIUM_PRESENCE_PARTS_PER_SPACE": str(args.parts)},
+            {"PODIUM_LOG_LEVEL": "WARNING", "PODIUM_PRESENCE_USERS_PER_PART": str(args.users_per_part)},
         )
         pid = presence.process.pid
         counter = EventCounter(stack.bootstrap)
@@ -206,7 +206,7 @@ async def main(args) -> dict:
             "spaces": args.spaces,
             "gateways": args.gateways,
             "batch_entries": args.batch,
-            "parts_per_space": args.parts,
+            "users_per_part": args.users_per_part,
             "join_send_s": round(sent, 2),
             "join_all_connected_s": round(joined, 2),
             "join_entries_per_s": round(args.listeners / joined) if joined == joined else None,
@@ -240,7 +240,10 @@ def cli() -> None:
     )
     parser.add_argument("--duration", type=float, default=15)
     parser.add_argument(
-        "--parts", type=int, default=1, help="PODIUM_PRESENCE_PARTS_PER_SPACE: each Space split in this many"
+        "--users-per-part",
+        type=int,
+        default=50_000,
+        help="PODIUM_PRESENCE_USERS_PER_PART: a Space splits past this many present users a part (0: never)",
     )
     parser.add_argument(
         "--drain-timeout", type=float, default=90, help="longest wait for the joins, and for the backlog"

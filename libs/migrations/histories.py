@@ -15,7 +15,7 @@ HERE = Path(__file__).parent
 #: history (= the service's schema) -> the head revision this code needs.
 HEADS: dict[str, str] = {
     "room": "room_0002",
-    "presence": "presence_0002",
+    "presence": "presence_0003",
     "moderation": "moderation_0002",
     "media_relay": "media_relay_0002",
     "replay": "replay_0002",

@@ -69,7 +69,8 @@ async def serve(settings: PresenceSettings) -> None:
         producer_batch_bytes=settings.presence_producer_batch_bytes,
         advertised_address=own_address if settings.presence_port else "",
         standby_replicas=settings.presence_standby_replicas,
-        parts=settings.presence_parts_per_space,
+        users_per_part=settings.presence_users_per_part,
+        max_parts=settings.presence_max_parts,
     )
     log_loss = LogLoss()
     host.follow(log_loss)
@@ -113,7 +114,6 @@ async def serve(settings: PresenceSettings) -> None:
         settings.presence_max_entries_per_report,
         peers,
         pulse_every_seconds=settings.rules().pulse_every_seconds,
-        parts=settings.presence_parts_per_space,
     )
     presence_service_pb2_grpc.add_PresenceServiceServicer_to_server(api, host.server)
     host.install_signal_handlers()

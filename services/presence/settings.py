@@ -81,15 +81,16 @@ class PresenceSettings(PodiumSettings):
         50_000, gt=0, description="Entries one ReportPresence may carry."
     )
 
-    presence_parts_per_space: int = Field(
-        1,
-        ge=1,
-        le=64,
-        description="Each Space's presence is split by user id into this many parts, each a table value "
-        "of its own, so one Space's heartbeats spread over partitions and presence replicas (one replica "
-        "carries a part: about 150,000 present users at one report per 5 s). Queries gather the parts. "
-        "Changed on a live deployment, each present user is handed over to their new part, never timed "
-        "out (ADR 0015).",
+    presence_users_per_part: int = Field(
+        50_000,
+        ge=0,
+        description="A live Space whose presence part 0 holds more present users than this is split in twice "
+        "as many parts by user id, each a table value on its own partition, so one Space's heartbeats "
+        "spread over presence replicas (one replica carries about 150,000 present users at one report per "
+        "5 s). Queries gather the parts. 0: never split (ADR 0015).",
+    )
+    presence_max_parts: int = Field(
+        64, ge=1, le=1024, description="The most parts one Space's presence is split into (a power of two)."
     )
 
     presence_producer_batch_bytes: int = Field(

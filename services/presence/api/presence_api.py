@@ -35,7 +35,7 @@ from podium.presence.v1 import presence_service_pb2_grpc
 from podium.presence.v1 import presence_types_pb2 as pt
 from services.presence.application.query_routing import FORWARDED_BY, PARTS_ASKED, PeerRouter
 from services.presence.application.stream_processor import PresenceStreams
-from services.presence.domain.parts import part_keys, part_of, user_key
+from services.presence.domain.parts import part_key, part_keys, part_of, user_key
 from services.presence.domain.space_presence import counts, present_user
 from services.presence.projections.space_board import Lifecycle, SpaceBoard
 
@@ -53,7 +53,6 @@ class PresenceApi(presence_service_pb2_grpc.PresenceServiceServicer):
         peers: PeerRouter,
         view_wait_seconds: float = 1.0,
         pulse_every_seconds: float = 7.5,
-        parts: int = 1,
     ):
         self.authenticator = authenticator
         self.streams = streams
@@ -63,7 +62,6 @@ class PresenceApi(presence_service_pb2_grpc.PresenceServiceServicer):
         self.peers = peers
         self.view_wait_seconds = view_wait_seconds
         self.pulse_every_seconds = pulse_every_seconds
-        self.parts = parts  # each Space's presence is split into this many parts (domain/parts.py)
         self.pulsed_at: dict[str, float] = {}  # gateway -> when its reports last sent pulses (monotonic)
 
     @unary(callers=GATEWAYS)
@@ -87,7 +85,8 @@ class PresenceApi(presence_service_pb2_grpc.PresenceServiceServicer):
         for index, entry in enumerate(request.entries):
             reason = refused.get(entry.space_id)
             if reason is None:
-                by_part[entry.space_id, part_of(entry.user_id, self.parts)].append(entry.user_id)
+                parts = self.board.parts_of(entry.space_id)
+                by_part[entry.space_id, part_of(entry.user_id, parts)].append(entry.user_id)
             else:
                 rejected.append(
                     pb.RejectedPresenceEntry(
@@ -95,12 +94,16 @@ class PresenceApi(presence_service_pb2_grpc.PresenceServiceServicer):
                     )
                 )
         futures, keys = [], []
-        split = self.parts if self.parts > 1 else 0
         for (space_id, part), users in by_part.items():
+            parts = self.board.parts_of(space_id)
             batch = pt.HeartbeatBatch(
-                gateway_id=request.gateway_id, space_id=space_id, user_ids=users, part=part, parts=split
+                gateway_id=request.gateway_id,
+                space_id=space_id,
+                user_ids=users,
+                part=part,
+                parts=parts if parts > 1 else 0,
             )
-            keys.append(key := part_keys(space_id, self.parts)[part])
+            keys.append(key := part_key(space_id, part, parts))
             futures.append(
                 await self.producer.send(
                     PRESENCE_HEARTBEATS.name, batch.SerializeToString(), key=key.encode()
@@ -179,7 +182,7 @@ class PresenceApi(presence_service_pb2_grpc.PresenceServiceServicer):
         """The answers about the Space of the replicas that own its parts (one for a Space not
         split), and the keys of the parts to answer for here: those owned here, and those whose
         owner could not be reached. A question forwarded here is answered for the parts it names."""
-        keys = part_keys(space_id, self.parts)
+        keys = part_keys(space_id, self.board.parts_of(space_id))
         named = caller.metadata.get(PARTS_ASKED)
         if caller.metadata.get(FORWARDED_BY) and named:
             return [], [k for k in named.split(",") if k in keys]
@@ -279,7 +282,7 @@ class PresenceApi(presence_service_pb2_grpc.PresenceServiceServicer):
         # The board (complete on every replica) says where the user is connected; the owning
         # replica's table confirms it and has the details.
         for space_id in self.board.connected_in(user_id):
-            key = user_key(space_id, user_id, self.parts)
+            key = user_key(space_id, user_id, self.board.parts_of(space_id))
             owner = self.peers.owner(key, caller)
             if owner is not None:
                 answer = await self.peers.ask(
@@ -305,8 +308,9 @@ def _state_counts(state: dict) -> pt.SpaceCounts:
 
 def _summed(parts: Iterable[pt.SpaceCounts]) -> pt.SpaceCounts:
     """A Space's counts from its parts' (a user is in one part only): current and unique exactly;
-    the peak is the sum of the parts' peaks, exact up to the Space's own peak, and an upper bound
-    once the parts peaked at different times."""
+    the peak is the sum of the parts' peaks since the Space last split (a split starts each part's
+    peak again from who it holds), exact while the Space grows, an upper bound once its parts
+    peaked at different times."""
     total = pt.SpaceCounts()
     for part in parts:
         total.current_listeners += part.current_listeners

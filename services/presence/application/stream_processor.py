@@ -43,6 +43,7 @@ from libs.events.envelope import Causation, EventEnvelope, occurred_at, unwrap, 
 from libs.events.ids import new_id
 from libs.events.topics import PRESENCE_EVENTS, PRESENCE_HEARTBEATS, ROOM_EVENTS, TopicSpec
 from libs.streams.faust_app import PartitionIndex, make_faust_app, raw_topic, send_to_every_partition
+from podium.presence.v1 import presence_events_pb2 as pev
 from podium.presence.v1 import presence_types_pb2 as pt
 from podium.room.v1 import room_events_pb2 as rev
 from services.presence.application.input_health import InputHealth
@@ -55,7 +56,7 @@ from services.presence.domain.evidence import (
     observe,
     overdue,
 )
-from services.presence.domain.parts import events_stream, part_key, part_keys, part_of, user_key
+from services.presence.domain.parts import events_stream, grown, part_key, part_of, user_key
 from services.presence.domain.space_presence import (
     HEARTBEATS,
     PresenceRules,
@@ -70,6 +71,7 @@ from services.presence.domain.space_presence import (
     forgettable,
     hand_over,
     present_user,
+    split_off,
 )
 
 log = logging.getLogger(__name__)
@@ -87,11 +89,13 @@ class PresenceStreams:
         producer_batch_bytes: int = 16_384,
         advertised_address: str = "",
         standby_replicas: int = 1,
-        parts: int = 1,
+        users_per_part: int = 0,
+        max_parts: int = 1,
     ):
         self.settings = settings
         self.rules = rules
-        self.parts = parts  # a Space's presence is split into this many parts (domain/parts.py)
+        # A Space whose part 0 holds more present users than this is split further (domain/parts.py).
+        self.users_per_part, self.max_parts = users_per_part, max_parts
         self.partitions = settings.topic_partitions
         self.app = make_faust_app(
             "podium-presence",
@@ -136,8 +140,8 @@ class PresenceStreams:
                 await self._look_for_time_outs(partition, evidence, at, offset)
             elif signal.room_event:
                 self._room_event_for_part(signal, offset)
-            elif signal.handed_over:
-                self._take_over(signal, offset, at)
+            elif signal.handed_over or signal.unique_user_ids:
+                await self._take_over(signal, offset, at)
             elif signal.gateway_disconnected:
                 observe(evidence, signal.gateway_id, at, self.rules)
                 forget_gateway(evidence, signal.gateway_id)
@@ -150,30 +154,105 @@ class PresenceStreams:
                         await self._publish(key, state, produced)
                         self._persist(key, state, at)
             elif signal.space_id:
-                observe(evidence, signal.gateway_id, at, self.rules)
-                key = part_key(signal.space_id, signal.part, signal.parts)
-                state = self.table.get(key)
-                if state is None:
-                    state = empty(signal.space_id)
-                if already_applied(state, HEARTBEATS, offset) or "ended_at" in state:
-                    self.processed += 1  # applied before, or late for a Space that has ended
-                    continue
-                produced = beat(state, signal.gateway_id, list(signal.user_ids), at, self.rules)
-                await self._publish(key, state, produced)
-                if produced or at - state.get("persisted_at", 0) > self.rules.timeout_seconds / 3:
-                    self._persist(key, state, at)
-                # Otherwise only last-seen times moved: the value is updated in place in memory, and
-                # written to the changelog at most every third of the timeout, not on every beat.
+                if signal.gateway_id:  # (a split's notice to a part has none: `_split`)
+                    observe(evidence, signal.gateway_id, at, self.rules)
+                await self._beat(signal, at, offset)
             elif signal.gateway_id:
                 observe(evidence, signal.gateway_id, at, self.rules)  # a pulse
             self.processed += 1
+
+    async def _beat(self, signal: pt.HeartbeatBatch, at: float, offset: int) -> None:
+        """A gateway's heartbeat for users of one part of a Space (the Space's one value, not split)."""
+        space_id = signal.space_id
+        key = part_key(space_id, signal.part, signal.parts)
+        state = self.table.get(key)
+        if state is None:
+            state = empty(space_id)
+        if already_applied(state, HEARTBEATS, offset) or "ended_at" in state:
+            return  # applied before, or late for a Space that has ended
+        produced: list = []
+        parts, written_on = state.get("parts", 1), max(signal.parts, 1)
+        if written_on > parts:  # the Space was split further: this part keeps only its own
+            parts = await self._split(key, state, written_on, at)
+        users = list(signal.user_ids)
+        if written_on < parts:  # written on an older split: users of other parts go there now
+            users = await self._reroute(signal, key, parts, users, at)
+            if at - state.get("announced_at", 0) > 1.0:  # the writer has not heard: say it again
+                state["announced_at"] = at
+                produced.append(pev.PresenceSplit(space_id=space_id, parts=parts))
+        # A heartbeat rerouted from another part counts from when its gateway's record was written.
+        seen_at = signal.sent_at.ToNanoseconds() / 1e9 if signal.HasField("sent_at") else at
+        produced[:0] = beat(state, signal.gateway_id, users, seen_at, self.rules)
+        if key == space_id:  # part 0 decides when the Space splits further
+            more = grown(parts, len(state["present"]), self.users_per_part, self.max_parts)
+            if more > parts:
+                parts = await self._split(key, state, more, at, notify=range(1, parts))
+                produced.append(pev.PresenceSplit(space_id=space_id, parts=parts))
+                log.info("presence of %s split in %d parts", space_id, parts)
+        await self._publish(key, state, produced)
+        if produced or at - state.get("persisted_at", 0) > self.rules.timeout_seconds / 3:
+            self._persist(key, state, at)
+        # Otherwise only last-seen times moved: the value is updated in place in memory, and
+        # written to the changelog at most every third of the timeout, not on every beat.
+
+    async def _split(self, key: str, state: dict, parts: int, at: float, notify=()) -> int:
+        """The Space is now in `parts` parts: the users of this value whose part is another now are
+        handed over there (before anyone reports them there, mostly: the split is announced after),
+        and the parts numbered `notify` are told, so they split theirs too."""
+        space_id = state["space_id"]
+        state["parts"] = parts
+        moved = split_off(state, key, lambda user: user_key(space_id, user, parts))
+        for there, (entries, unique) in moved.items():
+            await self._send(
+                there,
+                pt.HeartbeatBatch(
+                    space_id=space_id,
+                    part=part_of(entries[0][0] if entries else unique[0], parts),
+                    parts=parts,
+                    handed_over=[present_user(user, entry) for user, entry in entries],
+                    unique_user_ids=unique,
+                ),
+            )
+        for part in notify:
+            await self._send(
+                part_key(space_id, part, parts), pt.HeartbeatBatch(space_id=space_id, part=part, parts=parts)
+            )
+        self._persist(key, state, at)
+        return parts
+
+    async def _reroute(self, signal: pt.HeartbeatBatch, key: str, parts: int, users: list[str], at: float):
+        """Users of a heartbeat written on an older split that belong to another part now: their
+        heartbeat goes there, with the time of the original (`sent_at`). The rest stay."""
+        staying, elsewhere = [], defaultdict(list)
+        for user in users:
+            there = user_key(signal.space_id, user, parts)
+            (staying if there == key else elsewhere[there]).append(user)
+        for there, moved in elsewhere.items():
+            record = pt.HeartbeatBatch(
+                gateway_id=signal.gateway_id,
+                space_id=signal.space_id,
+                user_ids=moved,
+                part=part_of(moved[0], parts),
+                parts=parts,
+            )
+            record.sent_at.FromNanoseconds(int(at * 1e9))
+            await self._send(there, record)
+        return staying
+
+    async def _send(self, key: str, record: pt.HeartbeatBatch) -> None:
+        # The faust producer's client, as in `_publish`: flushed before the offsets of what caused
+        # the record are committed, so it is never lost (it may come twice: the receiving part's
+        # positions take it once).
+        await self.app.producer.send(
+            PRESENCE_HEARTBEATS.name, key.encode(), record.SerializeToString(), None, None, None
+        )
 
     async def _look_for_time_outs(self, partition: int, evidence: Evidence, tick_at: float, offset: int):
         """A tick: forgets ended Spaces, then times out the users the evidence shows gone, if it may."""
         spaces = {}  # by table key: a Space, or a part of one
         for key in self.index.keys_on(self.table.keys(), partition):
             state = self.table[key]
-            if forgettable(state, tick_at, self.rules) or self._emptied_by_new_parts(key, state):
+            if forgettable(state, tick_at, self.rules):
                 del self.table[key]  # a tombstone: recovery does not bring it back
                 self.index.forget(key)
                 self.forgotten += 1
@@ -228,34 +307,29 @@ class PresenceStreams:
                 payload = unwrap(envelope)
             except Exception:  # not ours to dead-letter: the room's own consumers do that
                 continue
-            if self.parts > 1:
-                await self._forward_to_parts(envelope, payload, event.value)
-            # A Space's unsplit value (from before the Space was split, or with parts at 1).
+            # Part 0 (a Space not split: the whole of it), on this partition, knows the parts.
             state = self.table.get(envelope.space_id)
             if state is None:
                 continue
+            parts = state.get("parts", 1)
+            if parts > 1:
+                await self._forward_to_parts(envelope, payload, event.value, parts)
             at = occurred_at(envelope).timestamp()
             if follow_room(state, envelope.stream_id, envelope.stream_version, payload, at):
                 self._persist(envelope.space_id, state, at)
 
-    async def _forward_to_parts(self, envelope: EventEnvelope, payload, raw: bytes) -> None:
-        """A leave to the leaver's part, a Space's end to every part; the rest concerns no part."""
+    async def _forward_to_parts(self, envelope: EventEnvelope, payload, raw: bytes, parts: int) -> None:
+        """A leave to the leaver's part, a Space's end to every part (part 0 takes either here)."""
         space_id = envelope.space_id
         if isinstance(payload, rev.SpaceEnded):
-            parts = range(self.parts)
+            to = range(1, parts)
         elif isinstance(payload, rev.ParticipantLeft):
-            parts = [part_of(payload.user_id, self.parts)]
+            to = [part for part in [part_of(payload.user_id, parts)] if part != 0]
         else:
             return
-        for part in parts:
-            key = part_key(space_id, part, self.parts)
-            record = pt.HeartbeatBatch(space_id=space_id, part=part, parts=self.parts, room_event=raw)
-            # The faust producer's client, as in `_publish`: flushed before the room offset is
-            # committed, so a forward is never lost (it may come twice: the part's room versions
-            # take it once).
-            await self.app.producer.send(
-                PRESENCE_HEARTBEATS.name, key.encode(), record.SerializeToString(), None, None, None
-            )
+        for part in to:
+            record = pt.HeartbeatBatch(space_id=space_id, part=part, parts=parts, room_event=raw)
+            await self._send(part_key(space_id, part, parts), record)
 
     def _room_event_for_part(self, signal: pt.HeartbeatBatch, offset: int) -> None:
         """A room event forwarded to one part of a split Space (`_forward_to_parts`)."""
@@ -269,50 +343,44 @@ class PresenceStreams:
             self._persist(key, state, at)
 
     async def _hand_over_moved(self, spaces: dict[str, dict], evidence: Evidence, now: float) -> None:
-        """Users about to time out under a key they no longer belong to (the parts setting changed, so
-        their heartbeats go to another part now) are handed over to that part instead, which takes
-        them as present and times them out only if they are not heard of there either."""
+        """Users about to time out under a key they no longer belong to (reported to their new part
+        since the Space split further, while a report on the older split put them here again) are
+        handed over to that part instead, which times them out only if it has not heard of them
+        either."""
         for key, state in spaces.items():
-            space_id = state["space_id"]
+            space_id, parts = state["space_id"], state.get("parts", 1)
+            if parts == 1:
+                continue
             moved = defaultdict(list)
             for user in overdue(state, evidence, self.rules):
-                if (there := user_key(space_id, user, self.parts)) != key:
+                if (there := user_key(space_id, user, parts)) != key:
                     moved[there].append(user)
             for there, users in moved.items():
-                record = pt.HeartbeatBatch(
-                    space_id=space_id,
-                    part=part_of(users[0], self.parts),
-                    parts=self.parts if self.parts > 1 else 0,
-                    handed_over=[present_user(user, entry) for user, entry in hand_over(state, users)],
-                )
-                await self.app.producer.send(
-                    PRESENCE_HEARTBEATS.name, there.encode(), record.SerializeToString(), None, None, None
+                entries = hand_over(state, users)
+                await self._send(
+                    there,
+                    pt.HeartbeatBatch(
+                        space_id=space_id,
+                        part=part_of(users[0], parts),
+                        parts=parts,
+                        handed_over=[present_user(user, entry) for user, entry in entries],
+                    ),
                 )
             if moved:
-                log.info(
-                    "presence: %d users of %s handed over to its parts %s",
-                    sum(map(len, moved.values())),
-                    key,
-                    sorted(moved),
-                )
                 self._persist(key, state, now)
 
-    def _take_over(self, signal: pt.HeartbeatBatch, offset: int, at: float) -> None:
-        """Users another part handed over (`_hand_over_moved`)."""
+    async def _take_over(self, signal: pt.HeartbeatBatch, offset: int, at: float) -> None:
+        """Users another part handed over (`_split`, `_hand_over_moved`)."""
         key = part_key(signal.space_id, signal.part, signal.parts)
         state = self.table.get(key)
         if state is None:
             state = empty(signal.space_id)
         if already_applied(state, HEARTBEATS, offset) or "ended_at" in state:
             return
-        adopt(state, [(u.user_id, entry_of(u)) for u in signal.handed_over])
+        if signal.parts > state.get("parts", 1):
+            await self._split(key, state, signal.parts, at)
+        adopt(state, [(u.user_id, entry_of(u)) for u in signal.handed_over], signal.unique_user_ids)
         self._persist(key, state, at)
-
-    def _emptied_by_new_parts(self, key: str, state: dict) -> bool:
-        """A value under a key the Space's parts no longer have, with nobody left in it."""
-        return not (state["present"] or state.get("held")) and key not in part_keys(
-            state["space_id"], self.parts
-        )
 
     def _persist(self, key: str, state: dict, now: float) -> None:
         state["persisted_at"] = now

@@ -48,6 +48,7 @@ class Board:
     space: SpaceMembers = field(default_factory=SpaceMembers)  # members, roles, mutes, raised hands
     connected: set[str] = field(default_factory=set)
     speaking: set[str] = field(default_factory=set)
+    parts: int = 1  # the Space's presence is split into this many parts (PresenceSplit, ADR 0015)
 
     @property
     def lifecycle(self) -> Lifecycle:
@@ -99,6 +100,9 @@ def fold(board: Board, e, at) -> list[tuple[int, str]]:
             board.speaking.add(e.user_id)
         case media.SpeakerStoppedTalking():
             board.speaking.discard(e.user_id)
+        case pev.PresenceSplit():
+            board.parts = max(board.parts, e.parts)
+            return []
         case _:
             return _kinds(board.space.apply(e, at))
     return [(UPDATED, e.user_id)] if board.is_member(e.user_id) else []

@@ -4,8 +4,9 @@
     time_out(state, user, at, cause)     -> event    (one user's connection is gone)
     drop_gateway(state, gateway, now)    -> events   (a gateway is gone)
     forget_gone(state, now)                          (reconnect graces that ran out)
-    hand_over(state, users)          -> entries      (users now of another part: parts.py)
-    adopt(state, entries)                            (users handed over from another part)
+    split_off(state, key, home)      -> moved        (the Space split further: parts.py)
+    hand_over(state, users)          -> entries      (users now of another part)
+    adopt(state, entries, unique)                    (users handed over from another part)
     follow_room(state, stream, version, event, at)   (the room says a user left, or the Space ended)
 
 Each mutates the state dict it is given (it is the table's value, written back
@@ -17,6 +18,7 @@ on evidence (`evidence.py`).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from google.protobuf.message import Message
@@ -160,18 +162,49 @@ def drop_gateway(state: dict, gateway: str, now: float) -> list[Message]:
 
 
 def hand_over(state: dict, users: list[str]) -> list[tuple[str, list]]:
-    """These present users belong to another part of the Space now (its presence was split anew):
-    they leave this value with no event, and their entries go to the part that has them now."""
+    """These present users belong to another part of the Space now (it was split further): they
+    leave this value with no event, uncounted here, and their entries go to the part that has them
+    now (`adopt`)."""
     held = state.get("held", {})
     for user in users:
         held.pop(user, None)
+    moved = set(users)
+    state["unique"] = [u for u in state["unique"] if u not in moved]
     return [(user, state["present"].pop(user)) for user in users]
 
 
-def adopt(state: dict, entries: list[tuple[str, list]]) -> None:
-    """Users another part handed over (`hand_over`): present as they were there, with no event (they
-    never left), unless they are present here already (they reported here since) or the room said
-    they left after they were last seen. Their heartbeats, or their absence, decide from here on."""
+def split_off(state: dict, key: str, home: Callable[[str], str]) -> dict[str, tuple[list, list[str]]]:
+    """The Space was split further and this value, under `key`, keeps only the users whose `home`
+    is still `key`: for each other key, the entries of its users present here (`hand_over`) and
+    those who were present here before, counted unique (`adopt` takes both). Their reconnect graces,
+    held time-outs and recorded leaves are dropped."""
+    leaving: dict[str, list[str]] = {}
+    for user in state["present"]:
+        if (there := home(user)) != key:
+            leaving.setdefault(there, []).append(user)
+    moved = {there: (hand_over(state, users), []) for there, users in leaving.items()}
+    kept = []
+    for user in state["unique"]:
+        there = home(user)
+        if there == key:
+            kept.append(user)
+        else:
+            moved.setdefault(there, ([], []))[1].append(user)
+    state["unique"] = kept
+    for field in ("gone", "left", "held"):
+        entries = state.get(field, {})
+        for user in [u for u in entries if home(u) != key]:
+            del entries[user]
+    # The parts' peaks add up to the Space's: each starts again from who it holds now.
+    state["peak"] = len(state["present"])
+    return moved
+
+
+def adopt(state: dict, entries: list[tuple[str, list]], unique: Iterable[str] = ()) -> None:
+    """Users another part handed over (`hand_over`, `split_off`): present as they were there, with no
+    event (they never left), unless they are present here already (they reported here since) or the
+    room said they left after they were last seen; and `unique`, counted unique here from now on.
+    Their heartbeats, or their absence, decide from here on."""
     present, left = state["present"], state.get("left", {})
     seen = set(state["unique"])
     for user, (gateway, connected_at, last_seen) in entries:
@@ -180,6 +213,10 @@ def adopt(state: dict, entries: list[tuple[str, list]]) -> None:
         left.pop(user, None)
         state["gone"].pop(user, None)
         present[user] = [gateway, connected_at, last_seen]
+        if user not in seen:
+            seen.add(user)
+            state["unique"].append(user)
+    for user in unique:
         if user not in seen:
             seen.add(user)
             state["unique"].append(user)

@@ -235,6 +235,11 @@ class SpaceBoard:
                     answers[space_id] = Lifecycle.OPEN
         return answers
 
+    def parts_of(self, space_id: str) -> int:
+        """How many parts the Space's presence is split into (1: not split, or not held)."""
+        board = self.boards.get(space_id)
+        return 1 if board is None else board.parts
+
     def connected_in(self, user_id: str) -> list[str]:
         """The Spaces the log says `user_id` is connected to (normally one)."""
         return sorted(self._connected_in.get(user_id, ()))

@@ -4,7 +4,8 @@ A durable view (`libs/projection/durable.py`), written by one presence replica a
 
 - `presence.space_boards_v2`: one row per Space, its `Roster` (lifecycle, host, co-hosts,
   speakers, counts), its own details (`libs.domain.space_details`: title, settings, times) and
-  the event streams it was folded from (so a snapshot can say where each of them stands);
+  the event streams it was folded from (so a snapshot can say where each of them stands), and
+  how many parts its presence is split into (ADR 0015: revision presence_0003);
 - `presence.space_board_members_v2`: one row per member entry that says something (the
   membership fold's rows, `libs.projection.member_rows`);
 - `presence.space_board_flags_v2`: presence's own flags, one row per user connected or talking.
@@ -54,7 +55,7 @@ DETAILS_COLUMNS = """
             ended_at timestamptz,
             end_reason int NOT NULL"""
 DETAILS_NAMES = sd.SpaceDetails._fields
-_COLUMNS = ("space_id", *ROSTER_NAMES, *DETAILS_NAMES, *STREAM_NAMES)
+_COLUMNS = ("space_id", *ROSTER_NAMES, *DETAILS_NAMES, *STREAM_NAMES, "presence_parts")
 
 
 @dataclass
@@ -87,7 +88,13 @@ class SpaceBoardRows:
         await conn.executemany(
             upsert(self.spaces, _COLUMNS),
             [
-                (space_id, *roster_values(s.board.space.roster), *s.details, *stream_values(s.streams))
+                (
+                    space_id,
+                    *roster_values(s.board.space.roster),
+                    *s.details,
+                    *stream_values(s.streams),
+                    s.board.parts,
+                )
                 for space_id, s in stored.items()
             ],
         )
@@ -179,7 +186,7 @@ def _fold(stored: StoredBoard, event: ConsumedEvent) -> None:
 
 
 def _stored(row) -> StoredBoard:
-    board = Board()
+    board = Board(parts=row["presence_parts"])
     board.space.roster = roster_of(row)
     return StoredBoard(board, _details(row), streams_of(row))
 

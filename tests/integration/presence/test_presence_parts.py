@@ -1,7 +1,8 @@
-"""A Space's presence split into parts (PODIUM_PRESENCE_PARTS_PER_SPACE, ADR 0015), through two
-presence replicas on a broker of their own: the parts land on both replicas, either replica
-answers for the whole Space, a time-out is decided in its part, the room's leaves and the Space's
-end reach the parts they concern."""
+"""A Space's presence split into parts as it grows (PODIUM_PRESENCE_USERS_PER_PART, ADR 0015),
+through presence replicas on a broker of their own: the split hands users over with no event, the
+parts land on both replicas, either replica answers for the whole Space, a time-out is decided in
+its part, the room's leaves and the Space's end reach the parts they concern, a restart keeps the
+split, and a report written on an older split reaches the parts."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ import pytest
 
 from libs.config.settings import PodiumSettings
 from libs.events.envelope import decode
-from libs.events.kafka import make_reader, partitions_of
-from libs.events.topics import PRESENCE_APP, PRESENCE_EVENTS, PRESENCE_TABLES
+from libs.events.kafka import make_producer, make_reader, partitions_of
+from libs.events.topics import PRESENCE_EVENTS, PRESENCE_HEARTBEATS
 from libs.streams.faust_app import partition_of
 from podium.presence.v1 import presence_events_pb2 as pev
 from podium.presence.v1 import presence_types_pb2 as pt
@@ -25,7 +26,9 @@ pytestmark = pytest.mark.integration
 
 PARTS, PARTITIONS = 4, 6
 ENV = {
-    "PODIUM_PRESENCE_PARTS_PER_SPACE": str(PARTS),
+    # 40 users in part 0 split the Space in four at once (40 > 8, 20 > 8, 10 > 8; four at most).
+    "PODIUM_PRESENCE_USERS_PER_PART": "8",
+    "PODIUM_PRESENCE_MAX_PARTS": str(PARTS),
     # No standby copies: a replica's table holds only the parts it owns, so a whole answer from
     # either replica can only be gathered from both.
     "PODIUM_PRESENCE_STANDBY_REPLICAS": "0",
@@ -93,7 +96,9 @@ async def test_a_split_space_is_answered_whole_by_either_replica_and_its_parts_f
     space = _space_on_both_replicas()
     await announce_spaces(private_broker.bootstrap, [space], presence=replicas[0].channel)
     users = [f"listener-{n}" for n in range(40)]
-    fader, leaver = users[0], next(u for u in users if part_of(u, PARTS) != part_of(users[0], PARTS))
+    # Both in parts other than 0, on other partitions than the room's records for the Space.
+    fader = next(u for u in users if part_of(u, PARTS) != 0)
+    leaver = next(u for u in users if part_of(u, PARTS) not in (0, part_of(fader, PARTS)))
     staying = [u for u in users if u not in (fader, leaver)]
     assert {part_of(u, PARTS) for u in staying} == set(range(PARTS))  # every part has users
 
@@ -146,8 +151,15 @@ async def test_a_split_space_is_answered_whole_by_either_replica_and_its_parts_f
     )
 
     events = await _events(private_broker.bootstrap, space)
+    # Everyone connected once, in part 0, which then split the Space and handed three quarters of
+    # them over to their parts, with no event.
+    connected = [(e.stream_id, p.user_id) for e, p in events if isinstance(p, pev.ParticipantConnected)]
+    assert sorted(connected) == sorted((events_stream(space), u) for u in users)
+    splits = [p.parts for _, p in events if isinstance(p, pev.PresenceSplit)]
+    assert splits[:1] == [PARTS] and set(splits) == {PARTS}
     streams = {e.stream_id for e, _ in events}
-    assert streams == {events_stream(key) for key in part_keys(space, PARTS)}  # each part decides its own
+    # Each part decides its own: part 0 the connections and the split, the fader's its time-out.
+    assert streams == {events_stream(space), events_stream(user_key(space, fader, PARTS))}
     for stream in streams:  # and numbers them gaplessly
         assert [e.stream_version for e, _ in events if e.stream_id == stream] == list(
             range(1, sum(e.stream_id == stream for e, _ in events) + 1)
@@ -166,73 +178,66 @@ async def test_a_split_space_is_answered_whole_by_either_replica_and_its_parts_f
     await _until(emptied, 30, seen)
 
 
-CHANGELOG = PRESENCE_TABLES[0].changelog(PRESENCE_APP).name
-
-
-async def _changelog_keys_of(bootstrap: str, space_id: str) -> dict[str, bool]:
-    """Each table key of the Space in the changelog: whether its last record holds a value (False:
-    deleted)."""
-    reader = make_reader(PodiumSettings(kafka_bootstrap_servers=bootstrap), "test-presence-changelog")
-    await reader.start()
-    try:
-        parts = await partitions_of(reader, CHANGELOG)
-        reader.assign(parts)
-        await reader.seek_to_beginning(*parts)
-        end = await reader.end_offsets(parts)
-        last: dict[str, bool] = {}
-        while [p for p in parts if await reader.position(p) < end[p]]:
-            for records in (await reader.getmany(timeout_ms=200)).values():
-                for r in records:
-                    key = r.key.decode().strip('"')  # faust writes a str key as JSON
-                    if key == space_id or key.startswith(f"{space_id}/"):
-                        last[key] = r.value is not None
-        return last
-    finally:
-        await reader.stop()
-
-
-async def test_splitting_live_spaces_anew_hands_their_users_over_without_a_time_out(
+async def test_a_split_outlives_a_restart_and_a_report_on_the_older_split_reaches_the_parts(
     service_factory, private_broker, private_database_url
 ):
-    whole = await service_factory(
-        "presence",
-        broker=private_broker,
-        database=private_database_url,
-        env=ENV | {"PODIUM_PRESENCE_PARTS_PER_SPACE": "1"},
+    presence = await service_factory(
+        "presence", broker=private_broker, database=private_database_url, env=ENV
     )
     space = "resplit"
-    await announce_spaces(private_broker.bootstrap, [space], presence=whole.channel)
-    users = [f"resplit-{n}" for n in range(20)]
+    await announce_spaces(private_broker.bootstrap, [space], presence=presence.channel)
+    users = [f"resplit-{n}" for n in range(40)]
     entries = [pt.PresenceEntry(user_id=u, space_id=space) for u in users]
 
-    async def present(service) -> int:
-        gateway = PresenceGateway(service.channel, "gateway-service")
+    async def present() -> int:
+        gateway = PresenceGateway(presence.channel, "gateway-service")
         await gateway.ReportPresence(gateway_id="gw-resplit", entries=entries)
         return (await gateway.GetSpacePresence(space_id=space)).present_count
 
-    await _until(lambda: _is(present(whole), 20), 30, lambda: present(whole))
-    await whole.stop()
-    # The same deployment, now splitting each Space in four; the gateway goes on reporting everyone.
-    split = await service_factory("presence", broker=private_broker, database=private_database_url, env=ENV)
-    await _until(lambda: _is(present(split), 20), 30, lambda: present(split))
-    # The value under the Space's own key goes unheard of: past the timeout its users are handed over
-    # to their parts (which have them already) instead of timing out, and the emptied value goes.
-    settled = {user_key(space, u, PARTS): True for u in users} | {space: False}
+    async def said() -> list[int]:
+        events = await _events(private_broker.bootstrap, space)
+        return [p.parts for _, p in events if isinstance(p, pev.PresenceSplit)]
 
-    async def handed_over() -> bool:
-        await present(split)  # the gateway goes on reporting: the evidence time-outs rest on
-        return await _changelog_keys_of(private_broker.bootstrap, space) == settled
-
-    await _until(handed_over, 30, lambda: _changelog_keys_of(private_broker.bootstrap, space))
-    assert await present(split) == 20
+    await _until(lambda: _is(present(), 40), 30, present)
+    await _until(lambda: _is(_set(said()), {PARTS}), 30, said)
+    # Killed and started again: the board comes back from its rows, split as it was, so reports go
+    # to the parts straight away and queries gather them all; for twice the timeout nobody is timed
+    # out, connected twice, or missing from the count once the table has recovered.
+    await presence.restart()
+    await _until(lambda: _is(present(), 40), 30, present)
+    before = len(await said())
+    deadline = asyncio.get_running_loop().time() + 6
+    while asyncio.get_running_loop().time() < deadline:
+        assert await present() == 40
+        await asyncio.sleep(0.3)
+    assert len(await said()) == before  # nothing reported on the older split: nothing to say again
+    # A report written on the older split (by a replica whose board has not read the split yet):
+    # part 0 passes each user's heartbeat on to their part and says the split again.
+    stale = pt.HeartbeatBatch(gateway_id="gw-resplit", space_id=space, user_ids=users)
+    await _write_heartbeat(private_broker.bootstrap, space, stale)
+    await _until(lambda: _is(_len(said()), before + 1), 30, said)
+    assert await present() == 40
     events = await _events(private_broker.bootstrap, space)
     assert not [p.user_id for _, p in events if isinstance(p, pev.ParticipantTimedOut)]
-    # Each user connected once under the Space's key, and once more in their part.
-    connected = [(e.stream_id, p.user_id) for e, p in events if isinstance(p, pev.ParticipantConnected)]
-    assert sorted(connected) == sorted(
-        [(events_stream(space), u) for u in users]
-        + [(events_stream(user_key(space, u, PARTS)), u) for u in users]
-    )
+    connected = [p.user_id for _, p in events if isinstance(p, pev.ParticipantConnected)]
+    assert sorted(connected) == sorted(users)
+
+
+async def _write_heartbeat(bootstrap: str, key: str, batch: pt.HeartbeatBatch) -> None:
+    producer = make_producer(PodiumSettings(kafka_bootstrap_servers=bootstrap), "test-stale-report")
+    await producer.start()
+    try:
+        await producer.send_and_wait(PRESENCE_HEARTBEATS.name, batch.SerializeToString(), key=key.encode())
+    finally:
+        await producer.stop()
+
+
+async def _len(awaitable) -> int:
+    return len(await awaitable)
+
+
+async def _set(awaitable) -> set:
+    return set(await awaitable)
 
 
 async def _is(awaitable, expected) -> bool:

@@ -15,6 +15,7 @@ from services.presence.domain.space_presence import (
     forget_gone,
     hand_over,
     present_user,
+    split_off,
     time_out,
 )
 
@@ -134,3 +135,21 @@ def test_users_handed_over_to_another_part_are_present_there_as_they_were_withou
     assert counts(new) == (2, 2, 3)
     adopt(new, carried)  # twice is once
     assert counts(new) == (2, 2, 3)
+
+
+def test_a_split_hands_everything_of_the_users_of_other_parts_over_and_counts_each_user_once():
+    old = empty("s")
+    beat(old, "gw", ["a1", "b1", "a2", "b2", "b3"], 0, RULES)
+    time_out(old, "a2", 31, ev.TIMEOUT_CAUSE_HEARTBEATS_MISSED)  # gone, in its grace
+    follow_room(old, "space-s", 2, rev.ParticipantLeft(space_id="s", user_id="b3"), 32)  # left
+    old["held"] = {"b2": 40.0}
+    moved = split_off(old, "s", lambda user: "s" if user.startswith("a") else "s/p1")
+    assert list(moved) == ["s/p1"]
+    entries, unique = moved["s/p1"]
+    assert [user for user, _ in entries] == ["b1", "b2"] and unique == ["b3"]
+    assert old["present"] == {"a1": ["gw", 0, 0]} and old["unique"] == ["a1", "a2"]
+    assert old["gone"] == {"a2": ["gw", 31]} and old["held"] == {} and old["left"] == {}
+    new = empty("s")
+    adopt(new, entries, unique)
+    assert counts(old)[2] + counts(new)[2] == 5  # unique: every user once, across the parts
+    assert counts(old)[0] + counts(new)[0] == 3 and set(new["present"]) == {"b1", "b2"}

@@ -24,19 +24,21 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(podium/presence/v1/presence_events.proto\x12\x12podium.presence.v1\"|\n\x14ParticipantConnected\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x12\n\ngateway_id\x18\x03 \x01(\t\x12-\n\x04kind\x18\x04 \x01(\x0e\x32\x1f.podium.presence.v1.ConnectKind\"\x94\x01\n\x13ParticipantTimedOut\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x12\n\ngateway_id\x18\x03 \x01(\t\x12/\n\x05\x63\x61use\x18\x04 \x01(\x0e\x32 .podium.presence.v1.TimeoutCause\x12\x15\n\rmass_time_out\x18\x05 \x01(\x08*]\n\x0b\x43onnectKind\x12\x1c\n\x18\x43ONNECT_KIND_UNSPECIFIED\x10\x00\x12\x14\n\x10\x43ONNECT_KIND_NEW\x10\x01\x12\x1a\n\x16\x43ONNECT_KIND_RECONNECT\x10\x02*z\n\x0cTimeoutCause\x12\x1d\n\x19TIMEOUT_CAUSE_UNSPECIFIED\x10\x00\x12#\n\x1fTIMEOUT_CAUSE_HEARTBEATS_MISSED\x10\x01\x12&\n\"TIMEOUT_CAUSE_GATEWAY_DISCONNECTED\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(podium/presence/v1/presence_events.proto\x12\x12podium.presence.v1\"|\n\x14ParticipantConnected\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x12\n\ngateway_id\x18\x03 \x01(\t\x12-\n\x04kind\x18\x04 \x01(\x0e\x32\x1f.podium.presence.v1.ConnectKind\"\x94\x01\n\x13ParticipantTimedOut\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x12\n\ngateway_id\x18\x03 \x01(\t\x12/\n\x05\x63\x61use\x18\x04 \x01(\x0e\x32 .podium.presence.v1.TimeoutCause\x12\x15\n\rmass_time_out\x18\x05 \x01(\x08\"0\n\rPresenceSplit\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\r\n\x05parts\x18\x02 \x01(\r*]\n\x0b\x43onnectKind\x12\x1c\n\x18\x43ONNECT_KIND_UNSPECIFIED\x10\x00\x12\x14\n\x10\x43ONNECT_KIND_NEW\x10\x01\x12\x1a\n\x16\x43ONNECT_KIND_RECONNECT\x10\x02*z\n\x0cTimeoutCause\x12\x1d\n\x19TIMEOUT_CAUSE_UNSPECIFIED\x10\x00\x12#\n\x1fTIMEOUT_CAUSE_HEARTBEATS_MISSED\x10\x01\x12&\n\"TIMEOUT_CAUSE_GATEWAY_DISCONNECTED\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'podium.presence.v1.presence_events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CONNECTKIND']._serialized_start=341
-  _globals['_CONNECTKIND']._serialized_end=434
-  _globals['_TIMEOUTCAUSE']._serialized_start=436
-  _globals['_TIMEOUTCAUSE']._serialized_end=558
+  _globals['_CONNECTKIND']._serialized_start=391
+  _globals['_CONNECTKIND']._serialized_end=484
+  _globals['_TIMEOUTCAUSE']._serialized_start=486
+  _globals['_TIMEOUTCAUSE']._serialized_end=608
   _globals['_PARTICIPANTCONNECTED']._serialized_start=64
   _globals['_PARTICIPANTCONNECTED']._serialized_end=188
   _globals['_PARTICIPANTTIMEDOUT']._serialized_start=191
   _globals['_PARTICIPANTTIMEDOUT']._serialized_end=339
+  _globals['_PRESENCESPLIT']._serialized_start=341
+  _globals['_PRESENCESPLIT']._serialized_end=389
 # @@protoc_insertion_point(module_scope)

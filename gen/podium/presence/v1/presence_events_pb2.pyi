@@ -137,3 +137,33 @@ class ParticipantTimedOut(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ParticipantTimedOut: _TypeAlias = ParticipantTimedOut  # noqa: Y015
+
+@_typing.final
+class PresenceSplit(_message.Message):
+    """The Space's presence is now split into `parts` parts by user id, since its present users outgrew
+    what one part holds (PODIUM_PRESENCE_USERS_PER_PART). From here on its presence events come on
+    one stream per part: `presence-<space_id>` (part 0) and `presence-<space_id>/p<k>`, each
+    numbered from 1. Said again when a report reaches presence on an older split.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SPACE_ID_FIELD_NUMBER: _builtins.int
+    PARTS_FIELD_NUMBER: _builtins.int
+    space_id: _builtins.str
+    """The Space."""
+    parts: _builtins.int
+    """How many parts: a power of two, only ever larger for a Space."""
+    def __init__(
+        self,
+        *,
+        space_id: _builtins.str = ...,
+        parts: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["parts", b"parts", "space_id", b"space_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PresenceSplit: _TypeAlias = PresenceSplit  # noqa: Y015

@@ -108,6 +108,7 @@ class HeartbeatBatch(_message.Message):
     PART_FIELD_NUMBER: _builtins.int
     ROOM_EVENT_FIELD_NUMBER: _builtins.int
     HANDED_OVER_FIELD_NUMBER: _builtins.int
+    UNIQUE_USER_IDS_FIELD_NUMBER: _builtins.int
     gateway_id: _builtins.str
     """The gateway reporting."""
     space_id: _builtins.str
@@ -122,12 +123,12 @@ class HeartbeatBatch(_message.Message):
     is never evidence.
     """
     parts: _builtins.int
-    """How many parts the Space's presence is split into (PODIUM_PRESENCE_PARTS_PER_SPACE); 0 (or 1):
-    not split, and the record is keyed by the Space id.
+    """How many parts the Space's presence is split into, as the writer knew it (PresenceSplit); 0
+    (or 1): not split.
     """
     part: _builtins.int
-    """Which of the `parts` this record is for: it is keyed `<space_id>/p<part>`, and the users of a
-    heartbeat are all of that part.
+    """Which of the `parts` this record is for: part 0 is keyed by the Space id, part k by
+    `<space_id>/p<k>`; the users of a heartbeat are all of that part.
     """
     room_event: _builtins.bytes
     """A room event (its envelope) the Space's part is to apply: a user of the part left, or the
@@ -140,13 +141,22 @@ class HeartbeatBatch(_message.Message):
 
     @_builtins.property
     def sent_at(self) -> _timestamp_pb2.Timestamp:
-        """Not set: the record's timestamp (when presence wrote it) is the time that counts."""
+        """Not set: the record's timestamp (when presence wrote it) is the time that counts. Set on a
+        heartbeat presence passed on to the Space's part that has its users now: when the gateway's
+        own record was written, which stays the time they were last seen.
+        """
 
     @_builtins.property
     def handed_over(self) -> _containers.RepeatedCompositeFieldContainer[Global___PresentUser]:
         """Users handed over from another part of the Space, with their connection as it was there: the
-        Space's presence was split anew (the parts setting changed), and they belong to this part now.
-        Set with space_id, part and parts.
+        Space's presence was split further (PresenceSplit), and they belong to this part now. Set
+        with space_id, part and parts.
+        """
+
+    @_builtins.property
+    def unique_user_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """With handed_over: users of the new part who were present in the old one before and are not now,
+        so the Space's unique count keeps counting them once, here from now on.
         """
 
     def __init__(
@@ -162,10 +172,11 @@ class HeartbeatBatch(_message.Message):
         part: _builtins.int = ...,
         room_event: _builtins.bytes = ...,
         handed_over: _abc.Iterable[Global___PresentUser] | None = ...,
+        unique_user_ids: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["sent_at", b"sent_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["gateway_disconnected", b"gateway_disconnected", "gateway_id", b"gateway_id", "handed_over", b"handed_over", "part", b"part", "parts", b"parts", "room_event", b"room_event", "sent_at", b"sent_at", "space_id", b"space_id", "tick", b"tick", "user_ids", b"user_ids"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["gateway_disconnected", b"gateway_disconnected", "gateway_id", b"gateway_id", "handed_over", b"handed_over", "part", b"part", "parts", b"parts", "room_event", b"room_event", "sent_at", b"sent_at", "space_id", b"space_id", "tick", b"tick", "unique_user_ids", b"unique_user_ids", "user_ids", b"user_ids"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
