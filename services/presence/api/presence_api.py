@@ -85,7 +85,7 @@ class PresenceApi(presence_service_pb2_grpc.PresenceServiceServicer):
         for index, entry in enumerate(request.entries):
             reason = refused.get(entry.space_id)
             if reason is None:
-                parts = self.board.parts_of(entry.space_id)
+                parts = self._parts_of(entry.space_id)
                 by_part[entry.space_id, part_of(entry.user_id, parts)].append(entry.user_id)
             else:
                 rejected.append(
@@ -95,7 +95,7 @@ class PresenceApi(presence_service_pb2_grpc.PresenceServiceServicer):
                 )
         futures, keys = [], []
         for (space_id, part), users in by_part.items():
-            parts = self.board.parts_of(space_id)
+            parts = self._parts_of(space_id)
             batch = pt.HeartbeatBatch(
                 gateway_id=request.gateway_id,
                 space_id=space_id,
@@ -113,6 +113,12 @@ class PresenceApi(presence_service_pb2_grpc.PresenceServiceServicer):
         for future in futures:
             await future
         return pb.ReportPresenceResponse(accepted=len(request.entries) - len(rejected), rejected=rejected)
+
+    def _parts_of(self, space_id: str) -> int:
+        """How many parts the Space's presence is in: as the board read it, or as part 0 says when this
+        replica holds it (it decides, so it knows first)."""
+        part_0 = self.streams.space(space_id)
+        return max(self.board.parts_of(space_id), part_0.get("parts", 1) if part_0 is not None else 1)
 
     async def _pulse(self, gateway_id: str, keys: Iterable[str]) -> list:
         """A pulse to each partition none of the report's Spaces (or parts) falls on, every `pulse_every_seconds`
@@ -182,7 +188,7 @@ class PresenceApi(presence_service_pb2_grpc.PresenceServiceServicer):
         """The answers about the Space of the replicas that own its parts (one for a Space not
         split), and the keys of the parts to answer for here: those owned here, and those whose
         owner could not be reached. A question forwarded here is answered for the parts it names."""
-        keys = part_keys(space_id, self.board.parts_of(space_id))
+        keys = part_keys(space_id, self._parts_of(space_id))
         named = caller.metadata.get(PARTS_ASKED)
         if caller.metadata.get(FORWARDED_BY) and named:
             return [], [k for k in named.split(",") if k in keys]
@@ -282,7 +288,7 @@ class PresenceApi(presence_service_pb2_grpc.PresenceServiceServicer):
         # The board (complete on every replica) says where the user is connected; the owning
         # replica's table confirms it and has the details.
         for space_id in self.board.connected_in(user_id):
-            key = user_key(space_id, user_id, self.board.parts_of(space_id))
+            key = user_key(space_id, user_id, self._parts_of(space_id))
             owner = self.peers.owner(key, caller)
             if owner is not None:
                 answer = await self.peers.ask(

@@ -140,7 +140,7 @@ class PresenceStreams:
                 await self._look_for_time_outs(partition, evidence, at, offset)
             elif signal.room_event:
                 self._room_event_for_part(signal, offset)
-            elif signal.handed_over or signal.unique_user_ids:
+            elif signal.handed_over or signal.unique_user_ids or signal.split:
                 await self._take_over(signal, offset, at)
             elif signal.gateway_disconnected:
                 observe(evidence, signal.gateway_id, at, self.rules)
@@ -153,9 +153,10 @@ class PresenceStreams:
                     if produced:
                         await self._publish(key, state, produced)
                         self._persist(key, state, at)
+            elif signal.split_from:
+                await self._split_notice(signal, offset, at)
             elif signal.space_id:
-                if signal.gateway_id:  # (a split's notice to a part has none: `_split`)
-                    observe(evidence, signal.gateway_id, at, self.rules)
+                observe(evidence, signal.gateway_id, at, self.rules)
                 await self._beat(signal, at, offset)
             elif signal.gateway_id:
                 observe(evidence, signal.gateway_id, at, self.rules)  # a pulse
@@ -166,27 +167,27 @@ class PresenceStreams:
         space_id = signal.space_id
         key = part_key(space_id, signal.part, signal.parts)
         state = self.table.get(key)
-        if state is None:
-            state = empty(space_id)
+        if state is None:  # made by a split, maybe heard of before the split's hand-over came
+            state = _new_part(space_id, signal.part, signal.parts, awaiting=True)
         if already_applied(state, HEARTBEATS, offset) or "ended_at" in state:
             return  # applied before, or late for a Space that has ended
         produced: list = []
         parts, written_on = state.get("parts", 1), max(signal.parts, 1)
         if written_on > parts:  # the Space was split further: this part keeps only its own
-            parts = await self._split(key, state, written_on, at)
+            parts = await self._split(key, signal.part, state, parts, written_on, at)
         users = list(signal.user_ids)
+        # A heartbeat passed on from another part counts from when its gateway's record was written.
+        seen_at = signal.sent_at.ToNanoseconds() / 1e9 if signal.HasField("sent_at") else at
         if written_on < parts:  # written on an older split: users of other parts go there now
-            users = await self._reroute(signal, key, parts, users, at)
+            users = await self._reroute(signal, key, parts, users, seen_at)
             if at - state.get("announced_at", 0) > 1.0:  # the writer has not heard: say it again
                 state["announced_at"] = at
                 produced.append(pev.PresenceSplit(space_id=space_id, parts=parts))
-        # A heartbeat rerouted from another part counts from when its gateway's record was written.
-        seen_at = signal.sent_at.ToNanoseconds() / 1e9 if signal.HasField("sent_at") else at
-        produced[:0] = beat(state, signal.gateway_id, users, seen_at, self.rules)
+        produced[:0] = self._announceable(state, beat(state, signal.gateway_id, users, seen_at, self.rules))
         if key == space_id:  # part 0 decides when the Space splits further
             more = grown(parts, len(state["present"]), self.users_per_part, self.max_parts)
             if more > parts:
-                parts = await self._split(key, state, more, at, notify=range(1, parts))
+                parts = await self._split(key, 0, state, parts, more, at, notify=range(1, parts))
                 produced.append(pev.PresenceSplit(space_id=space_id, parts=parts))
                 log.info("presence of %s split in %d parts", space_id, parts)
         await self._publish(key, state, produced)
@@ -195,34 +196,44 @@ class PresenceStreams:
         # Otherwise only last-seen times moved: the value is updated in place in memory, and
         # written to the changelog at most every third of the timeout, not on every beat.
 
-    async def _split(self, key: str, state: dict, parts: int, at: float, notify=()) -> int:
-        """The Space is now in `parts` parts: the users of this value whose part is another now are
-        handed over there (before anyone reports them there, mostly: the split is announced after),
-        and the parts numbered `notify` are told, so they split theirs too."""
+    async def _split(
+        self, key: str, own: int, state: dict, before: int, parts: int, at: float, notify=()
+    ) -> int:
+        """The Space, in `before` parts, is now in `parts`: the users of this value (part `own`) whose
+        part is another now are handed over there (before anyone reports them there, mostly: the
+        split is announced after), and the parts numbered `notify` are told, so they split theirs
+        too."""
         space_id = state["space_id"]
         state["parts"] = parts
         moved = split_off(state, key, lambda user: user_key(space_id, user, parts))
-        for there, (entries, unique) in moved.items():
+        # This part's users go to the parts numbered like it modulo the count before: each gets
+        # one hand-over, empty or not, so it knows it has everything it will be handed.
+        for part in range(own + before, parts, before):
+            there = part_key(space_id, part, parts)
+            entries, unique = moved.get(there, ([], []))
             await self._send(
                 there,
                 pt.HeartbeatBatch(
                     space_id=space_id,
-                    part=part_of(entries[0][0] if entries else unique[0], parts),
+                    part=part,
                     parts=parts,
                     handed_over=[present_user(user, entry) for user, entry in entries],
                     unique_user_ids=unique,
+                    split=True,
                 ),
             )
         for part in notify:
-            await self._send(
-                part_key(space_id, part, parts), pt.HeartbeatBatch(space_id=space_id, part=part, parts=parts)
-            )
+            notice = pt.HeartbeatBatch(space_id=space_id, part=part, parts=parts, split_from=before)
+            await self._send(part_key(space_id, part, parts), notice)
         self._persist(key, state, at)
         return parts
 
-    async def _reroute(self, signal: pt.HeartbeatBatch, key: str, parts: int, users: list[str], at: float):
+    async def _reroute(
+        self, signal: pt.HeartbeatBatch, key: str, parts: int, users: list[str], seen_at: float
+    ):
         """Users of a heartbeat written on an older split that belong to another part now: their
-        heartbeat goes there, with the time of the original (`sent_at`). The rest stay."""
+        heartbeat goes there, still dated `seen_at`, when the gateway's record was written. The rest
+        stay."""
         staying, elsewhere = [], defaultdict(list)
         for user in users:
             there = user_key(signal.space_id, user, parts)
@@ -235,7 +246,7 @@ class PresenceStreams:
                 part=part_of(moved[0], parts),
                 parts=parts,
             )
-            record.sent_at.FromNanoseconds(int(at * 1e9))
+            record.sent_at.FromNanoseconds(int(seen_at * 1e9))
             await self._send(there, record)
         return staying
 
@@ -374,13 +385,65 @@ class PresenceStreams:
         key = part_key(signal.space_id, signal.part, signal.parts)
         state = self.table.get(key)
         if state is None:
-            state = empty(signal.space_id)
+            state = _new_part(signal.space_id, signal.part, signal.parts, awaiting=not signal.split)
         if already_applied(state, HEARTBEATS, offset) or "ended_at" in state:
             return
         if signal.parts > state.get("parts", 1):
-            await self._split(key, state, signal.parts, at)
+            await self._split(key, signal.part, state, state.get("parts", 1), signal.parts, at)
         adopt(state, [(u.user_id, entry_of(u)) for u in signal.handed_over], signal.unique_user_ids)
+        produced = []
+        if signal.split and "unannounced" in state:
+            # Everyone heard of before the hand-over and not in it is new to the Space: said now.
+            handed = {u.user_id for u in signal.handed_over}
+            produced = [
+                pev.ParticipantConnected(
+                    space_id=signal.space_id, user_id=user, gateway_id=gateway, kind=pev.CONNECT_KIND_NEW
+                )
+                for user, gateway in state.pop("unannounced").items()
+                if user not in handed and user in state["present"]
+            ]
+        await self._publish(key, state, produced)
         self._persist(key, state, at)
+
+    async def _split_notice(self, signal: pt.HeartbeatBatch, offset: int, at: float) -> None:
+        """Part 0 split the Space from `split_from` parts: this part, one of those, splits its own.
+        (Done again if a report on the new split came first: the hand-overs it sends then are
+        empty, and a part takes one twice once.)"""
+        key = part_key(signal.space_id, signal.part, signal.parts)
+        state = self.table.get(key)
+        if state is None:
+            state = _new_part(signal.space_id, signal.part, signal.split_from, awaiting=False)
+        if already_applied(state, HEARTBEATS, offset) or "ended_at" in state:
+            return
+        # A part that was there before the split waits for no hand-over: what it held back (taken
+        # for a new part by a report that came first) is said now.
+        held = state.pop("unannounced", {})
+        connected = [
+            pev.ParticipantConnected(
+                space_id=signal.space_id, user_id=user, gateway_id=gateway, kind=pev.CONNECT_KIND_NEW
+            )
+            for user, gateway in held.items()
+            if user in state["present"]
+        ]
+        await self._split(
+            key, signal.part, state, signal.split_from, max(signal.parts, state.get("parts", 1)), at
+        )
+        await self._publish(key, state, connected)
+        self._persist(key, state, at)
+
+    @staticmethod
+    def _announceable(state: dict, events: list) -> list:
+        """`events` less the connections a part made by a split holds back until its hand-over."""
+        held = state.get("unannounced")
+        if held is None:
+            return events
+        kept = []
+        for event in events:
+            if isinstance(event, pev.ParticipantConnected):
+                held[event.user_id] = event.gateway_id
+            else:
+                kept.append(event)
+        return kept
 
     def _persist(self, key: str, state: dict, now: float) -> None:
         state["persisted_at"] = now
@@ -433,3 +496,15 @@ class PresenceStreams:
     def space(self, key: str) -> dict | None:
         """The value under `key`: a Space's presence, or a part of it (`domain/parts.py`)."""
         return self.table.get(key)
+
+
+def _new_part(space_id: str, part: int, parts: int, *, awaiting: bool) -> dict:
+    """A value for part `part` of the Space, not held here yet, split in `parts` as far as it knows.
+    `awaiting`: made by a split whose hand-over has not come, so it holds back its connections
+    (`_announceable`) until it does; part 0 (the Space not split) never waits."""
+    state = empty(space_id)
+    if parts > 1:
+        state["parts"] = parts
+        if awaiting and part:
+            state["unannounced"] = {}
+    return state

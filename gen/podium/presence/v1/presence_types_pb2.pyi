@@ -109,6 +109,8 @@ class HeartbeatBatch(_message.Message):
     ROOM_EVENT_FIELD_NUMBER: _builtins.int
     HANDED_OVER_FIELD_NUMBER: _builtins.int
     UNIQUE_USER_IDS_FIELD_NUMBER: _builtins.int
+    SPLIT_FIELD_NUMBER: _builtins.int
+    SPLIT_FROM_FIELD_NUMBER: _builtins.int
     gateway_id: _builtins.str
     """The gateway reporting."""
     space_id: _builtins.str
@@ -134,6 +136,15 @@ class HeartbeatBatch(_message.Message):
     """A room event (its envelope) the Space's part is to apply: a user of the part left, or the
     Space ended. Presence forwards them from the room's topic, which is keyed by Space id and so
     not co-partitioned with the parts. Set with space_id, part and parts; no user_ids.
+    """
+    split: _builtins.bool
+    """With handed_over (possibly empty): everything the part that split holds of this part's users,
+    sent once per split to each part it makes. Until it arrives, a new part announces nobody
+    (ParticipantConnected): a user it hears of meanwhile may be one being handed over.
+    """
+    split_from: _builtins.int
+    """In part 0's notice of a split to one of the Space's other parts (space_id, part, parts, no
+    users): how many parts there were before, so a part that never held anyone splits too.
     """
     @_builtins.property
     def user_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
@@ -173,10 +184,12 @@ class HeartbeatBatch(_message.Message):
         room_event: _builtins.bytes = ...,
         handed_over: _abc.Iterable[Global___PresentUser] | None = ...,
         unique_user_ids: _abc.Iterable[_builtins.str] | None = ...,
+        split: _builtins.bool = ...,
+        split_from: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["sent_at", b"sent_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["gateway_disconnected", b"gateway_disconnected", "gateway_id", b"gateway_id", "handed_over", b"handed_over", "part", b"part", "parts", b"parts", "room_event", b"room_event", "sent_at", b"sent_at", "space_id", b"space_id", "tick", b"tick", "unique_user_ids", b"unique_user_ids", "user_ids", b"user_ids"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["gateway_disconnected", b"gateway_disconnected", "gateway_id", b"gateway_id", "handed_over", b"handed_over", "part", b"part", "parts", b"parts", "room_event", b"room_event", "sent_at", b"sent_at", "space_id", b"space_id", "split", b"split", "split_from", b"split_from", "tick", b"tick", "unique_user_ids", b"unique_user_ids", "user_ids", b"user_ids"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
