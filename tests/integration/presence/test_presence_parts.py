@@ -242,3 +242,37 @@ async def _set(awaitable) -> set:
 
 async def _is(awaitable, expected) -> bool:
     return await awaitable == expected
+
+
+async def test_a_space_growing_report_by_report_splits_step_by_step_announcing_everyone_once(
+    service_factory, private_broker, private_database_url
+):
+    presence = await service_factory(
+        "presence", broker=private_broker, database=private_database_url, env=ENV
+    )
+    gateway = PresenceGateway(presence.channel, "gateway-service")
+    space = "growing"
+    await announce_spaces(private_broker.bootstrap, [space], presence=presence.channel)
+    users = [f"growing-{n}" for n in range(40)]
+    # Five more users a report: part 0 splits at 9 (two parts), then again at 9 of its own (four).
+    for joined in range(5, 45, 5):
+        entries = [pt.PresenceEntry(user_id=u, space_id=space) for u in users[:joined]]
+        await gateway.ReportPresence(gateway_id="gw-growing", entries=entries)
+        await asyncio.sleep(0.3)
+
+    async def everyone():
+        entries = [pt.PresenceEntry(user_id=u, space_id=space) for u in users]
+        await gateway.ReportPresence(gateway_id="gw-growing", entries=entries)
+        reply = await gateway.GetSpacePresence(space_id=space, page_size=100)
+        return reply.present_count, reply.counts.unique_listeners
+
+    await _until(lambda: _is(everyone(), (40, 40)), 30, everyone)
+    for _ in range(10):  # twice the timeout more of reports: nobody times out across the splits
+        assert await everyone() == (40, 40)
+        await asyncio.sleep(0.6)
+    events = await _events(private_broker.bootstrap, space)
+    splits = [p.parts for _, p in events if isinstance(p, pev.PresenceSplit)]
+    assert list(dict.fromkeys(splits)) == [2, 4]  # (each said again to a report on the older split)
+    connected = sorted(p.user_id for _, p in events if isinstance(p, pev.ParticipantConnected))
+    assert connected == sorted(users)  # each once, whichever part heard of them first
+    assert not [p.user_id for _, p in events if isinstance(p, pev.ParticipantTimedOut)]
