@@ -242,8 +242,8 @@ def cli() -> None:
     parser.add_argument(
         "--users-per-part",
         type=int,
-        default=50_000,
-        help="PODIUM_PRESENCE_USERS_PER_PART: a Space splits past this many present users a part (0: never)",
+        default=2_000,
+        help="PODIUM_PRESENCE_USERS_PER_PART: a Space splits past this many users a part",
     )
     parser.add_argument(
         "--drain-timeout", type=float, default=90, help="longest wait for the joins, and for the backlog"

@@ -82,15 +82,21 @@ class PresenceSettings(PodiumSettings):
     )
 
     presence_users_per_part: int = Field(
-        50_000,
-        ge=0,
-        description="A live Space whose presence part 0 holds more present users than this is split in twice "
-        "as many parts by user id, each a table value on its own partition, so one Space's heartbeats "
-        "spread over presence replicas (one replica carries about 150,000 present users at one report per "
-        "5 s). Queries gather the parts. 0: never split (ADR 0015).",
+        2_000,
+        ge=1,
+        le=20_000,
+        description="A live Space whose presence part 0 counts more users than this (present now or earlier) "
+        "is split in twice as many parts by user id, each a table value on its own partition. A part's "
+        "value is written whole to the changelog, about 170 bytes a user with UUID ids, and a record over "
+        "the producer's 1 MB limit stops presence: so parts stay small, and one Space's heartbeats spread "
+        "over presence replicas. Queries gather the parts (ADR 0015).",
     )
     presence_max_parts: int = Field(
-        64, ge=1, le=1024, description="The most parts one Space's presence is split into (a power of two)."
+        1024,
+        ge=1,
+        le=4096,
+        description="The most parts one Space's presence is split into (a power of two): 1,000,000 "
+        "listeners at the default users a part make 512.",
     )
 
     presence_producer_batch_bytes: int = Field(

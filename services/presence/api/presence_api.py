@@ -80,13 +80,16 @@ class PresenceApi(presence_service_pb2_grpc.PresenceServiceServicer):
         spaces = {entry.space_id for entry in request.entries}
         lifecycles = await self.board.lifecycles(spaces, self.view_wait_seconds)
         refused = {s: _REFUSED[life] for s, life in lifecycles.items() if life in _REFUSED}
+        split = {s: self._parts_of(s) for s in spaces if s not in refused}
         rejected = []
         by_part: dict[tuple[str, int], list[str]] = defaultdict(list)  # (Space, part) -> users
         for index, entry in enumerate(request.entries):
             reason = refused.get(entry.space_id)
             if reason is None:
-                parts = self._parts_of(entry.space_id)
-                by_part[entry.space_id, part_of(entry.user_id, parts)].append(entry.user_id)
+                parts = split[entry.space_id]
+                by_part[entry.space_id, part_of(entry.user_id, parts) if parts > 1 else 0].append(
+                    entry.user_id
+                )
             else:
                 rejected.append(
                     pb.RejectedPresenceEntry(
@@ -95,7 +98,7 @@ class PresenceApi(presence_service_pb2_grpc.PresenceServiceServicer):
                 )
         futures, keys = [], []
         for (space_id, part), users in by_part.items():
-            parts = self._parts_of(space_id)
+            parts = split[space_id]
             batch = pt.HeartbeatBatch(
                 gateway_id=request.gateway_id,
                 space_id=space_id,

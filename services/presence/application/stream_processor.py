@@ -174,7 +174,8 @@ class PresenceStreams:
         produced: list = []
         parts, written_on = state.get("parts", 1), max(signal.parts, 1)
         if written_on > parts:  # the Space was split further: this part keeps only its own
-            parts = await self._split(key, signal.part, state, parts, written_on, at)
+            await self._grow_to(key, signal.part, state, written_on, at)
+            parts = state["parts"]
         users = list(signal.user_ids)
         # A heartbeat passed on from another part counts from when its gateway's record was written.
         seen_at = signal.sent_at.ToNanoseconds() / 1e9 if signal.HasField("sent_at") else at
@@ -185,7 +186,8 @@ class PresenceStreams:
                 produced.append(pev.PresenceSplit(space_id=space_id, parts=parts))
         produced[:0] = self._announceable(state, beat(state, signal.gateway_id, users, seen_at, self.rules))
         if key == space_id:  # part 0 decides when the Space splits further
-            more = grown(parts, len(state["present"]), self.users_per_part, self.max_parts)
+            # Counted by the users it counts (everyone ever present: the value keeps them all).
+            more = grown(parts, len(state["unique"]), self.users_per_part, self.max_parts)
             if more > parts:
                 parts = await self._split(key, 0, state, parts, more, at, notify=range(1, parts))
                 produced.append(pev.PresenceSplit(space_id=space_id, parts=parts))
@@ -388,13 +390,14 @@ class PresenceStreams:
             state = _new_part(signal.space_id, signal.part, signal.parts, awaiting=not signal.split)
         if already_applied(state, HEARTBEATS, offset) or "ended_at" in state:
             return
-        if signal.parts > state.get("parts", 1):
-            await self._split(key, signal.part, state, state.get("parts", 1), signal.parts, at)
-        adopt(state, [(u.user_id, entry_of(u)) for u in signal.handed_over], signal.unique_user_ids)
+        entries = [(u.user_id, entry_of(u)) for u in signal.handed_over]
         produced = []
         if signal.split and "unannounced" in state:
-            # Everyone heard of before the hand-over and not in it is new to the Space: said now.
-            handed = {u.user_id for u in signal.handed_over}
+            # The hand-over that makes this part, after reports on the new split: everyone heard
+            # of and not in it is new to the Space, and is said now; then any split heard of
+            # meanwhile is carried out.
+            adopt(state, entries, signal.unique_user_ids)
+            handed = {user for user, _ in entries}
             produced = [
                 pev.ParticipantConnected(
                     space_id=signal.space_id, user_id=user, gateway_id=gateway, kind=pev.CONNECT_KIND_NEW
@@ -402,34 +405,36 @@ class PresenceStreams:
                 for user, gateway in state.pop("unannounced").items()
                 if user not in handed and user in state["present"]
             ]
+            heard_of, state["parts"] = state["parts"], signal.parts
+            await self._grow_to(key, signal.part, state, heard_of, at)
+        else:
+            await self._grow_to(key, signal.part, state, signal.parts, at)
+            adopt(state, entries, signal.unique_user_ids)
         await self._publish(key, state, produced)
         self._persist(key, state, at)
 
     async def _split_notice(self, signal: pt.HeartbeatBatch, offset: int, at: float) -> None:
-        """Part 0 split the Space from `split_from` parts: this part, one of those, splits its own.
-        (Done again if a report on the new split came first: the hand-overs it sends then are
-        empty, and a part takes one twice once.)"""
+        """Part 0 split the Space from `split_from` parts: this part, one of those, splits its own."""
         key = part_key(signal.space_id, signal.part, signal.parts)
         state = self.table.get(key)
-        if state is None:
-            state = _new_part(signal.space_id, signal.part, signal.split_from, awaiting=False)
+        if state is None:  # its own hand-over, from an earlier split, is still on its way
+            state = _new_part(signal.space_id, signal.part, signal.split_from, awaiting=True)
         if already_applied(state, HEARTBEATS, offset) or "ended_at" in state:
             return
-        # A part that was there before the split waits for no hand-over: what it held back (taken
-        # for a new part by a report that came first) is said now.
-        held = state.pop("unannounced", {})
-        connected = [
-            pev.ParticipantConnected(
-                space_id=signal.space_id, user_id=user, gateway_id=gateway, kind=pev.CONNECT_KIND_NEW
-            )
-            for user, gateway in held.items()
-            if user in state["present"]
-        ]
-        await self._split(
-            key, signal.part, state, signal.split_from, max(signal.parts, state.get("parts", 1)), at
-        )
-        await self._publish(key, state, connected)
+        await self._grow_to(key, signal.part, state, signal.parts, at)
         self._persist(key, state, at)
+
+    async def _grow_to(self, key: str, own: int, state: dict, parts: int, at: float) -> None:
+        """This part (`own`) learnt the Space is in `parts` parts: it splits its own users, unless its
+        own hand-over has not come yet (then it splits once it has, `_take_over`: what it would hand
+        on may still be on its way to it)."""
+        before = state.get("parts", 1)
+        if parts <= before:
+            return
+        if "unannounced" in state:
+            state["parts"] = parts
+            return
+        await self._split(key, own, state, before, parts, at)
 
     @staticmethod
     def _announceable(state: dict, events: list) -> list:

@@ -2,9 +2,10 @@
 
 Presence keeps a Space's present users in one table value, keyed (and partitioned) by the Space
 id: one replica carries all of the Space's heartbeats, about 150,000 present users at one report
-per 5 s (docs/capacity.md). A Space whose part 0 (the value under its own id) holds more than
-`users_per_part` present users is split in twice as many parts (`grown`), up to `max_parts`, and
-says so (`PresenceSplit`). Its users are split by user id (CRC-32, the same in every process and
+per 5 s (docs/capacity.md), and its value, written whole to the changelog, grows by about 170
+bytes a user until it passes the producer's 1 MB record limit. A Space whose part 0 (the value
+under its own id) counts more than `users_per_part` users is split in twice as many parts
+(`grown`), up to `max_parts`, and says so (`PresenceSplit`). Its users are split by user id (CRC-32, the same in every process and
 release): part 0 keeps the Space id as its key, part k is keyed `<space>/p<k>` and lands wherever
 murmur2 puts it. Doubling from P to 2P moves a user from part k to k or k+P, never elsewhere.
 
@@ -43,16 +44,14 @@ def part_keys(space_id: str, parts: int) -> list[str]:
     return [part_key(space_id, part, parts) for part in range(max(parts, 1))]
 
 
-def grown(parts: int, present: int, users_per_part: int, max_parts: int) -> int:
-    """The Space's parts once part 0 holds `present` users: doubled while it holds more than
-    `users_per_part` (users spread evenly over parts, so part 0 speaks for all), up to `max_parts`;
-    never fewer. `users_per_part` 0: never split."""
+def grown(parts: int, users: int, users_per_part: int, max_parts: int) -> int:
+    """The Space's parts once part 0 counts `users` (present now or earlier: what its value holds):
+    doubled while it counts more than `users_per_part` (users spread evenly over parts, so part 0
+    speaks for all), up to `max_parts`; never fewer."""
     parts = max(parts, 1)
-    if users_per_part <= 0:
-        return parts
-    while present > users_per_part and parts * 2 <= max_parts:
+    while users > users_per_part and parts * 2 <= max_parts:
         parts *= 2
-        present //= 2
+        users //= 2
     return parts
 
 

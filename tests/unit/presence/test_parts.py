@@ -38,7 +38,6 @@ def test_a_space_splits_in_doubles_while_part_0_holds_more_than_its_share():
     assert grown(2, 50_001, 50_000, 64) == 4  # part 0 speaks for every part
     assert grown(32, 10**9, 50_000, 64) == 64  # never beyond the most
     assert grown(4, 10, 50_000, 64) == 4  # never fewer
-    assert grown(1, 10**6, 0, 64) == 1  # 0: never split
 
 
 def test_a_part_out_of_range_is_refused():
