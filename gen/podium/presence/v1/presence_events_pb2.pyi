@@ -140,8 +140,8 @@ Global___ParticipantTimedOut: _TypeAlias = ParticipantTimedOut  # noqa: Y015
 
 @_typing.final
 class PresenceSplit(_message.Message):
-    """The Space's presence is now split into `parts` parts by user id, since its present users outgrew
-    what one part holds (PODIUM_PRESENCE_USERS_PER_PART). From here on its presence events come on
+    """The Space's presence is now split into `parts` parts by user id, since its users outgrew what
+    one part holds (PODIUM_PRESENCE_USERS_PER_PART). From here on its presence events come on
     one stream per part: `presence-<space_id>` (part 0) and `presence-<space_id>/p<k>`, each
     numbered from 1. Said again when a report reaches presence on an older split.
     """
