@@ -47,6 +47,9 @@ class EventCounter:
         self.reader = make_reader(PodiumSettings(kafka_bootstrap_servers=bootstrap), "bench-presence-events")
         self.connected = 0
         self.timed_out = 0
+        self.connected_users: set[str] = set()  # a user announced twice counts once here
+        self.positions: set[tuple[str, int]] = set()  # (stream, version): a record written twice
+        self.records = 0
         self._task: asyncio.Task | None = None
 
     async def start(self) -> None:
@@ -60,9 +63,12 @@ class EventCounter:
         while True:
             for records in (await self.reader.getmany(timeout_ms=100, max_records=5000)).values():
                 for record in records:
-                    _, payload = decode(record.value)
+                    envelope, payload = decode(record.value)
+                    self.records += 1
+                    self.positions.add((envelope.stream_id, envelope.stream_version))
                     if isinstance(payload, pev.ParticipantConnected):
                         self.connected += 1
+                        self.connected_users.add(payload.user_id)
                     elif isinstance(payload, pev.ParticipantTimedOut):
                         self.timed_out += 1
 
@@ -211,6 +217,8 @@ async def main(args) -> dict:
             "join_all_connected_s": round(joined, 2),
             "join_entries_per_s": round(args.listeners / joined) if joined == joined else None,
             "connected_seen": connected,
+            "connected_users_distinct": len(counter.connected_users),
+            "event_records_written_twice": counter.records - len(counter.positions),
             "heartbeat_records_not_committed_at_end": lag,
             "drained": lag <= 0,
             "rss_per_10k_users_mb": round((rss_after - rss_before) / (max(1, present) / 10_000) / 2**20, 2),

@@ -199,7 +199,7 @@ class PresenceStreams:
         # written to the changelog at most every third of the timeout, not on every beat.
 
     async def _split(
-        self, key: str, own: int, state: dict, before: int, parts: int, at: float, notify=()
+        self, key: str, own: int, state: dict, before: int, parts: int, at: float, notify=(), fresh=None
     ) -> int:
         """The Space, in `before` parts, is now in `parts`: the users of this value (part `own`) whose
         part is another now are handed over there (before anyone reports them there, mostly: the
@@ -222,6 +222,7 @@ class PresenceStreams:
                     handed_over=[present_user(user, entry) for user, entry in entries],
                     unique_user_ids=unique,
                     split=True,
+                    unannounced_user_ids=[user for user, _ in entries if user in (fresh or {})],
                 ),
             )
         for part in notify:
@@ -391,27 +392,57 @@ class PresenceStreams:
         if already_applied(state, HEARTBEATS, offset) or "ended_at" in state:
             return
         entries = [(u.user_id, entry_of(u)) for u in signal.handed_over]
-        produced = []
+        gateways = {u.user_id: u.gateway_id for u in signal.handed_over}
+        fresh = {u: gateways[u] for u in signal.unannounced_user_ids if u in gateways}  # nobody said them
         if signal.split and "unannounced" in state:
             # The hand-over that makes this part, after reports on the new split: everyone heard
-            # of and not in it is new to the Space, and is said now; then any split heard of
-            # meanwhile is carried out.
+            # of and not in it is new to the Space; then any split heard of meanwhile is carried
+            # out, and users of other parts (routed here on an older split) go to theirs.
             adopt(state, entries, signal.unique_user_ids)
-            handed = {user for user, _ in entries}
-            produced = [
-                pev.ParticipantConnected(
-                    space_id=signal.space_id, user_id=user, gateway_id=gateway, kind=pev.CONNECT_KIND_NEW
-                )
-                for user, gateway in state.pop("unannounced").items()
-                if user not in handed and user in state["present"]
-            ]
+            handed = set(gateways)
+            held = state.pop("unannounced")
+            fresh |= {u: g for u, g in held.items() if u not in handed and u in state["present"]}
             heard_of, state["parts"] = state["parts"], signal.parts
-            await self._grow_to(key, signal.part, state, heard_of, at)
+            await self._grow_to(key, signal.part, state, heard_of, at, fresh)
+            await self._send_strays(key, state, fresh)
         else:
+            before = set(state["present"])
             await self._grow_to(key, signal.part, state, signal.parts, at)
             adopt(state, entries, signal.unique_user_ids)
+            if "unannounced" in state:  # still waiting for its own: they wait with it
+                state["unannounced"].update(fresh)
+                fresh = {}
+            fresh = {u: g for u, g in fresh.items() if u not in before}
+        produced = [
+            pev.ParticipantConnected(
+                space_id=signal.space_id, user_id=user, gateway_id=gateway, kind=pev.CONNECT_KIND_NEW
+            )
+            for user, gateway in fresh.items()
+            if user in state["present"]
+        ]
         await self._publish(key, state, produced)
         self._persist(key, state, at)
+
+    async def _send_strays(self, key: str, state: dict, fresh: dict) -> None:
+        """Users present here who belong to another part under the count this part knows (reports
+        on an older split routed them here meanwhile) go to that part, with those not announced."""
+        space_id, parts = state["space_id"], state.get("parts", 1)
+        strays = defaultdict(list)
+        for user in state["present"]:
+            if (there := user_key(space_id, user, parts)) != key:
+                strays[there].append(user)
+        for there, users in strays.items():
+            entries = hand_over(state, users)
+            await self._send(
+                there,
+                pt.HeartbeatBatch(
+                    space_id=space_id,
+                    part=part_of(users[0], parts),
+                    parts=parts,
+                    handed_over=[present_user(user, entry) for user, entry in entries],
+                    unannounced_user_ids=[user for user in users if user in fresh],
+                ),
+            )
 
     async def _split_notice(self, signal: pt.HeartbeatBatch, offset: int, at: float) -> None:
         """Part 0 split the Space from `split_from` parts: this part, one of those, splits its own."""
@@ -424,7 +455,7 @@ class PresenceStreams:
         await self._grow_to(key, signal.part, state, signal.parts, at)
         self._persist(key, state, at)
 
-    async def _grow_to(self, key: str, own: int, state: dict, parts: int, at: float) -> None:
+    async def _grow_to(self, key: str, own: int, state: dict, parts: int, at: float, fresh=None) -> None:
         """This part (`own`) learnt the Space is in `parts` parts: it splits its own users, unless its
         own hand-over has not come yet (then it splits once it has, `_take_over`: what it would hand
         on may still be on its way to it)."""
@@ -434,7 +465,7 @@ class PresenceStreams:
         if "unannounced" in state:
             state["parts"] = parts
             return
-        await self._split(key, own, state, before, parts, at)
+        await self._split(key, own, state, before, parts, at, fresh=fresh or {})
 
     @staticmethod
     def _announceable(state: dict, events: list) -> list:

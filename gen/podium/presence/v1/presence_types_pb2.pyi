@@ -111,6 +111,7 @@ class HeartbeatBatch(_message.Message):
     UNIQUE_USER_IDS_FIELD_NUMBER: _builtins.int
     SPLIT_FIELD_NUMBER: _builtins.int
     SPLIT_FROM_FIELD_NUMBER: _builtins.int
+    UNANNOUNCED_USER_IDS_FIELD_NUMBER: _builtins.int
     gateway_id: _builtins.str
     """The gateway reporting."""
     space_id: _builtins.str
@@ -170,6 +171,13 @@ class HeartbeatBatch(_message.Message):
         so the Space's unique count keeps counting them once, here from now on.
         """
 
+    @_builtins.property
+    def unannounced_user_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """With handed_over: those of them no part has announced yet (ParticipantConnected, held back
+        while the sender waited for its own hand-over). The receiving part announces them, unless it
+        holds them already.
+        """
+
     def __init__(
         self,
         *,
@@ -186,10 +194,11 @@ class HeartbeatBatch(_message.Message):
         unique_user_ids: _abc.Iterable[_builtins.str] | None = ...,
         split: _builtins.bool = ...,
         split_from: _builtins.int = ...,
+        unannounced_user_ids: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["sent_at", b"sent_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["gateway_disconnected", b"gateway_disconnected", "gateway_id", b"gateway_id", "handed_over", b"handed_over", "part", b"part", "parts", b"parts", "room_event", b"room_event", "sent_at", b"sent_at", "space_id", b"space_id", "split", b"split", "split_from", b"split_from", "tick", b"tick", "unique_user_ids", b"unique_user_ids", "user_ids", b"user_ids"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["gateway_disconnected", b"gateway_disconnected", "gateway_id", b"gateway_id", "handed_over", b"handed_over", "part", b"part", "parts", b"parts", "room_event", b"room_event", "sent_at", b"sent_at", "space_id", b"space_id", "split", b"split", "split_from", b"split_from", "tick", b"tick", "unannounced_user_ids", b"unannounced_user_ids", "unique_user_ids", b"unique_user_ids", "user_ids", b"user_ids"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
