@@ -96,15 +96,23 @@ class PresenceApi(presence_service_pb2_grpc.PresenceServiceServicer):
                         index=index, user_id=entry.user_id, space_id=entry.space_id, reason=reason.reason
                     )
                 )
-        futures, keys = [], []
+        # A split Space's parts whose keys share a partition share a record: a record costs far
+        # more than an entry, and a large Space has many parts on each partition.
+        partitions = len(await self.producer.partitions_for(PRESENCE_HEARTBEATS.name))
+        records: dict[tuple[str, int], list[tuple[int, list[str]]]] = defaultdict(list)
         for (space_id, part), users in by_part.items():
-            parts = split[space_id]
+            where = partition_of(part_key(space_id, part, split[space_id]), partitions)
+            records[space_id, where].append((part, users))
+        futures, keys = [], []
+        for (space_id, _), grouped in records.items():
+            parts, (part, _) = split[space_id], grouped[0]
             batch = pt.HeartbeatBatch(
                 gateway_id=request.gateway_id,
                 space_id=space_id,
-                user_ids=users,
+                user_ids=[user for _, users in grouped for user in users],
                 part=part,
                 parts=parts if parts > 1 else 0,
+                several_parts=len(grouped) > 1,
             )
             keys.append(key := part_key(space_id, part, parts))
             futures.append(

@@ -157,7 +157,8 @@ class PresenceStreams:
                 await self._split_notice(signal, offset, at)
             elif signal.space_id:
                 observe(evidence, signal.gateway_id, at, self.rules)
-                await self._beat(signal, at, offset)
+                for each_part in _per_part(signal):
+                    await self._beat(each_part, at, offset)
             elif signal.gateway_id:
                 observe(evidence, signal.gateway_id, at, self.rules)  # a pulse
             self.processed += 1
@@ -544,3 +545,25 @@ def _new_part(space_id: str, part: int, parts: int, *, awaiting: bool) -> dict:
         if awaiting and part:
             state["unannounced"] = {}
     return state
+
+
+def _per_part(signal: pt.HeartbeatBatch) -> list[pt.HeartbeatBatch]:
+    """A heartbeat for users of one part; one for several parts sharing a partition, as one a part."""
+    if not signal.several_parts:
+        return [signal]
+    users: dict[int, list[str]] = defaultdict(list)
+    for user in signal.user_ids:
+        users[part_of(user, signal.parts)].append(user)
+    each = []
+    for part, of_part in users.items():
+        one = pt.HeartbeatBatch(
+            gateway_id=signal.gateway_id,
+            space_id=signal.space_id,
+            user_ids=of_part,
+            part=part,
+            parts=signal.parts,
+        )
+        if signal.HasField("sent_at"):
+            one.sent_at.CopyFrom(signal.sent_at)
+        each.append(one)
+    return each

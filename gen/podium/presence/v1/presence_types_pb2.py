@@ -27,33 +27,33 @@ from podium.room.v1 import room_events_pb2 as podium_dot_room_dot_v1_dot_room__e
 from podium.room.v1 import room_types_pb2 as podium_dot_room_dot_v1_dot_room__types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'podium/presence/v1/presence_types.proto\x12\x12podium.presence.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a podium/room/v1/room_events.proto\x1a\x1fpodium/room/v1/room_types.proto\"\xe2\x02\n\x0eHeartbeatBatch\x12\x12\n\ngateway_id\x18\x01 \x01(\t\x12\x10\n\x08space_id\x18\x02 \x01(\t\x12\x10\n\x08user_ids\x18\x03 \x03(\t\x12+\n\x07sent_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1c\n\x14gateway_disconnected\x18\x05 \x01(\x08\x12\x0c\n\x04tick\x18\x06 \x01(\x08\x12\r\n\x05parts\x18\x07 \x01(\r\x12\x0c\n\x04part\x18\x08 \x01(\r\x12\x12\n\nroom_event\x18\t \x01(\x0c\x12\x34\n\x0bhanded_over\x18\n \x03(\x0b\x32\x1f.podium.presence.v1.PresentUser\x12\x17\n\x0funique_user_ids\x18\x0b \x03(\t\x12\r\n\x05split\x18\x0c \x01(\x08\x12\x12\n\nsplit_from\x18\r \x01(\r\x12\x1c\n\x14unannounced_user_ids\x18\x0e \x03(\t\"2\n\rPresenceEntry\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x10\n\x08space_id\x18\x02 \x01(\t\"\x93\x01\n\x0bPresentUser\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x12\n\ngateway_id\x18\x02 \x01(\t\x12\x30\n\x0c\x63onnected_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tlast_seen\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"Z\n\x0bSpaceCounts\x12\x19\n\x11\x63urrent_listeners\x18\x01 \x01(\x05\x12\x16\n\x0epeak_listeners\x18\x02 \x01(\x05\x12\x18\n\x10unique_listeners\x18\x03 \x01(\x05\"u\n\x0bSpaceMember\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0c\n\x04role\x18\x02 \x01(\x05\x12\r\n\x05muted\x18\x03 \x01(\x08\x12\x13\n\x0bhand_raised\x18\x04 \x01(\x08\x12\x10\n\x08speaking\x18\x05 \x01(\x08\x12\x11\n\tconnected\x18\x06 \x01(\x08\"s\n\x0cMemberChange\x12\x32\n\x04kind\x18\x01 \x01(\x0e\x32$.podium.presence.v1.MemberChangeKind\x12/\n\x06member\x18\x02 \x01(\x0b\x32\x1f.podium.presence.v1.SpaceMember\"\xb5\x01\n\rSpaceSnapshot\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x30\n\x07members\x18\x02 \x03(\x0b\x32\x1f.podium.presence.v1.SpaceMember\x12/\n\x06\x63ounts\x18\x03 \x01(\x0b\x32\x1f.podium.presence.v1.SpaceCounts\x12/\n\x05space\x18\x04 \x01(\x0b\x32 .podium.presence.v1.SpaceDetails\"\xa6\x03\n\x0cSpaceDetails\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x14\n\x0chost_user_id\x18\x02 \x01(\t\x12\r\n\x05title\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12)\n\x05state\x18\x05 \x01(\x0e\x32\x1a.podium.room.v1.SpaceState\x12/\n\x0bjoin_policy\x18\x06 \x01(\x0e\x32\x1a.podium.room.v1.JoinPolicy\x12\x33\n\x0fscheduled_start\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nded_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\nend_reason\x18\n \x01(\x0e\x32\x19.podium.room.v1.EndReason\x12\x19\n\x11recording_enabled\x18\x0b \x01(\x08\x12\x11\n\trecording\x18\x0c \x01(\x08\"\x89\x01\n\x0bSpaceChange\x12\x31\n\x04kind\x18\x01 \x01(\x0e\x32#.podium.presence.v1.SpaceChangeKind\x12\x16\n\x0e\x63hanged_fields\x18\x02 \x03(\t\x12/\n\x05space\x18\x03 \x01(\x0b\x32 .podium.presence.v1.SpaceDetails*\x92\x01\n\x10MemberChangeKind\x12\"\n\x1eMEMBER_CHANGE_KIND_UNSPECIFIED\x10\x00\x12\x1d\n\x19MEMBER_CHANGE_KIND_JOINED\x10\x01\x12\x1e\n\x1aMEMBER_CHANGE_KIND_UPDATED\x10\x02\x12\x1b\n\x17MEMBER_CHANGE_KIND_LEFT\x10\x03*\x82\x02\n\x0fSpaceChangeKind\x12!\n\x1dSPACE_CHANGE_KIND_UNSPECIFIED\x10\x00\x12\x1d\n\x19SPACE_CHANGE_KIND_UPDATED\x10\x01\x12\x1d\n\x19SPACE_CHANGE_KIND_STARTED\x10\x02\x12\x1b\n\x17SPACE_CHANGE_KIND_ENDED\x10\x03\x12\x1f\n\x1bSPACE_CHANGE_KIND_CANCELLED\x10\x04\x12\'\n#SPACE_CHANGE_KIND_RECORDING_STARTED\x10\x05\x12\'\n#SPACE_CHANGE_KIND_RECORDING_STOPPED\x10\x06\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'podium/presence/v1/presence_types.proto\x12\x12podium.presence.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a podium/room/v1/room_events.proto\x1a\x1fpodium/room/v1/room_types.proto\"\xf9\x02\n\x0eHeartbeatBatch\x12\x12\n\ngateway_id\x18\x01 \x01(\t\x12\x10\n\x08space_id\x18\x02 \x01(\t\x12\x10\n\x08user_ids\x18\x03 \x03(\t\x12+\n\x07sent_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1c\n\x14gateway_disconnected\x18\x05 \x01(\x08\x12\x0c\n\x04tick\x18\x06 \x01(\x08\x12\r\n\x05parts\x18\x07 \x01(\r\x12\x0c\n\x04part\x18\x08 \x01(\r\x12\x12\n\nroom_event\x18\t \x01(\x0c\x12\x34\n\x0bhanded_over\x18\n \x03(\x0b\x32\x1f.podium.presence.v1.PresentUser\x12\x17\n\x0funique_user_ids\x18\x0b \x03(\t\x12\r\n\x05split\x18\x0c \x01(\x08\x12\x12\n\nsplit_from\x18\r \x01(\r\x12\x1c\n\x14unannounced_user_ids\x18\x0e \x03(\t\x12\x15\n\rseveral_parts\x18\x0f \x01(\x08\"2\n\rPresenceEntry\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x10\n\x08space_id\x18\x02 \x01(\t\"\x93\x01\n\x0bPresentUser\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x12\n\ngateway_id\x18\x02 \x01(\t\x12\x30\n\x0c\x63onnected_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tlast_seen\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"Z\n\x0bSpaceCounts\x12\x19\n\x11\x63urrent_listeners\x18\x01 \x01(\x05\x12\x16\n\x0epeak_listeners\x18\x02 \x01(\x05\x12\x18\n\x10unique_listeners\x18\x03 \x01(\x05\"u\n\x0bSpaceMember\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0c\n\x04role\x18\x02 \x01(\x05\x12\r\n\x05muted\x18\x03 \x01(\x08\x12\x13\n\x0bhand_raised\x18\x04 \x01(\x08\x12\x10\n\x08speaking\x18\x05 \x01(\x08\x12\x11\n\tconnected\x18\x06 \x01(\x08\"s\n\x0cMemberChange\x12\x32\n\x04kind\x18\x01 \x01(\x0e\x32$.podium.presence.v1.MemberChangeKind\x12/\n\x06member\x18\x02 \x01(\x0b\x32\x1f.podium.presence.v1.SpaceMember\"\xb5\x01\n\rSpaceSnapshot\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x30\n\x07members\x18\x02 \x03(\x0b\x32\x1f.podium.presence.v1.SpaceMember\x12/\n\x06\x63ounts\x18\x03 \x01(\x0b\x32\x1f.podium.presence.v1.SpaceCounts\x12/\n\x05space\x18\x04 \x01(\x0b\x32 .podium.presence.v1.SpaceDetails\"\xa6\x03\n\x0cSpaceDetails\x12\x10\n\x08space_id\x18\x01 \x01(\t\x12\x14\n\x0chost_user_id\x18\x02 \x01(\t\x12\r\n\x05title\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12)\n\x05state\x18\x05 \x01(\x0e\x32\x1a.podium.room.v1.SpaceState\x12/\n\x0bjoin_policy\x18\x06 \x01(\x0e\x32\x1a.podium.room.v1.JoinPolicy\x12\x33\n\x0fscheduled_start\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nded_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\nend_reason\x18\n \x01(\x0e\x32\x19.podium.room.v1.EndReason\x12\x19\n\x11recording_enabled\x18\x0b \x01(\x08\x12\x11\n\trecording\x18\x0c \x01(\x08\"\x89\x01\n\x0bSpaceChange\x12\x31\n\x04kind\x18\x01 \x01(\x0e\x32#.podium.presence.v1.SpaceChangeKind\x12\x16\n\x0e\x63hanged_fields\x18\x02 \x03(\t\x12/\n\x05space\x18\x03 \x01(\x0b\x32 .podium.presence.v1.SpaceDetails*\x92\x01\n\x10MemberChangeKind\x12\"\n\x1eMEMBER_CHANGE_KIND_UNSPECIFIED\x10\x00\x12\x1d\n\x19MEMBER_CHANGE_KIND_JOINED\x10\x01\x12\x1e\n\x1aMEMBER_CHANGE_KIND_UPDATED\x10\x02\x12\x1b\n\x17MEMBER_CHANGE_KIND_LEFT\x10\x03*\x82\x02\n\x0fSpaceChangeKind\x12!\n\x1dSPACE_CHANGE_KIND_UNSPECIFIED\x10\x00\x12\x1d\n\x19SPACE_CHANGE_KIND_UPDATED\x10\x01\x12\x1d\n\x19SPACE_CHANGE_KIND_STARTED\x10\x02\x12\x1b\n\x17SPACE_CHANGE_KIND_ENDED\x10\x03\x12\x1f\n\x1bSPACE_CHANGE_KIND_CANCELLED\x10\x04\x12\'\n#SPACE_CHANGE_KIND_RECORDING_STARTED\x10\x05\x12\'\n#SPACE_CHANGE_KIND_RECORDING_STOPPED\x10\x06\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'podium.presence.v1.presence_types_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_MEMBERCHANGEKIND']._serialized_start=1800
-  _globals['_MEMBERCHANGEKIND']._serialized_end=1946
-  _globals['_SPACECHANGEKIND']._serialized_start=1949
-  _globals['_SPACECHANGEKIND']._serialized_end=2207
+  _globals['_MEMBERCHANGEKIND']._serialized_start=1823
+  _globals['_MEMBERCHANGEKIND']._serialized_end=1969
+  _globals['_SPACECHANGEKIND']._serialized_start=1972
+  _globals['_SPACECHANGEKIND']._serialized_end=2230
   _globals['_HEARTBEATBATCH']._serialized_start=164
-  _globals['_HEARTBEATBATCH']._serialized_end=518
-  _globals['_PRESENCEENTRY']._serialized_start=520
-  _globals['_PRESENCEENTRY']._serialized_end=570
-  _globals['_PRESENTUSER']._serialized_start=573
-  _globals['_PRESENTUSER']._serialized_end=720
-  _globals['_SPACECOUNTS']._serialized_start=722
-  _globals['_SPACECOUNTS']._serialized_end=812
-  _globals['_SPACEMEMBER']._serialized_start=814
-  _globals['_SPACEMEMBER']._serialized_end=931
-  _globals['_MEMBERCHANGE']._serialized_start=933
-  _globals['_MEMBERCHANGE']._serialized_end=1048
-  _globals['_SPACESNAPSHOT']._serialized_start=1051
-  _globals['_SPACESNAPSHOT']._serialized_end=1232
-  _globals['_SPACEDETAILS']._serialized_start=1235
-  _globals['_SPACEDETAILS']._serialized_end=1657
-  _globals['_SPACECHANGE']._serialized_start=1660
-  _globals['_SPACECHANGE']._serialized_end=1797
+  _globals['_HEARTBEATBATCH']._serialized_end=541
+  _globals['_PRESENCEENTRY']._serialized_start=543
+  _globals['_PRESENCEENTRY']._serialized_end=593
+  _globals['_PRESENTUSER']._serialized_start=596
+  _globals['_PRESENTUSER']._serialized_end=743
+  _globals['_SPACECOUNTS']._serialized_start=745
+  _globals['_SPACECOUNTS']._serialized_end=835
+  _globals['_SPACEMEMBER']._serialized_start=837
+  _globals['_SPACEMEMBER']._serialized_end=954
+  _globals['_MEMBERCHANGE']._serialized_start=956
+  _globals['_MEMBERCHANGE']._serialized_end=1071
+  _globals['_SPACESNAPSHOT']._serialized_start=1074
+  _globals['_SPACESNAPSHOT']._serialized_end=1255
+  _globals['_SPACEDETAILS']._serialized_start=1258
+  _globals['_SPACEDETAILS']._serialized_end=1680
+  _globals['_SPACECHANGE']._serialized_start=1683
+  _globals['_SPACECHANGE']._serialized_end=1820
 # @@protoc_insertion_point(module_scope)

@@ -112,6 +112,7 @@ class HeartbeatBatch(_message.Message):
     SPLIT_FIELD_NUMBER: _builtins.int
     SPLIT_FROM_FIELD_NUMBER: _builtins.int
     UNANNOUNCED_USER_IDS_FIELD_NUMBER: _builtins.int
+    SEVERAL_PARTS_FIELD_NUMBER: _builtins.int
     gateway_id: _builtins.str
     """The gateway reporting."""
     space_id: _builtins.str
@@ -146,6 +147,11 @@ class HeartbeatBatch(_message.Message):
     split_from: _builtins.int
     """In part 0's notice of a split to one of the Space's other parts (space_id, part, parts, no
     users): how many parts there were before, so a part that never held anyone splits too.
+    """
+    several_parts: _builtins.bool
+    """The users are of several parts of the Space whose keys share this record's partition (each
+    user's part is theirs among `parts`): one record for them all, not one a part. `part` is the
+    first of them, whose key the record is sent under.
     """
     @_builtins.property
     def user_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
@@ -195,10 +201,11 @@ class HeartbeatBatch(_message.Message):
         split: _builtins.bool = ...,
         split_from: _builtins.int = ...,
         unannounced_user_ids: _abc.Iterable[_builtins.str] | None = ...,
+        several_parts: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["sent_at", b"sent_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["gateway_disconnected", b"gateway_disconnected", "gateway_id", b"gateway_id", "handed_over", b"handed_over", "part", b"part", "parts", b"parts", "room_event", b"room_event", "sent_at", b"sent_at", "space_id", b"space_id", "split", b"split", "split_from", b"split_from", "tick", b"tick", "unannounced_user_ids", b"unannounced_user_ids", "unique_user_ids", b"unique_user_ids", "user_ids", b"user_ids"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["gateway_disconnected", b"gateway_disconnected", "gateway_id", b"gateway_id", "handed_over", b"handed_over", "part", b"part", "parts", b"parts", "room_event", b"room_event", "sent_at", b"sent_at", "several_parts", b"several_parts", "space_id", b"space_id", "split", b"split", "split_from", b"split_from", "tick", b"tick", "unannounced_user_ids", b"unannounced_user_ids", "unique_user_ids", b"unique_user_ids", "user_ids", b"user_ids"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
