@@ -289,6 +289,7 @@ async def presence(quick: bool) -> dict:
         rate=5_000 if quick else 20_000,
         duration=3 if quick else 15,
         drain_timeout=30 if quick else 90,
+        users_per_part=2_000,
     )
     raw = await bench_presence.main(args)
     return {
