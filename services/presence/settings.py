@@ -84,12 +84,12 @@ class PresenceSettings(PodiumSettings):
     presence_users_per_part: int = Field(
         2_000,
         ge=1,
-        le=20_000,
+        le=4_000,
         description="A live Space whose presence part 0 counts more users than this (present now or earlier) "
         "is split in twice as many parts by user id, each a table value on its own partition. A part's "
         "value is written whole to the changelog, about 170 bytes a user with UUID ids, and a record over "
-        "the producer's 1 MB limit stops presence: so parts stay small, and one Space's heartbeats spread "
-        "over presence replicas. Queries gather the parts (ADR 0015).",
+        "the producer's 1 MB limit stops presence: so parts stay small (at most 4,000), and one Space's "
+        "heartbeats spread over presence replicas. Queries gather the parts (ADR 0015).",
     )
     presence_max_parts: int = Field(
         1024,
