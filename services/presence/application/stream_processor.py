@@ -20,12 +20,15 @@ degraded (`input_health.py`).
 A second agent follows the room's topic (co-partitioned: same key, same
 partition count) and drops users the room says have left.
 
-A Space's presence may be split into parts (`domain/parts.py`, ADR 0015), keyed
-`<space>/p<k>`, so one Space's heartbeats spread over partitions and replicas.
-The room's topic is then not co-partitioned with the parts: the second agent
-forwards a leave to the leaver's part, and a Space's end to every part, as
-records on the heartbeat topic, and the first agent applies them in order with
-the part's heartbeats.
+A Space that outgrows one value splits into parts (`domain/parts.py`, ADR 0015):
+part 0 keeps the Space id as its key, part k is keyed `<space>/p<k>`, so one
+Space's heartbeats spread over partitions and replicas. More kinds of record
+serve the split, all on the heartbeat topic so each is ordered with its part's
+heartbeats: a split's hand-over of users to the part they belong to now (and
+of those a part heard of on an older split), part 0's notice to the other parts
+that the Space split further, a heartbeat passed on to the part its users are
+in now, and a room event forwarded from part 0's partition to the part it
+concerns (the room's topic is not co-partitioned with the parts).
 
 Events go to `podium.presence.events.v1` in the common envelope, keyed by
 Space id, with a version per Space (or per part) kept in the same table value.
