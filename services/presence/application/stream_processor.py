@@ -366,25 +366,9 @@ class PresenceStreams:
         handed over to that part instead, which times them out only if it has not heard of them
         either."""
         for key, state in spaces.items():
-            space_id, parts = state["space_id"], state.get("parts", 1)
-            if parts == 1:
-                continue
-            moved = defaultdict(list)
-            for user in overdue(state, evidence, self.rules):
-                if (there := user_key(space_id, user, parts)) != key:
-                    moved[there].append(user)
-            for there, users in moved.items():
-                entries = hand_over(state, users)
-                await self._send(
-                    there,
-                    pt.HeartbeatBatch(
-                        space_id=space_id,
-                        part=part_of(users[0], parts),
-                        parts=parts,
-                        handed_over=[present_user(user, entry) for user, entry in entries],
-                    ),
-                )
-            if moved:
+            if state.get("parts", 1) > 1 and await self._hand_on(
+                key, state, overdue(state, evidence, self.rules)
+            ):
                 self._persist(key, state, now)
 
     async def _take_over(self, signal: pt.HeartbeatBatch, offset: int, at: float) -> None:
@@ -408,7 +392,7 @@ class PresenceStreams:
             fresh |= {u: g for u, g in held.items() if u not in handed and u in state["present"]}
             heard_of, state["parts"] = state["parts"], signal.parts
             await self._grow_to(key, signal.part, state, heard_of, at, fresh)
-            await self._send_strays(key, state, fresh)
+            await self._hand_on(key, state, list(state["present"]), fresh)
         else:
             before = set(state["present"])
             await self._grow_to(key, signal.part, state, signal.parts, at)
@@ -427,26 +411,28 @@ class PresenceStreams:
         await self._publish(key, state, produced)
         self._persist(key, state, at)
 
-    async def _send_strays(self, key: str, state: dict, fresh: dict) -> None:
-        """Users present here who belong to another part under the count this part knows (reports
-        on an older split routed them here meanwhile) go to that part, with those not announced."""
+    async def _hand_on(self, key: str, state: dict, users, fresh=()) -> bool:
+        """Those of `users` present here who belong to another part under the count this part knows
+        (reports on an older split routed them here) go to that part, marked if nobody announced
+        them yet (`fresh`). Whether any went."""
         space_id, parts = state["space_id"], state.get("parts", 1)
         strays = defaultdict(list)
-        for user in state["present"]:
+        for user in users:
             if (there := user_key(space_id, user, parts)) != key:
                 strays[there].append(user)
-        for there, users in strays.items():
-            entries = hand_over(state, users)
+        for there, moved in strays.items():
+            entries = hand_over(state, moved)
             await self._send(
                 there,
                 pt.HeartbeatBatch(
                     space_id=space_id,
-                    part=part_of(users[0], parts),
+                    part=part_of(moved[0], parts),
                     parts=parts,
                     handed_over=[present_user(user, entry) for user, entry in entries],
-                    unannounced_user_ids=[user for user in users if user in fresh],
+                    unannounced_user_ids=[user for user in moved if user in fresh],
                 ),
             )
+        return bool(strays)
 
     async def _split_notice(self, signal: pt.HeartbeatBatch, offset: int, at: float) -> None:
         """Part 0 split the Space from `split_from` parts: this part, one of those, splits its own."""
