@@ -157,53 +157,61 @@ async def main(args) -> dict:
     result = run_header()
     async with BenchStack() as stack:
         first = await start_room(stack, args.shard_joins_per_second)
-        probe = Probe(stack)
-        try:
-            await probe.ready()
-            async with grpc.aio.insecure_channel(first.process.address) as channel:
-                stub = room_service_pb2_grpc.RoomServiceStub(channel)
-                spread = await create_live_spaces(stub, DEV_JWT_SECRET, args.spaces)
-            hot = spread[:1]
-            phases = [
-                await phase("spread-1", [first], spread, args.rate, args.duration),
-                await phase("hot-1", [first], hot, args.rate, args.duration),
-            ]
-            second = await start_room(stack, args.shard_joins_per_second)
-            phases.append(await phase("hot-2", [first, second], hot, args.rate, args.duration))
-            await second.process.stop()
-            capacity = await phase("capacity", [first], hot, args.capacity_rate, args.duration)
-            phases.append(capacity)
-            phases.append(await phase("spread-capacity", [first], spread, args.capacity_rate, args.duration))
-            at_80 = round(0.8 * capacity["sustained_per_s"])
-            phases.append(await phase("hot-80", [first], hot, at_80, args.duration))
-            await asyncio.sleep(2.0)  # the last joins reach the probe
-            visible = await probe.finish()
-            moderation = await stack.start("moderation")
-            result["eviction"] = await eviction.measure(
-                first.process.address,
-                first.metrics_port,
-                moderation.address,
-                stack.bootstrap,
-                listeners=args.evict_listeners,
-                storm_rate=args.rate,
-                bans=args.bans,
-                ban_rate=args.ban_rate,
-            )
-        finally:
-            probe.kill()
+        if not args.eviction_only:
+            result |= await joins(stack, first, args)
+        moderation = await stack.start("moderation")
+        result["eviction"] = await eviction.measure(
+            first.process.address,
+            first.metrics_port,
+            moderation.address,
+            stack.bootstrap,
+            listeners=args.evict_listeners,
+            storm_rate=args.rate,
+            bans=args.bans,
+            ban_rate=args.ban_rate,
+        )
+    return result
+
+
+async def joins(stack: BenchStack, first: Room, args) -> dict:
+    """The join phases, on one and two room processes, and what the probe saw of them."""
+    probe = Probe(stack)
+    try:
+        await probe.ready()
+        async with grpc.aio.insecure_channel(first.process.address) as channel:
+            stub = room_service_pb2_grpc.RoomServiceStub(channel)
+            spread = await create_live_spaces(stub, DEV_JWT_SECRET, args.spaces)
+        hot = spread[:1]
+        phases = [
+            await phase("spread-1", [first], spread, args.rate, args.duration),
+            await phase("hot-1", [first], hot, args.rate, args.duration),
+        ]
+        second = await start_room(stack, args.shard_joins_per_second)
+        phases.append(await phase("hot-2", [first, second], hot, args.rate, args.duration))
+        await second.process.stop()
+        capacity = await phase("capacity", [first], hot, args.capacity_rate, args.duration)
+        phases.append(capacity)
+        phases.append(await phase("spread-capacity", [first], spread, args.capacity_rate, args.duration))
+        at_80 = round(0.8 * capacity["sustained_per_s"])
+        phases.append(await phase("hot-80", [first], hot, at_80, args.duration))
+        await asyncio.sleep(2.0)  # the last joins reach the probe
+        visible = await probe.finish()
+    finally:
+        probe.kill()
     for p in phases:
         visibility(p, visible)
     by = {p["name"]: p for p in phases}
-    result["phases"] = phases
-    result["hot_vs_spread_per_cpu"] = round(
-        by["hot-1"]["joins_per_room_cpu_s"] / by["spread-1"]["joins_per_room_cpu_s"], 3
-    )
-    result["two_rooms_hot_vs_spread_per_cpu"] = round(
-        by["hot-2"]["joins_per_room_cpu_s"] / by["spread-1"]["joins_per_room_cpu_s"], 3
-    )
-    result["capacity_hot_per_s"] = capacity["sustained_per_s"]
-    result["capacity_spread_per_s"] = by["spread-capacity"]["sustained_per_s"]
-    return result
+    return {
+        "phases": phases,
+        "hot_vs_spread_per_cpu": round(
+            by["hot-1"]["joins_per_room_cpu_s"] / by["spread-1"]["joins_per_room_cpu_s"], 3
+        ),
+        "two_rooms_hot_vs_spread_per_cpu": round(
+            by["hot-2"]["joins_per_room_cpu_s"] / by["spread-1"]["joins_per_room_cpu_s"], 3
+        ),
+        "capacity_hot_per_s": capacity["sustained_per_s"],
+        "capacity_spread_per_s": by["spread-capacity"]["sustained_per_s"],
+    }
 
 
 def parse_args(argv=None):
@@ -229,6 +237,9 @@ def parse_args(argv=None):
     )
     parser.add_argument("--bans", type=int, default=200, help="listeners moderation removes")
     parser.add_argument("--ban-rate", type=float, default=20, help="removals/s, open loop")
+    parser.add_argument(
+        "--eviction-only", action="store_true", help="skip the join phases: only the eviction phase"
+    )
     return parser.parse_args(argv)
 
 
@@ -238,7 +249,7 @@ def markdown(result: dict) -> str:
         "conflicts per join | errors |",
         "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
-    for p in result["phases"]:
+    for p in result.get("phases", []):
         lines.append(
             f"| {p['name']} | {p['rooms']} | {p['offered_per_s']:g} | {p['sustained_per_s']} | "
             f"{p['joins_per_room_cpu_s']} | {p['visible_p50_ms']} / {p['visible_p99_ms']} | "
