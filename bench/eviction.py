@@ -151,11 +151,17 @@ async def measure(
 
             async def ban(user: str) -> None:
                 sent[user] = time.time()
-                await mods.RemoveParticipant(
-                    mpb.RemoveParticipantRequest(space_id=space_id, user_id=user, reason="bench"),
-                    metadata=md(HOST),
-                    timeout=30,
+                request = mpb.RemoveParticipantRequest(
+                    space_id=space_id, user_id=user, reason="bench", request_id=f"bench-ban-{user}"
                 )
+                for attempt in range(10):  # as a gateway would: UNAVAILABLE is retried, same request id
+                    try:
+                        await mods.RemoveParticipant(request, metadata=md(HOST), timeout=30)
+                        return
+                    except grpc.aio.AioRpcError as error:
+                        if error.code() != grpc.StatusCode.UNAVAILABLE or attempt == 9:
+                            raise
+                        await asyncio.sleep(0.2)
 
             async def bans_open_loop() -> None:
                 loop = asyncio.get_running_loop()

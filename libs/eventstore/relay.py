@@ -42,7 +42,7 @@ class OutboxRelay:
         schema: str,
         topics: tuple[TopicSpec, ...],
         *,
-        batch_size: int = 500,
+        batch_size: int = 2000,
         poll_interval: float = 0.5,
     ):
         self.settings = settings
@@ -92,6 +92,9 @@ class OutboxRelay:
 
         The lock and the LISTEN live on a connection of the relay's own, outside
         the pool, so they end with that connection and never leak into a command.
+        The relay reads and deletes outbox rows on it too: a burst of commands that
+        holds every pooled connection (an eviction's hundred shard appends) must not
+        hold back the publishing of what they commit.
         """
         lock_conn = await asyncpg.connect(self.settings.database_url)
         try:
@@ -127,23 +130,25 @@ class OutboxRelay:
         self.publishing = True
         try:
             while not lock_conn.is_closed():  # without the lock, another replica may be publishing
-                sent = await self._publish_batch(producer)
+                # Cleared before the read, not after it: a commit notified while a batch is out
+                # must wake the next read at once, not wait for the poll.
+                self._wake.clear()
+                sent = await self._publish_batch(producer, lock_conn)
                 if sent < self.batch_size:
-                    self._wake.clear()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), self.poll_interval)
         finally:
             self.publishing = False
             await producer.stop()
 
-    async def _publish_batch(self, producer: AIOKafkaProducer) -> int:
-        rows = await self.pool.fetch(
+    async def _publish_batch(self, producer: AIOKafkaProducer, conn: asyncpg.Connection) -> int:
+        rows = await conn.fetch(
             f"SELECT position, topic, key, envelope FROM {self.schema}.outbox ORDER BY position LIMIT $1",
             self.batch_size,
         )
         backlog = len(rows)
         if backlog == self.batch_size:  # more behind it: count them (only while behind)
-            backlog = await self.pool.fetchval(f"SELECT count(*) FROM {self.schema}.outbox")
+            backlog = await conn.fetchval(f"SELECT count(*) FROM {self.schema}.outbox")
         OUTBOX_BACKLOG.labels(self.schema_name).set(backlog)
         if not rows:
             return 0
@@ -158,7 +163,7 @@ class OutboxRelay:
                     await producer.send(r["topic"], value=value, key=r["key"].encode(), headers=headers)
                 )
         await asyncio.gather(*futures)
-        await self.pool.execute(
+        await conn.execute(
             f"DELETE FROM {self.schema}.outbox WHERE position = ANY($1::bigint[])",
             [r["position"] for r in rows],
         )

@@ -5,7 +5,7 @@ crash half-way reads the switch again after the restart, and the evictions are d
 the Space as it is then: those already out are not evicted twice, the rest go. Afterwards every
 listener who came in while the Space was open is out exactly once, and no stream has a gap:
 on the Space's one stream, and through its listener shards (ADR 0012), where each shard's share
-of a chunk is one append.
+goes in appends of at most a chunk, the shards all at once.
 """
 
 from __future__ import annotations

@@ -156,6 +156,30 @@ async def test_relay_publishes_in_stream_order_and_only_one_relay_is_active(stor
             await relay.stop()
 
 
+async def test_a_commit_notified_while_the_relay_publishes_a_batch_is_published_without_a_poll(
+    store, settings, pool, database_url
+):
+    topic = await _made_topic(settings)
+    await _append(store, topic, "n", 0, 1)
+    # Hold the first row, so the relay's delete of it waits: its batch is out while event 2 commits.
+    holder = await asyncpg.connect(database_url)
+    held = holder.transaction()
+    await held.start()
+    await holder.fetch(f"SELECT position FROM {store.schema}.outbox FOR UPDATE")
+    relay = OutboxRelay(settings, pool, store.schema, (topic,), poll_interval=3600)  # never polls here
+    await relay.start()
+    try:
+        await _read_topic(settings, topic, 1)  # sent; the relay now waits on the held row
+        await _append(store, topic, "n", 1, 1)  # its NOTIFY arrives during that batch
+        await asyncio.sleep(0.2)
+        await held.commit()
+        records = await _read_topic(settings, topic, 2, timeout=10)
+        assert [decode(r.value)[0].stream_version for r in records] == [1, 2]
+    finally:
+        await holder.close()
+        await relay.stop()
+
+
 async def test_a_relay_waiting_for_its_topics_stops_at_once_instead_of_draining(store, settings, pool):
     missing = _topic()  # never made: the relay waits for it, holding the lock, and publishes nothing
     await _append(store, missing, "w", 0, 3)

@@ -147,26 +147,31 @@ class ListenerShards:
         *,
         cause: str,
         once_per_cause: bool,
+        per_append: int = 1000,
     ) -> list[Message]:
-        """Leaves of many users (an eviction, say), one append per shard stream that holds some of
-        them: `where` is `ListenerShards.where` for them."""
+        """Leaves of many users (an eviction, say): `where` is `ListenerShards.where` for them. Each
+        shard stream that holds some of them takes its share in appends of at most `per_append`,
+        in turn; the shards all at once. However many users, a shard is appended to as few times
+        as its share allows, not once per batch of users across every shard."""
         by_stream: dict[str, list[LeaveOnShard]] = {}
         for leave in leaves:
             for stream, _ in where.get(leave.user_id, ()):
                 by_stream.setdefault(stream, []).append(leave)
-        left = await asyncio.gather(
-            *(
-                self.issuer.as_system(
+
+        async def on(stream: str, share: list[LeaveOnShard]) -> list[Message]:
+            events: list[Message] = []
+            for n, start in enumerate(range(0, len(share), per_append)):
+                events += await self.issuer.as_system(
                     stream_id=stream,
                     space_id=space.space_id,
-                    command=LeavesOnShard(tuple(share)),
+                    command=LeavesOnShard(tuple(share[start : start + per_append])),
                     causation_id=cause,
                     once_per_cause=once_per_cause,
-                    once_key=f"{cause}@{stream}",
+                    once_key=f"{cause}@{stream}" + (f"#{n}" if n else ""),
                 )
-                for stream, share in by_stream.items()
-            )
-        )
+            return events
+
+        left = await asyncio.gather(*(on(stream, share) for stream, share in by_stream.items()))
         return [event for events in left for event in events]
 
     async def bar(
@@ -243,6 +248,16 @@ class ListenerShards:
         streams = [listener_shard_stream(space.space_id, k) for k in range(space.listener_shards)]
         loaded = await asyncio.gather(*(self.executor.load(s, refresh=fresh) for s in streams))
         return [(user, at) for state, _ in loaded for user, at in state.members.items()]
+
+    async def everyone(self, space: Space) -> dict[str, list[tuple[str, datetime]]]:
+        """`where` for everyone in through the Space's shards (one fresh load per shard)."""
+        streams = [listener_shard_stream(space.space_id, k) for k in range(space.listener_shards)]
+        loaded = await asyncio.gather(*(self.executor.load(s) for s in streams))
+        found: dict[str, list[tuple[str, datetime]]] = {}
+        for stream, (state, _) in zip(streams, loaded, strict=True):
+            for user, at in state.members.items():
+                found.setdefault(user, []).append((stream, at))
+        return found
 
     async def counted(self, space: Space, *, fresh: bool = True) -> Space:
         """`space` (the own stream's state) counting everyone in through its shards: O(shards), for

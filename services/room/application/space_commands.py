@@ -226,17 +226,36 @@ class SpaceCommands:
                 return await self._leave_decided(space, command, cause, once_per_cause=once_per_cause)
         raise _raced(space_id)
 
-    async def evict(self, space_id: str, user_ids: tuple[str, ...], cause: str) -> list[Message]:
-        """EvictListeners, wherever each listener is in: the own stream's, then the shards'."""
+    async def evict(self, space_id: str, cause: str, *, per_append: int = 1000) -> list[Message]:
+        """Every listener the Space's policy no longer admits out (EvictListeners), wherever they are
+        in. The shards are read once: those in through them are decided on the Space with everyone
+        in and go in appends per shard, while those in through the own stream go there, in appends
+        of at most `per_append`; both at once."""
         space = await self.current(space_id)
-        if space.listener_shards < 2:
-            return await self.run_as_system(space_id, c.EvictListeners(space_id, user_ids), cause)
-        own = tuple(u for u in user_ids if space.is_in(u))
-        events = await self.run_as_system(space_id, c.EvictListeners(space_id, own), cause) if own else []
-        elsewhere = tuple(u for u in user_ids if not space.is_in(u))
-        if elsewhere:
-            events += await self._leave_decided(space, c.EvictListeners(space_id, elsewhere), cause)
-        return events
+        where = await self.shards.everyone(space) if space.listener_shards >= 2 else {}
+        whole = replace(
+            with_members(space, [(u, held[0][1]) for u, held in where.items()]), shards_consulted=True
+        )
+        outside = whole.listeners_outside_policy()
+
+        async def on_own_stream() -> list[Message]:
+            own = [u for u in outside if space.is_in(u)]
+            events: list[Message] = []
+            for start in range(0, len(own), per_append):
+                chunk = tuple(own[start : start + per_append])
+                events += await self.run_as_system(space_id, c.EvictListeners(space_id, chunk), cause)
+            return events
+
+        async def on_shards() -> list[Message]:
+            elsewhere = tuple(u for u in outside if not space.is_in(u))
+            if not elsewhere:
+                return []
+            context = Context(SYSTEM_ACTOR, self.clock(), frozenset({SYSTEM_CLAIM}))
+            decided = decide(c.EvictListeners(space_id, elsewhere), whole, context, self.limits)
+            return await self._leave_on_shards(space, decided, where, cause, per_append=per_append)
+
+        own_events, shard_events = await asyncio.gather(on_own_stream(), on_shards())
+        return own_events + shard_events
 
     async def _join(self, space, command, caller, method, request, request_id, respond, response_type):
         user = caller.user_id
@@ -283,18 +302,34 @@ class SpaceCommands:
     async def _leave_decided(
         self, space: Space, command, cause: str, *, once_per_cause: bool = False
     ) -> list[Message]:
-        """A time-out, removal or eviction of users in through shards: decided here on the Space with
-        them in (its rules: who may be removed, who still qualifies), carried out on their shards,
-        all at once (each shard group-commits its share)."""
+        """A time-out or removal of users in through shards: decided here on the Space with them in
+        (its rules: who may be removed, who still qualifies), then carried out on their shards."""
         inner = command.command if isinstance(command, c.WithShardMembers) else command
         users = (*getattr(inner, "user_ids", ()), getattr(inner, "user_id", ""))
         where, decided = await self._decided_here(space, inner, users)
+        return await self._leave_on_shards(space, decided, where, cause, once_per_cause=once_per_cause)
+
+    async def _leave_on_shards(
+        self,
+        space: Space,
+        decided: list[Message],
+        where: dict[str, list[tuple[str, datetime]]],
+        cause: str,
+        *,
+        once_per_cause: bool = False,
+        per_append: int = 1000,
+    ) -> list[Message]:
+        """The ParticipantLefts `decided` for users in through shards (`where` holds them), carried
+        out on their shards, all at once (each shard group-commits its share), and what they held on
+        the own stream released."""
         leaves = [
             LeaveOnShard(space.space_id, e.user_id, e.reason, e.previous_role, e.mass_time_out)
             for e in decided
             if isinstance(e, ev.ParticipantLeft)
         ]
-        gone = await self.shards.leave_many(space, leaves, where, cause=cause, once_per_cause=once_per_cause)
+        gone = await self.shards.leave_many(
+            space, leaves, where, cause=cause, once_per_cause=once_per_cause, per_append=per_append
+        )
         if not gone:
             return gone
         return gone + await self._release(space.space_id, [e.user_id for e in gone], cause)

@@ -5,7 +5,9 @@ Space's stream). Listeners who came in while the Space was open, with neither an
 invite link, are taken out here, after the fact, so the room's events say
 `ParticipantLeft(POLICY)`. The host, co-hosts and speakers stay; so do the invited and link guests.
 Doing it here, not in UpdateSpace's own append, keeps that append small whatever the Space's size:
-the evictions go `chunk` listeners to an `EvictListeners` command, one append each, in turn.
+the evictions go at most `chunk` listeners to an append, one stream's appends in turn. With listener
+shards they are decided once, and every shard takes its share at the same time: with 128 shards,
+9,400 listeners are 128 appends, not 128 for each thousand of them.
 
 Each eviction is decided again on the Space as it is when it runs: a listener invited meanwhile,
 or a Space opened again, is left alone, so an event applied twice (a crash between the commands
@@ -48,7 +50,7 @@ class PolicyEvictor:
 
     def __init__(self, commands: SpaceCommands, chunk: int = 1000):
         self.commands = commands
-        self.chunk = chunk  # listeners to an append: bounded transactions, few round trips
+        self.chunk = chunk  # listeners to an append at most: bounded transactions, few round trips
         self.evicted = 0  # for tests and the benchmark
 
     async def apply(self, conn: asyncpg.Connection, events: Sequence[ConsumedEvent]) -> None:
@@ -62,35 +64,25 @@ class PolicyEvictor:
 
     async def evict(self, space_id: str, cause: ConsumedEvent) -> int:
         """Takes out every listener the Space's policy no longer admits; how many went."""
-        state = await self.commands.read(space_id)  # with its listener shards' members
-        outside = state.listeners_outside_policy()
-        if not outside:
-            return 0
         since = occurred_at(cause.envelope).timestamp()
-        evicted = 0
-        for start in range(0, len(outside), self.chunk):
-            evicted += await self._evict(space_id, tuple(outside[start : start + self.chunk]), cause, since)
-        self.evicted += evicted
-        log.info("evicted %d of %d listeners from %s, now invite-only", evicted, len(outside), space_id)
-        return evicted
-
-    async def _evict(
-        self, space_id: str, user_ids: tuple[str, ...], cause: ConsumedEvent, since: float
-    ) -> int:
         for attempt in range(ATTEMPTS):
             try:
-                left = await self.commands.evict(space_id, user_ids, cause.envelope.event_id)
+                left = await self.commands.evict(space_id, cause.envelope.event_id, per_append=self.chunk)
                 break
             except Aborted:
-                # Other replicas' joins kept the stream busy; a failure after the last attempt
-                # fails the batch, which is then read again from the view's stored position.
+                # Other replicas' joins kept a stream busy. The next attempt reads the Space again,
+                # so those already out are not evicted twice; a failure after the last attempt fails
+                # the batch, which is then read again from the view's stored position.
                 if attempt == ATTEMPTS - 1:
                     raise
                 await asyncio.sleep(0.05 * (attempt + 1))
             except DomainError as rejected:  # the Space is gone, say: nobody to evict
                 log.info("evictions from %s not applied: %s", space_id, rejected.message)
                 return 0
-        observe_eviction("policy", since, len(left))
+        if left:
+            observe_eviction("policy", since, len(left))
+            log.info("evicted %d listeners from %s, now invite-only", len(left), space_id)
+        self.evicted += len(left)
         return len(left)
 
 
