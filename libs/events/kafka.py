@@ -20,6 +20,7 @@ import asyncio
 import logging
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.partitioner import DefaultPartitioner, murmur2
 
 from libs.config.settings import PodiumSettings
 from libs.events.kafka_security import kafka_security
@@ -27,10 +28,34 @@ from libs.events.kafka_security import kafka_security
 log = logging.getLogger(__name__)
 
 
+class KeyHashes:
+    """aiokafka's default partitioner (Kafka's murmur2 of the key), with each key's hash remembered:
+    a relay publishes thousands of records for a few keys (a Space's events share its id), and the
+    pure-Python murmur2 cost more than the rest of a send. The partition chosen is the default's,
+    so records land where any Kafka client puts them (tests/unit/libs/test_key_hashes.py holds
+    it to aiokafka's DefaultPartitioner)."""
+
+    def __init__(self, max_keys: int = 100_000):
+        self.max_keys = max_keys
+        self._hashes: dict[bytes, int] = {}
+        self._unkeyed = DefaultPartitioner()
+
+    def __call__(self, key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
+        if key is None:
+            return self._unkeyed(key, all_partitions, available)
+        hashed = self._hashes.get(key)
+        if hashed is None:
+            if len(self._hashes) >= self.max_keys:
+                self._hashes.clear()
+            hashed = self._hashes[key] = murmur2(key) & 0x7FFFFFFF
+        return all_partitions[hashed % len(all_partitions)]
+
+
 def make_producer(settings: PodiumSettings, client_id: str) -> AIOKafkaProducer:
     return AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap_servers,
         client_id=client_id,
+        partitioner=KeyHashes(),
         acks="all",
         enable_idempotence=settings.kafka_enable_idempotence,
         linger_ms=0,

@@ -18,6 +18,7 @@ between the command and the commit changes nothing twice.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 
@@ -49,6 +50,7 @@ class ModerationReactions:
         self.blocks_table = f"{schema}.blocks_v1"
 
     async def apply(self, conn: asyncpg.Connection, events: Sequence[ConsumedEvent]) -> None:
+        removals: list[ConsumedEvent] = []
         for event in events:
             e = event.payload
             if isinstance(e, mev.ParticipantRemoved):
@@ -57,14 +59,7 @@ class ModerationReactions:
                     e.space_id,
                     e.user_id,
                 )
-                try:
-                    left = await self.commands.react(
-                        e.space_id, RemoveParticipant(e.space_id, e.user_id), event.envelope.event_id
-                    )
-                    if any(isinstance(e, ev.ParticipantLeft) for e in left):
-                        observe_eviction("ban", occurred_at(event.envelope).timestamp())
-                except DomainError as rejected:  # e.g. a Space the room does not know; the bar still holds
-                    log.warning("could not remove %s from %s: %s", e.user_id, e.space_id, rejected.message)
+                removals.append(event)
             elif isinstance(e, mev.UserBlocked):
                 await conn.execute(
                     f"INSERT INTO {self.blocks_table} VALUES ($1, $2) ON CONFLICT DO NOTHING",
@@ -77,6 +72,21 @@ class ModerationReactions:
                     e.user_id,
                     e.host_user_id,
                 )
+        # A batch's removals at once: each is a few appends (the user's shards, the Space's own
+        # stream), and in turn a burst of bans queued behind one another for seconds while joins
+        # kept the room busy. Each is idempotent per cause, and removals of different users commute.
+        await asyncio.gather(*(self._remove(event) for event in removals))
+
+    async def _remove(self, event: ConsumedEvent) -> None:
+        e = event.payload
+        try:
+            left = await self.commands.react(
+                e.space_id, RemoveParticipant(e.space_id, e.user_id), event.envelope.event_id
+            )
+            if any(isinstance(e, ev.ParticipantLeft) for e in left):
+                observe_eviction("ban", occurred_at(event.envelope).timestamp())
+        except DomainError as rejected:  # e.g. a Space the room does not know; the bar still holds
+            log.warning("could not remove %s from %s: %s", e.user_id, e.space_id, rejected.message)
 
     async def bars(self, space_id: str, user_id: str) -> tuple[bool, frozenset[str]]:
         """For a join: is the user barred from the Space, and which hosts have blocked them (one
