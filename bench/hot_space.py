@@ -244,11 +244,13 @@ def parse_args(argv=None):
 
 
 def markdown(result: dict) -> str:
-    lines = [
-        "| Phase | rooms | offered/s | sustained/s | joins per room CPU-s | visible p50 / p99 ms | "
-        "conflicts per join | errors |",
-        "|---|---:|---:|---:|---:|---:|---:|---|",
-    ]
+    lines = []
+    if result.get("phases"):
+        lines += [
+            "| Phase | rooms | offered/s | sustained/s | joins per room CPU-s | visible p50 / p99 ms | "
+            "conflicts per join | errors |",
+            "|---|---:|---:|---:|---:|---:|---:|---|",
+        ]
     for p in result.get("phases", []):
         lines.append(
             f"| {p['name']} | {p['rooms']} | {p['offered_per_s']:g} | {p['sustained_per_s']} | "

@@ -491,6 +491,11 @@ async def hot_space(quick: bool) -> dict:
                    "<", " ms"),
             info("one Space's capacity, one room process", raw["capacity_hot_per_s"], " joins/s",
                  note=f"spread over {args.spaces} Spaces: {raw['capacity_spread_per_s']} joins/s"),
+            *(target(f"eviction p99, {what}", raw["eviction"][cause]["p99_ms"], 1000, "<", " ms",
+                     note=f"{raw['eviction'][cause]['evicted']} of {raw['eviction'][cause]['expected']} evicted, "
+                          f"joins arriving at {raw['eviction']['storm_joins_per_s']:g}/s")
+              for cause, what in (("ban", "a ban (moderation's removal)"),
+                                  ("policy", "a switch to invite-only, every listener"))),
         ],
         "profile_service": "room",
     }  # fmt: skip
