@@ -11,7 +11,9 @@ what that costs, in one run on one broker and database:
   spread-capacity   the same over `--spaces` Spaces: what one room process sustains when no Space is hot
   hot-80     one Space, one room process, at 80 % of that capacity
   (with --shard-joins-per-second N, the room processes grow a hot Space's listener shards, ADR 0012)
-  eviction   one Space of `--evict-listeners` listeners under a join storm at `--rate`: moderation
+  eviction   one Space of `--evict-listeners` listeners under a join storm at hot-80's rate (a
+             bound measured while the room keeps up; over its capacity, it measures a queue
+             growing; `--eviction-rate` to choose, `--rate` with `--eviction-only`): moderation
              bans `--bans` of them at `--ban-rate`/s, then the host makes it invite-only and the
              room evicts everyone else (bench/eviction.py): p50/p99/max to the ParticipantLeft
 
@@ -157,8 +159,11 @@ async def main(args) -> dict:
     result = run_header()
     async with BenchStack() as stack:
         first = await start_room(stack, args.shard_joins_per_second)
+        storm_rate = args.eviction_rate or args.rate
         if not args.eviction_only:
             result |= await joins(stack, first, args)
+            if not args.eviction_rate:  # what the room keeps up with here, as hot-80 does
+                storm_rate = next(p["offered_per_s"] for p in result["phases"] if p["name"] == "hot-80")
         moderation = await stack.start("moderation")
         result["eviction"] = await eviction.measure(
             first.process.address,
@@ -166,7 +171,7 @@ async def main(args) -> dict:
             moderation.address,
             stack.bootstrap,
             listeners=args.evict_listeners,
-            storm_rate=args.rate,
+            storm_rate=storm_rate,
             bans=args.bans,
             ban_rate=args.ban_rate,
         )
@@ -234,6 +239,13 @@ def parse_args(argv=None):
         type=float,
         default=0,
         help="PODIUM_ROOM_LISTENER_SHARD_JOINS_PER_SECOND of the room processes (0: no listener shards)",
+    )
+    parser.add_argument(
+        "--eviction-rate",
+        type=float,
+        default=0,
+        help="joins/s arriving during the eviction phase (0: hot-80's rate, 80 %% of the capacity "
+        "measured; with --eviction-only, --rate)",
     )
     parser.add_argument("--bans", type=int, default=200, help="listeners moderation removes")
     parser.add_argument("--ban-rate", type=float, default=20, help="removals/s, open loop")
