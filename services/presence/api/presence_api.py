@@ -106,20 +106,21 @@ class PresenceApi(presence_service_pb2_grpc.PresenceServiceServicer):
         futures, keys = [], []
         for (space_id, _), grouped in records.items():
             parts, (part, _) = split[space_id], grouped[0]
-            batch = pt.HeartbeatBatch(
-                gateway_id=request.gateway_id,
-                space_id=space_id,
-                user_ids=[user for _, users in grouped for user in users],
-                part=part,
-                parts=parts if parts > 1 else 0,
-                several_parts=len(grouped) > 1,
-            )
             keys.append(key := part_key(space_id, part, parts))
-            futures.append(
-                await self.producer.send(
-                    PRESENCE_HEARTBEATS.name, batch.SerializeToString(), key=key.encode()
+            for piece in _pieces([user for _, users in grouped for user in users]):
+                batch = pt.HeartbeatBatch(
+                    gateway_id=request.gateway_id,
+                    space_id=space_id,
+                    user_ids=piece,
+                    part=part,
+                    parts=parts if parts > 1 else 0,
+                    several_parts=len(grouped) > 1,
                 )
-            )
+                futures.append(
+                    await self.producer.send(
+                        PRESENCE_HEARTBEATS.name, batch.SerializeToString(), key=key.encode()
+                    )
+                )
         futures += await self._pulse(request.gateway_id, keys)
         for future in futures:
             await future
@@ -343,3 +344,22 @@ def _require_own_gateway(gateway_id: str, caller: Caller) -> None:
             "a gateway reports only for itself",
             reason=Reason.NOT_YOUR_GATEWAY,
         )
+
+
+RECORD_BYTES = 512 * 1024  # a heartbeat record's user ids at most: half the producer's 1 MB record
+
+
+def _pieces(users: list[str], budget: int = RECORD_BYTES) -> list[list[str]]:
+    """`users` in runs whose ids fit one record. A report may carry 50,000 entries, and those of one
+    unsplit Space were one record: past about 25,000 UUID ids it was over the producer's 1 MB and
+    the call failed. A heartbeat is evidence about each user alone, so several records say the same."""
+    pieces, piece, size = [], [], 0
+    for user in users:
+        if piece and size + len(user) + 3 > budget:  # + the field's tag and length
+            pieces.append(piece)
+            piece, size = [], 0
+        piece.append(user)
+        size += len(user) + 3
+    if piece:
+        pieces.append(piece)
+    return pieces

@@ -322,9 +322,10 @@ async def test_a_space_growing_report_by_report_splits_step_by_step_announcing_e
 async def test_a_space_larger_than_one_changelog_record_can_hold_splits_and_presence_keeps_up(
     service_factory, private_broker, private_database_url
 ):
-    """12,000 listeners with UUID ids in one value are about 2 MB, past the producer's 1 MB record:
+    """30,000 listeners with UUID ids in one value are about 5 MB, past the producer's 1 MB record:
     unsplit, the first changelog write of it stopped presence. At the default 2,000 users a part
-    the Space is in 8 parts, each well under it."""
+    the Space is in 16 parts, each well under it. They come in one report, whose users (1.2 MB of
+    ids) are more than one heartbeat record can hold either: it goes as several."""
     presence = await service_factory(
         "presence",
         broker=private_broker,
@@ -334,16 +335,16 @@ async def test_a_space_larger_than_one_changelog_record_can_hold_splits_and_pres
     gateway = PresenceGateway(presence.channel, "gateway-service")
     space = "celebrity"
     await announce_spaces(private_broker.bootstrap, [space], presence=presence.channel)
-    users = [str(uuid.UUID(int=n)) for n in range(12_000)]
+    users = [str(uuid.UUID(int=n)) for n in range(30_000)]
+    entries = [pt.PresenceEntry(user_id=u, space_id=space) for u in users]
+    reply = await gateway.ReportPresence(gateway_id="gw-celebrity", entries=entries)
+    assert (reply.accepted, list(reply.rejected)) == (30_000, [])
 
     async def everyone():
-        for start in range(0, len(users), 4_000):
-            entries = [pt.PresenceEntry(user_id=u, space_id=space) for u in users[start : start + 4_000]]
-            await gateway.ReportPresence(gateway_id=f"gw-{start}", entries=entries)
         counts = (await gateway.GetSpacePresence(space_id=space, page_size=1)).counts
         return counts.current_listeners, counts.unique_listeners
 
-    await _until(lambda: _is(everyone(), (12_000, 12_000)), 60, everyone)
+    await _until(lambda: _is(everyone(), (30_000, 30_000)), 60, everyone)
     events = await _events(private_broker.bootstrap, space)
-    assert max(p.parts for _, p in events if isinstance(p, pev.PresenceSplit)) == 8
-    assert len([p for _, p in events if isinstance(p, pev.ParticipantConnected)]) == 12_000
+    assert max(p.parts for _, p in events if isinstance(p, pev.PresenceSplit)) == 16
+    assert len([p for _, p in events if isinstance(p, pev.ParticipantConnected)]) == 30_000
