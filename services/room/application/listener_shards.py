@@ -152,22 +152,28 @@ class ListenerShards:
         """Leaves of many users (an eviction, say): `where` is `ListenerShards.where` for them. Each
         shard stream that holds some of them takes its share in appends of at most `per_append`,
         in turn; the shards all at once. However many users, a shard is appended to as few times
-        as its share allows, not once per batch of users across every shard."""
+        as its share allows, not once per batch of users across every shard.
+
+        With `once_per_cause`, a shard's share is one append whatever its size: the cause and the
+        stream are its idempotency key, and a share cut in pieces and decided again after a crash
+        (smaller, its first users gone) would find its first piece's key answered and skip the
+        rest. Without it (evictions), a run again decides again on what each shard holds then."""
         by_stream: dict[str, list[LeaveOnShard]] = {}
         for leave in leaves:
             for stream, _ in where.get(leave.user_id, ()):
                 by_stream.setdefault(stream, []).append(leave)
+        step = None if once_per_cause else per_append
 
         async def on(stream: str, share: list[LeaveOnShard]) -> list[Message]:
             events: list[Message] = []
-            for n, start in enumerate(range(0, len(share), per_append)):
+            for start in range(0, len(share), step or len(share)):
                 events += await self.issuer.as_system(
                     stream_id=stream,
                     space_id=space.space_id,
-                    command=LeavesOnShard(tuple(share[start : start + per_append])),
+                    command=LeavesOnShard(tuple(share[start : start + (step or len(share))])),
                     causation_id=cause,
                     once_per_cause=once_per_cause,
-                    once_key=f"{cause}@{stream}" + (f"#{n}" if n else ""),
+                    once_key=f"{cause}@{stream}",
                 )
             return events
 
