@@ -227,12 +227,8 @@ async def test_a_split_outlives_a_restart_and_a_report_on_the_older_split_reache
 async def test_a_replica_killed_in_the_middle_of_a_split_announces_everyone_once_after_its_restart(
     service_factory, private_broker, private_database_url
 ):
-    presence = await service_factory(
-        "presence", broker=private_broker, database=private_database_url, env=ENV
-    )
-    gateway = PresenceGateway(presence.channel, "gateway-service")
     space = "killed-split"
-    await announce_spaces(private_broker.bootstrap, [space], presence=presence.channel)
+    presence, gateway = await _presence_for(service_factory, private_broker, private_database_url, space)
     users = [f"killed-split-{n}" for n in range(40)]
     entries = [pt.PresenceEntry(user_id=u, space_id=space) for u in users]
     # 40 users at once split part 0 in four. SIGKILL as soon as the report is taken: the processor
@@ -240,16 +236,7 @@ async def test_a_replica_killed_in_the_middle_of_a_split_announces_everyone_once
     await gateway.ReportPresence(gateway_id="gw-killed", entries=entries)
     presence.kill()
     await presence.restart()
-
-    async def everyone():
-        await gateway.ReportPresence(gateway_id="gw-killed", entries=entries)
-        reply = await gateway.GetSpacePresence(space_id=space, page_size=100)
-        return reply.present_count, reply.counts.unique_listeners
-
-    await _until(lambda: _is(everyone(), (40, 40)), 60, everyone)
-    for _ in range(10):  # twice the timeout more of reports: nobody times out after the restart
-        assert await everyone() == (40, 40)
-        await asyncio.sleep(0.6)
+    await _all_stay_present(gateway, "gw-killed", space, users, timeout=60)
     events = await _events(private_broker.bootstrap, space)
     assert max(p.parts for _, p in events if isinstance(p, pev.PresenceSplit)) == PARTS
     # A record processed again after the kill may say an event again; it says it under the same
@@ -262,6 +249,30 @@ async def test_a_replica_killed_in_the_middle_of_a_split_announces_everyone_once
     }
     assert sorted(connected.values()) == sorted(users)
     assert not [p.user_id for _, p in events if isinstance(p, pev.ParticipantTimedOut)]
+
+
+async def _presence_for(service_factory, broker, database_url: str, space: str):
+    """A presence replica (ENV) that knows `space` as live, and a gateway's client of it."""
+    presence = await service_factory("presence", broker=broker, database=database_url, env=ENV)
+    await announce_spaces(broker.bootstrap, [space], presence=presence.channel)
+    return presence, PresenceGateway(presence.channel, "gateway-service")
+
+
+async def _all_stay_present(gateway, gateway_id: str, space: str, users: list[str], timeout: float) -> None:
+    """Reports `users` until the Space counts them all, then for twice the time-out more: nobody is
+    timed out or missing meanwhile."""
+    entries = [pt.PresenceEntry(user_id=u, space_id=space) for u in users]
+
+    async def everyone():
+        await gateway.ReportPresence(gateway_id=gateway_id, entries=entries)
+        reply = await gateway.GetSpacePresence(space_id=space, page_size=100)
+        return reply.present_count, reply.counts.unique_listeners
+
+    whole = (len(users), len(users))
+    await _until(lambda: _is(everyone(), whole), timeout, everyone)
+    for _ in range(10):
+        assert await everyone() == whole
+        await asyncio.sleep(0.6)
 
 
 async def _write_heartbeat(bootstrap: str, key: str, batch: pt.HeartbeatBatch) -> None:
@@ -288,29 +299,15 @@ async def _is(awaitable, expected) -> bool:
 async def test_a_space_growing_report_by_report_splits_step_by_step_announcing_everyone_once(
     service_factory, private_broker, private_database_url
 ):
-    presence = await service_factory(
-        "presence", broker=private_broker, database=private_database_url, env=ENV
-    )
-    gateway = PresenceGateway(presence.channel, "gateway-service")
     space = "growing"
-    await announce_spaces(private_broker.bootstrap, [space], presence=presence.channel)
+    _, gateway = await _presence_for(service_factory, private_broker, private_database_url, space)
     users = [f"growing-{n}" for n in range(40)]
     # Five more users a report: part 0 splits at 9 (two parts), then again at 9 of its own (four).
     for joined in range(5, 45, 5):
         entries = [pt.PresenceEntry(user_id=u, space_id=space) for u in users[:joined]]
         await gateway.ReportPresence(gateway_id="gw-growing", entries=entries)
         await asyncio.sleep(0.3)
-
-    async def everyone():
-        entries = [pt.PresenceEntry(user_id=u, space_id=space) for u in users]
-        await gateway.ReportPresence(gateway_id="gw-growing", entries=entries)
-        reply = await gateway.GetSpacePresence(space_id=space, page_size=100)
-        return reply.present_count, reply.counts.unique_listeners
-
-    await _until(lambda: _is(everyone(), (40, 40)), 30, everyone)
-    for _ in range(10):  # twice the timeout more of reports: nobody times out across the splits
-        assert await everyone() == (40, 40)
-        await asyncio.sleep(0.6)
+    await _all_stay_present(gateway, "gw-growing", space, users, timeout=30)  # across the splits
     events = await _events(private_broker.bootstrap, space)
     splits = [p.parts for _, p in events if isinstance(p, pev.PresenceSplit)]
     assert list(dict.fromkeys(splits)) == [2, 4]  # (each said again to a report on the older split)
