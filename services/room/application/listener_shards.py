@@ -162,15 +162,15 @@ class ListenerShards:
         for leave in leaves:
             for stream, _ in where.get(leave.user_id, ()):
                 by_stream.setdefault(stream, []).append(leave)
-        step = None if once_per_cause else per_append
 
         async def on(stream: str, share: list[LeaveOnShard]) -> list[Message]:
+            size = len(share) if once_per_cause else per_append
             events: list[Message] = []
-            for start in range(0, len(share), step or len(share)):
+            for start in range(0, len(share), size):
                 events += await self.issuer.as_system(
                     stream_id=stream,
                     space_id=space.space_id,
-                    command=LeavesOnShard(tuple(share[start : start + (step or len(share))])),
+                    command=LeavesOnShard(tuple(share[start : start + size])),
                     causation_id=cause,
                     once_per_cause=once_per_cause,
                     once_key=f"{cause}@{stream}",
@@ -249,11 +249,9 @@ class ListenerShards:
             landed += at
         return emitted
 
-    async def members(self, space: Space, *, fresh: bool = True) -> list[tuple[str, datetime]]:
-        """Everyone in through the Space's shards, with when they joined (one load per shard)."""
-        streams = [listener_shard_stream(space.space_id, k) for k in range(space.listener_shards)]
-        loaded = await asyncio.gather(*(self.executor.load(s, refresh=fresh) for s in streams))
-        return [(user, at) for state, _ in loaded for user, at in state.members.items()]
+    async def members(self, space: Space) -> list[tuple[str, datetime]]:
+        """Everyone in through the Space's shards, with when they joined (one fresh load per shard)."""
+        return [(user, held[0][1]) for user, held in (await self.everyone(space)).items()]
 
     async def everyone(self, space: Space) -> dict[str, list[tuple[str, datetime]]]:
         """`where` for everyone in through the Space's shards (one fresh load per shard)."""

@@ -237,9 +237,10 @@ class SpaceCommands:
             with_members(space, [(u, held[0][1]) for u, held in where.items()]), shards_consulted=True
         )
         outside = whole.listeners_outside_policy()
+        own = [u for u in outside if space.is_in(u)]
+        elsewhere = tuple(u for u in outside if not space.is_in(u))
 
         async def on_own_stream() -> list[Message]:
-            own = [u for u in outside if space.is_in(u)]
             events: list[Message] = []
             for start in range(0, len(own), per_append):
                 chunk = tuple(own[start : start + per_append])
@@ -247,7 +248,6 @@ class SpaceCommands:
             return events
 
         async def on_shards() -> list[Message]:
-            elsewhere = tuple(u for u in outside if not space.is_in(u))
             if not elsewhere:
                 return []
             context = Context(SYSTEM_ACTOR, self.clock(), frozenset({SYSTEM_CLAIM}))
