@@ -367,21 +367,33 @@ class SpaceCommands:
         return [*barred, *own, *released]
 
     async def _leave(self, space: Space, user_id: str, reason: int, cause: str, **how) -> list[Message]:
-        """`ListenerShards.leave` (`how`: its keywords), then the release of what they held."""
-        left = await self.shards.leave(space, user_id, reason, cause=cause, **how)
-        return left + await self._release(space.space_id, [user_id], cause) if left else left
+        """`ListenerShards.leave` (`how`: its keywords), then the release of what they held.
 
-    async def _release(self, space_id: str, leavers: list[str], cause: str) -> list[Message]:
+        A caller's leave that finds them on no shard may be their retry after a replica died
+        between the shard leave and the release: it releases what the own stream still holds for
+        them unless they are back, so an acknowledged leave has lowered their hand and ended their
+        voice. Left to the release view, a hand kept across a quick return would stay raised."""
+        left = await self.shards.leave(space, user_id, reason, cause=cause, **how)
+        if left:
+            return left + await self._release(space.space_id, [user_id], cause)
+        if how.get("caller") is not None:
+            await self._release(space.space_id, [user_id], cause, unless_back=True)
+        return left
+
+    async def _release(
+        self, space_id: str, leavers: list[str], cause: str, *, unless_back: bool = False
+    ) -> list[Message]:
         """`ReleaseLeaver` for those of `leavers` the Space's own stream still holds something for
-        (a voice, a raised hand), even if they are back already: a leave ends a voice and lowers a
-        hand. The own stream is read now, once: the state a leave was routed on may be a moment old,
-        and a hand raised through another replica meanwhile must go too. The room's release view
-        (`projections/leaver_release.py`) does the same from the topic, should this not run."""
+        (a voice, a raised hand), even if they are back already (unless `unless_back`): a leave
+        ends a voice and lowers a hand. The own stream is read now, once: the state a leave was
+        routed on may be a moment old, and a hand raised through another replica meanwhile must go
+        too. The room's release view (`projections/leaver_release.py`) does the same from the
+        topic, should this not run."""
         space = await self.current(space_id)
         released: list[Message] = []
         for user_id in leavers:
             if space.holds_anything(user_id):
-                command = c.ReleaseLeaver(space_id, user_id)
+                command = c.ReleaseLeaver(space_id, user_id, unless_back=unless_back)
                 released += await self.run_as_system(space_id, command, cause or new_id())
         return released
 

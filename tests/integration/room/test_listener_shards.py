@@ -56,7 +56,7 @@ def caller(user: str) -> Caller:
     return Caller(Identity(user, frozenset(), {}), "", "", "", {})
 
 
-async def _as(commands: SpaceCommands, user: str, command) -> None:
+async def _as(commands: SpaceCommands, user: str, command, request_id: str = "") -> None:
     def respond(_state, _events) -> Message:
         return pb.EndSpaceResponse()
 
@@ -66,7 +66,7 @@ async def _as(commands: SpaceCommands, user: str, command) -> None:
         caller(user),
         method=type(command).__name__,
         request=pb.EndSpaceRequest(space_id=SPACE),
-        request_id="",
+        request_id=request_id,
         respond=respond,
         response_type=pb.EndSpaceResponse,
     )
@@ -427,6 +427,43 @@ async def test_the_release_view_tidies_up_after_a_leave_whose_release_never_ran(
         k.rsplit(".", 1)[-1] for s, _, k, _ in await _everything(pool, schema) if is_space_stream(s, SPACE)
     ]
     assert (kinds.count("SpeakerRemoved"), kinds.count("SpeakRequestWithdrawn")) == (1, 1)
+
+
+async def test_a_leave_retried_after_a_crash_before_its_release_releases_before_it_is_answered(pool, schema):
+    """A replica died between a caller's shard leave and the release on the Space's stream; the
+    caller retries the leave with the same request id. The retry finds them on no shard, and still
+    lowers their hand and ends their voice before answering (caused by their request), so a quick
+    return finds nothing of theirs held and their next request to speak is a new one."""
+    store = EventStore(pool, schema, producer="room")
+    commands = SpaceCommands(store, RoomLimits())
+    await _as(commands, HOST, c.CreateSpace(SPACE, "Hot", join_policy=types.JOIN_POLICY_ANYONE))
+    await _as(commands, HOST, c.StartSpace(SPACE))
+    await commands.run_as_system(SPACE, c.GrowListenerShards(SPACE, 2), "test")
+    for user in ("ann", "bob"):
+        await _join((commands, commands.shards), user)
+    await _as(commands, HOST, c.InviteToSpeak(SPACE, "ann"))
+    await _as(commands, "bob", c.RequestToSpeak(SPACE))
+    space = await commands.current(SPACE)
+    for user in ("ann", "bob"):  # the shard leave alone, as a replica that died right after it
+        left = await commands.shards.leave(
+            space, user, ev.LEAVE_REASON_LEFT, cause=f"leave-{user}", caller=caller(user), landed=[]
+        )
+        assert [type(e).__name__ for e in left] == ["ParticipantLeft"]
+
+    for user in ("ann", "bob"):
+        await _as(commands, user, c.LeaveSpace(SPACE), request_id=f"leave-{user}")
+    after = await commands.current(SPACE)
+    assert (after.speakers, after.speak_requests) == ((), ())
+    released = [
+        (r.envelope.event_type.rsplit(".", 1)[-1], r.envelope.causation_id)
+        for r in await store.read_all(limit=1000)
+        if is_space_stream(r.envelope.stream_id, SPACE) and r.envelope.causation_id.startswith("leave-")
+    ]
+    assert sorted(released) == [("SpeakRequestWithdrawn", "leave-bob"), ("SpeakerRemoved", "leave-ann")]
+    await _join((commands, commands.shards), "bob")
+    await _as(commands, "bob", c.RequestToSpeak(SPACE), request_id="ask-again")
+    asked = [r for r in await store.read_all(limit=1000) if r.envelope.causation_id == "ask-again"]
+    assert [r.envelope.event_type.rsplit(".", 1)[-1] for r in asked] == ["SpeakRequested"]
 
 
 async def test_a_lagging_release_view_does_not_undo_a_voice_given_after_the_leave(pool, schema):
