@@ -10,6 +10,7 @@ what that costs, in one run on one broker and database:
   capacity   one Space, one room process, offered `--capacity-rate`: the joins/s it sustains
   spread-capacity   the same over `--spaces` Spaces: what one room process sustains when no Space is hot
   hot-80     one Space, one room process, at 80 % of that capacity
+  (with --latency-curve R1,R2,..., only one-Space phases at those rates: latency against load)
   (with --shard-joins-per-second N, the room processes grow a hot Space's listener shards, ADR 0012)
   eviction   one Space of `--evict-listeners` listeners under a join storm at hot-80's rate (a
              bound measured while the room keeps up; over its capacity, it measures a queue
@@ -147,11 +148,17 @@ def visibility(result: dict, visible: dict[str, float]) -> None:
     load = result.pop("_load")
     seen = [visible[u] - load.sent_at[u] for u in load.acked_at if u in visible]
     acked = [load.acked_at[u] - load.sent_at[u] for u in load.acked_at]
+    published = [visible[u] - load.acked_at[u] for u in load.acked_at if u in visible]
     result |= {
         "visible": len(seen),
         "visible_p50_ms": round(percentile(seen, 0.50) * 1000, 1),
         "visible_p99_ms": round(percentile(seen, 0.99) * 1000, 1),
+        "ack_p50_ms": round(percentile(acked, 0.50) * 1000, 1),
         "ack_p99_ms": round(percentile(acked, 0.99) * 1000, 1),
+        # from the answer to the probe's view: the outbox relay, the broker and a consumer
+        "ack_to_visible_p50_ms": round(percentile(published, 0.50) * 1000, 1),
+        "ack_to_visible_p99_ms": round(percentile(published, 0.99) * 1000, 1),
+        "room_busy_share": round(result["room_cpu_s"] / result["duration_s"] / result["rooms"], 2),
     }
 
 
@@ -159,6 +166,8 @@ async def main(args) -> dict:
     result = run_header()
     async with BenchStack() as stack:
         first = await start_room(stack, args.shard_joins_per_second)
+        if args.latency_curve:
+            return result | await latency_curve(stack, first, args)
         storm_rate = args.eviction_rate or args.rate
         if not args.eviction_only:
             result |= await joins(stack, first, args)
@@ -219,6 +228,28 @@ async def joins(stack: BenchStack, first: Room, args) -> dict:
     }
 
 
+async def latency_curve(stack: BenchStack, first: Room, args) -> dict:
+    """One Space, one room process, a phase at each rate of `--latency-curve`: how the answer's and
+    the visible latency grow with the room's load (the hot-80 bound is a point on this curve)."""
+    probe = Probe(stack)
+    try:
+        await probe.ready()
+        async with grpc.aio.insecure_channel(first.process.address) as channel:
+            stub = room_service_pb2_grpc.RoomServiceStub(channel)
+            hot = await create_live_spaces(stub, DEV_JWT_SECRET, 1)
+        phases = [
+            await phase(f"hot-1@{rate:g}", [first], hot, rate, args.duration)
+            for rate in args.latency_curve
+        ]
+        await asyncio.sleep(2.0)  # the last joins reach the probe
+        visible = await probe.finish()
+    finally:
+        probe.kill()
+    for p in phases:
+        visibility(p, visible)
+    return {"curve": phases}
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -252,6 +283,13 @@ def parse_args(argv=None):
     parser.add_argument(
         "--eviction-only", action="store_true", help="skip the join phases: only the eviction phase"
     )
+    parser.add_argument(
+        "--latency-curve",
+        type=lambda text: [float(r) for r in text.split(",")],
+        default=[],
+        metavar="RATES",
+        help="only one-Space phases at these joins/s (comma-separated): latency against load",
+    )
     return parser.parse_args(argv)
 
 
@@ -268,6 +306,19 @@ def markdown(result: dict) -> str:
             f"| {p['name']} | {p['rooms']} | {p['offered_per_s']:g} | {p['sustained_per_s']} | "
             f"{p['joins_per_room_cpu_s']} | {p['visible_p50_ms']} / {p['visible_p99_ms']} | "
             f"{p['conflicts_per_join']} | {p['errors'] or 'none'} |"
+        )
+    if result.get("curve"):
+        lines += [
+            "| Offered/s | sustained/s | room CPU busy | answer p50 / p99 ms | answer to visible "
+            "p50 / p99 ms | visible p50 / p99 ms | errors |",
+            "|---:|---:|---:|---:|---:|---:|---|",
+        ]
+    for p in result.get("curve", []):
+        lines.append(
+            f"| {p['offered_per_s']:g} | {p['sustained_per_s']} | {p['room_busy_share']:.0%} | "
+            f"{p['ack_p50_ms']} / {p['ack_p99_ms']} | {p['ack_to_visible_p50_ms']} / "
+            f"{p['ack_to_visible_p99_ms']} | {p['visible_p50_ms']} / {p['visible_p99_ms']} | "
+            f"{p['errors'] or 'none'} |"
         )
     if "eviction" in result:
         e = result["eviction"]
