@@ -238,8 +238,7 @@ async def latency_curve(stack: BenchStack, first: Room, args) -> dict:
             stub = room_service_pb2_grpc.RoomServiceStub(channel)
             hot = await create_live_spaces(stub, DEV_JWT_SECRET, 1)
         phases = [
-            await phase(f"hot-1@{rate:g}", [first], hot, rate, args.duration)
-            for rate in args.latency_curve
+            await phase(f"hot-1@{rate:g}", [first], hot, rate, args.duration) for rate in args.latency_curve
         ]
         await asyncio.sleep(2.0)  # the last joins reach the probe
         visible = await probe.finish()

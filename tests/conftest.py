@@ -10,11 +10,13 @@ started lazily: unit tests start nothing. The helpers live in `tests/support/`.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
 
+from libs.devstack.broker import EmbeddedBroker
 from libs.devstack.database import resolve_database
 from tests.support.auth import token as mint_test_token
 from tests.support.channels import open_channel
@@ -22,6 +24,12 @@ from tests.support.infrastructure import MIGRATED_TEMPLATES, fresh_database, run
 from tests.support.services import ServiceFactory
 
 SERVICE_LOG_LINES = 60
+
+if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+    # On the embedded broker, the test process's own readers and every process it starts wait for
+    # a fetch as `podium up`'s services do (ADR 0016); a real Kafka's default stands otherwise.
+    for _name, _value in EmbeddedBroker.fetch_env.items():
+        os.environ.setdefault(_name, _value)
 
 
 @pytest.fixture(scope="session")
