@@ -10,6 +10,11 @@ from rich.console import Console
 
 console = Console()
 
+BOOTSTRAP = typer.Option(
+    "", help="Kafka bootstrap servers; default: KAFKA_BOOTSTRAP_SERVERS or `podium up`'s."
+)
+DATABASE_URL = typer.Option("", help="PostgreSQL; default: DATABASE_URL or `podium up`'s.")
+
 
 def _from_stack(key: str, hint: str) -> str:
     from libs.devstack.stack import read_state

@@ -13,17 +13,13 @@ import os
 import typer
 from rich.console import Console
 
-from cli.addresses import bootstrap_or_exit, database_url_or_exit
+from cli.addresses import BOOTSTRAP, DATABASE_URL, bootstrap_or_exit, database_url_or_exit
 
 log_app = typer.Typer(
     help="Recover the event log after a broker lost it (services stopped first).", no_args_is_help=True
 )
 console = Console()
 
-BOOTSTRAP = typer.Option(
-    "", help="Kafka bootstrap servers; default: KAFKA_BOOTSTRAP_SERVERS or `podium up`'s."
-)
-DATABASE_URL = typer.Option("", help="PostgreSQL; default: DATABASE_URL or `podium up`'s.")
 ANALYTICS_APP_IDS = typer.Option(
     [],
     "--analytics-app-id",

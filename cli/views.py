@@ -10,28 +10,42 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cli.addresses import BOOTSTRAP, DATABASE_URL, bootstrap_or_exit, database_url_or_exit
+
 views_app = typer.Typer(help="Inspect and rebuild the services' durable views.", no_args_is_help=True)
 console = Console()
 
 
-async def _pool():
+def _settings(database_url: str, bootstrap: str | None = None):
+    """Where the views (and, for their lag, the log) are, found as every command beside a stack
+    finds them: the option, else the environment, else the running `podium up`'s."""
     from libs.config.settings import PodiumSettings
+
+    found = {"database_url": database_url_or_exit(database_url)}
+    if bootstrap is not None:
+        found["kafka_bootstrap_servers"] = bootstrap_or_exit(bootstrap)
+    return PodiumSettings(**found)
+
+
+async def _pool(settings):
     from libs.eventstore.pool import create_pool
 
-    settings = PodiumSettings()
     return settings, await create_pool(settings)
 
 
 @views_app.command("status")
 def views_status(
     as_json: bool = typer.Option(False, "--json", help="One JSON object per view, for scripts and alerts."),
+    bootstrap: str = BOOTSTRAP,
+    database_url: str = DATABASE_URL,
 ) -> None:
     """Each durable view: its version, records applied, and lag behind the log."""
+    found = _settings(database_url, bootstrap)
 
     async def run():
         from libs.projection.operations import status
 
-        settings, pool = await _pool()
+        settings, pool = await _pool(found)
         try:
             return await status(pool, settings)
         finally:
@@ -57,13 +71,15 @@ def views_status(
 def views_rebuild(
     service: str = typer.Argument(..., help="The service whose views to rebuild: room, moderation, ..."),
     view: str = typer.Argument(None, help="One view (as `podium views status` names it); all if omitted."),
+    database_url: str = DATABASE_URL,
 ) -> None:
     """Ask for a rebuild from the log; the view's writer carries it out when the service next starts."""
+    found = _settings(database_url)
 
     async def run():
         from libs.projection.operations import request_rebuild
 
-        _, pool = await _pool()
+        _, pool = await _pool(found)
         try:
             return await request_rebuild(pool, service.replace("-", "_"), view)
         finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -220,6 +221,21 @@ async def test_podium_up_runs_the_demo(podium_up):
         space_id = (await host.CreateSpace(title="where is the audio")).space.space_id
         endpoint = await host.GetMediaEndpoint(space_id=space_id)
     assert endpoint.address == f"127.0.0.1:{ports['media-relay']}"  # the relay this stack runs
+    # Beside it, with nothing in the environment, `podium views status` finds this stack's views.
+    shown = subprocess.run(
+        [sys.executable, "-m", "cli", "views", "status", "--json"],
+        cwd=podium_up.state_dir.parent,
+        env={
+            **{k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL")},
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH", "")])),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    views = {(v["schema"], v["view"]): v for v in map(json.loads, shown.stdout.splitlines())}
+    assert views[("room", "room-space-directory")]["applied"] > 0, views
     children = _children(podium_up.process.pid)
     assert len(children) >= 2, f"expected the broker and the room service under podium up: {children}"
 
