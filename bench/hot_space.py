@@ -90,6 +90,13 @@ class Probe:
         await asyncio.to_thread(self.process.wait, 60)
         return {user: float(at) for user, at in (line.split() for line in self.out.read_text().splitlines())}
 
+    async def judge(self, phases: list[dict]) -> None:
+        """Each phase's latency figures, once the last joins have reached the probe."""
+        await asyncio.sleep(2.0)
+        visible = await self.finish()
+        for p in phases:
+            visibility(p, visible)
+
     def kill(self) -> None:
         if self.process.poll() is None:
             self.process.kill()
@@ -103,6 +110,11 @@ async def start_room(stack: BenchStack, shard_joins_per_second: float = 0) -> Ro
     }
     process = await stack.start("room", env)
     return Room(process, port)
+
+
+async def live_spaces(room: Room, count: int) -> list[str]:
+    async with grpc.aio.insecure_channel(room.process.address) as channel:
+        return await create_live_spaces(room_service_pb2_grpc.RoomServiceStub(channel), DEV_JWT_SECRET, count)
 
 
 async def phase(name: str, rooms: list[Room], spaces: list[str], rate: float, duration: float) -> dict:
@@ -192,9 +204,7 @@ async def joins(stack: BenchStack, first: Room, args) -> dict:
     probe = Probe(stack)
     try:
         await probe.ready()
-        async with grpc.aio.insecure_channel(first.process.address) as channel:
-            stub = room_service_pb2_grpc.RoomServiceStub(channel)
-            spread = await create_live_spaces(stub, DEV_JWT_SECRET, args.spaces)
+        spread = await live_spaces(first, args.spaces)
         hot = spread[:1]
         phases = [
             await phase("spread-1", [first], spread, args.rate, args.duration),
@@ -208,12 +218,9 @@ async def joins(stack: BenchStack, first: Room, args) -> dict:
         phases.append(await phase("spread-capacity", [first], spread, args.capacity_rate, args.duration))
         at_80 = round(0.8 * capacity["sustained_per_s"])
         phases.append(await phase("hot-80", [first], hot, at_80, args.duration))
-        await asyncio.sleep(2.0)  # the last joins reach the probe
-        visible = await probe.finish()
+        await probe.judge(phases)
     finally:
         probe.kill()
-    for p in phases:
-        visibility(p, visible)
     by = {p["name"]: p for p in phases}
     return {
         "phases": phases,
@@ -234,18 +241,13 @@ async def latency_curve(stack: BenchStack, first: Room, args) -> dict:
     probe = Probe(stack)
     try:
         await probe.ready()
-        async with grpc.aio.insecure_channel(first.process.address) as channel:
-            stub = room_service_pb2_grpc.RoomServiceStub(channel)
-            hot = await create_live_spaces(stub, DEV_JWT_SECRET, 1)
+        hot = await live_spaces(first, 1)
         phases = [
             await phase(f"hot-1@{rate:g}", [first], hot, rate, args.duration) for rate in args.latency_curve
         ]
-        await asyncio.sleep(2.0)  # the last joins reach the probe
-        visible = await probe.finish()
+        await probe.judge(phases)
     finally:
         probe.kill()
-    for p in phases:
-        visibility(p, visible)
     return {"curve": phases}
 
 
@@ -292,33 +294,34 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+def _table(header: str, align: str, rows: list[str]) -> list[str]:
+    return [header, align, *rows] if rows else []
+
+
 def markdown(result: dict) -> str:
-    lines = []
-    if result.get("phases"):
-        lines += [
-            "| Phase | rooms | offered/s | sustained/s | joins per room CPU-s | visible p50 / p99 ms | "
-            "conflicts per join | errors |",
-            "|---|---:|---:|---:|---:|---:|---:|---|",
-        ]
-    for p in result.get("phases", []):
-        lines.append(
+    lines = _table(
+        "| Phase | rooms | offered/s | sustained/s | joins per room CPU-s | visible p50 / p99 ms | "
+        "conflicts per join | errors |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+        [
             f"| {p['name']} | {p['rooms']} | {p['offered_per_s']:g} | {p['sustained_per_s']} | "
             f"{p['joins_per_room_cpu_s']} | {p['visible_p50_ms']} / {p['visible_p99_ms']} | "
             f"{p['conflicts_per_join']} | {p['errors'] or 'none'} |"
-        )
-    if result.get("curve"):
-        lines += [
-            "| Offered/s | sustained/s | room CPU busy | answer p50 / p99 ms | answer to visible "
-            "p50 / p99 ms | visible p50 / p99 ms | errors |",
-            "|---:|---:|---:|---:|---:|---:|---|",
-        ]
-    for p in result.get("curve", []):
-        lines.append(
+            for p in result.get("phases", [])
+        ],
+    )
+    lines += _table(
+        "| Offered/s | sustained/s | room CPU busy | answer p50 / p99 ms | answer to visible "
+        "p50 / p99 ms | visible p50 / p99 ms | errors |",
+        "|---:|---:|---:|---:|---:|---:|---|",
+        [
             f"| {p['offered_per_s']:g} | {p['sustained_per_s']} | {p['room_busy_share']:.0%} | "
             f"{p['ack_p50_ms']} / {p['ack_p99_ms']} | {p['ack_to_visible_p50_ms']} / "
             f"{p['ack_to_visible_p99_ms']} | {p['visible_p50_ms']} / {p['visible_p99_ms']} | "
             f"{p['errors'] or 'none'} |"
-        )
+            for p in result.get("curve", [])
+        ],
+    )
     if "eviction" in result:
         e = result["eviction"]
         lines += [

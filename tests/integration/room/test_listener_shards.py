@@ -392,15 +392,10 @@ async def test_a_removal_racing_a_growth_bars_every_shard_a_join_can_be_decided_
     assert len(left) == 1
 
 
-async def test_the_release_view_tidies_up_after_a_leave_whose_release_never_ran(pool, schema):
-    """A replica died between a speaker's shard leave and the release on the Space's stream: the
-    room's release view, reading the leave from the topic, frees the slot and lowers the hand, once
-    however often it reads the event."""
-    from services.room.projections.leaver_release import LeaverRelease
-
-    limits = RoomLimits()
+async def _a_voice_and_a_raised_hand(pool, schema: str) -> tuple[EventStore, SpaceCommands]:
+    """A live Space of two shards: ann, in through one, a speaker; bob, in through one, asking to speak."""
     store = EventStore(pool, schema, producer="room")
-    commands = SpaceCommands(store, limits)
+    commands = SpaceCommands(store, RoomLimits())
     await _as(commands, HOST, c.CreateSpace(SPACE, "Hot", join_policy=types.JOIN_POLICY_ANYONE))
     await _as(commands, HOST, c.StartSpace(SPACE))
     await commands.run_as_system(SPACE, c.GrowListenerShards(SPACE, 2), "test")
@@ -408,6 +403,16 @@ async def test_the_release_view_tidies_up_after_a_leave_whose_release_never_ran(
         await _join((commands, commands.shards), user)
     await _as(commands, HOST, c.InviteToSpeak(SPACE, "ann"))
     await _as(commands, "bob", c.RequestToSpeak(SPACE))
+    return store, commands
+
+
+async def test_the_release_view_tidies_up_after_a_leave_whose_release_never_ran(pool, schema):
+    """A replica died between a speaker's shard leave and the release on the Space's stream: the
+    room's release view, reading the leave from the topic, frees the slot and lowers the hand, once
+    however often it reads the event."""
+    from services.room.projections.leaver_release import LeaverRelease
+
+    store, commands = await _a_voice_and_a_raised_hand(pool, schema)
     space = await commands.current(SPACE)
     for user in ("ann", "bob"):  # the shard leaves alone, as a replica that died right after them
         assert await commands.shards.leave(space, user, ev.LEAVE_REASON_LEFT, cause=f"gone-{user}")
@@ -434,15 +439,7 @@ async def test_a_leave_retried_after_a_crash_before_its_release_releases_before_
     caller retries the leave with the same request id. The retry finds them on no shard, and still
     lowers their hand and ends their voice before answering (caused by their request), so a quick
     return finds nothing of theirs held and their next request to speak is a new one."""
-    store = EventStore(pool, schema, producer="room")
-    commands = SpaceCommands(store, RoomLimits())
-    await _as(commands, HOST, c.CreateSpace(SPACE, "Hot", join_policy=types.JOIN_POLICY_ANYONE))
-    await _as(commands, HOST, c.StartSpace(SPACE))
-    await commands.run_as_system(SPACE, c.GrowListenerShards(SPACE, 2), "test")
-    for user in ("ann", "bob"):
-        await _join((commands, commands.shards), user)
-    await _as(commands, HOST, c.InviteToSpeak(SPACE, "ann"))
-    await _as(commands, "bob", c.RequestToSpeak(SPACE))
+    store, commands = await _a_voice_and_a_raised_hand(pool, schema)
     space = await commands.current(SPACE)
     for user in ("ann", "bob"):  # the shard leave alone, as a replica that died right after it
         left = await commands.shards.leave(
