@@ -30,7 +30,7 @@ def _settings(database_url: str, bootstrap: str | None = None):
 async def _pool(settings):
     from libs.eventstore.pool import create_pool
 
-    return settings, await create_pool(settings)
+    return await create_pool(settings)
 
 
 @views_app.command("status")
@@ -45,9 +45,9 @@ def views_status(
     async def run():
         from libs.projection.operations import status
 
-        settings, pool = await _pool(found)
+        pool = await _pool(found)
         try:
-            return await status(pool, settings)
+            return await status(pool, found)
         finally:
             await pool.close()
 
@@ -79,7 +79,7 @@ def views_rebuild(
     async def run():
         from libs.projection.operations import request_rebuild
 
-        _, pool = await _pool(found)
+        pool = await _pool(found)
         try:
             return await request_rebuild(pool, service.replace("-", "_"), view)
         finally:
