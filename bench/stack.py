@@ -84,10 +84,7 @@ class BenchStack:
             self.broker = EmbeddedBroker(log_path=self.work / "broker.log")
             await self.broker.start()
             self.bootstrap = self.broker.bootstrap
-            # Its clients (this process's readers, the services it starts) wait for a fetch as
-            # `podium up`'s services do (ADR 0016).
-            for name, value in EmbeddedBroker.fetch_env.items():
-                os.environ.setdefault(name, value)
+            EmbeddedBroker.client_defaults()  # ADR 0016
         # The bench stack owns its topics, as the test stack and `podium up` do: services never make them.
         await create_topics(self.bootstrap, EVERY_TOPIC, PodiumSettings().topic_partitions, 1)
         self._server = await resolve_database(self.work / "pgdata")

@@ -25,11 +25,8 @@ from tests.support.services import ServiceFactory
 
 SERVICE_LOG_LINES = 60
 
-if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
-    # On the embedded broker, the test process's own readers and every process it starts wait for
-    # a fetch as `podium up`'s services do (ADR 0016); a real Kafka's default stands otherwise.
-    for _name, _value in EmbeddedBroker.fetch_env.items():
-        os.environ.setdefault(_name, _value)
+if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):  # the embedded broker; a real Kafka's default stands
+    EmbeddedBroker.client_defaults()  # ADR 0016
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
 import socket
 import subprocess
@@ -64,6 +65,13 @@ class EmbeddedBroker:
     # 20 ms 7 and 13 ms (ADR 0016). Every client of it, in-process readers too, waits 20 ms.
     fetch_env = {"PODIUM_KAFKA_FETCH_MAX_WAIT_MS": "20"}
     service_env = {"PODIUM_KAFKA_GROUP_SESSION_TIMEOUT_SECONDS": "2", **fetch_env}
+
+    @classmethod
+    def client_defaults(cls) -> None:
+        """This process's clients of the broker, and every process it starts, wait for a fetch as
+        the services `podium up` starts do (`fetch_env`), unless the environment says otherwise."""
+        for name, value in cls.fetch_env.items():
+            os.environ.setdefault(name, value)
 
     def __init__(self, port: int | None = None, log_path: Path | None = None):
         self.port = port or free_port()

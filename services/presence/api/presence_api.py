@@ -107,6 +107,7 @@ class PresenceApi(presence_service_pb2_grpc.PresenceServiceServicer):
         for (space_id, _), grouped in records.items():
             parts, (part, _) = split[space_id], grouped[0]
             keys.append(key := part_key(space_id, part, parts))
+            encoded = key.encode()
             for piece in _pieces([user for _, users in grouped for user in users]):
                 batch = pt.HeartbeatBatch(
                     gateway_id=request.gateway_id,
@@ -117,9 +118,7 @@ class PresenceApi(presence_service_pb2_grpc.PresenceServiceServicer):
                     several_parts=len(grouped) > 1,
                 )
                 futures.append(
-                    await self.producer.send(
-                        PRESENCE_HEARTBEATS.name, batch.SerializeToString(), key=key.encode()
-                    )
+                    await self.producer.send(PRESENCE_HEARTBEATS.name, batch.SerializeToString(), key=encoded)
                 )
         futures += await self._pulse(request.gateway_id, keys)
         for future in futures:

@@ -129,6 +129,13 @@ class SpaceCommands:
                     events = await self._leave(
                         space, user, ev.LEAVE_REASON_LEFT, request_id, caller=caller, landed=landed
                     )
+                    if not events:
+                        # In through neither stream: maybe their retry after a replica died between
+                        # the shard leave and the release. What the own stream still holds for them
+                        # goes now, unless they are back, so an acknowledged leave has lowered their
+                        # hand and ended their voice; left to the release view, a hand kept across
+                        # a quick return would stay raised.
+                        await self._release(space_id, [user], request_id, unless_back=True)
                     return respond(await self._left(space_id, landed), events)
                 command = await self._consulted(space, command, user)
         raise _raced(space_id)
@@ -367,18 +374,9 @@ class SpaceCommands:
         return [*barred, *own, *released]
 
     async def _leave(self, space: Space, user_id: str, reason: int, cause: str, **how) -> list[Message]:
-        """`ListenerShards.leave` (`how`: its keywords), then the release of what they held.
-
-        A caller's leave that finds them on no shard may be their retry after a replica died
-        between the shard leave and the release: it releases what the own stream still holds for
-        them unless they are back, so an acknowledged leave has lowered their hand and ended their
-        voice. Left to the release view, a hand kept across a quick return would stay raised."""
+        """`ListenerShards.leave` (`how`: its keywords), then the release of what they held."""
         left = await self.shards.leave(space, user_id, reason, cause=cause, **how)
-        if left:
-            return left + await self._release(space.space_id, [user_id], cause)
-        if how.get("caller") is not None:
-            await self._release(space.space_id, [user_id], cause, unless_back=True)
-        return left
+        return left + await self._release(space.space_id, [user_id], cause) if left else left
 
     async def _release(
         self, space_id: str, leavers: list[str], cause: str, *, unless_back: bool = False

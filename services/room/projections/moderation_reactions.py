@@ -83,7 +83,7 @@ class ModerationReactions:
             left = await self.commands.react(
                 e.space_id, RemoveParticipant(e.space_id, e.user_id), event.envelope.event_id
             )
-            if any(isinstance(e, ev.ParticipantLeft) for e in left):
+            if any(isinstance(out, ev.ParticipantLeft) for out in left):
                 observe_eviction("ban", occurred_at(event.envelope).timestamp())
         except DomainError as rejected:  # e.g. a Space the room does not know; the bar still holds
             log.warning("could not remove %s from %s: %s", e.user_id, e.space_id, rejected.message)
