@@ -61,7 +61,7 @@ def _status_table(stack, statuses: dict[str, str]) -> Table:
 
 
 async def _up() -> None:
-    from libs.devstack.healing import broker_died, heal
+    from libs.devstack.healing import broker_died, heal, recover_earlier_log
     from libs.devstack.stack import Stack
     from libs.devstack.supervisor import ServiceFailed
 
@@ -74,6 +74,7 @@ async def _up() -> None:
         console.print("starting the broker and the database…")
         try:
             await stack.start_infrastructure()
+            await recover_earlier_log(stack, lambda line: console.print(f"[yellow]{escape(line)}[/yellow]"))
         except (RuntimeError, TimeoutError) as e:
             console.print(f"[red]{escape(str(e))}[/red]")
             raise typer.Exit(1) from e

@@ -163,6 +163,7 @@ class PodiumUp:
     ports: dict[str, int]
     broker_port: int
     state_dir: Path
+    database_url: str = ""
     output: list[str] = field(default_factory=list)
 
     async def until_line(self, marker: str, timeout: float) -> None:
@@ -185,7 +186,7 @@ async def podium_up(tmp_path_factory, database_server):
     tmp_path = tmp_path_factory.mktemp("podium-up")
     async with fresh_database(database_server.url) as database_url:
         up, ports, broker_port = _start_podium_up(tmp_path, database_url)
-        stack = PodiumUp(up, ports, broker_port, tmp_path / ".podium")
+        stack = PodiumUp(up, ports, broker_port, tmp_path / ".podium", database_url)
         try:
             await stack.until_line("Podium is up", 120)
             yield stack
@@ -286,6 +287,36 @@ async def test_podium_up_stops_cleanly_on_ctrl_c(podium_up):
     assert not _listening(podium_up.ports["room"]) and not _listening(podium_up.broker_port)
     assert not [pid for pid in children if _alive(pid)], "podium up left processes behind"
     assert not (podium_up.state_dir / "stack.json").exists()
+
+
+async def test_podium_up_started_again_recovers_the_log_its_last_broker_took_with_it(podium_up):
+    """The stopped stack's broker kept its log in memory; its database kept the events and the
+    views' positions. Started again on that database, `podium up` recovers the log before the
+    services start (else they report a lost log and never serve), and the Spaces are still there."""
+    host = "heal-host"  # the Spaces of the healing test above, when it ran
+    if podium_up.process.poll() is None:
+        host = "again-host"
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{podium_up.ports['room']}") as channel:
+            room = RoomClient(channel, host)
+            await room.CreateSpace(title="before the stack stopped")
+            for _ in range(100):  # until the directory (a view of the log) has read it
+                if (await room.ListSpaces(host_user_id=host, page_size=10)).spaces:
+                    break
+                await asyncio.sleep(0.1)
+        await podium_up.ctrl_c()
+    up, ports, broker_port = _start_podium_up(podium_up.state_dir.parent, podium_up.database_url)
+    again = PodiumUp(up, ports, broker_port, podium_up.state_dir, podium_up.database_url)
+    try:
+        await again.until_line("Podium is up", 180)
+        said = "".join(again.output)
+        assert "recovering it" in said and said.index("recovering it") < said.index("Podium is up"), said
+        assert {await _health(f"127.0.0.1:{ports[s.name]}", s.health_name) for s in SERVICES} == {"SERVING"}
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{ports['room']}") as channel:
+            listed = await RoomClient(channel, host).ListSpaces(host_user_id=host, page_size=10)
+        assert listed.spaces, f"{host}'s Spaces did not come back"
+    finally:
+        if up.poll() is None:
+            await again.ctrl_c()
 
 
 async def test_a_service_process_stops_gracefully_and_restarts_on_its_port(service_factory, channel, token):
