@@ -242,9 +242,11 @@ async def latency_curve(stack: BenchStack, first: Room, args) -> dict:
     try:
         await probe.ready()
         hot = await live_spaces(first, 1)
-        phases = [
-            await phase(f"hot-1@{rate:g}", [first], hot, rate, args.duration) for rate in args.latency_curve
-        ]
+        phases = []
+        for rate in args.latency_curve:  # a rate given twice is a phase of its own, with users of its own
+            again = sum(p["offered_per_s"] == rate for p in phases)
+            name = f"hot-1@{rate:g}" + (f"#{again + 1}" if again else "")
+            phases.append(await phase(name, [first], hot, rate, args.duration))
         await probe.judge(phases)
     finally:
         probe.kill()
