@@ -31,6 +31,12 @@ it, so the retry's append fails whole and the caller gets the stored response;
 a retry that would now be rejected also gets the stored response. The same id
 with a different request is rejected. A record older than the store's retention
 counts as absent: a retry after it is a new request.
+
+A call whose caller gave up before its batch was taken (its gRPC call cancelled: the deadline
+passed, or the client went away) is dropped, not decided: nobody would be told its outcome, the
+client's retry with the same request_id decides it then, and under a load beyond the service's
+capacity its time goes to calls that will still be answered, instead of to a queue of calls whose
+callers have left (`podium_commands_abandoned_total`). One already in a batch is carried out.
 """
 
 from __future__ import annotations
@@ -61,7 +67,7 @@ from libs.eventstore.store import (
     NewEvent,
     StoredResponse,
 )
-from libs.telemetry.metrics import COMMAND_CONFLICTS
+from libs.telemetry.metrics import COMMAND_CONFLICTS, COMMANDS_ABANDONED
 
 S = TypeVar("S")
 C = TypeVar("C")
@@ -134,7 +140,14 @@ class CommandExecutor(Generic[C, S]):
         self.contention_seconds = contention_seconds
         self._contended: dict[str, float] = {}  # stream -> until when it is written under its lock
         self._draining: set[asyncio.Task] = set()
-        self.stats = {"commands": 0, "appends": 0, "conflicts": 0, "replayed": 0, "exclusive": 0}
+        self.stats = {
+            "commands": 0,
+            "appends": 0,
+            "conflicts": 0,
+            "replayed": 0,
+            "exclusive": 0,
+            "abandoned": 0,
+        }
 
     async def load(
         self, stream_id: str, *, refresh: bool = True, conn: asyncpg.Connection | None = None
@@ -190,8 +203,13 @@ class CommandExecutor(Generic[C, S]):
     async def _drain(self, stream_id: str, stream: _Stream) -> None:
         try:
             while stream.queue:
-                batch, rest = _take_batch(stream.queue, self.max_batch)
+                batch, rest, abandoned = _take_batch(stream.queue, self.max_batch)
                 stream.queue[:] = rest
+                if abandoned:
+                    self.stats["abandoned"] += abandoned
+                    COMMANDS_ABANDONED.labels(self.topic.name).inc(abandoned)
+                if not batch:
+                    continue
                 try:
                     await self._run_batch(stream_id, stream, batch)
                 except BaseException as e:  # an unexpected failure answers every waiting caller
@@ -363,10 +381,14 @@ class CommandExecutor(Generic[C, S]):
             self._cache.popitem(last=False)
 
 
-def _take_batch(queue: list[_Call], limit: int) -> tuple[list[_Call], list[_Call]]:
-    """Up to `limit` calls from the front, leaving a repeated request_id for the next batch."""
-    batch, rest, keys = [], [], set()
+def _take_batch(queue: list[_Call], limit: int) -> tuple[list[_Call], list[_Call], int]:
+    """Up to `limit` calls from the front, leaving a repeated request_id for the next batch, and
+    how many calls were dropped: those whose caller gave up (see the module's docstring)."""
+    batch, rest, keys, abandoned = [], [], set(), 0
     for call in queue:
+        if call.future.done():
+            abandoned += 1
+            continue
         key = call.request_key.key if call.request_key else None
         if len(batch) >= limit or (key is not None and key in keys):
             rest.append(call)
@@ -374,7 +396,7 @@ def _take_batch(queue: list[_Call], limit: int) -> tuple[list[_Call], list[_Call
         if key is not None:
             keys.add(key)
         batch.append(call)
-    return batch, rest
+    return batch, rest, abandoned
 
 
 def _replay(stored: StoredResponse, request_key: RequestKey, parsed: Message) -> Message:

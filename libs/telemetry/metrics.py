@@ -75,6 +75,12 @@ COMMAND_CONFLICTS = Counter(
     "Appends that found their stream moved on (another replica wrote first) and were decided again.",
     ["topic"],
 )
+COMMANDS_ABANDONED = Counter(
+    "podium_commands_abandoned",
+    "Commands dropped before they were decided because their caller gave up (the call was "
+    "cancelled: its deadline passed, or the client went away); a retry decides them afresh.",
+    ["topic"],
+)
 OUTBOX_BACKLOG = Gauge(
     "podium_outbox_backlog", "Events committed but not yet published to the broker.", ["schema"]
 )

@@ -254,3 +254,34 @@ async def test_a_reaction_reports_only_what_it_appended_itself(store):
     )
     assert [e.user_id for e in elsewhere] == ["ann"]
     assert await _versions(store) == [1] and await _versions(store, "space-t") == [1]
+
+
+def _abandoned() -> float:
+    return REGISTRY.get_sample_value("podium_commands_abandoned_total", {"topic": TOPIC.name}) or 0.0
+
+
+async def test_a_call_whose_caller_gave_up_before_its_batch_is_not_carried_out(store):
+    """A gRPC call cancelled while its command waits in the stream's queue (its deadline passed)
+    is dropped, not decided: under overload the service's time goes to calls still awaited. Its
+    retry, with the same request_id, is decided then, once."""
+    executor = CommandExecutor(store, DECIDER, TOPIC)
+    before = _abandoned()
+    async with store.exclusive("space-s"):  # the first batch's append waits for this lock
+        first = asyncio.create_task(_join(executor, "first", request_id="r-first"))
+        await asyncio.sleep(0.2)
+        queued = {user: asyncio.create_task(_join(executor, user, request_id=f"r-{user}")) for user in "abc"}
+        await asyncio.sleep(0.05)
+        queued["b"].cancel()  # the client went away; its command is still queued behind `first`
+        await asyncio.sleep(0.05)
+        assert not first.done()
+    assert (await first).value == 1
+    assert [(await queued[u]).value for u in "ac"] == [2, 3]
+    assert queued["b"].cancelled()
+    assert [r.payload.user_id for r in await store.load("space-s")] == ["first", "a", "c"]
+    assert executor.stats["abandoned"] == 1
+    assert _abandoned() == before + 1
+
+    retried = await _join(executor, "b", request_id="r-b")
+    assert retried.value == 4
+    assert await _join(executor, "b", request_id="r-b") == retried  # answered from the first answer
+    assert [r.payload.user_id for r in await store.load("space-s")] == ["first", "a", "c", "b"]
