@@ -26,6 +26,16 @@ def _from_stack(key: str, hint: str) -> str:
         raise typer.Exit(2) from e
 
 
+def running_stack(key: str) -> str:
+    """The running `podium up`'s address of `key` ("database", "bootstrap"), or "" with none."""
+    from libs.devstack.stack import read_state
+
+    try:
+        return read_state().get(key, "")
+    except FileNotFoundError:
+        return ""
+
+
 def bootstrap_or_exit(bootstrap: str) -> str:
     return (
         bootstrap

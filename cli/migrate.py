@@ -8,8 +8,9 @@
     podium migrate grant podium_runtime [--print]  # the services' role: rows only, no DDL
     podium migrate revision --history room -m "events keep a tenant"   # a developer's next revision
 
-The database is PODIUM_MIGRATE_DATABASE_URL (the owner, who may change tables),
-else DATABASE_URL. Services never migrate: each refuses to start until its
+The database is --database-url, else PODIUM_MIGRATE_DATABASE_URL (the owner, who may change
+tables), else DATABASE_URL, else the running `podium up`'s, else the settings' default (the local
+PostgreSQL). Services never migrate: each refuses to start until its
 schema is at its head (docs/operations.md, "Schema migrations").
 """
 
@@ -31,11 +32,23 @@ console = Console()
 HISTORY_HELP = "One history (a service's schema: room, presence, moderation, media_relay, replay, webhooks)."
 
 
-def _url() -> str:
+DATABASE_URL = typer.Option(
+    "",
+    "--database-url",
+    help="PostgreSQL, as its owner; default: PODIUM_MIGRATE_DATABASE_URL, DATABASE_URL, or `podium up`'s.",
+)
+
+
+def _url(database_url: str = "") -> str:
+    from cli.addresses import running_stack
     from libs.config.settings import PodiumSettings
 
     settings = PodiumSettings()
-    return settings.migrate_database_url or settings.database_url
+    if database_url or settings.migrate_database_url:
+        return database_url or settings.migrate_database_url
+    if "database_url" in settings.model_fields_set:  # DATABASE_URL is set
+        return settings.database_url
+    return running_stack("database") or settings.database_url
 
 
 def _histories(history: str | None) -> tuple[str, ...]:
@@ -59,6 +72,7 @@ def upgrade(
         envvar="PODIUM_MIGRATE_GRANT_ROLE",
         help="Then let this role (the services') read and write every schema's rows: `podium migrate grant`.",
     ),
+    database_url: str = DATABASE_URL,
 ) -> None:
     """Brings each schema to its head (or --to a revision); a schema the previous release made is adopted."""
     from libs.migrations import tool
@@ -67,7 +81,7 @@ def upgrade(
     if to != "head" and history is None:
         console.print("[red]--to names a revision of one history: add --history")
         raise typer.Exit(2)
-    url = _url()
+    url = _url(database_url)
     for name in _histories(history):
         before = tool.current(url, name)
         tool.upgrade(url, name, revision=to)
@@ -86,6 +100,7 @@ def downgrade(
     to: str = typer.Option(
         "-1", "--to", help="A revision of the history (with --history); default: one step back."
     ),
+    database_url: str = DATABASE_URL,
 ) -> None:
     """Takes each schema one revision back (or --to a revision): before rolling back to the previous release."""
     from libs.migrations import tool
@@ -93,7 +108,7 @@ def downgrade(
     if to != "-1" and history is None:
         console.print("[red]--to names a revision of one history: add --history")
         raise typer.Exit(2)
-    url = _url()
+    url = _url(database_url)
     for name in _histories(history):
         before = tool.current(url, name)
         tool.downgrade(url, name, revision=to)
@@ -104,11 +119,12 @@ def downgrade(
 def status(
     history: str = typer.Option(None, "--history", help=HISTORY_HELP),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per schema."),
+    database_url: str = DATABASE_URL,
 ) -> None:
     """Each schema's revision beside the head this release needs; exits 1 when one is not at its head."""
     from libs.migrations import tool
 
-    standings = tool.status(_url(), _histories(history))
+    standings = tool.status(_url(database_url), _histories(history))
     if as_json:
         for s in standings:
             typer.echo(json.dumps({**dataclasses.asdict(s), "at_head": s.at_head}))
@@ -128,6 +144,7 @@ def status(
 def grant(
     role: str = typer.Argument(..., help="The services' runtime role (it must exist)."),
     print_only: bool = typer.Option(False, "--print", help="Print the SQL instead of running it."),
+    database_url: str = DATABASE_URL,
 ) -> None:
     """Lets the services' role read and write every schema's rows (TRUNCATE too), never change tables."""
     from libs.migrations.grants import runtime_grants
@@ -137,7 +154,7 @@ def grant(
     if print_only:
         typer.echo(sql.strip())
         return
-    execute(_url(), sql)
+    execute(_url(database_url), sql)
     console.print(f"{role} may read and write the rows of every schema, and change no table")
 
 

@@ -222,23 +222,36 @@ async def test_podium_up_runs_the_demo(podium_up):
         space_id = (await host.CreateSpace(title="where is the audio")).space.space_id
         endpoint = await host.GetMediaEndpoint(space_id=space_id)
     assert endpoint.address == f"127.0.0.1:{ports['media-relay']}"  # the relay this stack runs
-    # Beside it, with nothing in the environment, `podium views status` finds this stack's views.
-    shown = subprocess.run(
-        [sys.executable, "-m", "cli", "views", "status", "--json"],
+    # Beside it, with nothing in the environment, `podium views status` finds this stack's views
+    # and `podium migrate status` its schemas (every one at its head: exit 0).
+    shown = _beside(podium_up, "views", "status", "--json")
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    views = {(v["schema"], v["view"]): v for v in map(json.loads, shown.stdout.splitlines())}
+    assert views[("room", "room-space-directory")]["applied"] > 0, views
+    migrations = _beside(podium_up, "migrate", "status", "--json")
+    assert migrations.returncode == 0, migrations.stdout + migrations.stderr
+    standings = [json.loads(line) for line in migrations.stdout.splitlines()]
+    assert {s["history"] for s in standings} >= {"room", "presence", "moderation"}, standings
+    assert all(s["at_head"] and s["current"] for s in standings), standings
+    children = _children(podium_up.process.pid)
+    assert len(children) >= 2, f"expected the broker and the room service under podium up: {children}"
+
+
+def _beside(podium_up, *command: str) -> subprocess.CompletedProcess:
+    """`podium <command>` beside the running stack, with nothing in the environment to say where
+    its database and broker are."""
+    unset = ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "PODIUM_MIGRATE_DATABASE_URL")
+    return subprocess.run(
+        [sys.executable, "-m", "cli", *command],
         cwd=podium_up.state_dir.parent,
         env={
-            **{k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL")},
+            **{k: v for k, v in os.environ.items() if k not in unset},
             "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH", "")])),
         },
         capture_output=True,
         text=True,
         timeout=60,
     )
-    assert shown.returncode == 0, shown.stdout + shown.stderr
-    views = {(v["schema"], v["view"]): v for v in map(json.loads, shown.stdout.splitlines())}
-    assert views[("room", "room-space-directory")]["applied"] > 0, views
-    children = _children(podium_up.process.pid)
-    assert len(children) >= 2, f"expected the broker and the room service under podium up: {children}"
 
 
 async def _health(address: str, service: str) -> str:
