@@ -91,6 +91,7 @@ class SpaceCommands:
     ) -> R:
         if isinstance(command, c.JoinSpace):
             respond = self.growth.watching(respond, stream_of(space_id))
+        left_under = 0  # the shard count whose shards a leave found the caller on none of
         if isinstance(command, c.JoinSpace | c.LeaveSpace) and await self._sharded(space_id):
             space = await self._policy(space_id)
             if on_shards(space, caller.user_id):  # straight to the shards: the own stream would send it there
@@ -104,6 +105,7 @@ class SpaceCommands:
                 )
                 if events:
                     return respond(await self._left(space_id, landed), events)
+                left_under = space.listener_shards
         for _ in range(ROUTES):
             try:
                 return await self.issuer.for_caller(
@@ -126,8 +128,14 @@ class SpaceCommands:
                     )
                 if isinstance(command, c.LeaveSpace):
                     landed = []
-                    events = await self._leave(
-                        space, user, ev.LEAVE_REASON_LEFT, request_id, caller=caller, landed=landed
+                    # The shards are asked again only if the Space grew since they were: a join
+                    # through another replica may be on a shard the first pass did not know.
+                    events = (
+                        await self._leave(
+                            space, user, ev.LEAVE_REASON_LEFT, request_id, caller=caller, landed=landed
+                        )
+                        if space.listener_shards != left_under
+                        else []
                     )
                     if not events:
                         # In through neither stream: maybe their retry after a replica died between

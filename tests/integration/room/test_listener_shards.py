@@ -463,6 +463,28 @@ async def test_a_leave_retried_after_a_crash_before_its_release_releases_before_
     assert [r.envelope.event_type.rsplit(".", 1)[-1] for r in asked] == ["SpeakRequested"]
 
 
+async def test_a_leave_of_someone_on_no_shard_asks_each_of_their_shards_once(pool, schema):
+    """A LeaveSpace of a caller in through no stream (a gateway's second leave, a retry) asks each
+    shard stream they could be on once: the own stream sends it to the shards again only when the
+    Space grew since they were asked."""
+    store = EventStore(pool, schema, producer="room")
+    commands = SpaceCommands(store, RoomLimits())
+    await _as(commands, HOST, c.CreateSpace(SPACE, "Hot", join_policy=types.JOIN_POLICY_ANYONE))
+    await _as(commands, HOST, c.StartSpace(SPACE))
+    await commands.run_as_system(SPACE, c.GrowListenerShards(SPACE, 4), "test: a rush")
+    await _join((commands, commands.shards), "cat")
+    await _as(commands, "cat", c.LeaveSpace(SPACE), request_id="leave-1")
+    shard_streams = len(streams_of(SPACE, "cat", 4)) - 1  # their shard under each count, but the own stream
+    asked = commands.shards.executor.stats["commands"]
+    await _as(commands, "cat", c.LeaveSpace(SPACE), request_id="leave-2")
+    assert commands.shards.executor.stats["commands"] - asked == shard_streams
+    assert [
+        r.envelope.causation_id
+        for r in await store.read_all(limit=1000)
+        if r.envelope.causation_id == "leave-2"
+    ] == []
+
+
 async def test_a_lagging_release_view_does_not_undo_a_voice_given_after_the_leave(pool, schema):
     """A speaker leaves through their shard (the release runs with the leave), comes back and is
     invited to speak again before the room's release view reads the old leave: the view, reading it
