@@ -38,7 +38,7 @@ ParticipantRemoved) are as far as the Space's own events tell.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NamedTuple
 
 import immutables
@@ -372,6 +372,28 @@ class Membership(NamedTuple):
         else:
             entries = self.entries.set(user_id, after)
         return Membership(roster, entries)
+
+    def apply_all(self, events: Iterable[tuple[Message, Any]]) -> Membership:
+        """`apply` of each (event, at) in turn, on one mutable copy of the entries: folding many
+        joins at once (everyone in through a Space's listener shards) makes no map per event."""
+        roster = self.roster
+        with self.entries.mutate() as entries:
+            for event, at in events:
+                member_step = _MEMBER_EVENTS.get(type(event))
+                if member_step is None:
+                    space_step = _SPACE_EVENTS.get(type(event))
+                    roster = space_step(roster, event, at) if space_step else roster
+                    continue
+                user_id = event.user_id
+                before = entries.get(user_id, NOBODY)
+                roster, after = _member_evolve(roster, before, member_step, event, at)
+                if after is before:
+                    continue
+                if after != NOBODY:
+                    entries[user_id] = after
+                elif user_id in entries:
+                    del entries[user_id]
+            return Membership(roster, entries.finish())
 
     def member(self, user_id: str) -> Member:
         return self.entries.get(user_id, NOBODY)

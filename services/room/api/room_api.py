@@ -9,6 +9,7 @@ them; ListSpaces reads the directory projection.
 
 from __future__ import annotations
 
+import operator
 from datetime import timedelta
 
 from google.protobuf.message import Message
@@ -29,9 +30,9 @@ from services.room.domain import commands as cmd
 from services.room.domain.decide import UPDATABLE, is_language_tag
 from services.room.domain.state import Space
 from services.room.domain.view import (
-    participant_key,
+    participant_message,
     participant_view,
-    participants_view,
+    participants_in_order,
     space_view,
     speak_request_key,
     speak_requests_view,
@@ -40,6 +41,7 @@ from services.room.projections.moderation_reactions import ModerationReactions
 from services.room.projections.space_directory import Search, SpaceDirectory
 
 MAX_INVITE_LINK_TTL = timedelta(days=7)
+place = operator.itemgetter(0)  # of `participants_in_order`'s (place, participant)
 UPDATABLE_FIELDS = UPDATABLE
 MAX_QUERY = 200  # characters of a search
 MAX_FILTER = 100  # topics or hosts a search may name
@@ -322,10 +324,12 @@ class RoomApi(room_service_pb2_grpc.RoomServiceServicer):
         space_id = require_id(request.space_id, "space_id")
         page = parse_page(request.page_size, request.page_token, space_id)
         state = await self._existing(space_id, self.commands.read)
-        everyone = participants_view(state)
-        participants, next_token = paginate(everyone, page, participant_key)
+        everyone = participants_in_order(state)
+        people, next_token = paginate(everyone, page, place)
         return pb.ListParticipantsResponse(
-            participants=participants, next_page_token=next_token, total_size=len(everyone)
+            participants=[participant_message(p) for _, p in people],
+            next_page_token=next_token,
+            total_size=len(everyone),
         )
 
     @unary
@@ -334,7 +338,8 @@ class RoomApi(room_service_pb2_grpc.RoomServiceServicer):
     ) -> pb.GetParticipantResponse:
         space_id = require_id(request.space_id, "space_id")
         user_id = require_id(request.user_id, "user_id")
-        participant = participant_view(await self._existing(space_id, self.commands.read), user_id)
+        state = await self._existing(space_id, lambda space: self.commands.read_about(space, user_id))
+        participant = participant_view(state, user_id)
         if participant is None:
             raise NotFound(
                 f"user {user_id!r} is not in space {space_id!r}", reason=Reason.PARTICIPANT_NOT_FOUND

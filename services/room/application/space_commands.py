@@ -175,6 +175,15 @@ class SpaceCommands:
             return space
         return with_members(space, await self.shards.members(space))
 
+    async def read_about(self, space_id: str, user_id: str) -> Space:
+        """The Space now with `user_id` in it if they are in through one of its listener shards:
+        what a question about one participant needs (their shards read, not every shard)."""
+        space = await self.current(space_id)
+        if space.listener_shards < 2 or space.is_in(user_id):
+            return space
+        held = (await self.shards.where(space, [user_id])).get(user_id)
+        return with_members(space, [(user_id, held[0][1])]) if held else space
+
     async def _left(self, space_id: str, landed: list[tuple[int, int]]) -> Space:
         """The Space after a caller's leave through its shards, counted, with the (shard, version)
         each part of the leave `landed` at for the answer's token."""

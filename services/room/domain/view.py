@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from google.protobuf.message import Message
 
@@ -10,6 +10,8 @@ from libs.domain.streams import room_token
 from podium.room.v1 import room_types_pb2 as types
 from services.room.domain.state import Participant, Space
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
 ROLE_ORDER = {types.ROLE_HOST: 0, types.ROLE_CO_HOST: 1, types.ROLE_SPEAKER: 2, types.ROLE_LISTENER: 3}
 
 
@@ -42,29 +44,34 @@ def space_view(state: Space) -> types.Space:
     return view
 
 
+def participants_in_order(state: Space) -> list[tuple[tuple[int, int, str], Participant]]:
+    """Everyone present, each with their place: the host, then co-hosts, speakers and listeners,
+    each in joining order. A page of them costs a message each for the page alone."""
+    return sorted((participant_order(p), p) for p in state.participants.values())
+
+
+def participant_order(participant: Participant) -> tuple[int, int, str]:
+    """Where a participant stands in that order, and a page token's key: their role, when they
+    joined (microseconds since the epoch, as the message's `joined_at` says) and their id."""
+    joined = (participant.joined_at - EPOCH) // MICROSECOND
+    return ROLE_ORDER.get(participant.role, 9), joined, participant.user_id
+
+
 def participants_view(state: Space) -> list[types.Participant]:
-    """Everyone present: the host, then co-hosts, speakers and listeners, each in joining order."""
-    ordered = sorted(
-        state.participants.values(), key=lambda p: (ROLE_ORDER.get(p.role, 9), p.joined_at, p.user_id)
-    )
-    return [_participant(p) for p in ordered]
+    """`participants_in_order`, every one as its message."""
+    return [participant_message(p) for _, p in participants_in_order(state)]
 
 
 def participant_view(state: Space, user_id: str) -> types.Participant | None:
     """The user as a participant, or None when they are not in the Space now."""
     participant = state.participants.get(user_id)
-    return None if participant is None else _participant(participant)
+    return None if participant is None else participant_message(participant)
 
 
-def _participant(participant: Participant) -> types.Participant:
+def participant_message(participant: Participant) -> types.Participant:
     view = types.Participant(user_id=participant.user_id, role=participant.role)
     view.joined_at.FromDatetime(participant.joined_at)
     return view
-
-
-def participant_key(participant: types.Participant) -> tuple[int, int, str]:
-    """Where a participant stands in `participants_view`'s order (a page token's key)."""
-    return ROLE_ORDER.get(participant.role, 9), participant.joined_at.ToMicroseconds(), participant.user_id
 
 
 def speak_request_key(request: types.SpeakRequest) -> tuple[int, str]:

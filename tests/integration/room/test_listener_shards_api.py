@@ -50,6 +50,15 @@ async def test_a_rush_into_one_space_spreads_over_shards_and_the_space_still_beh
     listed = await host.ListParticipants(space_id=space_id, page_size=500)
     assert listed.total_size == 121
     assert Counter(p.role for p in listed.participants) == {types.ROLE_HOST: 1, types.ROLE_LISTENER: 120}
+    paged, token = [], ""  # page by page, the same people in the same order
+    while True:
+        page = await host.ListParticipants(space_id=space_id, page_size=50, page_token=token)
+        paged += [p.user_id for p in page.participants]
+        if not (token := page.next_page_token):
+            break
+    assert paged == [p.user_id for p in listed.participants]
+    first = (await host.GetParticipant(space_id=space_id, user_id=LISTENERS[0])).participant
+    assert first == next(p for p in listed.participants if p.user_id == LISTENERS[0])
 
     # Voices come from the shards' listeners, by invitation and by request.
     late, asker = LISTENERS[-1], LISTENERS[-2]

@@ -3,6 +3,8 @@ state, with the shard answering only whether the user is already in through it."
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -15,6 +17,7 @@ from podium.room.v1 import room_types_pb2 as types
 from services.room.domain import commands as c
 from services.room.domain.decide import OnListenerShards, decide
 from services.room.domain.evolve import evolve, with_members
+from services.room.domain.evolve import replace as replace_space
 from services.room.domain.limits import RoomLimits
 from services.room.domain.listener_shard import (
     EMPTY_SHARD,
@@ -25,7 +28,7 @@ from services.room.domain.listener_shard import (
     evolve_shard,
     streams_of,
 )
-from tests.unit.room.given import HOST, NOW, SPACE, created, joined, live, state_of, when
+from tests.unit.room.given import HOST, NOW, SPACE, created, ended, joined, left, live, state_of, when
 
 INVITE_ONLY = types.JOIN_POLICY_INVITED_ONLY
 GROWN = ev.ListenerShardsGrown(space_id=SPACE, shards=4)
@@ -267,3 +270,46 @@ def test_listeners_on_shards_are_in_exactly_when_they_would_be_on_one_stream(seq
             stream_states[k] = fold(evolve_shard, shard, ((e, NOW) for e in on_shard))
     in_on_shards = {u for state in stream_states.values() for u in state.members}
     assert in_on_shards == set(one.participants) - {HOST}
+
+
+def _with_members_one_by_one(space, members):
+    """`with_members` by its definition: `evolve` of a listener's join for each not in yet, in
+    turn, the Space's version kept."""
+    for user_id, joined_at in members:
+        if not space.is_in(user_id):
+            joined_ = ev.ParticipantJoined(space_id=space.space_id, user_id=user_id, role=types.ROLE_LISTENER)
+            space = replace_space(evolve(space, joined_, joined_at), version=space.version)
+    return space
+
+
+def _spaces_with_shard_members():
+    space = [*live(), GROWN]
+    promoted = when(space, c.WithShardMembers(c.InviteToSpeak(SPACE, "ann"), (("ann", NOW),)))
+    co_host = when(space, c.WithShardMembers(c.AddCoHost(SPACE, "bob"), (("bob", NOW),)))
+    voices = [*space, *promoted, *co_host]
+    return {
+        "live": space,
+        "voices in through shards": voices,
+        "the host away (unattended)": [*voices, left(HOST)],
+        "listeners on the own stream": [*voices, *joined("cy", "dee")],
+        "ended": [*voices, *ended()[-1:]],
+    }
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    case=st.sampled_from(sorted(_spaces_with_shard_members())),
+    members=st.lists(
+        st.tuples(
+            st.sampled_from([HOST, "ann", "bob", "cy", "dee", "eve", "fay", "gus"]),
+            st.integers(0, 3600).map(lambda s: NOW + timedelta(seconds=s)),
+        ),
+        max_size=12,
+    ),
+)
+def test_with_members_in_one_pass_is_the_fold_of_their_joins_one_by_one(case, members):
+    """The Space with everyone in through its shards put in at once (one copy of the membership's
+    entries) is the Space each join, folded in turn, would give: roles from the roster, the host or
+    a co-host back making it attended, the first time listed for a user listed twice."""
+    space = state_of(*_spaces_with_shard_members()[case])
+    assert with_members(space, members) == _with_members_one_by_one(space, members)

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import UTC
+from datetime import UTC, datetime
 
 from libs.domain.decider import fold
 from podium.room.v1 import room_events_pb2 as ev
 from podium.room.v1 import room_types_pb2 as types
 from services.room.domain.evolve import evolve
 from services.room.domain.state import INITIAL
-from services.room.domain.view import participants_view, space_view, speak_requests_view
+from services.room.domain.view import (
+    ROLE_ORDER,
+    participant_message,
+    participant_order,
+    participants_in_order,
+    participants_view,
+    space_view,
+    speak_requests_view,
+)
 from services.room.projections.space_directory import _stored
 from tests.unit.room.given import HOST, NOW, SPACE, at, co_hosts, created, joined, live, requested, speakers
 
@@ -54,6 +62,31 @@ def test_participants_view_orders_by_role_then_joining_time():
         ("last", types.ROLE_LISTENER),
     ]
     assert views[0].joined_at.ToDatetime(tzinfo=UTC) == at(2)
+
+
+def test_a_participants_order_is_the_key_of_their_message_so_page_tokens_keep_meaning_the_same():
+    """ListParticipants pages over the participants and makes messages for the page alone; its
+    token's key, made from the participant, is what the message's fields give (role, joined_at in
+    microseconds since the epoch, user id), for times before and after the epoch and to the
+    microsecond."""
+    log = [*live(), *joined("a", "b", "c"), *speakers("b")]
+    times = [at(n * 1.000001) for n in range(len(log))]
+    times[-2] = datetime(1969, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC)  # "c" joined before the epoch
+    state = fold(evolve, INITIAL, zip(log, times, strict=True))
+    people = participants_in_order(state)
+    assert [p.user_id for _, p in people] == [p.user_id for p in participants_view(state)]
+    assert [p.user_id for _, p in people] == [HOST, "b", "a", "c"]  # c joined first, before the epoch
+    for place, person in people:
+        message = participant_message(person)
+        assert (
+            place
+            == participant_order(person)
+            == (
+                ROLE_ORDER[message.role],
+                message.joined_at.ToMicroseconds(),
+                message.user_id,
+            )
+        )
 
 
 def test_speak_requests_view_is_the_queue_oldest_first():
