@@ -44,8 +44,8 @@ def _url(database_url: str = "") -> str:
     from libs.config.settings import PodiumSettings
 
     settings = PodiumSettings()
-    if database_url or settings.migrate_database_url:
-        return database_url or settings.migrate_database_url
+    if owner := database_url or settings.migrate_database_url:
+        return owner
     if "database_url" in settings.model_fields_set:  # DATABASE_URL is set
         return settings.database_url
     return running_stack("database") or settings.database_url

@@ -181,8 +181,8 @@ class SpaceCommands:
         space = await self.current(space_id)
         if space.listener_shards < 2 or space.is_in(user_id):
             return space
-        held = (await self.shards.where(space, [user_id])).get(user_id)
-        return with_members(space, [(user_id, held[0][1])]) if held else space
+        joined_at = await self.shards.joined_at(space, user_id)
+        return with_members(space, [(user_id, joined_at)]) if joined_at else space
 
     async def _left(self, space_id: str, landed: list[tuple[int, int]]) -> Space:
         """The Space after a caller's leave through its shards, counted, with the (shard, version)
