@@ -1,4 +1,4 @@
-"""The fetch wait: Kafka's default in production, the dev broker's 20 ms only where the dev stack
+"""The fetch wait: Kafka's default in production, the dev broker's 50 ms only where the dev stack
 runs it (ADR 0016)."""
 
 from __future__ import annotations
@@ -22,6 +22,6 @@ def test_services_poll_at_kafkas_default_unless_the_dev_stack_runs_them_on_its_b
     for process in on_kafka.plan_services():
         assert VARIABLE not in process.env, process.spec.name
     for process in on_embedded.plan_services():
-        assert process.env[VARIABLE] == "20", process.spec.name
+        assert process.env[VARIABLE] == "50", process.spec.name
     monkeypatch.setenv(VARIABLE, on_embedded.plan_services()[0].env[VARIABLE])
-    assert PodiumSettings().kafka_fetch_max_wait_ms == 20
+    assert PodiumSettings().kafka_fetch_max_wait_ms == 50
