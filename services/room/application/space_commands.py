@@ -419,13 +419,18 @@ class ShardGrowth:
     versions, as this replica sees them after each join it records there, so they are every
     replica's: replicas sharing a storm grow the Space when one replica taking it all would. The
     growth is a command on the Space's own stream, so two replicas that both see a rush grow it
-    once."""
+    once.
+
+    A stream's second is counted under one shard count: a growth, or this replica asking for one,
+    starts it again. Otherwise the joins that reach a stream in the rest of the second that made
+    it grow would double the Space again with each join, up to the maximum."""
 
     def __init__(self, commands: SpaceCommands, per_shard: float, max_shards: int):
         self.commands = commands
         self.per_shard = per_shard
         self.max_shards = max_shards
-        self._window: dict[str, tuple[float, int]] = {}  # stream -> (when its second began, version then)
+        # stream -> (when its second began, its version then, the Space's shard count then)
+        self._window: dict[str, tuple[float, int, int]] = {}
         self._growing: dict[str, asyncio.Task] = {}
 
     def watching(self, respond: Callable[[Space, list[Message]], R], stream: str) -> Callable:
@@ -442,16 +447,17 @@ class ShardGrowth:
         """A join of `space` recorded on `stream`, which is now at `version`."""
         if self.per_shard <= 0 or not space.is_live or space.listener_shards >= self.max_shards:
             return
-        now = time.monotonic()
-        began, first = self._window.get(stream, (now, version))
-        if now - began >= 1.0 or version < first:
+        now, shards = time.monotonic(), space.listener_shards
+        began, first, counted_under = self._window.get(stream, (now, version, shards))
+        if now - began >= 1.0 or version < first or counted_under != shards:
             if len(self._window) > 10_000:  # streams joined once, long ago
                 self._window = {s: w for s, w in self._window.items() if now - w[0] < 1.0}
             began, first = now, version
-        self._window[stream] = (began, first)
+        self._window[stream] = (began, first, shards)
         space_id = space.space_id
         if version - first + 1 > self.per_shard and space_id not in self._growing:
-            task = asyncio.get_running_loop().create_task(self._grow(space_id, space.listener_shards * 2))
+            self._window[stream] = (now, version, shards)
+            task = asyncio.get_running_loop().create_task(self._grow(space_id, shards * 2))
             self._growing[space_id] = task
 
     async def _grow(self, space_id: str, shards: int) -> None:
