@@ -1,22 +1,29 @@
 """One hot Space against joins spread over many: `python -m bench.hot_space` (or `python -m bench --only hot-space`).
 
-A celebrity Space fills with listeners faster than any other. Every join of a
-Space is decided and appended on that Space's one stream, so this measures
-what that costs, in one run on one broker and database:
+A celebrity Space fills with listeners faster than any other. Its joins are
+decided against the Space's one stream and recorded on its listener shards as
+it grows them, so this measures what one hot Space costs against joins spread
+over many, in one run on one broker and database:
 
   spread-1   JoinSpace open loop at `--rate` over `--spaces` live Spaces, one room process
   hot-1      the same rate into one Space, one room process
+  spread-2   the spread phase, round robin over two room processes
   hot-2      the same rate into one Space, round robin over two room processes
   capacity   one Space, one room process, offered `--capacity-rate`: the joins/s it sustains
   spread-capacity   the same over `--spaces` Spaces: what one room process sustains when no Space is hot
   hot-80     one Space, one room process, at 80 % of that capacity
   (with --latency-curve R1,R2,..., only one-Space phases at those rates: latency against load)
-  (with --shard-joins-per-second N, the room processes grow a hot Space's listener shards, ADR 0012)
+  (the room processes grow a hot Space's listener shards past --shard-joins-per-second, the room's
+  own default unless given; 0 keeps every join on the Space's one stream, ADR 0012)
   eviction   one Space of `--evict-listeners` listeners under a join storm at hot-80's rate (a
              bound measured while the room keeps up; over its capacity, it measures a queue
              growing; `--eviction-rate` to choose, `--rate` with `--eviction-only`): moderation
              bans `--bans` of them at `--ban-rate`/s, then the host makes it invite-only and the
              room evicts everyone else (bench/eviction.py): p50/p99/max to the ParticipantLeft
+
+Hot against spread is compared at the same number of room processes: a second replica costs
+per join even when no Space is hot (its idle consumers, smaller group commits, folding the other's
+events), which is not what one Space's serializing costs. hot-2 against spread-1 is reported too.
 
 For each phase: joins acknowledged per room CPU-second, joins/s sustained, p50/p99 from the call
 to the join being visible in a second process's projection (bench/visibility_probe.py), client
@@ -48,6 +55,7 @@ from libs.config.settings import DEV_JWT_SECRET
 from libs.devstack.broker import free_port
 from libs.devstack.supervisor import ServiceProcess
 from podium.room.v1 import room_service_pb2_grpc
+from services.room.settings import RoomSettings
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -211,6 +219,7 @@ async def joins(stack: BenchStack, first: Room, args) -> dict:
             await phase("hot-1", [first], hot, args.rate, args.duration),
         ]
         second = await start_room(stack, args.shard_joins_per_second)
+        phases.append(await phase("spread-2", [first, second], spread, args.rate, args.duration))
         phases.append(await phase("hot-2", [first, second], hot, args.rate, args.duration))
         await second.process.stop()
         capacity = await phase("capacity", [first], hot, args.capacity_rate, args.duration)
@@ -228,6 +237,9 @@ async def joins(stack: BenchStack, first: Room, args) -> dict:
             by["hot-1"]["joins_per_room_cpu_s"] / by["spread-1"]["joins_per_room_cpu_s"], 3
         ),
         "two_rooms_hot_vs_spread_per_cpu": round(
+            by["hot-2"]["joins_per_room_cpu_s"] / by["spread-2"]["joins_per_room_cpu_s"], 3
+        ),
+        "two_rooms_hot_vs_one_room_spread_per_cpu": round(
             by["hot-2"]["joins_per_room_cpu_s"] / by["spread-1"]["joins_per_room_cpu_s"], 3
         ),
         "capacity_hot_per_s": capacity["sustained_per_s"],
@@ -271,8 +283,9 @@ def parse_args(argv=None):
     parser.add_argument(
         "--shard-joins-per-second",
         type=float,
-        default=0,
-        help="PODIUM_ROOM_LISTENER_SHARD_JOINS_PER_SECOND of the room processes (0: no listener shards)",
+        default=RoomSettings.model_fields["room_listener_shard_joins_per_second"].default,
+        help="PODIUM_ROOM_LISTENER_SHARD_JOINS_PER_SECOND of the room processes (default: the room's "
+        "own, %(default)g; 0: no listener shards)",
     )
     parser.add_argument(
         "--eviction-rate",
