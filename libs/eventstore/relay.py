@@ -5,7 +5,9 @@ PostgreSQL advisory lock, and only the holder publishes. The holder wakes on
 LISTEN/NOTIFY from `append`, or on a short poll as a fallback. It sends a batch,
 waits for the broker to acknowledge every record, and only then deletes those
 outbox rows. A crash between the acknowledgement and the delete publishes the
-rows again; consumers drop the duplicates by stream version.
+rows again; consumers drop the duplicates by stream version. While a backlog
+lasts, the next batch is read and sent before the last one's acknowledgement
+is in (two batches out at most).
 
 It publishes only to topics that exist as expected (their owner makes them),
 and does nothing else: a log the broker lost is noticed by its consumers and
@@ -18,6 +20,8 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
+from dataclasses import dataclass
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
@@ -42,10 +46,7 @@ class OutboxRelay:
         schema: str,
         topics: tuple[TopicSpec, ...],
         *,
-        # A burst (an eviction's thousands of leaves) goes out in fewer turns of a busy event loop:
-        # 5,000 a batch published a 14,000-listener eviction's last leave sooner than 2,000 or
-        # 10,000 did (bench/RESULTS.md, 2026-12-07, third session).
-        batch_size: int = 5000,
+        batch_size: int = 2000,
         poll_interval: float = 0.5,
     ):
         self.settings = settings
@@ -131,30 +132,55 @@ class OutboxRelay:
         producer = make_producer(self.settings, client_id=f"{self.schema}-relay")
         await producer.start()
         self.publishing = True
+        in_flight: deque[_Sent] = deque()
         try:
             while not lock_conn.is_closed():  # without the lock, another replica may be publishing
                 # Cleared before the read, not after it: a commit notified while a batch is out
                 # must wake the next read at once, not wait for the poll.
                 self._wake.clear()
-                sent = await self._publish_batch(producer, lock_conn)
-                if sent < self.batch_size:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+                sent = await self._send_batch(producer, lock_conn, in_flight)
+                if sent is not None:
+                    in_flight.append(sent)
+                if sent is not None and sent.full:
+                    # More behind it: the next batch is read and sent while the broker acknowledges
+                    # this one (at most two out), so a burst waits for one round trip, not one a batch.
+                    if len(in_flight) > 1:
+                        await self._settle(lock_conn, in_flight.popleft())
+                    continue
+                while in_flight:
+                    await self._settle(lock_conn, in_flight.popleft())
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.poll_interval)
         finally:
             self.publishing = False
+            for abandoned in in_flight:  # sent again by the next relay: their rows are still there
+                abandoned.acknowledged.cancel()
             await producer.stop()
 
-    async def _publish_batch(self, producer: AIOKafkaProducer, conn: asyncpg.Connection) -> int:
-        rows = await conn.fetch(
-            f"SELECT position, topic, key, envelope FROM {self.schema}.outbox ORDER BY position LIMIT $1",
-            self.batch_size,
-        )
+    async def _send_batch(
+        self, producer: AIOKafkaProducer, conn: asyncpg.Connection, in_flight: deque[_Sent]
+    ) -> _Sent | None:
+        """Sends the first outbox rows in position order that are not out already. Rows are left
+        out by their positions, never by "after the last one sent": a transaction that commits late
+        has a position below rows already sent, and is published in the next batch."""
+        if in_flight:
+            rows = await conn.fetch(
+                f"SELECT position, topic, key, envelope FROM {self.schema}.outbox "
+                f"WHERE position NOT IN (SELECT unnest($2::bigint[])) ORDER BY position LIMIT $1",
+                self.batch_size,
+                [position for sent in in_flight for position in sent.positions],
+            )
+        else:
+            rows = await conn.fetch(
+                f"SELECT position, topic, key, envelope FROM {self.schema}.outbox ORDER BY position LIMIT $1",
+                self.batch_size,
+            )
         backlog = len(rows)
         if backlog == self.batch_size:  # more behind it: count them (only while behind)
             backlog = await conn.fetchval(f"SELECT count(*) FROM {self.schema}.outbox")
         OUTBOX_BACKLOG.labels(self.schema_name).set(backlog)
         if not rows:
-            return 0
+            return None
         # A failure leaves every row in the outbox: the whole batch is sent again (duplicates are
         # dropped by stream version).
         futures = []
@@ -165,11 +191,22 @@ class OutboxRelay:
                 futures.append(
                     await producer.send(r["topic"], value=value, key=r["key"].encode(), headers=headers)
                 )
-        await asyncio.gather(*futures)
+        return _Sent([r["position"] for r in rows], asyncio.gather(*futures), len(rows) == self.batch_size)
+
+    async def _settle(self, conn: asyncpg.Connection, sent: _Sent) -> None:
+        """Waits for the broker to acknowledge every record of `sent`, then deletes its rows."""
+        await sent.acknowledged
         await conn.execute(
-            f"DELETE FROM {self.schema}.outbox WHERE position = ANY($1::bigint[])",
-            [r["position"] for r in rows],
+            f"DELETE FROM {self.schema}.outbox WHERE position = ANY($1::bigint[])", sent.positions
         )
-        self.published += len(rows)
-        OUTBOX_PUBLISHED.labels(self.schema_name).inc(len(rows))
-        return len(rows)
+        self.published += len(sent.positions)
+        OUTBOX_PUBLISHED.labels(self.schema_name).inc(len(sent.positions))
+
+
+@dataclass
+class _Sent:
+    """A batch handed to the producer: its rows' positions, and the broker's acknowledgement of all."""
+
+    positions: list[int]
+    acknowledged: asyncio.Future
+    full: bool

@@ -156,6 +156,40 @@ async def test_relay_publishes_in_stream_order_and_only_one_relay_is_active(stor
             await relay.stop()
 
 
+async def test_a_backlog_goes_out_two_batches_at_a_time_in_stream_order_and_a_late_commit_is_not_skipped(
+    store, settings, pool
+):
+    topic = await _made_topic(settings)
+    # A transaction that takes its outbox positions first and commits last: below every row the
+    # relay sends before it.
+    async with store.exclusive("space-late") as conn:
+        await _append(store, topic, "late", 0, 5, conn=conn)
+        for space in "abcdefghij":  # a backlog of 200, ten full batches of 20
+            for version in range(0, 20, 5):
+                await _append(store, topic, space, version, 5)
+        relay = OutboxRelay(settings, pool, store.schema, (topic,), batch_size=20)
+        await relay.start()
+        try:
+            await _read_topic(settings, topic, 200)
+        except BaseException:
+            await relay.stop()
+            raise
+    try:
+        await _append(store, topic, "late", 5, 5)
+        records = await _read_topic(settings, topic, 210)
+        by_space: dict[str, list[int]] = {}
+        for record in records:
+            envelope, _ = decode(record.value)
+            by_space.setdefault(envelope.space_id, []).append(envelope.stream_version)
+        assert by_space == {"late": list(range(1, 11))} | {s: list(range(1, 21)) for s in "abcdefghij"}
+        async with asyncio.timeout(10):
+            while await pool.fetchval(f"SELECT count(*) FROM {store.schema}.outbox"):
+                await asyncio.sleep(0.05)
+        assert relay.published == 210
+    finally:
+        await relay.stop()
+
+
 async def test_a_commit_notified_while_the_relay_publishes_a_batch_is_published_without_a_poll(
     store, settings, pool, database_url
 ):
