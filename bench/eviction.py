@@ -6,8 +6,9 @@ Part of `python -m bench.hot_space`. One Space holds `listeners` listeners, and
   ban      the host has moderation remove `bans` of the listeners, open loop at `ban_rate`/s:
            RemoveParticipant (moderation) -> ParticipantRemoved -> the room's reaction ->
            ParticipantLeft(REMOVED);
-  policy   then the host switches the Space to invite-only (UpdateSpace): the room's evictor takes
-           every listener out, ParticipantLeft(POLICY) for each.
+  policy   then, once the storm's joins are answered, the host switches the Space to invite-only
+           (UpdateSpace): the room's evictor takes every listener out, the storm's joiners too,
+           ParticipantLeft(POLICY) for each.
 
 Each eviction is timed from the call that caused it being sent to the room's ParticipantLeft
 arriving on the room topic, where every other service reads it (so the relay, presence and replay

@@ -18,8 +18,9 @@ over many, in one run on one broker and database:
   eviction   one Space of `--evict-listeners` listeners under a join storm at hot-80's rate (a
              bound measured while the room keeps up; over its capacity, it measures a queue
              growing; `--eviction-rate` to choose, `--rate` with `--eviction-only`): moderation
-             bans `--bans` of them at `--ban-rate`/s, then the host makes it invite-only and the
-             room evicts everyone else (bench/eviction.py): p50/p99/max to the ParticipantLeft
+             bans `--bans` of them at `--ban-rate`/s during the storm, then, once it is over, the
+             host makes it invite-only and the room evicts everyone else, the storm's joiners too
+             (bench/eviction.py): p50/p99/max to the ParticipantLeft
 
 Hot against spread is compared at the same number of room processes: a second replica costs
 per join even when no Space is hot (its idle consumers, smaller group commits, folding the other's
