@@ -91,7 +91,7 @@ class EventStore:
         self.producer = producer
         self.idempotency_retention = idempotency_retention
         # A stored response still stands: kept for ever, or younger than the retention ($2).
-        self._live = "(NOT expires OR created_at > now() - $2::interval)"
+        self._live = _live("$2")
 
     async def load(
         self, stream_id: str, after_version: int = 0, *, conn: asyncpg.Connection | None = None
@@ -177,15 +177,6 @@ class EventStore:
         except asyncpg.UniqueViolationError as e:
             raise DuplicateRequest(e.detail or "") from e
 
-    async def _forget_expired(self, keys: Sequence[str], conn: asyncpg.Connection | None = None) -> int:
-        """Deletes the expired records among `keys`, so that new ones can take their place."""
-        status = await (conn or self.pool).execute(
-            f"DELETE FROM {self.schema}.idempotency WHERE key = ANY($1::text[]) AND NOT {self._live}",
-            list(keys),
-            self.idempotency_retention,
-        )
-        return int(status.split()[-1])
-
     def lock_key(self, stream_id: str) -> int:
         """The stream's advisory lock: a stable 64-bit hash of schema and stream (a collision only
         makes two streams wait for each other)."""
@@ -196,10 +187,23 @@ class EventStore:
     async def exclusive(self, stream_id: str) -> AsyncIterator[asyncpg.Connection]:
         """A transaction that holds the stream's lock: `load` and `append` on the connection it
         gives see and write the stream with no other writer in between. Committed on exit;
-        rolled back on an exception."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", self.lock_key(stream_id))
-            yield conn
+        rolled back on an exception.
+
+        It is what a contended stream pays for every batch, so BEGIN and the lock go in one round
+        trip: one simple-protocol query of two statements (that protocol takes no parameters; the
+        key is an integer made here)."""
+        async with self.pool.acquire() as conn:
+            try:
+                await conn.execute(f"BEGIN; SELECT pg_advisory_xact_lock({int(self.lock_key(stream_id))})")
+                yield conn
+            except BaseException:
+                # As asyncpg's own transactions do, on any way out; should the rollback fail too,
+                # the pool rolls back (or closes) the connection on release.
+                if not conn.is_closed() and conn.is_in_transaction():
+                    with contextlib.suppress(Exception):
+                        await conn.execute("ROLLBACK")
+                raise
+            await conn.execute("COMMIT")
 
     async def append(
         self,
@@ -236,10 +240,18 @@ class EventStore:
         # One statement, so one round trip and atomic without an explicit transaction:
         # the events, their outbox rows (which wake the relay) and the stored responses.
         # The stream's lock is taken before any row is made (the insert reads `locked` first), so
-        # an `exclusive` writer's decision is never overtaken.
+        # an `exclusive` writer's decision is never overtaken. Expired records under the request's
+        # keys are deleted before the new ones are inserted (`remembered` reads `forgotten` first),
+        # so a request retried after the retention is a new request, purged or not; the insert
+        # then fails only on a live record. Nothing in it is expected to fail but a conflict, so it
+        # needs no savepoint inside an `exclusive` transaction: a failure ends that transaction.
         sql = f"""
             WITH locked AS MATERIALIZED (
                 SELECT pg_advisory_xact_lock($14::bigint)
+            ), forgotten AS MATERIALIZED (
+                DELETE FROM {s}.idempotency
+                WHERE key = ANY($9::text[]) AND NOT {_live("$15")}
+                RETURNING 1
             ), appended AS (
                 INSERT INTO {s}.events
                     (event_id, stream_id, version, space_id, event_type, occurred_at, topic, record_key, envelope)
@@ -252,7 +264,8 @@ class EventStore:
                 SELECT global_position, $4, $12, envelope FROM appended ORDER BY global_position
             ), remembered AS (
                 INSERT INTO {s}.idempotency (key, fingerprint, response, expires)
-                SELECT * FROM unnest($9::text[], $10::text[], $11::bytea[], $13::boolean[])
+                SELECT r.* FROM unnest($9::text[], $10::text[], $11::bytea[], $13::boolean[]) AS r
+                WHERE (SELECT count(*) FROM forgotten) >= 0
             )
             SELECT count(*) FROM appended
         """
@@ -271,27 +284,21 @@ class EventStore:
             key if key is not None else space_id,
             [r.expires for r in idempotency],
             self.lock_key(stream_id),
+            self.idempotency_retention,
         )
-        while True:
-            try:
-                if conn is None:
-                    await self.pool.fetchval(sql, *args)
-                else:  # a savepoint: a failure leaves the caller's transaction (and lock) usable
-                    async with conn.transaction():
-                        await conn.fetchval(sql, *args)
-                return envelopes
-            except asyncpg.UniqueViolationError as e:
-                if "idempotency" not in (e.constraint_name or "") and e.table_name != "idempotency":
-                    raise ConcurrencyConflict(
-                        f"stream {stream_id} moved past version {expected_version}"
-                    ) from e
-                # A record past the retention that no purge has deleted yet is no record:
-                # delete it and append again. Otherwise a live record won (a retry, or a race).
-                # In the caller's transaction, on its connection: holding one connection while
-                # waiting for another starves the pool when many writers do it at once.
-                forgotten = await self._forget_expired([r.key for r in idempotency], conn)
-                if not forgotten:
-                    raise DuplicateRequest(e.detail or "") from e
+        try:
+            await (conn or self.pool).fetchval(sql, *args)
+        except asyncpg.UniqueViolationError as e:
+            if "idempotency" not in (e.constraint_name or "") and e.table_name != "idempotency":
+                raise ConcurrencyConflict(f"stream {stream_id} moved past version {expected_version}") from e
+            raise DuplicateRequest(e.detail or "") from e  # a live record: a retry, or a race
+        return envelopes
+
+
+def _live(retention: str) -> str:
+    """Whether a stored response still stands: kept for ever, or younger than the retention (the
+    query's parameter `retention`)."""
+    return f"(NOT expires OR created_at > now() - {retention}::interval)"
 
 
 def _recorded(row) -> RecordedEvent:

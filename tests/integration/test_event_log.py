@@ -113,6 +113,40 @@ async def test_a_duplicate_request_writes_nothing(store):
     assert stored is not None and stored.response == b"first"
 
 
+async def test_a_failure_under_the_streams_lock_writes_nothing_and_frees_the_lock(store):
+    """`exclusive` begins and locks in one round trip and commits on its own: an exception inside it
+    rolls back what was appended, the connection goes back to the pool with no transaction open,
+    and the lock is free for the next writer at once."""
+    topic = _topic()
+    await _append(store, topic, "x", 0, 1)
+
+    class Refused(Exception):
+        pass
+
+    with pytest.raises(Refused):
+        async with store.exclusive("space-x") as conn:
+            assert conn.is_in_transaction()
+            await _append(store, topic, "x", 1, 2, conn=conn)
+            raise Refused
+    assert [r.version for r in await store.load("space-x")] == [1]
+    async with asyncio.timeout(5), store.exclusive("space-x") as conn:  # a lock left held: a hang
+        await _append(store, topic, "x", 1, 1, conn=conn)
+    assert [r.version for r in await store.load("space-x")] == [1, 2]
+    key = store.lock_key("space-x") & 0xFFFFFFFFFFFFFFFF
+    held = await store.pool.fetchval(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 1"
+        " AND classid::bigint = $1 AND objid::bigint = $2",
+        key >> 32,
+        key & 0xFFFFFFFF,
+    )
+    assert held == 0
+    idle_in_transaction = await store.pool.fetchval(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+        " AND state LIKE 'idle in transaction%' AND query LIKE '%pg_advisory_xact_lock(%'"
+    )
+    assert idle_in_transaction == 0
+
+
 async def _read_topic(settings, topic: TopicSpec, expected: int, timeout: float = 20.0):
     reader = make_reader(settings, "test-reader")
     await reader.start()
