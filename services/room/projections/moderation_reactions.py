@@ -24,6 +24,7 @@ from collections.abc import Sequence
 
 import asyncpg
 
+from libs.application.batched_lookup import BatchedLookup
 from libs.domain.errors import DomainError
 from libs.events.envelope import occurred_at
 from libs.events.topics import MODERATION_EVENTS
@@ -48,6 +49,9 @@ class ModerationReactions:
         self.commands = commands
         self.barred_table = f"{schema}.barred_v1"
         self.blocks_table = f"{schema}.blocks_v1"
+        self._bars: BatchedLookup[tuple[str, str], tuple[bool, frozenset[str]]] = BatchedLookup(
+            self._bars_of, (False, frozenset())
+        )
 
     async def apply(self, conn: asyncpg.Connection, events: Sequence[ConsumedEvent]) -> None:
         removals: list[ConsumedEvent] = []
@@ -89,12 +93,19 @@ class ModerationReactions:
             log.warning("could not remove %s from %s: %s", e.user_id, e.space_id, rejected.message)
 
     async def bars(self, space_id: str, user_id: str) -> tuple[bool, frozenset[str]]:
-        """For a join: is the user barred from the Space, and which hosts have blocked them (one
-        round trip, on the join's path)."""
-        row = await self.pool.fetchrow(
-            f"SELECT EXISTS (SELECT 1 FROM {self.barred_table} WHERE space_id = $1 AND user_id = $2) AS barred, "
-            f"ARRAY(SELECT host_user_id FROM {self.blocks_table} WHERE user_id = $2) AS blockers",
-            space_id,
-            user_id,
+        """For a join: is the user barred from the Space, and which hosts have blocked them. On the
+        path of every join, so the joins that ask at once share one round trip."""
+        return await self._bars.get((space_id, user_id))
+
+    async def _bars_of(
+        self, pairs: list[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[bool, frozenset[str]]]:
+        rows = await self.pool.fetch(
+            f"SELECT q.space_id, q.user_id, "
+            f"EXISTS (SELECT 1 FROM {self.barred_table} b WHERE b.space_id = q.space_id AND b.user_id = q.user_id)"
+            f" AS barred, ARRAY(SELECT host_user_id FROM {self.blocks_table} k WHERE k.user_id = q.user_id)"
+            f" AS blockers FROM unnest($1::text[], $2::text[]) AS q(space_id, user_id)",
+            [space for space, _ in pairs],
+            [user for _, user in pairs],
         )
-        return row["barred"], frozenset(row["blockers"])
+        return {(r["space_id"], r["user_id"]): (r["barred"], frozenset(r["blockers"])) for r in rows}
