@@ -191,7 +191,8 @@ class EventStore:
 
         It is what a contended stream pays for every batch, so BEGIN and the lock go in one round
         trip: one simple-protocol query of two statements (that protocol takes no parameters; the
-        key is an integer made here)."""
+        key is an integer made here). asyncpg's `conn.transaction()` refuses to nest inside a
+        transaction it did not begin, so a body cannot open a savepoint that way."""
         async with self.pool.acquire() as conn:
             try:
                 await conn.execute(f"BEGIN; SELECT pg_advisory_xact_lock({int(self.lock_key(stream_id))})")
