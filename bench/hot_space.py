@@ -51,7 +51,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bench import eviction
 from bench.commands import create_live_spaces, open_loop_joins, percentile
-from bench.stack import BenchStack, cpu_seconds, run_header
+from bench.stack import BenchStack, cpu_seconds, machine_cpu_seconds, run_header
 from libs.config.runtime import run
 from libs.config.settings import DEV_JWT_SECRET
 from libs.devstack.broker import free_port
@@ -173,13 +173,8 @@ def machine_busy(before, after) -> dict:
     """The whole machine's share of CPU time busy, and stolen by the host, between two readings: the
     room shares the cores with the database, the broker, the load generator and the probe, so a
     latency near a saturated machine says as much about the machine as about the room."""
-    spent = {f: getattr(after, f) - getattr(before, f) for f in after._fields}
-    total = sum(spent.values()) or 1.0
-    busy = total - spent.get("idle", 0.0) - spent.get("iowait", 0.0)
-    return {
-        "machine_busy_share": round(busy / total, 3),
-        "steal_share": round(spent.get("steal", 0.0) / total, 3),
-    }
+    total, busy, steal = machine_cpu_seconds(before, after)
+    return {"machine_busy_share": round(busy / total, 3), "steal_share": round(steal / total, 3)}
 
 
 def visibility(result: dict, visible: dict[str, float]) -> None:

@@ -40,6 +40,15 @@ def cpu_seconds(pid: int) -> float:
         return float("nan")
 
 
+def machine_cpu_seconds(before, after) -> tuple[float, float, float]:
+    """The whole machine's CPU-seconds between two `psutil.cpu_times()` readings: in all, busy (not
+    idle nor waiting on I/O), and stolen by the host."""
+    spent = {f: getattr(after, f) - getattr(before, f) for f in after._fields}
+    total = sum(spent.values()) or 1.0
+    busy = total - spent.get("idle", 0.0) - spent.get("iowait", 0.0)
+    return total, busy, spent.get("steal", 0.0)
+
+
 def rss_bytes(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):

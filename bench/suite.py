@@ -666,13 +666,11 @@ async def main(names: list[str], quick: bool, do_profile: bool, stamp: str, forc
 
 def machine_share(before, after, report: dict) -> dict:
     """How busy the whole machine was during the run, and how much of that was ours."""
-    spent = {f: getattr(after, f) - getattr(before, f) for f in after._fields}
-    total = sum(spent.values()) or 1.0
+    total, busy, steal = bench_stack.machine_cpu_seconds(before, after)
     ours = sum(sum(r.get("cpu_seconds", {}).values()) for r in report["benchmarks"].values())
-    busy = total - spent.get("idle", 0.0) - spent.get("iowait", 0.0)
     return {
         "busy_share": round(busy / total, 3),
-        "steal_share": round(spent.get("steal", 0.0) / total, 3),
+        "steal_share": round(steal / total, 3),
         "benchmark_processes_share": round(ours / total, 3),
         "other_work_share": round(max(0.0, busy - ours) / total, 3),
     }
