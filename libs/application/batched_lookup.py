@@ -58,11 +58,11 @@ class BatchedLookup(Generic[K, V]):
                     for futures in batch.values():
                         _settle(futures, exception=e)
                     continue
-                except BaseException as e:  # cancelled: this batch and those queued behind it
+                except BaseException:  # cancelled: this batch and those queued behind it
                     for futures in (*batch.values(), *self._waiting.values()):
                         _settle(futures, exception=asyncio.CancelledError())
                     self._waiting.clear()
-                    raise e
+                    raise
                 for key, futures in batch.items():
                     _settle(futures, result=found.get(key, self._missing))
         finally:
