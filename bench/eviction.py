@@ -27,6 +27,7 @@ from google.protobuf import field_mask_pb2
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.commands import open_loop_joins, percentile
+from bench.stack import cpu_seconds
 from libs.auth.tokens import mint_token
 from libs.config.settings import DEV_JWT_SECRET, PodiumSettings
 from libs.events.envelope import EventEnvelope, unwrap
@@ -121,6 +122,7 @@ def summary(delays: list[float], expected: int) -> dict:
 async def measure(
     room_address: str,
     room_metrics_port: int,
+    room_pid: int,
     moderation_address: str,
     bootstrap: str,
     *,
@@ -191,6 +193,7 @@ async def measure(
             # The switch to invite-only: every listener still in goes.
             inside = set(present[bans:]) | set(storm_result.acked_at)
             switched_at = time.time()
+            cpu_before = cpu_seconds(room_pid)
             await rooms.UpdateSpace(
                 rpb.UpdateSpaceRequest(
                     space_id=space_id,
@@ -200,6 +203,7 @@ async def measure(
                 metadata=md(HOST),
             )
             await tail.wait_for(inside, rev.LEAVE_REASON_POLICY, timeout=120)
+            room_cpu = cpu_seconds(room_pid) - cpu_before
             policy_delays = [tail.left[u][0] - switched_at for u in inside if u in tail.left]
             metric_after = eviction_seconds(room_metrics_port).get("policy", (0.0, 0.0))
             ban_metric = eviction_seconds(room_metrics_port).get("ban", (0.0, 0.0))
@@ -220,5 +224,7 @@ async def measure(
             if policy_count
             else None,
             "evictions_per_s": round(len(policy_delays) / max(policy_delays), 1) if policy_delays else None,
+            # the room's CPU from the switch to the last ParticipantLeft seen: what an eviction costs
+            "room_cpu_us_per_eviction": round(room_cpu / len(policy_delays) * 1e6, 1) if policy_delays else None,
         },
     }

@@ -210,6 +210,7 @@ async def main(args) -> dict:
         result["eviction"] = await eviction.measure(
             first.process.address,
             first.metrics_port,
+            first.process.process.pid,
             moderation.address,
             stack.bootstrap,
             listeners=args.evict_listeners,
@@ -358,14 +359,16 @@ def markdown(result: dict) -> str:
             "",
             f"Eviction, one Space of {e['listeners']} listeners, joins arriving at {e['storm_joins_per_s']:g}/s:",
             "",
-            "| Cause | evicted / expected | p50 ms | p99 ms | max ms | room's own mean ms |",
-            "|---|---:|---:|---:|---:|---:|",
+            "| Cause | evicted / expected | p50 ms | p99 ms | max ms | room's own mean ms | evictions/s | "
+            "room CPU us an eviction |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for cause in ("ban", "policy"):
             c = e[cause]
             lines.append(
                 f"| {cause} | {c['evicted']} / {c['expected']} | {c['p50_ms']} | {c['p99_ms']} | "
-                f"{c['max_ms']} | {c['room_metric_mean_ms']} |"
+                f"{c['max_ms']} | {c['room_metric_mean_ms']} | {c.get('evictions_per_s', '')} | "
+                f"{c.get('room_cpu_us_per_eviction', '')} |"
             )
     return "\n".join(lines) + "\n"
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from google.protobuf.any_pb2 import Any
 from google.protobuf.message import DecodeError, Message
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from libs.events.ids import new_id
 from libs.events.registry import message_class
@@ -38,6 +39,7 @@ def wrap(
 ) -> EventEnvelope:
     envelope = EventEnvelope(
         event_id=new_id(),
+        occurred_at=_timestamp(occurred_at),
         space_id=space_id,
         producer=producer,
         stream_id=stream_id,
@@ -49,9 +51,24 @@ def wrap(
         traceparent=causation.traceparent,
         tracestate=causation.tracestate,
     )
-    envelope.occurred_at.FromDatetime(occurred_at.astimezone(UTC))
     envelope.payload.Pack(payload, type_url_prefix=TYPE_URL_PREFIX)
     return envelope
+
+
+_last_stamp: tuple[datetime | None, Timestamp] = (None, Timestamp())
+
+
+def _timestamp(at: datetime) -> Timestamp:
+    """`at` as a protobuf Timestamp. A batch's events share their time (a decision's, or a group
+    commit's few), and converting a datetime costs as much as the rest of an envelope, so the last
+    one made is made again only for another time."""
+    global _last_stamp
+    last, stamp = _last_stamp
+    if at is not last:
+        stamp = Timestamp()
+        stamp.FromDatetime(at.astimezone(UTC))
+        _last_stamp = (at, stamp)
+    return stamp
 
 
 def unwrap(envelope: EventEnvelope) -> Message:

@@ -66,8 +66,9 @@ def observe_eviction(cause: str, since: float, participants: int = 1) -> None:
     """`participants` taken out for `cause`, the disqualifying event having occurred at `since`
     (epoch seconds): one observation each, of the time from then to now."""
     took = max(0.0, time.time() - since)
+    observe = EVICTION_SECONDS.labels(cause).observe
     for _ in range(participants):
-        EVICTION_SECONDS.labels(cause).observe(took)
+        observe(took)
 
 
 COMMAND_CONFLICTS = Counter(

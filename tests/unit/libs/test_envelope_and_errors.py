@@ -1,4 +1,5 @@
-from datetime import UTC, datetime
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
 
 import grpc
 from google.rpc import error_details_pb2, status_pb2
@@ -6,7 +7,7 @@ from google.rpc import error_details_pb2, status_pb2
 from libs.domain.errors import FieldViolation, InvalidArgument, ResourceExhausted
 from libs.domain.reasons import Reason
 from libs.events.envelope import Causation, decode, occurred_at, wrap
-from libs.events.ids import uuid7
+from libs.events.ids import new_id, uuid7
 from libs.grpckit.errors import to_status
 from podium.room.v1 import room_events_pb2
 
@@ -34,6 +35,38 @@ def test_uuid7_is_version_7_and_time_ordered():
     ids = [uuid7() for _ in range(100)]
     assert all(i.version == 7 for i in ids)
     assert [i.bytes[:6] for i in ids] == sorted(i.bytes[:6] for i in ids)
+
+
+def test_new_id_is_a_canonical_uuid7_with_random_bits_in_every_free_digit():
+    ids = [new_id() for _ in range(4000)]
+    parsed = [uuid.UUID(i) for i in ids]
+    assert [str(u) for u in parsed] == ids  # canonical: lower-case, hyphens where they belong
+    assert all(u.version == 7 and u.variant == uuid.RFC_4122 for u in parsed)
+    assert len(set(ids)) == len(ids)
+    # every hex digit after the version digit varies, the variant's digit over all four values
+    for position in (15, 16, 17, 20, 21, 22, *range(24, 36)):
+        assert len({i[position] for i in ids}) == 16, position
+    assert {i[19] for i in ids} == set("89ab")
+
+
+def test_wrapped_events_keep_each_their_own_time():
+    first = datetime(2026, 11, 24, 12, 0, 0, 1, tzinfo=UTC)
+    second = first + timedelta(microseconds=1)
+    times = [first, first, second, first, second.astimezone(timezone(timedelta(hours=2)))]
+    envelopes = [
+        wrap(
+            room_events_pb2.SpaceStarted(space_id="s1"),
+            producer="room",
+            stream_id="space-s1",
+            version=n + 1,
+            space_id="s1",
+            occurred_at=at,
+            causation=Causation("h", "corr", "cause"),
+        )
+        for n, at in enumerate(times)
+    ]
+    assert [occurred_at(e) for e in envelopes] == times
+    assert len({e.event_id for e in envelopes}) == len(times)
 
 
 def _details(status: grpc.Status) -> status_pb2.Status:
