@@ -5,13 +5,15 @@ decided against the Space's one stream and recorded on its listener shards as
 it grows them, so this measures what one hot Space costs against joins spread
 over many, in one run on one broker and database:
 
-  spread-1   JoinSpace open loop at `--rate` over `--spaces` live Spaces, one room process
-  hot-1      the same rate into one Space, one room process
-  spread-2   the spread phase, round robin over two room processes
-  hot-2      the same rate into one Space, round robin over two room processes
   capacity   one Space, one room process, offered `--capacity-rate`: the joins/s it sustains
   spread-capacity   the same over `--spaces` Spaces: what one room process sustains when no Space is hot
   hot-80     one Space, one room process, at 80 % of that capacity
+  spread-1   JoinSpace open loop at `--rate` over `--spaces` other live Spaces, one room process
+             (by default 60 % of spread-capacity: what joins cost is compared at a load the host
+             carries; past its capacity a phase measures calls queueing and given up instead)
+  hot-1      the same rate into one other Space, one room process
+  spread-2   the spread phase, round robin over two room processes
+  hot-2      the same rate into one Space, round robin over two room processes
   (with --latency-curve R1,R2,..., only one-Space phases at those rates: latency against load)
   (the room processes grow a hot Space's listener shards past --shard-joins-per-second, the room's
   own default unless given; 0 keeps every join on the Space's one stream, ADR 0012)
@@ -60,6 +62,7 @@ from podium.room.v1 import room_service_pb2_grpc
 from services.room.settings import RoomSettings
 
 RESULTS = Path(__file__).parent / "results"
+RATE_SHARE = 0.6  # of the spread capacity, the compared phases' rate unless --rate is given
 
 
 @dataclass
@@ -226,27 +229,28 @@ async def joins(stack: BenchStack, first: Room, args) -> dict:
     probe = Probe(stack)
     try:
         await probe.ready()
+        # The capacity phases fill Spaces of their own: the compared phases start on fresh ones.
+        measured = await live_spaces(first, args.spaces)
+        capacity = await phase("capacity", [first], measured[:1], args.capacity_rate, args.duration)
+        spread_capacity = await phase("spread-capacity", [first], measured, args.capacity_rate, args.duration)
+        at_80 = round(0.8 * capacity["sustained_per_s"])
+        phases = [capacity, spread_capacity, await phase("hot-80", [first], measured[:1], at_80, args.duration)]
+        rate = args.rate or round(RATE_SHARE * spread_capacity["sustained_per_s"])
         spread = await live_spaces(first, args.spaces)
         hot = spread[:1]
-        phases = [
-            await phase("spread-1", [first], spread, args.rate, args.duration),
-            await phase("hot-1", [first], hot, args.rate, args.duration),
-        ]
+        phases.append(await phase("spread-1", [first], spread, rate, args.duration))
+        phases.append(await phase("hot-1", [first], hot, rate, args.duration))
         second = await start_room(stack, args.shard_joins_per_second)
-        phases.append(await phase("spread-2", [first, second], spread, args.rate, args.duration))
-        phases.append(await phase("hot-2", [first, second], hot, args.rate, args.duration))
+        phases.append(await phase("spread-2", [first, second], spread, rate, args.duration))
+        phases.append(await phase("hot-2", [first, second], hot, rate, args.duration))
         await second.process.stop()
-        capacity = await phase("capacity", [first], hot, args.capacity_rate, args.duration)
-        phases.append(capacity)
-        phases.append(await phase("spread-capacity", [first], spread, args.capacity_rate, args.duration))
-        at_80 = round(0.8 * capacity["sustained_per_s"])
-        phases.append(await phase("hot-80", [first], hot, at_80, args.duration))
         await probe.judge(phases)
     finally:
         probe.kill()
     by = {p["name"]: p for p in phases}
     return {
         "phases": phases,
+        "rate_per_s": rate,
         "hot_vs_spread_per_cpu": round(
             by["hot-1"]["joins_per_room_cpu_s"] / by["spread-1"]["joins_per_room_cpu_s"], 3
         ),
@@ -284,7 +288,11 @@ def parse_args(argv=None):
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--rate", type=float, default=600, help="joins/s offered in the spread and hot phases"
+        "--rate",
+        type=float,
+        default=0,
+        help="joins/s offered in the spread and hot phases (0: %d %%%% of the spread capacity measured; "
+        "with --eviction-only, the storm's rate: required)" % (RATE_SHARE * 100),
     )
     parser.add_argument(
         "--capacity-rate", type=float, default=2000, help="joins/s offered to find the capacity"
@@ -320,7 +328,10 @@ def parse_args(argv=None):
         metavar="RATES",
         help="only one-Space phases at these joins/s (comma-separated): latency against load",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.eviction_only and not (args.rate or args.eviction_rate):
+        parser.error("--eviction-only needs the storm's rate: --rate or --eviction-rate")
+    return args
 
 
 def _table(header: str, align: str, rows: list[str]) -> list[str]:

@@ -478,7 +478,9 @@ async def hot_space(quick: bool) -> dict:
     hot2, at80 = by["hot-2"], by["hot-80"]
     return {
         "raw": raw,
-        "summary": f"JoinSpace open loop at {args.rate:g}/s into one Space against {args.spaces} Spaces, "
+        "summary": f"JoinSpace open loop at {raw['rate_per_s']:g}/s"
+        + ("" if args.rate else f" ({bench_hot.RATE_SHARE:.0%} of the spread capacity)")
+        + f" into one Space against {args.spaces} Spaces, "
         f"{args.duration:g} s a phase; one Space with two room processes; capacity offered "
         f"{args.capacity_rate:g}/s",
         "targets": [
