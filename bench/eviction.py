@@ -225,6 +225,8 @@ async def measure(
             else None,
             "evictions_per_s": round(len(policy_delays) / max(policy_delays), 1) if policy_delays else None,
             # the room's CPU from the switch to the last ParticipantLeft seen: what an eviction costs
-            "room_cpu_us_per_eviction": round(room_cpu / len(policy_delays) * 1e6, 1) if policy_delays else None,
+            "room_cpu_us_per_eviction": round(room_cpu / len(policy_delays) * 1e6, 1)
+            if policy_delays
+            else None,
         },
     }

@@ -234,7 +234,11 @@ async def joins(stack: BenchStack, first: Room, args) -> dict:
         capacity = await phase("capacity", [first], measured[:1], args.capacity_rate, args.duration)
         spread_capacity = await phase("spread-capacity", [first], measured, args.capacity_rate, args.duration)
         at_80 = round(0.8 * capacity["sustained_per_s"])
-        phases = [capacity, spread_capacity, await phase("hot-80", [first], measured[:1], at_80, args.duration)]
+        phases = [
+            capacity,
+            spread_capacity,
+            await phase("hot-80", [first], measured[:1], at_80, args.duration),
+        ]
         rate = args.rate or round(RATE_SHARE * spread_capacity["sustained_per_s"])
         spread = await live_spaces(first, args.spaces)
         hot = spread[:1]
@@ -291,8 +295,8 @@ def parse_args(argv=None):
         "--rate",
         type=float,
         default=0,
-        help="joins/s offered in the spread and hot phases (0: %d %%%% of the spread capacity measured; "
-        "with --eviction-only, the storm's rate: required)" % (RATE_SHARE * 100),
+        help=f"joins/s offered in the spread and hot phases (0: {RATE_SHARE * 100:.0f} %% of the spread capacity "
+        "measured; with --eviction-only, the storm's rate: required)",
     )
     parser.add_argument(
         "--capacity-rate", type=float, default=2000, help="joins/s offered to find the capacity"
