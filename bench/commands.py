@@ -52,8 +52,13 @@ async def open_loop_joins(
     duration: float,
     spaces: list[str],
     user_prefix: str = "bench-user-",
+    *,
+    alternate: bool = False,
 ) -> LoadResult:
-    """With several addresses (room replicas), calls go round robin over them."""
+    """With several addresses (room replicas), calls go round robin over them. Call i joins Space
+    i mod len(spaces): with an even number of Spaces and two replicas, each Space's joins all go to
+    one replica. With `alternate`, consecutive calls join the same Space, so each Space's joins
+    alternate over the replicas, as behind a balancer that knows nothing of Spaces."""
     total = int(rate * duration)
     result = LoadResult(planned=total)
     users = [f"{user_prefix}{i}" for i in range(total)]
@@ -63,10 +68,11 @@ async def open_loop_joins(
     channels = [grpc.aio.insecure_channel(addresses[i % len(addresses)]) for i in range(4 * len(addresses))]
     stubs = [room_service_pb2_grpc.RoomServiceStub(c) for c in channels]
     tasks = []
+    per_space = len(addresses) if alternate else 1
 
     async def join(i: int) -> None:
         user = users[i]
-        request = pb.JoinSpaceRequest(space_id=spaces[i % len(spaces)], request_id=f"bench-{i}")
+        request = pb.JoinSpaceRequest(space_id=spaces[i // per_space % len(spaces)], request_id=f"bench-{i}")
         try:
             await stubs[i % len(stubs)].JoinSpace(request, metadata=tokens[i], timeout=30)
             result.acked_at[user] = time.time()

@@ -12,7 +12,10 @@ over many, in one run on one broker and database:
              (by default 60 % of spread-capacity: what joins cost is compared at a load the host
              carries; past its capacity a phase measures calls queueing and given up instead)
   hot-1      the same rate into one other Space, one room process
-  spread-2   the spread phase, round robin over two room processes
+  spread-2   the spread phase, round robin over two room processes, each Space's joins on one of
+             them (call i to room i mod 2 and Space i mod 50): no Space has two writers
+  spread-2-mixed   the same over other Spaces, each Space's joins alternating over the two rooms,
+             as behind a balancer that knows nothing of Spaces: every Space has two writers
   hot-2      the same rate into one Space, round robin over two room processes
   (with --latency-curve R1,R2,..., only one-Space phases at those rates: latency against load)
   (the room processes grow a hot Space's listener shards past --shard-joins-per-second, the room's
@@ -26,7 +29,9 @@ over many, in one run on one broker and database:
 
 Hot against spread is compared at the same number of room processes: a second replica costs
 per join even when no Space is hot (its idle consumers, smaller group commits, folding the other's
-events), which is not what one Space's serializing costs. hot-2 against spread-1 is reported too.
+events), which is not what one Space's serializing costs. The target is hot-2 against spread-2, the
+stricter of the two-room baselines (no Space there has two writers); hot-2 against spread-2-mixed
+(every Space has two) and against spread-1 are reported too.
 
 For each phase: joins acknowledged per room CPU-second, joins/s sustained, p50/p99 from the call
 to the join being visible in a second process's projection (bench/visibility_probe.py), client
@@ -130,12 +135,20 @@ async def live_spaces(room: Room, count: int) -> list[str]:
         return await create_live_spaces(room_service_pb2_grpc.RoomServiceStub(channel), DEV_JWT_SECRET, count)
 
 
-async def phase(name: str, rooms: list[Room], spaces: list[str], rate: float, duration: float) -> dict:
+async def phase(
+    name: str, rooms: list[Room], spaces: list[str], rate: float, duration: float, *, alternate: bool = False
+) -> dict:
     cpu_before = [cpu_seconds(r.process.process.pid) for r in rooms]
     machine_before = psutil.cpu_times()
     conflicts_before = [await asyncio.to_thread(r.conflicts) for r in rooms]
     load = await open_loop_joins(
-        [r.process.address for r in rooms], DEV_JWT_SECRET, rate, duration, spaces, user_prefix=f"{name}-"
+        [r.process.address for r in rooms],
+        DEV_JWT_SECRET,
+        rate,
+        duration,
+        spaces,
+        user_prefix=f"{name}-",
+        alternate=alternate,
     )
     cpu = sum(
         cpu_seconds(r.process.process.pid) - before for r, before in zip(rooms, cpu_before, strict=True)
@@ -246,6 +259,10 @@ async def joins(stack: BenchStack, first: Room, args) -> dict:
         phases.append(await phase("hot-1", [first], hot, rate, args.duration))
         second = await start_room(stack, args.shard_joins_per_second)
         phases.append(await phase("spread-2", [first, second], spread, rate, args.duration))
+        mixed = await live_spaces(first, args.spaces)
+        phases.append(
+            await phase("spread-2-mixed", [first, second], mixed, rate, args.duration, alternate=True)
+        )
         phases.append(await phase("hot-2", [first, second], hot, rate, args.duration))
         await second.process.stop()
         await probe.judge(phases)
@@ -260,6 +277,9 @@ async def joins(stack: BenchStack, first: Room, args) -> dict:
         ),
         "two_rooms_hot_vs_spread_per_cpu": round(
             by["hot-2"]["joins_per_room_cpu_s"] / by["spread-2"]["joins_per_room_cpu_s"], 3
+        ),
+        "two_rooms_hot_vs_mixed_spread_per_cpu": round(
+            by["hot-2"]["joins_per_room_cpu_s"] / by["spread-2-mixed"]["joins_per_room_cpu_s"], 3
         ),
         "two_rooms_hot_vs_one_room_spread_per_cpu": round(
             by["hot-2"]["joins_per_room_cpu_s"] / by["spread-1"]["joins_per_room_cpu_s"], 3
@@ -368,6 +388,14 @@ def markdown(result: dict) -> str:
             for p in result.get("curve", [])
         ],
     )
+    if "hot_vs_spread_per_cpu" in result:
+        lines += [
+            "",
+            f"Joins per room CPU-second, hot against spread: {result['hot_vs_spread_per_cpu']}x with one room; "
+            f"{result['two_rooms_hot_vs_spread_per_cpu']}x with two (against spread-2-mixed "
+            f"{result['two_rooms_hot_vs_mixed_spread_per_cpu']}x, against spread-1 "
+            f"{result['two_rooms_hot_vs_one_room_spread_per_cpu']}x).",
+        ]
     if "eviction" in result:
         e = result["eviction"]
         lines += [
