@@ -58,6 +58,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bench import eviction
 from bench.commands import create_live_spaces, open_loop_joins, percentile
+from bench.profiling import Profiler
 from bench.stack import BenchStack, cpu_seconds, machine_cpu_seconds, run_header
 from libs.config.runtime import run
 from libs.config.settings import DEV_JWT_SECRET
@@ -135,9 +136,23 @@ async def live_spaces(room: Room, count: int) -> list[str]:
         return await create_live_spaces(room_service_pb2_grpc.RoomServiceStub(channel), DEV_JWT_SECRET, count)
 
 
-async def phase(
-    name: str, rooms: list[Room], spaces: list[str], rate: float, duration: float, *, alternate: bool = False
+async def _phase(
+    name: str,
+    rooms: list[Room],
+    spaces: list[str],
+    rate: float,
+    duration: float,
+    *,
+    alternate: bool = False,
+    profile_dir: Path | None = None,
 ) -> dict:
+    """One open-loop phase; with `profile_dir`, each room process under py-spy for its length."""
+    profilers = [
+        Profiler(r.process.process.pid, profile_dir / f"{name}-room{i}.txt", label=f"{name}, room {i}")
+        for i, r in enumerate(rooms)
+    ] if profile_dir else []  # fmt: skip
+    for profiler in profilers:
+        profiler.start()
     cpu_before = [cpu_seconds(r.process.process.pid) for r in rooms]
     machine_before = psutil.cpu_times()
     conflicts_before = [await asyncio.to_thread(r.conflicts) for r in rooms]
@@ -153,6 +168,8 @@ async def phase(
     cpu = sum(
         cpu_seconds(r.process.process.pid) - before for r, before in zip(rooms, cpu_before, strict=True)
     )
+    for profiler in profilers:
+        profiler.stop()
     machine = machine_busy(machine_before, psutil.cpu_times())
     conflicts = sum(
         [
@@ -180,6 +197,7 @@ async def phase(
         "conflicts_per_join": round(conflicts / max(load.acknowledged, 1), 4),
         "aborted_share": round(load.errors.get("ABORTED", 0) / max(load.planned, 1), 4),
         "generator_max_lag_ms": round(load.max_lag * 1000, 1),
+        **({"profiles": [profiler.summary() for profiler in profilers]} if profilers else {}),
         **machine,
         "_load": load,
     }
@@ -239,6 +257,14 @@ async def main(args) -> dict:
 
 async def joins(stack: BenchStack, first: Room, args) -> dict:
     """The join phases, on one and two room processes, and what the probe saw of them."""
+    profiled = set(args.profile)
+
+    def phase(name: str, *rest, **options):  # profiled when asked (py-spy costs CPU: not compared)
+        where = stack.work / "profiles" if name in profiled else None
+        if where is not None:
+            where.mkdir(exist_ok=True)
+        return _phase(name, *rest, profile_dir=where, **options)
+
     probe = Probe(stack)
     try:
         await probe.ready()
@@ -300,7 +326,7 @@ async def latency_curve(stack: BenchStack, first: Room, args) -> dict:
         for rate in args.latency_curve:  # a rate given twice is a phase of its own, with users of its own
             again = sum(p["offered_per_s"] == rate for p in phases)
             name = f"hot-1@{rate:g}" + (f"#{again + 1}" if again else "")
-            phases.append(await phase(name, [first], hot, rate, args.duration))
+            phases.append(await _phase(name, [first], hot, rate, args.duration))
         await probe.judge(phases)
     finally:
         probe.kill()
@@ -351,6 +377,14 @@ def parse_args(argv=None):
         default=[],
         metavar="RATES",
         help="only one-Space phases at these joins/s (comma-separated): latency against load",
+    )
+    parser.add_argument(
+        "--profile",
+        type=lambda text: text.split(","),
+        default=[],
+        metavar="PHASES",
+        help="py-spy each room process during these join phases (comma-separated, e.g. "
+        "spread-2,hot-2): their top functions go to the result; their CPU figures include py-spy's cost",
     )
     args = parser.parse_args(argv)
     if args.eviction_only and not (args.rate or args.eviction_rate):
