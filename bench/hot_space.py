@@ -136,6 +136,19 @@ async def live_spaces(room: Room, count: int) -> list[str]:
         return await create_live_spaces(room_service_pb2_grpc.RoomServiceStub(channel), DEV_JWT_SECRET, count)
 
 
+#: The join phases, in the order they run (`joins`): what `--profile` may name.
+JOIN_PHASES = (
+    "capacity",
+    "spread-capacity",
+    "hot-80",
+    "spread-1",
+    "hot-1",
+    "spread-2",
+    "spread-2-mixed",
+    "hot-2",
+)
+
+
 async def _phase(
     name: str,
     rooms: list[Room],
@@ -389,6 +402,8 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.eviction_only and not (args.rate or args.eviction_rate):
         parser.error("--eviction-only needs the storm's rate: --rate or --eviction-rate")
+    if unknown := sorted(set(args.profile) - set(JOIN_PHASES)):
+        parser.error(f"--profile: no join phase {', '.join(unknown)}; the phases: {', '.join(JOIN_PHASES)}")
     return args
 
 
