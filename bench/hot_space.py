@@ -402,6 +402,8 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.eviction_only and not (args.rate or args.eviction_rate):
         parser.error("--eviction-only needs the storm's rate: --rate or --eviction-rate")
+    if args.profile and (args.latency_curve or args.eviction_only):
+        parser.error("--profile names join phases, which --latency-curve and --eviction-only do not run")
     if unknown := sorted(set(args.profile) - set(JOIN_PHASES)):
         parser.error(f"--profile: no join phase {', '.join(unknown)}; the phases: {', '.join(JOIN_PHASES)}")
     return args
