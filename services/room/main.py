@@ -27,6 +27,7 @@ from services.room.application.scheduled_spaces import ScheduledSpaces
 from services.room.application.space_commands import SpaceCommands
 from services.room.projections.leaver_release import LeaverRelease
 from services.room.projections.moderation_reactions import ModerationReactions
+from services.room.application.writer_lane import WriterLane
 from services.room.projections.own_reactions import OwnTopicReactions
 from services.room.projections.policy_evictor import PolicyEvictor
 from services.room.projections.presence_reactions import PresenceReactions
@@ -44,10 +45,13 @@ async def serve(settings: RoomSettings) -> None:
     )
     async with shell:
         assert shell.pool is not None and shell.store is not None
+        lane = WriterLane(settings.database_url, "room", settings.room_listener_shard_lanes)
         commands = SpaceCommands(
             shell.store,
             settings.limits(),
             shard_joins_per_second=settings.room_listener_shard_joins_per_second,
+            shard_lanes=settings.room_listener_shard_lanes,
+            lane=lane,
         )
         directory = SpaceDirectory(
             shell.pool,
@@ -61,6 +65,7 @@ async def serve(settings: RoomSettings) -> None:
         shell.add_durable_view(PresenceReactions(commands))
         evictor = PolicyEvictor(commands, settings.room_eviction_chunk)
         shell.add_durable_view(OwnTopicReactions(evictor, LeaverRelease(commands)))
+        shell.add_background(lane)
         shell.add_background(AbandonedSpaceSweeper(commands, directory, settings.room_sweep_interval_seconds))
         shell.add_background(LiveCensus(directory, settings.room_census_interval_seconds))
         shell.add_background(ScheduledSpaces(commands, directory, settings.room_sweep_interval_seconds))

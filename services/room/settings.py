@@ -75,6 +75,16 @@ class RoomSettings(PodiumSettings):
         "them: half to two thirds of what one stream takes on a small core, where its p99 stays near "
         "50 ms. 0: Spaces never grow shards, and every join is on the Space's own stream.",
     )
+    room_listener_shard_lanes: int = Field(
+        1,
+        ge=1,
+        le=256,
+        description="Writer lanes a Space's listener shards are dealt to at its first growth "
+        "(docs/decisions/0018): each room replica holds one lane and joins users on its shards only, so "
+        "replicas sharing a join storm never write the same shard. A power of two; set it to the room's "
+        "replica count rounded up (its autoscaler's maximum). Replicas beyond it hold no lane and "
+        "write any shard, taking turns on it; unused lanes leave shards empty. 1: no lanes.",
+    )
     room_census_interval_seconds: float = Field(
         5, gt=0, description="How often the live-Space metrics are read from the directory."
     )
@@ -85,6 +95,13 @@ class RoomSettings(PodiumSettings):
         "GetMediaEndpoint answers these addresses as they are, so in production they are fully qualified "
         "names a gateway in any namespace resolves.",
     )
+
+    @field_validator("room_listener_shard_lanes")
+    @classmethod
+    def _power_of_two(cls, lanes: int) -> int:
+        if lanes & (lanes - 1):
+            raise ValueError(f"a power of two, got {lanes}")
+        return lanes
 
     @field_validator("room_media_relays")
     @classmethod

@@ -51,7 +51,15 @@ def on_shards(space: Space, user_id: str) -> bool:
 
 
 class ListenerShards:
-    def __init__(self, store: EventStore, limits: RoomLimits, actor: str, clock: Callable[[], datetime]):
+    def __init__(
+        self,
+        store: EventStore,
+        limits: RoomLimits,
+        actor: str,
+        clock: Callable[[], datetime],
+        lane: Callable[[], int | None] = lambda: None,
+    ):
+        self.lane = lane  # the writer lane this replica holds now (ADR 0018), if any
         self.executor: CommandExecutor = CommandExecutor(store, make_shard_decider(limits), ROOM_EVENTS)
         self.issuer = CommandIssuer(self.executor, actor, clock)
         self._counts: dict[
@@ -74,8 +82,10 @@ class ListenerShards:
         are in through the shard of a smaller count already (answered with no events). `respond`
         is given the shard's state after, the events, and the shard's number."""
         user = caller.user_id
-        here, *earlier, _own = streams_of(space.space_id, user, space.listener_shards)
-        for stream in earlier:  # in under a smaller count? (the cache, then the store to confirm)
+        here, *earlier, _own = streams_of(
+            space.space_id, user, space.listener_shards, space.listener_lanes, self.lane()
+        )
+        for stream in earlier:  # in through another? (the cache, then the store to confirm)
             state, _ = await self.executor.load(stream, refresh=False)
             if state.is_in(user) and (state := (await self.executor.load(stream))[0]).is_in(user):
                 return respond(state, [], shard_number(stream))
@@ -292,7 +302,7 @@ class ListenerShards:
     def _shards_of(self, space: Space, user_id: str) -> list[str]:
         return [
             s
-            for s in streams_of(space.space_id, user_id, space.listener_shards)
+            for s in streams_of(space.space_id, user_id, space.listener_shards, space.listener_lanes)
             if not is_space_stream(s, space.space_id)
         ]
 

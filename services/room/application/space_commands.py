@@ -66,13 +66,15 @@ class SpaceCommands:
         clock: Callable[[], datetime] | None = None,
         *,
         shard_joins_per_second: float = 0,
+        shard_lanes: int = 1,
+        lane: Callable[[], int | None] = lambda: None,
     ):
         self.executor: CommandExecutor = CommandExecutor(store, make_decider(limits), ROOM_EVENTS)
         self.issuer = CommandIssuer(self.executor, SYSTEM_ACTOR, clock)
         self.limits = limits
         self.clock = self.issuer.clock
-        self.shards = ListenerShards(store, limits, SYSTEM_ACTOR, self.clock)
-        self.growth = ShardGrowth(self, shard_joins_per_second, limits.max_listener_shards)
+        self.shards = ListenerShards(store, limits, SYSTEM_ACTOR, self.clock, lane)
+        self.growth = ShardGrowth(self, shard_joins_per_second, limits.max_listener_shards, shard_lanes)
         # Space id -> its own stream's last read for listeners' joins, and when it began
         self._policy_reads: dict[str, asyncio.Future] = {}
         self._policy_read_at: dict[str, float] = {}
@@ -423,10 +425,13 @@ class ShardGrowth:
 
     A stream's second is counted under one shard count: a growth, or this replica asking for one,
     starts it again. Otherwise the joins that reach a stream in the rest of the second that made
-    it grow would double the Space again with each join, up to the maximum."""
+    it grow would double the Space again with each join, up to the maximum.
 
-    def __init__(self, commands: SpaceCommands, per_shard: float, max_shards: int):
+    A Space's first growth deals its shards to `lanes` writer lanes (ADR 0018), which it keeps."""
+
+    def __init__(self, commands: SpaceCommands, per_shard: float, max_shards: int, lanes: int = 1):
         self.commands = commands
+        self.lanes = lanes
         self.per_shard = per_shard
         self.max_shards = max_shards
         # stream -> (when its second began, its version then, the Space's shard count then)
@@ -463,7 +468,7 @@ class ShardGrowth:
     async def _grow(self, space_id: str, shards: int) -> None:
         try:
             await self.commands.run_as_system(
-                space_id, c.GrowListenerShards(space_id, shards), "shard-growth"
+                space_id, c.GrowListenerShards(space_id, shards, self.lanes), "shard-growth"
             )
             log.info("space %s grew to %d listener shards", space_id, shards)
         except DomainError as refused:  # it ended meanwhile, say

@@ -180,10 +180,13 @@ class ReleaseLeaver:
 class GrowListenerShards:
     """Issued by the room when a live Space's joins outgrow its listener shards (ADR 0012): from
     now on its listeners' joins spread over `shards` streams. Growing to a count it already has,
-    or fewer, changes nothing, so replicas that both see the rush grow it once."""
+    or fewer, changes nothing, so replicas that both see the rush grow it once. `lanes`, the writer
+    lanes the shards are dealt to (ADR 0018), counts at the first growth only: a Space keeps its
+    lanes, so every replica finds a listener's stream where it was written."""
 
     space_id: str
     shards: int
+    lanes: int = 1
 
 
 @dataclass(frozen=True)

@@ -500,15 +500,17 @@ def _grow_shards(cmd: c.GrowListenerShards, state: Space, ctx: Context, limits: 
         )
     _require_live(state)
     check = Validator()
-    check.check(
-        1 <= cmd.shards <= limits.max_listener_shards and cmd.shards & (cmd.shards - 1) == 0,
-        "shards",
-        f"a power of two from 1 to {limits.max_listener_shards}",
-    )
+    for name, value in (("shards", cmd.shards), ("lanes", cmd.lanes)):
+        check.check(
+            1 <= value <= limits.max_listener_shards and value & (value - 1) == 0,
+            name,
+            f"a power of two from 1 to {limits.max_listener_shards}",
+        )
     check.raise_if_any("GrowListenerShards has invalid fields")
     if cmd.shards <= state.listener_shards:
         return []
-    return [ev.ListenerShardsGrown(space_id=state.space_id, shards=cmd.shards)]
+    lanes = state.listener_lanes if state.listener_shards >= 2 else cmd.lanes
+    return [ev.ListenerShardsGrown(space_id=state.space_id, shards=cmd.shards, lanes=lanes)]
 
 
 def _release_leaver(cmd: c.ReleaseLeaver, state: Space, ctx: Context, limits: RoomLimits) -> list[Message]:

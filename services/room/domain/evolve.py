@@ -168,6 +168,8 @@ def _request_closed(s: Space, new: dict, e: Message, at: datetime) -> None:
 
 def _shards_grown(s: Space, new: dict, e: ev.ListenerShardsGrown, at: datetime) -> None:
     new["listener_shards"] = max(s.listener_shards, e.shards)
+    if e.lanes:  # 0: written before lanes existed, one lane
+        new["listener_lanes"] = e.lanes
 
 
 _APPLIERS = {

@@ -1,23 +1,27 @@
 """A listener shard stream of a Space (ADR 0012): the joins and leaves of some of its listeners.
 
 A Space that has grown listener shards (`ListenerShardsGrown`, N of them) takes its listeners'
-joins on `space-<id>/l<k>`, k = shard_of(user, N), instead of on its own stream, so joins into
-one Space spread over N streams that replicas append to without conflicting. Whether a user may
+joins on `space-<id>/l<k>` instead of on its own stream, so joins into one Space spread over N
+streams. The shards are dealt to writer lanes (ADR 0018), and a room replica joins users on the
+shards of the lane it holds (`shard_in_lane`), so each shard has one writer however many replicas
+share a storm, and replicas do not take turns on shards. Whether a user may
 join is still the Space's rule: the join is decided against the Space's own state as the caller
 read it (`JoinOnShard.space`), by the room's own `_join`. What the shard adds is its own
 question: is this user already in through this stream?
 
-A user who joined under a smaller N may still be in on another stream of the Space (their shard
-under that N, or the Space's own stream before it had shards). `streams_of` lists every stream a
-user's membership can be on; the application asks the ones before the current shard before a
-join, and sends a leave to each that holds the user. Two replicas that decide one user's join
-under different N at the moment of a growth can both append it; that user is then in through two
-streams, which every consumer folds as one membership (a join of someone in changes nothing),
-and their leave goes to both.
+A user who joined under a smaller N, or through another lane, may still be in on another stream
+of the Space (their shard under that N or through that lane, or the Space's own stream before it
+had shards). `streams_of` lists every stream a user's membership can be on; the application asks
+the ones after the joining lane's shard before a join (as it last read them), and sends a leave
+to each that holds the user. Two replicas that decide one user's join under different N at the
+moment of a growth, or through two lanes before either has read the other's stream, can both
+append it; that user is then in through two streams, which every consumer folds as one
+membership (a join of someone in changes nothing), and their leave goes to both.
 """
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
@@ -26,7 +30,7 @@ from google.protobuf.message import Message
 from immutables import Map
 
 from libs.domain.decider import Context, Decider
-from libs.domain.streams import listener_shard_stream, shard_of, space_stream
+from libs.domain.streams import listener_shard_stream, space_stream
 from podium.room.v1 import room_events_pb2 as ev
 from podium.room.v1 import room_types_pb2 as types
 from services.room.domain import commands as c
@@ -126,12 +130,33 @@ def make_shard_decider(limits: RoomLimits = RoomLimits()) -> Decider:
     return Decider(partial(decide_on_shard, limits=limits), evolve_shard, EMPTY_SHARD)
 
 
-def streams_of(space_id: str, user_id: str, shards: int) -> list[str]:
-    """Every stream the user's membership of the Space can be on when it has `shards` shards: their
-    shard now first, then their shard under each smaller count it has had, then the Space's own."""
+def shard_in_lane(user_id: str, shards: int, lanes: int, lane: int | None) -> int:
+    """The shard `user_id` joins on among `shards`, written through writer lane `lane` of the
+    Space's `lanes` (ADR 0018): lane l of w = min(lanes, shards) holds the shards k with
+    k mod w = l, and the user's is the one their hash picks among those. With no lane (a replica
+    that holds none), the lane is the user's own, which makes it shard_of(user, shards): one lane's
+    placement exactly."""
+    w = min(lanes, shards)
+    h = zlib.crc32(user_id.encode())
+    own = h % w if lane is None else lane % w
+    return own + w * ((h // w) % (shards // w))
+
+
+def streams_of(space_id: str, user_id: str, shards: int, lanes: int = 1, lane: int | None = None) -> list[str]:
+    """Every stream the user's membership of the Space can be on when it has `shards` shards dealt
+    to `lanes` writer lanes: their shard now through `lane` first, then their shard through each
+    other lane, then under each smaller count it has had (through every lane), then the Space's
+    own."""
     counts, n = [], shards
     while n >= 2:
         counts.append(n)
         n //= 2
-    found = dict.fromkeys(listener_shard_stream(space_id, shard_of(user_id, n)) for n in counts)
+    first = [shard_in_lane(user_id, shards, lanes, lane)] if shards >= 2 else []
+    found = dict.fromkeys(
+        listener_shard_stream(space_id, k)
+        for k in [
+            *first,
+            *(shard_in_lane(user_id, n, lanes, other) for n in counts for other in range(min(lanes, n))),
+        ]
+    )
     return [*found, space_stream(space_id)]

@@ -85,6 +85,8 @@ class Space:
     unattended_on_evidence: bool = True
     # How many listener shard streams the Space has (ADR 0012): 1 until it grows.
     listener_shards: int = 1
+    # How many writer lanes its shards are dealt to (ADR 0018), set at the first growth.
+    listener_lanes: int = 1
     # Set on the state one decision is made on, once the application has put in it the members of
     # the listener shards the decision is about (`commands.WithShardMembers`); never folded.
     shards_consulted: bool = False

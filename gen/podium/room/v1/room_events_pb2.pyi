@@ -878,29 +878,38 @@ Global___SpaceReminder: _TypeAlias = SpaceReminder  # noqa: Y015
 class ListenerShardsGrown(_message.Message):
     """ListenerShardsGrown: from now on the Space's listeners join and leave on
     `shards` streams of their own, `space-<id>/l<k>` for k < shards (docs/decisions/0012).
-    A listener's stream is shard_of(user id, shards) when they join (CRC-32 of the
-    UTF-8 user id, modulo shards) and stays theirs until they leave. Each shard
-    stream has its own versions; its records are keyed by the Space id like the
-    Space's own. The count only grows, by doubling.
+    The shards are dealt to `lanes` writer lanes (docs/decisions/0018): lane l of
+    w = min(lanes, shards) holds the shards k with k mod w = l, and a room replica
+    writes the lane it holds. A listener's stream, when they join through lane l,
+    is l + w * ((h / w) mod (shards / w)), h the CRC-32 of the UTF-8 user id; with one
+    lane, h mod shards. It stays theirs until they leave. Each shard stream has its
+    own versions; its records are keyed by the Space id like the Space's own. The
+    count only grows, by doubling; the lanes are set at the first growth.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     SPACE_ID_FIELD_NUMBER: _builtins.int
     SHARDS_FIELD_NUMBER: _builtins.int
+    LANES_FIELD_NUMBER: _builtins.int
     space_id: _builtins.str
     """The Space."""
     shards: _builtins.int
     """How many listener shard streams the Space has now (a power of two, above 1)."""
+    lanes: _builtins.int
+    """How many writer lanes the shards are dealt to (a power of two); 0, as
+    written before lanes existed, means 1.
+    """
     def __init__(
         self,
         *,
         space_id: _builtins.str = ...,
         shards: _builtins.int = ...,
+        lanes: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["shards", b"shards", "space_id", b"space_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lanes", b"lanes", "shards", b"shards", "space_id", b"space_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
