@@ -121,11 +121,12 @@ class Probe:
             self.process.kill()
 
 
-async def start_room(stack: BenchStack, shard_joins_per_second: float = 0) -> Room:
+async def start_room(stack: BenchStack, shard_joins_per_second: float = 0, lanes: int = 1) -> Room:
     port = free_port()
     env = {
         "PODIUM_METRICS_PORT": str(port),
         "PODIUM_ROOM_LISTENER_SHARD_JOINS_PER_SECOND": f"{shard_joins_per_second:g}",
+        "PODIUM_ROOM_LISTENER_SHARD_LANES": str(lanes),
     }
     process = await stack.start("room", env)
     return Room(process, port)
@@ -243,9 +244,9 @@ def visibility(result: dict, visible: dict[str, float]) -> None:
 
 
 async def main(args) -> dict:
-    result = run_header()
+    result = run_header() | {"shard_lanes": args.lanes}
     async with BenchStack() as stack:
-        first = await start_room(stack, args.shard_joins_per_second)
+        first = await start_room(stack, args.shard_joins_per_second, args.lanes)
         if args.latency_curve:
             return result | await latency_curve(stack, first, args)
         storm_rate = args.eviction_rate or args.rate
@@ -296,7 +297,7 @@ async def joins(stack: BenchStack, first: Room, args) -> dict:
         hot = spread[:1]
         phases.append(await phase("spread-1", [first], spread, rate, args.duration))
         phases.append(await phase("hot-1", [first], hot, rate, args.duration))
-        second = await start_room(stack, args.shard_joins_per_second)
+        second = await start_room(stack, args.shard_joins_per_second, args.lanes)
         phases.append(await phase("spread-2", [first, second], spread, rate, args.duration))
         mixed = await live_spaces(first, args.spaces)
         phases.append(
@@ -371,6 +372,14 @@ def parse_args(argv=None):
         default=RoomSettings.model_fields["room_listener_shard_joins_per_second"].default,
         help="PODIUM_ROOM_LISTENER_SHARD_JOINS_PER_SECOND of the room processes (default: the room's "
         "own, %(default)g; 0: no listener shards)",
+    )
+    parser.add_argument(
+        "--lanes",
+        type=int,
+        default=2,
+        choices=[1, 2, 4],
+        help="PODIUM_ROOM_LISTENER_SHARD_LANES of the room processes (default %(default)s: a lane for "
+        "each of the two; 1: no lanes, every room writes every shard)",
     )
     parser.add_argument(
         "--eviction-rate",

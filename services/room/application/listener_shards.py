@@ -22,6 +22,7 @@ from google.protobuf.message import Message
 
 from libs.application.executor import CommandExecutor
 from libs.application.issuer import CommandIssuer
+from libs.application.recent_reads import RecentReads
 from libs.domain.streams import is_space_stream, listener_shard_stream, shard_number
 from libs.events.topics import ROOM_EVENTS
 from libs.eventstore.store import EventStore
@@ -37,11 +38,17 @@ from services.room.domain.listener_shard import (
     LeavesOnShard,
     ShardState,
     make_shard_decider,
+    shard_in_lane,
     streams_of,
 )
 from services.room.domain.state import Space
 
 COUNTS_SECONDS = 0.1  # how old the shard counts in a join's answer may be
+# How old a join's read of the user's shards in other lanes may be (ADR 0018): a user who joined
+# through another replica less than this before joining again through this one is in through two
+# streams, which every consumer folds as one membership; reading them for every join would cost a
+# round trip each.
+OTHER_LANES_SECONDS = 0.1
 
 
 def on_shards(space: Space, user_id: str) -> bool:
@@ -61,6 +68,9 @@ class ListenerShards:
     ):
         self.lane = lane  # the writer lane this replica holds now (ADR 0018), if any
         self.executor: CommandExecutor = CommandExecutor(store, make_shard_decider(limits), ROOM_EVENTS)
+        self._other_lanes: RecentReads[str, tuple[ShardState, int]] = RecentReads(
+            self.executor.load, OTHER_LANES_SECONDS
+        )
         self.issuer = CommandIssuer(self.executor, actor, clock)
         self._counts: dict[
             str, tuple[float, int, int, int]
@@ -82,11 +92,16 @@ class ListenerShards:
         are in through the shard of a smaller count already (answered with no events). `respond`
         is given the shard's state after, the events, and the shard's number."""
         user = caller.user_id
-        here, *earlier, _own = streams_of(
-            space.space_id, user, space.listener_shards, space.listener_lanes, self.lane()
-        )
-        for stream in earlier:  # in through another? (the cache, then the store to confirm)
-            state, _ = await self.executor.load(stream, refresh=False)
+        shards, lanes = space.listener_shards, space.listener_lanes
+        here, *earlier, _own = streams_of(space.space_id, user, shards, lanes, self.lane())
+        # Their shards now in the other lanes, which other replicas write: as read a moment ago.
+        lanes_now = {listener_shard_stream(space.space_id, shard_in_lane(user, shards, lanes, lane))
+                     for lane in range(min(lanes, shards))}  # fmt: skip
+        for stream in earlier:  # in through another? (as last read, then the store to confirm)
+            if stream in lanes_now:
+                state, _ = await self._other_lanes.get(stream)
+            else:  # under a smaller count: written no more but for a growth's race
+                state, _ = await self.executor.load(stream, refresh=False)
             if state.is_in(user) and (state := (await self.executor.load(stream))[0]).is_in(user):
                 return respond(state, [], shard_number(stream))
         return await self.issuer.for_caller(

@@ -25,6 +25,7 @@ from google.protobuf.message import Message
 
 from libs.application.executor import CommandExecutor
 from libs.application.issuer import CommandIssuer
+from libs.application.recent_reads import RecentReads
 from libs.domain.decider import SYSTEM_CLAIM, Context
 from libs.domain.errors import Aborted, DomainError
 from libs.domain.reasons import Reason
@@ -75,9 +76,10 @@ class SpaceCommands:
         self.clock = self.issuer.clock
         self.shards = ListenerShards(store, limits, SYSTEM_ACTOR, self.clock, lane)
         self.growth = ShardGrowth(self, shard_joins_per_second, limits.max_listener_shards, shard_lanes)
-        # Space id -> its own stream's last read for listeners' joins, and when it began
-        self._policy_reads: dict[str, asyncio.Future] = {}
-        self._policy_read_at: dict[str, float] = {}
+        # Space id -> its own stream's last read for listeners' joins
+        self._policy_reads: RecentReads[str, tuple[Space, int]] = RecentReads(
+            lambda space_id: self.executor.load(stream_of(space_id)), POLICY_SECONDS
+        )
 
     async def run(
         self,
@@ -203,30 +205,7 @@ class SpaceCommands:
         that was less than `POLICY_SECONDS` ago, else read again (once, for every call waiting on
         it). A join decided on a policy that changed meanwhile is within the evictor's bound (ADR
         0012); reading it for every join would cost a round trip each."""
-        now = time.monotonic()
-        reading = self._policy_reads.get(space_id)
-        if reading is None or (
-            reading.done() and now - self._policy_read_at.get(space_id, 0.0) > POLICY_SECONDS
-        ):
-            if len(self._policy_reads) > 10_000:  # Spaces read once, long ago
-                for stale in [s for s, t in self._policy_read_at.items() if now - t > POLICY_SECONDS]:
-                    self._policy_reads.pop(stale, None)
-                    self._policy_read_at.pop(stale, None)
-            self._policy_read_at[space_id] = now
-            reading = self._policy_reads[space_id] = asyncio.ensure_future(
-                self.executor.load(stream_of(space_id))
-            )
-            # A failure is raised to the calls waiting on it; marked retrieved, it is not logged too.
-            reading.add_done_callback(lambda f: f.exception())
-        if not reading.done():
-            try:
-                await asyncio.shield(reading)
-            except Exception:
-                self._policy_reads.pop(space_id, None)  # the next call reads again
-                raise
-        elif reading.exception() is not None:
-            self._policy_reads.pop(space_id, None)
-            raise reading.exception()
+        await self._policy_reads.get(space_id)
         space, _ = await self.executor.load(stream_of(space_id), refresh=False)
         return space
 

@@ -26,11 +26,11 @@ from libs.projection.tracking import Tracking
 from podium.room.v1 import room_events_pb2 as ev
 from podium.room.v1 import room_service_pb2 as pb
 from podium.room.v1 import room_types_pb2 as types
-from services.room.application.listener_shards import ListenerShards, on_shards
+from services.room.application.listener_shards import OTHER_LANES_SECONDS, ListenerShards, on_shards
 from services.room.application.space_commands import SpaceCommands
 from services.room.domain import commands as c
 from services.room.domain.limits import RoomLimits
-from services.room.domain.listener_shard import streams_of
+from services.room.domain.listener_shard import shard_in_lane, streams_of
 from services.room.projections.space_directory import SpaceDirectory
 from tests.support.schemas import migrated_schema
 
@@ -512,3 +512,56 @@ async def test_a_lagging_release_view_does_not_undo_a_voice_given_after_the_leav
         await view.apply(conn, consumed)
     assert (await commands.current(SPACE)).speakers == ("ann",)
     assert view.released == 0
+
+
+async def test_replicas_on_writer_lanes_write_shards_of_their_own_and_find_each_others_members(pool, schema):
+    """ADR 0018: a Space's shards dealt to two lanes, a replica on each. Each replica joins its
+    callers on its own lane's shards, so no append of a join storm loses to the other replica;
+    either replica finds, leaves and bars a member wherever they were joined."""
+    limits = RoomLimits()
+    store = EventStore(pool, schema, producer="room")
+    replicas = [SpaceCommands(store, limits, lane=lambda lane=lane: lane) for lane in (0, 1)]
+    first = replicas[0]
+    await _as(first, HOST, c.CreateSpace(SPACE, "Hot", join_policy=types.JOIN_POLICY_ANYONE))
+    await _as(first, HOST, c.StartSpace(SPACE))
+    await first.run_as_system(SPACE, c.GrowListenerShards(SPACE, 4, lanes=2), "test: a rush")
+
+    await asyncio.gather(
+        *(_join((replicas[n % 2], None), user, request_id=f"r-{user}") for n, user in enumerate(LISTENERS))
+    )
+    joined = {user: stream for stream, _, kind, user in await _everything(pool, schema) if kind.endswith("Joined")}
+    assert joined == {
+        HOST: f"space-{SPACE}",
+        **{user: f"space-{SPACE}/l{shard_in_lane(user, 4, 2, n % 2)}" for n, user in enumerate(LISTENERS)},
+    }
+    assert {s for u, s in joined.items() if u in LISTENERS[0::2]} == {f"space-{SPACE}/l{k}" for k in (0, 2)}
+    assert {s for u, s in joined.items() if u in LISTENERS[1::2]} == {f"space-{SPACE}/l{k}" for k in (1, 3)}
+    assert [r.shards.executor.stats["conflicts"] for r in replicas] == [0, 0]
+
+    # Through the other replica: in already (nothing appended), once the other replica's read of
+    # their lane's shards is younger than their join; then out from where they joined.
+    await asyncio.sleep(OTHER_LANES_SECONDS)
+    before = len(await _everything(pool, schema))
+    await asyncio.gather(*(_join((replicas[(n + 1) % 2], None), user) for n, user in enumerate(LISTENERS[:20])))
+    assert len(await _everything(pool, schema)) == before
+    space = await first.current(SPACE)
+    leaving = LISTENERS[:20]
+    left = await asyncio.gather(
+        *(replicas[(n + 1) % 2].shards.leave(space, u, ev.LEAVE_REASON_LEFT, cause=f"leave-{u}")
+          for n, u in enumerate(leaving))
+    )  # fmt: skip
+    assert [len(events) for events in left] == [1] * len(leaving)
+    leaves = {user: stream for stream, _, kind, user in await _everything(pool, schema) if kind.endswith("Left")}
+    assert leaves == {user: joined[user] for user in leaving}
+
+    # A removal bars the user on every lane's shard: neither replica lets them in.
+    await first.react(SPACE, c.RemoveParticipant(SPACE, "eve"), "removed-eve")
+    for replica in replicas:
+        with pytest.raises(PermissionDenied) as refused:
+            await _join((replica, None), "eve")
+        assert refused.value.reason == "REMOVED_FROM_SPACE"
+    barred = {s for s, _, kind, user in await _everything(pool, schema) if user == "eve" and kind.endswith("Barred")}
+    assert barred >= {f"space-{SPACE}/l{shard_in_lane('eve', 4, 2, lane)}" for lane in (0, 1)}
+
+    row = await _directory_row(pool, store, schema)
+    assert row.listener_count == len(LISTENERS) - len(leaving)

@@ -355,6 +355,19 @@ def test_listener_shards_only_grow_and_a_repeat_changes_nothing():
     assert state_of(*live(), grown, again).listener_shards == 8
 
 
+def test_a_spaces_writer_lanes_are_set_at_its_first_growth_and_kept():
+    (grown,) = when(live(), c.GrowListenerShards(SPACE, 2, lanes=4), "room", claims=["system"])
+    assert (grown.shards, grown.lanes) == (2, 4)
+    assert state_of(*live(), grown).listener_lanes == 4
+    # A replica configured otherwise grows it later: the lanes stay, so every replica still finds
+    # a listener's stream where it was written.
+    (again,) = when([*live(), grown], c.GrowListenerShards(SPACE, 4, lanes=1), "room", claims=["system"])
+    assert again.lanes == 4 and state_of(*live(), grown, again).listener_lanes == 4
+    # Written before lanes existed: one lane.
+    old = ev.ListenerShardsGrown(space_id=SPACE, shards=2)
+    assert state_of(*live(), old).listener_lanes == 1
+
+
 def test_a_link_guest_who_left_no_longer_counts_as_one():
     state = [*live(), invite_link("L1", at(3600))]
     guest = when(state, c.JoinSpace(SPACE, "L1"), "gus")

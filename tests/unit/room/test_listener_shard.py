@@ -3,6 +3,7 @@ state, with the shard answering only whether the user is already in through it."
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import timedelta
 
 import pytest
@@ -26,6 +27,7 @@ from services.room.domain.listener_shard import (
     LeavesOnShard,
     decide_on_shard,
     evolve_shard,
+    shard_in_lane,
     streams_of,
 )
 from tests.unit.room.given import HOST, NOW, SPACE, created, ended, joined, left, live, state_of, when
@@ -236,6 +238,49 @@ def test_a_users_streams_are_their_shard_under_each_count_then_the_spaces_own():
         # A count's shard is the next smaller count's or the one N above it: a user moves at most
         # once per growth, so a leave tries at most log2(N) shards.
         assert all(shard_of(user, 2 * n) % n == shard_of(user, n) for n in (1, 2, 4))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.text(min_size=1, max_size=12),
+    st.sampled_from([2, 4, 8, 16, 256]),
+    st.sampled_from([1, 2, 4, 8]),
+    st.none() | st.integers(0, 15),
+)
+def test_a_lane_writes_only_its_own_shards_and_every_lane_s_shard_is_among_the_users_streams(
+    user, shards, lanes, lane
+):
+    w = min(lanes, shards)
+    k = shard_in_lane(user, shards, lanes, lane)
+    assert 0 <= k < shards
+    if lane is not None:
+        assert k % w == lane % w  # the lane's shards only: no other lane's writer shares it
+    else:  # a replica that holds no lane puts the user where one lane would: their own shard
+        assert k == shard_of(user, shards)
+    streams = streams_of(SPACE, user, shards, lanes, lane)
+    assert streams[0] == listener_shard_stream(SPACE, k) and streams[-1] == space_stream(SPACE)
+    everywhere = {
+        listener_shard_stream(SPACE, shard_in_lane(user, n, lanes, other))
+        for n in (2**e for e in range(1, shards.bit_length()))
+        for other in range(min(lanes, n))
+    }
+    assert set(streams[:-1]) == everywhere  # whichever lane and count a join was written through
+    assert len(streams) == len(set(streams))
+
+
+def test_with_one_lane_a_user_s_shard_is_the_one_their_id_picks():
+    for user in ("ann", "bob", "cy"):
+        for n in (2, 4, 8):
+            assert shard_in_lane(user, n, 1, 0) == shard_in_lane(user, n, 1, None) == shard_of(user, n)
+        assert streams_of(SPACE, user, 8, 1, 0) == streams_of(SPACE, user, 8)
+
+
+def test_lanes_deal_the_shards_evenly_and_a_lane_spreads_its_users_over_its_own():
+    users = [f"user-{n}" for n in range(4000)]
+    for lane in (0, 1):
+        placed = Counter(shard_in_lane(u, 8, 2, lane) for u in users)
+        assert sorted(placed) == [k for k in range(8) if k % 2 == lane]
+        assert min(placed.values()) > 0.8 * len(users) / 4
 
 
 users = st.sampled_from(["a", "b", "c", "d", "e", "f"])
