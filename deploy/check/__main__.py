@@ -1,7 +1,7 @@
 """python -m deploy.check [CHECK ...]: run the deployment checks, print each one's problems.
 
 Exit status 1 if any check found a problem. Checks: render, schemas, catalogue, workloads,
-topics, relay-ring, settings, migrations, secrets, network-policies, monitoring, grpc-tls, kafka, tiltfile,
+topics, relay-ring, writer-lanes, settings, migrations, secrets, network-policies, monitoring, grpc-tls, kafka, tiltfile,
 turn, dockerfile, runtime-deps, hadolint, checkov.
 """
 
@@ -39,6 +39,7 @@ def checks(root: Path) -> dict[str, Callable[[list[Render]], list[str]]]:
         "workloads": manifests.check_workloads,
         "topics": manifests.check_topics,
         "relay-ring": manifests.check_relay_ring,
+        "writer-lanes": manifests.check_writer_lanes,
         "settings": check_settings,
         "migrations": check_migration_job,
         "secrets": manifests.check_no_committed_secrets,

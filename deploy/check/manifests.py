@@ -259,6 +259,29 @@ def check_relay_ring(renders: list[Render]) -> list[str]:
     return problems
 
 
+def check_writer_lanes(renders: list[Render]) -> list[str]:
+    """PODIUM_ROOM_LISTENER_SHARD_LANES gives every room replica a lane of its own (ADR 0018): at
+    least as many as the replicas, the autoscaler's maximum where one scales the room. Fewer
+    would put the extra replicas back to taking turns on the shards of a hot Space."""
+    problems = []
+    for render in renders:
+        room, config = render.get("Deployment", "room"), render.get("ConfigMap", "room")
+        if room is None or config is None:
+            continue
+        lanes = int(config.get("data", {}).get("PODIUM_ROOM_LISTENER_SHARD_LANES", "1"))
+        scaler = next(
+            (h for h in render.of_kind("HorizontalPodAutoscaler") if h["spec"]["scaleTargetRef"]["name"] == "room"),
+            None,
+        )
+        replicas = scaler["spec"]["maxReplicas"] if scaler else room["spec"].get("replicas", 1)
+        if replicas > 1 and lanes < replicas:
+            problems.append(
+                f"{render.name}: PODIUM_ROOM_LISTENER_SHARD_LANES is {lanes} for up to {replicas} room "
+                f"replicas; give each a lane (a power of two of at least {replicas})"
+            )
+    return problems
+
+
 def check_no_committed_secrets(renders: list[Render]) -> list[str]:
     """Production renders no Secret: the JWT key and database credentials are referenced only."""
     return [

@@ -35,6 +35,7 @@ def test_every_combination_is_rendered(renders):
         manifests.check_workloads,
         manifests.check_topics,
         manifests.check_relay_ring,
+        manifests.check_writer_lanes,
         manifests.check_no_committed_secrets,
         manifests.check_network_policies,
     ],
@@ -121,6 +122,15 @@ def test_a_relay_ring_out_of_step_with_the_statefulset_fails(repo: Path):
         problems
         and "media-relay-3=media-relay-3.media-relay-headless.podium.svc.cluster.local:50054" in problems[0]
     )
+
+
+def test_fewer_writer_lanes_than_the_autoscaler_may_run_room_replicas_fails(repo: Path):
+    edit(repo / "deploy/k8s/overlays/prod/hpa.yaml", "  maxReplicas: 12", "  maxReplicas: 20")
+    problems = manifests.check_writer_lanes([render(repo, "overlays/prod")])
+    assert problems == [
+        "overlays/prod: PODIUM_ROOM_LISTENER_SHARD_LANES is 16 for up to 20 room replicas; "
+        "give each a lane (a power of two of at least 20)"
+    ]
 
 
 def test_a_secret_committed_to_prod_fails(repo: Path):

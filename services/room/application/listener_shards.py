@@ -38,7 +38,6 @@ from services.room.domain.listener_shard import (
     LeavesOnShard,
     ShardState,
     make_shard_decider,
-    shard_in_lane,
     streams_of,
 )
 from services.room.domain.state import Space
@@ -95,8 +94,7 @@ class ListenerShards:
         shards, lanes = space.listener_shards, space.listener_lanes
         here, *earlier, _own = streams_of(space.space_id, user, shards, lanes, self.lane())
         # Their shards now in the other lanes, which other replicas write: as read a moment ago.
-        lanes_now = {listener_shard_stream(space.space_id, shard_in_lane(user, shards, lanes, lane))
-                     for lane in range(min(lanes, shards))}  # fmt: skip
+        lanes_now = earlier[: min(lanes, shards) - 1]
         for stream in earlier:  # in through another? (as last read, then the store to confirm)
             if stream in lanes_now:
                 state, _ = await self._other_lanes.get(stream)

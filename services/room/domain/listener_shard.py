@@ -136,27 +136,27 @@ def shard_in_lane(user_id: str, shards: int, lanes: int, lane: int | None) -> in
     k mod w = l, and the user's is the one their hash picks among those. With no lane (a replica
     that holds none), the lane is the user's own, which makes it shard_of(user, shards): one lane's
     placement exactly."""
+    return _in_lane(zlib.crc32(user_id.encode()), shards, lanes, lane)
+
+
+def _in_lane(h: int, shards: int, lanes: int, lane: int | None) -> int:
     w = min(lanes, shards)
-    h = zlib.crc32(user_id.encode())
-    own = h % w if lane is None else lane % w
-    return own + w * ((h // w) % (shards // w))
+    return (h % w if lane is None else lane % w) + w * ((h // w) % (shards // w))
 
 
 def streams_of(space_id: str, user_id: str, shards: int, lanes: int = 1, lane: int | None = None) -> list[str]:
     """Every stream the user's membership of the Space can be on when it has `shards` shards dealt
-    to `lanes` writer lanes: their shard now through `lane` first, then their shard through each
-    other lane, then under each smaller count it has had (through every lane), then the Space's
-    own."""
-    counts, n = [], shards
+    to `lanes` writer lanes: their shard now through `lane` first, then their shard now through
+    each other lane (min(lanes, shards) - 1 of them), then under each smaller count it has had
+    (through every lane), then the Space's own."""
+    if shards < 2:
+        return [space_stream(space_id)]
+    h = zlib.crc32(user_id.encode())
+    here = _in_lane(h, shards, lanes, lane)
+    found = {here: None}
+    n = shards
     while n >= 2:
-        counts.append(n)
+        for other in range(min(lanes, n)):
+            found.setdefault(_in_lane(h, n, lanes, other))
         n //= 2
-    first = [shard_in_lane(user_id, shards, lanes, lane)] if shards >= 2 else []
-    found = dict.fromkeys(
-        listener_shard_stream(space_id, k)
-        for k in [
-            *first,
-            *(shard_in_lane(user_id, n, lanes, other) for n in counts for other in range(min(lanes, n))),
-        ]
-    )
-    return [*found, space_stream(space_id)]
+    return [*(listener_shard_stream(space_id, k) for k in found), space_stream(space_id)]
