@@ -270,7 +270,11 @@ def check_writer_lanes(renders: list[Render]) -> list[str]:
             continue
         lanes = int(config.get("data", {}).get("PODIUM_ROOM_LISTENER_SHARD_LANES", "1"))
         scaler = next(
-            (h for h in render.of_kind("HorizontalPodAutoscaler") if h["spec"]["scaleTargetRef"]["name"] == "room"),
+            (
+                h
+                for h in render.of_kind("HorizontalPodAutoscaler")
+                if h["spec"]["scaleTargetRef"]["name"] == "room"
+            ),
             None,
         )
         replicas = scaler["spec"]["maxReplicas"] if scaler else room["spec"].get("replicas", 1)

@@ -25,9 +25,9 @@ from services.room.application.invite_links import InviteLinks
 from services.room.application.live_census import LiveCensus
 from services.room.application.scheduled_spaces import ScheduledSpaces
 from services.room.application.space_commands import SpaceCommands
+from services.room.application.writer_lane import WriterLane
 from services.room.projections.leaver_release import LeaverRelease
 from services.room.projections.moderation_reactions import ModerationReactions
-from services.room.application.writer_lane import WriterLane
 from services.room.projections.own_reactions import OwnTopicReactions
 from services.room.projections.policy_evictor import PolicyEvictor
 from services.room.projections.presence_reactions import PresenceReactions

@@ -61,11 +61,15 @@ class WriterLane:
             if self._conn is None:
                 self._conn = await asyncpg.connect(self.database_url)
             for lane in range(self.lanes):
-                if await self._conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", self.lock_key(lane)):
+                if await self._conn.fetchval(
+                    "SELECT pg_try_advisory_lock(hashtext($1))", self.lock_key(lane)
+                ):
                     self._lane = lane
                     log.info("holding writer lane %d of %d", lane, self.lanes)
                     return
-            log.warning("all %d writer lanes are held: joining users on the shards their ids pick", self.lanes)
+            log.warning(
+                "all %d writer lanes are held: joining users on the shards their ids pick", self.lanes
+            )
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
             log.warning("could not claim a writer lane (%s); trying again in %.0f s", e, self.check_seconds)
             await self._let_go()
@@ -79,7 +83,7 @@ class WriterLane:
                     assert self._conn is not None
                     await self._conn.fetchval("SELECT 1", timeout=self.check_seconds)
                     continue
-                except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
                     log.warning("lost the session that held writer lane %d; claiming again", self._lane)
                     await self._let_go()
             await self._claim()

@@ -144,7 +144,9 @@ def _in_lane(h: int, shards: int, lanes: int, lane: int | None) -> int:
     return (h % w if lane is None else lane % w) + w * ((h // w) % (shards // w))
 
 
-def streams_of(space_id: str, user_id: str, shards: int, lanes: int = 1, lane: int | None = None) -> list[str]:
+def streams_of(
+    space_id: str, user_id: str, shards: int, lanes: int = 1, lane: int | None = None
+) -> list[str]:
     """Every stream the user's membership of the Space can be on when it has `shards` shards dealt
     to `lanes` writer lanes: their shard now through `lane` first, then their shard now through
     each other lane (min(lanes, shards) - 1 of them), then under each smaller count it has had

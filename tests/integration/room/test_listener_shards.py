@@ -529,7 +529,9 @@ async def test_replicas_on_writer_lanes_write_shards_of_their_own_and_find_each_
     await asyncio.gather(
         *(_join((replicas[n % 2], None), user, request_id=f"r-{user}") for n, user in enumerate(LISTENERS))
     )
-    joined = {user: stream for stream, _, kind, user in await _everything(pool, schema) if kind.endswith("Joined")}
+    joined = {
+        user: stream for stream, _, kind, user in await _everything(pool, schema) if kind.endswith("Joined")
+    }
     assert joined == {
         HOST: f"space-{SPACE}",
         **{user: f"space-{SPACE}/l{shard_in_lane(user, 4, 2, n % 2)}" for n, user in enumerate(LISTENERS)},
@@ -542,7 +544,9 @@ async def test_replicas_on_writer_lanes_write_shards_of_their_own_and_find_each_
     # their lane's shards is younger than their join; then out from where they joined.
     await asyncio.sleep(OTHER_LANES_SECONDS)
     before = len(await _everything(pool, schema))
-    await asyncio.gather(*(_join((replicas[(n + 1) % 2], None), user) for n, user in enumerate(LISTENERS[:20])))
+    await asyncio.gather(
+        *(_join((replicas[(n + 1) % 2], None), user) for n, user in enumerate(LISTENERS[:20]))
+    )
     assert len(await _everything(pool, schema)) == before
     space = await first.current(SPACE)
     leaving = LISTENERS[:20]
@@ -551,7 +555,9 @@ async def test_replicas_on_writer_lanes_write_shards_of_their_own_and_find_each_
           for n, u in enumerate(leaving))
     )  # fmt: skip
     assert [len(events) for events in left] == [1] * len(leaving)
-    leaves = {user: stream for stream, _, kind, user in await _everything(pool, schema) if kind.endswith("Left")}
+    leaves = {
+        user: stream for stream, _, kind, user in await _everything(pool, schema) if kind.endswith("Left")
+    }
     assert leaves == {user: joined[user] for user in leaving}
 
     # A removal bars the user on every lane's shard: neither replica lets them in.
@@ -560,7 +566,9 @@ async def test_replicas_on_writer_lanes_write_shards_of_their_own_and_find_each_
         with pytest.raises(PermissionDenied) as refused:
             await _join((replica, None), "eve")
         assert refused.value.reason == "REMOVED_FROM_SPACE"
-    barred = {s for s, _, kind, user in await _everything(pool, schema) if user == "eve" and kind.endswith("Barred")}
+    barred = {
+        s for s, _, kind, user in await _everything(pool, schema) if user == "eve" and kind.endswith("Barred")
+    }
     assert barred >= {f"space-{SPACE}/l{shard_in_lane('eve', 4, 2, lane)}" for lane in (0, 1)}
 
     row = await _directory_row(pool, store, schema)

@@ -34,7 +34,11 @@ async def test_replicas_hold_different_lanes_and_a_lane_let_go_is_taken_again(pr
     try:
         for lane in lanes:
             await lane.start()
-        assert [lane() for lane in lanes] == [0, 1, None]  # more replicas than lanes: the third writes anywhere
+        assert [lane() for lane in lanes] == [
+            0,
+            1,
+            None,
+        ]  # more replicas than lanes: the third writes anywhere
 
         await lanes[0].stop()  # a replica that stops lets its lane go
         assert lanes[0]() is None

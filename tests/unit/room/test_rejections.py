@@ -203,7 +203,12 @@ CASES = {
         BUSY, c.GrowListenerShards(SPACE, 3), "sys", InvalidArgument, "INVALID_ARGUMENT", claims=SYSTEM
     ),
     "GrowListenerShards/lanes-not-a-power-of-two": refusal(
-        BUSY, c.GrowListenerShards(SPACE, 4, lanes=3), "sys", InvalidArgument, "INVALID_ARGUMENT", claims=SYSTEM
+        BUSY,
+        c.GrowListenerShards(SPACE, 4, lanes=3),
+        "sys",
+        InvalidArgument,
+        "INVALID_ARGUMENT",
+        claims=SYSTEM,
     ),
     "GrowListenerShards/over-the-limit": refusal(
         BUSY, c.GrowListenerShards(SPACE, 512), "sys", InvalidArgument, "INVALID_ARGUMENT", claims=SYSTEM
