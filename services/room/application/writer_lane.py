@@ -43,6 +43,8 @@ class WriterLane:
         return f"podium-writer-lane:{self.schema}:{lane}"
 
     async def start(self) -> None:
+        if self.lanes < 2:  # one lane: every replica writes it, nothing to hold
+            return
         await self._claim()
         self._task = asyncio.create_task(self._keep(), name="writer-lane")
 
@@ -55,8 +57,6 @@ class WriterLane:
 
     async def _claim(self) -> None:
         """Takes the first free lane, if any, on a session of its own."""
-        if self.lanes < 2:  # one lane: every replica writes it, nothing to hold
-            return
         try:
             if self._conn is None:
                 self._conn = await asyncpg.connect(self.database_url)
