@@ -78,7 +78,7 @@ class RoomSettings(PodiumSettings):
     room_listener_shard_lanes: int = Field(
         1,
         ge=1,
-        le=256,
+        le=RoomLimits.max_listener_shards,  # what GrowListenerShards accepts
         description="Writer lanes a Space's listener shards are dealt to at its first growth "
         "(docs/decisions/0018): each room replica holds one lane and joins users on its shards only, so "
         "replicas sharing a join storm never write the same shard. A power of two; set it to the room's "
