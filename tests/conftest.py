@@ -24,6 +24,7 @@ from tests.support.infrastructure import MIGRATED_TEMPLATES, fresh_database, run
 from tests.support.services import ServiceFactory
 
 SERVICE_LOG_LINES = 60
+LOUD_LEVELS = ("WARNING", "ERROR", "CRITICAL")
 
 if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):  # the embedded broker; a real Kafka's default stands
     EmbeddedBroker.client_defaults()  # ADR 0016
@@ -93,10 +94,24 @@ def pytest_runtest_makereport(item, call):
     factory = item.funcargs.get("service_factory") if hasattr(item, "funcargs") else None
     if report.when != "call" or not report.failed or factory is None:
         return
-    for running in factory.test_scoped + factory.session_scoped:
-        process = running.process
+    processes = [running.process for running in factory.test_scoped + factory.session_scoped]
+    # First, each service's warnings and errors in a few lines: a long report is cut in its middle,
+    # and the tails below may be all routine lines.
+    report.sections.append(("service warnings", _warnings(processes)))
+    for process in processes:
         name = process.log_path.name if process.log_path else process.spec.name
         report.sections.append((f"service log {name}", process.output_tail(SERVICE_LOG_LINES)))
+
+
+def _warnings(processes, per_service: int = 6) -> str:
+    out = []
+    for process in processes:
+        if not (process.log_path and process.log_path.exists()):
+            continue
+        lines = process.log_path.read_text(errors="replace").splitlines()
+        loud = [line for line in lines if any(f'"level": "{level}"' in line for level in LOUD_LEVELS)]
+        out += [f"{process.log_path.name}: {len(loud)} warning(s) or worse", *loud[-per_service:]]
+    return "\n".join(out)
 
 
 @pytest.fixture(autouse=True)

@@ -13,6 +13,7 @@ import time
 
 import grpc
 
+from tests.faults.support import cancel_all
 from tests.integration.media_relay.gateway import ReconnectingGateway
 from tests.support.audio import tone_frames
 
@@ -68,6 +69,4 @@ class LiveAudio:
     async def close(self) -> None:
         self.speaker.stop.set()
         self.listener.stop.set()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_all(self._tasks)

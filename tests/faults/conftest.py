@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 
 import pytest
 
@@ -34,3 +35,29 @@ def stack(service_factory, private_broker, private_database_url):
         return dict(zip(names, started, strict=True))
 
     return start
+
+
+@pytest.fixture(autouse=True)
+async def dump_tasks_before_the_timeout(request):
+    """A fault scenario that hangs is stopped by pytest's timeout, whose thread dump shows only an
+    idle event loop. Shortly before it, this prints where every pending task of the loop waits,
+    so the report says which await never returned."""
+    timeout = float(request.config.getini("timeout") or 0)
+    if timeout <= 30:
+        yield
+        return
+
+    async def watch():
+        await asyncio.sleep(timeout - 20)
+        me = asyncio.current_task()
+        print(
+            f"--- {request.node.nodeid} still running after {timeout - 20:.0f} s; pending tasks:",
+            file=sys.stderr,
+        )
+        for task in asyncio.all_tasks():
+            if task is not me:
+                task.print_stack(limit=12, file=sys.stderr)
+
+    watcher = asyncio.create_task(watch())
+    yield
+    watcher.cancel()

@@ -85,6 +85,19 @@ def _own_effects(kind: str, effects: list[str]) -> list[str]:
     return effects
 
 
+async def cancel_all(tasks, timeout: float = 10.0) -> None:
+    """Cancels the tasks and waits for them, but not for ever: one that swallows its cancellation
+    fails the scenario, with where it waits, instead of hanging it."""
+    for task in tasks:
+        task.cancel()
+    if not tasks:
+        return
+    _, pending = await asyncio.wait(tasks, timeout=timeout)
+    if pending:
+        stuck = "\n".join(f"{t.get_name()}: {t.get_stack(limit=3)}" for t in pending)
+        raise AssertionError(f"{len(pending)} task(s) ignored cancellation for {timeout} s:\n{stuck}")
+
+
 @dataclass
 class Call:
     kind: str
@@ -174,9 +187,7 @@ class Load:
     async def close(self) -> None:
         self._stop.set()
         tasks = [*self._tasks, *([self._heartbeat_task] if self._heartbeat_task else [])]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_all(tasks)
 
     async def call(self, kind: str, who: str, service: str, rpc, **fields) -> Call:
         """One call about user `who`: retried with the same request_id while its outcome is unknown."""
@@ -402,9 +413,12 @@ async def converge(
     mismatches: list[str] = ["never checked"]
     while time.monotonic() - started < timeout:
         try:
-            mismatches = await _differences(
-                bootstrap, database_url, space_id, room, moderation, presence, load
-            )
+            # One look may not outlast the whole wait: a read of the log or a view call that hangs
+            # must show as a mismatch, not hang the scenario.
+            async with asyncio.timeout(max(1.0, timeout - (time.monotonic() - started))):
+                mismatches = await _differences(
+                    bootstrap, database_url, space_id, room, moderation, presence, load
+                )
         except Exception as e:  # a view or the log not answering yet: keep polling
             mismatches = [f"{type(e).__name__}: {e}"]
         if not mismatches:
