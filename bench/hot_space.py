@@ -274,6 +274,8 @@ async def joins(stack: BenchStack, first: Room, args) -> dict:
     profiled = set(args.profile)
 
     def phase(name: str, *rest, **options):  # profiled when asked (py-spy costs CPU: not compared)
+        if name not in JOIN_PHASES:  # the list --profile is checked against must name every phase
+            raise ValueError(f"join phase {name!r} is missing from JOIN_PHASES")
         where = stack.work / "profiles" if name in profiled else None
         if where is not None:
             where.mkdir(exist_ok=True)
