@@ -419,6 +419,8 @@ async def converge(
                 mismatches = await _differences(
                     bootstrap, database_url, space_id, room, moderation, presence, load
                 )
+        except TimeoutError:
+            mismatches = ["a look at the log and the views did not finish before the wait ran out"]
         except Exception as e:  # a view or the log not answering yet: keep polling
             mismatches = [f"{type(e).__name__}: {e}"]
         if not mismatches:
