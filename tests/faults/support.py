@@ -415,14 +415,15 @@ async def converge(
         try:
             # One look may not outlast the whole wait: a read of the log or a view call that hangs
             # must show as a mismatch, not hang the scenario.
-            async with asyncio.timeout(max(1.0, timeout - (time.monotonic() - started))):
+            bound = asyncio.timeout(max(1.0, timeout - (time.monotonic() - started)))
+            async with bound:
                 mismatches = await _differences(
                     bootstrap, database_url, space_id, room, moderation, presence, load
                 )
-        except TimeoutError:
-            mismatches = ["a look at the log and the views did not finish before the wait ran out"]
         except Exception as e:  # a view or the log not answering yet: keep polling
             mismatches = [f"{type(e).__name__}: {e}"]
+            if isinstance(e, TimeoutError) and bound.expired():
+                mismatches = ["a look at the log and the views did not finish before the wait ran out"]
         if not mismatches:
             return Convergence(time.monotonic() - started, [])
         await asyncio.sleep(0.5)
