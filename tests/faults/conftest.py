@@ -42,7 +42,14 @@ async def dump_tasks_before_the_timeout(request):
     """A fault scenario that hangs is stopped by pytest's timeout, whose thread dump shows only an
     idle event loop. Shortly before it, this prints where every pending task of the loop waits,
     so the report says which await never returned."""
-    timeout = float(request.config.getini("timeout") or 0)
+    # pytest-timeout's own order: the test's mark, then --timeout, then the ini setting.
+    mark = request.node.get_closest_marker("timeout")
+    timeout = float(
+        (mark.args[0] if mark and mark.args else None)
+        or request.config.getoption("timeout", None)
+        or request.config.getini("timeout")
+        or 0
+    )
     if timeout <= 30:
         yield
         return
