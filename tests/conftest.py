@@ -10,7 +10,9 @@ started lazily: unit tests start nothing. The helpers live in `tests/support/`.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -103,14 +105,29 @@ def pytest_runtest_makereport(item, call):
         report.sections.append((f"service log {name}", process.output_tail(SERVICE_LOG_LINES)))
 
 
-def _warnings(processes, per_service: int = 6) -> str:
+def _warnings(processes, kinds: int = 8) -> str:
+    """Per service: its WARNING-or-worse lines, alike ones (the same logger and message, numbers
+    aside) counted as one kind; errors first, then the latest. A warning repeated a hundred times
+    must not hide the one error."""
     out = []
     for process in processes:
         if not (process.log_path and process.log_path.exists()):
             continue
-        lines = process.log_path.read_text(errors="replace").splitlines()
-        loud = [line for line in lines if any(f'"level": "{level}"' in line for level in LOUD_LEVELS)]
-        out += [f"{process.log_path.name}: {len(loud)} warning(s) or worse", *loud[-per_service:]]
+        kinds_seen: dict[tuple[str, str, str], list] = {}  # kind -> [count, last line, last index]
+        for index, line in enumerate(process.log_path.read_text(errors="replace").splitlines()):
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(record, dict) or record.get("level") not in LOUD_LEVELS:
+                continue
+            message = re.sub(r"\d+", "N", str(record.get("message", "")))[:200]
+            kind = (record["level"], str(record.get("logger", "")), message)
+            seen = kinds_seen.setdefault(kind, [0, "", 0])
+            seen[0], seen[1], seen[2] = seen[0] + 1, line, index
+        ranked = sorted(kinds_seen.items(), key=lambda k: (k[0][0] == "WARNING", -k[1][2]))
+        out.append(f"{process.log_path.name}: {len(kinds_seen)} kind(s) of warning or worse")
+        out += [f"  {count}x, last: {last[:400]}" for _, (count, last, _) in ranked[:kinds]]
     return "\n".join(out)
 
 
