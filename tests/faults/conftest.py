@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+from tests.faults.support import awaiting
+
 #: Presence forgets a user 3 s after their last heartbeat, so it settles quickly after a load.
 PRESENCE_ENV = {
     "PODIUM_PRESENCE_TIMEOUT_SECONDS": "3",
@@ -63,23 +65,8 @@ async def dump_tasks_before_the_timeout(request):
         )
         for task in asyncio.all_tasks():
             if task is not me:
-                print(f"{task.get_name()}:", *_awaiting(task.get_coro()), sep="\n  ", file=sys.stderr)
+                print(f"{task.get_name()}:", *awaiting(task.get_coro()), sep="\n  ", file=sys.stderr)
 
     watcher = asyncio.create_task(watch())
     yield
     watcher.cancel()
-
-
-def _awaiting(coro, depth: int = 20) -> list[str]:
-    """Where a suspended coroutine waits, through what it awaits (a task's own stack shows only
-    its outermost frame)."""
-    out = []
-    while coro is not None and depth:
-        frame = getattr(coro, "cr_frame", None) or getattr(coro, "ag_frame", None)
-        if frame is not None:
-            out.append(f"{frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}")
-        coro = getattr(coro, "cr_await", None) or getattr(coro, "ag_await", None)
-        depth -= 1
-    if coro is not None:
-        out.append(repr(coro))
-    return out or ["(no frame)"]

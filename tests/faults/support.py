@@ -85,6 +85,21 @@ def _own_effects(kind: str, effects: list[str]) -> list[str]:
     return effects
 
 
+def awaiting(coro, depth: int = 20) -> list[str]:
+    """Where a suspended coroutine waits, through what it awaits (a task's own stack shows only
+    its outermost frame)."""
+    out = []
+    while coro is not None and depth:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "ag_frame", None)
+        if frame is not None:
+            out.append(f"{frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}")
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "ag_await", None)
+        depth -= 1
+    if coro is not None:
+        out.append(repr(coro))
+    return out or ["(no frame)"]
+
+
 async def cancel_all(tasks, timeout: float = 10.0) -> None:
     """Cancels the tasks and waits for them, but not for ever: one that swallows its cancellation
     fails the scenario, with where it waits, instead of hanging it."""
@@ -94,7 +109,9 @@ async def cancel_all(tasks, timeout: float = 10.0) -> None:
         return
     _, pending = await asyncio.wait(tasks, timeout=timeout)
     if pending:
-        stuck = "\n".join(f"{t.get_name()}: {t.get_stack(limit=3)}" for t in pending)
+        stuck = "\n".join(
+            f"{t.get_name()}: " + " <- ".join(reversed(awaiting(t.get_coro()))) for t in pending
+        )
         raise AssertionError(f"{len(pending)} task(s) ignored cancellation for {timeout} s:\n{stuck}")
 
 
