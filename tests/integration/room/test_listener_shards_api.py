@@ -14,7 +14,11 @@ from collections import Counter
 import grpc
 import pytest
 
+from libs.config.settings import PodiumSettings
 from libs.domain.streams import is_space_stream
+from libs.events.tail import space_history
+from libs.events.topics import ROOM_EVENTS
+from podium.room.v1 import room_events_pb2 as rev
 from podium.room.v1 import room_types_pb2 as types
 from tests.integration.clients import RoomClient, error_reason
 
@@ -30,7 +34,7 @@ async def _until(check, timeout: float = 20.0):
 
 
 async def test_a_rush_into_one_space_spreads_over_shards_and_the_space_still_behaves_as_one(
-    start_room, room_topic_events
+    start_room, room_topic_events, broker
 ):
     service = await start_room(env={"PODIUM_ROOM_LISTENER_SHARD_JOINS_PER_SECOND": "5"})
     host = RoomClient(service.channel, "star")
@@ -38,9 +42,20 @@ async def test_a_rush_into_one_space_spreads_over_shards_and_the_space_still_beh
     await host.StartSpace(space_id=space_id)
     fans = {user: RoomClient(service.channel, user) for user in LISTENERS}
 
-    joined = await asyncio.gather(
-        *(fans[u].JoinSpace(space_id=space_id, request_id=f"j-{u}") for u in LISTENERS)
-    )
+    def join(users):
+        return asyncio.gather(*(fans[u].JoinSpace(space_id=space_id, request_id=f"j-{u}") for u in users))
+
+    # The first of the rush makes the Space grow; the rest come once it has (on a busy machine all
+    # 120 at once could be answered before the growth lands, and none would be on a shard).
+    joined = list(await join(LISTENERS[:20]))
+    settings = PodiumSettings(kafka_bootstrap_servers=broker.bootstrap)
+
+    async def grown() -> bool:
+        events = await space_history(settings, ROOM_EVENTS.name, space_id)
+        return any(isinstance(payload, rev.ListenerShardsGrown) for payload, _ in events)
+
+    await _until(grown)
+    joined += await join(LISTENERS[20:])
     assert {j.role for j in joined} == {types.ROLE_LISTENER}
     again = await fans[LISTENERS[-1]].JoinSpace(space_id=space_id, request_id=f"j-{LISTENERS[-1]}")
     assert again.role == types.ROLE_LISTENER  # a retry: answered, nothing twice
